@@ -1,0 +1,95 @@
+#include "common/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fm_buf_init(struct fm_buf *b, size_t limit)
+{
+    *b = (struct fm_buf){.limit = limit};
+}
+
+void fm_buf_free(struct fm_buf *b)
+{
+    free(b->data);
+    fm_buf_init(b, b->limit);
+}
+
+void fm_buf_reset(struct fm_buf *b)
+{
+    b->len = 0;
+    b->failed = false;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+static int reserve(struct fm_buf *b, size_t more)
+{
+    if (b->failed)
+        return -1;
+    if (more > b->limit - b->len) {
+        b->failed = true;
+        return -1;
+    }
+    size_t need = b->len + more + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (p == NULL) {
+        b->failed = true;
+        return -1;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int fm_buf_append(struct fm_buf *b, const void *p, size_t n)
+{
+    if (reserve(b, n) != 0)
+        return -1;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int fm_buf_puts(struct fm_buf *b, const char *s)
+{
+    return fm_buf_append(b, s, strlen(s));
+}
+
+int fm_buf_printf(struct fm_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || reserve(b, (size_t)n) != 0) {
+        b->failed = true;
+        return -1;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+char *fm_buf_steal(struct fm_buf *b)
+{
+    if (b->failed) {
+        fm_buf_free(b);
+        return NULL;
+    }
+    if (b->data == NULL && reserve(b, 0) != 0)
+        return NULL;
+    char *s = b->data;
+    fm_buf_init(b, b->limit);
+    return s;
+}

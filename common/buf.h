@@ -1,0 +1,40 @@
+#ifndef FM_BUF_H
+#define FM_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * A growable byte buffer with a hard cap. Reaching the cap is an error, never a silent
+ * truncation: once an append fails the buffer is marked failed and later appends fail too,
+ * so a caller may check once at the end. data is always NUL-terminated.
+ */
+struct fm_buf {
+    char *data;
+    size_t len;
+    size_t cap;   /* allocated */
+    size_t limit; /* most bytes it may ever hold, excluding the NUL */
+    bool failed;
+};
+
+/** Start an empty buffer that may grow to limit bytes. Allocates nothing yet. */
+void fm_buf_init(struct fm_buf *b, size_t limit);
+
+/** Free what b holds and make it empty again (it can be reused). */
+void fm_buf_free(struct fm_buf *b);
+
+/** Forget the contents but keep the allocation. */
+void fm_buf_reset(struct fm_buf *b);
+
+/** Append n bytes. Returns 0, or -1 on the cap or out of memory (b->failed is then set). */
+int fm_buf_append(struct fm_buf *b, const void *p, size_t n);
+int fm_buf_puts(struct fm_buf *b, const char *s);
+int fm_buf_printf(struct fm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/**
+ * Take the contents as a heap string (caller frees with free) and leave b empty.
+ * Returns NULL when the buffer failed.
+ */
+char *fm_buf_steal(struct fm_buf *b);
+
+#endif

@@ -1,0 +1,45 @@
+#include "common/db.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *db_conninfo(const char *explicit_value)
+{
+    if (explicit_value && *explicit_value)
+        return explicit_value;
+    const char *env = getenv("FAASMETER_DB");
+    return env ? env : "";
+}
+
+void db_err_from(struct fm_err *err, PGconn *conn, const PGresult *res, const char *what)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    if (msg == NULL || *msg == '\0')
+        msg = conn ? PQerrorMessage(conn) : "no connection";
+    char line[400];
+    size_t n = 0;
+    for (; msg[n] && msg[n] != '\n' && n < sizeof line - 1; n++)
+        line[n] = msg[n];
+    line[n] = '\0';
+    fm_err_set(err, "%s: %s", what, line);
+}
+
+PGconn *db_connect(const char *conninfo, struct fm_err *err)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        db_err_from(err, conn, NULL, "database connection failed");
+        PQfinish(conn);
+        return NULL;
+    }
+    PGresult *res = PQexec(conn, "SET TIME ZONE 'UTC'; SET synchronous_commit = on; "
+                                 "SET client_min_messages = warning");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_err_from(err, conn, res, "database session set-up failed");
+        PQclear(res);
+        PQfinish(conn);
+        return NULL;
+    }
+    PQclear(res);
+    return conn;
+}

@@ -1,0 +1,42 @@
+#ifndef FM_METER_HTTP_H
+#define FM_METER_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+/* meterd's HTTP API (DESIGN.md, "HTTP API of meterd") on libmicrohttpd. */
+
+struct meter_config {
+    const char *listen_addr; /* IPv4 address to bind; "127.0.0.1" when NULL */
+    uint16_t port;           /* 0: any free port (read it back with meter_server_port) */
+    const char *conninfo;    /* libpq connection string */
+    unsigned threads;        /* worker threads, each with its own database connection */
+    size_t body_limit;       /* bytes; a larger request body gets 413 */
+    unsigned connection_limit;
+    unsigned per_ip_limit;
+    unsigned timeout_s;      /* idle connection timeout */
+};
+
+/** The defaults that meterd starts from. */
+void meter_config_defaults(struct meter_config *cfg);
+
+struct meter_server;
+
+/**
+ * Bind and start serving on worker threads.
+ * @param cfg  borrowed; its strings must outlive the server
+ * @param out  on success the server (stop and free with meter_server_stop)
+ * @return 0, or -1 with err set (address in use, bad address)
+ */
+int meter_server_start(const struct meter_config *cfg, struct meter_server **out,
+                       struct fm_err *err);
+
+/** The port the server listens on. */
+uint16_t meter_server_port(const struct meter_server *s);
+
+/** Stop accepting connections, let requests in flight finish, free s. NULL is a no-op. */
+void meter_server_stop(struct meter_server *s);
+
+#endif

@@ -1,0 +1,253 @@
+#include "meter/record.h"
+
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/timeutil.h"
+
+/* Which record types a field belongs to. */
+enum {
+    T_START = 1,
+    T_STOP = 2,
+    T_RES = 4,
+    T_ALL = T_START | T_STOP | T_RES,
+};
+
+enum field_kind { F_STRING, F_TENANT, F_FUNCTION, F_TIME, F_INT, F_BOOL, F_ENUM };
+
+struct field {
+    const char *name;
+    enum field_kind kind;
+    int types;      /* where it is required */
+    bool optional;  /* may be absent (or null) */
+    int64_t min, max;        /* F_INT range; F_STRING length range */
+    const char *const *values; /* F_ENUM */
+};
+
+static const char *const record_types[] = {"start", "stop", "resource", NULL};
+static const char *const triggers[] = {"http", "queue", "event", "timer", "pipeline", "cli", NULL};
+static const char *const statuses[] = {"ok", "error", "timeout", "oom", "crashed", "rejected",
+                                       NULL};
+
+#define JSON_INT_MAX ((INT64_C(1) << 53) - 1)
+
+/* The contract of DESIGN.md as a table; the canonical form lists fields in this order. */
+static const struct field fields[] = {
+    {"id", F_STRING, T_ALL, false, 1, 128, NULL},
+    {"type", F_ENUM, T_ALL, false, 0, 0, record_types},
+    {"invocation_id", F_STRING, T_ALL, false, 1, 128, NULL},
+    {"tenant", F_TENANT, T_ALL, false, 0, 0, NULL},
+    {"function", F_FUNCTION, T_ALL, false, 0, 0, NULL},
+    {"time", F_TIME, T_ALL, false, 0, 0, NULL},
+    {"memory_mb", F_INT, T_START | T_STOP, false, 1, 10240, NULL},
+    {"timeout_ms", F_INT, T_START, false, 1, JSON_INT_MAX, NULL},
+    {"cold_start", F_BOOL, T_START | T_STOP, false, 0, 0, NULL},
+    {"trigger", F_ENUM, T_START, false, 0, 0, triggers},
+    {"correlation_id", F_STRING, T_ALL, true, 0, 128, NULL},
+    {"duration_us", F_INT, T_STOP, false, 0, JSON_INT_MAX, NULL},
+    {"init_us", F_INT, T_STOP, false, 0, JSON_INT_MAX, NULL},
+    {"status", F_ENUM, T_STOP, false, 0, 0, statuses},
+    {"exit_code", F_INT, T_STOP, false, INT32_MIN, INT32_MAX, NULL},
+    {"cpu_user_us", F_INT, T_STOP | T_RES, false, 0, JSON_INT_MAX, NULL},
+    {"cpu_sys_us", F_INT, T_STOP | T_RES, false, 0, JSON_INT_MAX, NULL},
+    {"max_rss_kb", F_INT, T_STOP | T_RES, false, 0, JSON_INT_MAX, NULL},
+    {"bytes_in", F_INT, T_STOP, false, 0, JSON_INT_MAX, NULL},
+    {"bytes_out", F_INT, T_STOP, false, 0, JSON_INT_MAX, NULL},
+};
+
+static bool name_ok(const char *s, bool function)
+{
+    size_t len = strlen(s);
+    size_t max = function ? 128 : 64;
+    if (len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                     (function && c >= 'A' && c <= 'Z');
+        bool punct = i > 0 && (c == '_' || c == '-' || (function && c == '.'));
+        if (!alnum && !punct)
+            return false;
+    }
+    return true;
+}
+
+static int enum_index(const char *const *values, const char *s)
+{
+    for (int i = 0; values[i]; i++)
+        if (strcmp(values[i], s) == 0)
+            return i;
+    return -1;
+}
+
+/* A JSON number that is an integer in [min, max]. cJSON keeps numbers as doubles, which hold
+ * every integer below 2^53 exactly; the contract keeps integers below that. */
+static bool int_in_range(const cJSON *v, int64_t min, int64_t max, int64_t *out)
+{
+    if (!cJSON_IsNumber(v))
+        return false;
+    double d = v->valuedouble;
+    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0))
+        return false;
+    int64_t i = (int64_t)d;
+    if ((double)i != d || i < min || i > max)
+        return false;
+    *out = i;
+    return true;
+}
+
+static int type_mask(const char *type)
+{
+    return 1 << enum_index(record_types, type);
+}
+
+/* Append "name": to the canonical object. */
+static void put_key(struct fm_buf *b, const char *name, bool *first)
+{
+    fm_buf_puts(b, *first ? "{\"" : ",\"");
+    fm_buf_puts(b, name);
+    fm_buf_puts(b, "\":");
+    *first = false;
+}
+
+static void put_string(struct fm_buf *b, const char *s)
+{
+    fm_buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fm_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            fm_buf_printf(b, "\\u%04x", *p);
+        else
+            fm_buf_append(b, p, 1);
+    }
+    fm_buf_puts(b, "\"");
+}
+
+static int check_field(const struct field *f, const cJSON *v, struct meter_record *r,
+                       struct fm_buf *canon, bool *first, struct fm_err *err)
+{
+    int64_t n = 0;
+    switch (f->kind) {
+    case F_STRING:
+        if (!cJSON_IsString(v) || strlen(v->valuestring) < (size_t)f->min ||
+            strlen(v->valuestring) > (size_t)f->max)
+            return fm_err_set(err, "%s: expected a string of %" PRId64 "-%" PRId64 " characters",
+                              f->name, f->min, f->max);
+        break;
+    case F_TENANT:
+        if (!cJSON_IsString(v) || !name_ok(v->valuestring, false))
+            return fm_err_set(err, "%s: expected [a-z0-9][a-z0-9_-]{0,63}", f->name);
+        break;
+    case F_FUNCTION:
+        if (!cJSON_IsString(v) || !name_ok(v->valuestring, true))
+            return fm_err_set(err, "%s: expected [A-Za-z0-9][A-Za-z0-9._-]{0,127}", f->name);
+        break;
+    case F_TIME:
+        if (!cJSON_IsString(v) || fm_time_parse(v->valuestring, &r->time_us) != 0)
+            return fm_err_set(err, "%s: expected an RFC 3339 UTC time such as "
+                                   "2026-01-31T12:00:00.000000Z",
+                              f->name);
+        fm_time_format(r->time_us, r->time_text, sizeof r->time_text);
+        put_key(canon, f->name, first);
+        put_string(canon, r->time_text);
+        return 0;
+    case F_INT:
+        if (!int_in_range(v, f->min, f->max, &n)) {
+            if (f->max == JSON_INT_MAX)
+                return fm_err_set(err, "%s: expected an integer >= %" PRId64 " below 2^53",
+                                  f->name, f->min);
+            return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, f->name,
+                              f->min, f->max);
+        }
+        put_key(canon, f->name, first);
+        fm_buf_printf(canon, "%" PRId64, n);
+        return 0;
+    case F_BOOL:
+        if (!cJSON_IsBool(v))
+            return fm_err_set(err, "%s: expected true or false", f->name);
+        put_key(canon, f->name, first);
+        fm_buf_puts(canon, cJSON_IsTrue(v) ? "true" : "false");
+        return 0;
+    case F_ENUM:
+        if (!cJSON_IsString(v) || enum_index(f->values, v->valuestring) < 0) {
+            char list[160] = "";
+            size_t len = 0;
+            for (int i = 0; f->values[i] && len < sizeof list; i++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
+                                        f->values[i]);
+            return fm_err_set(err, "%s: expected one of %s", f->name, list);
+        }
+        break;
+    }
+    put_key(canon, f->name, first);
+    put_string(canon, v->valuestring);
+    return 0;
+}
+
+int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_err *err)
+{
+    struct meter_record r = {0};
+    struct fm_buf canon;
+    fm_buf_init(&canon, 8192);
+    bool first = true;
+
+    if (!cJSON_IsObject(json)) {
+        fm_err_set(err, "record: expected a JSON object");
+        goto fail;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(json, "type");
+    if (!cJSON_IsString(type) || enum_index(record_types, type->valuestring) < 0) {
+        fm_err_set(err, "type: expected one of start, stop, resource");
+        goto fail;
+    }
+    int mask = type_mask(type->valuestring);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const struct field *f = &fields[i];
+        if (!(f->types & mask))
+            continue;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, f->name);
+        if (v == NULL || (f->optional && cJSON_IsNull(v))) {
+            if (f->optional)
+                continue;
+            fm_err_set(err, "%s: missing (required in a %s record)", f->name,
+                       type->valuestring);
+            goto fail;
+        }
+        if (check_field(f, v, &r, &canon, &first, err) != 0)
+            goto fail;
+    }
+    fm_buf_puts(&canon, "}");
+    if (canon.failed) {
+        fm_err_set(err, "record: too large");
+        goto fail;
+    }
+    /* Lengths were checked against these buffers' sizes above. */
+    const char *tenant = cJSON_GetObjectItemCaseSensitive(json, "tenant")->valuestring;
+    const char *id = cJSON_GetObjectItemCaseSensitive(json, "id")->valuestring;
+    memcpy(r.tenant, tenant, strlen(tenant) + 1);
+    memcpy(r.id, id, strlen(id) + 1);
+    memcpy(r.type, type->valuestring, strlen(type->valuestring) + 1);
+    SHA256((const unsigned char *)canon.data, canon.len, r.digest);
+    r.body = fm_buf_steal(&canon);
+    if (r.body == NULL) {
+        fm_err_set(err, "out of memory");
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    fm_buf_free(&canon);
+    return -1;
+}
+
+void meter_record_clear(struct meter_record *r)
+{
+    free(r->body);
+    r->body = NULL;
+}

@@ -1,0 +1,53 @@
+#ifndef FM_METER_STORE_H
+#define FM_METER_STORE_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "common/apikey.h"
+#include "common/err.h"
+#include "meter/record.h"
+
+/* meterd's use of PostgreSQL: one connection per worker thread, prepared statements. */
+
+enum meter_outcome { METER_ACCEPTED, METER_DUPLICATE, METER_CONFLICT };
+
+/**
+ * This thread's connection to conninfo, made (and its statements prepared) on first use and
+ * made again when the previous one broke. Owned by the thread; freed by meter_store_close.
+ * @return the connection, or NULL with err set when the database cannot be reached
+ */
+PGconn *meter_store_conn(const char *conninfo, struct fm_err *err);
+
+/** Close this thread's connection, if any. */
+void meter_store_close(void);
+
+/** Close every thread's connection; only once no worker thread uses the store any more. */
+void meter_store_close_all(void);
+
+/**
+ * Store a batch of validated records in one transaction, each exactly once.
+ * @param outcomes  n entries, written only on success
+ * @return 0 once the transaction is committed; -1 with err set when the database failed
+ *         (nothing of the batch is stored then)
+ */
+int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
+                        enum meter_outcome *outcomes, struct fm_err *err);
+
+struct meter_key {
+    unsigned char hash[APIKEY_HASH_LEN];
+    char role[8];    /* "admin", "ingest" or "tenant" */
+    char tenant[65]; /* for tenant keys, else "" */
+};
+
+/**
+ * Find the live (not revoked) key with this public id.
+ * @return 1 and *out filled, 0 when there is none, -1 with err set on a database failure
+ */
+int meter_store_find_key(PGconn *conn, const char *key_id, struct meter_key *out,
+                         struct fm_err *err);
+
+/** 0 when the database answers a trivial query, -1 otherwise. */
+int meter_store_ping(PGconn *conn);
+
+#endif

@@ -1,0 +1,42 @@
+#include "tests/httpc.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <string.h>
+
+#include "common/buf.h"
+
+static size_t collect(char *p, size_t size, size_t n, void *userdata)
+{
+    return fm_buf_append(userdata, p, size * n) == 0 ? size * n : 0;
+}
+
+struct http_reply http_call(const char *method, const char *url, const char *const *headers,
+                            const char *body)
+{
+    CURL *curl = curl_easy_init();
+    ck_assert_ptr_nonnull(curl);
+    struct curl_slist *list = NULL;
+    for (size_t i = 0; headers && headers[i]; i++)
+        list = curl_slist_append(list, headers[i]);
+    struct fm_buf out;
+    fm_buf_init(&out, 64u << 20);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+    if (body) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    CURLcode rc = curl_easy_perform(curl);
+    ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(rc));
+    struct http_reply r = {0};
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+    r.body = fm_buf_steal(&out);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(curl);
+    return r;
+}

@@ -1,0 +1,18 @@
+#ifndef FM_TESTS_HTTPC_H
+#define FM_TESTS_HTTPC_H
+
+/* A small HTTP client for tests, on libcurl. */
+
+struct http_reply {
+    long status;
+    char *body; /* caller frees */
+};
+
+/**
+ * Send one request. headers is NULL-terminated ("Name: value" strings) or NULL; body may be
+ * NULL. Fails the test when the request cannot be sent at all.
+ */
+struct http_reply http_call(const char *method, const char *url, const char *const *headers,
+                            const char *body);
+
+#endif

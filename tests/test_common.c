@@ -1,0 +1,82 @@
+#include <check.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/timeutil.h"
+#include "tests/suites.h"
+
+START_TEST(time_round_trip)
+{
+    int64_t us = 0;
+    ck_assert_int_eq(fm_time_parse("2026-11-27T10:11:32.123456Z", &us), 0);
+    ck_assert_int_eq(us, INT64_C(1795774292123456));
+    char buf[FM_TIME_BUFSZ];
+    ck_assert_int_eq(fm_time_format(us, buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, "2026-11-27T10:11:32.123456Z");
+    ck_assert_int_eq(fm_time_parse("1970-01-01T00:00:00Z", &us), 0);
+    ck_assert_int_eq(us, 0);
+    ck_assert_int_eq(fm_time_parse("2024-02-29T23:59:59.5+00:00", &us), 0);
+    ck_assert_int_eq(fm_time_format(us, buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, "2024-02-29T23:59:59.500000Z");
+}
+END_TEST
+
+START_TEST(time_rejects)
+{
+    static const char *const bad[] = {
+        "", "2026-11-27", "2026-11-27 10:11:32Z", "2026-11-27T10:11:32", "2026-13-01T00:00:00Z",
+        "2023-02-29T00:00:00Z", "2026-11-27T24:00:00Z", "2026-11-27T10:11:32.1234567Z",
+        "2026-11-27T10:11:32.Z", "2026-11-27T10:11:32+01:00", "2026-11-27T10:11:32Zjunk",
+        "1969-12-31T23:59:59Z",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t us = 42;
+        ck_assert_msg(fm_time_parse(bad[i], &us) == -1, "accepted %s", bad[i]);
+        ck_assert_int_eq(us, 42);
+    }
+}
+END_TEST
+
+START_TEST(period_bounds)
+{
+    int64_t a = 0, b = 0;
+    ck_assert_int_eq(fm_period_parse("2026-12", &a, &b), 0);
+    char s[FM_TIME_BUFSZ];
+    fm_time_format(a, s, sizeof s);
+    ck_assert_str_eq(s, "2026-12-01T00:00:00.000000Z");
+    fm_time_format(b, s, sizeof s);
+    ck_assert_str_eq(s, "2027-01-01T00:00:00.000000Z");
+    ck_assert_int_eq(fm_period_parse("2026-13", &a, &b), -1);
+    ck_assert_int_eq(fm_period_parse("2026-1", &a, &b), -1);
+    char p[8];
+    fm_period_of(b - 1, p);
+    ck_assert_str_eq(p, "2026-12");
+}
+END_TEST
+
+START_TEST(buf_cap_is_an_error)
+{
+    struct fm_buf b;
+    fm_buf_init(&b, 8);
+    ck_assert_int_eq(fm_buf_puts(&b, "1234"), 0);
+    ck_assert_int_eq(fm_buf_printf(&b, "%d", 5678), 0);
+    ck_assert_str_eq(b.data, "12345678");
+    ck_assert_int_eq(fm_buf_puts(&b, "9"), -1);
+    ck_assert(b.failed);
+    ck_assert_ptr_null(fm_buf_steal(&b));
+    fm_buf_free(&b);
+}
+END_TEST
+
+Suite *suite_common(void)
+{
+    Suite *s = suite_create("common");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, time_round_trip);
+    tcase_add_test(tc, time_rejects);
+    tcase_add_test(tc, period_bounds);
+    tcase_add_test(tc, buf_cap_is_an_error);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,314 @@
+/* meterd's records API against a real PostgreSQL, over real HTTP. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/apikey.h"
+#include "meter/http.h"
+#include "tests/httpc.h"
+#include "tests/suites.h"
+#include "tests/testdb.h"
+
+static char conninfo[1024];
+static char admin_key[APIKEY_LEN + 1];
+static char ingest_key[APIKEY_LEN + 1];
+static char tenant_key[APIKEY_LEN + 1];
+
+static struct meter_server *server;
+static PGconn *db;
+static char records_url[128];
+static char healthz_url[128];
+
+static void add_key(PGconn *conn, char *key, const char *role, const char *tenant)
+{
+    char id[APIKEY_ID_LEN + 1];
+    unsigned char hash[APIKEY_HASH_LEN];
+    char hex[2 * APIKEY_HASH_LEN + 3] = "\\x";
+    ck_assert_int_eq(apikey_generate(key), 0);
+    ck_assert(apikey_id(key, id));
+    apikey_hash(key, hash);
+    for (int i = 0; i < APIKEY_HASH_LEN; i++)
+        snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
+    const char *params[] = {id, hex, role, tenant};
+    free(testdb_value(conn,
+                      "INSERT INTO api_keys (key_id, key_hash, role, tenant)"
+                      " VALUES ($1, $2::bytea, $3, $4) RETURNING key_id",
+                      4, params));
+}
+
+/* Once, in the runner: a fresh database with three keys. */
+static void suite_setup(void)
+{
+    testdb_create("faasmeter_test_meter", conninfo, sizeof conninfo);
+    PGconn *conn = testdb_connect(conninfo);
+    testdb_exec(conn, "INSERT INTO tenants (tenant) VALUES ('acme')");
+    add_key(conn, admin_key, "admin", NULL);
+    add_key(conn, ingest_key, "ingest", NULL);
+    add_key(conn, tenant_key, "tenant", "acme");
+    PQfinish(conn);
+}
+
+/* In each test's process: a server on a free port and a database connection. */
+static void test_setup(void)
+{
+    struct meter_config cfg;
+    meter_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 2;
+    cfg.body_limit = 64 * 1024;
+    cfg.conninfo = conninfo;
+    struct fm_err err;
+    ck_assert_msg(meter_server_start(&cfg, &server, &err) == 0, "%s", err.msg);
+    unsigned port = meter_server_port(server);
+    snprintf(records_url, sizeof records_url, "http://127.0.0.1:%u/v1/records", port);
+    snprintf(healthz_url, sizeof healthz_url, "http://127.0.0.1:%u/healthz", port);
+    db = testdb_connect(conninfo);
+}
+
+static void test_teardown(void)
+{
+    meter_server_stop(server);
+    server = NULL;
+    PQfinish(db);
+    db = NULL;
+}
+
+/* POST a body with a key and content type; returns the reply. */
+static struct http_reply post(const char *key, const char *content_type, const char *body)
+{
+    char auth[128], ct[128];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+    const char *headers[] = {auth, ct, NULL};
+    return http_call("POST", records_url, headers, body);
+}
+
+static void expect(struct http_reply r, long status, const char *body)
+{
+    ck_assert_int_eq(r.status, status);
+    ck_assert_str_eq(r.body, body);
+    free(r.body);
+}
+
+static void expect_value(const char *sql, const char *param, const char *want)
+{
+    const char *params[] = {param};
+    char *v = testdb_value(db, sql, param ? 1 : 0, params);
+    ck_assert_str_eq(v, want);
+    free(v);
+}
+
+#define START(inv, time)                                                                      \
+    "{\"id\":\"" inv ":start\",\"type\":\"start\",\"invocation_id\":\"" inv "\","             \
+    "\"tenant\":\"acme\",\"function\":\"thumbnail\",\"time\":\"" time "\","                   \
+    "\"memory_mb\":256,\"timeout_ms\":3000,\"cold_start\":true,\"trigger\":\"http\"}"
+#define STOP(inv, time, dur)                                                                  \
+    "{\"id\":\"" inv ":stop\",\"type\":\"stop\",\"invocation_id\":\"" inv "\","               \
+    "\"tenant\":\"acme\",\"function\":\"thumbnail\",\"time\":\"" time "\","                   \
+    "\"memory_mb\":256,\"cold_start\":true,\"duration_us\":" dur ",\"init_us\":0,"            \
+    "\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1500,\"cpu_sys_us\":500,"              \
+    "\"max_rss_kb\":20480,\"bytes_in\":100,\"bytes_out\":2000}"
+
+START_TEST(start_and_stop_make_one_invocation)
+{
+    expect(post(ingest_key, "application/json",
+                "[" START("inv-a", "2026-11-03T10:00:00Z") "," STOP("inv-a",
+                                                                   "2026-11-03T10:00:00.260Z",
+                                                                   "260000") "]"),
+           200, "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+    expect_value("SELECT concat_ws('|', function, started_at, has_start, has_stop, memory_mb,"
+                 " timeout_ms, cold_start, trigger, duration_us, status, cpu_user_us + cpu_sys_us,"
+                 " max_rss_kb, bytes_out) FROM invocations WHERE invocation_id = $1",
+                 "inv-a",
+                 "thumbnail|2026-11-03 10:00:00+00|t|t|256|3000|t|http|260000|ok|2000|20480|2000");
+    expect_value("SELECT concat_ws('|', invocations, duration_us, cpu_us) FROM usage_hourly"
+                 " WHERE hour = $1::timestamptz",
+                 "2026-11-03T10:00:00Z", "1|260000|2000");
+}
+END_TEST
+
+START_TEST(repeats_are_duplicates_and_changes_are_conflicts)
+{
+    const char *body = "[" START("inv-b", "2026-11-04T10:00:00Z") "]";
+    expect(post(ingest_key, "application/json", body), 200,
+           "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    expect(post(ingest_key, "application/json", body), 200,
+           "{\"accepted\":0,\"duplicates\":1,\"rejected\":[]}");
+    /* The same id with another time, in another month: a conflict, stored nowhere. */
+    expect(post(ingest_key, "application/x-ndjson",
+                START("inv-b", "2026-12-04T10:00:00Z") "\n"),
+           200,
+           "{\"accepted\":0,\"duplicates\":0,\"rejected\":[{\"index\":0,\"error\":\"id: already "
+           "stored with different content (conflict)\"}]}");
+    expect_value("SELECT count(*) FROM records WHERE id = $1", "inv-b:start", "1");
+    /* Unknown fields do not change a record's content. */
+    char extra[1024];
+    snprintf(extra, sizeof extra, "[{\"extra\":[1,2],%s]",
+             START("inv-b", "2026-11-04T10:00:00Z") + 1);
+    expect(post(ingest_key, "application/json", extra), 200,
+           "{\"accepted\":0,\"duplicates\":1,\"rejected\":[]}");
+}
+END_TEST
+
+START_TEST(stop_before_start)
+{
+    expect(post(ingest_key, "application/x-ndjson",
+                STOP("inv-c", "2026-11-05T11:00:00.500Z", "1000000") "\n"),
+           200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    /* Alone, the stop dates the start from its duration: 10:59:59.5, the 10 o'clock hour. */
+    expect_value("SELECT started_at FROM invocations WHERE invocation_id = $1", "inv-c",
+                 "2026-11-05 10:59:59.5+00");
+    expect_value("SELECT invocations FROM usage_hourly WHERE hour = $1::timestamptz",
+                 "2026-11-05T10:00:00Z", "1");
+    expect(post(ingest_key, "application/json", "[" START("inv-c", "2026-11-05T11:00:00Z") "]"),
+           200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    /* The start's own time wins, and the usage moves to its hour. */
+    expect_value("SELECT concat_ws('|', started_at, has_start, has_stop, trigger)"
+                 " FROM invocations WHERE invocation_id = $1",
+                 "inv-c", "2026-11-05 11:00:00+00|t|t|http");
+    expect_value("SELECT coalesce(sum(invocations), 0) FROM usage_hourly"
+                 " WHERE hour = $1::timestamptz",
+                 "2026-11-05T10:00:00Z", "0");
+    expect_value("SELECT invocations FROM usage_hourly WHERE hour = $1::timestamptz",
+                 "2026-11-05T11:00:00Z", "1");
+    expect_value("SELECT count(*) FROM invocations WHERE invocation_id = $1", "inv-c", "1");
+}
+END_TEST
+
+START_TEST(bad_records_are_named_and_good_ones_kept)
+{
+    expect(post(ingest_key, "application/json",
+                "[" START("inv-d", "2026-11-06T10:00:00Z") ","
+                "{\"id\":\"x\",\"type\":\"start\"},"
+                "{\"id\":\"y\",\"type\":\"launch\"},"
+                "7,"
+                "{\"id\":\"z:stop\",\"type\":\"stop\",\"invocation_id\":\"z\",\"tenant\":\"Acme\"}]"),
+           200,
+           "{\"accepted\":1,\"duplicates\":0,\"rejected\":["
+           "{\"index\":1,\"error\":\"invocation_id: missing (required in a start record)\"},"
+           "{\"index\":2,\"error\":\"type: expected one of start, stop, resource\"},"
+           "{\"index\":3,\"error\":\"record: expected a JSON object\"},"
+           "{\"index\":4,\"error\":\"tenant: expected [a-z0-9][a-z0-9_-]{0,63}\"}]}");
+    /* Field by field: each rule names its field. */
+    static const struct {
+        const char *from, *to, *error;
+    } cases[] = {
+        {"\"memory_mb\":256", "\"memory_mb\":0", "memory_mb: expected an integer 1-10240"},
+        {"\"memory_mb\":256", "\"memory_mb\":1.5", "memory_mb: expected an integer 1-10240"},
+        {"\"timeout_ms\":3000", "\"timeout_ms\":9007199254740992",
+         "timeout_ms: expected an integer >= 1 below 2^53"},
+        {"\"cold_start\":true", "\"cold_start\":1", "cold_start: expected true or false"},
+        {"\"trigger\":\"http\"", "\"trigger\":\"cron\"",
+         "trigger: expected one of http, queue, event, timer, pipeline, cli"},
+        {"2026-11-06T10:00:00Z", "2026-11-06T10:00:00+02:00",
+         "time: expected an RFC 3339 UTC time such as 2026-01-31T12:00:00.000000Z"},
+        {"\"thumbnail\"", "\"-thumb\"", "function: expected [A-Za-z0-9][A-Za-z0-9._-]{0,127}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char rec[1024], body[1200], want[400];
+        const char *tmpl = START("inv-e", "2026-11-06T10:00:00Z");
+        const char *at = strstr(tmpl, cases[i].from);
+        ck_assert_ptr_nonnull(at);
+        snprintf(rec, sizeof rec, "%.*s%s%s", (int)(at - tmpl), tmpl, cases[i].to,
+                 at + strlen(cases[i].from));
+        snprintf(body, sizeof body, "[%s]", rec);
+        snprintf(want, sizeof want,
+                 "{\"accepted\":0,\"duplicates\":0,\"rejected\":[{\"index\":0,\"error\":\"%s\"}]}",
+                 cases[i].error);
+        expect(post(ingest_key, "application/json", body), 200, want);
+    }
+    expect_value("SELECT count(*) FROM records WHERE invocation_id = $1", "inv-e", "0");
+    /* A line of NDJSON that does not parse is that record's error only. */
+    expect(post(ingest_key, "application/x-ndjson",
+                "{not json\n" STOP("inv-f", "2026-11-06T12:00:00Z", "5") "\n"),
+           200,
+           "{\"accepted\":1,\"duplicates\":0,\"rejected\":[{\"index\":0,\"error\":\"record: not "
+           "valid JSON\"}]}");
+}
+END_TEST
+
+START_TEST(requests_are_checked_before_anything_is_stored)
+{
+    const char *body = "[" START("inv-g", "2026-11-07T10:00:00Z") "]";
+    const char *json = "Content-Type: application/json";
+    const char *no_key[] = {json, NULL};
+    expect(http_call("POST", records_url, no_key, body), 401,
+           "{\"error\":\"unauthorized\",\"message\":\"an API key is required: Authorization: "
+           "Bearer <key>\"}");
+    char wrong[APIKEY_LEN + 1];
+    memcpy(wrong, ingest_key, sizeof wrong);
+    wrong[APIKEY_LEN - 1] = wrong[APIKEY_LEN - 1] == '0' ? '1' : '0';
+    expect(post(wrong, "application/json", body), 401,
+           "{\"error\":\"unauthorized\",\"message\":\"the API key is not valid\"}");
+    expect(post("fm_short", "application/json", body), 401,
+           "{\"error\":\"unauthorized\",\"message\":\"the API key is not valid\"}");
+    expect(post(tenant_key, "application/json", body), 403,
+           "{\"error\":\"forbidden\",\"message\":\"records need an ingest or admin key\"}");
+    expect(post(ingest_key, "text/plain", body), 415,
+           "{\"error\":\"unsupported_media_type\",\"message\":\"Content-Type must be "
+           "application/json (an array of records) or application/x-ndjson\"}");
+    expect(post(ingest_key, "application/json", "{\"records\": []}"), 400,
+           "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of records\"}");
+    expect(post(ingest_key, "application/json", "[{"), 400,
+           "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of records\"}");
+    char *big = malloc(70 * 1024);
+    memset(big, ' ', 70 * 1024 - 1);
+    big[0] = '[';
+    big[70 * 1024 - 2] = ']';
+    big[70 * 1024 - 1] = '\0';
+    expect(post(ingest_key, "application/json", big), 413,
+           "{\"error\":\"payload_too_large\",\"message\":\"the request body is too large\"}");
+    free(big);
+    expect(http_call("GET", records_url, NULL, NULL), 405,
+           "{\"error\":\"method_not_allowed\",\"message\":\"use POST for /v1/records\"}");
+    expect_value("SELECT count(*) FROM records WHERE invocation_id = $1", "inv-g", "0");
+    /* The admin key may send records too. */
+    expect(post(admin_key, "application/json", body), 200,
+           "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+}
+END_TEST
+
+START_TEST(health_and_unknown_paths)
+{
+    expect(http_call("GET", healthz_url, NULL, NULL), 200,
+           "{\"status\":\"ok\",\"database\":\"ok\"}");
+    char url[160];
+    snprintf(url, sizeof url, "%s/nope", records_url);
+    expect(http_call("GET", url, NULL, NULL), 404,
+           "{\"error\":\"not_found\",\"message\":\"no such endpoint\"}");
+}
+END_TEST
+
+START_TEST(months_get_their_own_partitions)
+{
+    expect(post(ingest_key, "application/json",
+                "[" STOP("inv-h", "2026-10-31T23:59:59.900Z", "200000") "," STOP(
+                    "inv-i", "2027-01-01T00:00:00.100Z", "50000") "]"),
+           200, "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+    expect_value("SELECT tableoid::regclass FROM invocations WHERE invocation_id = $1", "inv-h",
+                 "invocations_2026_10");
+    expect_value("SELECT tableoid::regclass FROM invocations WHERE invocation_id = $1", "inv-i",
+                 "invocations_2027_01");
+    expect_value("SELECT tableoid::regclass FROM records WHERE id = $1", "inv-i:stop",
+                 "records_2027_01");
+}
+END_TEST
+
+Suite *suite_meter(void)
+{
+    Suite *s = suite_create("meter");
+    TCase *tc = tcase_create("records");
+    tcase_add_unchecked_fixture(tc, suite_setup, NULL);
+    tcase_add_checked_fixture(tc, test_setup, test_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, start_and_stop_make_one_invocation);
+    tcase_add_test(tc, repeats_are_duplicates_and_changes_are_conflicts);
+    tcase_add_test(tc, stop_before_start);
+    tcase_add_test(tc, bad_records_are_named_and_good_ones_kept);
+    tcase_add_test(tc, requests_are_checked_before_anything_is_stored);
+    tcase_add_test(tc, health_and_unknown_paths);
+    tcase_add_test(tc, months_get_their_own_partitions);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,26 @@
+#ifndef FM_TESTS_TESTDB_H
+#define FM_TESTS_TESTDB_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+/*
+ * A fresh database per suite on the server that FAASMETER_DB names: dropped if it exists,
+ * created, migrated. Tests can run twice in a row.
+ */
+
+/** Create database `name` (fails the test on error) and write its conninfo into out. */
+void testdb_create(const char *name, char *out, size_t n);
+
+/** Connect to conninfo or fail the test. */
+PGconn *testdb_connect(const char *conninfo);
+
+/** Run a query with text parameters and return the first column of the first row as a new
+ *  string ("" when there is no row, "NULL" for a null); fails the test on a SQL error. The
+ *  caller frees the result. */
+char *testdb_value(PGconn *conn, const char *sql, int nparams, const char *const *params);
+
+/** Run a statement; fails the test on error. */
+void testdb_exec(PGconn *conn, const char *sql);
+
+#endif
