@@ -1,0 +1,28 @@
+#ifndef RT_CLI_H
+#define RT_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/spool.h"
+
+/* Exit codes of every faasrun command. */
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
+
+/** faasrun invoke: argv[0] is "invoke". Returns an exit code. */
+int cli_invoke(int argc, char **argv);
+
+/** faasrun ship: argv[0] is "ship". Returns an exit code. */
+int cli_ship(int argc, char **argv);
+
+/**
+ * Ship spool to meter_url within deadline_ms, reporting on stderr. key falls back to
+ * $FAASMETER_KEY. Returns CLI_OK when the spool is empty afterwards, else CLI_FAILED.
+ */
+int cli_ship_spool(struct rt_spool *spool, const char *meter_url, const char *key,
+                   int64_t deadline_ms, bool summary);
+
+/** Parse a positive decimal integer of at most max; returns 0 and writes out, or -1. */
+int cli_parse_int(const char *s, int64_t max, int64_t *out);
+
+#endif

@@ -1,0 +1,308 @@
+#include "runtime/exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/timeutil.h"
+
+#define EXIT_CANNOT_START 127
+
+const char *rt_run_status_name(enum rt_run_status s)
+{
+    static const char *const names[] = {"ok", "error", "timeout", "oom", "crashed", "rejected"};
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "error";
+}
+
+/* The parent's ends of the child's pipes and what the pump has seen so far. */
+struct pump {
+    int in, out, err, exited; /* -1 once closed */
+    const char *input;
+    size_t input_len, input_off;
+    struct fm_buf output;
+    char *errlog;
+    size_t errlog_len;
+    bool overflow;
+};
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Runs in the forked child: only async-signal-safe calls until execve. */
+static void child_exec(const struct rt_exec_spec *spec, const int in[2], const int out[2],
+                       const int err[2], int status_fd)
+{
+    setpgid(0, 0);
+    if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+        goto fail;
+    /* Ignored signals stay ignored across execve; the function gets a clean slate. */
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigaction(SIGPIPE, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    struct rlimit as = {(rlim_t)spec->memory_mb << 20, (rlim_t)spec->memory_mb << 20};
+    struct rlimit core = {0, 0};
+    if ((spec->memory_mb > 0 && setrlimit(RLIMIT_AS, &as) != 0) ||
+        setrlimit(RLIMIT_CORE, &core) != 0)
+        goto fail;
+    /* Descriptors someone opened without O_CLOEXEC must not leak into tenants' code. */
+    syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
+    execve(spec->argv[0], spec->argv, spec->envp);
+fail:;
+    int e = errno;
+    ssize_t w = write(status_fd, &e, sizeof e);
+    (void)w;
+    _exit(EXIT_CANNOT_START);
+}
+
+static void keep_tail(struct pump *p, const char *data, size_t n)
+{
+    if (n >= RT_ERRLOG_MAX) {
+        memcpy(p->errlog, data + n - RT_ERRLOG_MAX, RT_ERRLOG_MAX);
+        p->errlog_len = RT_ERRLOG_MAX;
+        return;
+    }
+    if (p->errlog_len + n > RT_ERRLOG_MAX) {
+        size_t drop = p->errlog_len + n - RT_ERRLOG_MAX;
+        memmove(p->errlog, p->errlog + drop, p->errlog_len - drop);
+        p->errlog_len -= drop;
+    }
+    memcpy(p->errlog + p->errlog_len, data, n);
+    p->errlog_len += n;
+}
+
+/* Read what is there; close the fd on EOF. Returns -1 on stdout overflow. */
+static int drain(struct pump *p, int *fd, bool is_stdout)
+{
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = read(*fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n <= 0) {
+            close_fd(fd);
+            return 0;
+        }
+        if (!is_stdout)
+            keep_tail(p, chunk, (size_t)n);
+        else if (fm_buf_append(&p->output, chunk, (size_t)n) != 0)
+            return -1;
+    }
+}
+
+static void feed(struct pump *p)
+{
+    while (p->input_off < p->input_len) {
+        ssize_t n = write(p->in, p->input + p->input_off, p->input_len - p->input_off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n < 0) /* EPIPE: the function stopped reading, which is its right */
+            break;
+        p->input_off += (size_t)n;
+    }
+    close_fd(&p->in);
+}
+
+/*
+ * Move bytes until the child exits, the deadline passes or stdout overflows. Pipes held
+ * open by a grandchild do not keep the invocation alive: the child's exit ends it.
+ * Returns 1 on timeout, -1 on overflow, 0 when the child exited.
+ */
+static int pump_until_exit(struct pump *p, int64_t deadline_us)
+{
+    if (p->input_len == 0)
+        close_fd(&p->in);
+    while (p->exited >= 0) {
+        struct pollfd fds[4] = {
+            {.fd = p->in, .events = POLLOUT},
+            {.fd = p->out, .events = POLLIN},
+            {.fd = p->err, .events = POLLIN},
+            {.fd = p->exited, .events = POLLIN},
+        };
+        int64_t left_ms = (deadline_us - fm_mono_us() + 999) / 1000;
+        if (left_ms <= 0)
+            return 1;
+        int n = poll(fds, 4, left_ms > 60000 ? 60000 : (int)left_ms);
+        if (n < 0 && errno != EINTR)
+            return 1;
+        if (n <= 0)
+            continue;
+        if (fds[0].revents)
+            feed(p);
+        if (fds[1].revents && drain(p, &p->out, true) != 0)
+            return -1;
+        if (fds[2].revents)
+            drain(p, &p->err, false);
+        if (fds[3].revents)
+            close_fd(&p->exited);
+    }
+    /* What the child wrote before exiting is still in the pipes. */
+    if (p->out >= 0 && drain(p, &p->out, true) != 0)
+        return -1;
+    if (p->err >= 0)
+        drain(p, &p->err, false);
+    return 0;
+}
+
+static int make_pipe(int fds[2], int parent_end)
+{
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -1;
+    return fcntl(fds[parent_end], F_SETFL, O_NONBLOCK);
+}
+
+static int64_t tv_us(struct timeval tv)
+{
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static void classify(struct rt_exec_result *r, int wstatus, int ended_by_us)
+{
+    if (ended_by_us == 1) {
+        r->status = RT_RUN_TIMEOUT;
+        r->exit_code = 128 + SIGKILL;
+    } else if (ended_by_us == -1) {
+        r->status = RT_RUN_ERROR;
+        r->exit_code = 128 + SIGKILL;
+    } else if (WIFEXITED(wstatus)) {
+        r->exit_code = WEXITSTATUS(wstatus);
+        r->status = r->exit_code == 0           ? RT_RUN_OK
+                    : r->exit_code == RT_EXIT_OOM ? RT_RUN_OOM
+                                                  : RT_RUN_ERROR;
+    } else {
+        int sig = WTERMSIG(wstatus);
+        r->exit_code = 128 + sig;
+        r->status = sig == SIGKILL ? RT_RUN_OOM : RT_RUN_CRASHED;
+    }
+}
+
+enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_result *out,
+                           struct fm_err *err)
+{
+    enum rt_status st = RT_EIO;
+    int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1}, status[2] = {-1, -1};
+    pid_t pid = -1;
+    struct rt_exec_result r = {0};
+    struct pump p = {.in = -1, .out = -1, .err = -1, .exited = -1,
+                     .input = spec->input, .input_len = spec->input_len};
+    fm_buf_init(&p.output, spec->output_max ? spec->output_max : RT_OUTPUT_MAX);
+    p.errlog = malloc(RT_ERRLOG_MAX + 1);
+    if (p.errlog == NULL) {
+        st = RT_ENOMEM;
+        fm_err_set(err, "out of memory");
+        goto out;
+    }
+    if (make_pipe(in, 1) || make_pipe(o, 0) || make_pipe(e, 0) || pipe2(status, O_CLOEXEC)) {
+        fm_err_set(err, "pipe: %s", strerror(errno));
+        goto out;
+    }
+    int64_t t0 = fm_mono_us();
+    pid = fork();
+    if (pid < 0) {
+        fm_err_set(err, "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0)
+        child_exec(spec, in, o, e, status[1]);
+    setpgid(pid, pid); /* both sides call it, so the group exists before we may kill it */
+    close_fd(&in[0]);
+    close_fd(&o[1]);
+    close_fd(&e[1]);
+    close_fd(&status[1]);
+    p.in = in[1];
+    p.out = o[0];
+    p.err = e[0];
+    in[1] = o[0] = e[0] = -1;
+
+    int start_errno = 0;
+    ssize_t got;
+    do
+        got = read(status[0], &start_errno, sizeof start_errno);
+    while (got < 0 && errno == EINTR);
+
+    int ended_by_us = 0;
+    if (got == (ssize_t)sizeof start_errno) {
+        snprintf(r.reason, sizeof r.reason, "cannot start %s: %s", spec->argv[0],
+                 strerror(start_errno));
+    } else {
+        p.exited = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (p.exited < 0) {
+            fm_err_set(err, "pidfd_open: %s", strerror(errno));
+            kill(-pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            goto out;
+        }
+        ended_by_us = pump_until_exit(&p, t0 + spec->timeout_ms * 1000);
+    }
+    /* Leftover members of the group die with the invocation, whichever way it ended. */
+    kill(-pid, SIGKILL);
+    int wstatus = 0;
+    struct rusage ru = {0};
+    while (wait4(pid, &wstatus, 0, &ru) < 0 && errno == EINTR)
+        ;
+    r.duration_us = fm_mono_us() - t0;
+    r.cpu_user_us = tv_us(ru.ru_utime);
+    r.cpu_sys_us = tv_us(ru.ru_stime);
+    r.max_rss_kb = ru.ru_maxrss;
+    if (start_errno != 0) {
+        r.status = RT_RUN_ERROR;
+        r.exit_code = EXIT_CANNOT_START;
+    } else {
+        classify(&r, wstatus, ended_by_us);
+    }
+    if (ended_by_us == -1)
+        snprintf(r.reason, sizeof r.reason, "response larger than %zu bytes", p.output.limit);
+    /* Half a response is no response: an overflowing one is dropped whole. */
+    bool keep = !p.output.failed && p.output.data != NULL;
+    r.output_len = keep ? p.output.len : 0;
+    r.output = keep ? fm_buf_steal(&p.output) : calloc(1, 1);
+    r.errlog = p.errlog;
+    r.errlog_len = p.errlog_len;
+    r.errlog[r.errlog_len] = '\0';
+    p.errlog = NULL;
+    if (r.output == NULL) {
+        rt_exec_result_free(&r);
+        st = RT_ENOMEM;
+        fm_err_set(err, "out of memory");
+        goto out;
+    }
+    *out = r;
+    st = RT_OK;
+out:
+    {
+        int *fds[] = {&in[0], &in[1], &o[0],  &o[1],  &e[0],  &e[1],
+                      &status[0], &status[1], &p.in, &p.out, &p.err, &p.exited};
+        for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+            close_fd(fds[i]);
+    }
+    fm_buf_free(&p.output);
+    free(p.errlog);
+    return st;
+}
+
+void rt_exec_result_free(struct rt_exec_result *r)
+{
+    free(r->output);
+    free(r->errlog);
+    r->output = r->errlog = NULL;
+    r->output_len = r->errlog_len = 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * faasrun: the invocation runtime. Runs tenants' functions from a manifest, meters every
+ * invocation into a durable spool and ships the records to the metering service.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime/cli.h"
+
+static const char usage[] =
+    "usage: faasrun COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  invoke --manifest FILE [--spool DIR] [--meter URL] [--meter-key KEY] TENANT FUNCTION\n"
+    "         run one invocation: request on stdin, response on stdout\n"
+    "  ship   --spool DIR --meter URL [--meter-key KEY]\n"
+    "         send the spool's unsent records to the metering service\n"
+    "\n"
+    "Run `faasrun COMMAND --help` for a command's options.\n";
+
+int main(int argc, char **argv)
+{
+    /* A function may close its stdin before reading the request; that is not our death. */
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, stdout);
+        return CLI_OK;
+    }
+    if (strcmp(argv[1], "invoke") == 0)
+        return cli_invoke(argc - 1, argv + 1);
+    if (strcmp(argv[1], "ship") == 0)
+        return cli_ship(argc - 1, argv + 1);
+    fprintf(stderr, "faasrun: unknown command '%s' (try faasrun --help)\n", argv[1]);
+    return CLI_USAGE;
+}

@@ -1,0 +1,38 @@
+#ifndef RT_INVOKE_H
+#define RT_INVOKE_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "runtime/exec.h"
+#include "runtime/manifest.h"
+#include "runtime/record.h"
+#include "runtime/spool.h"
+#include "runtime/status.h"
+
+struct rt_invoke_opts {
+    const char *trigger;        /* "cli", "http", "pipeline", ... (static) */
+    const char *correlation_id; /* optional */
+};
+
+struct rt_invoke_result {
+    char invocation_id[RT_INVOCATION_ID_LEN + 1];
+    struct rt_exec_result run;  /* free with rt_exec_result_free */
+};
+
+/**
+ * Run one metered invocation of fn: the start record is in the spool (fsync'd) before the
+ * function starts and the stop record before this returns, so nothing runs unbilled and no
+ * answer goes out unrecorded. The caller must ignore SIGPIPE (see rt_exec_run).
+ *
+ * @param out  on RT_OK the outcome (run.status says whether the function succeeded);
+ *             untouched on error
+ * @return RT_OK; RT_EIO when a record could not be written (the function did not run when
+ *         the start record failed; its output is withheld when the stop record failed);
+ *         RT_ENOMEM
+ */
+enum rt_status rt_invoke(const struct rt_function *fn, struct rt_spool *spool,
+                         const struct rt_invoke_opts *opts, const void *input, size_t input_len,
+                         struct rt_invoke_result *out, struct fm_err *err);
+
+#endif

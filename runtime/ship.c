@@ -1,0 +1,299 @@
+#include "runtime/ship.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/timeutil.h"
+
+#define REPLY_MAX ((size_t)1024 * 1024)
+#define BODY_MAX ((size_t)4 * 1024 * 1024)
+#define BACKOFF_FIRST_US INT64_C(100000)
+#define BACKOFF_MAX_US INT64_C(5000000)
+#define REQUEST_MAX_MS INT64_C(30000)
+
+struct rt_shipper {
+    CURL *curl;
+    struct curl_slist *headers;
+    char *url;
+    struct fm_buf reply;
+};
+
+/* How one POST went. */
+enum attempt { ATTEMPT_DONE, ATTEMPT_RETRY, ATTEMPT_REFUSED };
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t on_reply(char *data, size_t size, size_t n, void *user)
+{
+    struct fm_buf *b = user;
+    return fm_buf_append(b, data, size * n) == 0 ? size * n : 0;
+}
+
+enum rt_status rt_shipper_new(const char *meter_url, const char *key, struct rt_shipper **out,
+                              struct fm_err *err)
+{
+    if (meter_url == NULL || *meter_url == '\0') {
+        fm_err_set(err, "no metering service URL");
+        return RT_EINVAL;
+    }
+    if (key && strpbrk(key, "\r\n")) {
+        fm_err_set(err, "the metering key must be one line");
+        return RT_EINVAL;
+    }
+    pthread_once(&curl_once, curl_init_once);
+    enum rt_status st = RT_ENOMEM;
+    struct fm_buf b;
+    fm_buf_init(&b, 8192);
+    struct rt_shipper *sh = calloc(1, sizeof *sh);
+    if (sh == NULL)
+        goto out;
+    size_t n = strlen(meter_url);
+    while (n > 0 && meter_url[n - 1] == '/')
+        n--;
+    fm_buf_printf(&b, "%.*s/v1/records", (int)n, meter_url);
+    sh->url = fm_buf_steal(&b);
+    sh->curl = curl_easy_init();
+    sh->headers = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+    /* curl would otherwise wait for a 100-continue on large bodies. */
+    struct curl_slist *h = sh->headers ? curl_slist_append(sh->headers, "Expect:") : NULL;
+    if (h && key && *key) {
+        fm_buf_printf(&b, "Authorization: Bearer %s", key);
+        h = b.failed ? NULL : curl_slist_append(h, b.data);
+    }
+    if (sh->url == NULL || sh->curl == NULL || h == NULL)
+        goto out;
+    fm_buf_init(&sh->reply, REPLY_MAX);
+    curl_easy_setopt(sh->curl, CURLOPT_URL, sh->url);
+    curl_easy_setopt(sh->curl, CURLOPT_HTTPHEADER, sh->headers);
+    curl_easy_setopt(sh->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(sh->curl, CURLOPT_WRITEFUNCTION, on_reply);
+    curl_easy_setopt(sh->curl, CURLOPT_WRITEDATA, &sh->reply);
+    curl_easy_setopt(sh->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    *out = sh;
+    sh = NULL;
+    st = RT_OK;
+out:
+    if (st != RT_OK)
+        fm_err_set(err, "out of memory");
+    fm_buf_free(&b);
+    rt_shipper_free(sh);
+    return st;
+}
+
+void rt_shipper_free(struct rt_shipper *sh)
+{
+    if (sh == NULL)
+        return;
+    if (sh->curl)
+        curl_easy_cleanup(sh->curl);
+    curl_slist_free_all(sh->headers);
+    fm_buf_free(&sh->reply);
+    free(sh->url);
+    free(sh);
+}
+
+/* Put the service's own message into err when its error body says one. */
+static void refused(struct rt_shipper *sh, long code, struct fm_err *err)
+{
+    cJSON *body = cJSON_Parse(sh->reply.data ? sh->reply.data : "");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(body, "message");
+    fm_err_set(err, "metering service answered %ld: %s", code,
+               cJSON_IsString(msg) ? msg->valuestring : "no message");
+    cJSON_Delete(body);
+}
+
+static enum attempt post(struct rt_shipper *sh, const struct fm_buf *body, int64_t deadline_us,
+                         long *code, struct fm_err *err)
+{
+    int64_t left_ms = (deadline_us - fm_mono_us()) / 1000;
+    if (left_ms <= 0) {
+        fm_err_set(err, "deadline passed");
+        return ATTEMPT_RETRY;
+    }
+    fm_buf_reset(&sh->reply);
+    curl_easy_setopt(sh->curl, CURLOPT_POSTFIELDS, body->data);
+    curl_easy_setopt(sh->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+    long timeout_ms = (long)(left_ms < REQUEST_MAX_MS ? left_ms : REQUEST_MAX_MS);
+    curl_easy_setopt(sh->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    CURLcode rc = curl_easy_perform(sh->curl);
+    if (rc != CURLE_OK) {
+        fm_err_set(err, "%s: %s", sh->url, curl_easy_strerror(rc));
+        return ATTEMPT_RETRY;
+    }
+    curl_easy_getinfo(sh->curl, CURLINFO_RESPONSE_CODE, code);
+    if (*code == 200)
+        return ATTEMPT_DONE;
+    if (*code >= 500 || *code == 429) {
+        fm_err_set(err, "metering service answered %ld", *code);
+        return ATTEMPT_RETRY;
+    }
+    refused(sh, *code, err);
+    return ATTEMPT_REFUSED;
+}
+
+/* Exponential backoff with jitter, so that many runtimes do not retry in lockstep. Returns
+ * false when the wait would pass the deadline. */
+static bool back_off(int retry, int64_t deadline_us)
+{
+    int64_t cap = BACKOFF_FIRST_US << (retry < 6 ? retry : 6);
+    if (cap > BACKOFF_MAX_US)
+        cap = BACKOFF_MAX_US;
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint32_t)fm_mono_us();
+    int64_t wait = cap / 2 + (int64_t)(r % (uint32_t)(cap / 2 + 1));
+    if (fm_mono_us() + wait >= deadline_us)
+        return false;
+    struct timespec ts = {wait / 1000000, (wait % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    return true;
+}
+
+/* Apply a 200 answer: dead-letter what it rejected. sent maps body lines to batch lines. */
+static enum rt_status apply_reply(struct rt_shipper *sh, struct rt_spool *spool,
+                                  const struct rt_spool_batch *b, const size_t *sent,
+                                  size_t nsent, struct rt_ship_stats *stats, struct fm_err *err)
+{
+    enum rt_status st = RT_OK;
+    cJSON *reply = cJSON_Parse(sh->reply.data ? sh->reply.data : "");
+    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(reply, "accepted");
+    const cJSON *dup = cJSON_GetObjectItemCaseSensitive(reply, "duplicates");
+    const cJSON *rej = cJSON_GetObjectItemCaseSensitive(reply, "rejected");
+    if (!cJSON_IsNumber(acc) || !cJSON_IsNumber(dup) || (rej && !cJSON_IsArray(rej))) {
+        fm_err_set(err, "metering service answered 200 without accepted/duplicates counts");
+        st = RT_EREMOTE;
+        goto out;
+    }
+    stats->accepted += (size_t)acc->valuedouble;
+    stats->duplicates += (size_t)dup->valuedouble;
+    for (const cJSON *r = rej ? rej->child : NULL; r; r = r->next) {
+        const cJSON *idx = cJSON_GetObjectItemCaseSensitive(r, "index");
+        const cJSON *why = cJSON_GetObjectItemCaseSensitive(r, "error");
+        if (!cJSON_IsNumber(idx) || idx->valuedouble < 0 || idx->valuedouble >= (double)nsent)
+            continue;
+        size_t line = sent[(size_t)idx->valuedouble];
+        st = rt_spool_dead_letter(spool, b->line[line], b->line_len[line],
+                                  cJSON_IsString(why) ? why->valuestring : "rejected", err);
+        if (st != RT_OK)
+            goto out;
+        stats->dead_lettered++;
+    }
+out:
+    cJSON_Delete(reply);
+    return st;
+}
+
+/* Build the body from the batch's lines. Lines that are not JSON (a record torn by a crash)
+ * go to the dead letter here: one of them would make the service refuse the whole batch. */
+static enum rt_status build_body(struct rt_spool *spool, const struct rt_spool_batch *b,
+                                 struct fm_buf *body, size_t *sent, size_t *nsent,
+                                 struct rt_ship_stats *stats, struct fm_err *err)
+{
+    *nsent = 0;
+    for (size_t i = 0; i < b->nlines; i++) {
+        cJSON *rec = cJSON_ParseWithLength(b->line[i], b->line_len[i]);
+        bool is_object = cJSON_IsObject(rec);
+        cJSON_Delete(rec);
+        if (!is_object) {
+            enum rt_status st = rt_spool_dead_letter(spool, b->line[i], b->line_len[i],
+                                                     "not a JSON object in the spool", err);
+            if (st != RT_OK)
+                return st;
+            stats->dead_lettered++;
+            continue;
+        }
+        fm_buf_append(body, b->line[i], b->line_len[i]);
+        fm_buf_append(body, "\n", 1);
+        sent[(*nsent)++] = i;
+    }
+    if (body->failed) {
+        fm_err_set(err, "batch larger than %zu bytes", body->limit);
+        return RT_ENOMEM;
+    }
+    return RT_OK;
+}
+
+/* Ship one batch until it is answered, refused or the deadline passes. */
+static enum rt_status ship_batch(struct rt_shipper *sh, struct rt_spool *spool,
+                                 const struct rt_spool_batch *b, int64_t deadline_us,
+                                 struct rt_ship_stats *stats, struct fm_err *err)
+{
+    struct fm_buf body;
+    fm_buf_init(&body, BODY_MAX);
+    size_t nsent = 0;
+    size_t *sent = calloc(b->nlines, sizeof *sent);
+    enum rt_status st = sent ? build_body(spool, b, &body, sent, &nsent, stats, err) : RT_ENOMEM;
+    for (int retry = 0; st == RT_OK && nsent > 0; retry++) {
+        long code = 0;
+        enum attempt a = post(sh, &body, deadline_us, &code, err);
+        if (a == ATTEMPT_DONE) {
+            st = apply_reply(sh, spool, b, sent, nsent, stats, err);
+            stats->batches += st == RT_OK;
+            break;
+        }
+        if (a == ATTEMPT_REFUSED) {
+            st = RT_EREMOTE;
+            break;
+        }
+        if (!back_off(retry, deadline_us)) {
+            fm_err_prefix(err, "gave up before the deadline");
+            st = RT_ETIMEDOUT;
+            break;
+        }
+        stats->retries++;
+    }
+    if (st == RT_OK)
+        st = rt_spool_commit(spool, b, err);
+    free(sent);
+    fm_buf_free(&body);
+    return st;
+}
+
+static enum rt_status claim(struct rt_spool *spool, int64_t deadline_us, struct fm_err *err)
+{
+    for (;;) {
+        enum rt_status st = rt_spool_claim(spool, err);
+        if (st != RT_EBUSY)
+            return st;
+        if (fm_mono_us() + 50000 >= deadline_us) {
+            fm_err_prefix(err, "gave up before the deadline");
+            return RT_ETIMEDOUT;
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+enum rt_status rt_ship_spool(struct rt_shipper *sh, struct rt_spool *spool, int64_t deadline_us,
+                             struct rt_ship_stats *stats, struct fm_err *err)
+{
+    struct rt_ship_stats ignored = {0};
+    if (stats == NULL)
+        stats = &ignored;
+    enum rt_status st = claim(spool, deadline_us, err);
+    while (st == RT_OK) {
+        struct rt_spool_batch b = {0};
+        st = rt_spool_next_batch(spool, RT_SHIP_BATCH, &b, err);
+        if (st != RT_OK || b.nlines == 0) {
+            rt_spool_batch_free(&b);
+            break;
+        }
+        st = ship_batch(sh, spool, &b, deadline_us, stats, err);
+        rt_spool_batch_free(&b);
+    }
+    return st;
+}

@@ -1,0 +1,499 @@
+#include "runtime/spool.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+
+#define BATCH_BYTES ((size_t)2 * 1024 * 1024)
+#define SEG_PREFIX "seg-"
+#define SEG_SUFFIX ".ndjson"
+#define SEG_DIGITS 16
+
+struct rt_spool {
+    char dir[PATH_MAX - 128]; /* leaves room for the file names inside */
+    size_t segment_bytes;
+    int append_fd; /* segment the writer appends to, -1 until the first append */
+    uint64_t append_seq;
+    int lock_fd;   /* ship.lock while claimed, else -1 */
+    uint64_t cur_seq, cur_off;
+};
+
+static enum rt_status sys_err(struct fm_err *err, const char *what, const char *path)
+{
+    fm_err_set(err, "%s %s: %s", what, path, strerror(errno));
+    return RT_EIO;
+}
+
+static int path_in(const struct rt_spool *s, const char *name, char *buf, size_t n)
+{
+    int w = snprintf(buf, n, "%s/%s", s->dir, name);
+    return w < 0 || (size_t)w >= n ? -1 : 0;
+}
+
+static int seg_path(const struct rt_spool *s, uint64_t seq, char *buf, size_t n)
+{
+    char name[64];
+    snprintf(name, sizeof name, SEG_PREFIX "%0*" PRIu64 SEG_SUFFIX, SEG_DIGITS, seq);
+    return path_in(s, name, buf, n);
+}
+
+static bool parse_seg_name(const char *name, uint64_t *seq)
+{
+    size_t plen = strlen(SEG_PREFIX);
+    if (strlen(name) != plen + SEG_DIGITS + strlen(SEG_SUFFIX) ||
+        strncmp(name, SEG_PREFIX, plen) != 0 || strcmp(name + plen + SEG_DIGITS, SEG_SUFFIX))
+        return false;
+    uint64_t v = 0;
+    for (size_t i = plen; i < plen + SEG_DIGITS; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(name[i] - '0');
+    }
+    *seq = v;
+    return true;
+}
+
+/* The lowest segment >= from and the highest segment overall (0 when none). */
+static enum rt_status scan_segments(const struct rt_spool *s, uint64_t from, uint64_t *lowest,
+                                    uint64_t *highest, struct fm_err *err)
+{
+    DIR *d = opendir(s->dir);
+    if (d == NULL)
+        return sys_err(err, "cannot list", s->dir);
+    uint64_t lo = 0, hi = 0, seq;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!parse_seg_name(e->d_name, &seq))
+            continue;
+        if (seq >= from && (lo == 0 || seq < lo))
+            lo = seq;
+        if (seq > hi)
+            hi = seq;
+    }
+    closedir(d);
+    *lowest = lo;
+    *highest = hi;
+    return RT_OK;
+}
+
+static enum rt_status sync_dir(const struct rt_spool *s, struct fm_err *err)
+{
+    int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        enum rt_status st = sys_err(err, "cannot sync", s->dir);
+        if (fd >= 0)
+            close(fd);
+        return st;
+    }
+    close(fd);
+    return RT_OK;
+}
+
+static int mkdir_parents(const char *dir)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return -1;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+enum rt_status rt_spool_open(const char *dir, size_t segment_bytes, struct rt_spool **out,
+                             struct fm_err *err)
+{
+    if (strlen(dir) >= sizeof ((struct rt_spool *)NULL)->dir) {
+        fm_err_set(err, "spool folder name too long");
+        return RT_EINVAL;
+    }
+    if (mkdir_parents(dir) != 0)
+        return sys_err(err, "cannot create", dir);
+    struct rt_spool *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        fm_err_set(err, "out of memory");
+        return RT_ENOMEM;
+    }
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    s->segment_bytes = segment_bytes ? segment_bytes : RT_SPOOL_SEGMENT_BYTES;
+    s->append_fd = -1;
+    s->lock_fd = -1;
+    *out = s;
+    return RT_OK;
+}
+
+void rt_spool_close(struct rt_spool *s)
+{
+    if (s == NULL)
+        return;
+    if (s->append_fd >= 0)
+        close(s->append_fd);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    free(s);
+}
+
+const char *rt_spool_dir(const struct rt_spool *s)
+{
+    return s->dir;
+}
+
+/* Open the newest segment for appending, or create the one after `after` when it is the
+ * newest. A crash may have left a record without its newline at the end: terminate it so
+ * the next record does not merge into it (the fragment is dead-lettered when shipped). */
+static enum rt_status open_for_append(struct rt_spool *s, uint64_t after, struct fm_err *err)
+{
+    uint64_t lo, hi;
+    enum rt_status st = scan_segments(s, 0, &lo, &hi, err);
+    if (st != RT_OK)
+        return st;
+    uint64_t seq = hi > after ? hi : after + 1;
+    char path[PATH_MAX];
+    seg_path(s, seq, path, sizeof path);
+    /* Only a new segment may be created: recreating one the shipper just retired would put
+     * records behind its cursor. */
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | (seq > hi ? O_CREAT : 0), 0600);
+    if (fd < 0 && errno == ENOENT && seq <= hi)
+        return RT_EBUSY;
+    if (fd < 0)
+        return sys_err(err, "cannot open", path);
+    struct stat sb;
+    char last = '\n';
+    if (flock(fd, LOCK_EX) != 0 || fstat(fd, &sb) != 0)
+        goto fail;
+    int rfd = sb.st_size > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (rfd >= 0) {
+        if (pread(rfd, &last, 1, sb.st_size - 1) != 1)
+            last = '\n';
+        close(rfd);
+    }
+    if (last != '\n' && write(fd, "\n", 1) != 1)
+        goto fail;
+    flock(fd, LOCK_UN);
+    if (seq != hi && (st = sync_dir(s, err)) != RT_OK) {
+        close(fd);
+        return st;
+    }
+    s->append_fd = fd;
+    s->append_seq = seq;
+    return RT_OK;
+fail:
+    st = sys_err(err, "cannot prepare", path);
+    close(fd);
+    return st;
+}
+
+enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
+                               struct fm_err *err)
+{
+    if (memchr(rec, '\n', len) != NULL) {
+        fm_err_set(err, "a record must not contain a newline");
+        return RT_EINVAL;
+    }
+    /* A few rounds at most: another process may rotate or the shipper may retire the
+     * segment between our open and our lock. */
+    for (int round = 0; round < 8; round++) {
+        if (s->append_fd < 0) {
+            enum rt_status st = open_for_append(s, s->append_seq, err);
+            if (st == RT_EBUSY)
+                continue;
+            if (st != RT_OK)
+                return st;
+        }
+        struct stat sb;
+        if (flock(s->append_fd, LOCK_SH) != 0 || fstat(s->append_fd, &sb) != 0)
+            return sys_err(err, "cannot lock a segment in", s->dir);
+        if (sb.st_nlink == 0 || (size_t)sb.st_size >= s->segment_bytes) {
+            close(s->append_fd);
+            s->append_fd = -1;
+            continue;
+        }
+        struct iovec iov[2] = {{(void *)rec, len}, {"\n", 1}};
+        ssize_t w = writev(s->append_fd, iov, 2);
+        int ok = w == (ssize_t)(len + 1) && fdatasync(s->append_fd) == 0;
+        enum rt_status st = ok ? RT_OK : sys_err(err, "cannot append to a segment in", s->dir);
+        flock(s->append_fd, LOCK_UN);
+        return st;
+    }
+    fm_err_set(err, "cannot find a segment to append to in %s", s->dir);
+    return RT_EIO;
+}
+
+static enum rt_status read_cursor(struct rt_spool *s, struct fm_err *err)
+{
+    char path[PATH_MAX], text[64] = "";
+    path_in(s, "cursor", path, sizeof path);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        if (errno != ENOENT)
+            return sys_err(err, "cannot read", path);
+        s->cur_seq = s->cur_off = 0;
+        return RT_OK;
+    }
+    bool ok = fgets(text, sizeof text, f) != NULL &&
+              sscanf(text, "%" SCNu64 " %" SCNu64, &s->cur_seq, &s->cur_off) == 2;
+    fclose(f);
+    if (!ok) {
+        fm_err_set(err, "%s: malformed cursor", path);
+        return RT_EINVAL;
+    }
+    return RT_OK;
+}
+
+/* Write-then-rename, so that a crash leaves the old cursor or the new, never half of one. */
+static enum rt_status write_cursor(struct rt_spool *s, uint64_t seq, uint64_t off,
+                                   struct fm_err *err)
+{
+    char tmp[PATH_MAX], path[PATH_MAX], text[64];
+    path_in(s, "cursor.tmp", tmp, sizeof tmp);
+    path_in(s, "cursor", path, sizeof path);
+    int n = snprintf(text, sizeof text, "%" PRIu64 " %" PRIu64 "\n", seq, off);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sys_err(err, "cannot write", tmp);
+    bool ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0)
+        return sys_err(err, "cannot write", path);
+    enum rt_status st = sync_dir(s, err);
+    if (st == RT_OK) {
+        s->cur_seq = seq;
+        s->cur_off = off;
+    }
+    return st;
+}
+
+/* A crash between moving the cursor past a segment and deleting it leaves it behind. */
+static enum rt_status drop_retired(struct rt_spool *s, struct fm_err *err)
+{
+    for (;;) {
+        uint64_t lo, hi;
+        enum rt_status st = scan_segments(s, 0, &lo, &hi, err);
+        if (st != RT_OK || lo == 0 || lo >= s->cur_seq)
+            return st;
+        char path[PATH_MAX];
+        seg_path(s, lo, path, sizeof path);
+        if (unlink(path) != 0)
+            return sys_err(err, "cannot remove", path);
+    }
+}
+
+enum rt_status rt_spool_claim(struct rt_spool *s, struct fm_err *err)
+{
+    if (s->lock_fd >= 0)
+        return RT_OK;
+    char path[PATH_MAX];
+    path_in(s, "ship.lock", path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sys_err(err, "cannot open", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        enum rt_status st = errno == EWOULDBLOCK ? RT_EBUSY : RT_EIO;
+        fm_err_set(err, "%s: %s", path,
+                   st == RT_EBUSY ? "another shipper holds this spool" : strerror(errno));
+        close(fd);
+        return st;
+    }
+    enum rt_status st = read_cursor(s, err);
+    if (st == RT_OK)
+        st = drop_retired(s, err);
+    if (st != RT_OK) {
+        close(fd);
+        return st;
+    }
+    s->lock_fd = fd;
+    return RT_OK;
+}
+
+/* Split buf into lines. A trailing fragment counts only when the segment is final. */
+static enum rt_status split_lines(struct rt_spool_batch *b, size_t n, size_t max_records,
+                                  bool final)
+{
+    b->line = calloc(max_records, sizeof *b->line);
+    b->line_len = calloc(max_records, sizeof *b->line_len);
+    if (b->line == NULL || b->line_len == NULL)
+        return RT_ENOMEM;
+    size_t pos = 0;
+    while (pos < n && b->nlines < max_records) {
+        char *nl = memchr(b->data + pos, '\n', n - pos);
+        /* A line longer than a whole batch can only be damage: ship it to be refused. */
+        if (nl == NULL && !final && !(pos == 0 && n == BATCH_BYTES))
+            break;
+        size_t len = nl ? (size_t)(nl - (b->data + pos)) : n - pos;
+        if (len > 0) {
+            b->line[b->nlines] = b->data + pos;
+            b->line_len[b->nlines++] = len;
+        }
+        pos += len + (nl != NULL);
+    }
+    b->end += pos;
+    return RT_OK;
+}
+
+/* Read from the cursor's segment. *retire is set when it is fully shipped and a newer
+ * segment exists, so the caller moves on. */
+static enum rt_status read_segment(struct rt_spool *s, uint64_t newest, size_t max_records,
+                                   struct rt_spool_batch *b, bool *retire, struct fm_err *err)
+{
+    char path[PATH_MAX];
+    seg_path(s, s->cur_seq, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sys_err(err, "cannot open", path);
+    bool final = s->cur_seq < newest;
+    /* Writers only move on after seeing the segment full under their lock, so once a newer
+     * segment exists an exclusive lock waits out the last appends to this one. */
+    if (final) {
+        flock(fd, LOCK_EX);
+        flock(fd, LOCK_UN);
+    }
+    enum rt_status st = RT_OK;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        st = sys_err(err, "cannot stat", path);
+        goto out;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    if (s->cur_off >= size) {
+        *retire = final;
+        goto out;
+    }
+    size_t want = size - s->cur_off < BATCH_BYTES ? (size_t)(size - s->cur_off) : BATCH_BYTES;
+    b->data = malloc(want + 1);
+    if (b->data == NULL) {
+        st = RT_ENOMEM;
+        goto out;
+    }
+    ssize_t got = pread(fd, b->data, want, (off_t)s->cur_off);
+    if (got != (ssize_t)want) {
+        st = sys_err(err, "cannot read", path);
+        goto out;
+    }
+    b->data[want] = '\0';
+    b->seq = s->cur_seq;
+    b->end = s->cur_off;
+    st = split_lines(b, want, max_records, final && want == size - s->cur_off);
+out:
+    close(fd);
+    return st;
+}
+
+enum rt_status rt_spool_next_batch(struct rt_spool *s, size_t max_records,
+                                   struct rt_spool_batch *out, struct fm_err *err)
+{
+    if (s->lock_fd < 0 || max_records == 0) {
+        fm_err_set(err, "reading a spool needs a claim and a batch size");
+        return RT_EINVAL;
+    }
+    for (;;) {
+        uint64_t lo, hi;
+        enum rt_status st = scan_segments(s, s->cur_seq, &lo, &hi, err);
+        if (st != RT_OK)
+            return st;
+        if (lo == 0) {
+            *out = (struct rt_spool_batch){0};
+            return RT_OK;
+        }
+        if (lo != s->cur_seq) { /* the cursor's segment is gone: start the next one */
+            s->cur_seq = lo;
+            s->cur_off = 0;
+        }
+        struct rt_spool_batch b = {0};
+        bool retire = false;
+        st = read_segment(s, hi, max_records, &b, &retire, err);
+        if (st != RT_OK || b.nlines > 0 || !retire) {
+            if (st == RT_OK)
+                *out = b;
+            else
+                rt_spool_batch_free(&b);
+            if (st == RT_ENOMEM)
+                fm_err_set(err, "out of memory");
+            return st;
+        }
+        rt_spool_batch_free(&b);
+        char path[PATH_MAX];
+        seg_path(s, lo, path, sizeof path);
+        uint64_t next = lo + 1;
+        st = write_cursor(s, next, 0, err);
+        if (st != RT_OK)
+            return st;
+        if (unlink(path) != 0 && errno != ENOENT)
+            return sys_err(err, "cannot remove", path);
+    }
+}
+
+enum rt_status rt_spool_commit(struct rt_spool *s, const struct rt_spool_batch *b,
+                               struct fm_err *err)
+{
+    if (b->nlines == 0)
+        return RT_OK;
+    return write_cursor(s, b->seq, b->end, err);
+}
+
+enum rt_status rt_spool_dead_letter(struct rt_spool *s, const char *rec, size_t len,
+                                    const char *reason, struct fm_err *err)
+{
+    enum rt_status st = RT_ENOMEM;
+    char path[PATH_MAX];
+    char *line = NULL;
+    int fd = -1;
+    cJSON *obj = cJSON_CreateObject();
+    cJSON *parsed = cJSON_ParseWithLength(rec, len);
+    if (obj == NULL || cJSON_AddStringToObject(obj, "error", reason) == NULL)
+        goto out;
+    if (parsed != NULL) {
+        cJSON_AddItemToObject(obj, "record", parsed);
+        parsed = NULL;
+    } else {
+        char *copy = strndup(rec, len);
+        bool added = copy && cJSON_AddStringToObject(obj, "record", copy) != NULL;
+        free(copy);
+        if (!added)
+            goto out;
+    }
+    line = cJSON_PrintUnformatted(obj);
+    if (line == NULL)
+        goto out;
+    path_in(s, RT_SPOOL_DEAD_LETTER, path, sizeof path);
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    struct iovec iov[2] = {{line, strlen(line)}, {"\n", 1}};
+    if (fd < 0 || writev(fd, iov, 2) != (ssize_t)(iov[0].iov_len + 1) || fsync(fd) != 0) {
+        st = sys_err(err, "cannot write", path);
+        goto out;
+    }
+    st = RT_OK;
+out:
+    if (st == RT_ENOMEM)
+        fm_err_set(err, "out of memory");
+    if (fd >= 0)
+        close(fd);
+    free(line);
+    cJSON_Delete(parsed);
+    cJSON_Delete(obj);
+    return st;
+}
+
+void rt_spool_batch_free(struct rt_spool_batch *b)
+{
+    free(b->data);
+    free(b->line);
+    free(b->line_len);
+    *b = (struct rt_spool_batch){0};
+}

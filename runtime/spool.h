@@ -1,0 +1,83 @@
+#ifndef RT_SPOOL_H
+#define RT_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "runtime/status.h"
+
+/*
+ * The metering spool: a folder of append-only NDJSON segments ("seg-<16 digits>.ndjson"),
+ * a cursor file saying how far the shipper got, and dead-letter.ndjson for records the
+ * metering service refused. Many processes may append to one spool at once; one shipper at
+ * a time reads it (see rt_spool_claim).
+ */
+struct rt_spool;
+
+#define RT_SPOOL_SEGMENT_BYTES ((size_t)8 * 1024 * 1024)
+#define RT_SPOOL_DEAD_LETTER "dead-letter.ndjson"
+
+/* Consecutive records of one segment, as read by the shipper. */
+struct rt_spool_batch {
+    char *data;      /* the bytes read; lines point into it */
+    const char **line;
+    size_t *line_len; /* without the newline */
+    size_t nlines;   /* 0 when the spool has nothing to ship */
+    uint64_t seq;    /* segment */
+    uint64_t end;    /* offset just past the batch */
+};
+
+/**
+ * Open (and create, with its parents) a spool folder.
+ * @param segment_bytes  size after which appends go to a new segment; 0 for the default
+ * @param out  on RT_OK the spool (caller closes with rt_spool_close); untouched on error
+ * @return RT_OK, RT_EIO, RT_ENOMEM
+ */
+enum rt_status rt_spool_open(const char *dir, size_t segment_bytes, struct rt_spool **out,
+                             struct fm_err *err);
+
+/** Close a spool (and release a claim); NULL is a no-op. */
+void rt_spool_close(struct rt_spool *s);
+
+/** The spool's folder, borrowed from s. */
+const char *rt_spool_dir(const struct rt_spool *s);
+
+/**
+ * Append one record (no newline inside) and fsync it before returning: once this returns
+ * RT_OK the record survives a crash. Safe against other processes appending at once.
+ * @return RT_OK, RT_EINVAL (a newline in rec), RT_EIO
+ */
+enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
+                               struct fm_err *err);
+
+/**
+ * Become the spool's only shipper and load the cursor. Held until rt_spool_close.
+ * @return RT_OK, RT_EBUSY when another process ships this spool now, RT_EIO
+ */
+enum rt_status rt_spool_claim(struct rt_spool *s, struct fm_err *err);
+
+/**
+ * Read the next records after the cursor, at most max_records of one segment. Fully shipped
+ * segments that a newer one follows are deleted on the way. Requires a claim.
+ * @param out  on RT_OK the batch (free with rt_spool_batch_free); nlines 0 when nothing is left
+ * @return RT_OK, RT_EIO, RT_ENOMEM
+ */
+enum rt_status rt_spool_next_batch(struct rt_spool *s, size_t max_records,
+                                   struct rt_spool_batch *out, struct fm_err *err);
+
+/** Durably move the cursor past b (the records were delivered or dead-lettered). */
+enum rt_status rt_spool_commit(struct rt_spool *s, const struct rt_spool_batch *b,
+                               struct fm_err *err);
+
+/**
+ * Append {"error": reason, "record": REC} to the dead-letter file and fsync it. REC is
+ * embedded as JSON when it parses, else as a string.
+ */
+enum rt_status rt_spool_dead_letter(struct rt_spool *s, const char *rec, size_t len,
+                                    const char *reason, struct fm_err *err);
+
+/** Free what a batch holds; safe on a zeroed batch. */
+void rt_spool_batch_free(struct rt_spool_batch *b);
+
+#endif

@@ -1,0 +1,852 @@
+/*
+ * The runtime with real processes: manifest validation, exec statuses and limits, the
+ * records in the spool, the faasrun command line, and shipping to a scripted metering
+ * service (libmicrohttpd on port 0).
+ */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/timeutil.h"
+#include "runtime/exec.h"
+#include "runtime/invoke.h"
+#include "runtime/manifest.h"
+#include "runtime/ship.h"
+#include "runtime/spool.h"
+#include "tests/suites.h"
+
+extern char **environ;
+
+static char tmp[64];
+
+static void make_tmp(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(tmp, sizeof tmp, "/tmp/faasmeter-rt-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void remove_tmp(void)
+{
+    nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* $FAASMETER_BIN/rel: the binaries under test. */
+static const char *bin(const char *rel)
+{
+    static char paths[8][PATH_MAX];
+    static int next;
+    const char *dir = getenv("FAASMETER_BIN");
+    ck_assert_msg(dir && *dir, "FAASMETER_BIN must name the folder of the test binaries");
+    char *p = paths[next++ % 8];
+    snprintf(p, PATH_MAX, "%s/%s", dir, rel);
+    ck_assert_msg(access(p, X_OK) == 0, "missing %s: build it first", p);
+    return p;
+}
+
+static const char *in_tmp(const char *name)
+{
+    static char paths[8][PATH_MAX];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, PATH_MAX, "%s/%s", tmp, name);
+    return p;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* All lines of every spool segment, concatenated. */
+static char *read_segments(const char *dir)
+{
+    struct fm_buf b;
+    fm_buf_init(&b, 1 << 20);
+    for (int seq = 1; seq < 100; seq++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/seg-%016d.ndjson", dir, seq);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            fm_buf_append(&b, chunk, n);
+        fclose(f);
+    }
+    return b.data ? fm_buf_steal(&b) : strdup("");
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* ---------------------------------------------------------------- manifest */
+
+static const struct {
+    const char *json;
+    const char *message;
+} bad_manifests[] = {
+    {"[]", "manifest.json: manifest: expected a JSON object"},
+    {"{\"functions\": 3}", "manifest.json: functions: expected an array"},
+    {"{\"functions\": [], \"extra\": 1}", "manifest.json: extra: unknown field"},
+    {"{\"functions\": [{\"tenant\": \"Acme\", \"name\": \"f\", \"command\": [\"/x\"]}]}",
+     "manifest.json: functions[0].tenant: expected a name matching [a-z0-9][a-z0-9_-]{0,63}"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"-f\", \"command\": [\"/x\"]}]}",
+     "manifest.json: functions[0].name: expected a name matching "
+     "[A-Za-z0-9][A-Za-z0-9._-]{0,127}"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": []}]}",
+     "manifest.json: functions[0].command: expected an array of 1-64 strings"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\", 3]}]}",
+     "manifest.json: functions[0].command[1]: expected a string of at most 4096 bytes"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"]},"
+     " {\"tenant\": \"a\", \"name\": \"g\", \"command\": [\"/x\"]},"
+     " {\"tenant\": \"a\", \"name\": \"h\", \"command\": [\"/x\"], \"memory_mb\": 10241}]}",
+     "manifest.json: functions[2].memory_mb: expected an integer 1-10240"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"],"
+     " \"memory_mb\": 1.5}]}",
+     "manifest.json: functions[0].memory_mb: expected an integer 1-10240"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"],"
+     " \"timeout_ms\": 0}]}",
+     "manifest.json: functions[0].timeout_ms: expected an integer 1-900000"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"],"
+     " \"mode\": \"hot\"}]}",
+     "manifest.json: functions[0].mode: expected \"exec\" or \"warm\""},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"],"
+     " \"env\": {\"1X\": \"v\"}}]}",
+     "manifest.json: functions[0].env.1X: expected a name matching [A-Za-z_][A-Za-z0-9_]*"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"],"
+     " \"memroy_mb\": 5}]}",
+     "manifest.json: functions[0].memroy_mb: unknown field"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"]},"
+     " {\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/y\"]}]}",
+     "manifest.json: functions[1].name: duplicate function of this tenant"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"]}],"
+     " \"pipelines\": [{\"tenant\": \"b\", \"name\": \"p\", \"steps\": [\"f\"]}]}",
+     "manifest.json: pipelines[0].steps[0]: expected the name of a function of the same "
+     "tenant"},
+    {"{\"functions\": [", "manifest.json: not valid JSON"},
+};
+
+START_TEST(manifest_errors_name_entry_and_field)
+{
+    struct fm_err err = {""};
+    struct rt_manifest *m = (struct rt_manifest *)&err; /* must stay untouched */
+    ck_assert_int_eq(rt_manifest_parse(bad_manifests[_i].json, "manifest.json", "/base", &m,
+                                       &err),
+                     RT_EINVAL);
+    ck_assert_str_eq(err.msg, bad_manifests[_i].message);
+    ck_assert_ptr_eq(m, (struct rt_manifest *)&err);
+}
+END_TEST
+
+START_TEST(manifest_defaults_and_paths)
+{
+    write_file(in_tmp("manifest.json"),
+               "{\"functions\": [{\"tenant\": \"acme\", \"name\": \"thumbnail\","
+               " \"command\": [\"fn/thumbnail\", \"--width\", \"128\"], \"env\": {\"K\": \"V\"}},"
+               " {\"tenant\": \"acme\", \"name\": \"store\", \"command\": [\"/bin/true\"],"
+               " \"mode\": \"exec\", \"memory_mb\": 256, \"timeout_ms\": 1500,"
+               " \"concurrency\": 8}],"
+               " \"pipelines\": [{\"tenant\": \"acme\", \"name\": \"upload\","
+               " \"steps\": [\"thumbnail\", \"store\"]}]}");
+    struct rt_manifest *m = NULL;
+    struct fm_err err = {""};
+    ck_assert_int_eq(rt_manifest_load(in_tmp("manifest.json"), &m, &err), RT_OK);
+    const struct rt_function *t = rt_manifest_find(m, "acme", "thumbnail");
+    ck_assert_ptr_nonnull(t);
+    char want[PATH_MAX];
+    snprintf(want, sizeof want, "%s/fn/thumbnail", tmp);
+    ck_assert_str_eq(t->argv[0], want);
+    ck_assert_str_eq(t->argv[2], "128");
+    ck_assert_ptr_null(t->argv[3]);
+    ck_assert_str_eq(t->env[0], "K=V");
+    ck_assert_int_eq(t->mode, RT_MODE_EXEC);
+    ck_assert_int_eq(t->memory_mb, 128);
+    ck_assert_int_eq(t->timeout_ms, 3000);
+    ck_assert_int_eq(t->concurrency, 1);
+    const struct rt_function *s = rt_manifest_find(m, "acme", "store");
+    ck_assert_str_eq(s->argv[0], "/bin/true");
+    ck_assert_int_eq(s->memory_mb, 256);
+    ck_assert_int_eq(s->timeout_ms, 1500);
+    ck_assert_int_eq(s->concurrency, 8);
+    ck_assert_uint_eq(m->npipelines, 1);
+    ck_assert_ptr_eq(m->pipelines[0].steps[1], s);
+    ck_assert_ptr_null(rt_manifest_find(m, "other", "store"));
+    rt_manifest_free(m);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- exec */
+
+static struct rt_exec_result run_argv(char **argv, char **envp, int memory_mb,
+                                      int64_t timeout_ms, const char *input)
+{
+    struct rt_exec_spec spec = {
+        .argv = argv, .envp = envp, .memory_mb = memory_mb, .timeout_ms = timeout_ms,
+        .input = input, .input_len = input ? strlen(input) : 0,
+    };
+    struct rt_exec_result r;
+    struct fm_err err = {""};
+    ck_assert_msg(rt_exec_run(&spec, &r, &err) == RT_OK, "%s", err.msg);
+    return r;
+}
+
+static struct rt_exec_result run_fn(const char *name, const char *arg1, const char *arg2,
+                                    int memory_mb, int64_t timeout_ms, const char *input)
+{
+    char *argv[] = {(char *)bin(name), (char *)arg1, (char *)arg2, NULL};
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    return run_argv(argv, envp, memory_mb, timeout_ms, input);
+}
+
+START_TEST(exec_ok_captures_output)
+{
+    struct rt_exec_result r = run_fn("fn/hello", NULL, NULL, 64, 5000, "faasmeter\n");
+    ck_assert_str_eq(rt_run_status_name(r.status), "ok");
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_str_eq(r.output, "Hello, faasmeter!\n");
+    ck_assert_uint_eq(r.output_len, 18);
+    ck_assert_int_gt(r.duration_us, 0);
+    ck_assert_int_gt(r.max_rss_kb, 0);
+    rt_exec_result_free(&r);
+}
+END_TEST
+
+START_TEST(exec_nonzero_exit_is_error)
+{
+    struct rt_exec_result r = run_fn("fn/fail", NULL, NULL, 64, 5000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "error");
+    ck_assert_int_eq(r.exit_code, 3);
+    ck_assert_str_eq(r.errlog, "fail: failing on purpose\n");
+    rt_exec_result_free(&r);
+}
+END_TEST
+
+START_TEST(exec_timeout_kills_the_group)
+{
+    int64_t t0 = fm_mono_us();
+    struct rt_exec_result r = run_fn("fn/sleepy", "20000", "--fork", 64, 300, NULL);
+    int64_t took = fm_mono_us() - t0;
+    ck_assert_str_eq(rt_run_status_name(r.status), "timeout");
+    ck_assert_int_eq(r.exit_code, 137);
+    ck_assert_int_ge(r.duration_us, 300000);
+    ck_assert_int_lt(took, 3000000);
+    /* The grandchild printed its pid; it must be gone (or a zombie awaiting its reaper). */
+    long pid = strtol(r.output, NULL, 10);
+    ck_assert_int_gt(pid, 1);
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+        char path[64], stat[256] = "";
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            gone = true;
+            break;
+        }
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = '\0';
+        const char *state = strrchr(stat, ')');
+        gone = state && (state[2] == 'Z' || state[2] == 'X');
+        if (!gone)
+            usleep(10000);
+    }
+    ck_assert_msg(gone, "grandchild %ld survived the timeout", pid);
+    rt_exec_result_free(&r);
+}
+END_TEST
+
+START_TEST(exec_memory_limit_is_oom)
+{
+    struct rt_exec_result r = run_fn("fn/hog", "256", NULL, 64, 10000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "oom");
+    ck_assert_int_eq(r.exit_code, 137);
+    ck_assert_int_le(r.max_rss_kb, 64 * 1024);
+    rt_exec_result_free(&r);
+    /* The same function within its limit is fine and its peak RSS shows it. */
+    r = run_fn("fn/hog", "32", NULL, 128, 10000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "ok");
+    ck_assert_int_ge(r.max_rss_kb, 32 * 1024);
+    rt_exec_result_free(&r);
+}
+END_TEST
+
+START_TEST(exec_signal_is_crashed)
+{
+    struct rt_exec_result r = run_fn("fn/crash", NULL, NULL, 64, 5000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "crashed");
+    ck_assert_int_eq(r.exit_code, 128 + SIGSEGV);
+    rt_exec_result_free(&r);
+}
+END_TEST
+
+START_TEST(exec_output_over_cap_is_error)
+{
+    struct rt_exec_result r = run_fn("fn/spew", "7000000", NULL, 64, 10000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "error");
+    ck_assert_str_eq(r.reason, "response larger than 6291456 bytes");
+    rt_exec_result_free(&r);
+    r = run_fn("fn/spew", "6291456", NULL, 64, 10000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "ok");
+    ck_assert_uint_eq(r.output_len, 6291456);
+    rt_exec_result_free(&r);
+}
+END_TEST
+
+START_TEST(exec_missing_program_is_error_127)
+{
+    char *argv[] = {(char *)in_tmp("no-such-program"), NULL};
+    char *envp[] = {NULL};
+    struct rt_exec_spec spec = {.argv = argv, .envp = envp, .memory_mb = 64, .timeout_ms = 1000};
+    struct rt_exec_result r;
+    ck_assert_int_eq(rt_exec_run(&spec, &r, NULL), RT_OK);
+    ck_assert_str_eq(rt_run_status_name(r.status), "error");
+    ck_assert_int_eq(r.exit_code, 127);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "cannot start %s: No such file or directory", argv[0]);
+    ck_assert_str_eq(r.reason, want);
+    rt_exec_result_free(&r);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- records */
+
+static void assert_exact_keys(const cJSON *rec, const char *const *keys)
+{
+    size_t want = 0, have = 0;
+    for (; keys[want]; want++)
+        ck_assert_msg(cJSON_GetObjectItemCaseSensitive(rec, keys[want]) != NULL, "no %s",
+                      keys[want]);
+    for (const cJSON *c = rec->child; c; c = c->next)
+        have++;
+    ck_assert_uint_eq(have, want);
+}
+
+static const char *str_of(const cJSON *rec, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
+    ck_assert_msg(cJSON_IsString(v), "%s is not a string", key);
+    return v->valuestring;
+}
+
+static double num_of(const cJSON *rec, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
+    ck_assert_msg(cJSON_IsNumber(v), "%s is not a number", key);
+    return v->valuedouble;
+}
+
+START_TEST(records_in_spool_are_exact)
+{
+    char manifest[1024];
+    snprintf(manifest, sizeof manifest,
+             "{\"functions\": [{\"tenant\": \"acme\", \"name\": \"fail\", \"command\": [\"%s\"],"
+             " \"memory_mb\": 96, \"timeout_ms\": 2000}]}",
+             bin("fn/fail"));
+    struct rt_manifest *m = NULL;
+    ck_assert_int_eq(rt_manifest_parse(manifest, "m", "/", &m, NULL), RT_OK);
+    struct rt_spool *spool = NULL;
+    ck_assert_int_eq(rt_spool_open(in_tmp("spool"), 0, &spool, NULL), RT_OK);
+    struct rt_invoke_opts opts = {.trigger = "cli"};
+    struct rt_invoke_result res;
+    struct fm_err err = {""};
+    ck_assert_int_eq(rt_invoke(&m->functions[0], spool, &opts, "12345", 5, &res, &err), RT_OK);
+    ck_assert_str_eq(rt_run_status_name(res.run.status), "error");
+
+    char *text = read_segments(in_tmp("spool"));
+    ck_assert_uint_eq(count_lines(text), 2);
+    char *nl = strchr(text, '\n');
+    *nl = '\0';
+    cJSON *start = cJSON_Parse(text), *stop = cJSON_Parse(nl + 1);
+    ck_assert_ptr_nonnull(start);
+    ck_assert_ptr_nonnull(stop);
+    static const char *const start_keys[] = {"id", "type", "invocation_id", "tenant",
+                                             "function", "time", "memory_mb", "timeout_ms",
+                                             "cold_start", "trigger", NULL};
+    static const char *const stop_keys[] = {
+        "id", "type", "invocation_id", "tenant", "function", "time", "memory_mb",
+        "cold_start", "duration_us", "init_us", "status", "exit_code", "cpu_user_us",
+        "cpu_sys_us", "max_rss_kb", "bytes_in", "bytes_out", NULL};
+    assert_exact_keys(start, start_keys);
+    assert_exact_keys(stop, stop_keys);
+
+    char id[64];
+    snprintf(id, sizeof id, "%s:start", res.invocation_id);
+    ck_assert_str_eq(str_of(start, "id"), id);
+    snprintf(id, sizeof id, "%s:stop", res.invocation_id);
+    ck_assert_str_eq(str_of(stop, "id"), id);
+    ck_assert_uint_eq(strlen(res.invocation_id), 32);
+    ck_assert_str_eq(str_of(start, "invocation_id"), res.invocation_id);
+    ck_assert_str_eq(str_of(start, "type"), "start");
+    ck_assert_str_eq(str_of(stop, "type"), "stop");
+    ck_assert_str_eq(str_of(start, "tenant"), "acme");
+    ck_assert_str_eq(str_of(stop, "function"), "fail");
+    ck_assert_str_eq(str_of(start, "trigger"), "cli");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(start, "cold_start")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(stop, "cold_start")));
+    ck_assert(num_of(start, "memory_mb") == 96 && num_of(stop, "memory_mb") == 96);
+    ck_assert(num_of(start, "timeout_ms") == 2000);
+    ck_assert_str_eq(str_of(stop, "status"), "error");
+    ck_assert(num_of(stop, "exit_code") == 3);
+    ck_assert(num_of(stop, "init_us") == 0);
+    ck_assert(num_of(stop, "bytes_in") == 5 && num_of(stop, "bytes_out") == 0);
+    ck_assert(num_of(stop, "duration_us") == (double)res.run.duration_us);
+    ck_assert(num_of(stop, "max_rss_kb") > 0);
+    int64_t t1, t2;
+    ck_assert_int_eq(fm_time_parse(str_of(start, "time"), &t1), 0);
+    ck_assert_int_eq(fm_time_parse(str_of(stop, "time"), &t2), 0);
+    ck_assert_int_le(t1, t2);
+    ck_assert_uint_eq(strlen(str_of(start, "time")), 27); /* six fractional digits */
+
+    cJSON_Delete(start);
+    cJSON_Delete(stop);
+    free(text);
+    rt_exec_result_free(&res.run);
+    rt_spool_close(spool);
+    rt_manifest_free(m);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- faasrun command line */
+
+static void write_manifest(void)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"functions\": ["
+             "{\"tenant\": \"acme\", \"name\": \"hello\", \"command\": [\"%s\"]},"
+             "{\"tenant\": \"acme\", \"name\": \"fail\", \"command\": [\"%s\"]},"
+             "{\"tenant\": \"acme\", \"name\": \"slow\", \"command\": [\"%s\", \"5000\"],"
+             " \"timeout_ms\": 200}]}",
+             bin("fn/hello"), bin("fn/fail"), bin("fn/sleepy"));
+    write_file(in_tmp("manifest.json"), text);
+}
+
+/* Run faasrun with args (NULL-terminated) and input; memory unlimited for the sanitizer. */
+static struct rt_exec_result faasrun(const char *input, const char *const *args)
+{
+    char *argv[24] = {(char *)bin("faasrun")};
+    for (int i = 0; args[i] && i < 22; i++)
+        argv[i + 1] = (char *)args[i];
+    return run_argv(argv, environ, 0, 30000, input);
+}
+
+START_TEST(cli_invoke_exit_codes)
+{
+    write_manifest();
+    const char *spool = in_tmp("spool");
+    const char *manifest = in_tmp("manifest.json");
+    struct rt_exec_result r = faasrun(
+        "you", (const char *[]){"invoke", "--manifest", manifest, "--spool", spool, "acme",
+                                "hello", NULL});
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_str_eq(r.output, "Hello, you!\n");
+    ck_assert_str_eq(r.errlog, "");
+    rt_exec_result_free(&r);
+
+    r = faasrun(NULL, (const char *[]){"invoke", "--manifest", manifest, "--spool", spool,
+                                       "acme", "fail", NULL});
+    ck_assert_int_eq(r.exit_code, 1);
+    ck_assert_str_eq(r.output, "");
+    ck_assert_str_eq(r.errlog, "faasrun: acme/fail: status error (exit code 3)\n");
+    rt_exec_result_free(&r);
+
+    r = faasrun(NULL, (const char *[]){"invoke", "--manifest", manifest, "--spool", spool,
+                                       "acme", "slow", NULL});
+    ck_assert_int_eq(r.exit_code, 1);
+    ck_assert_str_eq(r.errlog, "faasrun: acme/slow: status timeout (exit code 137)\n");
+    rt_exec_result_free(&r);
+
+    r = faasrun(NULL, (const char *[]){"invoke", "--manifest", manifest, "acme", NULL});
+    ck_assert_int_eq(r.exit_code, 2);
+    rt_exec_result_free(&r);
+    r = faasrun(NULL, (const char *[]){"invoke", "--help", NULL});
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_ptr_nonnull(strstr(r.output, "usage: faasrun invoke"));
+    rt_exec_result_free(&r);
+
+    char *text = read_segments(spool);
+    ck_assert_uint_eq(count_lines(text), 6);
+    free(text);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- a scripted meterd */
+
+#define MAX_SCRIPT 8
+
+struct fake_meter {
+    struct MHD_Daemon *daemon;
+    unsigned port;
+    pthread_mutex_t lock;
+    int script_status[MAX_SCRIPT]; /* answers in turn; the last one repeats */
+    int script_reject[MAX_SCRIPT]; /* with 200: reject this index, -1 for none */
+    int nscript;
+    int requests;
+    struct fm_buf received;        /* bodies answered with 200, concatenated */
+    char auth[128];
+    char content_type[64];
+};
+
+static struct fake_meter meter;
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *data,
+                              size_t *size, void **req_cls)
+{
+    (void)cls, (void)version;
+    struct fm_buf *body = *req_cls;
+    if (body == NULL) {
+        body = calloc(1, sizeof *body);
+        fm_buf_init(body, 8 << 20);
+        *req_cls = body;
+        return MHD_YES;
+    }
+    if (*size > 0) {
+        fm_buf_append(body, data, *size);
+        *size = 0;
+        return MHD_YES;
+    }
+    pthread_mutex_lock(&meter.lock);
+    int turn = meter.requests < meter.nscript ? meter.requests : meter.nscript - 1;
+    int status = meter.script_status[turn], reject = meter.script_reject[turn];
+    meter.requests++;
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    snprintf(meter.auth, sizeof meter.auth, "%s", v ? v : "");
+    v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    snprintf(meter.content_type, sizeof meter.content_type, "%s", v ? v : "");
+    char reply[256];
+    if (strcmp(method, "POST") != 0 || strcmp(url, "/v1/records") != 0)
+        status = 404;
+    if (status == 200) {
+        fm_buf_append(&meter.received, body->data ? body->data : "", body->len);
+        size_t n = body->data ? count_lines(body->data) : 0;
+        if (reject >= 0)
+            snprintf(reply, sizeof reply,
+                     "{\"accepted\": %zu, \"duplicates\": 0, \"rejected\": [{\"index\": %d,"
+                     " \"error\": \"bad tenant\"}]}",
+                     n - 1, reject);
+        else
+            snprintf(reply, sizeof reply,
+                     "{\"accepted\": %zu, \"duplicates\": 0, \"rejected\": []}", n);
+    } else {
+        snprintf(reply, sizeof reply, "{\"error\": \"scripted\", \"message\": \"answer %d\"}",
+                 status);
+    }
+    pthread_mutex_unlock(&meter.lock);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(reply), reply, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+    (void)cls, (void)conn, (void)why;
+    struct fm_buf *body = *req_cls;
+    if (body) {
+        fm_buf_free(body);
+        free(body);
+    }
+    *req_cls = NULL;
+}
+
+/* Start the fake service answering with statuses in turn (0 ends the list). */
+static void meter_start(const int *statuses, const int *rejects)
+{
+    meter = (struct fake_meter){.nscript = 0};
+    pthread_mutex_init(&meter.lock, NULL);
+    fm_buf_init(&meter.received, 64 << 20);
+    for (; statuses[meter.nscript] && meter.nscript < MAX_SCRIPT; meter.nscript++) {
+        meter.script_status[meter.nscript] = statuses[meter.nscript];
+        meter.script_reject[meter.nscript] = rejects ? rejects[meter.nscript] : -1;
+    }
+    meter.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, answer,
+                                    NULL, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+                                    MHD_OPTION_END);
+    ck_assert_ptr_nonnull(meter.daemon);
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(meter.daemon, MHD_DAEMON_INFO_BIND_PORT);
+    meter.port = info->port;
+    ck_assert_uint_gt(meter.port, 0);
+}
+
+static void meter_stop(void)
+{
+    if (meter.daemon)
+        MHD_stop_daemon(meter.daemon);
+    meter.daemon = NULL;
+    fm_buf_free(&meter.received);
+    pthread_mutex_destroy(&meter.lock);
+}
+
+static const char *meter_url(void)
+{
+    static char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", meter.port);
+    return url;
+}
+
+static void append_records(struct rt_spool *s, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        char rec[128];
+        int n = snprintf(rec, sizeof rec, "{\"id\": \"r%d\", \"n\": %d}", i, i);
+        ck_assert_int_eq(rt_spool_append(s, rec, (size_t)n, NULL), RT_OK);
+    }
+}
+
+/* Records r<from>..r<to-1> appended to the test's spool by a process that then ends. */
+static void fill_spool(int from, int to, size_t segment_bytes)
+{
+    struct rt_spool *s = NULL;
+    ck_assert_int_eq(rt_spool_open(in_tmp("spool"), segment_bytes, &s, NULL), RT_OK);
+    append_records(s, from, to);
+    rt_spool_close(s);
+}
+
+static enum rt_status ship(const char *dir, const char *key, int64_t deadline_ms,
+                           struct rt_ship_stats *stats, struct fm_err *err)
+{
+    struct rt_spool *s = NULL;
+    struct rt_shipper *sh = NULL;
+    ck_assert_int_eq(rt_spool_open(dir, 0, &s, NULL), RT_OK);
+    ck_assert_int_eq(rt_shipper_new(meter_url(), key, &sh, NULL), RT_OK);
+    enum rt_status st = rt_ship_spool(sh, s, fm_mono_us() + deadline_ms * 1000, stats, err);
+    rt_shipper_free(sh);
+    rt_spool_close(s);
+    return st;
+}
+
+static void expect_received(int from, int to)
+{
+    struct fm_buf want;
+    fm_buf_init(&want, 1 << 20);
+    for (int i = from; i < to; i++)
+        fm_buf_printf(&want, "{\"id\": \"r%d\", \"n\": %d}\n", i, i);
+    ck_assert_str_eq(meter.received.data ? meter.received.data : "", want.data ? want.data : "");
+    fm_buf_free(&want);
+}
+
+START_TEST(ship_sends_ndjson_with_key)
+{
+    meter_start((int[]){200, 0}, NULL);
+    fill_spool(0, 2500, 0);
+    struct rt_ship_stats stats = {0};
+    ck_assert_int_eq(ship(in_tmp("spool"), "k1", 5000, &stats, NULL), RT_OK);
+    ck_assert_int_eq(meter.requests, 3); /* batches of 1000 */
+    ck_assert_uint_eq(stats.accepted, 2500);
+    ck_assert_str_eq(meter.auth, "Bearer k1");
+    ck_assert_str_eq(meter.content_type, "application/x-ndjson");
+    expect_received(0, 2500);
+    /* Nothing is sent twice once delivered. */
+    ck_assert_int_eq(ship(in_tmp("spool"), "k1", 5000, &stats, NULL), RT_OK);
+    ck_assert_int_eq(meter.requests, 3);
+    meter_stop();
+}
+END_TEST
+
+START_TEST(ship_retries_5xx_and_429)
+{
+    meter_start((int[]){503, 429, 200, 0}, NULL);
+    fill_spool(0, 3, 0);
+    struct rt_ship_stats stats = {0};
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 10000, &stats, NULL), RT_OK);
+    ck_assert_int_eq(meter.requests, 3);
+    ck_assert_uint_eq(stats.retries, 2);
+    ck_assert_str_eq(meter.auth, "");
+    expect_received(0, 3);
+    meter_stop();
+}
+END_TEST
+
+START_TEST(ship_resumes_after_crash)
+{
+    struct rt_spool *s = NULL;
+    ck_assert_int_eq(rt_spool_open(in_tmp("spool"), 0, &s, NULL), RT_OK);
+    append_records(s, 0, 5);
+    /* A shipper that read a batch and died before the service answered. */
+    struct rt_spool_batch b;
+    ck_assert_int_eq(rt_spool_claim(s, NULL), RT_OK);
+    ck_assert_int_eq(rt_spool_next_batch(s, 1000, &b, NULL), RT_OK);
+    ck_assert_uint_eq(b.nlines, 5);
+    rt_spool_batch_free(&b);
+    rt_spool_close(s);
+    /* The service is down for a while: the deadline passes, nothing is lost. */
+    meter_start((int[]){503, 0}, NULL);
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 400, NULL, NULL), RT_ETIMEDOUT);
+    ck_assert_int_ge(meter.requests, 1);
+    ck_assert_ptr_null(meter.received.data);
+    meter_stop();
+    /* More invocations meanwhile, then the service is back. */
+    fill_spool(5, 7, 0);
+    meter_start((int[]){200, 0}, NULL);
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, NULL, NULL), RT_OK);
+    expect_received(0, 7);
+    meter_stop();
+}
+END_TEST
+
+START_TEST(ship_dead_letters_rejected)
+{
+    meter_start((int[]){200, 0}, (int[]){1, -1});
+    fill_spool(0, 3, 0);
+    struct rt_ship_stats stats = {0};
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, &stats, NULL), RT_OK);
+    ck_assert_uint_eq(stats.dead_lettered, 1);
+    ck_assert_uint_eq(stats.accepted, 2);
+    FILE *f = fopen(in_tmp("spool/" RT_SPOOL_DEAD_LETTER), "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    fclose(f);
+    ck_assert_str_eq(line, "{\"error\":\"bad tenant\",\"record\":{\"id\":\"r1\",\"n\":1}}\n");
+    /* Delivered and dead-lettered records are both done with. */
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, NULL, NULL), RT_OK);
+    ck_assert_int_eq(meter.requests, 1);
+    meter_stop();
+}
+END_TEST
+
+START_TEST(ship_refused_batch_stays)
+{
+    meter_start((int[]){401, 200, 0}, NULL);
+    fill_spool(0, 2, 0);
+    struct fm_err err = {""};
+    ck_assert_int_eq(ship(in_tmp("spool"), "bad", 5000, NULL, &err), RT_EREMOTE);
+    ck_assert_str_eq(err.msg, "metering service answered 401: answer 401");
+    ck_assert_str_eq(meter.auth, "Bearer bad");
+    ck_assert_int_eq(ship(in_tmp("spool"), "good", 5000, NULL, NULL), RT_OK);
+    expect_received(0, 2);
+    meter_stop();
+}
+END_TEST
+
+START_TEST(spool_rotates_and_survives_a_torn_record)
+{
+    fill_spool(0, 3, 100);
+    /* A crash in the middle of a write left half a record at the end of the newest one. */
+    FILE *f = fopen(in_tmp("spool/seg-0000000000000002.ndjson"), "a");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"id\": \"to", f);
+    fclose(f);
+    fill_spool(3, 8, 100);
+    meter_start((int[]){200, 0}, NULL);
+    struct rt_ship_stats stats = {0};
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, &stats, NULL), RT_OK);
+    expect_received(0, 8);
+    ck_assert_uint_eq(stats.dead_lettered, 1);
+    /* Fully shipped segments are gone, the newest stays for appends. */
+    ck_assert_int_ne(access(in_tmp("spool/seg-0000000000000001.ndjson"), F_OK), 0);
+    meter_stop();
+}
+END_TEST
+
+START_TEST(cli_invoke_ships_to_meter)
+{
+    write_manifest();
+    meter_start((int[]){200, 0}, NULL);
+    const char *args[] = {"invoke", "--manifest", in_tmp("manifest.json"), "--spool",
+                          in_tmp("spool"), "--meter", meter_url(), "--meter-key", "k9",
+                          "acme", "hello", NULL};
+    struct rt_exec_result r = faasrun("meter", args);
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_str_eq(r.output, "Hello, meter!\n");
+    ck_assert_str_eq(r.errlog, "");
+    rt_exec_result_free(&r);
+    ck_assert_int_eq(meter.requests, 1);
+    ck_assert_str_eq(meter.auth, "Bearer k9");
+    ck_assert_uint_eq(count_lines(meter.received.data), 2);
+    ck_assert_ptr_nonnull(strstr(meter.received.data, "\"type\":\"start\""));
+    ck_assert_ptr_nonnull(strstr(meter.received.data, "\"type\":\"stop\""));
+    meter_stop();
+
+    /* The service is down: the invocation still succeeds and the records stay. */
+    meter_start((int[]){503, 0}, NULL);
+    const char *args2[] = {"invoke", "--manifest", in_tmp("manifest.json"), "--spool",
+                           in_tmp("spool"), "--meter", meter_url(), "--ship-deadline-ms", "300",
+                           "acme", "hello", NULL};
+    r = faasrun(NULL, args2);
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_ptr_nonnull(strstr(r.errlog, "records stay in the spool"));
+    rt_exec_result_free(&r);
+    meter_stop();
+    meter_start((int[]){200, 0}, NULL);
+    const char *args3[] = {"ship", "--spool", in_tmp("spool"), "--meter", meter_url(), NULL};
+    r = faasrun(NULL, args3);
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_str_eq(r.output, "accepted 2, duplicates 0, dead-lettered 0\n");
+    rt_exec_result_free(&r);
+    meter_stop();
+}
+END_TEST
+
+Suite *suite_runtime(void)
+{
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create("manifest");
+    tcase_add_checked_fixture(tc, make_tmp, remove_tmp);
+    tcase_add_loop_test(tc, manifest_errors_name_entry_and_field, 0,
+                        (int)(sizeof bad_manifests / sizeof bad_manifests[0]));
+    tcase_add_test(tc, manifest_defaults_and_paths);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("exec");
+    tcase_add_checked_fixture(tc, make_tmp, remove_tmp);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, exec_ok_captures_output);
+    tcase_add_test(tc, exec_nonzero_exit_is_error);
+    tcase_add_test(tc, exec_timeout_kills_the_group);
+    tcase_add_test(tc, exec_memory_limit_is_oom);
+    tcase_add_test(tc, exec_signal_is_crashed);
+    tcase_add_test(tc, exec_output_over_cap_is_error);
+    tcase_add_test(tc, exec_missing_program_is_error_127);
+    tcase_add_test(tc, records_in_spool_are_exact);
+    tcase_add_test(tc, cli_invoke_exit_codes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+Suite *suite_runtime_ship(void)
+{
+    Suite *s = suite_create("runtime_ship");
+    TCase *tc = tcase_create("ship");
+    tcase_add_checked_fixture(tc, make_tmp, remove_tmp);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, ship_sends_ndjson_with_key);
+    tcase_add_test(tc, ship_retries_5xx_and_429);
+    tcase_add_test(tc, ship_resumes_after_crash);
+    tcase_add_test(tc, ship_dead_letters_rejected);
+    tcase_add_test(tc, ship_refused_batch_stays);
+    tcase_add_test(tc, spool_rotates_and_survives_a_torn_record);
+    tcase_add_test(tc, cli_invoke_ships_to_meter);
+    suite_add_tcase(s, tc);
+    return s;
+}
