@@ -1,0 +1,17 @@
+#ifndef FM_BILLING_CLI_H
+#define FM_BILLING_CLI_H
+
+/*
+ * faasbill's subcommands. Each takes the arguments after its name (argv[0] is the
+ * subcommand name) and returns the process exit code: 0 success, 1 failure, 2 bad usage.
+ * Errors go to stderr as one line naming what was wrong.
+ */
+int cli_quote(int argc, char **argv);
+int cli_plans(int argc, char **argv);
+int cli_servers(int argc, char **argv);
+int cli_migrate(int argc, char **argv);
+int cli_tenant(int argc, char **argv);
+int cli_key(int argc, char **argv);
+int cli_invoice(int argc, char **argv);
+
+#endif

@@ -1,0 +1,272 @@
+/* faasbill migrate, tenant and key: the database set-up an operator does. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "billing/catalog.h"
+#include "billing/cli.h"
+#include "common/apikey.h"
+#include "common/db.h"
+#include "schema/migrate.h"
+
+/* Parse the options every database command shares (--db, --help) plus its own; returns
+ * -1 after printing the error (exit 2), 1 for --help (exit 0), 0 to go on. */
+struct db_opts {
+    const char *db;
+    const char *plan;
+    const char *role;
+    const char *tenant;
+};
+
+enum { OPT_DB = 1000, OPT_PLAN, OPT_ROLE, OPT_TENANT, OPT_HELP };
+
+static int parse_opts(const char *cmd, int argc, char **argv, struct db_opts *o,
+                      const char *help)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"plan", required_argument, NULL, OPT_PLAN},
+        {"role", required_argument, NULL, OPT_ROLE},
+        {"tenant", required_argument, NULL, OPT_TENANT},
+        {"help", no_argument, NULL, OPT_HELP},
+        {0, 0, 0, 0},
+    };
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DB:
+            o->db = optarg;
+            break;
+        case OPT_PLAN:
+            o->plan = optarg;
+            break;
+        case OPT_ROLE:
+            o->role = optarg;
+            break;
+        case OPT_TENANT:
+            o->tenant = optarg;
+            break;
+        case OPT_HELP:
+            fputs(help, stdout);
+            return 1;
+        default:
+            fprintf(stderr, "faasbill %s: unknown or incomplete option '%s' (try --help)\n",
+                    cmd, argv[optind - 1]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PGconn *connect_or_say(const char *cmd, const char *db)
+{
+    struct fm_err err;
+    PGconn *conn = db_connect(db_conninfo(db), &err);
+    if (conn == NULL)
+        fprintf(stderr, "faasbill %s: %s\n", cmd, err.msg);
+    return conn;
+}
+
+int cli_migrate(int argc, char **argv)
+{
+    static const char help[] =
+        "usage: faasbill migrate [--db CONNINFO]\n"
+        "Applies the schema/ migrations the database has not recorded yet, in order.\n";
+    struct db_opts o = {0};
+    int rc = parse_opts("migrate", argc, argv, &o, help);
+    if (rc != 0)
+        return rc < 0 ? 2 : 0;
+    if (optind < argc) {
+        fprintf(stderr, "faasbill migrate: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    PGconn *conn = connect_or_say("migrate", o.db);
+    if (conn == NULL)
+        return 1;
+    struct fm_err err;
+    int applied = 0;
+    rc = schema_migrate(conn, NULL, &applied, &err);
+    PQfinish(conn);
+    if (rc != 0) {
+        fprintf(stderr, "faasbill migrate: %s\n", err.msg);
+        return 1;
+    }
+    printf("migrate: %d migration%s applied\n", applied, applied == 1 ? "" : "s");
+    return 0;
+}
+
+static bool tenant_name_ok(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  (i > 0 && (c == '_' || c == '-'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* The plan must exist in the catalog, so that invoices can be built. */
+static int check_plan(const char *plan)
+{
+    struct bill_catalog *cat = NULL;
+    struct fm_err err;
+    if (bill_catalog_load(NULL, &cat, &err) != BILL_OK) {
+        fprintf(stderr, "faasbill tenant: %s\n", err.msg);
+        return 1;
+    }
+    int rc = 0;
+    if (bill_catalog_plan(cat, plan) == NULL) {
+        fprintf(stderr, "faasbill tenant: --plan: no plan '%s' in the catalog "
+                        "(faasbill plans lists them)\n",
+                plan);
+        rc = 2;
+    }
+    bill_catalog_free(cat);
+    return rc;
+}
+
+static int tenant_add(PGconn *conn, const char *name, const char *plan)
+{
+    const char *params[2] = {name, plan};
+    PGresult *res = PQexecParams(conn,
+                                 "INSERT INTO tenants (tenant, plan) VALUES ($1, $2)"
+                                 " ON CONFLICT (tenant) DO UPDATE SET plan = excluded.plan"
+                                 " RETURNING (xmax = 0)",
+                                 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        struct fm_err err;
+        db_err_from(&err, conn, res, "adding the tenant");
+        fprintf(stderr, "faasbill tenant: %s\n", err.msg);
+        PQclear(res);
+        return 1;
+    }
+    bool created = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    printf("tenant %s %s with plan %s\n", name, created ? "added" : "updated", plan);
+    PQclear(res);
+    return 0;
+}
+
+static int tenant_list(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT tenant, plan FROM tenants ORDER BY tenant");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        struct fm_err err;
+        db_err_from(&err, conn, res, "listing tenants");
+        fprintf(stderr, "faasbill tenant: %s\n", err.msg);
+        PQclear(res);
+        return 1;
+    }
+    printf("%-32s %s\n", "TENANT", "PLAN");
+    for (int i = 0; i < PQntuples(res); i++)
+        printf("%-32s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+    PQclear(res);
+    return 0;
+}
+
+int cli_tenant(int argc, char **argv)
+{
+    static const char help[] =
+        "usage: faasbill tenant add NAME [--plan ID] [--db CONNINFO]\n"
+        "       faasbill tenant list [--db CONNINFO]\n"
+        "add creates the tenant (or changes its plan); the plan defaults to aws-lambda-x86.\n";
+    struct db_opts o = {0};
+    int rc = parse_opts("tenant", argc, argv, &o, help);
+    if (rc != 0)
+        return rc < 0 ? 2 : 0;
+    int nargs = argc - optind;
+    const char *verb = nargs > 0 ? argv[optind] : "";
+    bool add = strcmp(verb, "add") == 0 && nargs == 2;
+    bool list = strcmp(verb, "list") == 0 && nargs == 1;
+    if (!add && !list) {
+        fprintf(stderr, "faasbill tenant: expected 'add NAME' or 'list' (try --help)\n");
+        return 2;
+    }
+    const char *plan = o.plan ? o.plan : "aws-lambda-x86";
+    if (add) {
+        if (!tenant_name_ok(argv[optind + 1])) {
+            fprintf(stderr, "faasbill tenant: NAME: expected [a-z0-9][a-z0-9_-]{0,63}, got "
+                            "'%s'\n",
+                    argv[optind + 1]);
+            return 2;
+        }
+        if ((rc = check_plan(plan)) != 0)
+            return rc;
+    }
+    PGconn *conn = connect_or_say("tenant", o.db);
+    if (conn == NULL)
+        return 1;
+    rc = add ? tenant_add(conn, argv[optind + 1], plan) : tenant_list(conn);
+    PQfinish(conn);
+    return rc;
+}
+
+int cli_key(int argc, char **argv)
+{
+    static const char help[] =
+        "usage: faasbill key create --role admin|ingest|tenant [--tenant NAME] [--db CONNINFO]\n"
+        "Creates an API key for meterd and prints it alone on the last line. The key is\n"
+        "shown only now: the database keeps its SHA-256 only. A tenant key needs --tenant.\n";
+    struct db_opts o = {0};
+    int rc = parse_opts("key", argc, argv, &o, help);
+    if (rc != 0)
+        return rc < 0 ? 2 : 0;
+    if (argc - optind != 1 || strcmp(argv[optind], "create") != 0) {
+        fprintf(stderr, "faasbill key: expected 'create' (try --help)\n");
+        return 2;
+    }
+    if (o.role == NULL || (strcmp(o.role, "admin") != 0 && strcmp(o.role, "ingest") != 0 &&
+                           strcmp(o.role, "tenant") != 0)) {
+        fprintf(stderr, "faasbill key: --role: expected admin, ingest or tenant\n");
+        return 2;
+    }
+    bool tenant_role = strcmp(o.role, "tenant") == 0;
+    if (tenant_role != (o.tenant != NULL)) {
+        fprintf(stderr, "faasbill key: --tenant: %s\n",
+                tenant_role ? "required with --role tenant" : "only for --role tenant");
+        return 2;
+    }
+    char key[APIKEY_LEN + 1];
+    char id[APIKEY_ID_LEN + 1];
+    unsigned char hash[APIKEY_HASH_LEN];
+    if (apikey_generate(key) != 0 || !apikey_id(key, id)) {
+        fprintf(stderr, "faasbill key: no randomness from the kernel\n");
+        return 1;
+    }
+    apikey_hash(key, hash);
+    PGconn *conn = connect_or_say("key", o.db);
+    if (conn == NULL)
+        return 1;
+    const char *params[4] = {id, (const char *)hash, o.role, o.tenant};
+    const int lengths[4] = {0, APIKEY_HASH_LEN, 0, 0};
+    const int formats[4] = {0, 1, 0, 0};
+    PGresult *res = PQexecParams(conn,
+                                 "INSERT INTO api_keys (key_id, key_hash, role, tenant)"
+                                 " SELECT $1, $2, $3, $4"
+                                 " WHERE $4::text IS NULL"
+                                 "    OR EXISTS (SELECT 1 FROM tenants WHERE tenant = $4)",
+                                 4, NULL, params, lengths, formats, 0);
+    rc = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        struct fm_err err;
+        db_err_from(&err, conn, res, "storing the key");
+        fprintf(stderr, "faasbill key: %s\n", err.msg);
+        rc = 1;
+    } else if (strcmp(PQcmdTuples(res), "1") != 0) {
+        fprintf(stderr, "faasbill key: --tenant: no tenant '%s' (faasbill tenant add)\n",
+                o.tenant);
+        rc = 2;
+    } else {
+        printf("%s key created%s%s; it is shown only once:\n%s\n", o.role,
+               o.tenant ? " for tenant " : "", o.tenant ? o.tenant : "", key);
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}

@@ -1,0 +1,181 @@
+/* faasbill quote: price a uniform workload under one plan, without a database. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "billing/catalog.h"
+#include "billing/cli.h"
+#include "billing/cli_args.h"
+#include "billing/invoice.h"
+#include "billing/usage.h"
+
+#define CMD "quote"
+#define MAX_MEMORY_MB 10240
+#define MAX_INVOCATIONS INT64_C(1000000000000000) /* 10^15 a month */
+#define MAX_MS INT64_C(86400000)                  /* a day per invocation */
+#define MAX_EGRESS_KB INT64_C(1073741824)         /* a TiB per invocation */
+#define OUTPUT_MAX (4 * 1024 * 1024)
+
+static void help(void)
+{
+    printf("usage: faasbill quote (--plan ID | --plan-file FILE) --memory-mb M --invocations N\n"
+           "                      --avg-duration-ms D [--observed-memory-mb M]\n"
+           "                      [--cpu-ms-per-invocation C] [--egress-kb-per-invocation K]\n"
+           "                      [--no-free-tier] [--json] [--catalog DIR]\n\n"
+           "Prices N identical invocations of D ms (up to 3 decimals) at M MB under a plan,\n"
+           "rounding each invocation as the plan says. CPU time defaults to the duration,\n"
+           "observed memory to the configured memory, egress to 0 (1 KB = 1024 bytes).\n"
+           "--no-free-tier ignores the plan's free allowances. Plans come from --catalog DIR,\n"
+           "else $FAASMETER_CATALOG, else the installed catalog; --plan-file reads one file.\n");
+}
+
+struct quote_args {
+    const char *plan_id, *plan_file, *catalog;
+    int64_t memory_mb, invocations, duration_us, observed_mb, cpu_us, egress_kb;
+    bool have_memory, have_invocations, have_duration, have_cpu, no_free, json;
+};
+
+/* Returns -1 to go on, else the exit code (0 after --help, 2 on bad usage). */
+static int parse(int argc, char **argv, struct quote_args *q)
+{
+    struct cli_args a = {.cmd = CMD, .argc = argc, .argv = argv};
+    q->observed_mb = -1;
+    for (a.i = 1; a.i < argc; a.i++) {
+        const char *v = NULL;
+        int m;
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            help();
+            return 0;
+        } else if (cli_flag(&a, "--json")) {
+            q->json = true;
+        } else if (cli_flag(&a, "--no-free-tier")) {
+            q->no_free = true;
+        } else if ((m = cli_option(&a, "--plan", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            q->plan_id = v;
+        } else if ((m = cli_option(&a, "--plan-file", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            q->plan_file = v;
+        } else if ((m = cli_option(&a, "--catalog", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            q->catalog = v;
+        } else if ((m = cli_option(&a, "--memory-mb", &v)) != 0) {
+            if (m < 0 || cli_int(CMD, "--memory-mb", v, 1, MAX_MEMORY_MB, &q->memory_mb) != 0)
+                return 2;
+            q->have_memory = true;
+        } else if ((m = cli_option(&a, "--observed-memory-mb", &v)) != 0) {
+            if (m < 0 || cli_int(CMD, "--observed-memory-mb", v, 1, MAX_MEMORY_MB,
+                                 &q->observed_mb) != 0)
+                return 2;
+        } else if ((m = cli_option(&a, "--invocations", &v)) != 0) {
+            if (m < 0 ||
+                cli_int(CMD, "--invocations", v, 0, MAX_INVOCATIONS, &q->invocations) != 0)
+                return 2;
+            q->have_invocations = true;
+        } else if ((m = cli_option(&a, "--avg-duration-ms", &v)) != 0) {
+            if (m < 0 || cli_ms_to_us(CMD, "--avg-duration-ms", v, MAX_MS, &q->duration_us) != 0)
+                return 2;
+            q->have_duration = true;
+        } else if ((m = cli_option(&a, "--cpu-ms-per-invocation", &v)) != 0) {
+            if (m < 0 || cli_ms_to_us(CMD, "--cpu-ms-per-invocation", v, MAX_MS, &q->cpu_us) != 0)
+                return 2;
+            q->have_cpu = true;
+        } else if ((m = cli_option(&a, "--egress-kb-per-invocation", &v)) != 0) {
+            if (m < 0 || cli_int(CMD, "--egress-kb-per-invocation", v, 0, MAX_EGRESS_KB,
+                                 &q->egress_kb) != 0)
+                return 2;
+        } else {
+            return cli_unknown(&a);
+        }
+    }
+    const char *missing = !q->plan_id && !q->plan_file ? "--plan or --plan-file"
+                          : !q->have_memory            ? "--memory-mb"
+                          : !q->have_invocations       ? "--invocations"
+                          : !q->have_duration          ? "--avg-duration-ms"
+                                                       : NULL;
+    if (missing) {
+        cli_error(CMD, "%s: required (try faasbill quote --help)", missing);
+        return 2;
+    }
+    if (q->plan_id && q->plan_file) {
+        cli_error(CMD, "--plan-file: give either --plan or --plan-file, not both");
+        return 2;
+    }
+    return -1;
+}
+
+int cli_quote(int argc, char **argv)
+{
+    struct quote_args q = {0};
+    int rc = parse(argc, argv, &q);
+    if (rc >= 0)
+        return rc;
+    rc = 1;
+    struct fm_err err = {{0}};
+    struct bill_catalog *cat = NULL;
+    struct bill_plan *own = NULL;
+    struct bill_usage *use = NULL;
+    struct bill_invoice *inv = NULL;
+    struct fm_buf out;
+    fm_buf_init(&out, OUTPUT_MAX);
+    const struct bill_plan *plan = NULL;
+    if (q.plan_file) {
+        if (bill_plan_load_file(q.plan_file, &own, &err) != BILL_OK) {
+            cli_error(CMD, "--plan-file: %s", err.msg);
+            goto done;
+        }
+        plan = own;
+    } else {
+        if (cli_load_catalog(CMD, q.catalog, &cat) != 0)
+            goto done;
+        if ((plan = bill_catalog_plan(cat, q.plan_id)) == NULL) {
+            cli_error(CMD, "--plan: no plan '%s' in the catalog (see faasbill plans)",
+                      q.plan_id);
+            rc = 2;
+            goto done;
+        }
+    }
+    struct bill_invocation one = {
+        .duration_us = q.duration_us,
+        .memory_mb = (int32_t)q.memory_mb,
+        .max_rss_kb = (q.observed_mb >= 0 ? q.observed_mb : q.memory_mb) * 1024,
+        .cpu_user_us = q.have_cpu ? q.cpu_us : q.duration_us,
+        .bytes_out = q.egress_kb * 1024,
+    };
+    struct bill_quantities each, all;
+    struct bill_price_options opts = {.no_free_tier = q.no_free};
+    if (bill_plan_round(plan, &one, &each, &err) != BILL_OK ||
+        bill_quantities_scale(&each, q.invocations, &all, &err) != BILL_OK ||
+        (use = bill_usage_new()) == NULL ||
+        bill_usage_add_quantities(use, "workload", &all, &err) != BILL_OK ||
+        bill_price_with(plan, use, &opts, &inv, &err) != BILL_OK) {
+        cli_error(CMD, "%s", use == NULL && err.msg[0] == '\0' ? "out of memory" : err.msg);
+        goto done;
+    }
+    char ms[BILL_NUM_BUFSZ];
+    bill_dec_format((struct bill_dec){.units = q.duration_us, .scale = 3}, ms, sizeof ms);
+    if (!q.json)
+        fm_buf_printf(&out,
+                      "Workload: %" PRId64 " invocations of %s ms at %" PRId64
+                      " MB, each billed as %" PRId64 " ms at %d MB%s\n",
+                      q.invocations, ms, q.memory_mb, each.billed_ms,
+                      (int)bill_plan_billed_mb(plan, one.memory_mb, one.max_rss_kb),
+                      q.no_free ? " (no free tier)" : "");
+    if (bill_invoice_render(inv, q.json ? BILL_FORMAT_JSON : BILL_FORMAT_TEXT, NULL, NULL,
+                            &out) != 0) {
+        cli_error(CMD, "output larger than %d bytes", OUTPUT_MAX);
+        goto done;
+    }
+    fputs(out.data, stdout);
+    rc = fflush(stdout) == 0 ? 0 : 1;
+done:
+    fm_buf_free(&out);
+    bill_invoice_free(inv);
+    bill_usage_free(use);
+    bill_plan_free(own);
+    bill_catalog_free(cat);
+    return rc;
+}

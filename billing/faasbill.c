@@ -1,0 +1,49 @@
+/* faasbill: prices usage, manages tenants and keys, builds invoices and reports. */
+#include <stdio.h>
+#include <string.h>
+
+#include "billing/cli.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"quote", cli_quote, "price a uniform workload under a plan (no database)"},
+    {"plans", cli_plans, "list the plan catalog"},
+    {"servers", cli_servers, "list the server catalog"},
+    {"migrate", cli_migrate, "apply the schema migrations to the database"},
+    {"tenant", cli_tenant, "add or list tenants and their plans"},
+    {"key", cli_key, "create API keys for meterd"},
+    {"invoice", cli_invoice, "price a tenant's month of stored usage"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: faasbill COMMAND [OPTIONS]   (faasbill COMMAND --help for more)\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nThe database is --db CONNINFO, else $FAASMETER_DB, else libpq's defaults.\n"
+                 "Catalogs are read from $FAASMETER_CATALOG, else billing/catalog/ of the "
+                 "installation.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "faasbill: unknown command '%s' (try faasbill --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,142 @@
+#include "billing/json_field.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bill_json_string(const cJSON *item, const char *path, size_t max_len, const char **out,
+                     struct fm_err *err)
+{
+    if (item == NULL)
+        return fm_err_set(err, "%s: missing", path);
+    if (!cJSON_IsString(item))
+        return fm_err_set(err, "%s: expected a string", path);
+    size_t len = strlen(item->valuestring);
+    if (len == 0)
+        return fm_err_set(err, "%s: empty", path);
+    if (len > max_len)
+        return fm_err_set(err, "%s: longer than %zu characters", path, max_len);
+    *out = item->valuestring;
+    return 0;
+}
+
+/* Whole-string base-10 integer; 0 or -1. */
+static int parse_int(const char *s, int64_t *out)
+{
+    if (*s == '\0' || (*s != '-' && (*s < '0' || *s > '9')))
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int bill_json_int(const cJSON *item, const char *path, int64_t min, int64_t max, int64_t *out,
+                  struct fm_err *err)
+{
+    if (item == NULL)
+        return fm_err_set(err, "%s: missing", path);
+    int64_t v = 0;
+    if (cJSON_IsNumber(item)) {
+        /* cJSON prints a whole value as plain digits, anything else with a point or an
+         * exponent, so its text tells an integer apart without looking at the binary value. */
+        char text[64];
+        if (!cJSON_PrintPreallocated((cJSON *)item, text, sizeof text, false) ||
+            parse_int(text, &v) != 0)
+            return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, path, min,
+                              max);
+    } else if (cJSON_IsString(item)) {
+        if (parse_int(item->valuestring, &v) != 0)
+            return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, path, min,
+                              max);
+    } else {
+        return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, path, min, max);
+    }
+    if (v < min || v > max)
+        return fm_err_set(err, "%s: %" PRId64 " is outside %" PRId64 "-%" PRId64, path, v, min,
+                          max);
+    *out = v;
+    return 0;
+}
+
+int bill_json_dec(const cJSON *item, const char *path, struct bill_dec *out, struct fm_err *err)
+{
+    if (item == NULL)
+        return fm_err_set(err, "%s: missing", path);
+    if (!cJSON_IsString(item))
+        return fm_err_set(err, "%s: expected a decimal string such as \"0.20\"", path);
+    if (bill_dec_parse(item->valuestring, out) != 0)
+        return fm_err_set(err, "%s: not a decimal number", path);
+    return 0;
+}
+
+int bill_json_bool(const cJSON *item, const char *path, bool *out, struct fm_err *err)
+{
+    if (item == NULL)
+        return fm_err_set(err, "%s: missing", path);
+    if (!cJSON_IsBool(item))
+        return fm_err_set(err, "%s: expected true or false", path);
+    *out = cJSON_IsTrue(item);
+    return 0;
+}
+
+int bill_json_date(const cJSON *item, const char *path, const char **out, struct fm_err *err)
+{
+    const char *s = NULL;
+    if (bill_json_string(item, path, 10, &s, err) != 0)
+        return -1;
+    static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y = 0, m = 0, d = 0;
+    bool shape = strlen(s) == 10 && s[4] == '-' && s[7] == '-';
+    for (int i = 0; shape && i < 10; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+            shape = false;
+    if (shape) {
+        y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+        m = (s[5] - '0') * 10 + (s[6] - '0');
+        d = (s[8] - '0') * 10 + (s[9] - '0');
+    }
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (!shape || m < 1 || m > 12 || d < 1 || d > days[m - 1] || (m == 2 && d == 29 && !leap))
+        return fm_err_set(err, "%s: expected a date YYYY-MM-DD", path);
+    *out = s;
+    return 0;
+}
+
+int bill_json_currency(const cJSON *item, const char *path, char out[4], struct fm_err *err)
+{
+    const char *s = NULL;
+    if (bill_json_string(item, path, 3, &s, err) != 0)
+        return -1;
+    for (int i = 0; i < 3; i++)
+        if (s[i] < 'A' || s[i] > 'Z')
+            return fm_err_set(err, "%s: expected an ISO 4217 code such as \"USD\"", path);
+    memcpy(out, s, 4);
+    return 0;
+}
+
+cJSON *bill_json_parse(const char *text, size_t len, struct fm_err *err)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    if (root != NULL)
+        return root;
+    int line = 1;
+    if (end != NULL && end >= text && end <= text + len)
+        for (const char *p = text; p < end; p++)
+            line += *p == '\n';
+    fm_err_set(err, "not valid JSON (line %d)", line);
+    return NULL;
+}
+
+int bill_json_add_int(cJSON *obj, const char *name, int64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRId64, v);
+    return cJSON_AddRawToObject(obj, name, text) ? 0 : -1;
+}
