@@ -45,6 +45,7 @@ RUNTIME_SRC := $(filter-out runtime/faasrun.c runtime/cli_%.c,$(wildcard runtime
 FAASBILL_SRC := billing/faasbill.c $(wildcard billing/cli_*.c) $(wildcard reports/cli_*.c)
 FAASRUN_SRC  := runtime/faasrun.c $(wildcard runtime/cli_*.c)
 TEST_SRC     := $(wildcard tests/*.c)
+BENCH_SRC    := $(wildcard tests/bench/*.c)
 FNS_SRC      := $(wildcard runtime/functions/*.c)
 
 obj = $(patsubst %.c,$(OUT)/%.o,$(1))
@@ -61,6 +62,7 @@ ALL_LIBS := $(LIB_RUNTIME) $(LIB_METER) $(LIB_REPORTS) $(LIB_SCHEMA) $(LIB_BILLI
 BINS := $(BINDIR)/meterd $(BINDIR)/faasrun $(BINDIR)/faasbill
 FNS  := $(patsubst runtime/functions/%.c,$(BINDIR)/fn/%,$(FNS_SRC))
 TESTBIN := $(BINDIR)/faasmeter-tests
+BENCHES := $(patsubst tests/bench/%.c,$(BINDIR)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps test test-build demo bench clean db-start db-stop lint
 all: $(BINS) $(FNS)
@@ -102,6 +104,11 @@ $(TESTBIN): $(call obj,$(TEST_SRC)) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs check) $(LDLIBS)
 
+# Benchmarks: one program each, linked like the binaries; scripts/bench.sh runs them.
+$(BINDIR)/bench/%: $(OUT)/tests/bench/%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 deps:
@@ -122,7 +129,7 @@ demo: deps
 	@scripts/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCHES)
 	@scripts/bench.sh
 
 db-start: deps

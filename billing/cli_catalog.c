@@ -40,26 +40,64 @@ static int parse_listing(const char *cmd, const char *what, int argc, char **arg
     return -1;
 }
 
-/* Print a finished listing: the JSON tree (consumed) or the table's buffer. */
-static int emit(const char *cmd, cJSON *root, struct fm_buf *text)
+/* A listing under way: a JSON array or a text table, whichever --json chose. */
+struct listing {
+    const char *cmd;
+    struct bill_catalog *cat;
+    cJSON *root;
+    struct bill_table *table;
+};
+
+/* Parse the options, load the catalog and start the output. Returns -1 to go on, else the
+ * exit code. */
+static int listing_start(struct listing *l, const char *what, int argc, char **argv,
+                         size_t ncols, const char *align, const char *const *header)
 {
-    int rc = 1;
-    if (root != NULL) {
-        char *s = cJSON_Print(root);
-        cJSON_Delete(root);
-        if (s == NULL) {
-            cli_error(cmd, "out of memory");
-            return 1;
-        }
-        printf("%s\n", s);
-        free(s);
-    } else if (text->failed) {
-        cli_error(cmd, "output larger than %d bytes", OUTPUT_MAX);
+    const char *dir = NULL;
+    bool json = false;
+    int rc = parse_listing(l->cmd, what, argc, argv, &dir, &json);
+    if (rc >= 0)
+        return rc;
+    if (cli_load_catalog(l->cmd, dir, &l->cat) != 0)
         return 1;
-    } else {
-        fputs(text->data ? text->data : "", stdout);
+    if (json)
+        l->root = cJSON_CreateArray();
+    else if ((l->table = bill_table_new(ncols, align)) != NULL)
+        bill_table_row(l->table, header);
+    if (l->root == NULL && l->table == NULL) {
+        cli_error(l->cmd, "out of memory");
+        bill_catalog_free(l->cat);
+        return 1;
     }
-    rc = fflush(stdout) == 0 ? 0 : 1;
+    return -1;
+}
+
+/* Print what was gathered and release everything; returns the exit code. */
+static int listing_finish(struct listing *l, int rc)
+{
+    char *text = NULL;
+    if (rc == 0 && l->root != NULL) {
+        text = cJSON_Print(l->root);
+    } else if (rc == 0) {
+        struct fm_buf out;
+        fm_buf_init(&out, OUTPUT_MAX);
+        bill_table_render(l->table, &out);
+        text = fm_buf_steal(&out);
+    }
+    if (rc == 0 && text == NULL) {
+        cli_error(l->cmd, "output larger than %d bytes or out of memory", OUTPUT_MAX);
+        rc = 1;
+    }
+    if (rc == 0) {
+        fputs(text, stdout);
+        if (l->root != NULL)
+            fputc('\n', stdout);
+        rc = fflush(stdout) == 0 ? 0 : 1;
+    }
+    free(text);
+    cJSON_Delete(l->root);
+    bill_table_free(l->table);
+    bill_catalog_free(l->cat);
     return rc;
 }
 
@@ -89,125 +127,85 @@ static void plan_meters(const struct bill_plan *p, char *buf, size_t n)
 
 int cli_plans(int argc, char **argv)
 {
-    const char *dir = NULL;
-    bool json = false;
-    int rc = parse_listing("plans", "plan", argc, argv, &dir, &json);
+    static const char *const header[] = {"ID",     "NAME",         "CURRENCY", "DURATION",
+                                         "MEMORY", "METERS",       "SUBSCRIPTION", "AS OF"};
+    struct listing l = {.cmd = "plans"};
+    int rc = listing_start(&l, "plan", argc, argv, 8, "llllllrl", header);
     if (rc >= 0)
         return rc;
-    struct bill_catalog *cat = NULL;
-    if (cli_load_catalog("plans", dir, &cat) != 0)
-        return 1;
-    struct fm_buf out;
-    fm_buf_init(&out, OUTPUT_MAX);
-    cJSON *root = json ? cJSON_CreateArray() : NULL;
-    struct bill_table *t = json ? NULL : bill_table_new(8, "llllllrl");
-    const char *header[] = {"ID", "NAME", "CURRENCY", "DURATION", "MEMORY",
-                            "METERS", "SUBSCRIPTION", "AS OF"};
-    if (t)
-        bill_table_row(t, header);
-    for (size_t i = 0; i < bill_catalog_plan_count(cat); i++) {
-        const struct bill_plan *p = bill_catalog_plan_at(cat, i);
+    for (size_t i = 0; i < bill_catalog_plan_count(l.cat); i++) {
+        const struct bill_plan *p = bill_catalog_plan_at(l.cat, i);
+        const struct bill_rounding *r = bill_plan_rounding(p);
         char dur[96], mem[96], meters[160], sub[BILL_NUM_BUFSZ];
-        plan_duration(bill_plan_rounding(p), dur, sizeof dur);
-        plan_memory(bill_plan_rounding(p), mem, sizeof mem);
+        plan_duration(r, dur, sizeof dur);
+        plan_memory(r, mem, sizeof mem);
         plan_meters(p, meters, sizeof meters);
         bill_dec_format(bill_plan_subscription(p), sub, sizeof sub);
-        if (root) {
-            const struct bill_rounding *r = bill_plan_rounding(p);
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddItemToArray(root, o);
-            cJSON_AddStringToObject(o, "id", bill_plan_id(p));
-            cJSON_AddStringToObject(o, "name", bill_plan_name(p));
-            cJSON_AddStringToObject(o, "currency", bill_plan_currency(p));
-            bill_json_add_int(o, "step_ms", r->step_ms);
-            bill_json_add_int(o, "min_ms", r->min_ms);
-            cJSON_AddBoolToObject(o, "include_init", r->include_init);
-            cJSON_AddStringToObject(o, "memory_basis",
-                                    r->basis == BILL_MEMORY_OBSERVED ? "observed" : "configured");
-            bill_json_add_int(o, "step_mb", r->step_mb);
-            bill_json_add_int(o, "min_mb", r->min_mb);
-            bill_json_add_int(o, "max_mb", r->max_mb);
-            cJSON_AddStringToObject(o, "meters", meters);
-            cJSON_AddStringToObject(o, "subscription", sub);
-            cJSON_AddStringToObject(o, "source", bill_plan_source(p));
-            cJSON_AddStringToObject(o, "as_of", bill_plan_as_of(p));
-        } else if (t) {
+        if (l.table) {
             const char *row[] = {bill_plan_id(p), bill_plan_name(p), bill_plan_currency(p), dur,
                                  mem, meters, sub, bill_plan_as_of(p)};
-            bill_table_row(t, row);
+            bill_table_row(l.table, row);
+            continue;
         }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(l.root, o);
+        cJSON_AddStringToObject(o, "id", bill_plan_id(p));
+        cJSON_AddStringToObject(o, "name", bill_plan_name(p));
+        cJSON_AddStringToObject(o, "currency", bill_plan_currency(p));
+        bill_json_add_int(o, "step_ms", r->step_ms);
+        bill_json_add_int(o, "min_ms", r->min_ms);
+        cJSON_AddBoolToObject(o, "include_init", r->include_init);
+        cJSON_AddStringToObject(o, "memory_basis",
+                                r->basis == BILL_MEMORY_OBSERVED ? "observed" : "configured");
+        bill_json_add_int(o, "step_mb", r->step_mb);
+        bill_json_add_int(o, "min_mb", r->min_mb);
+        bill_json_add_int(o, "max_mb", r->max_mb);
+        cJSON_AddStringToObject(o, "meters", meters);
+        cJSON_AddStringToObject(o, "subscription", sub);
+        cJSON_AddStringToObject(o, "source", bill_plan_source(p));
+        cJSON_AddStringToObject(o, "as_of", bill_plan_as_of(p));
     }
-    if (t == NULL && root == NULL)
-        out.failed = true;
-    else if (t)
-        bill_table_render(t, &out);
-    rc = emit("plans", root, &out);
-    bill_table_free(t);
-    fm_buf_free(&out);
-    bill_catalog_free(cat);
-    return rc;
+    return listing_finish(&l, 0);
 }
 
 int cli_servers(int argc, char **argv)
 {
-    const char *dir = NULL;
-    bool json = false;
-    int rc = parse_listing("servers", "server", argc, argv, &dir, &json);
+    static const char *const header[] = {"ID",     "NAME",           "VCPUS",    "MEMORY MB",
+                                         "HOURLY", "MONTHLY (730 h)", "CURRENCY", "AS OF"};
+    struct listing l = {.cmd = "servers"};
+    int rc = listing_start(&l, "server", argc, argv, 8, "llrrrrll", header);
     if (rc >= 0)
         return rc;
-    struct bill_catalog *cat = NULL;
-    if (cli_load_catalog("servers", dir, &cat) != 0)
-        return 1;
-    struct fm_buf out;
-    fm_buf_init(&out, OUTPUT_MAX);
-    cJSON *root = json ? cJSON_CreateArray() : NULL;
-    struct bill_table *t = json ? NULL : bill_table_new(8, "llrrrrll");
-    const char *header[] = {"ID", "NAME", "VCPUS", "MEMORY MB", "HOURLY",
-                            "MONTHLY (730 h)", "CURRENCY", "AS OF"};
-    if (t)
-        bill_table_row(t, header);
-    for (size_t i = 0; i < bill_catalog_server_count(cat); i++) {
-        const struct bill_server *s = bill_catalog_server_at(cat, i);
+    for (size_t i = 0; i < bill_catalog_server_count(l.cat); i++) {
+        const struct bill_server *s = bill_catalog_server_at(l.cat, i);
         char hourly[BILL_NUM_BUFSZ], monthly[BILL_NUM_BUFSZ], vcpus[16], mem[16];
         int64_t fee = 0;
-        bill_dec_format(s->hourly, hourly, sizeof hourly);
         if (bill_server_monthly_fee(s, &fee) != 0) {
-            cli_error("servers", "%s: the monthly fee does not fit", s->id);
-            rc = 1;
-            goto done;
+            cli_error(l.cmd, "%s: the monthly fee does not fit", s->id);
+            return listing_finish(&l, 1);
         }
+        bill_dec_format(s->hourly, hourly, sizeof hourly);
         bill_money_format(fee, 2, monthly, sizeof monthly);
-        if (root) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddItemToArray(root, o);
-            cJSON_AddStringToObject(o, "id", s->id);
-            cJSON_AddStringToObject(o, "name", s->name);
-            cJSON_AddStringToObject(o, "provider", s->provider);
-            bill_json_add_int(o, "vcpus", s->vcpus);
-            bill_json_add_int(o, "memory_mb", s->memory_mb);
-            cJSON_AddStringToObject(o, "hourly_price", hourly);
-            cJSON_AddStringToObject(o, "monthly_fee", monthly);
-            cJSON_AddStringToObject(o, "currency", s->currency);
-            cJSON_AddStringToObject(o, "source", s->source);
-            cJSON_AddStringToObject(o, "as_of", s->as_of);
-        } else if (t) {
+        if (l.table) {
             snprintf(vcpus, sizeof vcpus, "%d", (int)s->vcpus);
             snprintf(mem, sizeof mem, "%d", (int)s->memory_mb);
-            const char *row[] = {s->id, s->name, vcpus, mem, hourly, monthly, s->currency,
-                                 s->as_of};
-            bill_table_row(t, row);
+            const char *row[] = {s->id,   s->name,     vcpus, mem, hourly, monthly,
+                                 s->currency, s->as_of};
+            bill_table_row(l.table, row);
+            continue;
         }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(l.root, o);
+        cJSON_AddStringToObject(o, "id", s->id);
+        cJSON_AddStringToObject(o, "name", s->name);
+        cJSON_AddStringToObject(o, "provider", s->provider);
+        bill_json_add_int(o, "vcpus", s->vcpus);
+        bill_json_add_int(o, "memory_mb", s->memory_mb);
+        cJSON_AddStringToObject(o, "hourly_price", hourly);
+        cJSON_AddStringToObject(o, "monthly_fee", monthly);
+        cJSON_AddStringToObject(o, "currency", s->currency);
+        cJSON_AddStringToObject(o, "source", s->source);
+        cJSON_AddStringToObject(o, "as_of", s->as_of);
     }
-    if (t == NULL && root == NULL)
-        out.failed = true;
-    else if (t)
-        bill_table_render(t, &out);
-    rc = emit("servers", root, &out);
-    root = NULL;
-done:
-    cJSON_Delete(root);
-    bill_table_free(t);
-    fm_buf_free(&out);
-    bill_catalog_free(cat);
-    return rc;
+    return listing_finish(&l, 0);
 }
