@@ -1,10 +1,11 @@
 #include "meter/http.h"
 
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,27 +13,12 @@
 #include "common/apikey.h"
 #include "common/buf.h"
 #include "common/log.h"
-#include "meter/record.h"
+#include "meter/api.h"
 #include "meter/store.h"
-
-#define RECORDS_PER_REQUEST_MAX 10000
 
 struct meter_server {
     struct MHD_Daemon *daemon;
     struct meter_config cfg;
-};
-
-/* Every error the API answers with; the HTTP status of each is chosen here and only here. */
-enum api_error {
-    E_BAD_REQUEST,
-    E_UNAUTHORIZED,
-    E_FORBIDDEN,
-    E_NOT_FOUND,
-    E_METHOD,
-    E_TOO_LARGE,
-    E_MEDIA_TYPE,
-    E_UNAVAILABLE,
-    E_INTERNAL,
 };
 
 static const struct {
@@ -44,16 +30,12 @@ static const struct {
     [E_FORBIDDEN] = {403, "forbidden"},
     [E_NOT_FOUND] = {404, "not_found"},
     [E_METHOD] = {405, "method_not_allowed"},
+    [E_CONFLICT] = {409, "conflict"},
     [E_TOO_LARGE] = {413, "payload_too_large"},
     [E_MEDIA_TYPE] = {415, "unsupported_media_type"},
+    [E_UNPROCESSABLE] = {422, "unprocessable"},
     [E_UNAVAILABLE] = {503, "unavailable"},
     [E_INTERNAL] = {500, "internal"},
-};
-
-/* What a handler answers: a status and a JSON body (owned). */
-struct reply {
-    unsigned status;
-    char *body;
 };
 
 /* Per-request state, in *req_cls from the first call to the completion callback. */
@@ -62,7 +44,7 @@ struct request {
     bool too_large;
 };
 
-static void json_escape(struct fm_buf *b, const char *s)
+void json_escape(struct fm_buf *b, const char *s)
 {
     fm_buf_puts(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -76,26 +58,51 @@ static void json_escape(struct fm_buf *b, const char *s)
     fm_buf_puts(b, "\"");
 }
 
-static struct reply reply_error(enum api_error e, const char *message)
+struct reply reply_error(enum api_error e, const char *fmt, ...)
 {
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
     struct fm_buf b;
     fm_buf_init(&b, 4096);
     fm_buf_printf(&b, "{\"error\":\"%s\",\"message\":", api_errors[e].code);
     json_escape(&b, message);
     fm_buf_puts(&b, "}");
-    return (struct reply){api_errors[e].status, fm_buf_steal(&b)};
+    return (struct reply){api_errors[e].status, fm_buf_steal(&b), NULL};
 }
 
-static struct reply reply_json(unsigned status, char *body)
+struct reply reply_json(unsigned status, char *body)
 {
-    return (struct reply){status, body};
+    return (struct reply){status, body, NULL};
 }
 
-/* The caller's key, checked against the database; false with *refusal set when refused. */
-static bool authenticate(struct MHD_Connection *c, PGconn *conn, struct meter_key *key,
-                         struct reply *refusal)
+const char *api_header(const struct api_request *r, const char *name)
 {
-    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    return MHD_lookup_connection_value(r->conn_handle, MHD_HEADER_KIND, name);
+}
+
+const char *api_query(const struct api_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn_handle, MHD_GET_ARGUMENT_KIND, name);
+}
+
+PGconn *api_db(const struct api_request *r, struct reply *refusal)
+{
+    struct fm_err err;
+    PGconn *conn = meter_store_conn(r->cfg->conninfo, &err);
+    if (conn == NULL) {
+        fm_warn("database: %s", err.msg);
+        *refusal = reply_error(E_UNAVAILABLE, "the database is unavailable; retry later");
+    }
+    return conn;
+}
+
+bool api_authenticate(const struct api_request *r, PGconn *conn, struct meter_key *key,
+                      struct reply *refusal)
+{
+    const char *auth = api_header(r, "Authorization");
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
         *refusal = reply_error(E_UNAUTHORIZED, "an API key is required: "
                                                "Authorization: Bearer <key>");
@@ -126,208 +133,89 @@ static bool authenticate(struct MHD_Connection *c, PGconn *conn, struct meter_ke
     return true;
 }
 
-static bool content_type_is(struct MHD_Connection *c, const char *want)
+bool api_may_read(const struct meter_key *key, const char *tenant)
 {
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    return strcmp(key->role, "admin") == 0 ||
+           (strcmp(key->role, "tenant") == 0 && strcmp(key->tenant, tenant) == 0);
+}
+
+bool api_content_type_is(const struct api_request *r, const char *want)
+{
+    const char *ct = api_header(r, "Content-Type");
     if (ct == NULL)
         return false;
     size_t n = strlen(want);
     return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* The records of a JSON array or of NDJSON lines. A line of NDJSON that does not parse is
- * that record's error; a JSON body that does not parse is the request's. */
-struct batch {
-    cJSON **items;  /* parsed records, NULL where a line did not parse */
-    size_t n;
-    cJSON *array;   /* the parsed array, for a JSON body */
-};
-
-static void batch_free(struct batch *b)
+static struct reply get_healthz(const struct api_request *r)
 {
-    if (b->array == NULL)
-        for (size_t i = 0; i < b->n; i++)
-            cJSON_Delete(b->items[i]);
-    cJSON_Delete(b->array);
-    free(b->items);
-}
-
-static int batch_parse(const char *body, size_t len, bool ndjson, struct batch *out,
-                       const char **why)
-{
-    struct batch b = {0};
-    if (!ndjson) {
-        b.array = cJSON_ParseWithLength(body, len);
-        if (b.array == NULL || !cJSON_IsArray(b.array)) {
-            *why = "the body is not a JSON array of records";
-            goto fail;
-        }
-        b.n = (size_t)cJSON_GetArraySize(b.array);
-        if (b.n > RECORDS_PER_REQUEST_MAX) {
-            *why = "more than 10000 records in one request";
-            goto fail;
-        }
-        b.items = calloc(b.n ? b.n : 1, sizeof *b.items);
-        if (b.items == NULL)
-            goto oom;
-        size_t i = 0;
-        for (cJSON *it = b.array->child; it; it = it->next)
-            b.items[i++] = it;
-        *out = b;
-        return 0;
-    }
-    size_t cap = 64;
-    b.items = calloc(cap, sizeof *b.items);
-    if (b.items == NULL)
-        goto oom;
-    for (size_t at = 0; at < len;) {
-        const char *nl = memchr(body + at, '\n', len - at);
-        size_t end = nl ? (size_t)(nl - body) : len;
-        size_t s = at;
-        while (s < end && (body[s] == ' ' || body[s] == '\t' || body[s] == '\r'))
-            s++;
-        if (s < end) {
-            if (b.n == RECORDS_PER_REQUEST_MAX) {
-                *why = "more than 10000 records in one request";
-                goto fail;
-            }
-            if (b.n == cap) {
-                cJSON **grown = realloc(b.items, 2 * cap * sizeof *b.items);
-                if (grown == NULL)
-                    goto oom;
-                b.items = grown;
-                cap *= 2;
-            }
-            b.items[b.n++] = cJSON_ParseWithLength(body + s, end - s);
-        }
-        at = end + 1;
-    }
-    *out = b;
-    return 0;
-oom:
-    *why = "out of memory";
-fail:
-    batch_free(&b);
-    return -1;
-}
-
-static struct reply post_records(const struct meter_server *srv, struct MHD_Connection *c,
-                                 const struct request *req)
-{
-    struct fm_err err;
-    PGconn *conn = meter_store_conn(srv->cfg.conninfo, &err);
-    if (conn == NULL) {
-        fm_warn("database: %s", err.msg);
-        return reply_error(E_UNAVAILABLE, "the database is unavailable; retry later");
-    }
-    struct meter_key key;
     struct reply refusal;
-    if (!authenticate(c, conn, &key, &refusal))
+    PGconn *conn = api_db(r, &refusal);
+    if (conn == NULL)
         return refusal;
-    if (strcmp(key.role, "ingest") != 0 && strcmp(key.role, "admin") != 0)
-        return reply_error(E_FORBIDDEN, "records need an ingest or admin key");
-    bool ndjson = content_type_is(c, "application/x-ndjson");
-    if (!ndjson && !content_type_is(c, "application/json"))
-        return reply_error(E_MEDIA_TYPE, "Content-Type must be application/json (an array of "
-                                         "records) or application/x-ndjson");
-
-    struct batch batch;
-    const char *why = NULL;
-    if (batch_parse(req->body.data ? req->body.data : "", req->body.len, ndjson, &batch,
-                    &why) != 0)
-        return reply_error(E_BAD_REQUEST, why);
-
-    struct reply r;
-    struct meter_record *recs = calloc(batch.n ? batch.n : 1, sizeof *recs);
-    size_t *origin = calloc(batch.n ? batch.n : 1, sizeof *origin);
-    enum meter_outcome *outcomes = calloc(batch.n ? batch.n : 1, sizeof *outcomes);
-    struct fm_buf rejected;
-    fm_buf_init(&rejected, 8u << 20);
-    size_t valid = 0, nrejected = 0;
-    if (recs == NULL || origin == NULL || outcomes == NULL) {
-        r = reply_error(E_INTERNAL, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < batch.n; i++) {
-        struct fm_err rerr;
-        if (batch.items[i] == NULL)
-            fm_err_set(&rerr, "record: not valid JSON");
-        else if (meter_record_parse(batch.items[i], &recs[valid], &rerr) == 0) {
-            origin[valid++] = i;
-            continue;
-        }
-        fm_buf_printf(&rejected, "%s{\"index\":%zu,\"error\":", nrejected++ ? "," : "", i);
-        json_escape(&rejected, rerr.msg);
-        fm_buf_puts(&rejected, "}");
-    }
-    if (valid > 0 && meter_store_records(conn, recs, valid, outcomes, &err) != 0) {
-        fm_warn("storing %zu records: %s", valid, err.msg);
-        if (PQstatus(conn) != CONNECTION_OK)
-            meter_store_close();
-        r = reply_error(E_UNAVAILABLE, "the records could not be stored; retry later");
-        goto out;
-    }
-    size_t accepted = 0, duplicates = 0;
-    for (size_t i = 0; i < valid; i++) {
-        if (outcomes[i] == METER_ACCEPTED)
-            accepted++;
-        else if (outcomes[i] == METER_DUPLICATE)
-            duplicates++;
-        else
-            fm_buf_printf(&rejected,
-                          "%s{\"index\":%zu,\"error\":\"id: already stored with different "
-                          "content (conflict)\"}",
-                          nrejected++ ? "," : "", origin[i]);
-    }
-    struct fm_buf out;
-    fm_buf_init(&out, 9u << 20);
-    fm_buf_printf(&out, "{\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":[%s]}", accepted,
-                  duplicates, rejected.data ? rejected.data : "");
-    char *body = fm_buf_steal(&out);
-    r = body ? reply_json(200, body) : reply_error(E_INTERNAL, "reply too large");
-out:
-    for (size_t i = 0; i < valid; i++)
-        meter_record_clear(&recs[i]);
-    free(recs);
-    free(origin);
-    free(outcomes);
-    fm_buf_free(&rejected);
-    batch_free(&batch);
-    return r;
-}
-
-static struct reply get_healthz(const struct meter_server *srv)
-{
-    struct fm_err err;
-    PGconn *conn = meter_store_conn(srv->cfg.conninfo, &err);
-    if (conn == NULL || meter_store_ping(conn) != 0) {
-        if (conn)
-            meter_store_close();
+    if (meter_store_ping(conn) != 0) {
+        meter_store_close();
         return reply_error(E_UNAVAILABLE, "the database does not answer");
     }
     return reply_json(200, strdup("{\"status\":\"ok\",\"database\":\"ok\"}"));
 }
 
-static struct reply route(const struct meter_server *srv, struct MHD_Connection *c,
-                          const char *method, const char *url, const struct request *req)
+/* The API: a path pattern ('*' matches one segment, handed to the handler in params) and
+ * a handler per method. */
+static const struct route {
+    const char *method;
+    const char *pattern;
+    struct reply (*handler)(const struct api_request *r);
+} routes[] = {
+    {"POST", "/v1/records", api_post_records},
+    {"GET", "/healthz", get_healthz},
+};
+
+/* Match url against pattern, collecting the '*' segments. */
+static bool path_matches(const char *pattern, const char *url, const char **params,
+                         char storage[API_PARAMS_MAX][160])
 {
-    if (strcmp(url, "/v1/records") == 0) {
-        if (strcmp(method, "POST") != 0)
-            return reply_error(E_METHOD, "use POST for /v1/records");
-        return post_records(srv, c, req);
+    int n = 0;
+    while (*pattern && *url) {
+        if (*pattern == '*') {
+            size_t len = strcspn(url, "/");
+            if (len == 0 || len >= sizeof storage[0] || n == API_PARAMS_MAX)
+                return false;
+            memcpy(storage[n], url, len);
+            storage[n][len] = '\0';
+            params[n] = storage[n];
+            n++;
+            pattern++;
+            url += len;
+        } else if (*pattern++ != *url++) {
+            return false;
+        }
     }
-    if (strcmp(url, "/healthz") == 0) {
-        if (strcmp(method, "GET") != 0)
-            return reply_error(E_METHOD, "use GET for /healthz");
-        return get_healthz(srv);
+    return *pattern == '\0' && *url == '\0';
+}
+
+static struct reply route(struct api_request *r)
+{
+    char storage[API_PARAMS_MAX][160];
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!path_matches(routes[i].pattern, r->url, r->params, storage))
+            continue;
+        path_known = true;
+        if (strcmp(routes[i].method, r->method) == 0)
+            return routes[i].handler(r);
     }
+    if (path_known)
+        return reply_error(E_METHOD, "%s is not allowed on %s", r->method, r->url);
     return reply_error(E_NOT_FOUND, "no such endpoint");
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply r)
 {
     if (r.body == NULL) /* only when memory ran out building it */
-        r = (struct reply){500, strdup("{\"error\":\"internal\",\"message\":\"out of memory\"}")};
+        r = (struct reply){500, strdup("{\"error\":\"internal\",\"message\":\"out of memory\"}"),
+                           NULL};
     if (r.body == NULL)
         return MHD_NO;
     struct MHD_Response *resp =
@@ -336,7 +224,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply r)
         free(r.body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Content-Type",
+                            r.content_type ? r.content_type : "application/json");
     enum MHD_Result ret = MHD_queue_response(c, r.status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -371,7 +260,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (req->too_large)
         return send_reply(c, reply_error(E_TOO_LARGE, "the request body is too large"));
-    return send_reply(c, route(srv, c, method, url, req));
+    struct api_request r = {
+        .cfg = &srv->cfg,
+        .conn_handle = c,
+        .method = method,
+        .url = url,
+        .body = req->body.data ? req->body.data : "",
+        .body_len = req->body.len,
+    };
+    return send_reply(c, route(&r));
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,

@@ -261,7 +261,8 @@ START_TEST(requests_are_checked_before_anything_is_stored)
            "{\"error\":\"payload_too_large\",\"message\":\"the request body is too large\"}");
     free(big);
     expect(http_call("GET", records_url, NULL, NULL), 405,
-           "{\"error\":\"method_not_allowed\",\"message\":\"use POST for /v1/records\"}");
+           "{\"error\":\"method_not_allowed\",\"message\":\"GET is not allowed on "
+           "/v1/records\"}");
     expect_value("SELECT count(*) FROM records WHERE invocation_id = $1", "inv-g", "0");
     /* The admin key may send records too. */
     expect(post(admin_key, "application/json", body), 200,

@@ -1,0 +1,90 @@
+#ifndef FM_METER_API_H
+#define FM_METER_API_H
+
+/*
+ * What meterd's endpoint handlers share: the request as a handler sees it, replies, errors,
+ * and authentication. Each endpoint lives in a meter/api_*.c file; meter/http.c routes to
+ * them and is the only place that talks to libmicrohttpd.
+ */
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "meter/http.h"
+#include "meter/store.h"
+
+/* Every error the API answers with; the HTTP status of each is chosen in http.c only. */
+enum api_error {
+    E_BAD_REQUEST,
+    E_UNAUTHORIZED,
+    E_FORBIDDEN,
+    E_NOT_FOUND,
+    E_METHOD,
+    E_CONFLICT,
+    E_TOO_LARGE,
+    E_MEDIA_TYPE,
+    E_UNPROCESSABLE,
+    E_UNAVAILABLE,
+    E_INTERNAL,
+};
+
+/* What a handler answers: a status and a body (owned), JSON unless content_type says. */
+struct reply {
+    unsigned status;
+    char *body;
+    const char *content_type; /* static; NULL for application/json */
+};
+
+#define API_PARAMS_MAX 2
+
+struct api_request {
+    const struct meter_config *cfg;
+    void *conn_handle; /* the libmicrohttpd connection, for headers and query arguments */
+    const char *method;
+    const char *url;
+    const char *body; /* NUL-terminated; "" when there is none */
+    size_t body_len;
+    const char *params[API_PARAMS_MAX]; /* the path segments matched by '*' in the route */
+};
+
+/** An error reply {"error": code, "message": ...}; the message is printf-style. */
+struct reply reply_error(enum api_error e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/** A 2xx reply owning body (a JSON text from malloc); NULL body becomes a 500. */
+struct reply reply_json(unsigned status, char *body);
+
+/** Append s as a JSON string literal. */
+void json_escape(struct fm_buf *b, const char *s);
+
+/** A request header's value, or NULL. */
+const char *api_header(const struct api_request *r, const char *name);
+
+/** A query-string argument's value, or NULL. */
+const char *api_query(const struct api_request *r, const char *name);
+
+/** True when the Content-Type is want (parameters such as charset ignored). */
+bool api_content_type_is(const struct api_request *r, const char *want);
+
+/**
+ * This worker thread's database connection, or NULL with *refusal set to a 503.
+ */
+PGconn *api_db(const struct api_request *r, struct reply *refusal);
+
+/**
+ * Check the caller's API key (Authorization: Bearer <key>).
+ * @return true with *key filled; false with *refusal set (401, or 503 when the database
+ *         cannot be asked)
+ */
+bool api_authenticate(const struct api_request *r, PGconn *conn, struct meter_key *key,
+                      struct reply *refusal);
+
+/** May this key read tenant's data? Admin keys read every tenant, tenant keys their own. */
+bool api_may_read(const struct meter_key *key, const char *tenant);
+
+/* The endpoints. */
+struct reply api_post_records(const struct api_request *r);
+
+#endif

@@ -1,0 +1,168 @@
+/* POST /v1/records: validate a batch of usage records and store the valid ones once. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "meter/api.h"
+#include "meter/record.h"
+
+#define RECORDS_PER_REQUEST_MAX 10000
+
+/* The records of a JSON array or of NDJSON lines. A line of NDJSON that does not parse is
+ * that record's error; a JSON body that does not parse is the request's. */
+struct batch {
+    cJSON **items;  /* parsed records, NULL where a line did not parse */
+    size_t n;
+    cJSON *array;   /* the parsed array, for a JSON body */
+};
+
+static void batch_free(struct batch *b)
+{
+    if (b->array == NULL)
+        for (size_t i = 0; i < b->n; i++)
+            cJSON_Delete(b->items[i]);
+    cJSON_Delete(b->array);
+    free(b->items);
+}
+
+static int batch_parse(const char *body, size_t len, bool ndjson, struct batch *out,
+                       const char **why)
+{
+    struct batch b = {0};
+    if (!ndjson) {
+        b.array = cJSON_ParseWithLength(body, len);
+        if (b.array == NULL || !cJSON_IsArray(b.array)) {
+            *why = "the body is not a JSON array of records";
+            goto fail;
+        }
+        b.n = (size_t)cJSON_GetArraySize(b.array);
+        if (b.n > RECORDS_PER_REQUEST_MAX) {
+            *why = "more than 10000 records in one request";
+            goto fail;
+        }
+        b.items = calloc(b.n ? b.n : 1, sizeof *b.items);
+        if (b.items == NULL)
+            goto oom;
+        size_t i = 0;
+        for (cJSON *it = b.array->child; it; it = it->next)
+            b.items[i++] = it;
+        *out = b;
+        return 0;
+    }
+    size_t cap = 64;
+    b.items = calloc(cap, sizeof *b.items);
+    if (b.items == NULL)
+        goto oom;
+    for (size_t at = 0; at < len;) {
+        const char *nl = memchr(body + at, '\n', len - at);
+        size_t end = nl ? (size_t)(nl - body) : len;
+        size_t s = at;
+        while (s < end && (body[s] == ' ' || body[s] == '\t' || body[s] == '\r'))
+            s++;
+        if (s < end) {
+            if (b.n == RECORDS_PER_REQUEST_MAX) {
+                *why = "more than 10000 records in one request";
+                goto fail;
+            }
+            if (b.n == cap) {
+                cJSON **grown = realloc(b.items, 2 * cap * sizeof *b.items);
+                if (grown == NULL)
+                    goto oom;
+                b.items = grown;
+                cap *= 2;
+            }
+            b.items[b.n++] = cJSON_ParseWithLength(body + s, end - s);
+        }
+        at = end + 1;
+    }
+    *out = b;
+    return 0;
+oom:
+    *why = "out of memory";
+fail:
+    batch_free(&b);
+    return -1;
+}
+
+struct reply api_post_records(const struct api_request *req)
+{
+    struct fm_err err;
+    struct reply refusal;
+    PGconn *conn = api_db(req, &refusal);
+    if (conn == NULL)
+        return refusal;
+    struct meter_key key;
+    if (!api_authenticate(req, conn, &key, &refusal))
+        return refusal;
+    if (strcmp(key.role, "ingest") != 0 && strcmp(key.role, "admin") != 0)
+        return reply_error(E_FORBIDDEN, "%s", "records need an ingest or admin key");
+    bool ndjson = api_content_type_is(req, "application/x-ndjson");
+    if (!ndjson && !api_content_type_is(req, "application/json"))
+        return reply_error(E_MEDIA_TYPE, "Content-Type must be application/json (an array of "
+                                         "records) or application/x-ndjson");
+
+    struct batch batch;
+    const char *why = NULL;
+    if (batch_parse(req->body, req->body_len, ndjson, &batch, &why) != 0)
+        return reply_error(E_BAD_REQUEST, "%s", why);
+
+    struct reply r;
+    struct meter_record *recs = calloc(batch.n ? batch.n : 1, sizeof *recs);
+    size_t *origin = calloc(batch.n ? batch.n : 1, sizeof *origin);
+    enum meter_outcome *outcomes = calloc(batch.n ? batch.n : 1, sizeof *outcomes);
+    struct fm_buf rejected;
+    fm_buf_init(&rejected, 8u << 20);
+    size_t valid = 0, nrejected = 0;
+    if (recs == NULL || origin == NULL || outcomes == NULL) {
+        r = reply_error(E_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < batch.n; i++) {
+        struct fm_err rerr;
+        if (batch.items[i] == NULL)
+            fm_err_set(&rerr, "record: not valid JSON");
+        else if (meter_record_parse(batch.items[i], &recs[valid], &rerr) == 0) {
+            origin[valid++] = i;
+            continue;
+        }
+        fm_buf_printf(&rejected, "%s{\"index\":%zu,\"error\":", nrejected++ ? "," : "", i);
+        json_escape(&rejected, rerr.msg);
+        fm_buf_puts(&rejected, "}");
+    }
+    if (valid > 0 && meter_store_records(conn, recs, valid, outcomes, &err) != 0) {
+        fm_warn("storing %zu records: %s", valid, err.msg);
+        if (PQstatus(conn) != CONNECTION_OK)
+            meter_store_close();
+        r = reply_error(E_UNAVAILABLE, "the records could not be stored; retry later");
+        goto out;
+    }
+    size_t accepted = 0, duplicates = 0;
+    for (size_t i = 0; i < valid; i++) {
+        if (outcomes[i] == METER_ACCEPTED)
+            accepted++;
+        else if (outcomes[i] == METER_DUPLICATE)
+            duplicates++;
+        else
+            fm_buf_printf(&rejected,
+                          "%s{\"index\":%zu,\"error\":\"id: already stored with different "
+                          "content (conflict)\"}",
+                          nrejected++ ? "," : "", origin[i]);
+    }
+    struct fm_buf out;
+    fm_buf_init(&out, 9u << 20);
+    fm_buf_printf(&out, "{\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":[%s]}", accepted,
+                  duplicates, rejected.data ? rejected.data : "");
+    char *body = fm_buf_steal(&out);
+    r = body ? reply_json(200, body) : reply_error(E_INTERNAL, "reply too large");
+out:
+    for (size_t i = 0; i < valid; i++)
+        meter_record_clear(&recs[i]);
+    free(recs);
+    free(origin);
+    free(outcomes);
+    fm_buf_free(&rejected);
+    batch_free(&batch);
+    return r;
+}
+
