@@ -13,5 +13,8 @@ int cli_migrate(int argc, char **argv);
 int cli_tenant(int argc, char **argv);
 int cli_key(int argc, char **argv);
 int cli_invoice(int argc, char **argv);
+int cli_compare(int argc, char **argv);
+int cli_report(int argc, char **argv);
+int cli_simulate(int argc, char **argv);
 
 #endif

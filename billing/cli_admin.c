@@ -7,6 +7,7 @@
 #include "billing/cli.h"
 #include "common/apikey.h"
 #include "common/db.h"
+#include "meter/plans.h"
 #include "schema/migrate.h"
 
 /* Parse the options every database command shares (--db, --help) plus its own; returns
@@ -16,9 +17,10 @@ struct db_opts {
     const char *plan;
     const char *role;
     const char *tenant;
+    const char *catalog;
 };
 
-enum { OPT_DB = 1000, OPT_PLAN, OPT_ROLE, OPT_TENANT, OPT_HELP };
+enum { OPT_DB = 1000, OPT_PLAN, OPT_ROLE, OPT_TENANT, OPT_CATALOG, OPT_HELP };
 
 static int parse_opts(const char *cmd, int argc, char **argv, struct db_opts *o,
                       const char *help)
@@ -28,6 +30,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct db_opts *o,
         {"plan", required_argument, NULL, OPT_PLAN},
         {"role", required_argument, NULL, OPT_ROLE},
         {"tenant", required_argument, NULL, OPT_TENANT},
+        {"catalog", required_argument, NULL, OPT_CATALOG},
         {"help", no_argument, NULL, OPT_HELP},
         {0, 0, 0, 0},
     };
@@ -47,6 +50,9 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct db_opts *o,
             break;
         case OPT_TENANT:
             o->tenant = optarg;
+            break;
+        case OPT_CATALOG:
+            o->catalog = optarg;
             break;
         case OPT_HELP:
             fputs(help, stdout);
@@ -72,8 +78,11 @@ static PGconn *connect_or_say(const char *cmd, const char *db)
 int cli_migrate(int argc, char **argv)
 {
     static const char help[] =
-        "usage: faasbill migrate [--db CONNINFO]\n"
-        "Applies the schema/ migrations the database has not recorded yet, in order.\n";
+        "usage: faasbill migrate [--db CONNINFO] [--catalog DIR]\n"
+        "Applies the schema/ migrations the database has not recorded yet, in order, then\n"
+        "registers the catalog's plans so that usage is rated under each as it arrives\n"
+        "(a new or changed plan is rated anew from the stored invocations). Run it again\n"
+        "after adding or changing a plan file.\n";
     struct db_opts o = {0};
     int rc = parse_opts("migrate", argc, argv, &o, help);
     if (rc != 0)
@@ -86,15 +95,23 @@ int cli_migrate(int argc, char **argv)
     if (conn == NULL)
         return 1;
     struct fm_err err;
-    int applied = 0;
-    rc = schema_migrate(conn, NULL, &applied, &err);
-    PQfinish(conn);
-    if (rc != 0) {
-        fprintf(stderr, "faasbill migrate: %s\n", err.msg);
-        return 1;
-    }
+    int applied = 0, changed = 0;
+    struct bill_catalog *cat = NULL;
+    rc = 1;
+    if (schema_migrate(conn, NULL, &applied, &err) != 0)
+        goto out;
     printf("migrate: %d migration%s applied\n", applied, applied == 1 ? "" : "s");
-    return 0;
+    if (bill_catalog_load(o.catalog, &cat, &err) != BILL_OK ||
+        meter_plans_register(conn, cat, &changed, &err) != 0)
+        goto out;
+    printf("migrate: %d plan%s registered for rating\n", changed, changed == 1 ? "" : "s");
+    rc = 0;
+out:
+    if (rc != 0)
+        fprintf(stderr, "faasbill migrate: %s\n", err.msg);
+    bill_catalog_free(cat);
+    PQfinish(conn);
+    return rc;
 }
 
 static bool tenant_name_ok(const char *s)

@@ -1,4 +1,5 @@
 /* faasbill invoice: price a tenant's month of stored usage. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,19 +16,25 @@
 
 static void help(void)
 {
-    fputs("usage: faasbill invoice --tenant T --period YYYY-MM [--plan ID]\n"
+    fputs("usage: faasbill invoice --tenant T --period YYYY-MM [--plan ID] [--finalize]\n"
           "                        [--format text|json|csv] [--catalog DIR] [--db CONNINFO]\n"
           "\n"
-          "Prices the tenant's finished invocations that started in the period (a calendar\n"
-          "month, UTC) under its plan, or under --plan. Each invocation is rounded on its\n"
-          "own, as the provider does; each line is rounded half-up to the cent and the total\n"
-          "is the sum of the lines. Per-function shares of each line add up to the line.\n",
+          "Builds (or rebuilds, while it is a draft) the tenant's invoice for the period (a\n"
+          "calendar month, UTC), stores it and prints it. It prices the finished invocations\n"
+          "that started in the period under the tenant's plan, or under --plan. Each\n"
+          "invocation is rounded on its own, as the provider does; each line is rounded\n"
+          "half-up to the cent and the total is the sum of the lines. Per-function shares\n"
+          "of each line add up to the line. Usage that arrived for an earlier, final invoice\n"
+          "after it was frozen appears as an adjustment line.\n"
+          "--finalize freezes the invoice after building it. A final invoice is printed as\n"
+          "it was issued and never rebuilt.\n",
           stdout);
 }
 
 struct invoice_args {
     const char *tenant, *period, *plan, *catalog, *db;
     enum bill_format format;
+    bool finalize;
 };
 
 /* Returns -1 to go on, else the exit code. */
@@ -41,6 +48,8 @@ static int parse(int argc, char **argv, struct invoice_args *o)
         if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
             help();
             return 0;
+        } else if (cli_flag(&a, "--finalize")) {
+            o->finalize = true;
         } else if ((m = cli_option(&a, "--tenant", &v)) != 0) {
             if (m < 0)
                 return 2;
@@ -93,10 +102,8 @@ int cli_invoice(int argc, char **argv)
         return rc;
     struct bill_catalog *cat = NULL;
     PGconn *conn = NULL;
-    struct bill_invoice *inv = NULL;
-    struct fm_buf out;
+    struct meter_invoice inv = {0};
     struct fm_err err;
-    fm_buf_init(&out, 64u << 20);
     rc = 1;
     if (cli_load_catalog(CMD, o.catalog, &cat) != 0)
         goto out;
@@ -111,25 +118,38 @@ int cli_invoice(int argc, char **argv)
         cli_error(CMD, "%s", err.msg);
         goto out;
     }
-    switch (meter_invoice_price(conn, cat, o.tenant, o.period, o.plan, &inv, &err)) {
-    case METER_INVOICE_OK:
-        break;
-    case METER_INVOICE_NO_TENANT:
+    enum meter_invoice_status st =
+        meter_invoice_build(conn, cat, o.tenant, o.period, o.plan, &inv, NULL, &err);
+    if (st == METER_INVOICE_FINAL) {
+        /* Printing a final invoice is fine; asking to change it is not. */
+        if (o.plan || o.finalize) {
+            cli_error(CMD, "%s: it cannot be rebuilt or finalized again", err.msg);
+            goto out;
+        }
+    } else if (st == METER_INVOICE_NO_TENANT) {
         cli_error(CMD, "--tenant: no tenant '%s' (faasbill tenant list)", o.tenant);
         goto out;
-    default:
+    } else if (st != METER_INVOICE_OK) {
         cli_error(CMD, "%s", err.msg);
         goto out;
     }
-    if (bill_invoice_render(inv, o.format, o.tenant, o.period, &out) != 0 || out.failed) {
-        cli_error(CMD, "the invoice could not be rendered");
-        goto out;
+    if (o.finalize && st == METER_INVOICE_OK) {
+        int64_t id = inv.id;
+        meter_invoice_clear(&inv);
+        if (meter_invoice_finalize(conn, id, &inv, &err) != METER_INVOICE_OK) {
+            cli_error(CMD, "%s", err.msg);
+            goto out;
+        }
     }
-    fwrite(out.data, 1, out.len, stdout);
+    const char *text = o.format == BILL_FORMAT_JSON ? inv.json
+                       : o.format == BILL_FORMAT_CSV ? inv.csv
+                                                     : inv.text;
+    fputs(text, stdout);
+    if (*text && text[strlen(text) - 1] != '\n')
+        fputs("\n", stdout);
     rc = 0;
 out:
-    fm_buf_free(&out);
-    bill_invoice_free(inv);
+    meter_invoice_clear(&inv);
     PQfinish(conn);
     bill_catalog_free(cat);
     return rc;

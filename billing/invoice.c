@@ -1,5 +1,6 @@
 #include "billing/invoice.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ void bill_invoice_free(struct bill_invoice *inv)
         free(l->item);
     }
     free(inv->lines);
+    free(inv->adjustments);
     free(inv->plan_id);
     free(inv->plan_name);
     free(inv);
@@ -246,4 +248,25 @@ enum bill_status bill_price(const struct bill_plan *plan, const struct bill_usag
                             struct bill_invoice **out, struct fm_err *err)
 {
     return bill_price_with(plan, use, NULL, out, err);
+}
+
+enum bill_status bill_invoice_add_adjustment(struct bill_invoice *inv, const char *period,
+                                             int64_t invoice_id, int64_t amount,
+                                             struct fm_err *err)
+{
+    int64_t total;
+    if (__builtin_add_overflow(inv->total, amount, &total))
+        return fm_err_set(err, "adjustment for %s overflows the total", period),
+               BILL_EOVERFLOW;
+    struct bill_adjustment *grown =
+        realloc(inv->adjustments, (inv->nadjustments + 1) * sizeof *grown);
+    if (grown == NULL)
+        return fm_err_set(err, "out of memory"), BILL_ENOMEM;
+    inv->adjustments = grown;
+    struct bill_adjustment *a = &grown[inv->nadjustments++];
+    snprintf(a->period, sizeof a->period, "%s", period);
+    a->invoice_id = invoice_id;
+    a->amount = amount;
+    inv->total = total;
+    return BILL_OK;
 }

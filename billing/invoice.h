@@ -51,6 +51,14 @@ struct bill_line {
     struct bill_share *shares;       /* add up to amount exactly */
 };
 
+/* A correction carried from an earlier, finalized period: usage that arrived after that
+ * invoice was frozen (or a refund when it shrank), in minor units. */
+struct bill_adjustment {
+    char period[8];     /* "YYYY-MM" it corrects */
+    int64_t invoice_id; /* the finalized invoice it corrects */
+    int64_t amount;
+};
+
 struct bill_invoice {
     char *plan_id;
     char *plan_name;
@@ -59,8 +67,18 @@ struct bill_invoice {
     size_t nlines; /* one per charge of the plan, in the plan's order */
     struct bill_line *lines;
     int64_t subscription; /* minor units */
-    int64_t total;        /* sum of the lines' amounts and the subscription */
+    size_t nadjustments;
+    struct bill_adjustment *adjustments;
+    int64_t total;        /* sum of the lines' amounts, the subscription and adjustments */
 };
+
+/**
+ * Add an adjustment line for an earlier period; the total includes it.
+ * @return BILL_OK, BILL_EOVERFLOW (invoice unchanged), BILL_ENOMEM
+ */
+enum bill_status bill_invoice_add_adjustment(struct bill_invoice *inv, const char *period,
+                                             int64_t invoice_id, int64_t amount,
+                                             struct fm_err *err);
 
 struct bill_price_options {
     bool no_free_tier; /* ignore every free allowance */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "billing/invoice.h"
+#include "billing/json_field.h"
 #include "billing/table.h"
 
 int bill_format_from_name(const char *name, enum bill_format *out)
@@ -23,6 +24,11 @@ static void money(const struct bill_invoice *inv, int64_t minor, char buf[BILL_N
 {
     /* Cannot fail: an int64 with at most 18 minor digits fits the buffer. */
     bill_money_format(minor, inv->minor_digits, buf, BILL_NUM_BUFSZ);
+}
+
+static void adjustment_label(const struct bill_adjustment *a, char *buf, size_t n)
+{
+    snprintf(buf, n, "Adjustment for %s (invoice %lld)", a->period, (long long)a->invoice_id);
 }
 
 static int render_text(const struct bill_invoice *inv, const char *tenant, const char *period,
@@ -68,6 +74,13 @@ static int render_text(const struct bill_invoice *inv, const char *tenant, const
     if (inv->subscription != 0) {
         money(inv, inv->subscription, amount);
         const char *row[] = {"Subscription", NULL, NULL, NULL, NULL, amount};
+        if (bill_table_row(t, row) != 0)
+            goto done;
+    }
+    for (size_t i = 0; i < inv->nadjustments; i++) {
+        adjustment_label(&inv->adjustments[i], label, sizeof label);
+        money(inv, inv->adjustments[i].amount, amount);
+        const char *row[] = {label, NULL, NULL, NULL, NULL, amount};
         if (bill_table_row(t, row) != 0)
             goto done;
     }
@@ -130,6 +143,20 @@ static int render_json(const struct bill_invoice *inv, const char *tenant, const
         money(inv, inv->subscription, amount);
         cJSON_AddStringToObject(root, "subscription", amount);
     }
+    if (inv->nadjustments > 0) {
+        cJSON *adj = cJSON_AddArrayToObject(root, "adjustments");
+        for (size_t i = 0; adj && i < inv->nadjustments; i++) {
+            cJSON *a = cJSON_CreateObject();
+            char label[128];
+            adjustment_label(&inv->adjustments[i], label, sizeof label);
+            money(inv, inv->adjustments[i].amount, amount);
+            cJSON_AddStringToObject(a, "item", label);
+            cJSON_AddStringToObject(a, "period", inv->adjustments[i].period);
+            bill_json_add_int(a, "invoice_id", inv->adjustments[i].invoice_id);
+            cJSON_AddStringToObject(a, "amount", amount);
+            cJSON_AddItemToArray(adj, a);
+        }
+    }
     money(inv, inv->total, amount);
     cJSON_AddStringToObject(root, "total", amount);
     /* cJSON builders return NULL when out of memory; printing the tree catches any gap. */
@@ -186,6 +213,13 @@ static int render_csv(const struct bill_invoice *inv, struct fm_buf *out)
     money(inv, inv->subscription, amount);
     const char *sub[] = {"Subscription", NULL, NULL, NULL, NULL, amount};
     csv_row(out, sub);
+    for (size_t i = 0; i < inv->nadjustments; i++) {
+        char label[128];
+        adjustment_label(&inv->adjustments[i], label, sizeof label);
+        money(inv, inv->adjustments[i].amount, amount);
+        const char *row[] = {label, NULL, NULL, NULL, NULL, amount};
+        csv_row(out, row);
+    }
     money(inv, inv->total, amount);
     const char *total[] = {"Total", NULL, NULL, NULL, NULL, amount};
     csv_row(out, total);

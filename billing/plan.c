@@ -511,3 +511,14 @@ int64_t bill_plan_mhz(const struct bill_plan *plan, int32_t memory_mb)
             return plan->ghz[i].mhz;
     return plan->ghz[plan->nghz - 1].mhz;
 }
+
+size_t bill_plan_ghz_count(const struct bill_plan *plan)
+{
+    return plan->nghz;
+}
+
+void bill_plan_ghz_at(const struct bill_plan *plan, size_t i, int32_t *memory_mb, int64_t *mhz)
+{
+    *memory_mb = plan->ghz[i].memory_mb;
+    *mhz = plan->ghz[i].mhz;
+}

@@ -120,4 +120,10 @@ int32_t bill_plan_billed_mb(const struct bill_plan *plan, int32_t memory_mb, int
  */
 int64_t bill_plan_mhz(const struct bill_plan *plan, int32_t memory_mb);
 
+/** Entries of the ghz_by_memory_mb table (0 without one), by ascending memory. */
+size_t bill_plan_ghz_count(const struct bill_plan *plan);
+
+/** Entry i (i < bill_plan_ghz_count) of the ghz_by_memory_mb table. */
+void bill_plan_ghz_at(const struct bill_plan *plan, size_t i, int32_t *memory_mb, int64_t *mhz);
+
 #endif

@@ -87,8 +87,11 @@ char *fm_buf_steal(struct fm_buf *b)
         fm_buf_free(b);
         return NULL;
     }
-    if (b->data == NULL && reserve(b, 0) != 0)
-        return NULL;
+    if (b->data == NULL) {
+        if (reserve(b, 0) != 0)
+            return NULL;
+        b->data[0] = '\0';
+    }
     char *s = b->data;
     fm_buf_init(b, b->limit);
     return s;

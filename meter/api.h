@@ -39,8 +39,11 @@ struct reply {
 
 #define API_PARAMS_MAX 2
 
+struct meter_keycache;
+
 struct api_request {
     const struct meter_config *cfg;
+    struct meter_keycache *keys; /* the server's key cache, shared by its threads */
     void *conn_handle; /* the libmicrohttpd connection, for headers and query arguments */
     const char *method;
     const char *url;
@@ -86,5 +89,10 @@ bool api_may_read(const struct meter_key *key, const char *tenant);
 
 /* The endpoints. */
 struct reply api_post_records(const struct api_request *r);
+struct reply api_post_invoices(const struct api_request *r);
+struct reply api_list_invoices(const struct api_request *r);
+struct reply api_get_invoice(const struct api_request *r);
+struct reply api_finalize_invoice(const struct api_request *r);
+struct reply api_get_usage(const struct api_request *r);
 
 #endif

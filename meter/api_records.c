@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "meter/api.h"
+#include "meter/metrics.h"
 #include "meter/record.h"
 
 #define RECORDS_PER_REQUEST_MAX 10000
@@ -132,6 +133,7 @@ struct reply api_post_records(const struct api_request *req)
     }
     if (valid > 0 && meter_store_records(conn, recs, valid, outcomes, &err) != 0) {
         fm_warn("storing %zu records: %s", valid, err.msg);
+        metrics_db_error();
         if (PQstatus(conn) != CONNECTION_OK)
             meter_store_close();
         r = reply_error(E_UNAVAILABLE, "the records could not be stored; retry later");
@@ -149,6 +151,7 @@ struct reply api_post_records(const struct api_request *req)
                           "content (conflict)\"}",
                           nrejected++ ? "," : "", origin[i]);
     }
+    metrics_records(batch.n, accepted, duplicates, nrejected);
     struct fm_buf out;
     fm_buf_init(&out, 9u << 20);
     fm_buf_printf(&out, "{\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":[%s]}", accepted,

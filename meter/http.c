@@ -3,22 +3,32 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/apikey.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "meter/api.h"
+#include "meter/keycache.h"
+#include "meter/metrics.h"
 #include "meter/store.h"
 
 struct meter_server {
     struct MHD_Daemon *daemon;
     struct meter_config cfg;
+    struct meter_keycache *keys;
+    atomic_uint active;   /* requests between their headers and their completion */
+    atomic_bool stopping; /* set by meter_server_stop: answers close their connection */
 };
 
 static const struct {
@@ -88,11 +98,29 @@ const char *api_query(const struct api_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn_handle, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* A connection whose server went away looks healthy until it is used, and the request
+ * that uses it would fail. While idle it should have nothing to read: a closed socket
+ * reads as ready, and letting libpq read it marks the connection bad. */
+static bool conn_dropped(PGconn *conn)
+{
+    struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+    if (p.fd < 0)
+        return true;
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    return PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK;
+}
+
 PGconn *api_db(const struct api_request *r, struct reply *refusal)
 {
     struct fm_err err;
     PGconn *conn = meter_store_conn(r->cfg->conninfo, &err);
+    if (conn != NULL && conn_dropped(conn)) {
+        meter_store_close();
+        conn = meter_store_conn(r->cfg->conninfo, &err);
+    }
     if (conn == NULL) {
+        metrics_db_error();
         fm_warn("database: %s", err.msg);
         *refusal = reply_error(E_UNAVAILABLE, "the database is unavailable; retry later");
     }
@@ -116,20 +144,29 @@ bool api_authenticate(const struct api_request *r, PGconn *conn, struct meter_ke
         *refusal = reply_error(E_UNAUTHORIZED, "the API key is not valid");
         return false;
     }
-    int found = meter_store_find_key(conn, id, key, &err);
-    if (found < 0) {
-        fm_warn("key lookup: %s", err.msg);
-        *refusal = reply_error(E_UNAVAILABLE, "the database is unavailable; retry later");
-        return false;
+    struct meter_key k;
+    int found = r->keys != NULL && meter_keycache_get(r->keys, id, &k);
+    if (!found) {
+        found = meter_store_find_key(conn, id, &k, &err);
+        if (found < 0) {
+            metrics_db_error();
+            fm_warn("key lookup: %s", err.msg);
+            *refusal = reply_error(E_UNAVAILABLE, "the database is unavailable; retry later");
+            return false;
+        }
+        /* Only keys that exist are kept: a key created a moment ago must work at once. */
+        if (found && r->keys != NULL)
+            meter_keycache_put(r->keys, id, &k);
     }
     apikey_hash(given, hash);
     /* Compare even when the id is unknown, so that timing tells nothing. */
     static const unsigned char no_key[APIKEY_HASH_LEN];
-    bool match = apikey_hash_equal(hash, found ? key->hash : no_key);
+    bool match = apikey_hash_equal(hash, found ? k.hash : no_key);
     if (!found || !match) {
         *refusal = reply_error(E_UNAUTHORIZED, "the API key is not valid");
         return false;
     }
+    *key = k;
     return true;
 }
 
@@ -155,10 +192,19 @@ static struct reply get_healthz(const struct api_request *r)
     if (conn == NULL)
         return refusal;
     if (meter_store_ping(conn) != 0) {
+        metrics_db_error();
         meter_store_close();
         return reply_error(E_UNAVAILABLE, "the database does not answer");
     }
     return reply_json(200, strdup("{\"status\":\"ok\",\"database\":\"ok\"}"));
+}
+
+static struct reply get_metrics(const struct api_request *r)
+{
+    (void)r;
+    struct reply out = reply_json(200, metrics_render());
+    out.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return out;
 }
 
 /* The API: a path pattern ('*' matches one segment, handed to the handler in params) and
@@ -170,6 +216,12 @@ static const struct route {
 } routes[] = {
     {"POST", "/v1/records", api_post_records},
     {"GET", "/healthz", get_healthz},
+    {"GET", "/metrics", get_metrics},
+    {"GET", "/v1/usage", api_get_usage},
+    {"POST", "/v1/invoices", api_post_invoices},
+    {"GET", "/v1/invoices", api_list_invoices},
+    {"GET", "/v1/invoices/*", api_get_invoice},
+    {"POST", "/v1/invoices/*/finalize", api_finalize_invoice},
 };
 
 /* Match url against pattern, collecting the '*' segments. */
@@ -195,27 +247,45 @@ static bool path_matches(const char *pattern, const char *url, const char **para
     return *pattern == '\0' && *url == '\0';
 }
 
-static struct reply route(struct api_request *r)
+/* The route for method and url, filling params; NULL when none (*path_known tells
+ * whether another method would have matched). */
+static const struct route *route_find(const char *method, const char *url,
+                                      const char **params,
+                                      char storage[API_PARAMS_MAX][160], bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!path_matches(routes[i].pattern, url, params, storage))
+            continue;
+        *path_known = true;
+        if (strcmp(routes[i].method, method) == 0)
+            return &routes[i];
+    }
+    return NULL;
+}
+
+static struct reply route(struct api_request *r, const struct route **matched)
 {
     char storage[API_PARAMS_MAX][160];
-    bool path_known = false;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (!path_matches(routes[i].pattern, r->url, r->params, storage))
-            continue;
-        path_known = true;
-        if (strcmp(routes[i].method, r->method) == 0)
-            return routes[i].handler(r);
-    }
+    bool path_known;
+    const struct route *rt = route_find(r->method, r->url, r->params, storage, &path_known);
+    *matched = rt;
+    if (rt != NULL)
+        return rt->handler(r);
     if (path_known)
         return reply_error(E_METHOD, "%s is not allowed on %s", r->method, r->url);
     return reply_error(E_NOT_FOUND, "no such endpoint");
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply r)
+/* Queue r on c and count it under the route it took (NULL: none) since started_us. */
+static enum MHD_Result send_reply(struct MHD_Connection *c, const struct meter_server *srv,
+                                  struct reply r, const struct route *rt, int64_t started_us)
 {
     if (r.body == NULL) /* only when memory ran out building it */
         r = (struct reply){500, strdup("{\"error\":\"internal\",\"message\":\"out of memory\"}"),
                            NULL};
+    metrics_request(rt ? rt->method : NULL, rt ? rt->pattern : NULL, r.status,
+                    fm_mono_us() - started_us);
     if (r.body == NULL)
         return MHD_NO;
     struct MHD_Response *resp =
@@ -226,9 +296,25 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply r)
     }
     MHD_add_response_header(resp, "Content-Type",
                             r.content_type ? r.content_type : "application/json");
+    /* While stopping, a keep-alive client must not slip new requests into the drain. */
+    if (atomic_load(&srv->stopping))
+        MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(c, r.status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+/* The 413 for a body over the limit, counted under the route it was meant for. */
+static enum MHD_Result send_too_large(struct MHD_Connection *c, const struct meter_server *srv,
+                                      const char *method, const char *url)
+{
+    int64_t started = fm_mono_us();
+    char storage[API_PARAMS_MAX][160];
+    const char *params[API_PARAMS_MAX];
+    bool path_known;
+    const struct route *rt = route_find(method, url, params, storage, &path_known);
+    return send_reply(c, srv, reply_error(E_TOO_LARGE, "the request body is too large"), rt,
+                      started);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -236,7 +322,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *upload_data, size_t *upload_size, void **req_cls)
 {
     (void)version;
-    const struct meter_server *srv = cls;
+    struct meter_server *srv = cls;
     struct request *req = *req_cls;
     if (req == NULL) {
         req = calloc(1, sizeof *req);
@@ -244,11 +330,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         fm_buf_init(&req->body, srv->cfg.body_limit);
         *req_cls = req;
+        atomic_fetch_add(&srv->active, 1);
         /* Refuse a declared oversized body before reading it. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > srv->cfg.body_limit) {
             req->too_large = true;
-            return send_reply(c, reply_error(E_TOO_LARGE, "the request body is too large"));
+            return send_too_large(c, srv, method, url);
         }
         return MHD_YES;
     }
@@ -259,30 +346,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (req->too_large)
-        return send_reply(c, reply_error(E_TOO_LARGE, "the request body is too large"));
+        return send_too_large(c, srv, method, url);
     struct api_request r = {
         .cfg = &srv->cfg,
+        .keys = srv->keys,
         .conn_handle = c,
         .method = method,
         .url = url,
         .body = req->body.data ? req->body.data : "",
         .body_len = req->body.len,
     };
-    return send_reply(c, route(&r));
+    int64_t started = fm_mono_us();
+    const struct route *rt;
+    struct reply answer = route(&r, &rt);
+    return send_reply(c, srv, answer, rt, started);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)c;
     (void)toe;
+    struct meter_server *srv = cls;
     struct request *req = *req_cls;
     if (req == NULL)
         return;
     fm_buf_free(&req->body);
     free(req);
     *req_cls = NULL;
+    atomic_fetch_sub(&srv->active, 1);
 }
 
 void meter_config_defaults(struct meter_config *cfg)
@@ -296,6 +388,7 @@ void meter_config_defaults(struct meter_config *cfg)
         .connection_limit = 1024,
         .per_ip_limit = 0,
         .timeout_s = 30,
+        .key_cache_ms = 30000,
     };
 }
 
@@ -310,7 +403,13 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
     if (s == NULL)
         return fm_err_set(err, "out of memory");
     s->cfg = *cfg;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (meter_keycache_new(cfg->key_cache_ms, &s->keys) != 0) {
+        free(s);
+        return fm_err_set(err, "out of memory");
+    }
+    /* MHD_USE_ITC: meter_server_stop quiesces the daemon, which needs it. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_USE_ITC;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 1,
@@ -318,6 +417,7 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
+        meter_keycache_free(s->keys);
         free(s);
         return fm_err_set(err, "cannot listen on %s:%u (in use, or not allowed)", host,
                           (unsigned)cfg->port);
@@ -337,7 +437,18 @@ void meter_server_stop(struct meter_server *s)
 {
     if (s == NULL)
         return;
+    atomic_store(&s->stopping, true);
+    /* Quiescing stops the accepting but keeps the connections; stopping the daemon would
+     * close them with their requests half done. The listening socket is ours to close, and
+     * only once the daemon's threads are gone. */
+    MHD_socket listener = MHD_quiesce_daemon(s->daemon);
+    int64_t deadline = fm_mono_us() + (int64_t)METER_DRAIN_MAX_S * 1000000;
+    while (atomic_load(&s->active) > 0 && fm_mono_us() < deadline)
+        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
     MHD_stop_daemon(s->daemon);
+    if (listener != MHD_INVALID_SOCKET)
+        close(listener);
     meter_store_close_all();
+    meter_keycache_free(s->keys);
     free(s);
 }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "billing/catalog.h"
 #include "common/err.h"
 
 /* meterd's HTTP API (DESIGN.md, "HTTP API of meterd") on libmicrohttpd. */
@@ -17,12 +18,16 @@ struct meter_config {
     unsigned connection_limit;
     unsigned per_ip_limit;
     unsigned timeout_s;      /* idle connection timeout */
+    unsigned key_cache_ms;   /* how long a looked-up API key is trusted; 0: ask every time */
+    const struct bill_catalog *catalog; /* plans for the invoice endpoints; borrowed */
 };
 
 /** The defaults that meterd starts from. */
 void meter_config_defaults(struct meter_config *cfg);
 
 struct meter_server;
+
+#define METER_DRAIN_MAX_S 30
 
 /**
  * Bind and start serving on worker threads.
@@ -36,7 +41,10 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
 /** The port the server listens on. */
 uint16_t meter_server_port(const struct meter_server *s);
 
-/** Stop accepting connections, let requests in flight finish, free s. NULL is a no-op. */
+/**
+ * Stop accepting connections, let the requests in flight finish (those whose headers have
+ * arrived; at most METER_DRAIN_MAX_S seconds), close the rest, free s. NULL is a no-op.
+ */
 void meter_server_stop(struct meter_server *s);
 
 #endif

@@ -8,15 +8,15 @@
 #include "billing/usage.h"
 #include "common/db.h"
 #include "common/timeutil.h"
+#include "meter/plans.h"
 
 static int64_t col_int(const PGresult *res, int col)
 {
     return PQgetisnull(res, 0, col) ? 0 : strtoll(PQgetvalue(res, 0, col), NULL, 10);
 }
 
-/* The tenant's plan id into buf; 1 found, 0 no such tenant, -1 database error. */
-static int tenant_plan(PGconn *conn, const char *tenant, char *buf, size_t n,
-                       struct fm_err *err)
+int meter_tenant_plan(PGconn *conn, const char *tenant, char *buf, size_t n,
+                      struct fm_err *err)
 {
     const char *params[] = {tenant};
     PGresult *res = PQexecParams(conn, "SELECT plan FROM tenants WHERE tenant = $1", 1, NULL,
@@ -33,7 +33,44 @@ static int tenant_plan(PGconn *conn, const char *tenant, char *buf, size_t n,
     return found;
 }
 
-/* Stream the period's finished invocations into use, rounding each under plan. */
+/* The period's rollups under plan (each invocation was rated when it arrived). */
+static int add_rated(PGconn *conn, const struct bill_plan *plan, const char *tenant,
+                     int64_t from_us, struct bill_usage *use, struct fm_err *err)
+{
+    char month[FM_TIME_BUFSZ];
+    fm_time_format(from_us, month, sizeof month);
+    const char *params[] = {tenant, month, bill_plan_id(plan)};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT function, invocations, billed_ms, mb_ms, mhz_ms,"
+                                 "       cpu_us, egress_bytes"
+                                 "  FROM usage_rated"
+                                 " WHERE tenant = $1 AND month = $2 AND plan = $3"
+                                 "   AND invocations <> 0 ORDER BY function",
+                                 3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        db_err_from(err, conn, res, "reading rated usage");
+        PQclear(res);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+        struct bill_quantities q = {
+            .requests = strtoll(PQgetvalue(res, i, 1), NULL, 10),
+            .billed_ms = strtoll(PQgetvalue(res, i, 2), NULL, 10),
+            .mb_ms = strtoll(PQgetvalue(res, i, 3), NULL, 10),
+            .mhz_ms = strtoll(PQgetvalue(res, i, 4), NULL, 10),
+            .cpu_us = strtoll(PQgetvalue(res, i, 5), NULL, 10),
+            .egress_bytes = strtoll(PQgetvalue(res, i, 6), NULL, 10),
+        };
+        if (bill_usage_add_quantities(use, PQgetvalue(res, i, 0), &q, err) != BILL_OK)
+            rc = -1;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Stream the period's finished invocations into use, rounding each under plan: for plans
+ * the database does not rate (added to the catalog since the last registration). */
 static int add_invocations(PGconn *conn, const struct bill_plan *plan, const char *tenant,
                            int64_t from_us, int64_t to_us, struct bill_usage *use,
                            struct fm_err *err)
@@ -90,7 +127,7 @@ enum meter_invoice_status meter_invoice_price(PGconn *conn, const struct bill_ca
         return METER_INVOICE_BAD_INPUT;
     }
     char own_plan[256];
-    int found = tenant_plan(conn, tenant, own_plan, sizeof own_plan, err);
+    int found = meter_tenant_plan(conn, tenant, own_plan, sizeof own_plan, err);
     if (found < 0)
         return METER_INVOICE_FAILED;
     if (found == 0) {
@@ -109,9 +146,324 @@ enum meter_invoice_status meter_invoice_price(PGconn *conn, const struct bill_ca
         return METER_INVOICE_FAILED;
     }
     enum meter_invoice_status st = METER_INVOICE_FAILED;
-    if (add_invocations(conn, plan, tenant, from_us, to_us, use, err) == 0 &&
-        bill_price(plan, use, out, err) == BILL_OK)
+    int rated = meter_plan_is_rated(conn, plan, err);
+    if (rated < 0)
+        goto out;
+    int got = rated ? add_rated(conn, plan, tenant, from_us, use, err)
+                    : add_invocations(conn, plan, tenant, from_us, to_us, use, err);
+    if (got == 0 && bill_price(plan, use, out, err) == BILL_OK)
         st = METER_INVOICE_OK;
+out:
     bill_usage_free(use);
+    return st;
+}
+
+/* ---- Stored invoices ------------------------------------------------------------------ */
+
+/* Run a parameterised statement; NULL with err set unless it returned what was expected. */
+static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *params,
+                       const char *what, struct fm_err *err)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        db_err_from(err, conn, res, what);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+/* "-12.34" (a numeric(24,2)) into minor units. */
+static int64_t parse_cents(const char *s)
+{
+    bool neg = *s == '-';
+    int64_t v = 0;
+    int frac = -1;
+    for (const char *p = s + neg; *p; p++) {
+        if (*p == '.')
+            frac = 0;
+        else if (frac < 2) {
+            v = v * 10 + (*p - '0');
+            if (frac >= 0)
+                frac++;
+        }
+    }
+    for (; frac < 2; frac = frac < 0 ? 1 : frac + 1)
+        v *= 10;
+    return neg ? -v : v;
+}
+
+void meter_invoice_clear(struct meter_invoice *inv)
+{
+    free(inv->json);
+    free(inv->text);
+    free(inv->csv);
+    inv->json = inv->text = inv->csv = NULL;
+}
+
+enum meter_invoice_status meter_invoice_get(PGconn *conn, int64_t id, const char *tenant,
+                                            const char *period, struct meter_invoice *out,
+                                            struct fm_err *err)
+{
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%lld", (long long)id);
+    const char *params[] = {idbuf, tenant ? tenant : "", period ? period : ""};
+    PGresult *res = query(conn,
+                          "SELECT invoice_id, tenant, period, status,"
+                          "       jsonb_build_object('invoice_id', invoice_id, 'status', status,"
+                          "                          'finalized_at', finalized_at)"
+                          "         || document,"
+                          "       text_render, csv_render"
+                          "  FROM invoices"
+                          " WHERE CASE WHEN $1::bigint >= 0 THEN invoice_id = $1::bigint"
+                          "            ELSE tenant = $2 AND period = $3 END",
+                          3, params, "reading the invoice", err);
+    if (res == NULL)
+        return METER_INVOICE_FAILED;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        fm_err_set(err, "invoice: no such invoice");
+        return METER_INVOICE_NOT_FOUND;
+    }
+    struct meter_invoice inv = {.id = strtoll(PQgetvalue(res, 0, 0), NULL, 10)};
+    snprintf(inv.tenant, sizeof inv.tenant, "%s", PQgetvalue(res, 0, 1));
+    snprintf(inv.period, sizeof inv.period, "%s", PQgetvalue(res, 0, 2));
+    snprintf(inv.status, sizeof inv.status, "%s", PQgetvalue(res, 0, 3));
+    /* A heading that says which invoice this is and whether it can still change. */
+    struct fm_buf text;
+    fm_buf_init(&text, 64u << 20);
+    fm_buf_printf(&text, "Invoice: %lld (%s)\n%s", (long long)inv.id, inv.status,
+                  PQgetvalue(res, 0, 5));
+    inv.json = strdup(PQgetvalue(res, 0, 4));
+    inv.text = fm_buf_steal(&text);
+    inv.csv = strdup(PQgetvalue(res, 0, 6));
+    PQclear(res);
+    if (inv.json == NULL || inv.text == NULL || inv.csv == NULL) {
+        meter_invoice_clear(&inv);
+        fm_err_set(err, "out of memory");
+        return METER_INVOICE_FAILED;
+    }
+    *out = inv;
+    return METER_INVOICE_OK;
+}
+
+/* Corrections for earlier finalized periods whose usage changed since they were frozen. */
+static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill_catalog *cat,
+                                                 const char *tenant, const char *period,
+                                                 struct bill_invoice *inv, struct fm_err *err)
+{
+    const char *params[] = {tenant, period};
+    PGresult *res = query(conn,
+                          "SELECT i.invoice_id, i.period, i.plan, i.usage_total,"
+                          "       coalesce((SELECT sum(a.amount)"
+                          "                   FROM invoice_adjustments a JOIN invoices c"
+                          "                     ON c.tenant = a.tenant"
+                          "                    AND c.invoice_id = a.invoice_id"
+                          "                  WHERE a.tenant = i.tenant"
+                          "                    AND a.for_invoice_id = i.invoice_id"
+                          "                    AND c.status = 'final'), 0)"
+                          "  FROM invoices i"
+                          " WHERE i.tenant = $1 AND i.status = 'final' AND i.period < $2"
+                          " ORDER BY i.period",
+                          2, params, "reading finalized invoices", err);
+    if (res == NULL)
+        return METER_INVOICE_FAILED;
+    enum meter_invoice_status st = METER_INVOICE_OK;
+    for (int i = 0; i < PQntuples(res) && st == METER_INVOICE_OK; i++) {
+        struct bill_invoice *now = NULL;
+        const char *old_period = PQgetvalue(res, i, 1);
+        st = meter_invoice_price(conn, cat, tenant, old_period, PQgetvalue(res, i, 2), &now,
+                                 err);
+        if (st != METER_INVOICE_OK) {
+            fm_err_prefix(err, "repricing invoice %s (%s)", PQgetvalue(res, i, 0), old_period);
+            st = METER_INVOICE_FAILED;
+            break;
+        }
+        int64_t charged = now->total - parse_cents(PQgetvalue(res, i, 3)) -
+                          parse_cents(PQgetvalue(res, i, 4));
+        bill_invoice_free(now);
+        if (charged != 0 &&
+            bill_invoice_add_adjustment(inv, old_period, strtoll(PQgetvalue(res, i, 0), NULL, 10),
+                                        charged, err) != BILL_OK)
+            st = METER_INVOICE_FAILED;
+    }
+    PQclear(res);
+    return st;
+}
+
+/* The invoice's lines as rows of invoice_lines and invoice_adjustments. */
+static int store_lines(PGconn *conn, const char *tenant, const char *id,
+                       const struct bill_invoice *inv, struct fm_err *err)
+{
+    const char *del[] = {tenant, id};
+    PGresult *res = query(conn,
+                          "DELETE FROM invoice_lines WHERE tenant = $1 AND invoice_id = $2;",
+                          2, del, "replacing invoice lines", err);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    res = query(conn, "DELETE FROM invoice_adjustments WHERE tenant = $1 AND invoice_id = $2",
+                2, del, "replacing invoice adjustments", err);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    for (size_t i = 0; i < inv->nlines; i++) {
+        const struct bill_line *l = &inv->lines[i];
+        char no[24], amount[BILL_NUM_BUFSZ];
+        snprintf(no, sizeof no, "%zu", i + 1);
+        bill_money_format(l->amount, inv->minor_digits, amount, sizeof amount);
+        const char *p[] = {tenant, id, no, l->item, bill_meter_info(l->meter)->name,
+                           l->quantity, l->unit_price, amount};
+        res = query(conn,
+                    "INSERT INTO invoice_lines (tenant, invoice_id, line_no, item, meter,"
+                    " quantity, unit_price, amount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    8, p, "storing an invoice line", err);
+        if (res == NULL)
+            return -1;
+        PQclear(res);
+    }
+    for (size_t i = 0; i < inv->nadjustments; i++) {
+        const struct bill_adjustment *a = &inv->adjustments[i];
+        char for_id[24], amount[BILL_NUM_BUFSZ];
+        snprintf(for_id, sizeof for_id, "%lld", (long long)a->invoice_id);
+        bill_money_format(a->amount, inv->minor_digits, amount, sizeof amount);
+        const char *p[] = {tenant, id, for_id, a->period, amount};
+        res = query(conn,
+                    "INSERT INTO invoice_adjustments (tenant, invoice_id, for_invoice_id,"
+                    " for_period, amount) VALUES ($1, $2, $3, $4, $5)",
+                    5, p, "storing an adjustment", err);
+        if (res == NULL)
+            return -1;
+        PQclear(res);
+    }
+    return 0;
+}
+
+static int render_all(const struct bill_invoice *inv, const char *tenant, const char *period,
+                      struct fm_buf out[3])
+{
+    static const enum bill_format formats[] = {BILL_FORMAT_JSON, BILL_FORMAT_TEXT,
+                                               BILL_FORMAT_CSV};
+    for (int i = 0; i < 3; i++) {
+        fm_buf_init(&out[i], 64u << 20);
+        if (bill_invoice_render(inv, formats[i], tenant, period, &out[i]) != 0 ||
+            out[i].failed || out[i].data == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+enum meter_invoice_status meter_invoice_build(PGconn *conn, const struct bill_catalog *cat,
+                                              const char *tenant, const char *period,
+                                              const char *plan_id, struct meter_invoice *out,
+                                              bool *created, struct fm_err *err)
+{
+    int64_t from_us, to_us;
+    if (fm_period_parse(period, &from_us, &to_us) != 0) {
+        fm_err_set(err, "period: expected YYYY-MM, got '%s'", period);
+        return METER_INVOICE_BAD_INPUT;
+    }
+    enum meter_invoice_status st = METER_INVOICE_FAILED;
+    struct bill_invoice *inv = NULL;
+    struct fm_buf r[3] = {{0}};
+    PGresult *res = query(conn, "BEGIN", 0, NULL, "begin", err);
+    if (res == NULL)
+        return METER_INVOICE_FAILED;
+    PQclear(res);
+    const char *key[] = {tenant, period};
+    /* Builds of one period wait for each other; a final invoice is never rebuilt. */
+    res = query(conn,
+                "SELECT invoice_id, status FROM invoices"
+                " WHERE tenant = $1 AND period = $2 FOR UPDATE",
+                2, key, "reading the invoice", err);
+    if (res == NULL)
+        goto rollback;
+    bool final = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "final") == 0;
+    int64_t final_id = final ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+    PQclear(res);
+    if (final) {
+        PQclear(PQexec(conn, "ROLLBACK"));
+        st = meter_invoice_get(conn, final_id, NULL, NULL, out, err);
+        if (st == METER_INVOICE_OK) {
+            fm_err_set(err, "invoice %lld for %s %s is final", (long long)final_id, tenant,
+                       period);
+            st = METER_INVOICE_FINAL;
+        }
+        return st;
+    }
+    st = meter_invoice_price(conn, cat, tenant, period, plan_id, &inv, err);
+    if (st != METER_INVOICE_OK)
+        goto rollback;
+    int64_t usage_total = inv->total;
+    st = add_adjustments(conn, cat, tenant, period, inv, err);
+    if (st != METER_INVOICE_OK)
+        goto rollback;
+    st = METER_INVOICE_FAILED;
+    if (render_all(inv, tenant, period, r) != 0) {
+        fm_err_set(err, "the invoice could not be rendered");
+        goto rollback;
+    }
+    char total[BILL_NUM_BUFSZ], own[BILL_NUM_BUFSZ];
+    bill_money_format(inv->total, inv->minor_digits, total, sizeof total);
+    bill_money_format(usage_total, inv->minor_digits, own, sizeof own);
+    const char *row[] = {tenant, period,   inv->plan_id, inv->currency,
+                         total,  own,      r[0].data,    r[1].data,
+                         r[2].data};
+    res = query(conn,
+                "INSERT INTO invoices AS i (tenant, period, plan, currency, total, usage_total,"
+                "                           document, text_render, csv_render)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)"
+                " ON CONFLICT (tenant, period) DO UPDATE SET"
+                "   plan = excluded.plan, currency = excluded.currency, total = excluded.total,"
+                "   usage_total = excluded.usage_total, document = excluded.document,"
+                "   text_render = excluded.text_render, csv_render = excluded.csv_render,"
+                "   updated_at = now()"
+                " RETURNING invoice_id, (xmax = 0)",
+                9, row, "storing the invoice", err);
+    if (res == NULL)
+        goto rollback;
+    char id[24];
+    snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));
+    bool was_created = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    PQclear(res);
+    if (store_lines(conn, tenant, id, inv, err) != 0)
+        goto rollback;
+    res = query(conn, "COMMIT", 0, NULL, "commit", err);
+    if (res == NULL)
+        goto out;
+    PQclear(res);
+    st = meter_invoice_get(conn, strtoll(id, NULL, 10), NULL, NULL, out, err);
+    if (st == METER_INVOICE_OK && created)
+        *created = was_created;
+    goto out;
+rollback:
+    PQclear(PQexec(conn, "ROLLBACK"));
+out:
+    for (int i = 0; i < 3; i++)
+        fm_buf_free(&r[i]);
+    bill_invoice_free(inv);
+    return st;
+}
+
+enum meter_invoice_status meter_invoice_finalize(PGconn *conn, int64_t id,
+                                                 struct meter_invoice *out, struct fm_err *err)
+{
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%lld", (long long)id);
+    const char *params[] = {idbuf};
+    PGresult *res = query(conn,
+                          "UPDATE invoices SET status = 'final', finalized_at = now()"
+                          " WHERE invoice_id = $1 AND status = 'draft' RETURNING 1",
+                          1, params, "finalizing the invoice", err);
+    if (res == NULL)
+        return METER_INVOICE_FAILED;
+    bool done = PQntuples(res) == 1;
+    PQclear(res);
+    enum meter_invoice_status st = meter_invoice_get(conn, id, NULL, NULL, out, err);
+    if (st == METER_INVOICE_OK && !done) {
+        fm_err_set(err, "invoice %lld is final already", (long long)id);
+        return METER_INVOICE_FINAL;
+    }
     return st;
 }

@@ -2,6 +2,8 @@
 #define FM_METER_INVOICES_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "billing/catalog.h"
 #include "billing/invoice.h"
@@ -16,7 +18,16 @@ enum meter_invoice_status {
     METER_INVOICE_NO_PLAN,   /* the plan asked for (or the tenant's) is not in the catalog */
     METER_INVOICE_BAD_INPUT, /* a malformed period */
     METER_INVOICE_FAILED,    /* the database failed, or pricing overflowed */
+    METER_INVOICE_FINAL,     /* the period's invoice is final: it cannot be rebuilt */
+    METER_INVOICE_NOT_FOUND, /* no invoice with that id */
 };
+
+/**
+ * The plan id of tenant into buf (truncated to n - 1 bytes).
+ * @return 1 when found, 0 when there is no such tenant, -1 on a database error (err set)
+ */
+int meter_tenant_plan(PGconn *conn, const char *tenant, char *buf, size_t n,
+                      struct fm_err *err);
 
 /**
  * Price a tenant's month of finished invocations. Each invocation is rounded under the plan
@@ -31,5 +42,51 @@ enum meter_invoice_status meter_invoice_price(PGconn *conn, const struct bill_ca
                                               const char *tenant, const char *period,
                                               const char *plan_id, struct bill_invoice **out,
                                               struct fm_err *err);
+
+/* A stored invoice as it was rendered when last built. */
+struct meter_invoice {
+    int64_t id;
+    char tenant[65];
+    char period[8];
+    char status[8];   /* "draft" or "final" */
+    char *json;       /* the document with invoice_id and status added; caller frees */
+    char *text;       /* the table a person reads; caller frees */
+    char *csv;        /* caller frees */
+};
+
+/** Free what a meter_invoice holds (not the struct). */
+void meter_invoice_clear(struct meter_invoice *inv);
+
+/**
+ * Build, or rebuild while it is a draft, the invoice of a tenant's period and store it:
+ * each charge line, and adjustment lines for earlier finalized periods whose usage changed
+ * after they were frozen (usage that arrived late, priced as the difference between a fresh
+ * pricing of that period and what its invoice charged, minus what later final invoices
+ * already carried).
+ *
+ * @param plan_id  NULL for the tenant's plan
+ * @param out      on OK, the stored invoice; on FINAL, the frozen one (caller clears)
+ * @param created  optional: true when this call created the invoice (not a rebuild)
+ * @return OK, FINAL, NO_TENANT, NO_PLAN, BAD_INPUT, FAILED (err set except for OK)
+ */
+enum meter_invoice_status meter_invoice_build(PGconn *conn, const struct bill_catalog *cat,
+                                              const char *tenant, const char *period,
+                                              const char *plan_id, struct meter_invoice *out,
+                                              bool *created, struct fm_err *err);
+
+/**
+ * Freeze a draft invoice.
+ * @return OK (out holds it, now final), NOT_FOUND, FINAL (it was final already), FAILED
+ */
+enum meter_invoice_status meter_invoice_finalize(PGconn *conn, int64_t id,
+                                                 struct meter_invoice *out, struct fm_err *err);
+
+/**
+ * Read a stored invoice by id, or by tenant and period when id < 0.
+ * @return OK, NOT_FOUND, FAILED
+ */
+enum meter_invoice_status meter_invoice_get(PGconn *conn, int64_t id, const char *tenant,
+                                            const char *period, struct meter_invoice *out,
+                                            struct fm_err *err);
 
 #endif

@@ -10,20 +10,43 @@
 
 #include "common/db.h"
 #include "common/log.h"
+#include "billing/catalog.h"
 #include "meter/http.h"
+#include "meter/orphans.h"
+#include "meter/plans.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: meterd [--listen ADDR:PORT] [--db CONNINFO] [--threads N]\n"
             "              [--body-limit BYTES] [--max-connections N] [--per-ip N]\n"
-            "              [--timeout SECONDS] [--log-level error|warn|info|debug]\n"
+            "              [--timeout SECONDS] [--key-cache-ms MS] [--catalog DIR]\n"
+            "              [--orphan-grace-ms MS] [--orphan-policy timeout|none]\n"
+            "              [--orphan-sweep-ms MS]\n"
+            "              [--log-level error|warn|info|debug]\n"
             "\n"
-            "Serves the metering API (POST /v1/records, GET /healthz). Listens on\n"
-            "127.0.0.1:8080 by default; port 0 picks a free port. The database is --db,\n"
-            "else $FAASMETER_DB, else libpq's defaults. On start it prints\n"
-            "'meterd listening on ADDR:PORT' on stdout; SIGTERM or SIGINT stops it after\n"
-            "the requests in flight.\n");
+            "Serves the metering API (POST /v1/records, GET /v1/usage, POST /v1/invoices,\n"
+            "POST /v1/invoices/ID/finalize, GET /v1/invoices[/ID], GET /healthz,\n"
+            "GET /metrics). Listens on 127.0.0.1:8080 by default; port 0 picks a free port.\n"
+            "The database is --db, else $FAASMETER_DB, else libpq's defaults.\n"
+            "\n"
+            "  --max-connections N  connections open at once (default 1024)\n"
+            "  --per-ip N           connections open at once from one address (0: no limit)\n"
+            "  --timeout SECONDS    an idle connection is closed after this (default 30)\n"
+            "  --body-limit BYTES   a larger request body gets 413 (default 8 MiB)\n"
+            "  --key-cache-ms MS    an API key looked up is trusted this long, so a revoked\n"
+            "                       key stops working within it (default 30000; 0: no cache)\n"
+            "  --catalog DIR        plan catalog for invoices (default: $FAASMETER_CATALOG,\n"
+            "                       else billing/catalog of the installation)\n"
+            "  --orphan-grace-ms MS a start without its stop is closed as 'lost' this long\n"
+            "                       after its timeout (default 60000)\n"
+            "  --orphan-policy P    bill a lost invocation to its timeout ('timeout', the\n"
+            "                       default) or for its request only ('none')\n"
+            "  --orphan-sweep-ms MS how often to look for them (default 10000; 0: never)\n"
+            "\n"
+            "On start it prints 'meterd listening on ADDR:PORT' on stdout; SIGTERM or SIGINT\n"
+            "stops accepting connections, finishes the requests in flight (at most 30 s)\n"
+            "and exits.\n");
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned long long max,
@@ -57,16 +80,34 @@ static int parse_listen(const char *s, char *addr_buf, size_t n, uint16_t *port)
     return 0;
 }
 
+/* Best effort: with the database down at start, rating keeps the plans registered before. */
+static void register_plans(const char *conninfo, const struct bill_catalog *catalog)
+{
+    struct fm_err err;
+    PGconn *conn = db_connect(conninfo, &err);
+    int changed = 0;
+    if (conn == NULL || meter_plans_register(conn, catalog, &changed, &err) != 0)
+        fm_warn("meterd: plans not registered for rating: %s", err.msg);
+    else if (changed > 0)
+        fm_info("meterd: %d plan%s registered for rating", changed, changed == 1 ? "" : "s");
+    PQfinish(conn);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"db", required_argument, NULL, 'd'},
+        {"catalog", required_argument, NULL, 'C'},
+        {"orphan-grace-ms", required_argument, NULL, 'G'},
+        {"orphan-policy", required_argument, NULL, 'P'},
+        {"orphan-sweep-ms", required_argument, NULL, 'S'},
         {"threads", required_argument, NULL, 't'},
         {"body-limit", required_argument, NULL, 'b'},
         {"max-connections", required_argument, NULL, 'c'},
         {"per-ip", required_argument, NULL, 'p'},
         {"timeout", required_argument, NULL, 'T'},
+        {"key-cache-ms", required_argument, NULL, 'K'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
@@ -75,6 +116,9 @@ int main(int argc, char **argv)
     meter_config_defaults(&cfg);
     char addr[64];
     const char *db = NULL;
+    const char *catalog_dir = NULL;
+    long orphan_grace_ms = 60000, orphan_sweep_ms = 10000;
+    enum meter_orphan_policy orphan_policy = METER_ORPHAN_BILL_TIMEOUT;
     unsigned long long v;
     int c;
     opterr = 0;
@@ -84,6 +128,30 @@ int main(int argc, char **argv)
             if (parse_listen(optarg, addr, sizeof addr, &cfg.port) != 0)
                 return 2;
             cfg.listen_addr = addr;
+            break;
+        case 'C':
+            catalog_dir = optarg;
+            break;
+        case 'G':
+            if (parse_uint("--orphan-grace-ms", optarg, 86400000, &v) != 0)
+                return 2;
+            orphan_grace_ms = (long)v;
+            break;
+        case 'S':
+            if (parse_uint("--orphan-sweep-ms", optarg, 86400000, &v) != 0)
+                return 2;
+            orphan_sweep_ms = (long)v;
+            break;
+        case 'P':
+            if (strcmp(optarg, "timeout") == 0) {
+                orphan_policy = METER_ORPHAN_BILL_TIMEOUT;
+            } else if (strcmp(optarg, "none") == 0) {
+                orphan_policy = METER_ORPHAN_BILL_NONE;
+            } else {
+                fprintf(stderr, "meterd: --orphan-policy: expected timeout or none, got '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'd':
             db = optarg;
@@ -117,6 +185,11 @@ int main(int argc, char **argv)
                 return 2;
             cfg.timeout_s = (unsigned)v;
             break;
+        case 'K':
+            if (parse_uint("--key-cache-ms", optarg, 3600000, &v) != 0)
+                return 2;
+            cfg.key_cache_ms = (unsigned)v;
+            break;
         case 'L':
             if (fm_log_set_level(optarg) != 0) {
                 fprintf(stderr, "meterd: --log-level: expected error, warn, info or debug\n");
@@ -138,6 +211,17 @@ int main(int argc, char **argv)
     }
     cfg.conninfo = db_conninfo(db);
 
+    /* The invoice endpoints price with the catalog; its plans are registered for rating
+     * here too, so a plan file added since the last migrate is rated from now on. */
+    struct fm_err err;
+    struct bill_catalog *catalog = NULL;
+    if (bill_catalog_load(catalog_dir, &catalog, &err) != BILL_OK) {
+        fprintf(stderr, "meterd: %s\n", err.msg);
+        return 1;
+    }
+    cfg.catalog = catalog;
+    register_plans(cfg.conninfo, catalog);
+
     /* Signals are taken synchronously by this thread; worker threads inherit the mask. */
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -146,17 +230,23 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct fm_err err;
     struct meter_server *srv = NULL;
     if (meter_server_start(&cfg, &srv, &err) != 0) {
         fprintf(stderr, "meterd: %s\n", err.msg);
+        bill_catalog_free(catalog);
         return 1;
     }
+    struct meter_orphan_sweeper *sweeper =
+        orphan_sweep_ms > 0
+            ? meter_orphans_start(cfg.conninfo, orphan_sweep_ms, orphan_grace_ms, orphan_policy)
+            : NULL;
     printf("meterd listening on %s:%u\n", cfg.listen_addr, (unsigned)meter_server_port(srv));
     fflush(stdout);
     int sig = 0;
     sigwait(&stop_signals, &sig);
     fm_info("meterd: %s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    meter_orphans_stop(sweeper);
     meter_server_stop(srv);
+    bill_catalog_free(catalog);
     return 0;
 }

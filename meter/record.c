@@ -106,16 +106,7 @@ static int type_mask(const char *type)
     return 1 << enum_index(record_types, type);
 }
 
-/* Append "name": to the canonical object. */
-static void put_key(struct fm_buf *b, const char *name, bool *first)
-{
-    fm_buf_puts(b, *first ? "{\"" : ",\"");
-    fm_buf_puts(b, name);
-    fm_buf_puts(b, "\":");
-    *first = false;
-}
-
-static void put_string(struct fm_buf *b, const char *s)
+static void put_json_string(struct fm_buf *b, const char *s)
 {
     fm_buf_puts(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -129,10 +120,27 @@ static void put_string(struct fm_buf *b, const char *s)
     fm_buf_puts(b, "\"");
 }
 
-static int check_field(const struct field *f, const cJSON *v, struct meter_record *r,
-                       struct fm_buf *canon, bool *first, struct fm_err *err)
+void meter_copy_text(struct fm_buf *b, const char *s)
 {
-    int64_t n = 0;
+    for (const char *p = s; *p; p++) {
+        switch (*p) {
+        case '\\': fm_buf_puts(b, "\\\\"); break;
+        case '\t': fm_buf_puts(b, "\\t"); break;
+        case '\n': fm_buf_puts(b, "\\n"); break;
+        case '\r': fm_buf_puts(b, "\\r"); break;
+        default: fm_buf_append(b, p, 1);
+        }
+    }
+}
+
+/*
+ * Check one field and write its value as text into val (a string's own text, an integer's
+ * digits, true or false). Returns 0, or -1 with err naming the field.
+ */
+static int check_field(const struct field *f, const cJSON *v, struct meter_record *r,
+                       char *val, size_t n, struct fm_err *err)
+{
+    int64_t i = 0;
     switch (f->kind) {
     case F_STRING:
         if (!cJSON_IsString(v) || strlen(v->valuestring) < (size_t)f->min ||
@@ -154,47 +162,56 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
                                    "2026-01-31T12:00:00.000000Z",
                               f->name);
         fm_time_format(r->time_us, r->time_text, sizeof r->time_text);
-        put_key(canon, f->name, first);
-        put_string(canon, r->time_text);
+        snprintf(val, n, "%s", r->time_text);
         return 0;
     case F_INT:
-        if (!int_in_range(v, f->min, f->max, &n)) {
+        if (!int_in_range(v, f->min, f->max, &i)) {
             if (f->max == JSON_INT_MAX)
                 return fm_err_set(err, "%s: expected an integer >= %" PRId64 " below 2^53",
                                   f->name, f->min);
             return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, f->name,
                               f->min, f->max);
         }
-        put_key(canon, f->name, first);
-        fm_buf_printf(canon, "%" PRId64, n);
+        snprintf(val, n, "%" PRId64, i);
         return 0;
     case F_BOOL:
         if (!cJSON_IsBool(v))
             return fm_err_set(err, "%s: expected true or false", f->name);
-        put_key(canon, f->name, first);
-        fm_buf_puts(canon, cJSON_IsTrue(v) ? "true" : "false");
+        snprintf(val, n, "%s", cJSON_IsTrue(v) ? "true" : "false");
         return 0;
     case F_ENUM:
         if (!cJSON_IsString(v) || enum_index(f->values, v->valuestring) < 0) {
             char list[160] = "";
             size_t len = 0;
-            for (int i = 0; f->values[i] && len < sizeof list; i++)
-                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
-                                        f->values[i]);
+            for (int k = 0; f->values[k] && len < sizeof list; k++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "",
+                                        f->values[k]);
             return fm_err_set(err, "%s: expected one of %s", f->name, list);
         }
         break;
     }
-    put_key(canon, f->name, first);
-    put_string(canon, v->valuestring);
+    snprintf(val, n, "%s", v->valuestring); /* lengths were checked: at most 128 */
     return 0;
+}
+
+const char *meter_record_columns(void)
+{
+    static char columns[512];
+    if (columns[0] == '\0') {
+        size_t len = 0;
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+            len += (size_t)snprintf(columns + len, sizeof columns - len, "%s%s", i ? ", " : "",
+                                    fields[i].name);
+    }
+    return columns;
 }
 
 int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_err *err)
 {
     struct meter_record r = {0};
-    struct fm_buf canon;
+    struct fm_buf canon, copy;
     fm_buf_init(&canon, 8192);
+    fm_buf_init(&copy, 8192);
     bool first = true;
 
     if (!cJSON_IsObject(json)) {
@@ -209,21 +226,33 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
     int mask = type_mask(type->valuestring);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const struct field *f = &fields[i];
-        if (!(f->types & mask))
-            continue;
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, f->name);
-        if (v == NULL || (f->optional && cJSON_IsNull(v))) {
-            if (f->optional)
-                continue;
-            fm_err_set(err, "%s: missing (required in a %s record)", f->name,
-                       type->valuestring);
-            goto fail;
+        char val[160];
+        if (i > 0)
+            fm_buf_puts(&copy, "\t");
+        if (!(f->types & mask) || v == NULL || (f->optional && cJSON_IsNull(v))) {
+            if ((f->types & mask) && !f->optional) {
+                fm_err_set(err, "%s: missing (required in a %s record)", f->name,
+                           type->valuestring);
+                goto fail;
+            }
+            fm_buf_puts(&copy, "\\N");
+            continue;
         }
-        if (check_field(f, v, &r, &canon, &first, err) != 0)
+        if (check_field(f, v, &r, val, sizeof val, err) != 0)
             goto fail;
+        fm_buf_puts(&canon, first ? "{\"" : ",\"");
+        fm_buf_puts(&canon, f->name);
+        fm_buf_puts(&canon, "\":");
+        first = false;
+        if (f->kind == F_INT || f->kind == F_BOOL)
+            fm_buf_puts(&canon, val);
+        else
+            put_json_string(&canon, val);
+        meter_copy_text(&copy, val);
     }
     fm_buf_puts(&canon, "}");
-    if (canon.failed) {
+    if (canon.failed || copy.failed) {
         fm_err_set(err, "record: too large");
         goto fail;
     }
@@ -235,7 +264,9 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
     memcpy(r.type, type->valuestring, strlen(type->valuestring) + 1);
     SHA256((const unsigned char *)canon.data, canon.len, r.digest);
     r.body = fm_buf_steal(&canon);
-    if (r.body == NULL) {
+    r.copy_row = fm_buf_steal(&copy);
+    if (r.body == NULL || r.copy_row == NULL) {
+        meter_record_clear(&r);
         fm_err_set(err, "out of memory");
         goto fail;
     }
@@ -243,11 +274,14 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
     return 0;
 fail:
     fm_buf_free(&canon);
+    fm_buf_free(&copy);
     return -1;
 }
 
 void meter_record_clear(struct meter_record *r)
 {
     free(r->body);
+    free(r->copy_row);
     r->body = NULL;
+    r->copy_row = NULL;
 }

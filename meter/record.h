@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 /* A usage record that passed validation (DESIGN.md, "Usage records"). */
@@ -15,11 +16,20 @@ struct meter_record {
     char time_text[32];     /* the same, as RFC 3339 with 6 fractional digits */
     unsigned char digest[32]; /* SHA-256 of body: tells a repeat from a conflict */
     char *body;             /* canonical JSON of the listed fields, owned by the record */
+    char *copy_row;         /* the fields as one row of COPY text, in meter_record_columns()
+                               order, absent ones \N; owned by the record */
 };
+
+/** The record's fields as a SQL column list, in the order of copy_row. Static. */
+const char *meter_record_columns(void);
+
+/** Append s escaped for COPY's text format (backslash, tab, newline, carriage return). */
+void meter_copy_text(struct fm_buf *b, const char *s);
 
 /**
  * Check one record against the contract and build its canonical form: the listed fields
- * only (unknown ones are dropped), in a fixed order, integers printed exactly.
+ * only (unknown ones are dropped), in a fixed order, integers printed exactly; and the same
+ * fields as a row for COPY into the staging table.
  *
  * @param json  borrowed
  * @param out   on success filled in; release with meter_record_clear. Untouched on error.

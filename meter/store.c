@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/db.h"
@@ -29,7 +30,7 @@ static const struct {
     const char *sql;
     int nparams;
 } statements[] = {
-    {"ingest", "SELECT ingest_record($1, $2, $3, $4, $5::timestamptz, $6::jsonb)", 6},
+    {"ingest", "SELECT ord, outcome FROM ingest_staged()", 0},
     {"find_key",
      "SELECT key_hash, role, coalesce(tenant, '') FROM api_keys"
      " WHERE key_id = $1 AND revoked_at IS NULL",
@@ -38,6 +39,13 @@ static const struct {
 
 static int prepare_all(PGconn *conn, struct fm_err *err)
 {
+    PGresult *setup = PQexec(conn, "SELECT ingest_prepare_session()");
+    int setup_ok = PQresultStatus(setup) == PGRES_TUPLES_OK;
+    if (!setup_ok)
+        db_err_from(err, conn, setup, "preparing the session");
+    PQclear(setup);
+    if (!setup_ok)
+        return -1;
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
         PGresult *res = PQprepare(conn, statements[i].name, statements[i].sql,
                                   statements[i].nparams, NULL);
@@ -98,31 +106,86 @@ static int simple(PGconn *conn, const char *sql, struct fm_err *err)
     return ok ? 0 : -1;
 }
 
+/* The batch as COPY text: the record's fields, then ord, digest and body. */
+static int copy_batch(PGconn *conn, const struct meter_record *recs, size_t n,
+                      struct fm_err *err)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, "COPY ingest_stage (%s, ord, digest, body) FROM STDIN",
+             meter_record_columns());
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        db_err_from(err, conn, res, "starting COPY");
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    struct fm_buf b;
+    fm_buf_init(&b, 1u << 30);
+    static const char hex[] = "0123456789abcdef";
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct meter_record *r = &recs[i];
+        char digest[2 * sizeof r->digest + 1];
+        for (size_t k = 0; k < sizeof r->digest; k++) {
+            digest[2 * k] = hex[r->digest[k] >> 4];
+            digest[2 * k + 1] = hex[r->digest[k] & 15];
+        }
+        digest[sizeof digest - 1] = '\0';
+        fm_buf_puts(&b, r->copy_row);
+        fm_buf_printf(&b, "\t%zu\t\\\\x%s\t", i, digest);
+        meter_copy_text(&b, r->body);
+        fm_buf_puts(&b, "\n");
+        if (b.failed)
+            rc = -1;
+        /* Hand libpq a chunk at a time so the buffer stays small. */
+        else if ((b.len > (1u << 20) || i + 1 == n) &&
+                 PQputCopyData(conn, b.data, (int)b.len) != 1)
+            rc = -1;
+        else if (b.len > (1u << 20) || i + 1 == n)
+            fm_buf_reset(&b);
+    }
+    fm_buf_free(&b);
+    if (PQputCopyEnd(conn, rc == 0 ? NULL : "batch could not be sent") != 1)
+        rc = -1;
+    res = PQgetResult(conn);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_err_from(err, conn, res, "COPY of the batch");
+        rc = -1;
+    }
+    PQclear(res);
+    while ((res = PQgetResult(conn)) != NULL)
+        PQclear(res);
+    return rc;
+}
+
 int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
                         enum meter_outcome *outcomes, struct fm_err *err)
 {
     if (simple(conn, "BEGIN", err) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        const struct meter_record *r = &recs[i];
-        const char *params[6] = {r->tenant, r->id, (const char *)r->digest, r->type,
-                                 r->time_text, r->body};
-        const int lengths[6] = {0, 0, (int)sizeof r->digest, 0, 0, 0};
-        const int formats[6] = {0, 0, 1, 0, 0, 0};
-        PGresult *res = PQexecPrepared(conn, "ingest", 6, params, lengths, formats, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-            db_err_from(err, conn, res, "storing a record");
-            PQclear(res);
-            PQclear(PQexec(conn, "ROLLBACK"));
-            return -1;
-        }
-        const char *what = PQgetvalue(res, 0, 0);
-        outcomes[i] = strcmp(what, "accepted") == 0    ? METER_ACCEPTED
-                      : strcmp(what, "duplicate") == 0 ? METER_DUPLICATE
-                                                       : METER_CONFLICT;
+    if (copy_batch(conn, recs, n, err) != 0)
+        goto rollback;
+    PGresult *res = PQexecPrepared(conn, "ingest", 0, NULL, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != (int)n) {
+        db_err_from(err, conn, res, "storing the batch");
         PQclear(res);
+        goto rollback;
     }
+    for (int i = 0; i < PQntuples(res); i++) {
+        long ord = strtol(PQgetvalue(res, i, 0), NULL, 10);
+        const char *what = PQgetvalue(res, i, 1);
+        if (ord < 0 || (size_t)ord >= n)
+            continue;
+        outcomes[ord] = strcmp(what, "accepted") == 0    ? METER_ACCEPTED
+                        : strcmp(what, "duplicate") == 0 ? METER_DUPLICATE
+                                                         : METER_CONFLICT;
+    }
+    PQclear(res);
     return simple(conn, "COMMIT", err);
+rollback:
+    PQclear(PQexec(conn, "ROLLBACK"));
+    return -1;
 }
 
 int meter_store_find_key(PGconn *conn, const char *key_id, struct meter_key *out,

@@ -12,6 +12,9 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 /** faasrun invoke: argv[0] is "invoke". Returns an exit code. */
 int cli_invoke(int argc, char **argv);
 
+/** faasrun serve: argv[0] is "serve". Returns an exit code. */
+int cli_serve(int argc, char **argv);
+
 /** faasrun ship: argv[0] is "ship". Returns an exit code. */
 int cli_ship(int argc, char **argv);
 

@@ -9,20 +9,25 @@
 #include "runtime/cli.h"
 #include "runtime/invoke.h"
 #include "runtime/manifest.h"
+#include "runtime/pipeline.h"
+#include "runtime/pool.h"
 
 #define INVOKE_SHIP_DEADLINE_MS 10000
 #define DEFAULT_SPOOL "var/spool"
 
 static const char usage[] =
     "usage: faasrun invoke --manifest FILE [--spool DIR] [--meter URL] [--meter-key KEY]\n"
-    "                      [--ship-deadline-ms N] [--verbose] TENANT FUNCTION\n"
+    "                      [--ship-deadline-ms N] [--sample-ms N] [--verbose]\n"
+    "                      TENANT FUNCTION|PIPELINE\n"
     "\n"
     "Run FUNCTION of TENANT once with stdin as the request and print its response on\n"
-    "stdout. The start and stop records go to the spool (default $FAASMETER_SPOOL, else\n"
+    "stdout; a PIPELINE runs its steps in turn, each step's output the next one's input.\n"
+    "A warm function gets a worker for this one invocation (a cold start). The start and stop records go to the spool (default $FAASMETER_SPOOL, else\n"
     "./" DEFAULT_SPOOL ") before the response is printed; with --meter the spool is then\n"
     "shipped (for up to 10000 ms by default; what is not delivered stays in the spool).\n"
     "\n"
     "  --meter-key KEY   bearer key (default $FAASMETER_KEY)\n"
+    "  --sample-ms N     a resource record every N ms of a long run (default 10000)\n"
     "  --verbose         print the invocation id and the function's stderr on stderr\n"
     "\n"
     "Exit status: 0 when the function succeeded, 1 when it failed (its status is named on\n"
@@ -55,6 +60,7 @@ static int write_all(int fd, const char *p, size_t n)
 struct invoke_args {
     const char *manifest, *spool, *meter, *key, *tenant, *function;
     int64_t ship_deadline_ms;
+    int64_t sample_ms;
     bool verbose;
 };
 
@@ -65,6 +71,7 @@ static int parse_args(int argc, char **argv, struct invoke_args *a)
         {"manifest", required_argument, NULL, 'f'}, {"spool", required_argument, NULL, 's'},
         {"meter", required_argument, NULL, 'm'},    {"meter-key", required_argument, NULL, 'k'},
         {"ship-deadline-ms", required_argument, NULL, 'd'},
+        {"sample-ms", required_argument, NULL, 'S'},
         {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -79,6 +86,12 @@ static int parse_args(int argc, char **argv, struct invoke_args *a)
         case 'd':
             if (cli_parse_int(optarg, 3600000, &a->ship_deadline_ms) != 0) {
                 fprintf(stderr, "faasrun invoke: --ship-deadline-ms: expected 1-3600000\n");
+                return CLI_USAGE;
+            }
+            break;
+        case 'S':
+            if (cli_parse_int(optarg, 3600000, &a->sample_ms) != 0) {
+                fprintf(stderr, "faasrun invoke: --sample-ms: expected 1-3600000\n");
                 return CLI_USAGE;
             }
             break;
@@ -99,8 +112,10 @@ static int parse_args(int argc, char **argv, struct invoke_args *a)
     return -1;
 }
 
-/* Say how the invocation went; returns the exit code for it. */
-static int report(const struct invoke_args *a, const struct rt_invoke_result *res)
+/* Say how the invocation went; returns the exit code for it. step names the pipeline step
+ * that failed, or is NULL. */
+static int report(const struct invoke_args *a, const struct rt_invoke_result *res,
+                  const char *step)
 {
     const struct rt_exec_result *r = &res->run;
     if (a->verbose) {
@@ -111,9 +126,30 @@ static int report(const struct invoke_args *a, const struct rt_invoke_result *re
     }
     if (r->status == RT_RUN_OK)
         return CLI_OK;
-    fprintf(stderr, "faasrun: %s/%s: status %s (exit code %d)%s%s\n", a->tenant, a->function,
-            rt_run_status_name(r->status), r->exit_code, r->reason[0] ? ": " : "", r->reason);
+    fprintf(stderr, "faasrun: %s/%s%s%s: status %s (exit code %d)%s%s\n", a->tenant,
+            a->function, step ? ": step " : "", step ? step : "", rt_run_status_name(r->status),
+            r->exit_code, r->reason[0] ? ": " : "", r->reason);
     return CLI_FAILED;
+}
+
+/* Run the function or pipeline named by a; its outcome into *res. Returns an rt_status. */
+static enum rt_status run(const struct invoke_args *a, const struct rt_manifest *m,
+                          struct rt_spool *spool, struct rt_pool *pool, const struct fm_buf *input,
+                          struct rt_invoke_result *res, const char **failed_step,
+                          struct fm_err *err)
+{
+    struct rt_invoke_opts opts = {.trigger = "cli", .pool = pool, .sample_every_ms = a->sample_ms};
+    const struct rt_function *fn = rt_manifest_find(m, a->tenant, a->function);
+    if (fn)
+        return rt_invoke(fn, spool, &opts, input->data, input->len, res, err);
+    const struct rt_pipeline *pl = rt_manifest_find_pipeline(m, a->tenant, a->function);
+    struct rt_pipeline_result pr;
+    enum rt_status st = rt_pipeline_run(pl, spool, &opts, input->data, input->len, &pr, err);
+    if (st != RT_OK)
+        return st;
+    *res = pr.last;
+    *failed_step = pr.failed_step >= 0 ? pl->steps[pr.failed_step]->name : NULL;
+    return RT_OK;
 }
 
 int cli_invoke(int argc, char **argv)
@@ -126,17 +162,19 @@ int cli_invoke(int argc, char **argv)
     struct fm_err err = {""};
     struct rt_manifest *m = NULL;
     struct rt_spool *spool = NULL;
+    struct rt_pool *pool = NULL;
     struct rt_invoke_result res = {0};
+    const char *failed_step = NULL;
     struct fm_buf input;
     fm_buf_init(&input, RT_OUTPUT_MAX);
-    if (rt_manifest_load(a.manifest, &m, &err) != RT_OK) {
+    if (rt_manifest_load(a.manifest, &m, &err) != RT_OK || rt_pool_new(m, &pool, &err) != RT_OK) {
         fprintf(stderr, "faasrun: %s\n", err.msg);
         goto out;
     }
-    const struct rt_function *fn = rt_manifest_find(m, a.tenant, a.function);
-    if (fn == NULL) {
-        fprintf(stderr, "faasrun: %s: no function %s of tenant %s\n", a.manifest, a.function,
-                a.tenant);
+    if (rt_manifest_find(m, a.tenant, a.function) == NULL &&
+        rt_manifest_find_pipeline(m, a.tenant, a.function) == NULL) {
+        fprintf(stderr, "faasrun: %s: no function or pipeline %s of tenant %s\n", a.manifest,
+                a.function, a.tenant);
         rc = CLI_USAGE;
         goto out;
     }
@@ -149,8 +187,7 @@ int cli_invoke(int argc, char **argv)
         fprintf(stderr, "faasrun: %s\n", err.msg);
         goto out;
     }
-    struct rt_invoke_opts opts = {.trigger = "cli"};
-    if (rt_invoke(fn, spool, &opts, input.data, input.len, &res, &err) != RT_OK) {
+    if (run(&a, m, spool, pool, &input, &res, &failed_step, &err) != RT_OK) {
         fprintf(stderr, "faasrun: %s/%s: %s\n", a.tenant, a.function, err.msg);
         goto out;
     }
@@ -160,12 +197,13 @@ int cli_invoke(int argc, char **argv)
         fprintf(stderr, "faasrun: writing the response: %s\n", strerror(errno));
         goto out;
     }
-    rc = report(&a, &res);
+    rc = report(&a, &res, failed_step);
     /* Shipping problems do not change the exit code: the records are safe in the spool. */
     if (a.meter)
         cli_ship_spool(spool, a.meter, a.key, a.ship_deadline_ms, false);
 out:
     rt_exec_result_free(&res.run);
+    rt_pool_free(pool);
     rt_spool_close(spool);
     rt_manifest_free(m);
     fm_buf_free(&input);

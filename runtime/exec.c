@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 
 #include "common/buf.h"
 #include "common/timeutil.h"
+#include "runtime/procstat.h"
 
 #define EXIT_CANNOT_START 127
 
@@ -33,6 +35,8 @@ struct pump {
     char *errlog;
     size_t errlog_len;
     bool overflow;
+    pid_t pid;
+    const struct rt_sampler *sampler;
 };
 
 static void close_fd(int *fd)
@@ -42,23 +46,41 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* Runs in the forked child: only async-signal-safe calls until execve. */
-static void child_exec(const struct rt_exec_spec *spec, const int in[2], const int out[2],
-                       const int err[2], int status_fd)
+void rt_child_isolate(pid_t parent, bool die_with_thread)
 {
     setpgid(0, 0);
-    if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-        goto fail;
+    /* A runtime killed with SIGKILL cannot end its functions: the kernel does. The signal
+     * comes when the forking thread ends, which suits only a child that thread waits for. */
+    if (die_with_thread) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(EXIT_CANNOT_START);
+    }
+}
+
+int rt_child_limits(int memory_mb)
+{
     /* Ignored signals stay ignored across execve; the function gets a clean slate. */
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigaction(SIGPIPE, &dfl, NULL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    struct rlimit as = {(rlim_t)spec->memory_mb << 20, (rlim_t)spec->memory_mb << 20};
+    struct rlimit as = {(rlim_t)memory_mb << 20, (rlim_t)memory_mb << 20};
     struct rlimit core = {0, 0};
-    if ((spec->memory_mb > 0 && setrlimit(RLIMIT_AS, &as) != 0) ||
-        setrlimit(RLIMIT_CORE, &core) != 0)
+    if ((memory_mb > 0 && setrlimit(RLIMIT_AS, &as) != 0) || setrlimit(RLIMIT_CORE, &core) != 0)
+        return -1;
+    return 0;
+}
+
+/* Runs in the forked child: only async-signal-safe calls until execve. */
+static void child_exec(const struct rt_exec_spec *spec, const int in[2], const int out[2],
+                       const int err[2], int status_fd, pid_t parent)
+{
+    rt_child_isolate(parent, true);
+    if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+        goto fail;
+    if (rt_child_limits(spec->memory_mb) != 0)
         goto fail;
     /* Descriptors someone opened without O_CLOEXEC must not leak into tenants' code. */
     syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
@@ -70,20 +92,41 @@ fail:;
     _exit(EXIT_CANNOT_START);
 }
 
-static void keep_tail(struct pump *p, const char *data, size_t n)
+void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n)
 {
     if (n >= RT_ERRLOG_MAX) {
-        memcpy(p->errlog, data + n - RT_ERRLOG_MAX, RT_ERRLOG_MAX);
-        p->errlog_len = RT_ERRLOG_MAX;
+        memcpy(log, data + n - RT_ERRLOG_MAX, RT_ERRLOG_MAX);
+        *len = RT_ERRLOG_MAX;
         return;
     }
-    if (p->errlog_len + n > RT_ERRLOG_MAX) {
-        size_t drop = p->errlog_len + n - RT_ERRLOG_MAX;
-        memmove(p->errlog, p->errlog + drop, p->errlog_len - drop);
-        p->errlog_len -= drop;
+    if (*len + n > RT_ERRLOG_MAX) {
+        size_t drop = *len + n - RT_ERRLOG_MAX;
+        memmove(log, log + drop, *len - drop);
+        *len -= drop;
     }
-    memcpy(p->errlog + p->errlog_len, data, n);
-    p->errlog_len += n;
+    memcpy(log + *len, data, n);
+    *len += n;
+}
+
+void rt_sample_take(const struct rt_sampler *sm, pid_t pid, clockid_t clk,
+                    const struct rt_usage *base)
+{
+    struct rt_usage now;
+    if (rt_proc_usage(pid, clk, &now) != 0)
+        return;
+    struct rt_usage_sample s = {.max_rss_kb = now.hwm_kb};
+    rt_usage_split(base, &now, &s.cpu_user_us, &s.cpu_sys_us);
+    sm->fn(sm->ctx, &s);
+}
+
+int64_t rt_sample_wait_ms(int64_t deadline_us, int64_t *next_sample_us)
+{
+    int64_t now = fm_mono_us();
+    int64_t until = deadline_us;
+    if (next_sample_us && *next_sample_us < until)
+        until = *next_sample_us;
+    int64_t ms = (until - now + 999) / 1000;
+    return ms < 0 ? 0 : ms > 60000 ? 60000 : ms;
 }
 
 /* Read what is there; close the fd on EOF. Returns -1 on stdout overflow. */
@@ -101,7 +144,7 @@ static int drain(struct pump *p, int *fd, bool is_stdout)
             return 0;
         }
         if (!is_stdout)
-            keep_tail(p, chunk, (size_t)n);
+            rt_log_keep_tail(p->errlog, &p->errlog_len, chunk, (size_t)n);
         else if (fm_buf_append(&p->output, chunk, (size_t)n) != 0)
             return -1;
     }
@@ -131,6 +174,11 @@ static int pump_until_exit(struct pump *p, int64_t deadline_us)
 {
     if (p->input_len == 0)
         close_fd(&p->in);
+    clockid_t clk = 0;
+    struct rt_usage base = {0};
+    int64_t next_sample = INT64_MAX;
+    if (p->sampler && rt_proc_clock(p->pid, &clk) == 0)
+        next_sample = fm_mono_us() + p->sampler->every_us;
     while (p->exited >= 0) {
         struct pollfd fds[4] = {
             {.fd = p->in, .events = POLLOUT},
@@ -138,10 +186,13 @@ static int pump_until_exit(struct pump *p, int64_t deadline_us)
             {.fd = p->err, .events = POLLIN},
             {.fd = p->exited, .events = POLLIN},
         };
-        int64_t left_ms = (deadline_us - fm_mono_us() + 999) / 1000;
-        if (left_ms <= 0)
+        if (fm_mono_us() >= deadline_us)
             return 1;
-        int n = poll(fds, 4, left_ms > 60000 ? 60000 : (int)left_ms);
+        if (fm_mono_us() >= next_sample) {
+            rt_sample_take(p->sampler, p->pid, clk, &base);
+            next_sample += p->sampler->every_us;
+        }
+        int n = poll(fds, 4, (int)rt_sample_wait_ms(deadline_us, &next_sample));
         if (n < 0 && errno != EINTR)
             return 1;
         if (n <= 0)
@@ -216,19 +267,22 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
         goto out;
     }
     int64_t t0 = fm_mono_us();
+    pid_t parent = getpid();
     pid = fork();
     if (pid < 0) {
         fm_err_set(err, "fork: %s", strerror(errno));
         goto out;
     }
     if (pid == 0)
-        child_exec(spec, in, o, e, status[1]);
+        child_exec(spec, in, o, e, status[1], parent);
     setpgid(pid, pid); /* both sides call it, so the group exists before we may kill it */
     close_fd(&in[0]);
     close_fd(&o[1]);
     close_fd(&e[1]);
     close_fd(&status[1]);
     p.in = in[1];
+    p.pid = pid;
+    p.sampler = spec->sampler;
     p.out = o[0];
     p.err = e[0];
     in[1] = o[0] = e[0] = -1;
@@ -263,6 +317,7 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
     r.cpu_user_us = tv_us(ru.ru_utime);
     r.cpu_sys_us = tv_us(ru.ru_stime);
     r.max_rss_kb = ru.ru_maxrss;
+    r.pid = pid;
     if (start_errno != 0) {
         r.status = RT_RUN_ERROR;
         r.exit_code = EXIT_CANNOT_START;

@@ -1,8 +1,11 @@
 #ifndef RT_EXEC_H
 #define RT_EXEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "runtime/status.h"
@@ -26,6 +29,20 @@ enum rt_run_status {
 /** The record's spelling of s ("ok", "error", ...). Static. */
 const char *rt_run_status_name(enum rt_run_status s);
 
+/* Usage of a running invocation so far, for resource records of long runs. */
+struct rt_usage_sample {
+    int64_t cpu_user_us;
+    int64_t cpu_sys_us;
+    int64_t max_rss_kb;
+};
+
+/* Called every every_us while an invocation runs, from the thread running it. */
+struct rt_sampler {
+    int64_t every_us;
+    void (*fn)(void *ctx, const struct rt_usage_sample *s);
+    void *ctx;
+};
+
 struct rt_exec_spec {
     char *const *argv;   /* argv[0] is the program's path; no PATH search */
     char *const *envp;   /* the child's whole environment */
@@ -34,12 +51,15 @@ struct rt_exec_spec {
     const void *input;   /* written to the child's stdin, which is then closed */
     size_t input_len;
     size_t output_max;   /* cap on stdout; 0 means RT_OUTPUT_MAX */
+    const struct rt_sampler *sampler; /* optional */
 };
 
 struct rt_exec_result {
     enum rt_run_status status;
     int exit_code;       /* exit status, or 128 + signal when a signal ended it */
-    int64_t duration_us; /* from spawn to exit, monotonic clock */
+    int64_t duration_us; /* from spawn to exit (warm: request to reply), monotonic clock */
+    int64_t init_us;     /* warm cold start: process start until the worker was ready */
+    pid_t pid;           /* the process that ran it */
     int64_t cpu_user_us;
     int64_t cpu_sys_us;
     int64_t max_rss_kb;
@@ -72,5 +92,27 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
 
 /** Free what a result holds; safe on a zeroed result. */
 void rt_exec_result_free(struct rt_exec_result *r);
+
+/* What exec mode and warm workers (worker.c) share. */
+
+struct rt_usage;
+
+/** In a forked child: its own process group; with die_with_thread, killed when the thread
+ *  that forked it ends (also when the runtime is killed). Signal-safe. */
+void rt_child_isolate(pid_t parent, bool die_with_thread);
+
+/** In a forked child: default signals, RLIMIT_AS of memory_mb (0: none), no core files.
+ *  Signal-safe. Returns 0 or -1. */
+int rt_child_limits(int memory_mb);
+
+/** Append data to a log of at most RT_ERRLOG_MAX bytes, keeping the newest bytes. */
+void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n);
+
+/** Read pid's usage since base and hand it to the sampler; silent when pid is gone. */
+void rt_sample_take(const struct rt_sampler *sm, pid_t pid, clockid_t clk,
+                    const struct rt_usage *base);
+
+/** Milliseconds to poll before the deadline or the next sample (NULL: none), 0-60000. */
+int64_t rt_sample_wait_ms(int64_t deadline_us, int64_t *next_sample_us);
 
 #endif

@@ -13,7 +13,9 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  invoke --manifest FILE [--spool DIR] [--meter URL] [--meter-key KEY] TENANT FUNCTION\n"
-    "         run one invocation: request on stdin, response on stdout\n"
+    "         run one invocation (or pipeline): request on stdin, response on stdout\n"
+    "  serve  --manifest FILE --meter URL --spool DIR [--listen ADDR:PORT] [--meter-key KEY]\n"
+    "         serve POST /invoke/{tenant}/{function or pipeline} over HTTP, metered\n"
     "  ship   --spool DIR --meter URL [--meter-key KEY]\n"
     "         send the spool's unsent records to the metering service\n"
     "\n"
@@ -33,6 +35,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "invoke") == 0)
         return cli_invoke(argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") == 0)
+        return cli_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "ship") == 0)
         return cli_ship(argc - 1, argv + 1);
     fprintf(stderr, "faasrun: unknown command '%s' (try faasrun --help)\n", argv[1]);

@@ -6,6 +6,8 @@
 
 #include "common/buf.h"
 #include "common/timeutil.h"
+#include "runtime/pool.h"
+#include "runtime/worker.h"
 
 #define RECORD_MAX 4096
 #define ENV_MAX 80 /* the manifest's 64 plus the runtime's own */
@@ -36,7 +38,9 @@ static char **build_env(const struct rt_function *fn, const char *invocation_id,
             envp[n++] = (char *)fixed[i];
     snprintf(vars[nvars++], 160, "FAASMETER_TENANT=%s", fn->tenant);
     snprintf(vars[nvars++], 160, "FAASMETER_FUNCTION=%s", fn->name);
-    snprintf(vars[nvars++], 160, "FAASMETER_INVOCATION_ID=%s", invocation_id);
+    /* A warm worker serves many invocations: each request frame carries its id instead. */
+    if (invocation_id)
+        snprintf(vars[nvars++], 160, "FAASMETER_INVOCATION_ID=%s", invocation_id);
     snprintf(vars[nvars++], 160, "FAASMETER_MEMORY_MB=%d", fn->memory_mb);
     snprintf(vars[nvars++], 160, "FAASMETER_TIMEOUT_MS=%lld", (long long)fn->timeout_ms);
     for (size_t i = 0; i < nvars; i++)
@@ -58,6 +62,61 @@ static enum rt_status spool_record(struct rt_spool *spool, const struct fm_buf *
     return st;
 }
 
+/* Resource records of one invocation, written as its sampler fires. */
+struct sampling {
+    const struct rt_invocation *inv;
+    struct rt_spool *spool;
+    int n;
+};
+
+static void on_sample(void *ctx, const struct rt_usage_sample *use)
+{
+    struct sampling *sm = ctx;
+    struct fm_buf rec;
+    fm_buf_init(&rec, RECORD_MAX);
+    if (rt_record_resource(sm->inv, sm->n, fm_wall_us(), use, &rec) == 0 &&
+        rt_spool_append(sm->spool, rec.data, rec.len, NULL) == RT_OK)
+        sm->n++;
+    /* A lost sample loses detail, not money: the stop record carries the totals. */
+    fm_buf_free(&rec);
+}
+
+/* Run inv on a warm worker: the one taken from the pool, else a new one (cold start). */
+static void run_warm(const struct rt_function *fn, struct rt_worker **w,
+                     const struct rt_invocation *inv, const struct rt_sampler *sampler,
+                     const void *input, size_t input_len, struct rt_exec_result *run,
+                     struct fm_err *err)
+{
+    char vars[8][160];
+    char *envp[ENV_MAX + 16];
+    struct rt_worker_spec spec = {
+        .argv = fn->argv,
+        .envp = build_env(fn, NULL, vars, envp),
+        .memory_mb = fn->memory_mb,
+    };
+    if (*w == NULL && rt_worker_start(&spec, w, err) != RT_OK)
+        return;
+    rt_worker_invoke(*w, inv->id, fn->timeout_ms, input, input_len, sampler, run, err);
+}
+
+static void run_exec(const struct rt_function *fn, const struct rt_invocation *inv,
+                     const struct rt_sampler *sampler, const void *input, size_t input_len,
+                     struct rt_exec_result *run, struct fm_err *err)
+{
+    char vars[8][160];
+    char *envp[ENV_MAX + 16];
+    struct rt_exec_spec spec = {
+        .argv = fn->argv,
+        .envp = build_env(fn, inv->id, vars, envp),
+        .memory_mb = fn->memory_mb,
+        .timeout_ms = fn->timeout_ms,
+        .input = input,
+        .input_len = input_len,
+        .sampler = sampler,
+    };
+    rt_exec_run(&spec, run, err);
+}
+
 enum rt_status rt_invoke(const struct rt_function *fn, struct rt_spool *spool,
                          const struct rt_invoke_opts *opts, const void *input, size_t input_len,
                          struct rt_invoke_result *out, struct fm_err *err)
@@ -69,36 +128,55 @@ enum rt_status rt_invoke(const struct rt_function *fn, struct rt_spool *spool,
         .cold_start = true, /* exec mode starts a process every time */
     };
     struct rt_exec_result run = {0};
+    struct rt_worker *worker = NULL;
     struct fm_buf rec;
     fm_buf_init(&rec, RECORD_MAX);
-    enum rt_status st = RT_EIO;
+    enum rt_status st = RT_EBUSY;
+    bool entered = false;
+    if (opts->pool) {
+        if (rt_pool_enter(opts->pool, fn) != RT_OK) {
+            fm_err_set(err, "%s/%s runs %d invocations already, its concurrency limit",
+                       fn->tenant, fn->name, fn->concurrency);
+            goto out;
+        }
+        entered = true;
+    }
+    if (!rt_spool_has_room(spool)) {
+        fm_err_set(err, "the metering spool %s is full or failing: not running unmetered",
+                   rt_spool_dir(spool));
+        st = RT_EFULL;
+        goto out;
+    }
+    st = RT_EIO;
     if (rt_invocation_id(inv.id) != 0) {
         fm_err_set(err, "no random bytes for an invocation id");
         goto out;
     }
+    if (fn->mode == RT_MODE_WARM && opts->pool)
+        worker = rt_pool_take(opts->pool, fn);
+    inv.cold_start = worker == NULL;
     inv.start_wall_us = fm_wall_us();
     rt_record_start(&inv, &rec);
     if ((st = spool_record(spool, &rec, err)) != RT_OK)
         goto out;
 
-    char vars[8][160];
-    char *envp[ENV_MAX + 16];
-    struct rt_exec_spec spec = {
-        .argv = fn->argv,
-        .envp = build_env(fn, inv.id, vars, envp),
-        .memory_mb = fn->memory_mb,
-        .timeout_ms = fn->timeout_ms,
-        .input = input,
-        .input_len = input_len,
-    };
-    struct fm_err exec_err = {""};
-    if (rt_exec_run(&spec, &run, &exec_err) != RT_OK) {
+    struct sampling sm = {.inv = &inv, .spool = spool};
+    int64_t every_ms = opts->sample_every_ms > 0 ? opts->sample_every_ms : RT_SAMPLE_DEFAULT_MS;
+    struct rt_sampler sampler = {.every_us = every_ms * 1000, .fn = on_sample, .ctx = &sm};
+    struct fm_err run_err = {""};
+    run.status = RT_RUN_REJECTED; /* until something ran */
+    if (fn->mode == RT_MODE_WARM)
+        run_warm(fn, &worker, &inv, &sampler, input, input_len, &run, &run_err);
+    else
+        run_exec(fn, &inv, &sampler, input, input_len, &run, &run_err);
+    if (run.output == NULL) {
         /* It never ran: the stop record says so rather than leave the start dangling. */
         run = (struct rt_exec_result){.status = RT_RUN_REJECTED};
-        snprintf(run.reason, sizeof run.reason, "%s", exec_err.msg);
+        snprintf(run.reason, sizeof run.reason, "%s", run_err.msg);
     }
     struct rt_stop_info stop = {
         .run = &run,
+        .init_us = run.init_us,
         .bytes_in = (int64_t)input_len,
         .bytes_out = (int64_t)run.output_len,
         .stop_wall_us = fm_wall_us(),
@@ -108,9 +186,16 @@ enum rt_status rt_invoke(const struct rt_function *fn, struct rt_spool *spool,
     if ((st = spool_record(spool, &rec, err)) != RT_OK)
         goto out;
     memcpy(out->invocation_id, inv.id, sizeof inv.id);
+    out->cold_start = inv.cold_start;
     out->run = run;
     run = (struct rt_exec_result){0};
 out:
+    if (opts->pool)
+        rt_pool_give(opts->pool, fn, worker);
+    else
+        rt_worker_stop(worker);
+    if (entered)
+        rt_pool_leave(opts->pool, fn);
     rt_exec_result_free(&run);
     fm_buf_free(&rec);
     return st;

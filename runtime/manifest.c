@@ -230,7 +230,8 @@ static enum rt_status parse_function(const cJSON *obj, const char *base_dir,
                                      struct fm_err *err)
 {
     static const char *const known[] = {"tenant", "name", "command", "mode", "memory_mb",
-                                        "timeout_ms", "concurrency", "env", NULL};
+                                        "timeout_ms", "concurrency", "keep_alive_ms", "env",
+                                        NULL};
     enum rt_status st = parse_entry(obj, known, fn->tenant, fn->name, w, err);
     if (st == RT_OK)
         st = command_field(obj, base_dir, &fn->argv, w, err);
@@ -240,15 +241,17 @@ static enum rt_status parse_function(const cJSON *obj, const char *base_dir,
     if (mode == NULL || (cJSON_IsString(mode) && strcmp(mode->valuestring, "exec") == 0))
         fn->mode = RT_MODE_EXEC;
     else if (cJSON_IsString(mode) && strcmp(mode->valuestring, "warm") == 0)
-        return bad(err, w, "mode", "warm mode is not supported yet");
+        fn->mode = RT_MODE_WARM;
     else
         return bad(err, w, "mode", "expected \"exec\" or \"warm\"");
-    int64_t mem = 0, timeout = 0, conc = 0;
+    int64_t mem = 0, timeout = 0, conc = 0, keep = 0;
     st = int_with_default(obj, "memory_mb", 1, 10240, 128, &mem, w, err);
     if (st == RT_OK)
         st = int_with_default(obj, "timeout_ms", 1, 900000, 3000, &timeout, w, err);
     if (st == RT_OK)
         st = int_with_default(obj, "concurrency", 1, 1000, 1, &conc, w, err);
+    if (st == RT_OK)
+        st = int_with_default(obj, "keep_alive_ms", 1, 3600000, 300000, &keep, w, err);
     if (st == RT_OK)
         st = env_field(obj, &fn->env, w, err);
     if (st != RT_OK)
@@ -256,6 +259,7 @@ static enum rt_status parse_function(const cJSON *obj, const char *base_dir,
     fn->memory_mb = (int)mem;
     fn->timeout_ms = timeout;
     fn->concurrency = (int)conc;
+    fn->keep_alive_ms = keep;
     return RT_OK;
 }
 
@@ -429,6 +433,15 @@ const struct rt_function *rt_manifest_find(const struct rt_manifest *m, const ch
                                            const char *name)
 {
     return find_in(m->functions, m->nfunctions, tenant, name);
+}
+
+const struct rt_pipeline *rt_manifest_find_pipeline(const struct rt_manifest *m,
+                                                    const char *tenant, const char *name)
+{
+    for (size_t i = 0; i < m->npipelines; i++)
+        if (strcmp(m->pipelines[i].tenant, tenant) == 0 && strcmp(m->pipelines[i].name, name) == 0)
+            return &m->pipelines[i];
+    return NULL;
 }
 
 void rt_manifest_free(struct rt_manifest *m)

@@ -21,7 +21,8 @@ struct rt_function {
     enum rt_mode mode; /* default exec */
     int memory_mb;     /* 1-10240, default 128 */
     int64_t timeout_ms; /* 1-900000, default 3000 */
-    int concurrency;   /* 1-1000, default 1 */
+    int concurrency;   /* 1-1000, default 1: invocations (and warm workers) at once */
+    int64_t keep_alive_ms; /* warm: idle time before a worker is stopped, default 300000 */
     char **env;        /* NULL-terminated "KEY=VALUE" strings from the manifest's env */
 };
 
@@ -61,6 +62,10 @@ enum rt_status rt_manifest_parse(const char *text, const char *label, const char
 /** The function tenant/name, or NULL. The result is borrowed from m. */
 const struct rt_function *rt_manifest_find(const struct rt_manifest *m, const char *tenant,
                                            const char *name);
+
+/** The pipeline tenant/name, or NULL. The result is borrowed from m. */
+const struct rt_pipeline *rt_manifest_find_pipeline(const struct rt_manifest *m,
+                                                    const char *tenant, const char *name);
 
 /** True when s is a valid tenant name (also a valid function name when is_function). */
 bool rt_name_valid(const char *s, bool is_function);

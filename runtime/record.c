@@ -1,6 +1,7 @@
 #include "runtime/record.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -36,13 +37,13 @@ int rt_json_string(struct fm_buf *out, const char *s, size_t n)
 }
 
 /* The fields every record starts with, up to and including "time". */
-static void common_fields(const struct rt_invocation *inv, const char *type, int64_t when,
-                          struct fm_buf *out)
+static void common_fields(const struct rt_invocation *inv, const char *type, const char *id_tail,
+                          int64_t when, struct fm_buf *out)
 {
     char t[FM_TIME_BUFSZ];
     fm_time_format(when, t, sizeof t);
     fm_buf_printf(out, "{\"id\":\"%s:%s\",\"type\":\"%s\",\"invocation_id\":\"%s\"", inv->id,
-                  type, type, inv->id);
+                  id_tail, type, inv->id);
     /* Tenant and function names are validated to need no escaping. */
     fm_buf_printf(out, ",\"tenant\":\"%s\",\"function\":\"%s\",\"time\":\"%s\"",
                   inv->fn->tenant, inv->fn->name, t);
@@ -54,7 +55,7 @@ static void common_fields(const struct rt_invocation *inv, const char *type, int
 
 int rt_record_start(const struct rt_invocation *inv, struct fm_buf *out)
 {
-    common_fields(inv, "start", inv->start_wall_us, out);
+    common_fields(inv, "start", "start", inv->start_wall_us, out);
     fm_buf_printf(out,
                   ",\"memory_mb\":%d,\"timeout_ms\":%" PRId64
                   ",\"cold_start\":%s,\"trigger\":\"%s\"}",
@@ -67,7 +68,7 @@ int rt_record_stop(const struct rt_invocation *inv, const struct rt_stop_info *s
                    struct fm_buf *out)
 {
     const struct rt_exec_result *r = stop->run;
-    common_fields(inv, "stop", stop->stop_wall_us, out);
+    common_fields(inv, "stop", "stop", stop->stop_wall_us, out);
     fm_buf_printf(out, ",\"memory_mb\":%d,\"cold_start\":%s", inv->fn->memory_mb,
                   inv->cold_start ? "true" : "false");
     fm_buf_printf(out,
@@ -80,5 +81,18 @@ int rt_record_stop(const struct rt_invocation *inv, const struct rt_stop_info *s
                   "}",
                   r->cpu_user_us, r->cpu_sys_us, r->max_rss_kb, stop->bytes_in,
                   stop->bytes_out);
+    return out->failed ? -1 : 0;
+}
+
+int rt_record_resource(const struct rt_invocation *inv, int n, int64_t when,
+                       const struct rt_usage_sample *use, struct fm_buf *out)
+{
+    char tail[32];
+    snprintf(tail, sizeof tail, "res:%d", n);
+    common_fields(inv, "resource", tail, when, out);
+    fm_buf_printf(out,
+                  ",\"cpu_user_us\":%" PRId64 ",\"cpu_sys_us\":%" PRId64 ",\"max_rss_kb\":%" PRId64
+                  "}",
+                  use->cpu_user_us, use->cpu_sys_us, use->max_rss_kb);
     return out->failed ? -1 : 0;
 }

@@ -46,6 +46,13 @@ int rt_record_start(const struct rt_invocation *inv, struct fm_buf *out);
 int rt_record_stop(const struct rt_invocation *inv, const struct rt_stop_info *stop,
                    struct fm_buf *out);
 
+/**
+ * Append resource record number n (its id "<invocation_id>:res:<n>") with the usage so far
+ * at wall time when; same contract as rt_record_start.
+ */
+int rt_record_resource(const struct rt_invocation *inv, int n, int64_t when,
+                       const struct rt_usage_sample *use, struct fm_buf *out);
+
 /** Append s to out as a JSON string literal with quotes. Returns 0 or -1 (cap). */
 int rt_json_string(struct fm_buf *out, const char *s, size_t n);
 

@@ -18,12 +18,15 @@
 #define BACKOFF_FIRST_US INT64_C(100000)
 #define BACKOFF_MAX_US INT64_C(5000000)
 #define REQUEST_MAX_MS INT64_C(30000)
+#define LOOP_ROUND_US INT64_C(1000000)
+#define LOOP_IDLE_US INT64_C(50000)
 
 struct rt_shipper {
     CURL *curl;
     struct curl_slist *headers;
     char *url;
     struct fm_buf reply;
+    int64_t retry_after_us; /* what the service asked for with its last 429 or 503 */
 };
 
 /* How one POST went. */
@@ -137,6 +140,9 @@ static enum attempt post(struct rt_shipper *sh, const struct fm_buf *body, int64
     if (*code == 200)
         return ATTEMPT_DONE;
     if (*code >= 500 || *code == 429) {
+        curl_off_t after = 0;
+        if (curl_easy_getinfo(sh->curl, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+            sh->retry_after_us = (int64_t)(after < 60 ? after : 60) * 1000000;
         fm_err_set(err, "metering service answered %ld", *code);
         return ATTEMPT_RETRY;
     }
@@ -144,17 +150,27 @@ static enum attempt post(struct rt_shipper *sh, const struct fm_buf *body, int64
     return ATTEMPT_REFUSED;
 }
 
-/* Exponential backoff with jitter, so that many runtimes do not retry in lockstep. Returns
- * false when the wait would pass the deadline. */
-static bool back_off(int retry, int64_t deadline_us)
+/* Half of cap plus a random part of the other half. */
+static int64_t jitter(int64_t cap)
+{
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint32_t)fm_mono_us();
+    return cap / 2 + (int64_t)(r % (uint32_t)(cap / 2 + 1));
+}
+
+/* Exponential backoff with jitter, so that many runtimes do not retry in lockstep, but no
+ * sooner than the service's Retry-After. Returns false when the wait would pass the
+ * deadline. */
+static bool back_off(struct rt_shipper *sh, int retry, int64_t deadline_us)
 {
     int64_t cap = BACKOFF_FIRST_US << (retry < 6 ? retry : 6);
     if (cap > BACKOFF_MAX_US)
         cap = BACKOFF_MAX_US;
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-        r = (uint32_t)fm_mono_us();
-    int64_t wait = cap / 2 + (int64_t)(r % (uint32_t)(cap / 2 + 1));
+    int64_t wait = jitter(cap);
+    if (sh->retry_after_us > wait)
+        wait = sh->retry_after_us;
+    sh->retry_after_us = 0;
     if (fm_mono_us() + wait >= deadline_us)
         return false;
     struct timespec ts = {wait / 1000000, (wait % 1000000) * 1000};
@@ -249,7 +265,7 @@ static enum rt_status ship_batch(struct rt_shipper *sh, struct rt_spool *spool,
             st = RT_EREMOTE;
             break;
         }
-        if (!back_off(retry, deadline_us)) {
+        if (!back_off(sh, retry, deadline_us)) {
             fm_err_prefix(err, "gave up before the deadline");
             st = RT_ETIMEDOUT;
             break;
@@ -295,5 +311,113 @@ enum rt_status rt_ship_spool(struct rt_shipper *sh, struct rt_spool *spool, int6
         st = ship_batch(sh, spool, &b, deadline_us, stats, err);
         rt_spool_batch_free(&b);
     }
+    return st;
+}
+
+struct rt_ship_loop {
+    struct rt_shipper *sh;
+    struct rt_spool *spool;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop, kicked;
+};
+
+/* Sleep up to us, or less when kicked or stopped. */
+static void loop_wait(struct rt_ship_loop *l, int64_t us)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (us % 1000000) * 1000;
+    ts.tv_sec += us / 1000000 + ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_mutex_lock(&l->lock);
+    while (!l->stop && !l->kicked)
+        if (pthread_cond_timedwait(&l->wake, &l->lock, &ts) != 0)
+            break;
+    l->kicked = false;
+    pthread_mutex_unlock(&l->lock);
+}
+
+static void *loop_run(void *arg)
+{
+    struct rt_ship_loop *l = arg;
+    int failures = 0;
+    for (;;) {
+        pthread_mutex_lock(&l->lock);
+        bool stop = l->stop;
+        pthread_mutex_unlock(&l->lock);
+        if (stop)
+            break;
+        struct fm_err err = {""};
+        /* Short rounds, so that a stop request is never kept waiting for long. */
+        enum rt_status st = rt_ship_spool(l->sh, l->spool, fm_mono_us() + LOOP_ROUND_US, NULL,
+                                          &err);
+        if (st == RT_OK) {
+            failures = 0;
+            loop_wait(l, LOOP_IDLE_US);
+            continue;
+        }
+        int64_t cap = BACKOFF_FIRST_US << (failures < 6 ? failures : 6);
+        failures++;
+        loop_wait(l, jitter(cap > BACKOFF_MAX_US ? BACKOFF_MAX_US : cap));
+    }
+    return NULL;
+}
+
+enum rt_status rt_ship_loop_start(const char *dir, const char *meter_url, const char *key,
+                                  struct rt_ship_loop **out, struct fm_err *err)
+{
+    struct rt_ship_loop *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        fm_err_set(err, "out of memory");
+        return RT_ENOMEM;
+    }
+    enum rt_status st = rt_shipper_new(meter_url, key, &l->sh, err);
+    if (st == RT_OK)
+        st = rt_spool_open(dir, 0, &l->spool, err);
+    if (st != RT_OK) {
+        rt_shipper_free(l->sh);
+        free(l);
+        return st;
+    }
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->wake, NULL);
+    if (pthread_create(&l->thread, NULL, loop_run, l) != 0) {
+        fm_err_set(err, "cannot start the shipper thread");
+        pthread_cond_destroy(&l->wake);
+        pthread_mutex_destroy(&l->lock);
+        rt_spool_close(l->spool);
+        rt_shipper_free(l->sh);
+        free(l);
+        return RT_EIO;
+    }
+    *out = l;
+    return RT_OK;
+}
+
+void rt_ship_loop_kick(struct rt_ship_loop *l)
+{
+    pthread_mutex_lock(&l->lock);
+    l->kicked = true;
+    pthread_cond_signal(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+}
+
+enum rt_status rt_ship_loop_stop(struct rt_ship_loop *l, int64_t deadline_us, struct fm_err *err)
+{
+    if (l == NULL)
+        return RT_OK;
+    pthread_mutex_lock(&l->lock);
+    l->stop = true;
+    pthread_cond_signal(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+    pthread_join(l->thread, NULL);
+    enum rt_status st = rt_ship_spool(l->sh, l->spool, deadline_us, NULL, err);
+    pthread_cond_destroy(&l->wake);
+    pthread_mutex_destroy(&l->lock);
+    rt_spool_close(l->spool);
+    rt_shipper_free(l->sh);
+    free(l);
     return st;
 }

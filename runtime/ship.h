@@ -49,4 +49,29 @@ void rt_shipper_free(struct rt_shipper *sh);
 enum rt_status rt_ship_spool(struct rt_shipper *sh, struct rt_spool *spool, int64_t deadline_us,
                              struct rt_ship_stats *stats, struct fm_err *err);
 
+/*
+ * A background shipper: a thread that ships a spool continuously (what rt_ship_spool does,
+ * again and again) with its own connection and its own handle on the spool, backing off
+ * with jitter while the service is down. Opaque.
+ */
+struct rt_ship_loop;
+
+/**
+ * Start shipping the spool folder dir to meter_url (key as in rt_shipper_new).
+ * @param out  on RT_OK the loop (caller ends it with rt_ship_loop_stop); untouched on error
+ * @return RT_OK, RT_EINVAL, RT_EIO, RT_ENOMEM
+ */
+enum rt_status rt_ship_loop_start(const char *dir, const char *meter_url, const char *key,
+                                  struct rt_ship_loop **out, struct fm_err *err);
+
+/** Ship soon: new records are waiting. Thread-safe. */
+void rt_ship_loop_kick(struct rt_ship_loop *l);
+
+/**
+ * Stop the loop: one last attempt to ship everything until deadline_us (monotonic), then
+ * free it. Records not delivered stay in the spool for the next start. NULL is a no-op.
+ * @return RT_OK when the spool was empty at the end, else why not
+ */
+enum rt_status rt_ship_loop_stop(struct rt_ship_loop *l, int64_t deadline_us, struct fm_err *err);
+
 #endif

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +17,13 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/timeutil.h"
 
 #define BATCH_BYTES ((size_t)2 * 1024 * 1024)
 #define SEG_PREFIX "seg-"
 #define SEG_SUFFIX ".ndjson"
 #define SEG_DIGITS 16
+#define USAGE_RESCAN_US 100000
 
 struct rt_spool {
     char dir[PATH_MAX - 128]; /* leaves room for the file names inside */
@@ -29,6 +32,16 @@ struct rt_spool {
     uint64_t append_seq;
     int lock_fd;   /* ship.lock while claimed, else -1 */
     uint64_t cur_seq, cur_off;
+    /* Group commit: appends are numbered; one fdatasync covers every append numbered up to
+     * what was written when it started. */
+    pthread_mutex_t lock;
+    pthread_cond_t synced_cv;
+    uint64_t written, synced;
+    bool syncing;
+    bool broken;   /* an fdatasync failed: what it covered may be lost, refuse from now on */
+    size_t max_bytes;
+    uint64_t usage_bytes;
+    int64_t usage_at_us;
 };
 
 static enum rt_status sys_err(struct fm_err *err, const char *what, const char *path)
@@ -135,6 +148,8 @@ enum rt_status rt_spool_open(const char *dir, size_t segment_bytes, struct rt_sp
     s->segment_bytes = segment_bytes ? segment_bytes : RT_SPOOL_SEGMENT_BYTES;
     s->append_fd = -1;
     s->lock_fd = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->synced_cv, NULL);
     *out = s;
     return RT_OK;
 }
@@ -147,6 +162,8 @@ void rt_spool_close(struct rt_spool *s)
         close(s->append_fd);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
+    pthread_cond_destroy(&s->synced_cv);
+    pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
@@ -200,13 +217,27 @@ fail:
     return st;
 }
 
-enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
-                               struct fm_err *err)
+/* Before the append segment is closed (rotation), what was written to it must be synced:
+ * the group commit only ever syncs the current one. Called with the lock held. */
+static void retire_append_fd(struct rt_spool *s)
 {
-    if (memchr(rec, '\n', len) != NULL) {
-        fm_err_set(err, "a record must not contain a newline");
-        return RT_EINVAL;
+    while (s->syncing)
+        pthread_cond_wait(&s->synced_cv, &s->lock);
+    if (s->written > s->synced) {
+        if (fdatasync(s->append_fd) == 0)
+            s->synced = s->written;
+        else
+            s->broken = true;
+        pthread_cond_broadcast(&s->synced_cv);
     }
+    close(s->append_fd);
+    s->append_fd = -1;
+}
+
+/* Write one record to the current segment; its number in *seq. Called with the lock held. */
+static enum rt_status write_record(struct rt_spool *s, const char *rec, size_t len,
+                                   uint64_t *seq, struct fm_err *err)
+{
     /* A few rounds at most: another process may rotate or the shipper may retire the
      * segment between our open and our lock. */
     for (int round = 0; round < 8; round++) {
@@ -221,19 +252,107 @@ enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
         if (flock(s->append_fd, LOCK_SH) != 0 || fstat(s->append_fd, &sb) != 0)
             return sys_err(err, "cannot lock a segment in", s->dir);
         if (sb.st_nlink == 0 || (size_t)sb.st_size >= s->segment_bytes) {
-            close(s->append_fd);
-            s->append_fd = -1;
+            flock(s->append_fd, LOCK_UN);
+            retire_append_fd(s);
             continue;
         }
         struct iovec iov[2] = {{(void *)rec, len}, {"\n", 1}};
         ssize_t w = writev(s->append_fd, iov, 2);
-        int ok = w == (ssize_t)(len + 1) && fdatasync(s->append_fd) == 0;
-        enum rt_status st = ok ? RT_OK : sys_err(err, "cannot append to a segment in", s->dir);
         flock(s->append_fd, LOCK_UN);
-        return st;
+        if (w != (ssize_t)(len + 1))
+            return sys_err(err, "cannot append to a segment in", s->dir);
+        *seq = ++s->written;
+        s->usage_bytes += len + 1;
+        return RT_OK;
     }
     fm_err_set(err, "cannot find a segment to append to in %s", s->dir);
     return RT_EIO;
+}
+
+/* Wait until append number seq is on disk, syncing for everyone when nobody else is.
+ * Called with the lock held. */
+static void group_sync(struct rt_spool *s, uint64_t seq)
+{
+    while (s->synced < seq && !s->broken) {
+        if (s->syncing) {
+            pthread_cond_wait(&s->synced_cv, &s->lock);
+            continue;
+        }
+        s->syncing = true;
+        uint64_t target = s->written;
+        int fd = s->append_fd;
+        pthread_mutex_unlock(&s->lock);
+        int rc = fdatasync(fd);
+        pthread_mutex_lock(&s->lock);
+        s->syncing = false;
+        if (rc == 0 && target > s->synced)
+            s->synced = target;
+        else if (rc != 0)
+            s->broken = true;
+        pthread_cond_broadcast(&s->synced_cv);
+    }
+}
+
+enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
+                               struct fm_err *err)
+{
+    if (memchr(rec, '\n', len) != NULL) {
+        fm_err_set(err, "a record must not contain a newline");
+        return RT_EINVAL;
+    }
+    pthread_mutex_lock(&s->lock);
+    uint64_t seq = 0;
+    enum rt_status st = s->broken ? RT_EIO : write_record(s, rec, len, &seq, err);
+    if (st == RT_OK)
+        group_sync(s, seq);
+    if (st == RT_OK && s->synced < seq)
+        st = RT_EIO;
+    if (s->broken)
+        fm_err_set(err, "cannot sync a segment in %s: the spool refuses appends until restarted",
+                   s->dir);
+    pthread_mutex_unlock(&s->lock);
+    return s->broken && st == RT_OK ? RT_EIO : st;
+}
+
+void rt_spool_set_cap(struct rt_spool *s, size_t max_bytes)
+{
+    pthread_mutex_lock(&s->lock);
+    s->max_bytes = max_bytes;
+    s->usage_at_us = 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The bytes of every segment on disk, shipped parts of the oldest included. */
+static uint64_t segments_bytes(const struct rt_spool *s)
+{
+    uint64_t total = 0, seq;
+    DIR *d = opendir(s->dir);
+    if (d == NULL)
+        return 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        struct stat sb;
+        if (parse_seg_name(e->d_name, &seq) && fstatat(dirfd(d), e->d_name, &sb, 0) == 0)
+            total += (uint64_t)sb.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+bool rt_spool_has_room(struct rt_spool *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool room = !s->broken;
+    if (room && s->max_bytes > 0) {
+        int64_t now = fm_mono_us();
+        /* The shipper (maybe another process) shrinks the spool: look again now and then. */
+        if (s->usage_at_us == 0 || now - s->usage_at_us >= USAGE_RESCAN_US) {
+            s->usage_bytes = segments_bytes(s);
+            s->usage_at_us = now;
+        }
+        room = s->usage_bytes < s->max_bytes;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return room;
 }
 
 static enum rt_status read_cursor(struct rt_spool *s, struct fm_err *err)

@@ -1,6 +1,7 @@
 #ifndef RT_SPOOL_H
 #define RT_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,11 +46,26 @@ const char *rt_spool_dir(const struct rt_spool *s);
 
 /**
  * Append one record (no newline inside) and fsync it before returning: once this returns
- * RT_OK the record survives a crash. Safe against other processes appending at once.
+ * RT_OK the record survives a crash. Safe against other processes appending at once, and
+ * thread-safe: concurrent appends share their fdatasync (a group commit: one sync covers
+ * every record written before it started, and each caller waits until one covers its own).
+ * After a failed sync the spool refuses every append (the kernel may have dropped what it
+ * covered), so nothing more runs unmetered.
  * @return RT_OK, RT_EINVAL (a newline in rec), RT_EIO
  */
 enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
                                struct fm_err *err);
+
+/** Cap the spool at max_bytes of segments (0: no cap); see rt_spool_has_room. */
+void rt_spool_set_cap(struct rt_spool *s, size_t max_bytes);
+
+/**
+ * Whether a new invocation may start: the spool works and its segments (looked at again
+ * every 100 ms, so other processes' appends and the shipper's deletions count) are under
+ * the cap. Appends themselves never check it: an invocation that started gets its stop
+ * record whatever the size. Thread-safe.
+ */
+bool rt_spool_has_room(struct rt_spool *s);
 
 /**
  * Become the spool's only shipper and load the cursor. Held until rt_spool_close.

@@ -11,6 +11,7 @@ enum rt_status {
     RT_EBUSY,     /* someone else holds what we need (the spool's shipper lock) */
     RT_ETIMEDOUT, /* the caller's deadline passed first */
     RT_EREMOTE,   /* the metering service refused a whole batch */
+    RT_EFULL,     /* the spool is over its size cap: nothing may run unmetered */
 };
 
 #endif

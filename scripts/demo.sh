@@ -79,3 +79,9 @@ step "invoice for acme, $period (aws-lambda-x86, free tier applied)"
 step "the same usage without the free tier would cost (aws-lambda-x86, --format json)"
 "$bin/faasbill" invoice --tenant acme --period "$period" --plan aws-lambda-x86 --format json
 echo
+
+step "functions or servers: the comparison report for acme and for every tenant"
+"$bin/faasbill" compare --tenant acme --period "$period"
+"$bin/faasbill" compare --tenant acme --period "$period" --format html -o "$work/compare-acme.html"
+"$bin/faasbill" report --period "$period" -o "$work/report.html"
+echo "reports written: var/demo/compare-acme.html (acme) and var/demo/report.html (every tenant)"

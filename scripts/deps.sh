@@ -8,6 +8,8 @@ packages=(
   libpq-dev postgresql postgresql-client
   libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libssl-dev
   check libsubunit-dev
+  chromium
+  prometheus
 )
 
 missing=()

@@ -1,5 +1,6 @@
 #include <check.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
@@ -66,6 +67,10 @@ START_TEST(buf_cap_is_an_error)
     ck_assert(b.failed);
     ck_assert_ptr_null(fm_buf_steal(&b));
     fm_buf_free(&b);
+    /* An empty buffer yields an empty string. */
+    char *empty = fm_buf_steal(&b);
+    ck_assert_str_eq(empty, "");
+    free(empty);
 }
 END_TEST
 

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "common/apikey.h"
+#include "common/timeutil.h"
 #include "meter/http.h"
+#include "meter/orphans.h"
 #include "tests/httpc.h"
 #include "tests/suites.h"
 #include "tests/testdb.h"
@@ -296,6 +298,49 @@ START_TEST(months_get_their_own_partitions)
 }
 END_TEST
 
+START_TEST(orphans_are_closed_as_lost_and_replaced_by_a_late_stop)
+{
+    char t[FM_TIME_BUFSZ], body[1024];
+    int64_t started = fm_wall_us() - INT64_C(600) * 1000000;
+    fm_time_format(started, t, sizeof t);
+    snprintf(body, sizeof body,
+             "[{\"id\":\"orph:start\",\"type\":\"start\",\"invocation_id\":\"orph\","
+             "\"tenant\":\"acme\",\"function\":\"lonely\",\"time\":\"%s\","
+             "\"memory_mb\":512,\"timeout_ms\":3000,\"cold_start\":false,\"trigger\":\"queue\"}]",
+             t);
+    expect(post(ingest_key, "application/json", body), 200,
+           "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    struct fm_err err;
+    int closed = -1;
+    const char *q = "SELECT concat_ws('|', status, duration_us, has_stop) FROM invocations"
+                    " WHERE invocation_id = $1";
+    /* Not yet: ten minutes ago plus 3 s is within a grace of an hour. */
+    ck_assert_int_eq(meter_orphans_close(db, 3600000, METER_ORPHAN_BILL_TIMEOUT, 100, &closed,
+                                         &err), 0);
+    expect_value(q, "orph", "f");
+    ck_assert_int_eq(meter_orphans_close(db, 60000, METER_ORPHAN_BILL_TIMEOUT, 100, &closed,
+                                         &err), 0);
+    ck_assert_int_ge(closed, 1);
+    expect_value(q, "orph", "lost|3000000|t");
+    const char *usage = "SELECT concat_ws('|', sum(invocations), sum(duration_us), sum(errors))"
+                        " FROM usage_hourly WHERE function = $1";
+    expect_value(usage, "lonely", "1|3000000|1");
+    /* The real stop comes after all: it replaces the lost figures. */
+    fm_time_format(started + 1200000, t, sizeof t);
+    snprintf(body, sizeof body,
+             "[{\"id\":\"orph:stop\",\"type\":\"stop\",\"invocation_id\":\"orph\","
+             "\"tenant\":\"acme\",\"function\":\"lonely\",\"time\":\"%s\","
+             "\"memory_mb\":512,\"cold_start\":false,\"duration_us\":1200000,\"init_us\":0,"
+             "\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":5,\"cpu_sys_us\":5,"
+             "\"max_rss_kb\":100,\"bytes_in\":1,\"bytes_out\":2}]",
+             t);
+    expect(post(ingest_key, "application/json", body), 200,
+           "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    expect_value(q, "orph", "ok|1200000|t");
+    expect_value(usage, "lonely", "1|1200000|0");
+}
+END_TEST
+
 Suite *suite_meter(void)
 {
     Suite *s = suite_create("meter");
@@ -310,6 +355,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, requests_are_checked_before_anything_is_stored);
     tcase_add_test(tc, health_and_unknown_paths);
     tcase_add_test(tc, months_get_their_own_partitions);
+    tcase_add_test(tc, orphans_are_closed_as_lost_and_replaced_by_a_late_stop);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,6 +7,7 @@
 
 #include "common/buf.h"
 #include "common/db.h"
+#include "meter/plans.h"
 #include "schema/migrate.h"
 
 /* The base conninfo with dbname replaced, as keyword='value' pairs. */
@@ -79,5 +80,10 @@ void testdb_create(const char *name, char *out, size_t n)
     int applied = 0;
     ck_assert_msg(schema_migrate(conn, NULL, &applied, &err) == 0, "migrate: %s", err.msg);
     ck_assert_int_gt(applied, 0);
+    /* As faasbill migrate does: rate usage under every catalog plan. */
+    struct bill_catalog *cat = NULL;
+    ck_assert_msg(bill_catalog_load(NULL, &cat, &err) == BILL_OK, "catalog: %s", err.msg);
+    ck_assert_msg(meter_plans_register(conn, cat, NULL, &err) == 0, "plans: %s", err.msg);
+    bill_catalog_free(cat);
     PQfinish(conn);
 }

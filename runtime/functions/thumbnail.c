@@ -1,13 +1,15 @@
 /*
  * thumbnail [--width W]: reads a P6 PPM on stdin and writes it scaled down to W pixels wide
  * (default 128), keeping the aspect ratio. Each output pixel averages the box of input
- * pixels it covers. Images already narrower are passed through unchanged.
+ * pixels it covers. Images already narrower are passed through unchanged. Runs in exec or
+ * warm mode (see warm.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/functions/ppm.h"
+#include "runtime/functions/warm.h"
 
 static void box_average(const struct ppm *in, struct ppm *out)
 {
@@ -31,6 +33,32 @@ static void box_average(const struct ppm *in, struct ppm *out)
     }
 }
 
+static int thumbnail(const struct warm_request *req, FILE *out_f, void *ctx)
+{
+    long width = *(const long *)ctx;
+    struct ppm in = {0};
+    if (ppm_read(req->in, &in) != 0)
+        return 1;
+    if (in.w <= width) {
+        int rc = ppm_write(out_f, &in);
+        free(in.px);
+        return rc == 0 ? 0 : 1;
+    }
+    long h = (in.h * width + in.w / 2) / in.w;
+    struct ppm out = {width, h > 0 ? h : 1, NULL};
+    out.px = malloc((size_t)out.w * (size_t)out.h * 3);
+    if (out.px == NULL) {
+        fputs("thumbnail: out of memory\n", stderr);
+        free(in.px);
+        return 137;
+    }
+    box_average(&in, &out);
+    int rc = ppm_write(out_f, &out);
+    free(in.px);
+    free(out.px);
+    return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     long width = 128;
@@ -41,21 +69,5 @@ int main(int argc, char **argv)
         fputs("thumbnail: --width must be 1-16384\n", stderr);
         return 2;
     }
-    struct ppm in = {0};
-    if (ppm_read(stdin, &in) != 0)
-        return 1;
-    if (in.w <= width)
-        return ppm_write(stdout, &in) == 0 ? 0 : 1;
-    long h = (in.h * width + in.w / 2) / in.w;
-    struct ppm out = {width, h > 0 ? h : 1, NULL};
-    out.px = malloc((size_t)out.w * (size_t)out.h * 3);
-    if (out.px == NULL) {
-        fputs("thumbnail: out of memory\n", stderr);
-        return 137;
-    }
-    box_average(&in, &out);
-    int rc = ppm_write(stdout, &out);
-    free(in.px);
-    free(out.px);
-    return rc == 0 ? 0 : 1;
+    return warm_run(thumbnail, &width);
 }

@@ -1,0 +1,719 @@
+#include "billing/compare.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "billing/json_field.h"
+#include "common/timeutil.h"
+
+#define FUNCTION_MAX 128
+#define DRIVER_PERCENT 80 /* drivers: the costliest functions that make up this much */
+
+struct bill_stats {
+    const struct bill_plan **plans;
+    struct bill_usage **uses; /* one per plan, rounded under it */
+    size_t nplans;
+    struct bill_fn_stats *fns;
+    size_t nfns, capfns, last;
+    int64_t from_us, to_us, bucket_us;
+    size_t nbuckets;
+    struct bill_bucket *buckets;
+    int64_t peak_concurrency, peak_memory_mb, peak_cpu_millicores;
+};
+
+void bill_stats_free(struct bill_stats *st)
+{
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < st->nplans; i++)
+        bill_usage_free(st->uses[i]);
+    for (size_t i = 0; i < st->nfns; i++)
+        free(st->fns[i].function);
+    free(st->uses);
+    free(st->plans);
+    free(st->fns);
+    free(st->buckets);
+    free(st);
+}
+
+enum bill_status bill_stats_new(const struct bill_plan *const *plans, size_t nplans,
+                                int64_t from_us, int64_t to_us, int64_t bucket_us,
+                                struct bill_stats **out, struct fm_err *err)
+{
+    if (to_us <= from_us || (bucket_us != BILL_HOUR_US && bucket_us != BILL_DAY_US))
+        return fm_err_set(err, "stats: empty period or bad bucket width"), BILL_EINVAL;
+    int64_t nb = (to_us - from_us + bucket_us - 1) / bucket_us;
+    if (nb > BILL_COMPARE_MAX_BUCKETS)
+        return fm_err_set(err, "stats: more than %d buckets", BILL_COMPARE_MAX_BUCKETS),
+               BILL_EINVAL;
+    struct bill_stats *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        goto nomem;
+    st->from_us = from_us;
+    st->to_us = to_us;
+    st->bucket_us = bucket_us;
+    st->nbuckets = (size_t)nb;
+    st->plans = calloc(nplans ? nplans : 1, sizeof *st->plans);
+    st->uses = calloc(nplans ? nplans : 1, sizeof *st->uses);
+    st->buckets = calloc(st->nbuckets, sizeof *st->buckets);
+    if (st->plans == NULL || st->uses == NULL || st->buckets == NULL)
+        goto nomem;
+    for (; st->nplans < nplans; st->nplans++) {
+        st->plans[st->nplans] = plans[st->nplans];
+        if ((st->uses[st->nplans] = bill_usage_new()) == NULL)
+            goto nomem;
+    }
+    *out = st;
+    return BILL_OK;
+nomem:
+    bill_stats_free(st);
+    fm_err_set(err, "out of memory");
+    return BILL_ENOMEM;
+}
+
+/* The totals of function, created empty when new; NULL when out of memory. */
+static struct bill_fn_stats *fn_for(struct bill_stats *st, const char *function)
+{
+    if (st->last < st->nfns && strcmp(st->fns[st->last].function, function) == 0)
+        return &st->fns[st->last];
+    for (size_t i = 0; i < st->nfns; i++)
+        if (strcmp(st->fns[i].function, function) == 0) {
+            st->last = i;
+            return &st->fns[i];
+        }
+    if (st->nfns == st->capfns) {
+        size_t cap = st->capfns ? st->capfns * 2 : 8;
+        struct bill_fn_stats *f = realloc(st->fns, cap * sizeof *f);
+        if (f == NULL)
+            return NULL;
+        st->fns = f;
+        st->capfns = cap;
+    }
+    char *name = strdup(function);
+    if (name == NULL)
+        return NULL;
+    st->fns[st->nfns] = (struct bill_fn_stats){.function = name};
+    st->last = st->nfns;
+    return &st->fns[st->nfns++];
+}
+
+/* The per-function counters in one place, so adding and scaling treat them alike. */
+#define FN_FIELDS 9
+static void fn_fields(struct bill_fn_stats *f, int64_t *p[FN_FIELDS])
+{
+    p[0] = &f->invocations;
+    p[1] = &f->errors;
+    p[2] = &f->cold_starts;
+    p[3] = &f->duration_us;
+    p[4] = &f->init_us;
+    p[5] = &f->memory_mb;
+    p[6] = &f->max_rss_kb;
+    p[7] = &f->cpu_us;
+    p[8] = &f->bytes_out;
+}
+
+enum bill_status bill_stats_add(struct bill_stats *st, const char *function,
+                                const struct bill_invocation *inv, unsigned flags,
+                                struct fm_err *err)
+{
+    size_t len = function ? strlen(function) : 0;
+    if (len == 0 || len > FUNCTION_MAX)
+        return fm_err_set(err, "function name must be 1-%d characters", FUNCTION_MAX),
+               BILL_EINVAL;
+    for (size_t i = 0; i < st->nplans; i++) {
+        enum bill_status s = bill_usage_add_invocation(st->uses[i], st->plans[i], function, inv,
+                                                       err);
+        if (s != BILL_OK)
+            return s;
+    }
+    struct bill_fn_stats *f = fn_for(st, function);
+    if (f == NULL)
+        return fm_err_set(err, "out of memory"), BILL_ENOMEM;
+    struct bill_fn_stats add = {
+        .invocations = 1,
+        .errors = (flags & BILL_OBS_ERROR) != 0,
+        .cold_starts = (flags & BILL_OBS_COLD_START) != 0,
+        .duration_us = inv->duration_us,
+        .init_us = inv->init_us,
+        .memory_mb = inv->memory_mb,
+        .max_rss_kb = inv->max_rss_kb,
+        .bytes_out = inv->bytes_out,
+    };
+    struct bill_fn_stats sum = *f;
+    int64_t *s[FN_FIELDS], *a[FN_FIELDS];
+    fn_fields(&sum, s);
+    fn_fields(&add, a);
+    if (__builtin_add_overflow(inv->cpu_user_us, inv->cpu_sys_us, &add.cpu_us))
+        return fm_err_set(err, "invocation CPU time overflows"), BILL_EOVERFLOW;
+    for (int i = 0; i < FN_FIELDS; i++)
+        if (__builtin_add_overflow(*s[i], *a[i], s[i]))
+            return fm_err_set(err, "function totals overflow 64 bits"), BILL_EOVERFLOW;
+    *f = sum;
+    return BILL_OK;
+}
+
+enum bill_status bill_stats_add_timeline(struct bill_stats *st, int64_t at_us,
+                                         int64_t invocations, int64_t errors,
+                                         int64_t cold_starts, struct fm_err *err)
+{
+    if (invocations < 0 || errors < 0 || cold_starts < 0)
+        return fm_err_set(err, "negative count in usage over time"), BILL_EINVAL;
+    if (at_us < st->from_us || at_us >= st->to_us)
+        return BILL_OK;
+    struct bill_bucket *b = &st->buckets[(at_us - st->from_us) / st->bucket_us];
+    struct bill_bucket sum = *b;
+    if (__builtin_add_overflow(sum.invocations, invocations, &sum.invocations) ||
+        __builtin_add_overflow(sum.errors, errors, &sum.errors) ||
+        __builtin_add_overflow(sum.cold_starts, cold_starts, &sum.cold_starts))
+        return fm_err_set(err, "usage over time overflows"), BILL_EOVERFLOW;
+    *b = sum;
+    return BILL_OK;
+}
+
+void bill_stats_set_peak(struct bill_stats *st, int64_t concurrency, int64_t memory_mb,
+                         int64_t cpu_millicores)
+{
+    st->peak_concurrency = concurrency > 0 ? concurrency : 0;
+    st->peak_memory_mb = memory_mb > 0 ? memory_mb : 0;
+    st->peak_cpu_millicores = cpu_millicores > 0 ? cpu_millicores : 0;
+}
+
+enum bill_status bill_stats_scale(struct bill_stats *st, int64_t factor, int64_t period_us,
+                                  struct fm_err *err)
+{
+    if (factor < 1 || period_us < 1)
+        return fm_err_set(err, "scale: factor and period must be positive"), BILL_EINVAL;
+    /* Check every product first so that a failure leaves the stats as they were. */
+    for (size_t i = 0; i < st->nfns; i++) {
+        int64_t *p[FN_FIELDS], v;
+        fn_fields(&st->fns[i], p);
+        for (int k = 0; k < FN_FIELDS; k++)
+            if (__builtin_mul_overflow(*p[k], factor, &v))
+                return fm_err_set(err, "scaled totals overflow 64 bits"), BILL_EOVERFLOW;
+    }
+    struct bill_usage **scaled = calloc(st->nplans ? st->nplans : 1, sizeof *scaled);
+    enum bill_status rc = BILL_ENOMEM;
+    if (scaled == NULL)
+        goto done;
+    for (size_t i = 0; i < st->nplans; i++) {
+        const struct bill_usage *u = st->uses[i];
+        if ((scaled[i] = bill_usage_new()) == NULL)
+            goto done;
+        for (size_t j = 0; j < bill_usage_count(u); j++) {
+            struct bill_quantities q;
+            rc = bill_quantities_scale(bill_usage_quantities(u, j), factor, &q, err);
+            if (rc == BILL_OK)
+                rc = bill_usage_add_quantities(scaled[i], bill_usage_function(u, j), &q, err);
+            if (rc != BILL_OK)
+                goto done;
+        }
+    }
+    for (size_t i = 0; i < st->nplans; i++) {
+        bill_usage_free(st->uses[i]);
+        st->uses[i] = scaled[i];
+        scaled[i] = NULL;
+    }
+    for (size_t i = 0; i < st->nfns; i++) {
+        int64_t *p[FN_FIELDS];
+        fn_fields(&st->fns[i], p);
+        for (int k = 0; k < FN_FIELDS; k++)
+            *p[k] *= factor;
+    }
+    st->to_us = st->from_us + period_us;
+    rc = BILL_OK;
+done:
+    if (rc == BILL_ENOMEM)
+        fm_err_set(err, "out of memory");
+    for (size_t i = 0; scaled && i < st->nplans; i++)
+        bill_usage_free(scaled[i]);
+    free(scaled);
+    return rc;
+}
+
+size_t bill_stats_function_count(const struct bill_stats *st)
+{
+    return st->nfns;
+}
+
+const struct bill_fn_stats *bill_stats_function(const struct bill_stats *st, size_t i)
+{
+    return &st->fns[i];
+}
+
+/* ---- The comparison ---------------------------------------------------------------- */
+
+void bill_comparison_free(struct bill_comparison *cmp)
+{
+    if (cmp == NULL)
+        return;
+    for (size_t i = 0; i < cmp->nplans; i++)
+        bill_invoice_free(cmp->plans[i].invoice);
+    free(cmp->plans);
+    free(cmp->servers);
+    free(cmp->functions);
+    free(cmp);
+}
+
+/* num/den rounded half-up to a whole number (den > 0, num >= 0); 0 when den is 0. */
+static int64_t mean_of(int64_t num, int64_t den)
+{
+    int64_t q = 0;
+    if (den > 0 && bill_ratio_round(num, den, 0, &q) != 0)
+        q = 0; /* cannot happen: a mean of int64 values fits */
+    return q;
+}
+
+/* ceil(a / b) for a >= 0, b > 0. */
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+static void percent(__int128 num, __int128 den, char buf[BILL_NUM_BUFSZ])
+{
+    if (den <= 0 || bill_ratio_format(num * 100, den, 2, buf, BILL_NUM_BUFSZ) != 0)
+        snprintf(buf, BILL_NUM_BUFSZ, "0");
+}
+
+enum bill_status bill_compare_cost_at(const struct bill_comparison *cmp, size_t i,
+                                      int64_t volume, int64_t *out, struct fm_err *err)
+{
+    if (volume < 0)
+        return fm_err_set(err, "volume must not be negative"), BILL_EINVAL;
+    const struct bill_plan *plan = cmp->plans[i].plan;
+    struct bill_quantities one, all;
+    struct bill_usage *use = NULL;
+    struct bill_invoice *inv = NULL;
+    enum bill_status rc = bill_plan_round(plan, &cmp->mean, &one, err);
+    if (rc == BILL_OK)
+        rc = bill_quantities_scale(&one, volume, &all, err);
+    if (rc != BILL_OK)
+        goto done;
+    if ((use = bill_usage_new()) == NULL) {
+        rc = BILL_ENOMEM;
+        fm_err_set(err, "out of memory");
+        goto done;
+    }
+    rc = bill_usage_add_quantities(use, "mean", &all, err);
+    if (rc == BILL_OK)
+        rc = bill_price(plan, use, &inv, err);
+    if (rc == BILL_OK)
+        *out = inv->total;
+done:
+    bill_invoice_free(inv);
+    bill_usage_free(use);
+    return rc;
+}
+
+/* Does the bill for volume reach fee? A bill too large to compute certainly does. */
+static enum bill_status reaches(const struct bill_comparison *cmp, size_t i, int64_t volume,
+                                int64_t fee, bool *out, struct fm_err *err)
+{
+    int64_t cost;
+    enum bill_status rc = bill_compare_cost_at(cmp, i, volume, &cost, err);
+    if (rc == BILL_EOVERFLOW) {
+        *out = true;
+        return BILL_OK;
+    }
+    if (rc == BILL_OK)
+        *out = cost >= fee;
+    return rc;
+}
+
+/* The smallest volume whose bill under plan i reaches fee, or -1 below the ceiling. */
+static enum bill_status breakeven(const struct bill_comparison *cmp, size_t i, int64_t fee,
+                                  int64_t *out, struct fm_err *err)
+{
+    bool hit;
+    enum bill_status rc = reaches(cmp, i, BILL_COMPARE_MAX_VOLUME, fee, &hit, err);
+    if (rc != BILL_OK)
+        return rc;
+    if (!hit) {
+        *out = -1;
+        return BILL_OK;
+    }
+    /* Invariant: the bill for hi reaches the fee, the bill for lo - 1 does not. */
+    int64_t lo = 0, hi = BILL_COMPARE_MAX_VOLUME;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if ((rc = reaches(cmp, i, mid, fee, &hit, err)) != BILL_OK)
+            return rc;
+        if (hit)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *out = lo;
+    return BILL_OK;
+}
+
+static void fit_server(struct bill_server_fit *fit, const struct bill_server *s,
+                       const struct bill_stats *st, int64_t busy_us, int64_t period_us)
+{
+    int64_t by_mem = ceil_div(st->peak_memory_mb, s->memory_mb);
+    int64_t by_cpu = ceil_div(st->peak_concurrency, s->vcpus);
+    fit->server = s;
+    fit->count = by_mem > by_cpu ? by_mem : by_cpu;
+    if (fit->count < 1)
+        fit->count = 1; /* running anything at all takes one */
+    percent(busy_us, (__int128)fit->count * s->vcpus * period_us, fit->utilisation);
+}
+
+static int by_cost_desc(const void *a, const void *b)
+{
+    const struct bill_fn_cost *x = a, *y = b;
+    if (x->cost != y->cost)
+        return x->cost > y->cost ? -1 : 1;
+    return strcmp(x->stats->function, y->stats->function);
+}
+
+/* The cheapest server whose memory holds f's mean invocation, enough of them to carry its
+ * busy time over the period; leaves c->server NULL when none fits. */
+static void fn_server(struct bill_fn_cost *c, const struct bill_comparison *cmp)
+{
+    const struct bill_fn_stats *f = c->stats;
+    int64_t mean_mb = mean_of(f->memory_mb, f->invocations);
+    for (size_t k = 0; k < cmp->nservers; k++) {
+        const struct bill_server *s = cmp->servers[k].server;
+        if (s->memory_mb < mean_mb)
+            continue;
+        __int128 cap = (__int128)s->vcpus * cmp->period_us;
+        __int128 n = (f->duration_us + cap - 1) / cap;
+        if (n < 1)
+            n = 1;
+        __int128 fee = n * cmp->servers[k].unit_fee;
+        if (fee > INT64_MAX)
+            continue;
+        if (c->server == NULL || fee < c->server_fee) {
+            c->server = s;
+            c->server_fee = (int64_t)fee;
+        }
+    }
+    c->cheaper_on_server = c->server != NULL && c->server_fee < c->cost;
+}
+
+static enum bill_status cost_functions(struct bill_comparison *cmp, struct fm_err *err)
+{
+    const struct bill_stats *st = cmp->stats;
+    const struct bill_invoice *inv = cmp->plans[cmp->own].invoice;
+    cmp->functions = calloc(st->nfns ? st->nfns : 1, sizeof *cmp->functions);
+    if (cmp->functions == NULL)
+        return fm_err_set(err, "out of memory"), BILL_ENOMEM;
+    cmp->nfunctions = st->nfns;
+    int64_t lines = 0;
+    for (size_t i = 0; i < st->nfns; i++)
+        cmp->functions[i].stats = &st->fns[i];
+    for (size_t l = 0; l < inv->nlines; l++) {
+        lines += inv->lines[l].amount;
+        for (size_t j = 0; j < inv->lines[l].nshares; j++)
+            for (size_t i = 0; i < st->nfns; i++)
+                if (strcmp(inv->lines[l].shares[j].function, st->fns[i].function) == 0) {
+                    cmp->functions[i].cost += inv->lines[l].shares[j].amount;
+                    break;
+                }
+    }
+    qsort(cmp->functions, cmp->nfunctions, sizeof *cmp->functions, by_cost_desc);
+    int64_t before = 0;
+    for (size_t i = 0; i < cmp->nfunctions; i++) {
+        struct bill_fn_cost *c = &cmp->functions[i];
+        percent(c->cost, inv->total, c->share);
+        /* A function is a driver while the costlier ones have not yet made DRIVER_PERCENT. */
+        c->driver = c->cost > 0 && (__int128)before * 100 < (__int128)lines * DRIVER_PERCENT;
+        before += c->cost;
+        fn_server(c, cmp);
+    }
+    return BILL_OK;
+}
+
+enum bill_status bill_compare(const struct bill_stats *st, const char *own_plan,
+                              const struct bill_server *const *servers, size_t nservers,
+                              const char *tenant, const char *period,
+                              struct bill_comparison **out, struct fm_err *err)
+{
+    enum bill_status rc = BILL_ENOMEM;
+    struct bill_comparison *cmp = calloc(1, sizeof *cmp);
+    if (cmp == NULL)
+        goto nomem;
+    cmp->stats = st;
+    snprintf(cmp->tenant, sizeof cmp->tenant, "%s", tenant ? tenant : "");
+    snprintf(cmp->period, sizeof cmp->period, "%s", period ? period : "");
+    cmp->period_us = st->to_us - st->from_us;
+    cmp->best = -1;
+    cmp->own = st->nplans;
+    for (size_t i = 0; i < st->nplans; i++)
+        if (strcmp(bill_plan_id(st->plans[i]), own_plan) == 0)
+            cmp->own = i;
+    if (cmp->own == st->nplans) {
+        rc = BILL_ENOTFOUND;
+        fm_err_set(err, "plan '%s' is not among the compared plans", own_plan);
+        goto fail;
+    }
+    snprintf(cmp->currency, sizeof cmp->currency, "%s", bill_plan_currency(st->plans[cmp->own]));
+    cmp->minor_digits = bill_plan_minor_digits(st->plans[cmp->own]);
+
+    struct bill_fn_stats total = {0};
+    for (size_t i = 0; i < st->nfns; i++) {
+        int64_t *t[FN_FIELDS], *f[FN_FIELDS];
+        fn_fields(&total, t);
+        fn_fields(&st->fns[i], f);
+        for (int k = 0; k < FN_FIELDS; k++)
+            if (__builtin_add_overflow(*t[k], *f[k], t[k])) {
+                rc = BILL_EOVERFLOW;
+                fm_err_set(err, "period totals overflow 64 bits");
+                goto fail;
+            }
+    }
+    int64_t n = total.invocations;
+    cmp->invocations = n;
+    cmp->errors = total.errors;
+    cmp->cold_starts = total.cold_starts;
+    cmp->busy_us = total.duration_us;
+    cmp->mean = (struct bill_invocation){
+        .duration_us = mean_of(total.duration_us, n),
+        .init_us = mean_of(total.init_us, n),
+        .memory_mb = (int32_t)mean_of(total.memory_mb, n),
+        .max_rss_kb = mean_of(total.max_rss_kb, n),
+        .cpu_user_us = mean_of(total.cpu_us, n),
+        .bytes_out = mean_of(total.bytes_out, n),
+    };
+    cmp->peak_concurrency = st->peak_concurrency;
+    cmp->peak_memory_mb = st->peak_memory_mb;
+    cmp->peak_cpu_millicores = st->peak_cpu_millicores;
+
+    cmp->plans = calloc(st->nplans ? st->nplans : 1, sizeof *cmp->plans);
+    cmp->servers = calloc(nservers ? nservers : 1, sizeof *cmp->servers);
+    if (cmp->plans == NULL || cmp->servers == NULL)
+        goto nomem;
+    for (; cmp->nplans < st->nplans; cmp->nplans++) {
+        struct bill_plan_cost *p = &cmp->plans[cmp->nplans];
+        p->plan = st->plans[cmp->nplans];
+        p->own = cmp->nplans == cmp->own;
+        p->breakeven = -1;
+        if ((rc = bill_price(p->plan, st->uses[cmp->nplans], &p->invoice, err)) != BILL_OK)
+            goto fail;
+    }
+    for (; cmp->nservers < nservers; cmp->nservers++) {
+        struct bill_server_fit *fit = &cmp->servers[cmp->nservers];
+        fit_server(fit, servers[cmp->nservers], st, cmp->busy_us, cmp->period_us);
+        if (bill_server_monthly_fee(fit->server, &fit->unit_fee) != 0 ||
+            __builtin_mul_overflow(fit->unit_fee, fit->count, &fit->fee)) {
+            rc = BILL_EOVERFLOW;
+            fm_err_set(err, "server %s: monthly fee overflows", fit->server->id);
+            goto fail;
+        }
+        if (cmp->best < 0 || fit->fee < cmp->servers[cmp->best].fee)
+            cmp->best = (long)cmp->nservers;
+    }
+    for (size_t i = 0; cmp->best >= 0 && i < cmp->nplans; i++)
+        if ((rc = breakeven(cmp, i, cmp->servers[cmp->best].fee, &cmp->plans[i].breakeven,
+                            err)) != BILL_OK)
+            goto fail;
+    if ((rc = cost_functions(cmp, err)) != BILL_OK)
+        goto fail;
+    *out = cmp;
+    return BILL_OK;
+nomem:
+    fm_err_set(err, "out of memory");
+fail:
+    bill_comparison_free(cmp);
+    return rc;
+}
+
+int64_t bill_compare_bucket_us(const struct bill_comparison *cmp)
+{
+    return cmp->stats->bucket_us;
+}
+
+size_t bill_compare_bucket_count(const struct bill_comparison *cmp)
+{
+    return cmp->stats->nbuckets;
+}
+
+const struct bill_bucket *bill_compare_bucket(const struct bill_comparison *cmp, size_t i)
+{
+    return &cmp->stats->buckets[i];
+}
+
+int64_t bill_compare_from_us(const struct bill_comparison *cmp)
+{
+    return cmp->stats->from_us;
+}
+
+void bill_compare_money(const struct bill_comparison *cmp, int64_t minor,
+                        char buf[BILL_NUM_BUFSZ])
+{
+    /* Cannot fail: an int64 amount fits the buffer. */
+    bill_money_format(minor, cmp->minor_digits, buf, BILL_NUM_BUFSZ);
+}
+
+const char *bill_compare_verdict(const struct bill_comparison *cmp)
+{
+    if (cmp->best < 0)
+        return "functions";
+    return cmp->plans[cmp->own].invoice->total <= cmp->servers[cmp->best].fee ? "functions"
+                                                                              : "servers";
+}
+
+/* JSON helpers: numbers go in as text, so no amount passes through binary floating point. */
+static void add_money(cJSON *o, const struct bill_comparison *cmp, const char *name, int64_t v)
+{
+    char buf[BILL_NUM_BUFSZ];
+    bill_compare_money(cmp, v, buf);
+    cJSON_AddStringToObject(o, name, buf);
+}
+
+static void add_ratio(cJSON *o, const char *name, int64_t num, int64_t den, int frac)
+{
+    char buf[BILL_NUM_BUFSZ] = "0";
+    if (den > 0)
+        bill_ratio_format(num, den, frac, buf, sizeof buf);
+    cJSON_AddStringToObject(o, name, buf);
+}
+
+/* Counts are integers; one beyond 2^53 would lose digits in a reader that parses JSON numbers
+ * as binary fractions. */
+static void add_count(cJSON *o, const char *name, int64_t v, bool *too_big)
+{
+    if (v > (INT64_C(1) << 53))
+        *too_big = true;
+    bill_json_add_int(o, name, v);
+}
+
+static void json_usage(cJSON *root, const struct bill_comparison *cmp, bool *big)
+{
+    cJSON *u = cJSON_AddObjectToObject(root, "usage");
+    add_count(u, "invocations", cmp->invocations, big);
+    add_count(u, "errors", cmp->errors, big);
+    add_count(u, "cold_starts", cmp->cold_starts, big);
+    add_ratio(u, "busy_seconds", cmp->busy_us, 1000000, 6);
+    add_ratio(u, "mean_duration_ms", cmp->mean.duration_us, 1000, 3);
+    add_count(u, "mean_memory_mb", cmp->mean.memory_mb, big);
+    add_count(u, "peak_concurrency", cmp->peak_concurrency, big);
+    add_count(u, "peak_memory_mb", cmp->peak_memory_mb, big);
+    add_ratio(u, "peak_cpu_cores", cmp->peak_cpu_millicores, 1000, 3);
+}
+
+static void json_plans_servers(cJSON *root, const struct bill_comparison *cmp, bool *big)
+{
+    cJSON *plans = cJSON_AddArrayToObject(root, "plans");
+    for (size_t i = 0; i < cmp->nplans; i++) {
+        const struct bill_plan_cost *p = &cmp->plans[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(plans, o);
+        cJSON_AddStringToObject(o, "plan", bill_plan_id(p->plan));
+        cJSON_AddStringToObject(o, "name", bill_plan_name(p->plan));
+        cJSON_AddBoolToObject(o, "own", p->own);
+        add_money(o, cmp, "total", p->invoice->total);
+        if (p->breakeven < 0)
+            cJSON_AddNullToObject(o, "breakeven_invocations");
+        else
+            add_count(o, "breakeven_invocations", p->breakeven, big);
+    }
+    cJSON *servers = cJSON_AddArrayToObject(root, "servers");
+    for (size_t i = 0; i < cmp->nservers; i++) {
+        const struct bill_server_fit *f = &cmp->servers[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(servers, o);
+        cJSON_AddStringToObject(o, "server", f->server->id);
+        cJSON_AddStringToObject(o, "name", f->server->name);
+        add_count(o, "vcpus", f->server->vcpus, big);
+        add_count(o, "memory_mb", f->server->memory_mb, big);
+        add_count(o, "count", f->count, big);
+        add_money(o, cmp, "unit_monthly_fee", f->unit_fee);
+        add_money(o, cmp, "monthly_fee", f->fee);
+        cJSON_AddStringToObject(o, "utilisation_percent", f->utilisation);
+    }
+    if (cmp->best >= 0)
+        cJSON_AddStringToObject(root, "best_server", cmp->servers[cmp->best].server->id);
+    else
+        cJSON_AddNullToObject(root, "best_server");
+    cJSON_AddStringToObject(root, "verdict", bill_compare_verdict(cmp));
+}
+
+static void json_functions(cJSON *root, const struct bill_comparison *cmp, bool *big)
+{
+    cJSON *fns = cJSON_AddArrayToObject(root, "functions");
+    for (size_t i = 0; i < cmp->nfunctions; i++) {
+        const struct bill_fn_cost *c = &cmp->functions[i];
+        const struct bill_fn_stats *f = c->stats;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(fns, o);
+        cJSON_AddStringToObject(o, "function", f->function);
+        add_count(o, "invocations", f->invocations, big);
+        add_count(o, "errors", f->errors, big);
+        add_count(o, "cold_starts", f->cold_starts, big);
+        add_ratio(o, "mean_duration_ms", f->duration_us, f->invocations * 1000, 3);
+        add_ratio(o, "mean_memory_mb", f->memory_mb, f->invocations, 1);
+        add_money(o, cmp, "cost", c->cost);
+        cJSON_AddStringToObject(o, "share_percent", c->share);
+        cJSON_AddBoolToObject(o, "driver", c->driver);
+        if (c->server) {
+            cJSON_AddStringToObject(o, "server", c->server->id);
+            add_money(o, cmp, "server_monthly_fee", c->server_fee);
+        } else {
+            cJSON_AddNullToObject(o, "server");
+            cJSON_AddNullToObject(o, "server_monthly_fee");
+        }
+        cJSON_AddBoolToObject(o, "cheaper_on_server", c->cheaper_on_server);
+    }
+}
+
+static int json_timeline(cJSON *root, const struct bill_comparison *cmp, bool *big)
+{
+    const struct bill_stats *st = cmp->stats;
+    cJSON *t = cJSON_AddObjectToObject(root, "timeline");
+    char start[FM_TIME_BUFSZ];
+    fm_time_format(st->from_us, start, sizeof start);
+    cJSON_AddStringToObject(t, "bucket", st->bucket_us == BILL_HOUR_US ? "hour" : "day");
+    cJSON_AddStringToObject(t, "start", start);
+    /* Buckets as a raw array of triples: a month by the hour stays compact. */
+    struct fm_buf raw;
+    fm_buf_init(&raw, (size_t)BILL_COMPARE_MAX_BUCKETS * 3 * 24 + 16);
+    fm_buf_puts(&raw, "[");
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        const struct bill_bucket *b = &st->buckets[i];
+        if (b->invocations > (INT64_C(1) << 53))
+            *big = true;
+        fm_buf_printf(&raw, "%s[%" PRId64 ",%" PRId64 ",%" PRId64 "]", i ? "," : "",
+                      b->invocations, b->errors, b->cold_starts);
+    }
+    fm_buf_puts(&raw, "]");
+    int rc = raw.failed || cJSON_AddRawToObject(t, "buckets", raw.data) == NULL ? -1 : 0;
+    fm_buf_free(&raw);
+    return rc;
+}
+
+int bill_compare_json(const struct bill_comparison *cmp, struct fm_buf *out)
+{
+    bool big = false;
+    int rc = -1;
+    char *text = NULL;
+    cJSON *root = cJSON_CreateObject();
+    if (root == NULL)
+        return -1;
+    if (cmp->tenant[0])
+        cJSON_AddStringToObject(root, "tenant", cmp->tenant);
+    if (cmp->period[0])
+        cJSON_AddStringToObject(root, "period", cmp->period);
+    cJSON_AddStringToObject(root, "currency", cmp->currency);
+    cJSON_AddStringToObject(root, "plan", bill_plan_id(cmp->plans[cmp->own].plan));
+    cJSON_AddStringToObject(root, "assumptions",
+                            "servers sized for the observed peak by memory and by one "
+                            "concurrent execution per vCPU (CPU-bound); 730 hours a month; "
+                            "break-even at the mean invocation with the server fee fixed");
+    json_usage(root, cmp, &big);
+    json_plans_servers(root, cmp, &big);
+    json_functions(root, cmp, &big);
+    if (json_timeline(root, cmp, &big) != 0 || big)
+        goto done;
+    if ((text = cJSON_PrintUnformatted(root)) == NULL)
+        goto done;
+    rc = fm_buf_puts(out, text) == 0 && fm_buf_puts(out, "\n") == 0 ? 0 : -1;
+done:
+    free(text);
+    cJSON_Delete(root);
+    return rc;
+}

@@ -1,0 +1,200 @@
+/* The invoice endpoints: build (or rebuild a draft), finalize, read, list. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "meter/api.h"
+#include "meter/invoices.h"
+
+/* The reply for a status of meter/invoices.c that is not OK. */
+static struct reply invoice_error(enum meter_invoice_status st, const struct fm_err *err)
+{
+    switch (st) {
+    case METER_INVOICE_NO_TENANT:
+    case METER_INVOICE_NOT_FOUND:
+        return reply_error(E_NOT_FOUND, "%s", err->msg);
+    case METER_INVOICE_NO_PLAN:
+    case METER_INVOICE_BAD_INPUT:
+        return reply_error(E_UNPROCESSABLE, "%s", err->msg);
+    case METER_INVOICE_FINAL:
+        return reply_error(E_CONFLICT, "%s", err->msg);
+    default:
+        fm_warn("invoice: %s", err->msg);
+        return reply_error(E_UNAVAILABLE, "the invoice could not be built; retry later");
+    }
+}
+
+/* Database and an authenticated key of one of the roles; false with *refusal set. */
+static bool open_as(const struct api_request *r, bool admin_only, PGconn **conn,
+                    struct meter_key *key, struct reply *refusal)
+{
+    if (r->cfg->catalog == NULL) {
+        *refusal = reply_error(E_UNAVAILABLE, "invoices are not served: no plan catalog");
+        return false;
+    }
+    *conn = api_db(r, refusal);
+    if (*conn == NULL || !api_authenticate(r, *conn, key, refusal))
+        return false;
+    if (strcmp(key->role, "ingest") == 0 || (admin_only && strcmp(key->role, "admin") != 0)) {
+        *refusal = reply_error(E_FORBIDDEN, admin_only ? "this needs an admin key"
+                                                       : "this needs an admin or tenant key");
+        return false;
+    }
+    return true;
+}
+
+/* A JSON body's string member, or NULL. */
+static const char *member(const cJSON *body, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+struct reply api_post_invoices(const struct api_request *r)
+{
+    PGconn *conn;
+    struct meter_key key;
+    struct reply refusal;
+    if (!open_as(r, true, &conn, &key, &refusal))
+        return refusal;
+    if (!api_content_type_is(r, "application/json"))
+        return reply_error(E_MEDIA_TYPE, "Content-Type must be application/json");
+    cJSON *body = cJSON_ParseWithLength(r->body, r->body_len);
+    if (!cJSON_IsObject(body)) {
+        cJSON_Delete(body);
+        return reply_error(E_BAD_REQUEST, "the body is not a JSON object");
+    }
+    const char *tenant = member(body, "tenant");
+    const char *period = member(body, "period");
+    const cJSON *plan_item = cJSON_GetObjectItemCaseSensitive(body, "plan");
+    const char *plan = member(body, "plan");
+    struct reply out;
+    int64_t from, to;
+    if (tenant == NULL) {
+        out = reply_error(E_BAD_REQUEST, "tenant: required, a string");
+    } else if (period == NULL || fm_period_parse(period, &from, &to) != 0) {
+        out = reply_error(E_BAD_REQUEST, "period: required, YYYY-MM");
+    } else if (plan_item && !cJSON_IsNull(plan_item) && plan == NULL) {
+        out = reply_error(E_BAD_REQUEST, "plan: expected a plan id string");
+    } else {
+        struct meter_invoice inv = {0};
+        struct fm_err err;
+        bool created = false;
+        enum meter_invoice_status st = meter_invoice_build(conn, r->cfg->catalog, tenant,
+                                                           period, plan, &inv, &created, &err);
+        if (st == METER_INVOICE_OK) {
+            out = reply_json(created ? 201 : 200, inv.json);
+            inv.json = NULL;
+        } else {
+            out = invoice_error(st, &err);
+        }
+        meter_invoice_clear(&inv);
+    }
+    cJSON_Delete(body);
+    return out;
+}
+
+/* The {id} of the path as a positive integer, or -1. */
+static int64_t path_id(const struct api_request *r)
+{
+    char *end = NULL;
+    errno = 0;
+    long long id = strtoll(r->params[0], &end, 10);
+    if (errno || *end != '\0' || id <= 0 || r->params[0][0] == '+')
+        return -1;
+    return id;
+}
+
+struct reply api_get_invoice(const struct api_request *r)
+{
+    PGconn *conn;
+    struct meter_key key;
+    struct reply refusal;
+    if (!open_as(r, false, &conn, &key, &refusal))
+        return refusal;
+    int64_t id = path_id(r);
+    if (id < 0)
+        return reply_error(E_NOT_FOUND, "invoice: no such invoice");
+    struct meter_invoice inv = {0};
+    struct fm_err err;
+    enum meter_invoice_status st = meter_invoice_get(conn, id, NULL, NULL, &inv, &err);
+    struct reply out;
+    if (st != METER_INVOICE_OK) {
+        out = invoice_error(st, &err);
+    } else if (!api_may_read(&key, inv.tenant)) {
+        /* Another tenant's invoice is as good as absent, but say it plainly. */
+        out = reply_error(E_FORBIDDEN, "this key may not read tenant %s", inv.tenant);
+    } else {
+        out = reply_json(200, inv.json);
+        inv.json = NULL;
+    }
+    meter_invoice_clear(&inv);
+    return out;
+}
+
+struct reply api_finalize_invoice(const struct api_request *r)
+{
+    PGconn *conn;
+    struct meter_key key;
+    struct reply refusal;
+    if (!open_as(r, true, &conn, &key, &refusal))
+        return refusal;
+    int64_t id = path_id(r);
+    if (id < 0)
+        return reply_error(E_NOT_FOUND, "invoice: no such invoice");
+    struct meter_invoice inv = {0};
+    struct fm_err err;
+    enum meter_invoice_status st = meter_invoice_finalize(conn, id, &inv, &err);
+    struct reply out;
+    if (st == METER_INVOICE_OK) {
+        out = reply_json(200, inv.json);
+        inv.json = NULL;
+    } else {
+        out = invoice_error(st, &err);
+    }
+    meter_invoice_clear(&inv);
+    return out;
+}
+
+struct reply api_list_invoices(const struct api_request *r)
+{
+    PGconn *conn;
+    struct meter_key key;
+    struct reply refusal;
+    if (!open_as(r, false, &conn, &key, &refusal))
+        return refusal;
+    const char *tenant = api_query(r, "tenant");
+    const char *period = api_query(r, "period");
+    int64_t from, to;
+    if (period && fm_period_parse(period, &from, &to) != 0)
+        return reply_error(E_BAD_REQUEST, "period: expected YYYY-MM");
+    if (strcmp(key.role, "tenant") == 0) {
+        if (tenant == NULL)
+            tenant = key.tenant;
+        else if (!api_may_read(&key, tenant))
+            return reply_error(E_FORBIDDEN, "this key may not read tenant %s", tenant);
+    }
+    const char *params[] = {tenant, period};
+    PGresult *res = PQexecParams(
+        conn,
+        "SELECT coalesce(jsonb_agg(jsonb_build_object('invoice_id', invoice_id,"
+        "  'tenant', tenant, 'period', period, 'plan', plan, 'status', status,"
+        "  'currency', currency, 'total', total::text) ORDER BY tenant, period), '[]')"
+        "  FROM invoices"
+        " WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR period = $2)",
+        2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return reply_error(E_UNAVAILABLE, "the database is unavailable; retry later");
+    }
+    size_t n = strlen(PQgetvalue(res, 0, 0)) + 32;
+    char *body = malloc(n);
+    if (body)
+        snprintf(body, n, "{\"invoices\": %s}", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return reply_json(200, body);
+}

@@ -1,0 +1,66 @@
+#include "reports/cli_common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "billing/cli_args.h"
+
+int cli_pick_servers(const char *cmd, const struct bill_catalog *cat, const char *const *ids,
+                     size_t nids, const struct bill_server **out, size_t *n)
+{
+    size_t k = 0;
+    if (nids == 0)
+        for (; k < bill_catalog_server_count(cat) && k < CLI_MAX_SERVERS; k++)
+            out[k] = bill_catalog_server_at(cat, k);
+    for (size_t i = 0; i < nids && k < CLI_MAX_SERVERS; i++) {
+        if ((out[k++] = bill_catalog_server(cat, ids[i])) == NULL) {
+            cli_error(cmd, "--server: no server '%s' in the catalog (see faasbill servers)",
+                      ids[i]);
+            return 2;
+        }
+    }
+    *n = k;
+    return 0;
+}
+
+size_t cli_catalog_plans(const struct bill_catalog *cat, const struct bill_plan **out,
+                         size_t max)
+{
+    size_t n = 0;
+    for (; n < bill_catalog_plan_count(cat) && n < max; n++)
+        out[n] = bill_catalog_plan_at(cat, n);
+    return n;
+}
+
+int cli_write_output(const char *cmd, const struct fm_buf *buf, const char *path)
+{
+    bool to_stdout = path == NULL || strcmp(path, "-") == 0;
+    FILE *f = to_stdout ? stdout : fopen(path, "w");
+    if (f == NULL) {
+        cli_error(cmd, "-o: cannot write %s: %s", path, strerror(errno));
+        return 1;
+    }
+    size_t wrote = fwrite(buf->data ? buf->data : "", 1, buf->len, f);
+    int closed = to_stdout ? fflush(f) : fclose(f);
+    if (wrote != buf->len || closed != 0) {
+        cli_error(cmd, "-o: writing %s failed", to_stdout ? "standard output" : path);
+        return 1;
+    }
+    return 0;
+}
+
+int cli_write_comparison(const char *cmd, const struct bill_comparison *cmp,
+                         enum report_format fmt, const char *path)
+{
+    struct fm_buf out;
+    fm_buf_init(&out, CLI_OUTPUT_MAX);
+    int rc = 1;
+    if (report_compare_render(cmp, fmt, &out) != 0 || out.failed)
+        cli_error(cmd, "the comparison could not be rendered (larger than %u bytes?)",
+                  CLI_OUTPUT_MAX);
+    else
+        rc = cli_write_output(cmd, &out, path);
+    fm_buf_free(&out);
+    return rc;
+}

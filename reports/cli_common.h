@@ -1,0 +1,35 @@
+#ifndef FM_REPORTS_CLI_COMMON_H
+#define FM_REPORTS_CLI_COMMON_H
+
+/* What faasbill's compare, report and simulate commands share. */
+
+#include <stddef.h>
+
+#include "billing/catalog.h"
+#include "billing/compare.h"
+#include "common/buf.h"
+#include "reports/render.h"
+
+#define CLI_MAX_SERVERS 64
+#define CLI_OUTPUT_MAX (64u << 20)
+
+/**
+ * The servers to compare with: the catalog's --server ids, or every catalog server when
+ * none was given. Prints the error for an unknown id.
+ * @return 0, or 2 (bad usage)
+ */
+int cli_pick_servers(const char *cmd, const struct bill_catalog *cat, const char *const *ids,
+                     size_t nids, const struct bill_server **out, size_t *n);
+
+/** Every catalog plan into out (at most max). Returns the count. */
+size_t cli_catalog_plans(const struct bill_catalog *cat, const struct bill_plan **out,
+                         size_t max);
+
+/** Render cmp in fmt and write it to path ("-" or NULL: stdout). Returns 0 or 1. */
+int cli_write_comparison(const char *cmd, const struct bill_comparison *cmp,
+                         enum report_format fmt, const char *path);
+
+/** Write buf to path ("-" or NULL: stdout), printing the error. Returns 0 or 1. */
+int cli_write_output(const char *cmd, const struct fm_buf *buf, const char *path);
+
+#endif

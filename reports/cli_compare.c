@@ -1,0 +1,210 @@
+/* faasbill compare and faasbill report: a tenant's month, or every tenant's, against servers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "billing/cli.h"
+#include "billing/cli_args.h"
+#include "common/db.h"
+#include "common/timeutil.h"
+#include "meter/compare_stats.h"
+#include "reports/cli_common.h"
+
+struct compare_args {
+    const char *cmd, *tenant, *period, *catalog, *db, *output;
+    const char *servers[CLI_MAX_SERVERS];
+    size_t nservers;
+    enum report_format format;
+};
+
+static void help(const char *cmd)
+{
+    if (strcmp(cmd, "report") == 0) {
+        fputs("usage: faasbill report --period YYYY-MM -o FILE.html [--server ID]...\n"
+              "                       [--catalog DIR] [--db CONNINFO]\n\n"
+              "Writes one HTML page for every tenant: totals, each tenant's bill against the\n"
+              "servers its peak would need, the break-even volume, the top functions.\n",
+              stdout);
+        return;
+    }
+    fputs("usage: faasbill compare --tenant T --period YYYY-MM [--server ID]...\n"
+          "                        [--format text|json|csv|html] [-o FILE]\n"
+          "                        [--catalog DIR] [--db CONNINFO]\n\n"
+          "Prices the tenant's month under its plan and every other catalog plan, sizes the\n"
+          "servers (all, or each --server) for the observed peak concurrency by memory and\n"
+          "by one concurrent execution per vCPU, and finds the monthly volume where the\n"
+          "pay-per-use bill meets the cheapest server's fee. HTML is a self-contained page.\n",
+          stdout);
+}
+
+/* Returns -1 to go on, else the exit code. */
+static int parse(int argc, char **argv, struct compare_args *o)
+{
+    struct cli_args a = {.cmd = o->cmd, .argc = argc, .argv = argv};
+    bool report = strcmp(o->cmd, "report") == 0;
+    for (a.i = 1; a.i < argc; a.i++) {
+        const char *v = NULL;
+        int m;
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            help(o->cmd);
+            return 0;
+        } else if (!report && (m = cli_option(&a, "--tenant", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            o->tenant = v;
+        } else if ((m = cli_option(&a, "--period", &v)) != 0) {
+            int64_t from, to;
+            if (m < 0)
+                return 2;
+            if (fm_period_parse(v, &from, &to) != 0) {
+                cli_error(o->cmd, "--period: expected YYYY-MM, got '%s'", v);
+                return 2;
+            }
+            o->period = v;
+        } else if ((m = cli_option(&a, "--server", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            if (o->nservers == CLI_MAX_SERVERS) {
+                cli_error(o->cmd, "--server: at most %d", CLI_MAX_SERVERS);
+                return 2;
+            }
+            o->servers[o->nservers++] = v;
+        } else if (!report && (m = cli_option(&a, "--format", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            if (report_format_from_name(v, &o->format) != 0) {
+                cli_error(o->cmd, "--format: expected text, json, csv or html, got '%s'", v);
+                return 2;
+            }
+        } else if ((m = cli_option(&a, "-o", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            o->output = v;
+        } else if ((m = cli_option(&a, "--catalog", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            o->catalog = v;
+        } else if ((m = cli_option(&a, "--db", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            o->db = v;
+        } else {
+            return cli_unknown(&a);
+        }
+    }
+    const char *missing = !report && !o->tenant ? "--tenant"
+                          : !o->period          ? "--period"
+                          : report && !o->output ? "-o"
+                                                 : NULL;
+    if (missing) {
+        cli_error(o->cmd, "%s: required (try faasbill %s --help)", missing, o->cmd);
+        return 2;
+    }
+    return -1;
+}
+
+/* One tenant's comparison; prints the error. Returns 0, 1 or 2. */
+static int compare_one(PGconn *conn, const struct bill_catalog *cat, const struct compare_args *o,
+                       const char *tenant, const struct bill_server *const *servers,
+                       size_t nservers, struct bill_stats **st, struct bill_comparison **cmp)
+{
+    struct fm_err err = {{0}};
+    char plan[256];
+    switch (meter_compare_stats(conn, cat, tenant, o->period, plan, sizeof plan, st, &err)) {
+    case METER_INVOICE_OK:
+        break;
+    case METER_INVOICE_NO_TENANT:
+        cli_error(o->cmd, "--tenant: no tenant '%s' (faasbill tenant list)", tenant);
+        return 1;
+    default:
+        cli_error(o->cmd, "%s: %s", tenant, err.msg);
+        return 1;
+    }
+    if (bill_compare(*st, plan, servers, nservers, tenant, o->period, cmp, &err) != BILL_OK) {
+        cli_error(o->cmd, "%s: %s", tenant, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int run(const char *cmd, int argc, char **argv)
+{
+    struct compare_args o = {.cmd = cmd, .format = REPORT_TEXT};
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    struct bill_catalog *cat = NULL;
+    PGconn *conn = NULL;
+    struct fm_err err = {{0}};
+    const struct bill_server *servers[CLI_MAX_SERVERS];
+    size_t nservers = 0, ntenants = 0, done = 0;
+    char **tenants = NULL;
+    struct bill_stats **stats = NULL;
+    struct bill_comparison **cmps = NULL;
+    struct fm_buf out;
+    fm_buf_init(&out, CLI_OUTPUT_MAX);
+    rc = 1;
+    if (cli_load_catalog(cmd, o.catalog, &cat) != 0)
+        goto done;
+    if ((rc = cli_pick_servers(cmd, cat, o.servers, o.nservers, servers, &nservers)) != 0)
+        goto done;
+    rc = 1;
+    if ((conn = db_connect(db_conninfo(o.db), &err)) == NULL) {
+        cli_error(cmd, "%s", err.msg);
+        goto done;
+    }
+    if (o.tenant) {
+        struct bill_stats *st = NULL;
+        struct bill_comparison *cmp = NULL;
+        rc = compare_one(conn, cat, &o, o.tenant, servers, nservers, &st, &cmp);
+        if (rc == 0)
+            rc = cli_write_comparison(cmd, cmp, o.format, o.output);
+        bill_comparison_free(cmp);
+        bill_stats_free(st);
+        goto done;
+    }
+    if (meter_tenants(conn, &tenants, &ntenants, &err) != 0) {
+        cli_error(cmd, "%s", err.msg);
+        goto done;
+    }
+    stats = calloc(ntenants ? ntenants : 1, sizeof *stats);
+    cmps = calloc(ntenants ? ntenants : 1, sizeof *cmps);
+    if (stats == NULL || cmps == NULL) {
+        cli_error(cmd, "out of memory");
+        goto done;
+    }
+    for (; done < ntenants; done++)
+        if (compare_one(conn, cat, &o, tenants[done], servers, nservers, &stats[done],
+                        &cmps[done]) != 0)
+            goto done;
+    if (report_tenants_html(o.period, (const struct bill_comparison *const *)cmps, ntenants,
+                            &out) != 0 ||
+        out.failed) {
+        cli_error(cmd, "the report could not be rendered (larger than %u bytes?)",
+                  CLI_OUTPUT_MAX);
+        goto done;
+    }
+    rc = cli_write_output(cmd, &out, o.output);
+done:
+    for (size_t i = 0; i < ntenants && stats && cmps; i++) {
+        bill_comparison_free(cmps[i]);
+        bill_stats_free(stats[i]);
+    }
+    free(stats);
+    free(cmps);
+    meter_tenants_free(tenants, ntenants);
+    fm_buf_free(&out);
+    PQfinish(conn);
+    bill_catalog_free(cat);
+    return rc;
+}
+
+int cli_compare(int argc, char **argv)
+{
+    return run("compare", argc, argv);
+}
+
+int cli_report(int argc, char **argv)
+{
+    return run("report", argc, argv);
+}

@@ -1,0 +1,224 @@
+/* faasbill simulate: price a described or replayed workload without storing it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "billing/cli.h"
+#include "billing/cli_args.h"
+#include "common/timeutil.h"
+#include "reports/cli_common.h"
+#include "reports/trace.h"
+
+#define CMD "simulate"
+#define MAX_INVOCATIONS INT64_C(1000000000000) /* 10^12 a month */
+#define MAX_MS INT64_C(900000)                 /* 15 minutes per invocation */
+#define MAX_PLANS 256
+#define MONTH_US ((int64_t)TRACE_DAYS_PER_MONTH * BILL_DAY_US)
+
+static void help(void)
+{
+    fputs("usage: faasbill simulate (--invocations N --avg-duration-ms D --memory-mb M\n"
+          "                          | --trace DIR) [--plan ID] [--server ID]...\n"
+          "                         [--format text|json|csv|html] [-o FILE] [--catalog DIR]\n\n"
+          "Prices a workload under every catalog plan and against the servers, storing\n"
+          "nothing. A described workload is N identical invocations a month (30 days),\n"
+          "spread evenly, so its peak is its mean concurrency rounded up. --trace replays\n"
+          "one day in the Azure Functions 2019 layout (N_inv.csv, N_run.csv, N_mem.csv):\n"
+          "minute counts spread evenly, durations and memory drawn reproducibly from each\n"
+          "row's percentiles, the day multiplied by 30. --plan names the plan the verdict\n"
+          "uses (default: the first catalog plan).\n",
+          stdout);
+}
+
+struct sim_args {
+    const char *trace, *plan, *catalog, *output;
+    const char *servers[CLI_MAX_SERVERS];
+    size_t nservers;
+    int64_t invocations, duration_us, memory_mb;
+    bool have_n, have_d, have_m;
+    enum report_format format;
+};
+
+/* Returns -1 to go on, else the exit code. */
+static int parse(int argc, char **argv, struct sim_args *o)
+{
+    struct cli_args a = {.cmd = CMD, .argc = argc, .argv = argv};
+    for (a.i = 1; a.i < argc; a.i++) {
+        const char *v = NULL;
+        int m;
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            help();
+            return 0;
+        } else if ((m = cli_option(&a, "--invocations", &v)) != 0) {
+            if (m < 0 || cli_int(CMD, "--invocations", v, 0, MAX_INVOCATIONS,
+                                 &o->invocations) != 0)
+                return 2;
+            o->have_n = true;
+        } else if ((m = cli_option(&a, "--avg-duration-ms", &v)) != 0) {
+            if (m < 0 || cli_ms_to_us(CMD, "--avg-duration-ms", v, MAX_MS, &o->duration_us) != 0)
+                return 2;
+            o->have_d = true;
+        } else if ((m = cli_option(&a, "--memory-mb", &v)) != 0) {
+            if (m < 0 || cli_int(CMD, "--memory-mb", v, 1, 10240, &o->memory_mb) != 0)
+                return 2;
+            o->have_m = true;
+        } else if ((m = cli_option(&a, "--trace", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            o->trace = v;
+        } else if ((m = cli_option(&a, "--plan", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            o->plan = v;
+        } else if ((m = cli_option(&a, "--server", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            if (o->nservers == CLI_MAX_SERVERS) {
+                cli_error(CMD, "--server: at most %d", CLI_MAX_SERVERS);
+                return 2;
+            }
+            o->servers[o->nservers++] = v;
+        } else if ((m = cli_option(&a, "--format", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            if (report_format_from_name(v, &o->format) != 0) {
+                cli_error(CMD, "--format: expected text, json, csv or html, got '%s'", v);
+                return 2;
+            }
+        } else if ((m = cli_option(&a, "-o", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            o->output = v;
+        } else if ((m = cli_option(&a, "--catalog", &v)) != 0) {
+            if (m < 0)
+                return 2;
+            o->catalog = v;
+        } else {
+            return cli_unknown(&a);
+        }
+    }
+    bool described = o->have_n || o->have_d || o->have_m;
+    if (o->trace && described) {
+        cli_error(CMD, "--trace: give either --trace or a described workload, not both");
+        return 2;
+    }
+    const char *missing = o->trace       ? NULL
+                          : !o->have_n   ? "--invocations (or --trace)"
+                          : !o->have_d   ? "--avg-duration-ms"
+                          : !o->have_m   ? "--memory-mb"
+                                         : NULL;
+    if (missing) {
+        cli_error(CMD, "%s: required (try faasbill simulate --help)", missing);
+        return 2;
+    }
+    return -1;
+}
+
+struct progress {
+    int64_t started;
+    bool shown;
+};
+
+/* A bar on stderr once the replay has taken a moment, and only for a person watching. */
+static void show_progress(int64_t done, int64_t total, void *ctx)
+{
+    struct progress *p = ctx;
+    if (total <= 0 || fm_mono_us() - p->started < 500000)
+        return;
+    int width = 40, filled = (int)(done * width / total);
+    char bar[48];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\rreplaying [%s] %3d%%", bar, (int)(done * 100 / total));
+    p->shown = true;
+}
+
+/* N identical invocations over a 30-day month, spread evenly. */
+static int described(const struct sim_args *o, const struct bill_plan *const *plans,
+                     size_t nplans, struct bill_stats **out, struct fm_err *err)
+{
+    int64_t from = fm_civil_to_us(2000, 1, 1); /* nominal: a described month has no date */
+    struct bill_stats *st = NULL;
+    if (bill_stats_new(plans, nplans, from, from + MONTH_US, BILL_DAY_US, &st, err) != BILL_OK)
+        return -1;
+    struct bill_invocation one = {.duration_us = o->duration_us,
+                                  .memory_mb = (int32_t)o->memory_mb,
+                                  .max_rss_kb = o->memory_mb * 1024,
+                                  .cpu_user_us = o->duration_us};
+    __int128 busy = (__int128)o->invocations * o->duration_us;
+    int64_t peak = o->invocations ? (int64_t)((busy + MONTH_US - 1) / MONTH_US) : 0;
+    if (peak < 1 && o->invocations)
+        peak = 1;
+    int64_t per_day = o->invocations / TRACE_DAYS_PER_MONTH;
+    for (int d = 0; d < TRACE_DAYS_PER_MONTH; d++)
+        bill_stats_add_timeline(st, from + d * BILL_DAY_US,
+                                per_day + (d < o->invocations % TRACE_DAYS_PER_MONTH), 0, 0,
+                                NULL);
+    if (o->invocations > 0 &&
+        (bill_stats_add(st, "workload", &one, 0, err) != BILL_OK ||
+         bill_stats_scale(st, o->invocations, MONTH_US, err) != BILL_OK)) {
+        bill_stats_free(st);
+        return -1;
+    }
+    bill_stats_set_peak(st, peak, peak * o->memory_mb, peak * 1000);
+    *out = st;
+    return 0;
+}
+
+int cli_simulate(int argc, char **argv)
+{
+    struct sim_args o = {.format = REPORT_TEXT};
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    struct bill_catalog *cat = NULL;
+    struct bill_stats *st = NULL;
+    struct bill_comparison *cmp = NULL;
+    struct fm_err err = {{0}};
+    const struct bill_plan *plans[MAX_PLANS];
+    const struct bill_server *servers[CLI_MAX_SERVERS];
+    size_t nservers = 0;
+    rc = 1;
+    if (cli_load_catalog(CMD, o.catalog, &cat) != 0)
+        goto done;
+    if ((rc = cli_pick_servers(CMD, cat, o.servers, o.nservers, servers, &nservers)) != 0)
+        goto done;
+    rc = 2;
+    size_t nplans = cli_catalog_plans(cat, plans, MAX_PLANS);
+    if (nplans == 0) {
+        cli_error(CMD, "the catalog has no plans");
+        goto done;
+    }
+    if (o.plan && bill_catalog_plan(cat, o.plan) == NULL) {
+        cli_error(CMD, "--plan: no plan '%s' in the catalog (see faasbill plans)", o.plan);
+        goto done;
+    }
+    rc = 1;
+    if (o.trace) {
+        struct progress p = {.started = fm_mono_us()};
+        int replayed = trace_replay(o.trace, plans, nplans, isatty(2) ? show_progress : NULL,
+                                    &p, &st, &err);
+        if (p.shown)
+            fputs("\n", stderr);
+        if (replayed != 0) {
+            cli_error(CMD, "--trace: %s", err.msg);
+            goto done;
+        }
+    } else if (described(&o, plans, nplans, &st, &err) != 0) {
+        cli_error(CMD, "%s", err.msg);
+        goto done;
+    }
+    if (bill_compare(st, o.plan ? o.plan : bill_plan_id(plans[0]), servers, nservers,
+                     o.trace ? "trace" : "workload", NULL, &cmp, &err) != BILL_OK) {
+        cli_error(CMD, "%s", err.msg);
+        goto done;
+    }
+    rc = cli_write_comparison(CMD, cmp, o.format, o.output);
+done:
+    bill_comparison_free(cmp);
+    bill_stats_free(st);
+    bill_catalog_free(cat);
+    return rc;
+}

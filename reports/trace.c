@@ -1,0 +1,290 @@
+#include "reports/trace.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/timeutil.h"
+
+#define LINE_MAX_BYTES (1u << 20)
+#define HASH_MAX 64
+#define NAME_HEX 12
+#define MINUTES 1440
+#define SECONDS (86400 + 3600) /* the day, and an hour for executions that run past it */
+#define US INT64_C(1000000)
+#define DEFAULT_MB 128
+
+/* Percentile points, in hundredths of a percent, of the two files' columns. */
+static const int64_t run_pct[] = {0, 100, 2500, 5000, 7500, 9900, 10000};
+static const int64_t mem_pct[] = {100, 500, 2500, 5000, 7500, 9500, 9900, 10000};
+#define RUN_N 7
+#define MEM_N 8
+
+struct dist {
+    char key[HASH_MAX + 1];
+    int64_t v[MEM_N]; /* microseconds (run) or MB (memory) */
+};
+
+struct table {
+    struct dist *d;
+    size_t n, cap;
+};
+
+struct replay {
+    struct table run, mem;
+    int64_t *busy_us, *mb_us; /* per second of the day */
+    uint64_t rng;
+};
+
+/* splitmix64: small, fast and good enough to draw percentiles reproducibly. */
+static uint64_t next(uint64_t *s)
+{
+    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* Interpolate at u (hundredths of a percent) between percentile points. */
+static int64_t draw(const int64_t *pct, const int64_t *v, int n, int64_t u)
+{
+    if (u <= pct[0])
+        return v[0];
+    for (int i = 1; i < n; i++)
+        if (u <= pct[i])
+            return v[i - 1] + (v[i] - v[i - 1]) * (u - pct[i - 1]) / (pct[i] - pct[i - 1]);
+    return v[n - 1];
+}
+
+/* A decimal number of milliseconds or MB ("1095.0") times mul, fractions truncated past
+ * the third digit. Returns 0, or -1 when it is not a plain non-negative number. */
+static int parse_scaled(const char *s, int64_t mul, int64_t *out)
+{
+    int64_t whole = 0, frac = 0, div = 1;
+    const char *p = s;
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (__builtin_mul_overflow(whole, 10, &whole) ||
+            __builtin_add_overflow(whole, *p - '0', &whole))
+            return -1;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            if (div < 1000) {
+                frac = frac * 10 + (*p - '0');
+                div *= 10;
+            }
+    if (*p != '\0' && *p != '\r' && *p != '\n')
+        return -1;
+    if (__builtin_mul_overflow(whole, mul, &whole))
+        return -1;
+    *out = whole + frac * mul / div;
+    return 0;
+}
+
+/* Split line at commas in place into at most max fields; returns the count. */
+static size_t split(char *line, char **f, size_t max)
+{
+    size_t n = 0;
+    for (char *p = line; n < max;) {
+        f[n++] = p;
+        char *c = strchr(p, ',');
+        if (c == NULL)
+            break;
+        *c = '\0';
+        p = c + 1;
+    }
+    return n;
+}
+
+static FILE *open_in(const char *dir, const char *suffix, char *path, size_t n, int64_t *size,
+                     struct fm_err *err)
+{
+    /* The files share a prefix (N_); find it from the folder's one *_inv.csv. */
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "_%s.csv", suffix);
+    FILE *f = NULL;
+    for (int num = 1; num <= 100000 && f == NULL; num++) {
+        if (snprintf(path, n, "%s/%d%s", dir, num, pattern) >= (int)n)
+            break;
+        f = fopen(path, "r");
+    }
+    if (f == NULL) {
+        fm_err_set(err, "%s: no N%s file", dir, pattern);
+        return NULL;
+    }
+    struct stat sb;
+    *size = fstat(fileno(f), &sb) == 0 ? (int64_t)sb.st_size : 0;
+    return f;
+}
+
+/* Read N_run.csv or N_mem.csv: the key column and npct percentile columns from first. */
+static int read_table(const char *dir, const char *suffix, int first, int npct, int64_t mul,
+                      struct table *t, struct fm_err *err)
+{
+    char path[4096], *line = NULL, *f[32];
+    size_t cap = 0;
+    int64_t size, lineno = 0;
+    int rc = -1;
+    FILE *in = open_in(dir, suffix, path, sizeof path, &size, err);
+    if (in == NULL)
+        return -1;
+    ssize_t len;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        if (++lineno == 1)
+            continue; /* the header */
+        if ((size_t)len > LINE_MAX_BYTES ||
+            split(line, f, 32) < (size_t)(first + npct) || strlen(f[0]) > HASH_MAX) {
+            fm_err_set(err, "%s:%" PRId64 ": not a row of this layout", path, lineno);
+            goto done;
+        }
+        if (t->n == t->cap) {
+            size_t nc = t->cap ? t->cap * 2 : 64;
+            struct dist *d = realloc(t->d, nc * sizeof *d);
+            if (d == NULL) {
+                fm_err_set(err, "out of memory");
+                goto done;
+            }
+            t->d = d;
+            t->cap = nc;
+        }
+        struct dist *d = &t->d[t->n];
+        snprintf(d->key, sizeof d->key, "%s", f[0]);
+        for (int i = 0; i < npct; i++)
+            if (parse_scaled(f[first + i], mul, &d->v[i]) != 0) {
+                fm_err_set(err, "%s:%" PRId64 ": column %d: not a number", path, lineno,
+                           first + i + 1);
+                goto done;
+            }
+        t->n++;
+    }
+    rc = 0;
+done:
+    free(line);
+    fclose(in);
+    return rc;
+}
+
+static const struct dist *find(const struct table *t, const char *key)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->d[i].key, key) == 0)
+            return &t->d[i];
+    return NULL;
+}
+
+/* Spread one execution's busy time and memory over the seconds it spans. */
+static void occupy(struct replay *r, int64_t start_us, int64_t dur_us, int64_t mb)
+{
+    int64_t end = start_us + dur_us;
+    for (int64_t s = start_us / US; s < SECONDS && s * US < end; s++) {
+        int64_t a = s * US > start_us ? s * US : start_us;
+        int64_t b = (s + 1) * US < end ? (s + 1) * US : end;
+        r->busy_us[s] += b - a;
+        r->mb_us[s] += (b - a) * mb;
+    }
+}
+
+/* One row of N_inv.csv: every invocation of one function over the day. */
+static int replay_row(struct replay *r, char **f, int64_t day_us, struct bill_stats *st,
+                      const char *where, struct fm_err *err)
+{
+    const struct dist *run = find(&r->run, f[0]);
+    const struct dist *mem = find(&r->mem, f[1]);
+    if (run == NULL)
+        return fm_err_set(err, "%s: function %.12s has no execution-time row", where, f[0]);
+    char name[2 * NAME_HEX + 2];
+    snprintf(name, sizeof name, "%.*s.%.*s", NAME_HEX, f[2], NAME_HEX, f[0]);
+    for (int m = 0; m < MINUTES; m++) {
+        int64_t count;
+        if (parse_scaled(f[3 + m], 1, &count) != 0)
+            return fm_err_set(err, "%s: minute_%d: not a count", where, m + 1);
+        int64_t hour_at = day_us + (int64_t)m * 60 * US;
+        if (count > 0 &&
+            bill_stats_add_timeline(st, hour_at, count, 0, 0, err) != BILL_OK)
+            return -1;
+        for (int64_t k = 0; k < count; k++) {
+            int64_t at = (int64_t)m * 60 * US + (k * 60 * US + 30 * US) / count;
+            int64_t dur = draw(run_pct, run->v, RUN_N, (int64_t)(next(&r->rng) % 10001));
+            int64_t mb = mem ? draw(mem_pct, mem->v, MEM_N, (int64_t)(next(&r->rng) % 10001))
+                             : DEFAULT_MB;
+            if (mb < 1)
+                mb = 1;
+            struct bill_invocation inv = {.duration_us = dur,
+                                          .memory_mb = (int32_t)(mb > 10240 ? 10240 : mb),
+                                          .max_rss_kb = mb * 1024,
+                                          .cpu_user_us = dur};
+            if (bill_stats_add(st, name, &inv, 0, err) != BILL_OK)
+                return -1;
+            occupy(r, at, dur, inv.memory_mb);
+        }
+    }
+    return 0;
+}
+
+int trace_replay(const char *dir, const struct bill_plan *const *plans, size_t nplans,
+                 trace_progress_fn progress, void *ctx, struct bill_stats **out,
+                 struct fm_err *err)
+{
+    struct replay r = {.rng = UINT64_C(20190701)};
+    struct bill_stats *st = NULL;
+    char path[4096], *line = NULL, *f[MINUTES + 8], where[4200];
+    size_t cap = 0;
+    int64_t size = 0, done = 0, lineno = 0;
+    int rc = -1;
+    FILE *in = NULL;
+    int64_t day_us = fm_civil_to_us(2019, 7, 1); /* a nominal day; the trace has no dates */
+    r.busy_us = calloc(SECONDS, sizeof *r.busy_us);
+    r.mb_us = calloc(SECONDS, sizeof *r.mb_us);
+    if (r.busy_us == NULL || r.mb_us == NULL) {
+        fm_err_set(err, "out of memory");
+        goto out;
+    }
+    /* Run percentiles start at column 8 (percentile_Average_0); memory at column 5. */
+    if (read_table(dir, "run", 7, RUN_N, 1000, &r.run, err) != 0 ||
+        read_table(dir, "mem", 4, MEM_N, 1, &r.mem, err) != 0 ||
+        (in = open_in(dir, "inv", path, sizeof path, &size, err)) == NULL ||
+        bill_stats_new(plans, nplans, day_us, day_us + 86400 * US, BILL_HOUR_US, &st, err) !=
+            BILL_OK)
+        goto out;
+    ssize_t len;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        done += len;
+        if (++lineno == 1)
+            continue;
+        snprintf(where, sizeof where, "%s:%" PRId64, path, lineno);
+        if ((size_t)len > LINE_MAX_BYTES || split(line, f, MINUTES + 8) < MINUTES + 3) {
+            fm_err_set(err, "%s: expected 3 hashes and %d minutes", where, MINUTES);
+            goto out;
+        }
+        if (replay_row(&r, f, day_us, st, where, err) != 0)
+            goto out;
+        if (progress)
+            progress(done, size, ctx);
+    }
+    int64_t peak = 0, peak_mb = 0;
+    for (int s = 0; s < SECONDS; s++) {
+        int64_t c = (r.busy_us[s] + US - 1) / US, m = (r.mb_us[s] + US - 1) / US;
+        peak = c > peak ? c : peak;
+        peak_mb = m > peak_mb ? m : peak_mb;
+    }
+    bill_stats_set_peak(st, peak, peak_mb, peak * 1000);
+    if (bill_stats_scale(st, TRACE_DAYS_PER_MONTH, TRACE_DAYS_PER_MONTH * 86400 * US, err) !=
+        BILL_OK)
+        goto out;
+    *out = st;
+    st = NULL;
+    rc = 0;
+out:
+    if (in)
+        fclose(in);
+    free(line);
+    free(r.busy_us);
+    free(r.mb_us);
+    free(r.run.d);
+    free(r.mem.d);
+    bill_stats_free(st);
+    return rc;
+}

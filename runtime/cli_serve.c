@@ -1,0 +1,161 @@
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/timeutil.h"
+#include "runtime/cli.h"
+#include "runtime/manifest.h"
+#include "runtime/pool.h"
+#include "runtime/serve.h"
+#include "runtime/ship.h"
+#include "runtime/spool.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:8081"
+#define DEFAULT_SPOOL_MAX_MB 1024
+#define DEFAULT_DRAIN_MS 5000
+#define REAP_EVERY_MS 100
+
+static const char usage[] =
+    "usage: faasrun serve --manifest FILE --meter URL --spool DIR [--listen ADDR:PORT]\n"
+    "                     [--meter-key KEY] [--spool-max-mb N] [--threads N] [--sample-ms N]\n"
+    "                     [--drain-ms N]\n"
+    "\n"
+    "Serve POST /invoke/{tenant}/{function or pipeline} over HTTP (default " DEFAULT_LISTEN
+    ";\n"
+    "port 0 picks a free port) and ship the spool to the metering service continuously.\n"
+    "Prints \"faasrun listening on ADDR:PORT\" once ready. Statuses: 200 ok, 404 unknown,\n"
+    "413 request too large, 429 concurrency limit, 502 function failed, 504 timeout, 503\n"
+    "when the invocation cannot be metered (spool over --spool-max-mb, default 1024, or not\n"
+    "writable). SIGTERM stops accepting, finishes what runs, ships for up to --drain-ms\n"
+    "(default 5000) and exits 0.\n"
+    "\n"
+    "  --meter-key KEY   bearer key (default $FAASMETER_KEY)\n"
+    "  --sample-ms N     a resource record every N ms of a long run (default 10000)\n";
+
+struct serve_args {
+    const char *manifest, *meter, *key, *spool, *listen;
+    int64_t spool_max_mb, threads, sample_ms, drain_ms;
+};
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, struct serve_args *a)
+{
+    static const struct option opts[] = {
+        {"manifest", required_argument, NULL, 'f'},  {"meter", required_argument, NULL, 'm'},
+        {"meter-key", required_argument, NULL, 'k'}, {"spool", required_argument, NULL, 's'},
+        {"listen", required_argument, NULL, 'l'},    {"spool-max-mb", required_argument, NULL, 'M'},
+        {"threads", required_argument, NULL, 't'},   {"sample-ms", required_argument, NULL, 'S'},
+        {"drain-ms", required_argument, NULL, 'd'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c, idx = 0;
+    while ((c = getopt_long(argc, argv, "+", opts, &idx)) != -1) {
+        int64_t *num = NULL, max = 0;
+        switch (c) {
+        case 'f': a->manifest = optarg; break;
+        case 'm': a->meter = optarg; break;
+        case 'k': a->key = optarg; break;
+        case 's': a->spool = optarg; break;
+        case 'l': a->listen = optarg; break;
+        case 'M': num = &a->spool_max_mb, max = 1 << 20; break;
+        case 't': num = &a->threads, max = 1024; break;
+        case 'S': num = &a->sample_ms, max = 3600000; break;
+        case 'd': num = &a->drain_ms, max = 3600000; break;
+        case 'h': fputs(usage, stdout); return CLI_OK;
+        default: fputs(usage, stderr); return CLI_USAGE;
+        }
+        if (num && cli_parse_int(optarg, max, num) != 0) {
+            fprintf(stderr, "faasrun serve: --%s: expected 1-%lld\n", opts[idx].name,
+                    (long long)max);
+            return CLI_USAGE;
+        }
+    }
+    if (a->manifest == NULL || a->meter == NULL || a->spool == NULL || optind != argc) {
+        fprintf(stderr, "faasrun serve: --manifest, --meter and --spool are required\n");
+        return CLI_USAGE;
+    }
+    if (a->key == NULL)
+        a->key = getenv("FAASMETER_KEY");
+    return -1;
+}
+
+static void kick(void *ctx)
+{
+    rt_ship_loop_kick(ctx);
+}
+
+/* Wait for SIGTERM or SIGINT, reaping idle workers meanwhile. */
+static void wait_for_stop(const sigset_t *stop, struct rt_pool *pool)
+{
+    struct timespec every = {0, REAP_EVERY_MS * 1000 * 1000};
+    for (;;) {
+        int sig = sigtimedwait(stop, NULL, &every);
+        if (sig == SIGTERM || sig == SIGINT)
+            return;
+        rt_pool_reap(pool, fm_mono_us());
+    }
+}
+
+int cli_serve(int argc, char **argv)
+{
+    struct serve_args a = {.listen = DEFAULT_LISTEN, .spool_max_mb = DEFAULT_SPOOL_MAX_MB,
+                           .sample_ms = 0, .drain_ms = DEFAULT_DRAIN_MS};
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    rc = CLI_FAILED;
+    /* Blocked before any thread starts, so every thread inherits it and only sigtimedwait
+     * below sees the stop signals. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    struct fm_err err = {""};
+    struct rt_manifest *m = NULL;
+    struct rt_spool *spool = NULL;
+    struct rt_pool *pool = NULL;
+    struct rt_ship_loop *loop = NULL;
+    struct rt_server *server = NULL;
+    if (rt_manifest_load(a.manifest, &m, &err) != RT_OK || rt_pool_new(m, &pool, &err) != RT_OK ||
+        rt_spool_open(a.spool, 0, &spool, &err) != RT_OK ||
+        rt_ship_loop_start(a.spool, a.meter, a.key, &loop, &err) != RT_OK) {
+        fprintf(stderr, "faasrun serve: %s\n", err.msg);
+        goto out;
+    }
+    rt_spool_set_cap(spool, (size_t)a.spool_max_mb << 20);
+    struct rt_server_config cfg = {
+        .manifest = m, .spool = spool, .pool = pool, .on_recorded = kick, .ctx = loop,
+        .listen = a.listen, .threads = (unsigned)a.threads, .sample_every_ms = a.sample_ms,
+    };
+    if (rt_server_start(&cfg, &server, &err) != RT_OK) {
+        fprintf(stderr, "faasrun serve: %s\n", err.msg);
+        goto out;
+    }
+    char addr[64];
+    rt_server_address(server, addr, sizeof addr);
+    printf("faasrun listening on %s\n", addr);
+    fflush(stdout);
+    wait_for_stop(&stop, pool);
+    int64_t longest = 0;
+    for (size_t i = 0; i < m->nfunctions; i++)
+        if (m->functions[i].timeout_ms > longest)
+            longest = m->functions[i].timeout_ms;
+    /* A pipeline may run several steps after the signal: allow for a few of the longest. */
+    rt_server_stop(server, fm_mono_us() + 4 * longest * 1000 + 1000000);
+    server = NULL;
+    rc = CLI_OK;
+out:
+    rt_server_stop(server, fm_mono_us());
+    if (loop && rt_ship_loop_stop(loop, fm_mono_us() + a.drain_ms * 1000, &err) != RT_OK)
+        fprintf(stderr, "faasrun serve: records stay in the spool %s: %s\n", a.spool, err.msg);
+    rt_pool_free(pool);
+    rt_spool_close(spool);
+    rt_manifest_free(m);
+    return rc;
+}

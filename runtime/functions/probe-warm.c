@@ -1,0 +1,88 @@
+/*
+ * probe-warm: a warm function that does what the request says, to show how the runtime
+ * meters and contains warm workers:
+ *   "pid"        answers its process id (to tell one worker from another)
+ *   "count"      answers how many requests this worker has served
+ *   "fail"       fails with code 3
+ *   "crash"      dies of SIGSEGV
+ *   "sleep MS"   sleeps MS milliseconds
+ *   "burn MS"    spins on the CPU for MS milliseconds
+ *   "hog MB"     allocates and touches MB mebibytes (code 137 when that fails)
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/functions/warm.h"
+
+static long served;
+
+static long arg_of(const struct warm_request *req, size_t skip)
+{
+    char num[32] = "";
+    size_t n = req->len - skip < sizeof num - 1 ? req->len - skip : sizeof num - 1;
+    memcpy(num, req->payload + skip, n);
+    return strtol(num, NULL, 10);
+}
+
+static bool starts(const struct warm_request *req, const char *word)
+{
+    size_t n = strlen(word);
+    return req->len >= n && memcmp(req->payload, word, n) == 0;
+}
+
+static int probe(const struct warm_request *req, FILE *out, void *ctx)
+{
+    (void)ctx;
+    served++;
+    if (starts(req, "pid")) {
+        fprintf(out, "%ld\n", (long)getpid());
+    } else if (starts(req, "count")) {
+        fprintf(out, "%ld\n", served);
+    } else if (starts(req, "fail")) {
+        fputs("probe: failing on purpose\n", stderr);
+        return 3;
+    } else if (starts(req, "crash")) {
+        raise(SIGSEGV);
+    } else if (starts(req, "sleep ")) {
+        long ms = arg_of(req, 6);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+        fprintf(out, "slept %ld ms\n", ms);
+    } else if (starts(req, "burn ")) {
+        long ms = arg_of(req, 5);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        volatile unsigned long spin = 0;
+        do {
+            for (int i = 0; i < 100000; i++)
+                spin += (unsigned long)i;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+        fprintf(out, "burnt %ld ms\n", ms);
+    } else if (starts(req, "hog ")) {
+        long mb = arg_of(req, 4);
+        char **chunks = calloc((size_t)(mb > 0 ? mb : 1), sizeof *chunks);
+        long got = 0;
+        while (chunks && got < mb && (chunks[got] = malloc(1 << 20)) != NULL)
+            memset(chunks[got++], 1, 1 << 20); /* touched, so the pages become resident */
+        /* Given back either way: only this invocation's peak should show it. */
+        for (long i = 0; i < got; i++)
+            free(chunks[i]);
+        free(chunks);
+        if (got < mb)
+            return 137;
+        fprintf(out, "allocated %ld MB\n", mb);
+    } else {
+        fputs("probe: unknown request\n", stderr);
+        return 2;
+    }
+    return 0;
+}
+
+int main(void)
+{
+    return warm_run(probe, NULL);
+}

@@ -1,0 +1,312 @@
+-- Batched ingestion and the rollups that billing reads.
+--
+-- meterd COPYs a batch of validated records into the session's staging table and calls
+-- ingest_staged() once: set-based statements store each record exactly once, build the rows
+-- of invocations seen for the first time in one pass, and fold them into usage_hourly and
+-- usage_rated. Records of invocations that exist already (late or out-of-order arrivals)
+-- take the per-record path of 002 (invocation_apply), which gives the same result.
+
+-- The rounding rules of every catalog plan, copied here by `faasbill migrate` and meterd at
+-- start, so that usage can be rated per invocation inside the database.
+CREATE TABLE plans (
+    plan       text PRIMARY KEY,
+    step_ms    bigint NOT NULL CHECK (step_ms > 0),
+    min_ms     bigint NOT NULL CHECK (min_ms >= 0),
+    include_init boolean NOT NULL,
+    basis      text NOT NULL CHECK (basis IN ('configured', 'observed')),
+    step_mb    integer NOT NULL CHECK (step_mb > 0),
+    min_mb     integer NOT NULL,
+    max_mb     integer NOT NULL,
+    ghz        jsonb NOT NULL DEFAULT '[]', -- [[memory_mb, mhz], ...] ascending
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- A tenant's month per function and plan: the sums of each invocation's quantities after
+-- that plan's rounding, in the billing library's base units. Invoices read these rows.
+CREATE TABLE usage_rated (
+    tenant       text NOT NULL,
+    month        timestamptz NOT NULL,
+    plan         text NOT NULL,
+    function     text NOT NULL,
+    invocations  bigint NOT NULL DEFAULT 0,
+    billed_ms    bigint NOT NULL DEFAULT 0,
+    mb_ms        bigint NOT NULL DEFAULT 0,
+    mhz_ms       bigint NOT NULL DEFAULT 0,
+    cpu_us       bigint NOT NULL DEFAULT 0,
+    egress_bytes bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, month, plan, function)
+);
+
+-- Per-invocation rounding, the same rules as the billing library (billing/plan.c).
+CREATE FUNCTION plan_billed_ms(p plans, duration_us bigint, init_us bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT greatest(p.min_ms,
+                    (duration_us + CASE WHEN p.include_init THEN init_us ELSE 0 END
+                     + p.step_ms * 1000 - 1) / (p.step_ms * 1000) * p.step_ms)
+$$;
+
+CREATE FUNCTION plan_billed_mb(p plans, memory_mb integer, max_rss_kb bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT least(p.max_mb::bigint,
+                 (least(p.max_mb::bigint, greatest(p.min_mb::bigint,
+                        CASE p.basis WHEN 'observed' THEN (max_rss_kb + 1023) / 1024
+                                     ELSE memory_mb::bigint END))
+                  + p.step_mb - 1) / p.step_mb * p.step_mb)
+$$;
+
+-- The CPU clock a plan ties to billed memory: the smallest entry at or above it, else the
+-- largest; 0 when the plan has no such table.
+CREATE FUNCTION plan_mhz(p plans, billed_mb bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(
+        (SELECT (e->>1)::bigint FROM jsonb_array_elements(p.ghz) e
+          WHERE (e->>0)::bigint >= billed_mb ORDER BY (e->>0)::bigint LIMIT 1),
+        (SELECT (e->>1)::bigint FROM jsonb_array_elements(p.ghz) e
+          ORDER BY (e->>0)::bigint DESC LIMIT 1),
+        0)
+$$;
+
+-- usage_apply of 002 now keeps usage_rated too: one row's share under every plan.
+CREATE OR REPLACE FUNCTION usage_apply(inv invocations, sign integer) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO usage_hourly AS u (tenant, function, hour, memory_mb, invocations, errors,
+                                   cold_starts, duration_us, init_us, cpu_us, bytes_in,
+                                   bytes_out)
+    VALUES (inv.tenant, inv.function, date_trunc('hour', inv.started_at, 'UTC'),
+            inv.memory_mb, sign,
+            sign * (inv.status <> 'ok')::integer,
+            sign * coalesce(inv.cold_start, false)::integer,
+            sign * inv.duration_us, sign * inv.init_us,
+            sign * (inv.cpu_user_us + inv.cpu_sys_us), sign * inv.bytes_in,
+            sign * inv.bytes_out)
+    ON CONFLICT (tenant, function, hour, memory_mb) DO UPDATE SET
+        invocations = u.invocations + excluded.invocations,
+        errors      = u.errors + excluded.errors,
+        cold_starts = u.cold_starts + excluded.cold_starts,
+        duration_us = u.duration_us + excluded.duration_us,
+        init_us     = u.init_us + excluded.init_us,
+        cpu_us      = u.cpu_us + excluded.cpu_us,
+        bytes_in    = u.bytes_in + excluded.bytes_in,
+        bytes_out   = u.bytes_out + excluded.bytes_out;
+
+    INSERT INTO usage_rated AS u (tenant, month, plan, function, invocations, billed_ms,
+                                  mb_ms, mhz_ms, cpu_us, egress_bytes)
+    SELECT inv.tenant, date_trunc('month', inv.started_at, 'UTC'), p.plan, inv.function,
+           sign, sign * q.ms, sign * q.ms * q.mb, sign * q.ms * plan_mhz(p, q.mb),
+           sign * (inv.cpu_user_us + inv.cpu_sys_us), sign * inv.bytes_out
+      FROM plans p,
+           LATERAL (SELECT plan_billed_ms(p, inv.duration_us, inv.init_us) AS ms,
+                           plan_billed_mb(p, inv.memory_mb, inv.max_rss_kb) AS mb) q
+    ON CONFLICT (tenant, month, plan, function) DO UPDATE SET
+        invocations  = u.invocations + excluded.invocations,
+        billed_ms    = u.billed_ms + excluded.billed_ms,
+        mb_ms        = u.mb_ms + excluded.mb_ms,
+        mhz_ms       = u.mhz_ms + excluded.mhz_ms,
+        cpu_us       = u.cpu_us + excluded.cpu_us,
+        egress_bytes = u.egress_bytes + excluded.egress_bytes;
+END $$;
+
+-- Register (or change) a plan's rounding rules. A new or changed plan is rated anew from
+-- the stored invocations; the exclusive lock makes concurrent ingestion wait, so that no
+-- invocation is rated twice or missed.
+CREATE FUNCTION plan_register(p_plan text, p_step_ms bigint, p_min_ms bigint,
+                              p_include_init boolean, p_basis text, p_step_mb integer,
+                              p_min_mb integer, p_max_mb integer, p_ghz jsonb)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    cur plans;
+BEGIN
+    LOCK TABLE plans IN EXCLUSIVE MODE;
+    SELECT * INTO cur FROM plans WHERE plan = p_plan;
+    IF FOUND AND cur.step_ms = p_step_ms AND cur.min_ms = p_min_ms
+       AND cur.include_init = p_include_init AND cur.basis = p_basis
+       AND cur.step_mb = p_step_mb AND cur.min_mb = p_min_mb AND cur.max_mb = p_max_mb
+       AND cur.ghz = p_ghz THEN
+        RETURN false;
+    END IF;
+    INSERT INTO plans VALUES (p_plan, p_step_ms, p_min_ms, p_include_init, p_basis, p_step_mb,
+                              p_min_mb, p_max_mb, p_ghz, now())
+    ON CONFLICT (plan) DO UPDATE SET
+        step_ms = excluded.step_ms, min_ms = excluded.min_ms,
+        include_init = excluded.include_init, basis = excluded.basis,
+        step_mb = excluded.step_mb, min_mb = excluded.min_mb, max_mb = excluded.max_mb,
+        ghz = excluded.ghz, updated_at = now();
+    DELETE FROM usage_rated WHERE plan = p_plan;
+    INSERT INTO usage_rated (tenant, month, plan, function, invocations, billed_ms, mb_ms,
+                             mhz_ms, cpu_us, egress_bytes)
+    SELECT i.tenant, date_trunc('month', i.started_at, 'UTC'), p.plan, i.function, count(*),
+           sum(q.ms), sum(q.ms * q.mb), sum(q.ms * plan_mhz(p, q.mb)),
+           sum(i.cpu_user_us + i.cpu_sys_us), sum(i.bytes_out)
+      FROM invocations i, plans p,
+           LATERAL (SELECT plan_billed_ms(p, i.duration_us, i.init_us) AS ms,
+                           plan_billed_mb(p, i.memory_mb, i.max_rss_kb) AS mb) q
+     WHERE i.has_stop AND p.plan = p_plan
+     GROUP BY 1, 2, 3, 4;
+    RETURN true;
+END $$;
+
+-- The batch, as meterd COPYs it in (one temporary table per session, emptied at commit).
+-- Columns follow the record fields' order (meter/record.c), then ord, digest, body.
+CREATE FUNCTION ingest_prepare_session() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
+        id text, type text, invocation_id text, tenant text, function text,
+        time timestamptz, memory_mb integer, timeout_ms bigint, cold_start boolean,
+        trigger text, correlation_id text, duration_us bigint, init_us bigint, status text,
+        exit_code integer, cpu_user_us bigint, cpu_sys_us bigint, max_rss_kb bigint,
+        bytes_in bigint, bytes_out bigint,
+        ord integer NOT NULL, digest bytea NOT NULL, body jsonb NOT NULL,
+        outcome text
+    ) ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS ingest_fresh (LIKE invocations, won boolean)
+        ON COMMIT DELETE ROWS;
+END $$;
+
+CREATE FUNCTION ingest_staged() RETURNS TABLE (ord integer, outcome text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    m timestamptz;
+    r record;
+BEGIN
+    -- Rating reads plans: hold off plan_register until this batch commits.
+    LOCK TABLE plans IN ROW SHARE MODE;
+
+    -- Exactly once: the first copy of each id in the batch claims it.
+    WITH firsts AS (
+        SELECT DISTINCT ON (s.tenant, s.id) s.tenant, s.id, s.digest, s.time, s.ord
+          FROM ingest_stage s ORDER BY s.tenant, s.id, s.ord),
+    claimed AS (
+        INSERT INTO record_ids (tenant, id, digest, time)
+        SELECT f.tenant, f.id, f.digest, f.time FROM firsts f
+        ON CONFLICT DO NOTHING RETURNING record_ids.tenant, record_ids.id)
+    UPDATE ingest_stage s SET outcome = 'accepted'
+      FROM claimed c, firsts f
+     WHERE c.tenant = f.tenant AND c.id = f.id AND s.ord = f.ord;
+    UPDATE ingest_stage s
+       SET outcome = CASE WHEN r_ids.digest = s.digest THEN 'duplicate' ELSE 'conflict' END
+      FROM record_ids r_ids
+     WHERE s.outcome IS NULL AND r_ids.tenant = s.tenant AND r_ids.id = s.id;
+
+    FOR m IN SELECT DISTINCT date_trunc('month', s.time, 'UTC') FROM ingest_stage s
+              WHERE s.outcome = 'accepted' LOOP
+        PERFORM ensure_month_partition('records', m);
+    END LOOP;
+    INSERT INTO records (tenant, id, type, invocation_id, time, body)
+    SELECT s.tenant, s.id, s.type, s.invocation_id, s.time, s.body
+      FROM ingest_stage s WHERE s.outcome = 'accepted';
+    INSERT INTO tenants (tenant)
+    SELECT DISTINCT s.tenant FROM ingest_stage s WHERE s.outcome = 'accepted'
+    ON CONFLICT DO NOTHING;
+
+    -- Invocations first seen in this batch, with at most one start and one stop: merged
+    -- into one row here. Stop figures win over the start's; the start's time dates it.
+    INSERT INTO ingest_fresh
+    SELECT s.tenant, s.invocation_id,
+           coalesce(min(s.time) FILTER (WHERE s.type = 'start'),
+                    min(s.time - s.duration_us * interval '1 microsecond')
+                        FILTER (WHERE s.type = 'stop'),
+                    min(s.time)),
+           (array_agg(s.function ORDER BY s.ord))[1],
+           bool_or(s.type = 'start'), bool_or(s.type = 'stop'),
+           coalesce(min(s.memory_mb) FILTER (WHERE s.type = 'stop'),
+                    min(s.memory_mb) FILTER (WHERE s.type = 'start')),
+           min(s.timeout_ms) FILTER (WHERE s.type = 'start'),
+           coalesce(bool_or(s.cold_start) FILTER (WHERE s.type = 'stop'),
+                    bool_or(s.cold_start) FILTER (WHERE s.type = 'start')),
+           min(s.trigger) FILTER (WHERE s.type = 'start'),
+           (array_agg(s.correlation_id ORDER BY s.ord)
+                FILTER (WHERE s.correlation_id IS NOT NULL))[1],
+           min(s.time) FILTER (WHERE s.type = 'stop'),
+           min(s.duration_us) FILTER (WHERE s.type = 'stop'),
+           min(s.init_us) FILTER (WHERE s.type = 'stop'),
+           min(s.status) FILTER (WHERE s.type = 'stop'),
+           min(s.exit_code) FILTER (WHERE s.type = 'stop'),
+           coalesce(min(s.cpu_user_us) FILTER (WHERE s.type = 'stop'),
+                    max(s.cpu_user_us) FILTER (WHERE s.type = 'resource')),
+           coalesce(min(s.cpu_sys_us) FILTER (WHERE s.type = 'stop'),
+                    max(s.cpu_sys_us) FILTER (WHERE s.type = 'resource')),
+           max(s.max_rss_kb),
+           min(s.bytes_in) FILTER (WHERE s.type = 'stop'),
+           min(s.bytes_out) FILTER (WHERE s.type = 'stop'),
+           now(), false
+      FROM ingest_stage s
+     WHERE s.outcome = 'accepted'
+       AND NOT EXISTS (SELECT 1 FROM invocation_ids i
+                        WHERE i.tenant = s.tenant AND i.invocation_id = s.invocation_id)
+     GROUP BY s.tenant, s.invocation_id
+    HAVING count(*) FILTER (WHERE s.type = 'start') <= 1
+       AND count(*) FILTER (WHERE s.type = 'stop') <= 1;
+
+    -- Claim them; one that another transaction claimed meanwhile takes the slow path.
+    WITH won AS (
+        INSERT INTO invocation_ids (tenant, invocation_id, started_at)
+        SELECT f.tenant, f.invocation_id, f.started_at FROM ingest_fresh f
+        ON CONFLICT DO NOTHING
+        RETURNING invocation_ids.tenant, invocation_ids.invocation_id)
+    UPDATE ingest_fresh f SET won = true
+      FROM won w WHERE w.tenant = f.tenant AND w.invocation_id = f.invocation_id;
+
+    FOR m IN SELECT DISTINCT date_trunc('month', f.started_at, 'UTC') FROM ingest_fresh f
+              WHERE f.won LOOP
+        PERFORM ensure_month_partition('invocations', m);
+    END LOOP;
+    INSERT INTO invocations
+    SELECT tenant, invocation_id, started_at, function, has_start, has_stop, memory_mb,
+           timeout_ms, cold_start, trigger, correlation_id, stopped_at, duration_us, init_us,
+           status, exit_code, cpu_user_us, cpu_sys_us, max_rss_kb, bytes_in, bytes_out,
+           updated_at
+      FROM ingest_fresh WHERE won;
+
+    INSERT INTO usage_hourly AS u (tenant, function, hour, memory_mb, invocations, errors,
+                                   cold_starts, duration_us, init_us, cpu_us, bytes_in,
+                                   bytes_out)
+    SELECT f.tenant, f.function, date_trunc('hour', f.started_at, 'UTC'), f.memory_mb,
+           count(*), count(*) FILTER (WHERE f.status <> 'ok'),
+           count(*) FILTER (WHERE f.cold_start), sum(f.duration_us), sum(f.init_us),
+           sum(f.cpu_user_us + f.cpu_sys_us), sum(f.bytes_in), sum(f.bytes_out)
+      FROM ingest_fresh f WHERE f.won AND f.has_stop
+     GROUP BY 1, 2, 3, 4
+    ON CONFLICT (tenant, function, hour, memory_mb) DO UPDATE SET
+        invocations = u.invocations + excluded.invocations,
+        errors      = u.errors + excluded.errors,
+        cold_starts = u.cold_starts + excluded.cold_starts,
+        duration_us = u.duration_us + excluded.duration_us,
+        init_us     = u.init_us + excluded.init_us,
+        cpu_us      = u.cpu_us + excluded.cpu_us,
+        bytes_in    = u.bytes_in + excluded.bytes_in,
+        bytes_out   = u.bytes_out + excluded.bytes_out;
+
+    INSERT INTO usage_rated AS u (tenant, month, plan, function, invocations, billed_ms,
+                                  mb_ms, mhz_ms, cpu_us, egress_bytes)
+    SELECT f.tenant, date_trunc('month', f.started_at, 'UTC'), p.plan, f.function, count(*),
+           sum(q.ms), sum(q.ms * q.mb), sum(q.ms * plan_mhz(p, q.mb)),
+           sum(f.cpu_user_us + f.cpu_sys_us), sum(f.bytes_out)
+      FROM ingest_fresh f, plans p,
+           LATERAL (SELECT plan_billed_ms(p, f.duration_us, f.init_us) AS ms,
+                           plan_billed_mb(p, f.memory_mb, f.max_rss_kb) AS mb) q
+     WHERE f.won AND f.has_stop
+     GROUP BY 1, 2, 3, 4
+    ON CONFLICT (tenant, month, plan, function) DO UPDATE SET
+        invocations  = u.invocations + excluded.invocations,
+        billed_ms    = u.billed_ms + excluded.billed_ms,
+        mb_ms        = u.mb_ms + excluded.mb_ms,
+        mhz_ms       = u.mhz_ms + excluded.mhz_ms,
+        cpu_us       = u.cpu_us + excluded.cpu_us,
+        egress_bytes = u.egress_bytes + excluded.egress_bytes;
+
+    -- Everything else, record by record in arrival order.
+    FOR r IN SELECT s.tenant, s.type, s.time, s.body FROM ingest_stage s
+              WHERE s.outcome = 'accepted'
+                AND NOT EXISTS (SELECT 1 FROM ingest_fresh f
+                                 WHERE f.won AND f.tenant = s.tenant
+                                   AND f.invocation_id = s.invocation_id)
+              ORDER BY s.ord LOOP
+        PERFORM invocation_apply(r.tenant, r.type, r.time, r.body);
+    END LOOP;
+
+    RETURN QUERY SELECT s.ord, s.outcome FROM ingest_stage s ORDER BY s.ord;
+END $$;

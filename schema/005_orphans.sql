@@ -1,0 +1,51 @@
+-- Orphans: a start whose stop never came (the runtime died with the function, the record
+-- was lost). After its timeout plus a grace period it is closed with status 'lost' and
+-- billed by policy: 'timeout' bills it as if it ran to its limit (the provider's view: the
+-- capacity was held), 'none' bills only the request. A real stop that arrives later
+-- replaces the lost figures: invocation_apply retracts the old share and adds the new one.
+CREATE FUNCTION close_orphans(p_grace interval, p_policy text, p_limit integer)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    inv invocations;
+    n integer := 0;
+BEGIN
+    IF p_policy NOT IN ('timeout', 'none') THEN
+        RAISE EXCEPTION 'orphan policy must be timeout or none, not %', p_policy;
+    END IF;
+    FOR inv IN
+        SELECT * FROM invocations
+         WHERE has_start AND NOT has_stop
+           AND started_at + timeout_ms * interval '1 millisecond' + p_grace < now()
+         ORDER BY started_at
+         LIMIT p_limit
+         FOR UPDATE SKIP LOCKED
+    LOOP
+        inv.has_stop := true;
+        inv.status := 'lost';
+        inv.exit_code := 0;
+        inv.duration_us := CASE p_policy WHEN 'timeout' THEN inv.timeout_ms * 1000 ELSE 0 END;
+        inv.init_us := 0;
+        inv.stopped_at := inv.started_at + inv.duration_us * interval '1 microsecond';
+        inv.cpu_user_us := coalesce(inv.cpu_user_us, 0);
+        inv.cpu_sys_us := coalesce(inv.cpu_sys_us, 0);
+        inv.max_rss_kb := coalesce(inv.max_rss_kb, 0);
+        inv.bytes_in := 0;
+        inv.bytes_out := 0;
+        inv.updated_at := now();
+        UPDATE invocations SET
+            has_stop = true, status = inv.status, exit_code = inv.exit_code,
+            duration_us = inv.duration_us, init_us = 0, stopped_at = inv.stopped_at,
+            cpu_user_us = inv.cpu_user_us, cpu_sys_us = inv.cpu_sys_us,
+            max_rss_kb = inv.max_rss_kb, bytes_in = 0, bytes_out = 0,
+            updated_at = inv.updated_at
+         WHERE tenant = inv.tenant AND invocation_id = inv.invocation_id
+           AND started_at = inv.started_at;
+        PERFORM usage_apply(inv, 1);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+-- Starts waiting for their stop, found by start time.
+CREATE INDEX invocations_open ON invocations (started_at) WHERE has_start AND NOT has_stop;

@@ -1,0 +1,284 @@
+/*
+ * Stored invoices through meterd's API: build, rebuild while draft, finalize, late usage as
+ * adjustments on later invoices, tenant isolation. A plan without free allowances and with
+ * 100 ms steps makes every cent visible.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "billing/catalog.h"
+#include "common/apikey.h"
+#include "meter/http.h"
+#include "meter/plans.h"
+#include "tests/httpc.h"
+#include "tests/suites.h"
+#include "tests/testdb.h"
+
+static char conninfo[1024];
+static char admin_key[APIKEY_LEN + 1], ingest_key[APIKEY_LEN + 1];
+static char acme_key[APIKEY_LEN + 1], globex_key[APIKEY_LEN + 1];
+static char catalog_dir[64];
+static struct bill_catalog *catalog;
+static struct meter_server *server;
+static char base[96];
+
+static const char test_plan[] =
+    "{\"id\": \"test-100ms\", \"name\": \"100 ms steps, no free tier\", \"currency\": \"USD\","
+    " \"duration\": {\"step_ms\": 100, \"min_ms\": 0, \"include_init\": true},"
+    " \"memory\": {\"basis\": \"configured\", \"step_mb\": 1, \"min_mb\": 128, \"max_mb\": 10240},"
+    " \"subscription\": \"0\", \"charges\": ["
+    "  {\"meter\": \"requests\", \"free\": \"0\","
+    "   \"tiers\": [{\"up_to\": null, \"unit_price\": \"0.01\"}]},"
+    "  {\"meter\": \"gb_seconds\", \"free\": \"0\","
+    "   \"tiers\": [{\"up_to\": null, \"unit_price\": \"1\"}]}]}";
+
+static void add_key(PGconn *conn, char *key, const char *role, const char *tenant)
+{
+    char id[APIKEY_ID_LEN + 1], hex[2 * APIKEY_HASH_LEN + 3] = "\\x";
+    unsigned char hash[APIKEY_HASH_LEN];
+    ck_assert_int_eq(apikey_generate(key), 0);
+    ck_assert(apikey_id(key, id));
+    apikey_hash(key, hash);
+    for (int i = 0; i < APIKEY_HASH_LEN; i++)
+        snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
+    const char *params[] = {id, hex, role, tenant};
+    free(testdb_value(conn,
+                      "INSERT INTO api_keys (key_id, key_hash, role, tenant)"
+                      " VALUES ($1, $2::bytea, $3, $4) RETURNING key_id",
+                      4, params));
+}
+
+static void setup(void)
+{
+    testdb_create("faasmeter_test_invoices", conninfo, sizeof conninfo);
+    snprintf(catalog_dir, sizeof catalog_dir, "/tmp/faasmeter-invoices.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(catalog_dir));
+    char path[160];
+    snprintf(path, sizeof path, "%s/plans", catalog_dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/servers", catalog_dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/plans/test.json", catalog_dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(test_plan, f);
+    fclose(f);
+    struct fm_err err;
+    ck_assert_msg(bill_catalog_load(catalog_dir, &catalog, &err) == BILL_OK, "%s", err.msg);
+
+    PGconn *conn = testdb_connect(conninfo);
+    ck_assert_msg(meter_plans_register(conn, catalog, NULL, &err) == 0, "%s", err.msg);
+    testdb_exec(conn, "INSERT INTO tenants VALUES ('acme', 'test-100ms'),"
+                      " ('globex', 'test-100ms')");
+    add_key(conn, admin_key, "admin", NULL);
+    add_key(conn, ingest_key, "ingest", NULL);
+    add_key(conn, acme_key, "tenant", "acme");
+    add_key(conn, globex_key, "tenant", "globex");
+    PQfinish(conn);
+
+    struct meter_config cfg;
+    meter_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 2;
+    cfg.conninfo = conninfo;
+    cfg.catalog = catalog;
+    ck_assert_msg(meter_server_start(&cfg, &server, &err) == 0, "%s", err.msg);
+    snprintf(base, sizeof base, "http://127.0.0.1:%u", meter_server_port(server));
+}
+
+static void teardown(void)
+{
+    meter_server_stop(server);
+    bill_catalog_free(catalog);
+    char path[160];
+    snprintf(path, sizeof path, "%s/plans/test.json", catalog_dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/plans", catalog_dir);
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/servers", catalog_dir);
+    rmdir(path);
+    rmdir(catalog_dir);
+}
+
+static struct http_reply call(const char *method, const char *path, const char *key,
+                              const char *body)
+{
+    char url[256], auth[128];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    return http_call(method, url, headers, body);
+}
+
+/* One finished invocation of tenant acme, function fn, 1024 MB, stopped at time. */
+static void invocation(const char *id, const char *fn, const char *time, long duration_us)
+{
+    char body[1024];
+    snprintf(body, sizeof body,
+             "[{\"id\":\"%s:stop\",\"type\":\"stop\",\"invocation_id\":\"%s\","
+             "\"tenant\":\"acme\",\"function\":\"%s\",\"time\":\"%s\",\"memory_mb\":1024,"
+             "\"cold_start\":false,\"duration_us\":%ld,\"init_us\":0,\"status\":\"ok\","
+             "\"exit_code\":0,\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1,"
+             "\"bytes_in\":0,\"bytes_out\":0}]",
+             id, id, fn, time, duration_us);
+    struct http_reply r = call("POST", "/v1/records", ingest_key, body);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    free(r.body);
+}
+
+/* A JSON member's text in a reply body: enough for the flat fields checked here. */
+static void expect_member(const char *body, const char *needle)
+{
+    ck_assert_msg(strstr(body, needle) != NULL, "'%s' not in %s", needle, body);
+}
+
+static long build(const char *period, long want_status, const char *want_total)
+{
+    char req[128];
+    snprintf(req, sizeof req, "{\"tenant\": \"acme\", \"period\": \"%s\"}", period);
+    struct http_reply r = call("POST", "/v1/invoices", admin_key, req);
+    ck_assert_msg(r.status == want_status, "%ld: %s", r.status, r.body);
+    char total[64];
+    snprintf(total, sizeof total, "\"total\": \"%s\"", want_total);
+    expect_member(r.body, total);
+    long id = strtol(strstr(r.body, "\"invoice_id\": ") + 14, NULL, 10);
+    free(r.body);
+    return id;
+}
+
+START_TEST(late_usage_lands_on_the_next_invoice)
+{
+    /* Three calls of 260 ms bill as 300 ms each: 0.9 GB-s, not the 0.78 of their sum. */
+    invocation("s1", "resize", "2026-09-10T10:00:00.260Z", 260000);
+    invocation("s2", "resize", "2026-09-10T10:00:01.260Z", 260000);
+    invocation("s3", "store", "2026-09-10T10:00:02.260Z", 260000);
+    long sept = build("2026-09", 201, "0.93");
+    ck_assert_int_eq(build("2026-09", 200, "0.93"), sept);
+
+    char path[96];
+    snprintf(path, sizeof path, "/v1/invoices/%ld/finalize", sept);
+    struct http_reply r = call("POST", path, admin_key, "");
+    ck_assert_int_eq(r.status, 200);
+    expect_member(r.body, "\"status\": \"final\"");
+    free(r.body);
+    r = call("POST", path, admin_key, "");
+    ck_assert_int_eq(r.status, 409);
+    free(r.body);
+    r = call("POST", "/v1/invoices", admin_key, "{\"tenant\": \"acme\", \"period\": \"2026-09\"}");
+    ck_assert_int_eq(r.status, 409);
+    char want[160];
+    snprintf(want, sizeof want,
+             "{\"error\":\"conflict\",\"message\":\"invoice %ld for acme 2026-09 is final\"}",
+             sept);
+    ck_assert_str_eq(r.body, want);
+    free(r.body);
+
+    /* Late: 50 ms in September (100 ms billed) costs 0.11 more, carried by October. */
+    invocation("s4", "resize", "2026-09-30T23:00:00.050Z", 50000);
+    invocation("o1", "resize", "2026-10-05T10:00:01Z", 1000000);
+    long oct = build("2026-10", 201, "1.12");
+    snprintf(path, sizeof path, "/v1/invoices/%ld", oct);
+    r = call("GET", path, acme_key, NULL);
+    ck_assert_int_eq(r.status, 200);
+    snprintf(want, sizeof want, "\"adjustments\": [{\"item\": \"Adjustment for 2026-09 (invoice %ld)\"", sept);
+    expect_member(r.body, want);
+    expect_member(r.body, "\"amount\": \"0.11\"");
+    free(r.body);
+    snprintf(path, sizeof path, "/v1/invoices/%ld/finalize", oct);
+    r = call("POST", path, admin_key, "");
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+
+    /* Later still: 150 ms more in September; what October carried is not billed twice. */
+    invocation("s5", "store", "2026-09-29T08:00:00.150Z", 150000);
+    build("2026-11", 201, "0.21");
+
+    /* The frozen September invoice did not change. */
+    snprintf(path, sizeof path, "/v1/invoices/%ld", sept);
+    r = call("GET", path, admin_key, NULL);
+    ck_assert_int_eq(r.status, 200);
+    expect_member(r.body, "\"total\": \"0.93\"");
+    free(r.body);
+
+    /* Tenants see their own invoices only. */
+    r = call("GET", path, globex_key, NULL);
+    ck_assert_int_eq(r.status, 403);
+    ck_assert_str_eq(r.body, "{\"error\":\"forbidden\",\"message\":\"this key may not read "
+                             "tenant acme\"}");
+    free(r.body);
+    r = call("GET", path, ingest_key, NULL);
+    ck_assert_int_eq(r.status, 403);
+    free(r.body);
+    r = call("GET", "/v1/invoices?tenant=acme", globex_key, NULL);
+    ck_assert_int_eq(r.status, 403);
+    free(r.body);
+    r = call("GET", "/v1/invoices", acme_key, NULL);
+    ck_assert_int_eq(r.status, 200);
+    expect_member(r.body, "\"period\": \"2026-11\"");
+    ck_assert_ptr_null(strstr(r.body, "globex"));
+    free(r.body);
+    r = call("GET", "/v1/invoices?tenant=acme&period=2026-10", admin_key, NULL);
+    ck_assert_int_eq(r.status, 200);
+    expect_member(r.body, "\"total\": \"1.12\"");
+    ck_assert_ptr_null(strstr(r.body, "2026-09"));
+    free(r.body);
+}
+END_TEST
+
+START_TEST(bad_invoice_requests)
+{
+    static const struct {
+        const char *method, *path, *body;
+        long status;
+        const char *reply;
+    } cases[] = {
+        {"POST", "/v1/invoices", "{\"tenant\": \"acme\", \"period\": \"2026-13\"}", 400,
+         "{\"error\":\"bad_request\",\"message\":\"period: required, YYYY-MM\"}"},
+        {"POST", "/v1/invoices", "{\"period\": \"2026-01\"}", 400,
+         "{\"error\":\"bad_request\",\"message\":\"tenant: required, a string\"}"},
+        {"POST", "/v1/invoices", "[1]", 400,
+         "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON object\"}"},
+        {"POST", "/v1/invoices", "{\"tenant\": \"nobody\", \"period\": \"2026-01\"}", 404,
+         "{\"error\":\"not_found\",\"message\":\"tenant: no tenant 'nobody'\"}"},
+        {"POST", "/v1/invoices",
+         "{\"tenant\": \"acme\", \"period\": \"2026-01\", \"plan\": \"nope\"}", 422,
+         "{\"error\":\"unprocessable\",\"message\":\"plan: no plan 'nope' in the catalog\"}"},
+        {"GET", "/v1/invoices/999999", NULL, 404,
+         "{\"error\":\"not_found\",\"message\":\"invoice: no such invoice\"}"},
+        {"GET", "/v1/invoices/abc", NULL, 404,
+         "{\"error\":\"not_found\",\"message\":\"invoice: no such invoice\"}"},
+        {"POST", "/v1/invoices/999999/finalize", "", 404,
+         "{\"error\":\"not_found\",\"message\":\"invoice: no such invoice\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct http_reply r = call(cases[i].method, cases[i].path, admin_key, cases[i].body);
+        ck_assert_msg(r.status == cases[i].status, "%s %s: %ld %s", cases[i].method,
+                      cases[i].path, r.status, r.body);
+        ck_assert_str_eq(r.body, cases[i].reply);
+        free(r.body);
+    }
+    /* Building needs an admin key. */
+    struct http_reply r = call("POST", "/v1/invoices", acme_key,
+                               "{\"tenant\": \"acme\", \"period\": \"2026-01\"}");
+    ck_assert_int_eq(r.status, 403);
+    ck_assert_str_eq(r.body, "{\"error\":\"forbidden\",\"message\":\"this needs an admin key\"}");
+    free(r.body);
+}
+END_TEST
+
+Suite *suite_invoices(void)
+{
+    Suite *s = suite_create("invoices");
+    TCase *tc = tcase_create("stored");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, late_usage_lands_on_the_next_invoice);
+    tcase_add_test(tc, bad_invoice_requests);
+    suite_add_tcase(s, tc);
+    return s;
+}

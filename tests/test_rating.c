@@ -1,0 +1,232 @@
+/*
+ * Rating in the database must agree exactly with the billing library: the rollups that
+ * invoices read (usage_rated), kept as batches arrive in any order, against each stored
+ * invocation rounded in C under every catalog plan.
+ */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "billing/catalog.h"
+#include "billing/usage.h"
+#include "common/timeutil.h"
+#include "meter/plans.h"
+#include "meter/record.h"
+#include "meter/store.h"
+#include "tests/suites.h"
+#include "tests/testdb.h"
+
+static char conninfo[1024];
+
+static void setup(void)
+{
+    testdb_create("faasmeter_test_rating", conninfo, sizeof conninfo);
+}
+
+/* A small deterministic generator, so a failure can be replayed. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+static uint64_t rnd(uint64_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state % n;
+}
+
+/* Parse and store records given as JSON texts, as meterd does. Returns accepted count. */
+static int store(PGconn *conn, char **texts, size_t n)
+{
+    struct meter_record *recs = calloc(n, sizeof *recs);
+    enum meter_outcome *out = calloc(n, sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *j = cJSON_Parse(texts[i]);
+        struct fm_err err;
+        ck_assert_msg(meter_record_parse(j, &recs[i], &err) == 0, "%s: %s", texts[i], err.msg);
+        cJSON_Delete(j);
+    }
+    struct fm_err err;
+    ck_assert_msg(meter_store_records(conn, recs, n, out, &err) == 0, "%s", err.msg);
+    int accepted = 0;
+    for (size_t i = 0; i < n; i++) {
+        accepted += out[i] == METER_ACCEPTED;
+        meter_record_clear(&recs[i]);
+    }
+    free(recs);
+    free(out);
+    return accepted;
+}
+
+static char *start_json(int k, int64_t start_us, int memory_mb)
+{
+    char t[FM_TIME_BUFSZ], *s = malloc(512);
+    fm_time_format(start_us, t, sizeof t);
+    snprintf(s, 512,
+             "{\"id\":\"i%d:start\",\"type\":\"start\",\"invocation_id\":\"i%d\","
+             "\"tenant\":\"t%d\",\"function\":\"f%d\",\"time\":\"%s\",\"memory_mb\":%d,"
+             "\"timeout_ms\":900000,\"cold_start\":%s,\"trigger\":\"queue\"}",
+             k, k, k % 3, k % 5, t, memory_mb, k % 4 ? "false" : "true");
+    return s;
+}
+
+static char *stop_json(int k, int64_t start_us, int memory_mb, int64_t dur, int64_t init,
+                       int64_t rss_kb, int64_t cpu)
+{
+    char t[FM_TIME_BUFSZ], *s = malloc(640);
+    fm_time_format(start_us + dur + init, t, sizeof t);
+    snprintf(s, 640,
+             "{\"id\":\"i%d:stop\",\"type\":\"stop\",\"invocation_id\":\"i%d\","
+             "\"tenant\":\"t%d\",\"function\":\"f%d\",\"time\":\"%s\",\"memory_mb\":%d,"
+             "\"cold_start\":%s,\"duration_us\":%" PRId64 ",\"init_us\":%" PRId64 ","
+             "\"status\":\"%s\",\"exit_code\":0,\"cpu_user_us\":%" PRId64 ",\"cpu_sys_us\":7,"
+             "\"max_rss_kb\":%" PRId64 ",\"bytes_in\":10,\"bytes_out\":%d}",
+             k, k, k % 3, k % 5, t, memory_mb, k % 4 ? "false" : "true", dur, init,
+             k % 7 ? "ok" : "error", cpu, rss_kb, 1000 * k);
+    return s;
+}
+
+/* Every plan's quantities per tenant, function and month: from the rollups, and from the
+ * invocation rows rounded by the billing library; they must be equal. */
+static void compare_all_plans(PGconn *conn, const struct bill_catalog *cat)
+{
+    for (size_t p = 0; p < bill_catalog_plan_count(cat); p++) {
+        const struct bill_plan *plan = bill_catalog_plan_at(cat, p);
+        const char *params[] = {bill_plan_id(plan)};
+        PGresult *rated = PQexecParams(
+            conn,
+            "SELECT tenant || '/' || function || '/' || to_char(month, 'YYYY-MM'),"
+            " invocations, billed_ms, mb_ms, mhz_ms, cpu_us, egress_bytes FROM usage_rated"
+            " WHERE plan = $1 AND invocations <> 0 ORDER BY 1",
+            1, NULL, params, NULL, NULL, 0);
+        ck_assert_int_eq(PQresultStatus(rated), PGRES_TUPLES_OK);
+        PGresult *rows = PQexec(conn,
+                                "SELECT tenant || '/' || function || '/' ||"
+                                " to_char(started_at, 'YYYY-MM'), duration_us, init_us,"
+                                " memory_mb, max_rss_kb, cpu_user_us, cpu_sys_us, bytes_out"
+                                " FROM invocations WHERE has_stop ORDER BY 1");
+        ck_assert_int_eq(PQresultStatus(rows), PGRES_TUPLES_OK);
+        struct bill_usage *use = bill_usage_new();
+        for (int i = 0; i < PQntuples(rows); i++) {
+            struct bill_invocation inv = {
+                .duration_us = strtoll(PQgetvalue(rows, i, 1), NULL, 10),
+                .init_us = strtoll(PQgetvalue(rows, i, 2), NULL, 10),
+                .memory_mb = (int32_t)strtol(PQgetvalue(rows, i, 3), NULL, 10),
+                .max_rss_kb = strtoll(PQgetvalue(rows, i, 4), NULL, 10),
+                .cpu_user_us = strtoll(PQgetvalue(rows, i, 5), NULL, 10),
+                .cpu_sys_us = strtoll(PQgetvalue(rows, i, 6), NULL, 10),
+                .bytes_out = strtoll(PQgetvalue(rows, i, 7), NULL, 10),
+            };
+            struct fm_err err;
+            ck_assert_int_eq(bill_usage_add_invocation(use, plan, PQgetvalue(rows, i, 0), &inv,
+                                                       &err),
+                             BILL_OK);
+        }
+        ck_assert_int_eq(PQntuples(rated), (int)bill_usage_count(use));
+        for (int i = 0; i < PQntuples(rated); i++) {
+            const char *key = PQgetvalue(rated, i, 0);
+            ck_assert_str_eq(bill_usage_function(use, (size_t)i), key);
+            const struct bill_quantities *q = bill_usage_quantities(use, (size_t)i);
+            int64_t want[] = {q->requests, q->billed_ms, q->mb_ms,
+                              q->mhz_ms,   q->cpu_us,    q->egress_bytes};
+            for (int c = 0; c < 6; c++)
+                ck_assert_msg(strtoll(PQgetvalue(rated, i, c + 1), NULL, 10) == want[c],
+                              "plan %s, %s, column %d: database %s, library %" PRId64,
+                              bill_plan_id(plan), key, c + 1, PQgetvalue(rated, i, c + 1),
+                              want[c]);
+        }
+        bill_usage_free(use);
+        PQclear(rated);
+        PQclear(rows);
+    }
+}
+
+START_TEST(rollups_match_the_library_in_any_arrival_order)
+{
+    struct bill_catalog *cat = NULL;
+    struct fm_err err;
+    ck_assert_int_eq(bill_catalog_load(NULL, &cat, &err), BILL_OK);
+    PGconn *conn = meter_store_conn(conninfo, &err);
+    ck_assert_msg(conn != NULL, "%s", err.msg);
+
+    static const int memories[] = {128, 129, 256, 512, 1024, 1536, 2048, 3008, 4096, 10240};
+    enum { N = 600 };
+    char *starts[N], *stops[N];
+    /* Around a month boundary, so that some invocations start in one month and end in the
+     * next. */
+    int64_t base = fm_civil_to_us(2026, 10, 31) + INT64_C(23) * 3600 * 1000000;
+    for (int k = 0; k < N; k++) {
+        int mem = memories[rnd(10)];
+        int64_t start = base + (int64_t)rnd(2 * 3600) * 1000000 + (int64_t)rnd(1000000);
+        int64_t dur = (int64_t)rnd(5) == 0 ? (int64_t)rnd(1000) : (int64_t)rnd(3000000);
+        int64_t init = k % 4 ? 0 : (int64_t)rnd(400000);
+        int64_t rss = (int64_t)rnd(2u << 20);
+        starts[k] = start_json(k, start, mem);
+        stops[k] = stop_json(k, start, mem, dur, init, rss, (int64_t)rnd(dur + 1));
+    }
+    /* Batch 1: start and stop together (the one-pass path) for the first third. */
+    char *batch[2 * N];
+    size_t n = 0;
+    for (int k = 0; k < N / 3; k++) {
+        batch[n++] = starts[k];
+        batch[n++] = stops[k];
+    }
+    ck_assert_int_eq(store(conn, batch, n), 2 * (N / 3));
+    /* Batch 2: stops alone for the rest; batch 3: their starts, late, plus repeats. */
+    n = 0;
+    for (int k = N / 3; k < N; k++)
+        batch[n++] = stops[k];
+    ck_assert_int_eq(store(conn, batch, n), N - N / 3);
+    n = 0;
+    for (int k = N / 3; k < N; k++) {
+        batch[n++] = starts[k];
+        if (k % 10 == 0)
+            batch[n++] = stops[k];
+    }
+    ck_assert_int_eq(store(conn, batch, n), N - N / 3);
+
+    char *count = testdb_value(conn,
+                               "SELECT count(*) || '/' || (SELECT sum(invocations)"
+                               " FROM usage_hourly) FROM invocations WHERE has_stop AND has_start",
+                               0, NULL);
+    ck_assert_str_eq(count, "600/600");
+    free(count);
+    compare_all_plans(conn, cat);
+
+    /* A plan whose rules change is rated anew from the stored invocations. */
+    testdb_exec(conn, "SELECT plan_register('aws-lambda-x86', 50, 0, false, 'observed', 64,"
+                      " 128, 3008, '[]')");
+    char *check = testdb_value(conn,
+                               "SELECT sum(billed_ms) FROM usage_rated WHERE plan = "
+                               "'aws-lambda-x86'",
+                               0, NULL);
+    char *want = testdb_value(conn,
+                              "SELECT sum((duration_us + 49999) / 50000 * 50) FROM invocations"
+                              " WHERE has_stop",
+                              0, NULL);
+    ck_assert_str_eq(check, want);
+    free(check);
+    free(want);
+    ck_assert_int_eq(meter_plans_register(conn, cat, NULL, &err), 0);
+    compare_all_plans(conn, cat);
+
+    for (int k = 0; k < N; k++) {
+        free(starts[k]);
+        free(stops[k]);
+    }
+    meter_store_close();
+    bill_catalog_free(cat);
+}
+END_TEST
+
+Suite *suite_rating(void)
+{
+    Suite *s = suite_create("rating");
+    TCase *tc = tcase_create("rollups");
+    tcase_add_unchecked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, rollups_match_the_library_in_any_arrival_order);
+    suite_add_tcase(s, tc);
+    return s;
+}

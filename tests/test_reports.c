@@ -1,0 +1,358 @@
+/*
+ * The comparison from stored usage and the reports: peak concurrency from crafted
+ * invocation rows, faasbill compare / report / simulate on a real database, the trace
+ * replay on a tiny trace written here, their usage errors, and the HTML page rendered by
+ * headless Chromium with its charts present.
+ */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/db.h"
+#include "meter/compare_stats.h"
+#include "tests/proc.h"
+#include "tests/suites.h"
+#include "tests/test_billing_util.h"
+#include "tests/testdb.h"
+
+static char conninfo[1024];
+static char dir[64];
+
+static void setup(void)
+{
+    testdb_create("faasmeter_test_reports", conninfo, sizeof conninfo);
+    snprintf(dir, sizeof dir, "/tmp/faasmeter-reports.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    PGconn *db = testdb_connect(conninfo);
+    testdb_exec(db, "INSERT INTO tenants (tenant, plan) VALUES ('acme', 'aws-lambda-x86'),"
+                    " ('zeta', 'gcf-gen1-tier1')");
+    testdb_exec(db, "SELECT ensure_month_partition('invocations', '2026-11-01Z')");
+    /* acme: "api" runs 10:00:00-10:00:02 (256 MB), 10:00:01-10:00:03 (512 MB) and
+     * 10:00:02-10:00:04 (1024 MB): at most two overlap, since one ends as the third starts;
+     * "batch" runs once, 11:00-11:00:10 at 2048 MB, failed, cold. */
+    testdb_exec(db,
+                "INSERT INTO invocations (tenant, invocation_id, started_at, function, has_start,"
+                " has_stop, memory_mb, cold_start, duration_us, init_us, status, cpu_user_us,"
+                " cpu_sys_us, max_rss_kb, bytes_out) VALUES"
+                " ('acme', 'i1', '2026-11-03T10:00:00Z', 'api', true, true, 256, false,"
+                "  2000000, 0, 'ok', 1000000, 0, 100000, 0),"
+                " ('acme', 'i2', '2026-11-03T10:00:01Z', 'api', true, true, 512, false,"
+                "  2000000, 0, 'ok', 2000000, 0, 100000, 0),"
+                " ('acme', 'i3', '2026-11-03T10:00:02Z', 'api', true, true, 1024, false,"
+                "  2000000, 0, 'ok', 2000000, 0, 100000, 0),"
+                " ('acme', 'i4', '2026-11-03T11:00:00Z', 'batch', true, true, 2048, true,"
+                "  10000000, 0, 'error', 10000000, 0, 100000, 0),"
+                " ('zeta', 'z1', '2026-11-04T00:00:00Z', 'f', true, true, 128, false,"
+                "  100000, 0, 'ok', 100000, 0, 1000, 0)");
+    testdb_exec(db, "INSERT INTO usage_hourly (tenant, function, hour, memory_mb, invocations,"
+                    " errors, cold_starts) VALUES"
+                    " ('acme', 'api', '2026-11-03T10:00:00Z', 256, 3, 0, 0),"
+                    " ('acme', 'batch', '2026-11-03T11:00:00Z', 2048, 1, 1, 1),"
+                    " ('zeta', 'f', '2026-11-04T00:00:00Z', 128, 1, 0, 0)");
+    PQfinish(db);
+}
+
+static void teardown(void)
+{
+    char *argv[] = {"/bin/rm", "-rf", dir, NULL};
+    struct proc_result r = proc_run(argv, NULL, 30);
+    free(r.out);
+    free(r.err);
+}
+
+/* Run faasbill with arguments; checks the exit status; returns stdout (caller frees) and
+ * stderr into *err_out when not NULL. */
+static char *faasbill(int want, char **err_out, ...)
+{
+    char bin[512];
+    char *argv[40] = {(char *)proc_bin("faasbill", bin, sizeof bin)};
+    va_list ap;
+    va_start(ap, err_out);
+    int n = 1;
+    for (char *a; (a = va_arg(ap, char *)) != NULL && n < 39;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    struct proc_result r = proc_run(argv, NULL, 120);
+    ck_assert_msg(r.status == want, "faasbill %s exited %d, wanted %d; stderr: %s", argv[1],
+                  r.status, want, r.err);
+    if (err_out)
+        *err_out = r.err;
+    else
+        free(r.err);
+    return r.out;
+}
+
+START_TEST(peak_and_totals_from_rows)
+{
+    PGconn *db = testdb_connect(conninfo);
+    struct bill_catalog *cat = tb_catalog();
+    struct bill_stats *st = NULL;
+    struct bill_comparison *cmp = NULL;
+    struct fm_err err = {{0}};
+    char plan[64];
+    ck_assert_int_eq(meter_compare_stats(db, cat, "acme", "2026-11", plan, sizeof plan, &st,
+                                         &err),
+                     METER_INVOICE_OK);
+    ck_assert_str_eq(plan, "aws-lambda-x86");
+    ck_assert_int_eq(bill_compare(st, plan, NULL, 0, "acme", "2026-11", &cmp, &err), BILL_OK);
+    ck_assert_int_eq(cmp->peak_concurrency, 2);
+    /* 512 + 1024 at 10:00:02 once the first has ended; 2048 alone later. */
+    ck_assert_int_eq(cmp->peak_memory_mb, 2048);
+    /* CPU: 0.5 + 1 core, then 1 + 1; the batch run alone is 1. */
+    ck_assert_int_eq(cmp->peak_cpu_millicores, 2000);
+    ck_assert_int_eq(cmp->invocations, 4);
+    ck_assert_int_eq(cmp->errors, 1);
+    ck_assert_int_eq(cmp->cold_starts, 1);
+    ck_assert_int_eq(cmp->busy_us, 16000000);
+    /* Hour 58 of November: the 3rd at 10:00. */
+    ck_assert_int_eq(bill_compare_bucket(cmp, 2 * 24 + 10)->invocations, 3);
+    ck_assert_int_eq(bill_compare_bucket(cmp, 2 * 24 + 11)->errors, 1);
+    bill_comparison_free(cmp);
+    bill_stats_free(st);
+    ck_assert_int_eq(meter_compare_stats(db, cat, "nobody", "2026-11", plan, sizeof plan, &st,
+                                         &err),
+                     METER_INVOICE_NO_TENANT);
+    ck_assert_int_eq(meter_compare_stats(db, cat, "acme", "2026-13", plan, sizeof plan, &st,
+                                         &err),
+                     METER_INVOICE_BAD_INPUT);
+    bill_catalog_free(cat);
+    PQfinish(db);
+}
+END_TEST
+
+START_TEST(compare_json_and_csv)
+{
+    char *out = faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-11",
+                         "--server", "aws-t3.micro", "--format", "json", "--db", conninfo, NULL);
+    cJSON *root = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(root);
+    const cJSON *servers = cJSON_GetObjectItem(root, "servers");
+    ck_assert_int_eq(cJSON_GetArraySize(servers), 1);
+    /* Peak 2048 MB over 1024 MB servers: 2; 0.0104 x 730 = 7.59 each. */
+    const cJSON *s = cJSON_GetArrayItem(servers, 0);
+    ck_assert_int_eq(cJSON_GetObjectItem(s, "count")->valueint, 2);
+    ck_assert_str_eq(cJSON_GetObjectItem(s, "monthly_fee")->valuestring, "15.18");
+    /* Within the free tier: nothing to pay under the tenant's plan. */
+    const cJSON *p0 = NULL, *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(root, "plans")) if (cJSON_IsTrue(
+        cJSON_GetObjectItem(p, "own"))) p0 = p;
+    ck_assert_ptr_nonnull(p0);
+    ck_assert_str_eq(cJSON_GetObjectItem(p0, "total")->valuestring, "0.00");
+    cJSON_Delete(root);
+    free(out);
+    out = faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-11", "--format",
+                   "csv", "--db", conninfo, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "kind,name,invocations,count,amount,"));
+    ck_assert_ptr_nonnull(strstr(out, "plan,aws-lambda-x86,4,,0.00,"));
+    ck_assert_ptr_nonnull(strstr(out, "function,batch,1,"));
+    free(out);
+}
+END_TEST
+
+START_TEST(cli_usage_errors)
+{
+    char *err = NULL;
+    free(faasbill(2, &err, "compare", "--period", "2026-11", NULL));
+    ck_assert_str_eq(err, "faasbill compare: --tenant: required (try faasbill compare --help)\n");
+    free(err);
+    free(faasbill(2, &err, "compare", "--tenant", "acme", "--period", "2026-1", NULL));
+    ck_assert_str_eq(err, "faasbill compare: --period: expected YYYY-MM, got '2026-1'\n");
+    free(err);
+    free(faasbill(2, &err, "compare", "--tenant", "acme", "--period", "2026-11", "--format",
+                  "pdf", NULL));
+    ck_assert_str_eq(err, "faasbill compare: --format: expected text, json, csv or html, got "
+                          "'pdf'\n");
+    free(err);
+    free(faasbill(2, &err, "compare", "--tenant", "acme", "--period", "2026-11", "--server",
+                  "nope", "--db", conninfo, NULL));
+    ck_assert_ptr_nonnull(strstr(err, "--server: no server 'nope'"));
+    free(err);
+    free(faasbill(1, &err, "compare", "--tenant", "nobody", "--period", "2026-11", "--db",
+                  conninfo, NULL));
+    ck_assert_ptr_nonnull(strstr(err, "no tenant 'nobody'"));
+    free(err);
+    free(faasbill(2, &err, "report", "--period", "2026-11", NULL));
+    ck_assert_str_eq(err, "faasbill report: -o: required (try faasbill report --help)\n");
+    free(err);
+    free(faasbill(2, &err, "simulate", "--invocations", "10", NULL));
+    ck_assert_str_eq(err, "faasbill simulate: --avg-duration-ms: required (try faasbill "
+                          "simulate --help)\n");
+    free(err);
+    free(faasbill(2, &err, "simulate", "--trace", dir, "--memory-mb", "128", NULL));
+    ck_assert_ptr_nonnull(strstr(err, "either --trace or a described workload"));
+    free(err);
+}
+END_TEST
+
+static void write_file(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(trace_replay_tiny)
+{
+    /* Two functions of one owner: "aa..." called 2 times in minute 1 and 4 in minute 3,
+     * always 1000 ms at 256 MB; "bb..." once, 500 ms, and no memory row (128 MB). */
+    struct fm_buf inv;
+    fm_buf_init(&inv, 1u << 20);
+    fm_buf_puts(&inv, "HashFunction,HashApp,HashOwner");
+    for (int m = 1; m <= 1440; m++)
+        fm_buf_printf(&inv, ",minute_%d", m);
+    fm_buf_puts(&inv, "\naaaaaaaaaaaaaaaa,aaaaaaaaaaaaaaaa,oooooooooooooooo,2,0,4");
+    for (int m = 4; m <= 1440; m++)
+        fm_buf_puts(&inv, ",0");
+    fm_buf_puts(&inv, "\nbbbbbbbbbbbbbbbb,bbbbbbbbbbbbbbbb,oooooooooooooooo,0,1");
+    for (int m = 3; m <= 1440; m++)
+        fm_buf_puts(&inv, ",0");
+    fm_buf_puts(&inv, "\n");
+    write_file("1_inv.csv", inv.data);
+    fm_buf_free(&inv);
+    write_file("1_run.csv",
+               "HashFunction,HashApp,HashOwner,Count,Average,Minimum,Maximum,percentile_Average_0,"
+               "percentile_Average_1,percentile_Average_25,percentile_Average_50,"
+               "percentile_Average_75,percentile_Average_99,percentile_Average_100\n"
+               "aaaaaaaaaaaaaaaa,aaaaaaaaaaaaaaaa,oooooooooooooooo,6,1000,1000.0,1000.0,1000,1000,"
+               "1000,1000,1000,1000,1000\n"
+               "bbbbbbbbbbbbbbbb,bbbbbbbbbbbbbbbb,oooooooooooooooo,1,500,500.0,500.0,500,500,500,"
+               "500,500,500,500\n");
+    write_file("1_mem.csv",
+               "HashApp,HashOwner,SampleCount,AverageAllocatedMb,AverageAllocatedMb_pct1,"
+               "AverageAllocatedMb_pct5,AverageAllocatedMb_pct25,AverageAllocatedMb_pct50,"
+               "AverageAllocatedMb_pct75,AverageAllocatedMb_pct95,AverageAllocatedMb_pct99,"
+               "AverageAllocatedMb_pct100\n"
+               "aaaaaaaaaaaaaaaa,oooooooooooooooo,9,256,256,256,256,256,256,256,256,256\n");
+    char *out = faasbill(0, NULL, "simulate", "--trace", dir, "--plan", "aws-lambda-x86",
+                         "--server", "aws-t3.micro", "--format", "json", NULL);
+    cJSON *root = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(root);
+    const cJSON *u = cJSON_GetObjectItem(root, "usage");
+    /* 7 a day, x 30. */
+    ck_assert_int_eq(cJSON_GetObjectItem(u, "invocations")->valueint, 210);
+    /* (6 x 1000 + 500) ms x 30 = 195 s. */
+    ck_assert_str_eq(cJSON_GetObjectItem(u, "busy_seconds")->valuestring, "195");
+    /* 4 calls of 1 s spread over minute 3, 15 s apart: never two at once. */
+    ck_assert_int_eq(cJSON_GetObjectItem(u, "peak_concurrency")->valueint, 1);
+    const cJSON *fns = cJSON_GetObjectItem(root, "functions");
+    ck_assert_int_eq(cJSON_GetArraySize(fns), 2);
+    const cJSON *f;
+    cJSON_ArrayForEach(f, fns)
+    {
+        const char *name = cJSON_GetObjectItem(f, "function")->valuestring;
+        if (strcmp(name, "oooooooooooo.aaaaaaaaaaaa") == 0) {
+            ck_assert_int_eq(cJSON_GetObjectItem(f, "invocations")->valueint, 180);
+            ck_assert_str_eq(cJSON_GetObjectItem(f, "mean_memory_mb")->valuestring, "256");
+        } else {
+            ck_assert_str_eq(name, "oooooooooooo.bbbbbbbbbbbb");
+            ck_assert_str_eq(cJSON_GetObjectItem(f, "mean_memory_mb")->valuestring, "128");
+        }
+    }
+    cJSON_Delete(root);
+    free(out);
+    /* The replay is reproducible. */
+    char *a = faasbill(0, NULL, "simulate", "--trace", dir, "--format", "csv", NULL);
+    char *b = faasbill(0, NULL, "simulate", "--trace", dir, "--format", "csv", NULL);
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+}
+END_TEST
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    struct fm_buf b;
+    fm_buf_init(&b, 64u << 20);
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fm_buf_append(&b, chunk, n);
+    fclose(f);
+    char *s = fm_buf_steal(&b);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+/* Count occurrences of needle in hay. */
+static int occurrences(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+START_TEST(html_in_headless_chromium)
+{
+    char html[256], png[256], profile[256], url[300], shot[300], prof[300];
+    snprintf(html, sizeof html, "%s/acme.html", dir);
+    snprintf(png, sizeof png, "%s/acme.png", dir);
+    snprintf(profile, sizeof profile, "%s/profile", dir);
+    ck_assert_int_eq(mkdir(profile, 0700), 0);
+    free(faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-11", "--format",
+                  "html", "-o", html, "--db", conninfo, NULL));
+    char report[256];
+    snprintf(report, sizeof report, "%s/report.html", dir);
+    free(faasbill(0, NULL, "report", "--period", "2026-11", "-o", report, "--db", conninfo,
+                  NULL));
+    char *page = slurp(report);
+    ck_assert_ptr_nonnull(strstr(page, "<td>zeta</td>"));
+    ck_assert_ptr_nonnull(strstr(page, "<td>acme</td>"));
+    free(page);
+
+    ck_assert_msg(access("/usr/bin/chromium", X_OK) == 0,
+                  "chromium is missing: make deps installs it");
+    snprintf(url, sizeof url, "file://%s", html);
+    snprintf(shot, sizeof shot, "--screenshot=%s", png);
+    snprintf(prof, sizeof prof, "--user-data-dir=%s", profile);
+    char *common[] = {"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                      "--disable-quic", "--no-first-run", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", prof,
+                      "--window-size=1200,2000", NULL, NULL, NULL};
+    common[11] = shot;
+    common[12] = url;
+    struct proc_result r = proc_run(common, NULL, 120);
+    free(r.out);
+    free(r.err);
+    struct stat sb;
+    ck_assert_msg(stat(png, &sb) == 0, "no screenshot");
+    ck_assert_int_gt(sb.st_size, 20000); /* a blank page compresses to a few KB */
+    common[11] = "--dump-dom";
+    r = proc_run(common, NULL, 120);
+    ck_assert_ptr_nonnull(r.out);
+    /* Four charts: cost curves, cost per function, invocations, cold starts and errors. */
+    ck_assert_int_ge(occurrences(r.out, "<svg class=\"chart\""), 4);
+    ck_assert_int_ge(occurrences(r.out, "<path fill=\"none\""), 2);
+    ck_assert_ptr_nonnull(strstr(r.out, "class=\"mark\""));
+    ck_assert_int_ge(occurrences(r.out, "<rect x="), 6);
+    ck_assert_ptr_nonnull(strstr(r.out, ">batch<"));
+    free(r.out);
+    free(r.err);
+}
+END_TEST
+
+Suite *suite_reports(void)
+{
+    Suite *s = suite_create("reports");
+    TCase *tc = tcase_create("db");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, peak_and_totals_from_rows);
+    tcase_add_test(tc, compare_json_and_csv);
+    tcase_add_test(tc, cli_usage_errors);
+    tcase_add_test(tc, trace_replay_tiny);
+    tcase_add_test(tc, html_in_headless_chromium);
+    suite_add_tcase(s, tc);
+    return s;
+}

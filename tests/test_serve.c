@@ -1,0 +1,552 @@
+/*
+ * faasrun serve as a user meets it: a real process on a free port, driven over HTTP, its
+ * records shipped to a test metering service (libmicrohttpd on port 0) that keeps each
+ * record id once, as meterd does.
+ */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/timeutil.h"
+#include "tests/proc.h"
+#include "tests/suites.h"
+
+static char tmp[64];
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(tmp, sizeof tmp, "/tmp/faasmeter-serve-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+}
+
+static void teardown(void)
+{
+    nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *in_tmp(const char *name)
+{
+    static char paths[8][PATH_MAX];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, PATH_MAX, "%s/%s", tmp, name);
+    return p;
+}
+
+/* ---------------------------------------------------------------- a deduplicating meter */
+
+struct meter {
+    struct MHD_Daemon *daemon;
+    unsigned port;
+    pthread_mutex_t lock;
+    bool down;           /* answer 503 */
+    char **ids;          /* every record id stored, once */
+    size_t nids;
+    size_t posts;
+};
+
+static struct meter meter;
+
+static bool meter_has(const char *id)
+{
+    for (size_t i = 0; i < meter.nids; i++)
+        if (strcmp(meter.ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+static enum MHD_Result meter_answer(void *cls, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const char *version, const char *data,
+                                    size_t *size, void **req_cls)
+{
+    (void)cls, (void)url, (void)method, (void)version;
+    struct fm_buf *body = *req_cls;
+    if (body == NULL) {
+        body = calloc(1, sizeof *body);
+        fm_buf_init(body, 16 << 20);
+        *req_cls = body;
+        return MHD_YES;
+    }
+    if (*size > 0) {
+        fm_buf_append(body, data, *size);
+        *size = 0;
+        return MHD_YES;
+    }
+    pthread_mutex_lock(&meter.lock);
+    meter.posts++;
+    unsigned status = meter.down ? 503 : 200;
+    size_t accepted = 0, dups = 0;
+    for (char *line = body->data; status == 200 && line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        cJSON *rec = cJSON_Parse(line);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
+        if (cJSON_IsString(id) && meter_has(id->valuestring)) {
+            dups++;
+        } else if (cJSON_IsString(id)) {
+            meter.ids = realloc(meter.ids, (meter.nids + 1) * sizeof *meter.ids);
+            meter.ids[meter.nids++] = strdup(id->valuestring);
+            accepted++;
+        }
+        cJSON_Delete(rec);
+        line = nl ? nl + 1 : NULL;
+    }
+    pthread_mutex_unlock(&meter.lock);
+    char reply[128];
+    snprintf(reply, sizeof reply, "{\"accepted\": %zu, \"duplicates\": %zu, \"rejected\": []}",
+             accepted, dups);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(reply), reply, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void meter_done(void *cls, struct MHD_Connection *conn, void **req_cls,
+                       enum MHD_RequestTerminationCode why)
+{
+    (void)cls, (void)conn, (void)why;
+    struct fm_buf *body = *req_cls;
+    if (body) {
+        fm_buf_free(body);
+        free(body);
+    }
+    *req_cls = NULL;
+}
+
+static void meter_start(bool down)
+{
+    meter = (struct meter){.down = down};
+    pthread_mutex_init(&meter.lock, NULL);
+    meter.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, meter_answer,
+                                    NULL, MHD_OPTION_NOTIFY_COMPLETED, meter_done, NULL,
+                                    MHD_OPTION_END);
+    ck_assert_ptr_nonnull(meter.daemon);
+    meter.port = MHD_get_daemon_info(meter.daemon, MHD_DAEMON_INFO_BIND_PORT)->port;
+}
+
+static void meter_stop(void)
+{
+    MHD_stop_daemon(meter.daemon);
+    for (size_t i = 0; i < meter.nids; i++)
+        free(meter.ids[i]);
+    free(meter.ids);
+    pthread_mutex_destroy(&meter.lock);
+    meter.daemon = NULL;
+}
+
+static void meter_set_down(bool down)
+{
+    pthread_mutex_lock(&meter.lock);
+    meter.down = down;
+    pthread_mutex_unlock(&meter.lock);
+}
+
+/* ---------------------------------------------------------------- faasrun serve */
+
+struct server {
+    pid_t pid;
+    char base[64]; /* http://ADDR:PORT */
+};
+
+static void write_manifest(void)
+{
+    char b[6][PATH_MAX], text[8192];
+    snprintf(text, sizeof text,
+             "{\"functions\": ["
+             "{\"tenant\": \"acme\", \"name\": \"hello\", \"command\": [\"%s\"], \"mode\": \"warm\","
+             " \"concurrency\": 8},"
+             "{\"tenant\": \"acme\", \"name\": \"hello-exec\", \"command\": [\"%s\"],"
+             " \"concurrency\": 8},"
+             "{\"tenant\": \"acme\", \"name\": \"fail\", \"command\": [\"%s\"]},"
+             "{\"tenant\": \"acme\", \"name\": \"crash\", \"command\": [\"%s\"]},"
+             "{\"tenant\": \"acme\", \"name\": \"slow\", \"command\": [\"%s\", \"5000\"],"
+             " \"timeout_ms\": 300},"
+             "{\"tenant\": \"acme\", \"name\": \"probe\", \"command\": [\"%s\"], \"mode\": \"warm\","
+             " \"timeout_ms\": 5000, \"concurrency\": 1},"
+             "{\"tenant\": \"acme\", \"name\": \"upper\", \"command\": [\"/usr/bin/tr\", \"a-z\","
+             " \"A-Z\"]}],"
+             " \"pipelines\": [{\"tenant\": \"acme\", \"name\": \"greet\","
+             " \"steps\": [\"hello\", \"upper\"]},"
+             " {\"tenant\": \"acme\", \"name\": \"broken\", \"steps\": [\"hello\", \"fail\","
+             " \"upper\"]}]}",
+             proc_bin("fn/hello-warm", b[0], PATH_MAX), proc_bin("fn/hello", b[1], PATH_MAX),
+             proc_bin("fn/fail", b[2], PATH_MAX), proc_bin("fn/crash", b[3], PATH_MAX),
+             proc_bin("fn/sleepy", b[4], PATH_MAX), proc_bin("fn/probe-warm", b[5], PATH_MAX));
+    FILE *f = fopen(in_tmp("manifest.json"), "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static struct server serve_start(const char *spool_max_mb)
+{
+    char faasrun[PATH_MAX], url[64], line[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", meter.port);
+    char *argv[] = {(char *)proc_bin("faasrun", faasrun, sizeof faasrun), "serve", "--manifest",
+                    (char *)in_tmp("manifest.json"), "--meter", url, "--spool",
+                    (char *)in_tmp("spool"), "--listen", "127.0.0.1:0", "--sample-ms", "1000",
+                    "--drain-ms", "3000", "--spool-max-mb", NULL, NULL};
+    char cap[16];
+    snprintf(cap, sizeof cap, "%s", spool_max_mb);
+    argv[15] = cap;
+    struct server s = {0};
+    s.pid = proc_start(argv, "faasrun listening on ", line, sizeof line, 20);
+    snprintf(s.base, sizeof s.base, "http://%.40s", line + strlen("faasrun listening on "));
+    return s;
+}
+
+/* SIGTERM, then wait at most 20 s for exit; returns the exit status. */
+static int serve_stop(struct server *s)
+{
+    kill(s->pid, SIGTERM);
+    int wstatus = 0;
+    for (int i = 0; i < 2000; i++) {
+        if (waitpid(s->pid, &wstatus, WNOHANG) == s->pid)
+            return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+        usleep(10000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    ck_abort_msg("faasrun serve did not stop within 20 s of SIGTERM");
+    return -1;
+}
+
+/* ---------------------------------------------------------------- an HTTP client */
+
+struct reply {
+    long status;       /* 0 when no answer came */
+    char body[4096];
+    size_t body_len;
+    char invocation_id[64], cold_start[16], duration_us[32], correlation_id[64];
+    char failed_step[64], retry_after[16], content_type[64];
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct reply *r = ud;
+    size_t len = size * n, room = sizeof r->body - 1 - r->body_len;
+    memcpy(r->body + r->body_len, p, len < room ? len : room);
+    r->body_len += len < room ? len : room;
+    r->body[r->body_len] = '\0';
+    return len;
+}
+
+static void header_value(const char *line, size_t len, const char *name, char *dst, size_t n)
+{
+    size_t nl = strlen(name);
+    if (len <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+        return;
+    const char *v = line + nl + 1;
+    while (*v == ' ')
+        v++;
+    size_t vl = len - (size_t)(v - line);
+    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+        vl--;
+    snprintf(dst, n, "%.*s", (int)vl, v);
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct reply *r = ud;
+    size_t len = size * n;
+    header_value(p, len, "X-Invocation-Id", r->invocation_id, sizeof r->invocation_id);
+    header_value(p, len, "X-Cold-Start", r->cold_start, sizeof r->cold_start);
+    header_value(p, len, "X-Duration-Us", r->duration_us, sizeof r->duration_us);
+    header_value(p, len, "X-Correlation-Id", r->correlation_id, sizeof r->correlation_id);
+    header_value(p, len, "X-Failed-Step", r->failed_step, sizeof r->failed_step);
+    header_value(p, len, "Retry-After", r->retry_after, sizeof r->retry_after);
+    header_value(p, len, "Content-Type", r->content_type, sizeof r->content_type);
+    return len;
+}
+
+/* POST body (len bytes) to base + path. */
+static struct reply post(const struct server *s, const char *path, const char *body, size_t len)
+{
+    struct reply r = {0};
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", s->base, path);
+    CURL *c = curl_easy_init();
+    ck_assert_ptr_nonnull(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static struct reply post_str(const struct server *s, const char *path, const char *body)
+{
+    return post(s, path, body, strlen(body));
+}
+
+/* The reply is {"error": code, "message": ...} with exactly those two keys. */
+static void assert_error(const struct reply *r, long status, const char *code)
+{
+    ck_assert_msg(r->status == status, "status %ld, wanted %ld: %s", r->status, status, r->body);
+    ck_assert_str_eq(r->content_type, "application/json");
+    cJSON *j = cJSON_Parse(r->body);
+    ck_assert_msg(j != NULL, "not JSON: %s", r->body);
+    ck_assert_int_eq(cJSON_GetArraySize(j), 2);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    ck_assert(cJSON_IsString(e) && cJSON_IsString(m) && *m->valuestring);
+    ck_assert_str_eq(e->valuestring, code);
+    cJSON_Delete(j);
+}
+
+struct slow_call {
+    const struct server *s;
+    struct reply r;
+};
+
+static void *call_slow(void *arg)
+{
+    struct slow_call *c = arg;
+    c->r = post_str(c->s, "/invoke/acme/probe", "sleep 1500");
+    return NULL;
+}
+
+START_TEST(serve_answers_with_exact_statuses)
+{
+    write_manifest();
+    meter_start(false);
+    struct server s = serve_start("1024");
+
+    struct reply r = post_str(&s, "/invoke/acme/hello", "bob");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "Hello, bob!\n");
+    ck_assert_uint_eq(strlen(r.invocation_id), 32);
+    ck_assert_str_eq(r.cold_start, "true");
+    ck_assert_int_ge(strtol(r.duration_us, NULL, 10), 1);
+    r = post_str(&s, "/invoke/acme/hello", "again");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.cold_start, "false");
+
+    r = post_str(&s, "/invoke/acme/nothing", "");
+    assert_error(&r, 404, "not_found");
+    r = post_str(&s, "/invoke/other/hello", "");
+    assert_error(&r, 404, "not_found");
+    r = post_str(&s, "/elsewhere", "");
+    assert_error(&r, 404, "not_found");
+
+    size_t big = 6 * 1024 * 1024 + 1;
+    char *huge = malloc(big);
+    memset(huge, 'x', big);
+    r = post(&s, "/invoke/acme/hello", huge, big);
+    free(huge);
+    assert_error(&r, 413, "payload_too_large");
+
+    r = post_str(&s, "/invoke/acme/fail", "");
+    assert_error(&r, 502, "function_failed");
+    ck_assert_uint_eq(strlen(r.invocation_id), 32);
+    r = post_str(&s, "/invoke/acme/crash", "");
+    assert_error(&r, 502, "function_failed");
+    r = post_str(&s, "/invoke/acme/slow", "");
+    assert_error(&r, 504, "timeout");
+    ck_assert_int_ge(strtol(r.duration_us, NULL, 10), 300000);
+
+    /* probe allows one invocation at a time. */
+    struct slow_call slow = {.s = &s};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, call_slow, &slow), 0);
+    usleep(500000);
+    r = post_str(&s, "/invoke/acme/probe", "pid");
+    assert_error(&r, 429, "concurrency_limit");
+    ck_assert_str_eq(r.retry_after, "1");
+    pthread_join(t, NULL);
+    ck_assert_int_eq(slow.r.status, 200);
+    ck_assert_str_eq(slow.r.body, "slept 1500 ms\n");
+
+    ck_assert_int_eq(serve_stop(&s), 0);
+    /* SIGTERM shipped everything: 6 invocations ran (404, 413 and 429 ran nothing), and the
+     * 1.5 s one also left a resource record. */
+    ck_assert_uint_eq(meter.nids, 6 * 2 + 1);
+    char id[128];
+    snprintf(id, sizeof id, "%s:res:0", slow.r.invocation_id);
+    ck_assert(meter_has(id));
+    meter_stop();
+}
+END_TEST
+
+START_TEST(serve_runs_pipelines)
+{
+    write_manifest();
+    meter_start(false);
+    struct server s = serve_start("1024");
+    struct reply r = post_str(&s, "/invoke/acme/greet", "bob");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "HELLO, BOB!\n");
+    ck_assert_uint_eq(strlen(r.correlation_id), 32);
+    r = post_str(&s, "/invoke/acme/broken", "bob");
+    assert_error(&r, 502, "function_failed");
+    ck_assert_str_eq(r.failed_step, "fail");
+    ck_assert_ptr_nonnull(strstr(r.body, "pipeline acme/broken, step fail: status error"));
+    ck_assert_int_eq(serve_stop(&s), 0);
+    ck_assert_uint_eq(meter.nids, 8); /* greet: 2 steps, broken: 2 of 3 steps */
+    meter_stop();
+}
+END_TEST
+
+START_TEST(serve_refuses_when_the_spool_is_full)
+{
+    write_manifest();
+    meter_start(true); /* down: nothing leaves the spool */
+    ck_assert_int_eq(mkdir(in_tmp("spool"), 0700), 0);
+    FILE *f = fopen(in_tmp("spool/seg-0000000000000001.ndjson"), "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 12000; i++)
+        fprintf(f, "{\"id\": \"old-%d\", \"type\": \"start\", \"pad\": \"%064d\"}\n", i, i);
+    ck_assert_int_eq(fclose(f), 0);
+    struct server s = serve_start("1");
+    struct reply r = post_str(&s, "/invoke/acme/hello", "bob");
+    assert_error(&r, 503, "metering_unavailable");
+    ck_assert_str_eq(r.retry_after, "1");
+    ck_assert_int_eq(serve_stop(&s), 0);
+    meter_stop();
+}
+END_TEST
+
+/* ---------------------------------------------------------------- none lost, none twice */
+
+#define CLIENTS 4
+#define CALLS 40
+
+struct client {
+    const struct server *s;
+    const char *path;
+    char ids[CALLS][64];
+    int answered, unanswered;
+    atomic_bool *stop;
+};
+
+static void *client_run(void *arg)
+{
+    struct client *c = arg;
+    for (int i = 0; i < CALLS && !atomic_load(c->stop); i++) {
+        struct reply r = post_str(c->s, c->path, "x");
+        if (r.status == 200)
+            snprintf(c->ids[c->answered++], sizeof c->ids[0], "%s", r.invocation_id);
+        else
+            c->unanswered++;
+    }
+    return NULL;
+}
+
+static size_t count_suffix(const char *suffix)
+{
+    size_t n = 0, sl = strlen(suffix);
+    for (size_t i = 0; i < meter.nids; i++) {
+        size_t l = strlen(meter.ids[i]);
+        n += l > sl && strcmp(meter.ids[i] + l - sl, suffix) == 0;
+    }
+    return n;
+}
+
+START_TEST(sigkill_and_meter_outage_lose_nothing)
+{
+    write_manifest();
+    meter_start(true); /* the service is down from the start */
+    struct server s = serve_start("1024");
+    atomic_bool stop = false;
+    struct client c[CLIENTS];
+    pthread_t t[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        c[i] = (struct client){.s = &s, .path = i % 2 ? "/invoke/acme/hello"
+                                                      : "/invoke/acme/hello-exec",
+                               .stop = &stop};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, client_run, &c[i]), 0);
+    }
+    usleep(400000);
+    kill(s.pid, SIGKILL); /* mid-stream */
+    waitpid(s.pid, NULL, 0);
+    atomic_store(&stop, true);
+    int answered = 0, unanswered = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(t[i], NULL);
+        answered += c[i].answered;
+        unanswered += c[i].unanswered;
+    }
+    ck_assert_int_gt(answered, 0);
+    ck_assert_uint_eq(meter.nids, 0);
+
+    /* The service comes back and the runtime restarts on the same spool. */
+    meter_set_down(false);
+    s = serve_start("1024");
+    int64_t deadline = fm_mono_us() + 15000000;
+    size_t missing = 1;
+    while (missing > 0 && fm_mono_us() < deadline) {
+        usleep(50000);
+        pthread_mutex_lock(&meter.lock);
+        missing = 0;
+        for (int i = 0; i < CLIENTS; i++)
+            for (int j = 0; j < c[i].answered; j++) {
+                char id[80];
+                snprintf(id, sizeof id, "%s:stop", c[i].ids[j]);
+                missing += !meter_has(id);
+            }
+        pthread_mutex_unlock(&meter.lock);
+    }
+    ck_assert_int_eq(serve_stop(&s), 0);
+    ck_assert_msg(missing == 0, "%zu answered invocations have no stop record", missing);
+    /* Every stop has its start; stops beyond the answered ones are only those whose answer
+     * the SIGKILL cut off; ids are unique by construction of the store, and one invocation
+     * never has two stop records under different ids. */
+    size_t stops = count_suffix(":stop"), starts = count_suffix(":start");
+    ck_assert_uint_ge(stops, (size_t)answered);
+    ck_assert_uint_le(stops, (size_t)(answered + unanswered));
+    ck_assert_uint_ge(starts, stops);
+    for (size_t i = 0; i < meter.nids; i++) {
+        size_t l = strlen(meter.ids[i]);
+        if (l > 5 && strcmp(meter.ids[i] + l - 5, ":stop") == 0) {
+            char start[80];
+            snprintf(start, sizeof start, "%.*s:start", (int)(l - 5), meter.ids[i]);
+            ck_assert_msg(meter_has(start), "%s without its start", meter.ids[i]);
+        }
+    }
+    meter_stop();
+}
+END_TEST
+
+Suite *suite_serve(void)
+{
+    Suite *s = suite_create("serve");
+    TCase *tc = tcase_create("serve");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, serve_answers_with_exact_statuses);
+    tcase_add_test(tc, serve_runs_pipelines);
+    tcase_add_test(tc, serve_refuses_when_the_spool_is_full);
+    tcase_add_test(tc, sigkill_and_meter_outage_lose_nothing);
+    suite_add_tcase(s, tc);
+    return s;
+}
