@@ -44,6 +44,7 @@ struct meter_keycache;
 struct api_request {
     const struct meter_config *cfg;
     struct meter_keycache *keys; /* the server's key cache, shared by its threads */
+    struct meter_group *group;   /* the server's group commit for records */
     void *conn_handle; /* the libmicrohttpd connection, for headers and query arguments */
     const char *method;
     const char *url;

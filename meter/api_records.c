@@ -131,11 +131,9 @@ struct reply api_post_records(const struct api_request *req)
         json_escape(&rejected, rerr.msg);
         fm_buf_puts(&rejected, "}");
     }
-    if (valid > 0 && meter_store_records(conn, recs, valid, outcomes, &err) != 0) {
+    if (valid > 0 && meter_group_store(req->group, recs, valid, outcomes, &err) != 0) {
         fm_warn("storing %zu records: %s", valid, err.msg);
         metrics_db_error();
-        if (PQstatus(conn) != CONNECTION_OK)
-            meter_store_close();
         r = reply_error(E_UNAVAILABLE, "the records could not be stored; retry later");
         goto out;
     }

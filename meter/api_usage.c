@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "meter/api.h"
+#include "meter/upkeep.h"
 #include "meter/metrics.h"
 
 #define USAGE_REPLY_MAX (16u << 20)
@@ -239,6 +240,14 @@ struct reply api_get_usage(const struct api_request *req)
         goto out;
     }
 
+    /* Include every record committed so far. */
+    struct fm_err ferr;
+    if (meter_usage_fold(conn, NULL, &ferr) != 0) {
+        metrics_db_error();
+        fm_warn("usage: %s", ferr.msg);
+        r = reply_error(E_UNAVAILABLE, "usage could not be read; retry later");
+        goto out;
+    }
     const char *params[5] = {q.tenant, q.from, q.to, q.window, q.function};
     res = PQexecParams(conn, usage_sql, 5, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -1,4 +1,5 @@
 #include "meter/compare_stats.h"
+#include "meter/upkeep.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,10 +140,12 @@ static int add_invocations(PGconn *conn, const char *tenant, const char *from, c
     return rc;
 }
 
-/* Usage by hour from the rollup, which ingestion keeps current. */
+/* Usage by hour from the rollup, folded first so that it includes every record. */
 static int add_timeline(PGconn *conn, const char *tenant, const char *from, const char *to,
                         struct bill_stats *st, struct fm_err *err)
 {
+    if (meter_usage_fold(conn, NULL, err) != 0)
+        return -1;
     const char *params[] = {tenant, from, to};
     PGresult *res = PQexecParams(conn,
                                  "SELECT (extract(epoch FROM hour) * 1000000)::bigint,"

@@ -27,6 +27,7 @@ struct meter_server {
     struct MHD_Daemon *daemon;
     struct meter_config cfg;
     struct meter_keycache *keys;
+    struct meter_group *group;
     atomic_uint active;   /* requests between their headers and their completion */
     atomic_bool stopping; /* set by meter_server_stop: answers close their connection */
 };
@@ -350,6 +351,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct api_request r = {
         .cfg = &srv->cfg,
         .keys = srv->keys,
+        .group = srv->group,
         .conn_handle = c,
         .method = method,
         .url = url,
@@ -383,7 +385,7 @@ void meter_config_defaults(struct meter_config *cfg)
         .listen_addr = "127.0.0.1",
         .port = 8080,
         .conninfo = "",
-        .threads = 4,
+        .threads = 16, /* requests waiting on a group commit hold their thread */
         .body_limit = 8u << 20,
         .connection_limit = 1024,
         .per_ip_limit = 0,
@@ -403,21 +405,30 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
     if (s == NULL)
         return fm_err_set(err, "out of memory");
     s->cfg = *cfg;
-    if (meter_keycache_new(cfg->key_cache_ms, &s->keys) != 0) {
+    s->group = meter_group_new(s->cfg.conninfo);
+    if (s->group == NULL || meter_keycache_new(cfg->key_cache_ms, &s->keys) != 0) {
+        meter_group_free(s->group);
         free(s);
         return fm_err_set(err, "out of memory");
     }
     /* MHD_USE_ITC: meter_server_stop quiesces the daemon, which needs it. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_USE_ITC;
+    /* One thread is no pool: MHD warns about a pool size of 0 or 1, so the option is left
+     * out then (an array that starts with its end). */
+    struct MHD_OptionItem pool[] = {
+        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 1,
+        MHD_OPTION_ARRAY, pool,
         MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         meter_keycache_free(s->keys);
+        meter_group_free(s->group);
         free(s);
         return fm_err_set(err, "cannot listen on %s:%u (in use, or not allowed)", host,
                           (unsigned)cfg->port);
@@ -450,5 +461,6 @@ void meter_server_stop(struct meter_server *s)
         close(listener);
     meter_store_close_all();
     meter_keycache_free(s->keys);
+    meter_group_free(s->group);
     free(s);
 }

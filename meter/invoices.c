@@ -9,6 +9,7 @@
 #include "common/db.h"
 #include "common/timeutil.h"
 #include "meter/plans.h"
+#include "meter/upkeep.h"
 
 static int64_t col_int(const PGresult *res, int col)
 {
@@ -147,7 +148,7 @@ enum meter_invoice_status meter_invoice_price(PGconn *conn, const struct bill_ca
     }
     enum meter_invoice_status st = METER_INVOICE_FAILED;
     int rated = meter_plan_is_rated(conn, plan, err);
-    if (rated < 0)
+    if (rated < 0 || (rated && meter_usage_fold(conn, NULL, err) != 0))
         goto out;
     int got = rated ? add_rated(conn, plan, tenant, from_us, use, err)
                     : add_invocations(conn, plan, tenant, from_us, to_us, use, err);

@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "billing/catalog.h"
 #include "meter/http.h"
-#include "meter/orphans.h"
+#include "meter/upkeep.h"
 #include "meter/plans.h"
 
 static void usage(FILE *out)
@@ -22,7 +22,7 @@ static void usage(FILE *out)
             "              [--body-limit BYTES] [--max-connections N] [--per-ip N]\n"
             "              [--timeout SECONDS] [--key-cache-ms MS] [--catalog DIR]\n"
             "              [--orphan-grace-ms MS] [--orphan-policy timeout|none]\n"
-            "              [--orphan-sweep-ms MS]\n"
+            "              [--orphan-sweep-ms MS] [--fold-ms MS]\n"
             "              [--log-level error|warn|info|debug]\n"
             "\n"
             "Serves the metering API (POST /v1/records, GET /v1/usage, POST /v1/invoices,\n"
@@ -43,6 +43,9 @@ static void usage(FILE *out)
             "  --orphan-policy P    bill a lost invocation to its timeout ('timeout', the\n"
             "                       default) or for its request only ('none')\n"
             "  --orphan-sweep-ms MS how often to look for them (default 10000; 0: never)\n"
+            "  --fold-ms MS         how often pending usage is folded into the rollups that\n"
+            "                       usage queries and invoices read (default 1000; readers\n"
+            "                       fold first anyway)\n"
             "\n"
             "On start it prints 'meterd listening on ADDR:PORT' on stdout; SIGTERM or SIGINT\n"
             "stops accepting connections, finishes the requests in flight (at most 30 s)\n"
@@ -102,6 +105,7 @@ int main(int argc, char **argv)
         {"orphan-grace-ms", required_argument, NULL, 'G'},
         {"orphan-policy", required_argument, NULL, 'P'},
         {"orphan-sweep-ms", required_argument, NULL, 'S'},
+        {"fold-ms", required_argument, NULL, 'F'},
         {"threads", required_argument, NULL, 't'},
         {"body-limit", required_argument, NULL, 'b'},
         {"max-connections", required_argument, NULL, 'c'},
@@ -117,7 +121,7 @@ int main(int argc, char **argv)
     char addr[64];
     const char *db = NULL;
     const char *catalog_dir = NULL;
-    long orphan_grace_ms = 60000, orphan_sweep_ms = 10000;
+    long orphan_grace_ms = 60000, orphan_sweep_ms = 10000, fold_ms = 1000;
     enum meter_orphan_policy orphan_policy = METER_ORPHAN_BILL_TIMEOUT;
     unsigned long long v;
     int c;
@@ -136,6 +140,11 @@ int main(int argc, char **argv)
             if (parse_uint("--orphan-grace-ms", optarg, 86400000, &v) != 0)
                 return 2;
             orphan_grace_ms = (long)v;
+            break;
+        case 'F':
+            if (parse_uint("--fold-ms", optarg, 3600000, &v) != 0)
+                return 2;
+            fold_ms = (long)v;
             break;
         case 'S':
             if (parse_uint("--orphan-sweep-ms", optarg, 86400000, &v) != 0)
@@ -236,16 +245,20 @@ int main(int argc, char **argv)
         bill_catalog_free(catalog);
         return 1;
     }
-    struct meter_orphan_sweeper *sweeper =
-        orphan_sweep_ms > 0
-            ? meter_orphans_start(cfg.conninfo, orphan_sweep_ms, orphan_grace_ms, orphan_policy)
-            : NULL;
+    struct meter_upkeep_config upkeep_cfg = {
+        .conninfo = cfg.conninfo,
+        .fold_ms = fold_ms,
+        .sweep_ms = orphan_sweep_ms,
+        .grace_ms = orphan_grace_ms,
+        .policy = orphan_policy,
+    };
+    struct meter_upkeep *upkeep = meter_upkeep_start(&upkeep_cfg);
     printf("meterd listening on %s:%u\n", cfg.listen_addr, (unsigned)meter_server_port(srv));
     fflush(stdout);
     int sig = 0;
     sigwait(&stop_signals, &sig);
     fm_info("meterd: %s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    meter_orphans_stop(sweeper);
+    meter_upkeep_stop(upkeep);
     meter_server_stop(srv);
     bill_catalog_free(catalog);
     return 0;

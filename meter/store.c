@@ -1,6 +1,7 @@
 #include "meter/store.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,4 +221,133 @@ int meter_store_ping(PGconn *conn)
     int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
     PQclear(res);
     return ok ? 0 : -1;
+}
+
+/* ---- Group commit --------------------------------------------------------------------- */
+
+/* At most this many records share one transaction; a larger request is never split. */
+#define GROUP_RECORDS_MAX 20000
+
+struct pending {
+    const struct meter_record *recs;
+    size_t n;
+    enum meter_outcome *outcomes;
+    int rc;
+    struct fm_err err;
+    bool done;
+    pthread_cond_t cond;
+    struct pending *next;
+};
+
+struct meter_group {
+    pthread_mutex_t lock;
+    struct pending *head, *tail;
+    bool writing;
+    const char *conninfo;
+};
+
+struct meter_group *meter_group_new(const char *conninfo)
+{
+    struct meter_group *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return NULL;
+    pthread_mutex_init(&g->lock, NULL);
+    g->conninfo = conninfo;
+    return g;
+}
+
+void meter_group_free(struct meter_group *g)
+{
+    if (g == NULL)
+        return;
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+}
+
+/* Write the requests of list in one transaction and tell each how it went. Unlocked. */
+static void write_group(struct meter_group *g, struct pending *list)
+{
+    size_t total = 0;
+    for (struct pending *p = list; p; p = p->next)
+        total += p->n;
+    struct meter_record *recs = calloc(total ? total : 1, sizeof *recs);
+    enum meter_outcome *outcomes = calloc(total ? total : 1, sizeof *outcomes);
+    struct fm_err err;
+    int rc = -1;
+    if (recs == NULL || outcomes == NULL) {
+        fm_err_set(&err, "out of memory");
+    } else {
+        size_t at = 0;
+        /* Shallow copies: the bodies stay owned by their requests. */
+        for (struct pending *p = list; p; p = p->next) {
+            memcpy(recs + at, p->recs, p->n * sizeof *recs);
+            at += p->n;
+        }
+        PGconn *conn = meter_store_conn(g->conninfo, &err);
+        if (conn != NULL) {
+            rc = meter_store_records(conn, recs, total, outcomes, &err);
+            if (rc != 0 && PQstatus(conn) != CONNECTION_OK)
+                meter_store_close();
+        }
+    }
+    size_t at = 0;
+    for (struct pending *p = list; p; p = p->next) {
+        p->rc = rc;
+        if (rc == 0)
+            memcpy(p->outcomes, outcomes + at, p->n * sizeof *outcomes);
+        else
+            p->err = err;
+        at += p->n;
+    }
+    free(recs);
+    free(outcomes);
+}
+
+int meter_group_store(struct meter_group *g, const struct meter_record *recs, size_t n,
+                      enum meter_outcome *outcomes, struct fm_err *err)
+{
+    struct pending me = {.recs = recs, .n = n, .outcomes = outcomes};
+    pthread_cond_init(&me.cond, NULL);
+    pthread_mutex_lock(&g->lock);
+    if (g->tail)
+        g->tail->next = &me;
+    else
+        g->head = &me;
+    g->tail = &me;
+    while (!me.done) {
+        if (g->writing) {
+            pthread_cond_wait(&me.cond, &g->lock);
+            continue;
+        }
+        /* Lead: take what is waiting, up to the cap (at least one request). */
+        g->writing = true;
+        struct pending *list = g->head, *last = list;
+        size_t records = list->n;
+        while (last->next && records + last->next->n <= GROUP_RECORDS_MAX) {
+            last = last->next;
+            records += last->n;
+        }
+        g->head = last->next;
+        if (g->head == NULL)
+            g->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&g->lock);
+        write_group(g, list);
+        pthread_mutex_lock(&g->lock);
+        for (struct pending *p = list, *next; p; p = next) {
+            next = p->next;
+            p->done = true;
+            if (p != &me)
+                pthread_cond_signal(&p->cond);
+        }
+        g->writing = false;
+        /* Hand the lead to the first request that came meanwhile. */
+        if (g->head && g->head != &me)
+            pthread_cond_signal(&g->head->cond);
+    }
+    pthread_mutex_unlock(&g->lock);
+    pthread_cond_destroy(&me.cond);
+    if (me.rc != 0 && err)
+        *err = me.err;
+    return me.rc;
 }

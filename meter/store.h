@@ -34,6 +34,28 @@ void meter_store_close_all(void);
 int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
                         enum meter_outcome *outcomes, struct fm_err *err);
 
+/*
+ * Group commit: requests that arrive while a batch is being written wait, and the next
+ * writer stores all of them in one transaction (the first waiter leads; no extra thread).
+ * Many small concurrent requests then share one COPY and one commit.
+ */
+struct meter_group;
+
+/** A group for one server. @param conninfo borrowed. NULL when out of memory. */
+struct meter_group *meter_group_new(const char *conninfo);
+
+/** Free a group no thread uses any more. NULL is a no-op. */
+void meter_group_free(struct meter_group *g);
+
+/**
+ * Store a request's validated records, sharing the transaction with concurrent requests.
+ * Returns after the commit that holds them, like meter_store_records.
+ * @param outcomes  n entries, written only on success
+ * @return 0, or -1 with err set when the transaction failed (nothing of it is stored)
+ */
+int meter_group_store(struct meter_group *g, const struct meter_record *recs, size_t n,
+                      enum meter_outcome *outcomes, struct fm_err *err);
+
 struct meter_key {
     unsigned char hash[APIKEY_HASH_LEN];
     char role[8];    /* "admin", "ingest" or "tenant" */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -60,9 +61,13 @@ void rt_child_isolate(pid_t parent, bool die_with_thread)
 
 int rt_child_limits(int memory_mb)
 {
-    /* Ignored signals stay ignored across execve; the function gets a clean slate. */
+    /* Ignored signals stay ignored across execve, so the function gets a clean slate. And
+     * the child of vfork shares the runtime's memory until execve: a runtime handler must
+     * not run in it, so every disposition is reset before the signals are let in. */
     struct sigaction dfl = {.sa_handler = SIG_DFL};
-    sigaction(SIGPIPE, &dfl, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL); /* the C library's own signals refuse: no matter */
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -73,23 +78,50 @@ int rt_child_limits(int memory_mb)
     return 0;
 }
 
-/* Runs in the forked child: only async-signal-safe calls until execve. */
-static void child_exec(const struct rt_exec_spec *spec, const int in[2], const int out[2],
-                       const int err[2], int status_fd, pid_t parent)
+/* What the child of one exec-mode invocation needs. */
+struct exec_child {
+    const struct rt_exec_spec *spec;
+    int in, out, err;   /* the child's ends of its stdin, stdout, stderr */
+    pid_t parent;
+    volatile int start_errno; /* why it could not start; read once the child exec'd or exited */
+};
+
+/* Runs in the child of vfork (see rt_child_spawn). */
+static void child_exec(void *ctx)
 {
-    rt_child_isolate(parent, true);
-    if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+    struct exec_child *c = ctx;
+    const struct rt_exec_spec *spec = c->spec;
+    rt_child_isolate(c->parent, true);
+    if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0)
         goto fail;
     if (rt_child_limits(spec->memory_mb) != 0)
         goto fail;
     /* Descriptors someone opened without O_CLOEXEC must not leak into tenants' code. */
     syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
     execve(spec->argv[0], spec->argv, spec->envp);
-fail:;
-    int e = errno;
-    ssize_t w = write(status_fd, &e, sizeof e);
-    (void)w;
+fail:
+    c->start_errno = errno ? errno : ENOEXEC;
     _exit(EXIT_CANNOT_START);
+}
+
+pid_t rt_child_spawn(void (*child)(void *ctx), void *ctx)
+{
+    /* vfork, not fork: copying the runtime's page tables costs more the bigger it grows
+     * (tens of milliseconds for a few hundred MB), and the child only sets up and execs.
+     * Until the child has reset its signal dispositions every signal stays blocked, or a
+     * runtime handler could run in the child on the runtime's memory. */
+    sigset_t all, mask;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &mask);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        child(ctx);
+        _exit(EXIT_CANNOT_START);
+    }
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    errno = saved;
+    return pid;
 }
 
 void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n)
@@ -250,7 +282,7 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
                            struct fm_err *err)
 {
     enum rt_status st = RT_EIO;
-    int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1}, status[2] = {-1, -1};
+    int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1};
     pid_t pid = -1;
     struct rt_exec_result r = {0};
     struct pump p = {.in = -1, .out = -1, .err = -1, .exited = -1,
@@ -262,24 +294,24 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
         fm_err_set(err, "out of memory");
         goto out;
     }
-    if (make_pipe(in, 1) || make_pipe(o, 0) || make_pipe(e, 0) || pipe2(status, O_CLOEXEC)) {
+    if (make_pipe(in, 1) || make_pipe(o, 0) || make_pipe(e, 0)) {
         fm_err_set(err, "pipe: %s", strerror(errno));
         goto out;
     }
     int64_t t0 = fm_mono_us();
-    pid_t parent = getpid();
-    pid = fork();
+    struct exec_child child = {.spec = spec, .in = in[0], .out = o[1], .err = e[1],
+                               .parent = getpid()};
+    pid = rt_child_spawn(child_exec, &child);
+    int start_errno = child.start_errno;
     if (pid < 0) {
-        fm_err_set(err, "fork: %s", strerror(errno));
+        fm_err_set(err, "vfork: %s", strerror(errno));
         goto out;
     }
-    if (pid == 0)
-        child_exec(spec, in, o, e, status[1], parent);
-    setpgid(pid, pid); /* both sides call it, so the group exists before we may kill it */
+    /* The parent resumes only once the child exec'd or exited, so its process group (the
+     * child's first call) exists and start_errno is final. */
     close_fd(&in[0]);
     close_fd(&o[1]);
     close_fd(&e[1]);
-    close_fd(&status[1]);
     p.in = in[1];
     p.pid = pid;
     p.sampler = spec->sampler;
@@ -287,14 +319,8 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
     p.err = e[0];
     in[1] = o[0] = e[0] = -1;
 
-    int start_errno = 0;
-    ssize_t got;
-    do
-        got = read(status[0], &start_errno, sizeof start_errno);
-    while (got < 0 && errno == EINTR);
-
     int ended_by_us = 0;
-    if (got == (ssize_t)sizeof start_errno) {
+    if (start_errno != 0) {
         snprintf(r.reason, sizeof r.reason, "cannot start %s: %s", spec->argv[0],
                  strerror(start_errno));
     } else {
@@ -344,8 +370,8 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
     st = RT_OK;
 out:
     {
-        int *fds[] = {&in[0], &in[1], &o[0],  &o[1],  &e[0],  &e[1],
-                      &status[0], &status[1], &p.in, &p.out, &p.err, &p.exited};
+        int *fds[] = {&in[0], &in[1], &o[0], &o[1], &e[0], &e[1],
+                      &p.in, &p.out, &p.err, &p.exited};
         for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
             close_fd(fds[i]);
     }

@@ -97,12 +97,19 @@ void rt_exec_result_free(struct rt_exec_result *r);
 
 struct rt_usage;
 
-/** In a forked child: its own process group; with die_with_thread, killed when the thread
+/**
+ * Start a child process that runs child(ctx), which must end in execve or _exit, and
+ * return once it did either (vfork). The child shares the runtime's memory until then: it
+ * may make system calls and write to ctx, nothing else. Returns its pid, or -1 with errno.
+ */
+pid_t rt_child_spawn(void (*child)(void *ctx), void *ctx);
+
+/** In the child of vfork: its own process group; with die_with_thread, killed when the thread
  *  that forked it ends (also when the runtime is killed). Signal-safe. */
 void rt_child_isolate(pid_t parent, bool die_with_thread);
 
-/** In a forked child: default signals, RLIMIT_AS of memory_mb (0: none), no core files.
- *  Signal-safe. Returns 0 or -1. */
+/** In the child of vfork: every signal's default action and none blocked, RLIMIT_AS of
+ *  memory_mb (0: none), no core files. Signal-safe. Returns 0 or -1. */
 int rt_child_limits(int memory_mb);
 
 /** Append data to a log of at most RT_ERRLOG_MAX bytes, keeping the newest bytes. */

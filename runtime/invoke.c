@@ -49,14 +49,18 @@ static char **build_env(const struct rt_function *fn, const char *invocation_id,
     return envp;
 }
 
-static enum rt_status spool_record(struct rt_spool *spool, const struct fm_buf *rec,
+/* Append rec to the spool; with sync, wait until it and everything before it is on disk. */
+static enum rt_status spool_record(struct rt_spool *spool, const struct fm_buf *rec, bool sync,
                                    struct fm_err *err)
 {
     if (rec->failed) {
         fm_err_set(err, "record larger than %d bytes", RECORD_MAX);
         return RT_ENOMEM;
     }
-    enum rt_status st = rt_spool_append(spool, rec->data, rec->len, err);
+    uint64_t ticket = 0;
+    enum rt_status st = rt_spool_write(spool, rec->data, rec->len, &ticket, err);
+    if (st == RT_OK && sync)
+        st = rt_spool_sync(spool, ticket, err);
     if (st != RT_OK)
         fm_err_prefix(err, "cannot record the invocation");
     return st;
@@ -75,7 +79,7 @@ static void on_sample(void *ctx, const struct rt_usage_sample *use)
     struct fm_buf rec;
     fm_buf_init(&rec, RECORD_MAX);
     if (rt_record_resource(sm->inv, sm->n, fm_wall_us(), use, &rec) == 0 &&
-        rt_spool_append(sm->spool, rec.data, rec.len, NULL) == RT_OK)
+        rt_spool_write(sm->spool, rec.data, rec.len, NULL, NULL) == RT_OK)
         sm->n++;
     /* A lost sample loses detail, not money: the stop record carries the totals. */
     fm_buf_free(&rec);
@@ -156,8 +160,14 @@ enum rt_status rt_invoke(const struct rt_function *fn, struct rt_spool *spool,
         worker = rt_pool_take(opts->pool, fn);
     inv.cold_start = worker == NULL;
     inv.start_wall_us = fm_wall_us();
+    /*
+     * Durability is owed to the answer, not to the start: the start record is written (so a
+     * killed runtime cannot lose it) but not synced, and the one sync after the stop record
+     * covers both. A power loss while the function runs may then lose the start of an
+     * invocation nobody was answered for; anything answered has both records on disk.
+     */
     rt_record_start(&inv, &rec);
-    if ((st = spool_record(spool, &rec, err)) != RT_OK)
+    if ((st = spool_record(spool, &rec, false, err)) != RT_OK)
         goto out;
 
     struct sampling sm = {.inv = &inv, .spool = spool};
@@ -183,7 +193,7 @@ enum rt_status rt_invoke(const struct rt_function *fn, struct rt_spool *spool,
     };
     fm_buf_reset(&rec);
     rt_record_stop(&inv, &stop, &rec);
-    if ((st = spool_record(spool, &rec, err)) != RT_OK)
+    if ((st = spool_record(spool, &rec, true, err)) != RT_OK)
         goto out;
     memcpy(out->invocation_id, inv.id, sizeof inv.id);
     out->cold_start = inv.cold_start;

@@ -29,9 +29,9 @@ struct rt_invoke_result {
 };
 
 /**
- * Run one metered invocation of fn: the start record is in the spool (fsync'd) before the
- * function starts and the stop record before this returns, so nothing runs unbilled and no
- * answer goes out unrecorded. Long runs add a resource record every sample_every_ms. Warm
+ * Run one metered invocation of fn: the start record is written to the spool before the
+ * function starts, and the stop record after it; both are fsync'd (in one group sync)
+ * before this returns RT_OK, so nothing runs unbilled and no answer goes out unrecorded. Long runs add a resource record every sample_every_ms. Warm
  * functions run on an idle worker of the pool (cold_start false, init_us 0) or a new one
  * (cold_start true, init_us its start-up). The caller must ignore SIGPIPE (see
  * rt_exec_run). Thread-safe with a shared spool and pool.

@@ -293,8 +293,16 @@ static void group_sync(struct rt_spool *s, uint64_t seq)
     }
 }
 
-enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
-                               struct fm_err *err)
+/* The error of a spool that a failed sync broke. Called with the lock held. */
+static enum rt_status broken_err(const struct rt_spool *s, struct fm_err *err)
+{
+    fm_err_set(err, "cannot sync a segment in %s: the spool refuses appends until restarted",
+               s->dir);
+    return RT_EIO;
+}
+
+enum rt_status rt_spool_write(struct rt_spool *s, const char *rec, size_t len,
+                              uint64_t *ticket, struct fm_err *err)
 {
     if (memchr(rec, '\n', len) != NULL) {
         fm_err_set(err, "a record must not contain a newline");
@@ -302,16 +310,28 @@ enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
     }
     pthread_mutex_lock(&s->lock);
     uint64_t seq = 0;
-    enum rt_status st = s->broken ? RT_EIO : write_record(s, rec, len, &seq, err);
-    if (st == RT_OK)
-        group_sync(s, seq);
-    if (st == RT_OK && s->synced < seq)
-        st = RT_EIO;
-    if (s->broken)
-        fm_err_set(err, "cannot sync a segment in %s: the spool refuses appends until restarted",
-                   s->dir);
+    enum rt_status st = s->broken ? broken_err(s, err) : write_record(s, rec, len, &seq, err);
     pthread_mutex_unlock(&s->lock);
-    return s->broken && st == RT_OK ? RT_EIO : st;
+    if (st == RT_OK && ticket)
+        *ticket = seq;
+    return st;
+}
+
+enum rt_status rt_spool_sync(struct rt_spool *s, uint64_t ticket, struct fm_err *err)
+{
+    pthread_mutex_lock(&s->lock);
+    group_sync(s, ticket);
+    enum rt_status st = s->broken || s->synced < ticket ? broken_err(s, err) : RT_OK;
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
+                               struct fm_err *err)
+{
+    uint64_t ticket = 0;
+    enum rt_status st = rt_spool_write(s, rec, len, &ticket, err);
+    return st == RT_OK ? rt_spool_sync(s, ticket, err) : st;
 }
 
 void rt_spool_set_cap(struct rt_spool *s, size_t max_bytes)

@@ -45,12 +45,27 @@ void rt_spool_close(struct rt_spool *s);
 const char *rt_spool_dir(const struct rt_spool *s);
 
 /**
- * Append one record (no newline inside) and fsync it before returning: once this returns
- * RT_OK the record survives a crash. Safe against other processes appending at once, and
- * thread-safe: concurrent appends share their fdatasync (a group commit: one sync covers
+ * Append one record (no newline inside) without waiting for the disk: it reaches the
+ * segment (and survives the process being killed) but not yet a power loss. Numbers
+ * appends in *ticket (optional) for rt_spool_sync. Safe against other processes appending
+ * at once; thread-safe.
+ * @return RT_OK, RT_EINVAL (a newline in rec), RT_EIO (also once a sync has failed)
+ */
+enum rt_status rt_spool_write(struct rt_spool *s, const char *rec, size_t len,
+                              uint64_t *ticket, struct fm_err *err);
+
+/**
+ * Wait until the append numbered ticket, and so every earlier append of this spool handle,
+ * is on disk. Concurrent callers share their fdatasync (a group commit: one sync covers
  * every record written before it started, and each caller waits until one covers its own).
- * After a failed sync the spool refuses every append (the kernel may have dropped what it
- * covered), so nothing more runs unmetered.
+ * After a failed sync the spool refuses every append and sync (the kernel may have dropped
+ * what it covered), so nothing more runs unmetered. Thread-safe.
+ * @return RT_OK, RT_EIO
+ */
+enum rt_status rt_spool_sync(struct rt_spool *s, uint64_t ticket, struct fm_err *err);
+
+/**
+ * rt_spool_write then rt_spool_sync: once this returns RT_OK the record survives a crash.
  * @return RT_OK, RT_EINVAL (a newline in rec), RT_EIO
  */
 enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,

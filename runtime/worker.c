@@ -48,23 +48,31 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* Runs in the forked child: only async-signal-safe calls until execve. Descriptors are
- * first moved above the protocol's numbers so that placing them cannot clobber another.
- * A worker outlives the thread that started it, so it ends with the runtime differently:
- * the runtime's death closes the request pipe, and end of file there means exit. */
-static void child_start(const struct rt_worker_spec *spec, char *const *envp, int req, int rep,
-                        int log, int devnull, pid_t parent)
+/* What the child that becomes a worker needs. */
+struct worker_child {
+    const struct rt_worker_spec *spec;
+    char *const *envp;
+    int req, rep, log, devnull; /* the child's ends */
+    pid_t parent;
+};
+
+/* Runs in the child of vfork (see rt_child_spawn). Descriptors are first moved above the
+ * protocol's numbers so that placing them cannot clobber another. A worker outlives the
+ * thread that started it, so it ends with the runtime differently: the runtime's death
+ * closes the request pipe, and end of file there means exit. */
+static void child_start(void *ctx)
 {
-    rt_child_isolate(parent, false);
-    int r = fcntl(req, F_DUPFD_CLOEXEC, 10), w = fcntl(rep, F_DUPFD_CLOEXEC, 10);
-    int l = fcntl(log, F_DUPFD_CLOEXEC, 10), n = fcntl(devnull, F_DUPFD_CLOEXEC, 10);
+    const struct worker_child *c = ctx;
+    rt_child_isolate(c->parent, false);
+    int r = fcntl(c->req, F_DUPFD_CLOEXEC, 10), w = fcntl(c->rep, F_DUPFD_CLOEXEC, 10);
+    int l = fcntl(c->log, F_DUPFD_CLOEXEC, 10), n = fcntl(c->devnull, F_DUPFD_CLOEXEC, 10);
     if (r < 0 || w < 0 || l < 0 || n < 0 || dup2(n, 0) < 0 || dup2(l, 1) < 0 ||
         dup2(l, 2) < 0 || dup2(r, 3) < 0 || dup2(w, 4) < 0)
         _exit(EXIT_CANNOT_START);
-    if (rt_child_limits(spec->memory_mb) != 0)
+    if (rt_child_limits(c->spec->memory_mb) != 0)
         _exit(EXIT_CANNOT_START);
     syscall(SYS_close_range, 5U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
-    execve(spec->argv[0], spec->argv, envp);
+    execve(c->spec->argv[0], c->spec->argv, c->envp);
     _exit(EXIT_CANNOT_START);
 }
 
@@ -95,15 +103,14 @@ enum rt_status rt_worker_start(const struct rt_worker_spec *spec, struct rt_work
         goto out;
     }
     w->started_us = fm_mono_us();
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    struct worker_child child = {.spec = spec, .envp = envp, .req = req[0], .rep = rep[1],
+                                 .log = lg[1], .devnull = devnull, .parent = getpid()};
+    /* Returns once the child exec'd (its process group made) or gave up. */
+    pid_t pid = rt_child_spawn(child_start, &child);
     if (pid < 0) {
-        fm_err_set(err, "fork: %s", strerror(errno));
+        fm_err_set(err, "vfork: %s", strerror(errno));
         goto out;
     }
-    if (pid == 0)
-        child_start(spec, envp, req[0], rep[1], lg[1], devnull, parent);
-    setpgid(pid, pid); /* both sides call it, so the group exists before we may kill it */
     w->pid = pid;
     w->req = req[1];
     w->rep = rep[0];

@@ -2,8 +2,9 @@
 -- and the hourly usage, inside the caller's transaction.
 
 -- Create the month partition of a table partitioned by a timestamptz range, when missing.
--- Partitions are named <table>_YYYY_MM. The advisory lock makes concurrent creators wait
--- for the first one's commit instead of failing.
+-- Partitions are named <table>_YYYY_MM. Concurrent creators take turns on an advisory
+-- lock; one that still finds the partition made meanwhile (its catalog view can lag behind
+-- the lock) takes the duplicate as done.
 CREATE FUNCTION ensure_month_partition(p_table text, p_time timestamptz) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -14,12 +15,14 @@ BEGIN
         RETURN;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('faasmeter.partitions'));
-    IF to_regclass(quote_ident(name)) IS NOT NULL THEN
-        RETURN;
-    END IF;
-    EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-                   name, p_table, m AT TIME ZONE 'UTC',
-                   (m + interval '1 month') AT TIME ZONE 'UTC');
+    BEGIN
+        EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %I'
+                       ' FOR VALUES FROM (%L) TO (%L)',
+                       name, p_table, m AT TIME ZONE 'UTC',
+                       (m + interval '1 month') AT TIME ZONE 'UTC');
+    EXCEPTION WHEN duplicate_table OR unique_violation THEN
+        NULL;
+    END;
 END $$;
 
 -- Add (sign 1) or retract (sign -1) one finished invocation's share of usage_hourly.

@@ -1,24 +1,40 @@
--- Batched ingestion and the rollups that billing reads.
+-- Batched ingestion, and the rollups that usage queries and billing read.
 --
 -- meterd COPYs a batch of validated records into the session's staging table and calls
--- ingest_staged() once: set-based statements store each record exactly once, build the rows
--- of invocations seen for the first time in one pass, and fold them into usage_hourly and
--- usage_rated. Records of invocations that exist already (late or out-of-order arrivals)
--- take the per-record path of 002 (invocation_apply), which gives the same result.
+-- ingest_staged() once: set-based statements store each record exactly once and build the
+-- rows of invocations seen for the first time in one pass. Records of invocations that
+-- exist already (late or out-of-order arrivals) take the per-record path of 002
+-- (invocation_apply), which gives the same result.
+--
+-- Rollups are not updated by each batch: every change to a finished invocation appends a
+-- signed delta row (usage_delta, no index), and usage_fold() folds all pending deltas into
+-- usage_hourly and usage_rated at once, so that thousands of invocations share one update
+-- of each rollup row. meterd folds every second, and every reader folds before it reads.
 
 -- The rounding rules of every catalog plan, copied here by `faasbill migrate` and meterd at
--- start, so that usage can be rated per invocation inside the database.
+-- start, so that usage can be rated per invocation inside the database. A reference table
+-- (few rows, read by every tenant), not distributed by tenant.
 CREATE TABLE plans (
-    plan       text PRIMARY KEY,
-    step_ms    bigint NOT NULL CHECK (step_ms > 0),
-    min_ms     bigint NOT NULL CHECK (min_ms >= 0),
+    plan         text PRIMARY KEY,
+    step_ms      bigint NOT NULL CHECK (step_ms > 0),
+    min_ms       bigint NOT NULL CHECK (min_ms >= 0),
     include_init boolean NOT NULL,
-    basis      text NOT NULL CHECK (basis IN ('configured', 'observed')),
-    step_mb    integer NOT NULL CHECK (step_mb > 0),
-    min_mb     integer NOT NULL,
-    max_mb     integer NOT NULL,
-    ghz        jsonb NOT NULL DEFAULT '[]', -- [[memory_mb, mhz], ...] ascending
-    updated_at timestamptz NOT NULL DEFAULT now()
+    basis        text NOT NULL CHECK (basis IN ('configured', 'observed')),
+    step_mb      integer NOT NULL CHECK (step_mb > 0),
+    min_mb       integer NOT NULL,
+    max_mb       integer NOT NULL,
+    ghz          jsonb NOT NULL DEFAULT '[]', -- [[memory_mb, mhz], ...]
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- The CPU clock a plan ties to billed memory, for every memory size the plan can bill: the
+-- smallest table entry at or above it, else the largest. Plans without such a table have
+-- no rows here (no clock charge). Filled by plan_register.
+CREATE TABLE plan_clock (
+    plan text NOT NULL,
+    mb   bigint NOT NULL,
+    mhz  bigint NOT NULL,
+    PRIMARY KEY (plan, mb)
 );
 
 -- A tenant's month per function and plan: the sums of each invocation's quantities after
@@ -35,6 +51,24 @@ CREATE TABLE usage_rated (
     cpu_us       bigint NOT NULL DEFAULT 0,
     egress_bytes bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, month, plan, function)
+);
+
+-- One finished invocation's share of usage, added (sign 1) or taken back (sign -1), waiting
+-- to be folded into the rollups.
+CREATE TABLE usage_delta (
+    tenant      text NOT NULL,
+    function    text NOT NULL,
+    started_at  timestamptz NOT NULL,
+    sign        smallint NOT NULL CHECK (sign IN (-1, 1)),
+    memory_mb   integer NOT NULL,
+    ok          boolean NOT NULL,
+    cold_start  boolean NOT NULL,
+    duration_us bigint NOT NULL,
+    init_us     bigint NOT NULL,
+    max_rss_kb  bigint NOT NULL,
+    cpu_us      bigint NOT NULL,
+    bytes_in    bigint NOT NULL,
+    bytes_out   bigint NOT NULL
 );
 
 -- Per-invocation rounding, the same rules as the billing library (billing/plan.c).
@@ -54,32 +88,44 @@ LANGUAGE sql IMMUTABLE AS $$
                   + p.step_mb - 1) / p.step_mb * p.step_mb)
 $$;
 
--- The CPU clock a plan ties to billed memory: the smallest entry at or above it, else the
--- largest; 0 when the plan has no such table.
-CREATE FUNCTION plan_mhz(p plans, billed_mb bigint) RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(
-        (SELECT (e->>1)::bigint FROM jsonb_array_elements(p.ghz) e
-          WHERE (e->>0)::bigint >= billed_mb ORDER BY (e->>0)::bigint LIMIT 1),
-        (SELECT (e->>1)::bigint FROM jsonb_array_elements(p.ghz) e
-          ORDER BY (e->>0)::bigint DESC LIMIT 1),
-        0)
+-- 002's usage_apply now leaves a delta; the rollups follow at the next fold.
+CREATE OR REPLACE FUNCTION usage_apply(inv invocations, sign integer) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO usage_delta VALUES (
+        inv.tenant, inv.function, inv.started_at, sign, inv.memory_mb, inv.status = 'ok',
+        coalesce(inv.cold_start, false), inv.duration_us, inv.init_us, inv.max_rss_kb,
+        inv.cpu_user_us + inv.cpu_sys_us, inv.bytes_in, inv.bytes_out)
 $$;
 
--- usage_apply of 002 now keeps usage_rated too: one row's share under every plan.
-CREATE OR REPLACE FUNCTION usage_apply(inv invocations, sign integer) RETURNS void
+-- Fold every pending delta into usage_hourly and usage_rated. One folder at a time; rows
+-- are locked in key order, so folds never deadlock with each other. Returns the number of
+-- deltas folded.
+CREATE FUNCTION usage_fold() RETURNS bigint
 LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
 BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('faasmeter.fold'));
+    CREATE TEMP TABLE IF NOT EXISTS fold_batch (LIKE usage_delta) ON COMMIT DELETE ROWS;
+    TRUNCATE fold_batch;
+    WITH d AS (DELETE FROM usage_delta RETURNING *)
+    INSERT INTO fold_batch SELECT * FROM d;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+
     INSERT INTO usage_hourly AS u (tenant, function, hour, memory_mb, invocations, errors,
                                    cold_starts, duration_us, init_us, cpu_us, bytes_in,
                                    bytes_out)
-    VALUES (inv.tenant, inv.function, date_trunc('hour', inv.started_at, 'UTC'),
-            inv.memory_mb, sign,
-            sign * (inv.status <> 'ok')::integer,
-            sign * coalesce(inv.cold_start, false)::integer,
-            sign * inv.duration_us, sign * inv.init_us,
-            sign * (inv.cpu_user_us + inv.cpu_sys_us), sign * inv.bytes_in,
-            sign * inv.bytes_out)
+    SELECT d.tenant, d.function, date_trunc('hour', d.started_at, 'UTC'), d.memory_mb,
+           sum(d.sign), coalesce(sum(d.sign) FILTER (WHERE NOT d.ok), 0),
+           coalesce(sum(d.sign) FILTER (WHERE d.cold_start), 0), sum(d.sign * d.duration_us),
+           sum(d.sign * d.init_us), sum(d.sign * d.cpu_us), sum(d.sign * d.bytes_in),
+           sum(d.sign * d.bytes_out)
+      FROM fold_batch d
+     GROUP BY 1, 2, 3, 4
+     ORDER BY 1, 2, 3, 4
     ON CONFLICT (tenant, function, hour, memory_mb) DO UPDATE SET
         invocations = u.invocations + excluded.invocations,
         errors      = u.errors + excluded.errors,
@@ -92,12 +138,16 @@ BEGIN
 
     INSERT INTO usage_rated AS u (tenant, month, plan, function, invocations, billed_ms,
                                   mb_ms, mhz_ms, cpu_us, egress_bytes)
-    SELECT inv.tenant, date_trunc('month', inv.started_at, 'UTC'), p.plan, inv.function,
-           sign, sign * q.ms, sign * q.ms * q.mb, sign * q.ms * plan_mhz(p, q.mb),
-           sign * (inv.cpu_user_us + inv.cpu_sys_us), sign * inv.bytes_out
-      FROM plans p,
-           LATERAL (SELECT plan_billed_ms(p, inv.duration_us, inv.init_us) AS ms,
-                           plan_billed_mb(p, inv.memory_mb, inv.max_rss_kb) AS mb) q
+    SELECT d.tenant, date_trunc('month', d.started_at, 'UTC'), p.plan, d.function,
+           sum(d.sign), sum(d.sign * q.ms), sum(d.sign * q.ms * q.mb),
+           sum(d.sign * q.ms * coalesce(c.mhz, 0)), sum(d.sign * d.cpu_us),
+           sum(d.sign * d.bytes_out)
+      FROM fold_batch d CROSS JOIN plans p CROSS JOIN
+           LATERAL (SELECT plan_billed_ms(p, d.duration_us, d.init_us) AS ms,
+                           plan_billed_mb(p, d.memory_mb, d.max_rss_kb) AS mb) q
+           LEFT JOIN plan_clock c ON c.plan = p.plan AND c.mb = q.mb
+     GROUP BY 1, 2, 3, 4
+     ORDER BY 1, 2, 3, 4
     ON CONFLICT (tenant, month, plan, function) DO UPDATE SET
         invocations  = u.invocations + excluded.invocations,
         billed_ms    = u.billed_ms + excluded.billed_ms,
@@ -105,10 +155,12 @@ BEGIN
         mhz_ms       = u.mhz_ms + excluded.mhz_ms,
         cpu_us       = u.cpu_us + excluded.cpu_us,
         egress_bytes = u.egress_bytes + excluded.egress_bytes;
+    RETURN n;
 END $$;
 
 -- Register (or change) a plan's rounding rules. A new or changed plan is rated anew from
--- the stored invocations; the exclusive lock makes concurrent ingestion wait, so that no
+-- the stored invocations. The exclusive lock waits for the batches in flight (they hold
+-- ROW SHARE) and holds off new ones, and the pending deltas are folded first, so that no
 -- invocation is rated twice or missed.
 CREATE FUNCTION plan_register(p_plan text, p_step_ms bigint, p_min_ms bigint,
                               p_include_init boolean, p_basis text, p_step_mb integer,
@@ -126,6 +178,7 @@ BEGIN
        AND cur.ghz = p_ghz THEN
         RETURN false;
     END IF;
+    PERFORM usage_fold();
     INSERT INTO plans VALUES (p_plan, p_step_ms, p_min_ms, p_include_init, p_basis, p_step_mb,
                               p_min_mb, p_max_mb, p_ghz, now())
     ON CONFLICT (plan) DO UPDATE SET
@@ -133,21 +186,31 @@ BEGIN
         include_init = excluded.include_init, basis = excluded.basis,
         step_mb = excluded.step_mb, min_mb = excluded.min_mb, max_mb = excluded.max_mb,
         ghz = excluded.ghz, updated_at = now();
+    DELETE FROM plan_clock WHERE plan = p_plan;
+    INSERT INTO plan_clock (plan, mb, mhz)
+    SELECT p_plan, m.mb,
+           coalesce((SELECT (e->>1)::bigint FROM jsonb_array_elements(p_ghz) e
+                      WHERE (e->>0)::bigint >= m.mb ORDER BY (e->>0)::bigint LIMIT 1),
+                    (SELECT (e->>1)::bigint FROM jsonb_array_elements(p_ghz) e
+                      ORDER BY (e->>0)::bigint DESC LIMIT 1))
+      FROM generate_series(p_min_mb::bigint, p_max_mb::bigint) AS m(mb)
+     WHERE jsonb_array_length(p_ghz) > 0;
     DELETE FROM usage_rated WHERE plan = p_plan;
     INSERT INTO usage_rated (tenant, month, plan, function, invocations, billed_ms, mb_ms,
                              mhz_ms, cpu_us, egress_bytes)
     SELECT i.tenant, date_trunc('month', i.started_at, 'UTC'), p.plan, i.function, count(*),
-           sum(q.ms), sum(q.ms * q.mb), sum(q.ms * plan_mhz(p, q.mb)),
+           sum(q.ms), sum(q.ms * q.mb), sum(q.ms * coalesce(c.mhz, 0)),
            sum(i.cpu_user_us + i.cpu_sys_us), sum(i.bytes_out)
-      FROM invocations i, plans p,
+      FROM invocations i CROSS JOIN plans p CROSS JOIN
            LATERAL (SELECT plan_billed_ms(p, i.duration_us, i.init_us) AS ms,
                            plan_billed_mb(p, i.memory_mb, i.max_rss_kb) AS mb) q
+           LEFT JOIN plan_clock c ON c.plan = p.plan AND c.mb = q.mb
      WHERE i.has_stop AND p.plan = p_plan
      GROUP BY 1, 2, 3, 4;
     RETURN true;
 END $$;
 
--- The batch, as meterd COPYs it in (one temporary table per session, emptied at commit).
+-- The batch as meterd COPYs it in (temporary tables of the session, emptied at commit).
 -- Columns follow the record fields' order (meter/record.c), then ord, digest, body.
 CREATE FUNCTION ingest_prepare_session() RETURNS void
 LANGUAGE plpgsql AS $$
@@ -172,8 +235,10 @@ DECLARE
     m timestamptz;
     r record;
 BEGIN
-    -- Rating reads plans: hold off plan_register until this batch commits.
+    -- Deltas are rated under the registered plans: hold off plan_register until commit.
     LOCK TABLE plans IN ROW SHARE MODE;
+    -- The staging tables are new each batch: give the planner their real contents.
+    ANALYZE ingest_stage (tenant, id, ord, invocation_id, type);
 
     -- Exactly once: the first copy of each id in the batch claims it.
     WITH firsts AS (
@@ -184,12 +249,16 @@ BEGIN
         SELECT f.tenant, f.id, f.digest, f.time FROM firsts f
         ON CONFLICT DO NOTHING RETURNING record_ids.tenant, record_ids.id)
     UPDATE ingest_stage s SET outcome = 'accepted'
-      FROM claimed c, firsts f
-     WHERE c.tenant = f.tenant AND c.id = f.id AND s.ord = f.ord;
+      FROM claimed c JOIN firsts f ON c.tenant = f.tenant AND c.id = f.id
+     WHERE s.ord = f.ord;
+    -- Repeats are few: one index probe each.
     UPDATE ingest_stage s
-       SET outcome = CASE WHEN r_ids.digest = s.digest THEN 'duplicate' ELSE 'conflict' END
-      FROM record_ids r_ids
-     WHERE s.outcome IS NULL AND r_ids.tenant = s.tenant AND r_ids.id = s.id;
+       SET outcome = (SELECT CASE WHEN r_ids.digest = s.digest THEN 'duplicate'
+                                  ELSE 'conflict' END
+                        FROM record_ids r_ids
+                       WHERE r_ids.tenant = s.tenant AND r_ids.id = s.id)
+     WHERE s.outcome IS NULL;
+    ANALYZE ingest_stage (outcome);
 
     FOR m IN SELECT DISTINCT date_trunc('month', s.time, 'UTC') FROM ingest_stage s
               WHERE s.outcome = 'accepted' LOOP
@@ -199,7 +268,9 @@ BEGIN
     SELECT s.tenant, s.id, s.type, s.invocation_id, s.time, s.body
       FROM ingest_stage s WHERE s.outcome = 'accepted';
     INSERT INTO tenants (tenant)
-    SELECT DISTINCT s.tenant FROM ingest_stage s WHERE s.outcome = 'accepted'
+    SELECT DISTINCT s.tenant FROM ingest_stage s
+     WHERE s.outcome = 'accepted'
+       AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.tenant = s.tenant)
     ON CONFLICT DO NOTHING;
 
     -- Invocations first seen in this batch, with at most one start and one stop: merged
@@ -240,7 +311,11 @@ BEGIN
      GROUP BY s.tenant, s.invocation_id
     HAVING count(*) FILTER (WHERE s.type = 'start') <= 1
        AND count(*) FILTER (WHERE s.type = 'stop') <= 1;
+    ANALYZE ingest_fresh (tenant, invocation_id);
 
+    FOR m IN SELECT DISTINCT date_trunc('month', f.started_at, 'UTC') FROM ingest_fresh f LOOP
+        PERFORM ensure_month_partition('invocations', m);
+    END LOOP;
     -- Claim them; one that another transaction claimed meanwhile takes the slow path.
     WITH won AS (
         INSERT INTO invocation_ids (tenant, invocation_id, started_at)
@@ -249,54 +324,17 @@ BEGIN
         RETURNING invocation_ids.tenant, invocation_ids.invocation_id)
     UPDATE ingest_fresh f SET won = true
       FROM won w WHERE w.tenant = f.tenant AND w.invocation_id = f.invocation_id;
-
-    FOR m IN SELECT DISTINCT date_trunc('month', f.started_at, 'UTC') FROM ingest_fresh f
-              WHERE f.won LOOP
-        PERFORM ensure_month_partition('invocations', m);
-    END LOOP;
     INSERT INTO invocations
     SELECT tenant, invocation_id, started_at, function, has_start, has_stop, memory_mb,
            timeout_ms, cold_start, trigger, correlation_id, stopped_at, duration_us, init_us,
            status, exit_code, cpu_user_us, cpu_sys_us, max_rss_kb, bytes_in, bytes_out,
            updated_at
       FROM ingest_fresh WHERE won;
-
-    INSERT INTO usage_hourly AS u (tenant, function, hour, memory_mb, invocations, errors,
-                                   cold_starts, duration_us, init_us, cpu_us, bytes_in,
-                                   bytes_out)
-    SELECT f.tenant, f.function, date_trunc('hour', f.started_at, 'UTC'), f.memory_mb,
-           count(*), count(*) FILTER (WHERE f.status <> 'ok'),
-           count(*) FILTER (WHERE f.cold_start), sum(f.duration_us), sum(f.init_us),
-           sum(f.cpu_user_us + f.cpu_sys_us), sum(f.bytes_in), sum(f.bytes_out)
-      FROM ingest_fresh f WHERE f.won AND f.has_stop
-     GROUP BY 1, 2, 3, 4
-    ON CONFLICT (tenant, function, hour, memory_mb) DO UPDATE SET
-        invocations = u.invocations + excluded.invocations,
-        errors      = u.errors + excluded.errors,
-        cold_starts = u.cold_starts + excluded.cold_starts,
-        duration_us = u.duration_us + excluded.duration_us,
-        init_us     = u.init_us + excluded.init_us,
-        cpu_us      = u.cpu_us + excluded.cpu_us,
-        bytes_in    = u.bytes_in + excluded.bytes_in,
-        bytes_out   = u.bytes_out + excluded.bytes_out;
-
-    INSERT INTO usage_rated AS u (tenant, month, plan, function, invocations, billed_ms,
-                                  mb_ms, mhz_ms, cpu_us, egress_bytes)
-    SELECT f.tenant, date_trunc('month', f.started_at, 'UTC'), p.plan, f.function, count(*),
-           sum(q.ms), sum(q.ms * q.mb), sum(q.ms * plan_mhz(p, q.mb)),
-           sum(f.cpu_user_us + f.cpu_sys_us), sum(f.bytes_out)
-      FROM ingest_fresh f, plans p,
-           LATERAL (SELECT plan_billed_ms(p, f.duration_us, f.init_us) AS ms,
-                           plan_billed_mb(p, f.memory_mb, f.max_rss_kb) AS mb) q
-     WHERE f.won AND f.has_stop
-     GROUP BY 1, 2, 3, 4
-    ON CONFLICT (tenant, month, plan, function) DO UPDATE SET
-        invocations  = u.invocations + excluded.invocations,
-        billed_ms    = u.billed_ms + excluded.billed_ms,
-        mb_ms        = u.mb_ms + excluded.mb_ms,
-        mhz_ms       = u.mhz_ms + excluded.mhz_ms,
-        cpu_us       = u.cpu_us + excluded.cpu_us,
-        egress_bytes = u.egress_bytes + excluded.egress_bytes;
+    INSERT INTO usage_delta
+    SELECT f.tenant, f.function, f.started_at, 1, f.memory_mb, f.status = 'ok',
+           coalesce(f.cold_start, false), f.duration_us, f.init_us, f.max_rss_kb,
+           f.cpu_user_us + f.cpu_sys_us, f.bytes_in, f.bytes_out
+      FROM ingest_fresh f WHERE f.won AND f.has_stop;
 
     -- Everything else, record by record in arrival order.
     FOR r IN SELECT s.tenant, s.type, s.time, s.body FROM ingest_stage s

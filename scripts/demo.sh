@@ -11,7 +11,9 @@ rm -rf "$work"
 mkdir -p "$work/spool" "$work/store"
 
 meterd_pid=
+faasrun_pid=
 cleanup() {
+  [ -n "$faasrun_pid" ] && kill -TERM "$faasrun_pid" 2>/dev/null && wait "$faasrun_pid" 2>/dev/null
   [ -n "$meterd_pid" ] && kill -TERM "$meterd_pid" 2>/dev/null && wait "$meterd_pid" 2>/dev/null
   [ -n "${stop_cluster:-}" ] && scripts/pgcluster.sh stop
   return 0
@@ -45,27 +47,40 @@ meter_url="http://$(sed -n 's/^meterd listening on //p' "$work/meterd.out")"
 [ "$meter_url" != "http://" ] || { cat "$work/meterd.log" >&2; exit 1; }
 echo "meterd at $meter_url"
 
-step "the image pipeline: thumbnail -> watermark -> store, each step a metered invocation"
+step "the image pipeline over HTTP: thumbnail -> watermark -> store, each step metered"
 cat >"$work/manifest.json" <<EOF
 {"functions": [
   {"tenant": "acme", "name": "thumbnail", "command": ["$bin/fn/thumbnail", "--width", "128"],
-   "mode": "exec", "memory_mb": 256, "timeout_ms": 3000},
+   "mode": "warm", "memory_mb": 256, "timeout_ms": 3000, "concurrency": 4},
   {"tenant": "acme", "name": "watermark", "command": ["$bin/fn/watermark"],
-   "mode": "exec", "memory_mb": 128, "timeout_ms": 3000},
+   "mode": "warm", "memory_mb": 128, "timeout_ms": 3000, "concurrency": 4},
   {"tenant": "acme", "name": "store", "command": ["$bin/fn/store", "$work/store"],
-   "mode": "exec", "memory_mb": 128, "timeout_ms": 3000}
-]}
+   "mode": "exec", "memory_mb": 128, "timeout_ms": 3000, "concurrency": 4}
+ ],
+ "pipelines": [{"tenant": "acme", "name": "upload", "steps": ["thumbnail", "watermark", "store"]}]}
 EOF
-run() {
-  "$bin/faasrun" invoke --manifest "$work/manifest.json" --spool "$work/spool" \
-    --meter "$meter_url" --meter-key "$ingest_key" acme "$1"
-}
+"$bin/faasrun" serve --manifest "$work/manifest.json" --spool "$work/spool" \
+  --meter "$meter_url" --meter-key "$ingest_key" --listen 127.0.0.1:0 \
+  >"$work/faasrun.out" 2>"$work/faasrun.log" &
+faasrun_pid=$!
+for _ in $(seq 1 100); do
+  grep -q 'listening on' "$work/faasrun.out" 2>/dev/null && break
+  sleep 0.05
+done
+faasrun_url="http://$(sed -n 's/^faasrun listening on //p' "$work/faasrun.out")"
+[ "$faasrun_url" != "http://" ] || { cat "$work/faasrun.log" >&2; exit 1; }
+echo "faasrun at $faasrun_url"
 for i in $(seq 1 12); do
   "$bin/fn/mkimage" $((640 + 32 * i)) 480 >"$work/upload-$i.ppm"
-  run thumbnail <"$work/upload-$i.ppm" | run watermark | run store >"$work/receipt-$i.json"
+  curl -sS --fail-with-body --max-time 30 -D "$work/headers-$i.txt" \
+    --data-binary "@$work/upload-$i.ppm" "$faasrun_url/invoke/acme/upload" >"$work/receipt-$i.json"
 done
-echo "12 uploads processed; receipts in var/demo/, thumbnails in var/demo/store/"
+echo "12 uploads processed over HTTP; receipts in var/demo/, thumbnails in var/demo/store/"
 head -c 300 "$work/receipt-1.json"; echo
+grep -i '^x-' "$work/headers-1.txt"
+# SIGTERM: finish what runs, ship the spool to meterd, exit.
+kill -TERM "$faasrun_pid" && wait "$faasrun_pid"
+faasrun_pid=
 
 step "what meterd stored"
 psql "$FAASMETER_DB" -X -q -P pager=off -c \

@@ -77,7 +77,7 @@ create() {
     port_free "$port" && break
   done
   echo "$port" >"$state/port"
-  as_owner "$bindir/initdb" -D "$dir" -U "$role" --auth=trust -E UTF8 --locale=C.UTF-8 \
+  as_owner "$bindir/initdb" -D "$dir" -U "$role" --auth=trust -E UTF8 --locale=C \
     >"$state/initdb.log" 2>&1 || { cat "$state/initdb.log" >&2; die "initdb failed"; }
   cat >>"$dir/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'

@@ -16,6 +16,7 @@
 #include "meter/plans.h"
 #include "meter/record.h"
 #include "meter/store.h"
+#include "meter/upkeep.h"
 #include "tests/suites.h"
 #include "tests/testdb.h"
 
@@ -91,6 +92,8 @@ static char *stop_json(int k, int64_t start_us, int memory_mb, int64_t dur, int6
  * invocation rows rounded by the billing library; they must be equal. */
 static void compare_all_plans(PGconn *conn, const struct bill_catalog *cat)
 {
+    struct fm_err err;
+    ck_assert_msg(meter_usage_fold(conn, NULL, &err) == 0, "%s", err.msg);
     for (size_t p = 0; p < bill_catalog_plan_count(cat); p++) {
         const struct bill_plan *plan = bill_catalog_plan_at(cat, p);
         const char *params[] = {bill_plan_id(plan)};
@@ -118,7 +121,6 @@ static void compare_all_plans(PGconn *conn, const struct bill_catalog *cat)
                 .cpu_sys_us = strtoll(PQgetvalue(rows, i, 6), NULL, 10),
                 .bytes_out = strtoll(PQgetvalue(rows, i, 7), NULL, 10),
             };
-            struct fm_err err;
             ck_assert_int_eq(bill_usage_add_invocation(use, plan, PQgetvalue(rows, i, 0), &inv,
                                                        &err),
                              BILL_OK);
@@ -186,6 +188,7 @@ START_TEST(rollups_match_the_library_in_any_arrival_order)
     }
     ck_assert_int_eq(store(conn, batch, n), N - N / 3);
 
+    ck_assert_msg(meter_usage_fold(conn, NULL, &err) == 0, "%s", err.msg);
     char *count = testdb_value(conn,
                                "SELECT count(*) || '/' || (SELECT sum(invocations)"
                                " FROM usage_hourly) FROM invocations WHERE has_stop AND has_start",

@@ -1,0 +1,379 @@
+/*
+ * One record per request from 64 keep-alive clients: how many records meterd acknowledges
+ * per second (each 200 comes after its commit), against a hello-world libmicrohttpd server
+ * with the same thread pool that answers every POST with a constant JSON, driven by the
+ * same client in the same run. Also meterd's peak resident memory.
+ *
+ * Each server runs in a child process of its own (started with meter_server_start, or
+ * MHD_start_daemon for hello-world), so that its memory is measured apart from the client.
+ * The database is faasmeter_bench_requests on the server of FAASMETER_DB, made afresh.
+ *
+ * Environment: FAASMETER_DB (required), FAASMETER_BENCH_SECONDS (per server, default 5).
+ * Figures only: it never fails on a timing.
+ */
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/apikey.h"
+#include "common/db.h"
+#include "common/timeutil.h"
+#include "meter/http.h"
+#include "schema/migrate.h"
+
+#define BENCH_DB "faasmeter_bench_requests"
+#define CLIENTS 64
+#define CLIENT_THREADS 2
+#define SERVER_THREADS 4
+
+static const char hello_reply[] = "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}";
+
+static int fail(const char *what, const char *why)
+{
+    fprintf(stderr, "meterd_requests: %s: %s\n", what, why);
+    return 1;
+}
+
+/* ---- the database ---------------------------------------------------------------------- */
+
+static int exec_ok(PGconn *conn, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "meterd_requests: %s: %s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+/* A fresh, migrated database with an ingest key (into key); its conninfo into out. */
+static int bench_db(const char *base, char *out, size_t n, char *key)
+{
+    struct fm_err err;
+    int rc = -1;
+    PGconn *conn = db_connect(base, &err), *bench = NULL;
+    if (conn == NULL)
+        return fail("FAASMETER_DB", err.msg), -1;
+    if (exec_ok(conn, "DROP DATABASE IF EXISTS " BENCH_DB " WITH (FORCE)", 0, NULL) != 0 ||
+        exec_ok(conn, "CREATE DATABASE " BENCH_DB, 0, NULL) != 0)
+        goto out;
+    /* In a keyword=value conninfo the last setting of a keyword wins. */
+    if ((size_t)snprintf(out, n, "%s dbname=" BENCH_DB, base) >= n) {
+        fail("FAASMETER_DB", "too long");
+        goto out;
+    }
+    bench = db_connect(out, &err);
+    if (bench == NULL || schema_migrate(bench, NULL, NULL, &err) != 0) {
+        fail(BENCH_DB, err.msg);
+        goto out;
+    }
+    char id[APIKEY_ID_LEN + 1];
+    if (apikey_generate(key) != 0 || !apikey_id(key, id)) {
+        fail("key", "no randomness");
+        goto out;
+    }
+    const char *params[] = {id, key};
+    rc = exec_ok(bench,
+                 "INSERT INTO api_keys (key_id, key_hash, role)"
+                 " VALUES ($1, sha256(convert_to($2, 'UTF8')), 'ingest')",
+                 2, params);
+out:
+    PQfinish(bench);
+    PQfinish(conn);
+    return rc;
+}
+
+static long long stored_records(const char *conninfo)
+{
+    struct fm_err err;
+    PGconn *conn = db_connect(conninfo, &err);
+    if (conn == NULL)
+        return -1;
+    PGresult *res = PQexec(conn, "SELECT count(*) FROM records");
+    long long n = PQresultStatus(res) == PGRES_TUPLES_OK
+                      ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+                      : -1;
+    PQclear(res);
+    PQfinish(conn);
+    return n;
+}
+
+/* ---- the servers, each in a child process ---------------------------------------------- */
+
+static enum MHD_Result hello_request(void *cls, struct MHD_Connection *c, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_size,
+                                     void **req_cls)
+{
+    (void)cls, (void)url, (void)method, (void)version, (void)upload_data;
+    static int started;
+    if (*req_cls == NULL) {
+        *req_cls = &started;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        sizeof hello_reply - 1, (void *)hello_reply, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+struct child {
+    pid_t pid;
+    int stop_fd; /* closing it tells the child to stop */
+    unsigned port;
+};
+
+/* Run a server in a child: it writes its port on a pipe, serves until the parent closes
+ * the other pipe, then stops. conninfo NULL: the hello-world server. */
+static int child_start(const char *conninfo, struct child *out)
+{
+    int port_pipe[2], stop_pipe[2];
+    if (pipe(port_pipe) != 0 || pipe(stop_pipe) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        close(port_pipe[0]);
+        close(stop_pipe[1]);
+        unsigned port = 0;
+        struct meter_server *srv = NULL;
+        struct MHD_Daemon *hello = NULL;
+        if (conninfo) {
+            struct meter_config cfg;
+            meter_config_defaults(&cfg);
+            cfg.port = 0;
+            cfg.threads = SERVER_THREADS;
+            cfg.conninfo = conninfo;
+            struct fm_err err;
+            if (meter_server_start(&cfg, &srv, &err) != 0)
+                _exit(fail("meterd", err.msg));
+            port = meter_server_port(srv);
+        } else {
+            struct sockaddr_in addr = {.sin_family = AF_INET};
+            addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            hello = MHD_start_daemon(
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC, 0, NULL, NULL,
+                hello_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)SERVER_THREADS,
+                MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                MHD_OPTION_END);
+            if (hello == NULL)
+                _exit(fail("hello-world", "cannot start"));
+            const union MHD_DaemonInfo *info =
+                MHD_get_daemon_info(hello, MHD_DAEMON_INFO_BIND_PORT);
+            port = info ? info->port : 0;
+        }
+        if (write(port_pipe[1], &port, sizeof port) != sizeof port)
+            _exit(1);
+        char byte;
+        while (read(stop_pipe[0], &byte, 1) > 0)
+            ;
+        meter_server_stop(srv);
+        if (hello)
+            MHD_stop_daemon(hello);
+        _exit(0);
+    }
+    close(port_pipe[1]);
+    close(stop_pipe[0]);
+    unsigned port = 0;
+    ssize_t got = read(port_pipe[0], &port, sizeof port);
+    close(port_pipe[0]);
+    if (got != sizeof port || port == 0) {
+        close(stop_pipe[1]);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    *out = (struct child){pid, stop_pipe[1], port};
+    return 0;
+}
+
+/* Stop the child and wait for it; its peak resident memory in kB, -1 when unknown. */
+static long long child_stop(struct child *c)
+{
+    close(c->stop_fd);
+    struct rusage ru;
+    if (wait4(c->pid, NULL, 0, &ru) != c->pid)
+        return -1;
+    return ru.ru_maxrss;
+}
+
+/* ---- the client: threads, each a curl multi handle with its share of connections ------- */
+
+struct client_thread {
+    pthread_t thread;
+    int index;
+    unsigned port;
+    const char *key;
+    int64_t start_us, end_us; /* answers counted between these */
+    long long ok, failed;
+};
+
+static void request_arm(CURL *h, const struct client_thread *t, long long seq,
+                        struct curl_slist *headers, char *url)
+{
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"id\":\"b%d-%lld:stop\",\"type\":\"stop\",\"invocation_id\":\"b%d-%lld\","
+             "\"tenant\":\"bench\",\"function\":\"f\",\"time\":\"2026-05-01T10:00:00Z\","
+             "\"memory_mb\":128,\"cold_start\":false,\"duration_us\":1000,\"init_us\":0,"
+             "\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,\"cpu_sys_us\":1,"
+             "\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1}\n",
+             t->index, seq, t->index, seq);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
+}
+
+static size_t reply_check(char *p, size_t size, size_t n, void *userdata)
+{
+    bool *accepted = userdata;
+    *accepted = *accepted || memmem(p, size * n, "\"accepted\":1", 12) != NULL;
+    return size * n;
+}
+
+static void *client_run(void *arg)
+{
+    struct client_thread *t = arg;
+    enum { PER_THREAD = CLIENTS / CLIENT_THREADS };
+    char url[64], auth[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/records", t->port);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", t->key);
+    struct curl_slist *headers = curl_slist_append(NULL, auth);
+    headers = curl_slist_append(headers, "Content-Type: application/x-ndjson");
+    CURLM *multi = curl_multi_init();
+    CURL *easy[PER_THREAD];
+    bool accepted[PER_THREAD];
+    long long seq = 0;
+    for (int i = 0; i < PER_THREAD; i++) {
+        easy[i] = curl_easy_init();
+        accepted[i] = false;
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, reply_check);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &accepted[i]);
+        curl_easy_setopt(easy[i], CURLOPT_PRIVATE, &accepted[i]);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT, 60L);
+        request_arm(easy[i], t, seq++, headers, url);
+        curl_multi_add_handle(multi, easy[i]);
+    }
+    int running = PER_THREAD;
+    while (running > 0) {
+        curl_multi_perform(multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            CURL *h = msg->easy_handle;
+            bool *acc = NULL;
+            long status = 0;
+            curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&acc);
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+            int64_t now = fm_mono_us();
+            if (now >= t->start_us && now < t->end_us) {
+                if (msg->data.result == CURLE_OK && status == 200 && *acc)
+                    t->ok++;
+                else
+                    t->failed++;
+            }
+            curl_multi_remove_handle(multi, h);
+            if (now < t->end_us) {
+                *acc = false;
+                request_arm(h, t, seq++, headers, url);
+                curl_multi_add_handle(multi, h);
+                running++;
+            }
+        }
+        if (running > 0)
+            curl_multi_poll(multi, NULL, 0, 100, NULL);
+    }
+    for (int i = 0; i < PER_THREAD; i++)
+        curl_easy_cleanup(easy[i]);
+    curl_multi_cleanup(multi);
+    curl_slist_free_all(headers);
+    return NULL;
+}
+
+/* Drive the server on port for seconds (after a short warm-up): answers per second. */
+static long long drive(unsigned port, const char *key, int seconds, int run,
+                       long long *failed)
+{
+    struct client_thread t[CLIENT_THREADS];
+    int64_t start = fm_mono_us() + 500000; /* connections open, statements prepared */
+    for (int i = 0; i < CLIENT_THREADS; i++) {
+        t[i] = (struct client_thread){.index = run * CLIENT_THREADS + i, .port = port,
+                                      .key = key, .start_us = start,
+                                      .end_us = start + (int64_t)seconds * 1000000};
+        pthread_create(&t[i].thread, NULL, client_run, &t[i]);
+    }
+    long long ok = 0;
+    *failed = 0;
+    for (int i = 0; i < CLIENT_THREADS; i++) {
+        pthread_join(t[i].thread, NULL);
+        ok += t[i].ok;
+        *failed += t[i].failed;
+    }
+    return ok / seconds;
+}
+
+int main(void)
+{
+    const char *base = getenv("FAASMETER_DB");
+    if (base == NULL || *base == '\0')
+        return fail("FAASMETER_DB", "not set (make bench sets it)");
+    const char *secs_env = getenv("FAASMETER_BENCH_SECONDS");
+    int seconds = secs_env ? (int)strtol(secs_env, NULL, 10) : 5;
+    if (seconds < 1 || seconds > 600)
+        seconds = 5;
+    signal(SIGPIPE, SIG_IGN);
+    char conninfo[2048], key[APIKEY_LEN + 1];
+    if (bench_db(base, conninfo, sizeof conninfo, key) != 0)
+        return 1;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    struct child meterd, hello;
+    if (child_start(conninfo, &meterd) != 0)
+        return fail("meterd", "did not start");
+    long long meterd_failed;
+    long long meterd_rate = drive(meterd.port, key, seconds, 0, &meterd_failed);
+    long long peak_kb = child_stop(&meterd);
+    long long stored = stored_records(conninfo);
+
+    if (child_start(NULL, &hello) != 0)
+        return fail("hello-world", "did not start");
+    long long hello_failed;
+    long long hello_rate = drive(hello.port, key, seconds, 1, &hello_failed);
+    child_stop(&hello);
+    curl_global_cleanup();
+
+    printf("one record per request, %d keep-alive clients, %d server threads, %d s each\n",
+           CLIENTS, SERVER_THREADS, seconds);
+    printf("  meterd       %8lld records/s acknowledged after commit (%lld failed; %lld "
+           "records stored in all)\n",
+           meterd_rate, meterd_failed, stored);
+    printf("  hello-world  %8lld requests/s (libmicrohttpd, constant JSON; %lld failed)\n",
+           hello_rate, hello_failed);
+    if (hello_rate > 0)
+        printf("  ratio        %8.3f of hello-world (target >= 0.35)\n",
+               (double)meterd_rate / (double)hello_rate);
+    printf("  target       %8d records/s: %s\n", 20000,
+           meterd_rate >= 20000 ? "reached" : "not reached");
+    if (peak_kb >= 0)
+        printf("  meterd peak resident memory %lld MB (target < 64 MB)\n", peak_kb / 1024);
+    return 0;
+}
