@@ -91,8 +91,16 @@ log_min_messages = warning
 EOF
 }
 
+ensure_database() {
+  local psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$(cat "$state/port") user=$role dbname=postgres")
+  if [ "$("${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
+    "${psql[@]}" -c "CREATE DATABASE $db" >/dev/null
+  fi
+}
+
 start() {
   if running; then
+    ensure_database
     conninfo
     return
   fi
@@ -112,10 +120,7 @@ start() {
   fi
   as_owner "$bindir/pg_ctl" -D "$(datadir)" -l "$log" -w -t 60 start >/dev/null \
     || { tail -n 20 "$log" >&2; die "the server did not start (log: var/pg/server.log)"; }
-  local psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$(cat "$state/port") user=$role dbname=postgres")
-  if [ "$("${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
-    "${psql[@]}" -c "CREATE DATABASE $db" >/dev/null
-  fi
+  ensure_database
   conninfo
 }
 
