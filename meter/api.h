@@ -94,6 +94,7 @@ struct reply api_post_invoices(const struct api_request *r);
 struct reply api_list_invoices(const struct api_request *r);
 struct reply api_get_invoice(const struct api_request *r);
 struct reply api_finalize_invoice(const struct api_request *r);
+struct reply api_get_compare(const struct api_request *r);
 struct reply api_get_usage(const struct api_request *r);
 
 #endif

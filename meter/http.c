@@ -223,6 +223,7 @@ static const struct route {
     {"GET", "/v1/invoices", api_list_invoices},
     {"GET", "/v1/invoices/*", api_get_invoice},
     {"POST", "/v1/invoices/*/finalize", api_finalize_invoice},
+    {"GET", "/v1/compare", api_get_compare},
 };
 
 /* Match url against pattern, collecting the '*' segments. */

@@ -230,6 +230,49 @@ START_TEST(late_usage_lands_on_the_next_invoice)
 }
 END_TEST
 
+START_TEST(compare_serves_the_same_bill)
+{
+    invocation("c1", "resize", "2026-09-10T10:00:00.260Z", 260000);
+    invocation("c2", "resize", "2026-09-10T10:00:01.260Z", 260000);
+    invocation("c3", "store", "2026-09-10T10:00:02.260Z", 260000);
+    struct http_reply r = call("GET", "/v1/compare?tenant=acme&period=2026-09", acme_key, NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    /* The invoice's figures: 0.93 in all, shared 0.62 and 0.31 by the two functions. */
+    expect_member(r.body, "\"plans\":[{\"plan\":\"test-100ms\",\"name\":\"100 ms steps, "
+                          "no free tier\",\"own\":true,\"total\":\"0.93\"");
+    expect_member(r.body, "\"function\":\"resize\",\"invocations\":2");
+    expect_member(r.body, "\"cost\":\"0.62\"");
+    expect_member(r.body, "\"cost\":\"0.31\"");
+    free(r.body);
+    static const struct {
+        const char *path, *key_name;
+        long status;
+        const char *reply;
+    } bad[] = {
+        {"/v1/compare?tenant=acme&period=2026-09", "globex", 403,
+         "{\"error\":\"forbidden\",\"message\":\"this key may not read tenant acme\"}"},
+        {"/v1/compare?tenant=acme&period=2026-09", "ingest", 403,
+         "{\"error\":\"forbidden\",\"message\":\"this needs an admin or tenant key\"}"},
+        {"/v1/compare?tenant=acme", "admin", 400,
+         "{\"error\":\"bad_request\",\"message\":\"period: required, YYYY-MM\"}"},
+        {"/v1/compare?tenant=acme&period=2026-09&server=nope", "admin", 400,
+         "{\"error\":\"bad_request\",\"message\":\"server: no server 'nope' in the "
+         "catalog\"}"},
+        {"/v1/compare?tenant=nobody&period=2026-09", "admin", 404,
+         "{\"error\":\"not_found\",\"message\":\"tenant: no tenant 'nobody'\"}"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *key = strcmp(bad[i].key_name, "globex") == 0   ? globex_key
+                          : strcmp(bad[i].key_name, "ingest") == 0 ? ingest_key
+                                                                   : admin_key;
+        r = call("GET", bad[i].path, key, NULL);
+        ck_assert_msg(r.status == bad[i].status, "%s: %ld %s", bad[i].path, r.status, r.body);
+        ck_assert_str_eq(r.body, bad[i].reply);
+        free(r.body);
+    }
+}
+END_TEST
+
 START_TEST(bad_invoice_requests)
 {
     static const struct {
@@ -279,6 +322,7 @@ Suite *suite_invoices(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, late_usage_lands_on_the_next_invoice);
     tcase_add_test(tc, bad_invoice_requests);
+    tcase_add_test(tc, compare_serves_the_same_bill);
     suite_add_tcase(s, tc);
     return s;
 }
