@@ -1,5 +1,6 @@
 #include "common/db.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,4 +43,14 @@ PGconn *db_connect(const char *conninfo, struct fm_err *err)
     }
     PQclear(res);
     return conn;
+}
+
+bool db_idle_conn_broken(PGconn *conn)
+{
+    struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+    if (p.fd < 0)
+        return true;
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    return PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK;
 }

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -99,27 +98,10 @@ const char *api_query(const struct api_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn_handle, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* A connection whose server went away looks healthy until it is used, and the request
- * that uses it would fail. While idle it should have nothing to read: a closed socket
- * reads as ready, and letting libpq read it marks the connection bad. */
-static bool conn_dropped(PGconn *conn)
-{
-    struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
-    if (p.fd < 0)
-        return true;
-    if (poll(&p, 1, 0) <= 0)
-        return false;
-    return PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK;
-}
-
 PGconn *api_db(const struct api_request *r, struct reply *refusal)
 {
     struct fm_err err;
     PGconn *conn = meter_store_conn(r->cfg->conninfo, &err);
-    if (conn != NULL && conn_dropped(conn)) {
-        meter_store_close();
-        conn = meter_store_conn(r->cfg->conninfo, &err);
-    }
     if (conn == NULL) {
         metrics_db_error();
         fm_warn("database: %s", err.msg);

@@ -62,7 +62,8 @@ static int prepare_all(PGconn *conn, struct fm_err *err)
 
 PGconn *meter_store_conn(const char *conninfo, struct fm_err *err)
 {
-    if (thread_conn && PQstatus(thread_conn) == CONNECTION_OK)
+    if (thread_conn && PQstatus(thread_conn) == CONNECTION_OK &&
+        !db_idle_conn_broken(thread_conn))
         return thread_conn;
     meter_store_close();
     PGconn *conn = db_connect(conninfo, err);
@@ -239,10 +240,16 @@ struct pending {
     struct pending *next;
 };
 
+/* Writers at once: each has its own connection, so that its session keeps its plans warm
+ * (a session plans ingest_staged once, which costs far more than a batch). Two lets one
+ * batch's database work overlap the next batch's parsing and COPY on a small machine. */
+#define GROUP_LANES 2
+
 struct meter_group {
     pthread_mutex_t lock;
     struct pending *head, *tail;
-    bool writing;
+    PGconn *lanes[GROUP_LANES];
+    bool busy[GROUP_LANES];
     const char *conninfo;
 };
 
@@ -260,12 +267,38 @@ void meter_group_free(struct meter_group *g)
 {
     if (g == NULL)
         return;
+    for (int i = 0; i < GROUP_LANES; i++)
+        PQfinish(g->lanes[i]);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }
 
-/* Write the requests of list in one transaction and tell each how it went. Unlocked. */
-static void write_group(struct meter_group *g, struct pending *list)
+/* A lane's connection, made and prepared on first use or after it broke. */
+static PGconn *lane_conn(struct meter_group *g, int lane, struct fm_err *err)
+{
+    PGconn *conn = g->lanes[lane];
+    if (conn && PQstatus(conn) == CONNECTION_OK && !db_idle_conn_broken(conn))
+        return conn;
+    PQfinish(conn);
+    g->lanes[lane] = NULL;
+    conn = db_connect(g->conninfo, err);
+    if (conn == NULL)
+        return NULL;
+    if (prepare_all(conn, err) != 0) {
+        PQfinish(conn);
+        return NULL;
+    }
+    /* Plan the batch statements now, on an empty batch, not on a client's time. */
+    PQclear(PQexec(conn, "BEGIN"));
+    PQclear(PQexecPrepared(conn, "ingest", 0, NULL, NULL, NULL, 0));
+    PQclear(PQexec(conn, "ROLLBACK"));
+    g->lanes[lane] = conn;
+    return conn;
+}
+
+/* Write the requests of list in one transaction on lane and tell each how it went. Called
+ * unlocked; the lane is this writer's alone. */
+static void write_group(struct meter_group *g, int lane, struct pending *list)
 {
     size_t total = 0;
     for (struct pending *p = list; p; p = p->next)
@@ -283,12 +316,9 @@ static void write_group(struct meter_group *g, struct pending *list)
             memcpy(recs + at, p->recs, p->n * sizeof *recs);
             at += p->n;
         }
-        PGconn *conn = meter_store_conn(g->conninfo, &err);
-        if (conn != NULL) {
+        PGconn *conn = lane_conn(g, lane, &err);
+        if (conn != NULL)
             rc = meter_store_records(conn, recs, total, outcomes, &err);
-            if (rc != 0 && PQstatus(conn) != CONNECTION_OK)
-                meter_store_close();
-        }
     }
     size_t at = 0;
     for (struct pending *p = list; p; p = p->next) {
@@ -315,12 +345,16 @@ int meter_group_store(struct meter_group *g, const struct meter_record *recs, si
         g->head = &me;
     g->tail = &me;
     while (!me.done) {
-        if (g->writing) {
+        int lane = 0;
+        while (lane < GROUP_LANES && g->busy[lane])
+            lane++;
+        /* Wait while every lane writes, or while requests ahead of this one wait too. */
+        if (lane == GROUP_LANES || g->head != &me) {
             pthread_cond_wait(&me.cond, &g->lock);
             continue;
         }
-        /* Lead: take what is waiting, up to the cap (at least one request). */
-        g->writing = true;
+        /* Lead: take what is waiting, up to the cap (at least this request). */
+        g->busy[lane] = true;
         struct pending *list = g->head, *last = list;
         size_t records = list->n;
         while (last->next && records + last->next->n <= GROUP_RECORDS_MAX) {
@@ -331,8 +365,11 @@ int meter_group_store(struct meter_group *g, const struct meter_record *recs, si
         if (g->head == NULL)
             g->tail = NULL;
         last->next = NULL;
+        /* The next in line may lead on another lane meanwhile. */
+        if (g->head)
+            pthread_cond_signal(&g->head->cond);
         pthread_mutex_unlock(&g->lock);
-        write_group(g, list);
+        write_group(g, lane, list);
         pthread_mutex_lock(&g->lock);
         for (struct pending *p = list, *next; p; p = next) {
             next = p->next;
@@ -340,9 +377,9 @@ int meter_group_store(struct meter_group *g, const struct meter_record *recs, si
             if (p != &me)
                 pthread_cond_signal(&p->cond);
         }
-        g->writing = false;
-        /* Hand the lead to the first request that came meanwhile. */
-        if (g->head && g->head != &me)
+        g->busy[lane] = false;
+        /* Hand the free lane to the first request that came meanwhile. */
+        if (g->head)
             pthread_cond_signal(&g->head->cond);
     }
     pthread_mutex_unlock(&g->lock);

@@ -234,11 +234,15 @@ LANGUAGE plpgsql AS $$
 DECLARE
     m timestamptz;
     r record;
+    -- Statistics of the staging tables help large batches, but every ANALYZE makes the
+    -- statements below plan anew (some ms): small batches run on the plans they have.
+    large boolean := (SELECT count(*) >= 256 FROM ingest_stage);
 BEGIN
     -- Deltas are rated under the registered plans: hold off plan_register until commit.
     LOCK TABLE plans IN ROW SHARE MODE;
-    -- The staging tables are new each batch: give the planner their real contents.
-    ANALYZE ingest_stage (tenant, id, ord, invocation_id, type);
+    IF large THEN
+        ANALYZE ingest_stage (tenant, id, ord, invocation_id, type);
+    END IF;
 
     -- Exactly once: the first copy of each id in the batch claims it.
     WITH firsts AS (
@@ -258,7 +262,9 @@ BEGIN
                         FROM record_ids r_ids
                        WHERE r_ids.tenant = s.tenant AND r_ids.id = s.id)
      WHERE s.outcome IS NULL;
-    ANALYZE ingest_stage (outcome);
+    IF large THEN
+        ANALYZE ingest_stage (outcome);
+    END IF;
 
     FOR m IN SELECT DISTINCT date_trunc('month', s.time, 'UTC') FROM ingest_stage s
               WHERE s.outcome = 'accepted' LOOP
@@ -311,7 +317,9 @@ BEGIN
      GROUP BY s.tenant, s.invocation_id
     HAVING count(*) FILTER (WHERE s.type = 'start') <= 1
        AND count(*) FILTER (WHERE s.type = 'stop') <= 1;
-    ANALYZE ingest_fresh (tenant, invocation_id);
+    IF large THEN
+        ANALYZE ingest_fresh (tenant, invocation_id);
+    END IF;
 
     FOR m IN SELECT DISTINCT date_trunc('month', f.started_at, 'UTC') FROM ingest_fresh f LOOP
         PERFORM ensure_month_partition('invocations', m);

@@ -33,7 +33,7 @@
 #define BENCH_DB "faasmeter_bench_requests"
 #define CLIENTS 64
 #define CLIENT_THREADS 2
-#define SERVER_THREADS 4
+#define SERVER_THREADS 64
 
 static const char hello_reply[] = "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}";
 
