@@ -279,44 +279,35 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.tenant = s.tenant)
     ON CONFLICT DO NOTHING;
 
-    -- Invocations first seen in this batch, with at most one start and one stop: merged
-    -- into one row here. Stop figures win over the start's; the start's time dates it.
+    -- Invocations first seen in this batch, with at most one start and one stop: their
+    -- start and stop are joined into one row here. Stop figures win over the start's; the
+    -- start's time dates it; the first record by arrival names the function.
     INSERT INTO ingest_fresh
-    SELECT s.tenant, s.invocation_id,
-           coalesce(min(s.time) FILTER (WHERE s.type = 'start'),
-                    min(s.time - s.duration_us * interval '1 microsecond')
-                        FILTER (WHERE s.type = 'stop'),
-                    min(s.time)),
-           (array_agg(s.function ORDER BY s.ord))[1],
-           bool_or(s.type = 'start'), bool_or(s.type = 'stop'),
-           coalesce(min(s.memory_mb) FILTER (WHERE s.type = 'stop'),
-                    min(s.memory_mb) FILTER (WHERE s.type = 'start')),
-           min(s.timeout_ms) FILTER (WHERE s.type = 'start'),
-           coalesce(bool_or(s.cold_start) FILTER (WHERE s.type = 'stop'),
-                    bool_or(s.cold_start) FILTER (WHERE s.type = 'start')),
-           min(s.trigger) FILTER (WHERE s.type = 'start'),
-           (array_agg(s.correlation_id ORDER BY s.ord)
-                FILTER (WHERE s.correlation_id IS NOT NULL))[1],
-           min(s.time) FILTER (WHERE s.type = 'stop'),
-           min(s.duration_us) FILTER (WHERE s.type = 'stop'),
-           min(s.init_us) FILTER (WHERE s.type = 'stop'),
-           min(s.status) FILTER (WHERE s.type = 'stop'),
-           min(s.exit_code) FILTER (WHERE s.type = 'stop'),
-           coalesce(min(s.cpu_user_us) FILTER (WHERE s.type = 'stop'),
-                    max(s.cpu_user_us) FILTER (WHERE s.type = 'resource')),
-           coalesce(min(s.cpu_sys_us) FILTER (WHERE s.type = 'stop'),
-                    max(s.cpu_sys_us) FILTER (WHERE s.type = 'resource')),
-           max(s.max_rss_kb),
-           min(s.bytes_in) FILTER (WHERE s.type = 'stop'),
-           min(s.bytes_out) FILTER (WHERE s.type = 'stop'),
-           now(), false
-      FROM ingest_stage s
-     WHERE s.outcome = 'accepted'
+    WITH acc AS (
+        SELECT * FROM ingest_stage s WHERE s.outcome = 'accepted' AND s.type <> 'resource'),
+    repeated AS (
+        SELECT x.tenant, x.invocation_id FROM acc x
+         GROUP BY x.tenant, x.invocation_id, x.type HAVING count(*) > 1),
+    a AS (SELECT * FROM acc WHERE type = 'start'),
+    b AS (SELECT * FROM acc WHERE type = 'stop')
+    SELECT coalesce(a.tenant, b.tenant), coalesce(a.invocation_id, b.invocation_id),
+           coalesce(a.time, b.time - b.duration_us * interval '1 microsecond'),
+           CASE WHEN b.ord IS NULL OR a.ord < b.ord THEN a.function ELSE b.function END,
+           a.ord IS NOT NULL, b.ord IS NOT NULL,
+           coalesce(b.memory_mb, a.memory_mb), a.timeout_ms, coalesce(b.cold_start, a.cold_start),
+           a.trigger,
+           CASE WHEN b.ord IS NULL OR (a.ord < b.ord AND a.correlation_id IS NOT NULL)
+                THEN coalesce(a.correlation_id, b.correlation_id)
+                ELSE coalesce(b.correlation_id, a.correlation_id) END,
+           b.time, b.duration_us, b.init_us, b.status, b.exit_code, b.cpu_user_us, b.cpu_sys_us,
+           b.max_rss_kb, b.bytes_in, b.bytes_out, now(), false
+      FROM a FULL JOIN b ON a.tenant = b.tenant AND a.invocation_id = b.invocation_id
+     WHERE NOT EXISTS (SELECT 1 FROM repeated r
+                        WHERE r.tenant = coalesce(a.tenant, b.tenant)
+                          AND r.invocation_id = coalesce(a.invocation_id, b.invocation_id))
        AND NOT EXISTS (SELECT 1 FROM invocation_ids i
-                        WHERE i.tenant = s.tenant AND i.invocation_id = s.invocation_id)
-     GROUP BY s.tenant, s.invocation_id
-    HAVING count(*) FILTER (WHERE s.type = 'start') <= 1
-       AND count(*) FILTER (WHERE s.type = 'stop') <= 1;
+                        WHERE i.tenant = coalesce(a.tenant, b.tenant)
+                          AND i.invocation_id = coalesce(a.invocation_id, b.invocation_id));
     IF large THEN
         ANALYZE ingest_fresh (tenant, invocation_id);
     END IF;
@@ -324,32 +315,38 @@ BEGIN
     FOR m IN SELECT DISTINCT date_trunc('month', f.started_at, 'UTC') FROM ingest_fresh f LOOP
         PERFORM ensure_month_partition('invocations', m);
     END LOOP;
-    -- Claim them; one that another transaction claimed meanwhile takes the slow path.
+    -- Claim them, store them and leave their usage deltas, in one statement; one that
+    -- another transaction claimed meanwhile takes the slow path below.
     WITH won AS (
         INSERT INTO invocation_ids (tenant, invocation_id, started_at)
         SELECT f.tenant, f.invocation_id, f.started_at FROM ingest_fresh f
         ON CONFLICT DO NOTHING
-        RETURNING invocation_ids.tenant, invocation_ids.invocation_id)
+        RETURNING invocation_ids.tenant, invocation_ids.invocation_id),
+    stored AS (
+        INSERT INTO invocations
+        SELECT f.tenant, f.invocation_id, f.started_at, f.function, f.has_start, f.has_stop,
+               f.memory_mb, f.timeout_ms, f.cold_start, f.trigger, f.correlation_id,
+               f.stopped_at, f.duration_us, f.init_us, f.status, f.exit_code, f.cpu_user_us,
+               f.cpu_sys_us, f.max_rss_kb, f.bytes_in, f.bytes_out, f.updated_at
+          FROM ingest_fresh f JOIN won w USING (tenant, invocation_id)
+        RETURNING *),
+    deltas AS (
+        INSERT INTO usage_delta
+        SELECT v.tenant, v.function, v.started_at, 1, v.memory_mb, v.status = 'ok',
+               coalesce(v.cold_start, false), v.duration_us, v.init_us, v.max_rss_kb,
+               v.cpu_user_us + v.cpu_sys_us, v.bytes_in, v.bytes_out
+          FROM stored v WHERE v.has_stop)
     UPDATE ingest_fresh f SET won = true
       FROM won w WHERE w.tenant = f.tenant AND w.invocation_id = f.invocation_id;
-    INSERT INTO invocations
-    SELECT tenant, invocation_id, started_at, function, has_start, has_stop, memory_mb,
-           timeout_ms, cold_start, trigger, correlation_id, stopped_at, duration_us, init_us,
-           status, exit_code, cpu_user_us, cpu_sys_us, max_rss_kb, bytes_in, bytes_out,
-           updated_at
-      FROM ingest_fresh WHERE won;
-    INSERT INTO usage_delta
-    SELECT f.tenant, f.function, f.started_at, 1, f.memory_mb, f.status = 'ok',
-           coalesce(f.cold_start, false), f.duration_us, f.init_us, f.max_rss_kb,
-           f.cpu_user_us + f.cpu_sys_us, f.bytes_in, f.bytes_out
-      FROM ingest_fresh f WHERE f.won AND f.has_stop;
 
-    -- Everything else, record by record in arrival order.
+    -- Everything else, record by record in arrival order: resource samples, and records of
+    -- invocations that exist already or came more than once in this batch.
     FOR r IN SELECT s.tenant, s.type, s.time, s.body FROM ingest_stage s
               WHERE s.outcome = 'accepted'
-                AND NOT EXISTS (SELECT 1 FROM ingest_fresh f
-                                 WHERE f.won AND f.tenant = s.tenant
-                                   AND f.invocation_id = s.invocation_id)
+                AND (s.type = 'resource'
+                     OR NOT EXISTS (SELECT 1 FROM ingest_fresh f
+                                     WHERE f.won AND f.tenant = s.tenant
+                                       AND f.invocation_id = s.invocation_id))
               ORDER BY s.ord LOOP
         PERFORM invocation_apply(r.tenant, r.type, r.time, r.body);
     END LOOP;
