@@ -96,3 +96,17 @@ char *fm_buf_steal(struct fm_buf *b)
     fm_buf_init(b, b->limit);
     return s;
 }
+
+int fm_buf_json_string(struct fm_buf *b, const char *s)
+{
+    fm_buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fm_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            fm_buf_printf(b, "\\u%04x", *p);
+        else
+            fm_buf_append(b, p, 1);
+    }
+    return fm_buf_puts(b, "\"");
+}

@@ -31,6 +31,9 @@ int fm_buf_append(struct fm_buf *b, const void *p, size_t n);
 int fm_buf_puts(struct fm_buf *b, const char *s);
 int fm_buf_printf(struct fm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** Append s as a JSON string literal, quoted and escaped. Returns 0 or -1 as fm_buf_append. */
+int fm_buf_json_string(struct fm_buf *b, const char *s);
+
 /**
  * Take the contents as a heap string (caller frees with free) and leave b empty.
  * Returns NULL when the buffer failed.

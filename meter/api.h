@@ -60,9 +60,6 @@ struct reply reply_error(enum api_error e, const char *fmt, ...)
 /** A 2xx reply owning body (a JSON text from malloc); NULL body becomes a 500. */
 struct reply reply_json(unsigned status, char *body);
 
-/** Append s as a JSON string literal. */
-void json_escape(struct fm_buf *b, const char *s);
-
 /** A request header's value, or NULL. */
 const char *api_header(const struct api_request *r, const char *name);
 

@@ -128,7 +128,7 @@ struct reply api_post_records(const struct api_request *req)
             continue;
         }
         fm_buf_printf(&rejected, "%s{\"index\":%zu,\"error\":", nrejected++ ? "," : "", i);
-        json_escape(&rejected, rerr.msg);
+        fm_buf_json_string(&rejected, rerr.msg);
         fm_buf_puts(&rejected, "}");
     }
     if (valid > 0 && meter_group_store(req->group, recs, valid, outcomes, &err) != 0) {

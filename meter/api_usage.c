@@ -200,7 +200,7 @@ static bool put_row(struct fm_buf *b, const PGresult *res, int i)
 {
     fm_buf_printf(b, "%s{\"from\":\"%s\",\"to\":\"%s\",\"function\":", i ? "," : "",
                   PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
-    json_escape(b, PQgetvalue(res, i, 2));
+    fm_buf_json_string(b, PQgetvalue(res, i, 2));
     /* 1024 MB x 10^6 us = 2^16 x 5^6: every quotient ends within 16 decimal places. */
     bool ok = put_int(b, "invocations", PQgetvalue(res, i, 3)) &&
               put_int(b, "errors", PQgetvalue(res, i, 4)) &&
@@ -259,15 +259,15 @@ struct reply api_get_usage(const struct api_request *req)
         goto out;
     }
     fm_buf_puts(&b, "{\"tenant\":");
-    json_escape(&b, q.tenant);
+    fm_buf_json_string(&b, q.tenant);
     fm_buf_printf(&b, ",\"window\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"function\":",
                   q.window, q.from, q.to);
     if (q.function)
-        json_escape(&b, q.function);
+        fm_buf_json_string(&b, q.function);
     else
         fm_buf_puts(&b, "null");
     fm_buf_puts(&b, ",\"note\":");
-    json_escape(&b, usage_note);
+    fm_buf_json_string(&b, usage_note);
     fm_buf_puts(&b, ",\"usage\":[");
     for (int i = 0; i < PQntuples(res); i++)
         if (!put_row(&b, res, i)) {

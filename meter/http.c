@@ -54,20 +54,6 @@ struct request {
     bool too_large;
 };
 
-void json_escape(struct fm_buf *b, const char *s)
-{
-    fm_buf_puts(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fm_buf_printf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            fm_buf_printf(b, "\\u%04x", *p);
-        else
-            fm_buf_append(b, p, 1);
-    }
-    fm_buf_puts(b, "\"");
-}
-
 struct reply reply_error(enum api_error e, const char *fmt, ...)
 {
     char message[1024];
@@ -78,7 +64,7 @@ struct reply reply_error(enum api_error e, const char *fmt, ...)
     struct fm_buf b;
     fm_buf_init(&b, 4096);
     fm_buf_printf(&b, "{\"error\":\"%s\",\"message\":", api_errors[e].code);
-    json_escape(&b, message);
+    fm_buf_json_string(&b, message);
     fm_buf_puts(&b, "}");
     return (struct reply){api_errors[e].status, fm_buf_steal(&b), NULL};
 }

@@ -106,20 +106,6 @@ static int type_mask(const char *type)
     return 1 << enum_index(record_types, type);
 }
 
-static void put_json_string(struct fm_buf *b, const char *s)
-{
-    fm_buf_puts(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fm_buf_printf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            fm_buf_printf(b, "\\u%04x", *p);
-        else
-            fm_buf_append(b, p, 1);
-    }
-    fm_buf_puts(b, "\"");
-}
-
 void meter_copy_text(struct fm_buf *b, const char *s)
 {
     for (const char *p = s; *p; p++) {
@@ -248,7 +234,7 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
         if (f->kind == F_INT || f->kind == F_BOOL)
             fm_buf_puts(&canon, val);
         else
-            put_json_string(&canon, val);
+            fm_buf_json_string(&canon, val);
         meter_copy_text(&copy, val);
     }
     fm_buf_puts(&canon, "}");

@@ -36,22 +36,6 @@ static const char test_plan[] =
     "  {\"meter\": \"gb_seconds\", \"free\": \"0\","
     "   \"tiers\": [{\"up_to\": null, \"unit_price\": \"1\"}]}]}";
 
-static void add_key(PGconn *conn, char *key, const char *role, const char *tenant)
-{
-    char id[APIKEY_ID_LEN + 1], hex[2 * APIKEY_HASH_LEN + 3] = "\\x";
-    unsigned char hash[APIKEY_HASH_LEN];
-    ck_assert_int_eq(apikey_generate(key), 0);
-    ck_assert(apikey_id(key, id));
-    apikey_hash(key, hash);
-    for (int i = 0; i < APIKEY_HASH_LEN; i++)
-        snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
-    const char *params[] = {id, hex, role, tenant};
-    free(testdb_value(conn,
-                      "INSERT INTO api_keys (key_id, key_hash, role, tenant)"
-                      " VALUES ($1, $2::bytea, $3, $4) RETURNING key_id",
-                      4, params));
-}
-
 static void setup(void)
 {
     testdb_create("faasmeter_test_invoices", conninfo, sizeof conninfo);
@@ -74,10 +58,10 @@ static void setup(void)
     ck_assert_msg(meter_plans_register(conn, catalog, NULL, &err) == 0, "%s", err.msg);
     testdb_exec(conn, "INSERT INTO tenants VALUES ('acme', 'test-100ms'),"
                       " ('globex', 'test-100ms')");
-    add_key(conn, admin_key, "admin", NULL);
-    add_key(conn, ingest_key, "ingest", NULL);
-    add_key(conn, acme_key, "tenant", "acme");
-    add_key(conn, globex_key, "tenant", "globex");
+    testdb_add_key(conn, admin_key, "admin", NULL);
+    testdb_add_key(conn, ingest_key, "ingest", NULL);
+    testdb_add_key(conn, acme_key, "tenant", "acme");
+    testdb_add_key(conn, globex_key, "tenant", "globex");
     PQfinish(conn);
 
     struct meter_config cfg;

@@ -24,32 +24,15 @@ static PGconn *db;
 static char records_url[128];
 static char healthz_url[128];
 
-static void add_key(PGconn *conn, char *key, const char *role, const char *tenant)
-{
-    char id[APIKEY_ID_LEN + 1];
-    unsigned char hash[APIKEY_HASH_LEN];
-    char hex[2 * APIKEY_HASH_LEN + 3] = "\\x";
-    ck_assert_int_eq(apikey_generate(key), 0);
-    ck_assert(apikey_id(key, id));
-    apikey_hash(key, hash);
-    for (int i = 0; i < APIKEY_HASH_LEN; i++)
-        snprintf(hex + 2 + 2 * i, 3, "%02x", hash[i]);
-    const char *params[] = {id, hex, role, tenant};
-    free(testdb_value(conn,
-                      "INSERT INTO api_keys (key_id, key_hash, role, tenant)"
-                      " VALUES ($1, $2::bytea, $3, $4) RETURNING key_id",
-                      4, params));
-}
-
 /* Once, in the runner: a fresh database with three keys. */
 static void suite_setup(void)
 {
     testdb_create("faasmeter_test_meter", conninfo, sizeof conninfo);
     PGconn *conn = testdb_connect(conninfo);
     testdb_exec(conn, "INSERT INTO tenants (tenant) VALUES ('acme')");
-    add_key(conn, admin_key, "admin", NULL);
-    add_key(conn, ingest_key, "ingest", NULL);
-    add_key(conn, tenant_key, "tenant", "acme");
+    testdb_add_key(conn, admin_key, "admin", NULL);
+    testdb_add_key(conn, ingest_key, "ingest", NULL);
+    testdb_add_key(conn, tenant_key, "tenant", "acme");
     PQfinish(conn);
 }
 

@@ -44,20 +44,6 @@ static PGconn *db;
 
 /* ---- set-up ---------------------------------------------------------------------------- */
 
-/* A new key of role (for tenant, when not NULL) into the database; key receives it. */
-static void key_add(PGconn *conn, char *key, const char *role, const char *tenant)
-{
-    char id[APIKEY_ID_LEN + 1];
-    ck_assert_int_eq(apikey_generate(key), 0);
-    ck_assert(apikey_id(key, id));
-    const char *params[] = {id, key, role, tenant};
-    /* The database hashes it the way meterd does: SHA-256 of the key's text. */
-    free(testdb_value(conn,
-                      "INSERT INTO api_keys (key_id, key_hash, role, tenant)"
-                      " VALUES ($1, sha256(convert_to($2, 'UTF8')), $3, $4) RETURNING key_id",
-                      4, params));
-}
-
 /* Hourly usage rows, as ingestion would have left them (tenant, function, hour, memory_mb,
  * invocations, errors, cold_starts, duration_us, init_us, cpu_us). */
 static const char usage_rows[] =
@@ -78,10 +64,10 @@ static void suite_setup(void)
     testdb_create("faasmeter_test_meter_api", conninfo, sizeof conninfo);
     PGconn *conn = testdb_connect(conninfo);
     testdb_exec(conn, "INSERT INTO tenants (tenant) VALUES ('acme'), ('globex'), ('huge')");
-    key_add(conn, admin_key, "admin", NULL);
-    key_add(conn, ingest_key, "ingest", NULL);
-    key_add(conn, acme_key, "tenant", "acme");
-    key_add(conn, globex_key, "tenant", "globex");
+    testdb_add_key(conn, admin_key, "admin", NULL);
+    testdb_add_key(conn, ingest_key, "ingest", NULL);
+    testdb_add_key(conn, acme_key, "tenant", "acme");
+    testdb_add_key(conn, globex_key, "tenant", "globex");
     testdb_exec(conn, usage_rows);
     PQfinish(conn);
 }
@@ -319,7 +305,7 @@ START_TEST(revoked_keys_stop_working_after_the_cache_expires)
     cfg.key_cache_ms = 400;
     serve(&cfg);
     char key[APIKEY_LEN + 1];
-    key_add(db, key, "tenant", "acme");
+    testdb_add_key(db, key, "tenant", "acme");
     expect(get(key, ACME_NOV), 200, ACME_NOV_EMPTY);
     key_revoke(key);
     /* Within the TTL the cached key is still trusted: the database is not asked. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/apikey.h"
 #include "common/buf.h"
 #include "common/db.h"
 #include "meter/plans.h"
@@ -86,4 +87,16 @@ void testdb_create(const char *name, char *out, size_t n)
     ck_assert_msg(meter_plans_register(conn, cat, NULL, &err) == 0, "plans: %s", err.msg);
     bill_catalog_free(cat);
     PQfinish(conn);
+}
+
+void testdb_add_key(PGconn *conn, char *key, const char *role, const char *tenant)
+{
+    char id[APIKEY_ID_LEN + 1];
+    ck_assert_int_eq(apikey_generate(key), 0);
+    ck_assert(apikey_id(key, id));
+    const char *params[] = {id, key, role, tenant};
+    free(testdb_value(conn,
+                      "INSERT INTO api_keys (key_id, key_hash, role, tenant)"
+                      " VALUES ($1, sha256(convert_to($2, 'UTF8')), $3, $4) RETURNING key_id",
+                      4, params));
 }

@@ -20,6 +20,13 @@ PGconn *testdb_connect(const char *conninfo);
  *  caller frees the result. */
 char *testdb_value(PGconn *conn, const char *sql, int nparams, const char *const *params);
 
+/**
+ * Make a new API key of role (for tenant, NULL for none) and store it as meterd expects
+ * (the database computes the SHA-256, independently of meterd's code). key receives the
+ * key and must hold APIKEY_LEN + 1 bytes.
+ */
+void testdb_add_key(PGconn *conn, char *key, const char *role, const char *tenant);
+
 /** Run a statement; fails the test on error. */
 void testdb_exec(PGconn *conn, const char *sql);
 
