@@ -17,7 +17,7 @@ static const struct command commands[] = {
     {"migrate", cli_migrate, "apply the schema migrations to the database"},
     {"tenant", cli_tenant, "add or list tenants and their plans"},
     {"key", cli_key, "create API keys for meterd"},
-    {"invoice", cli_invoice, "price a tenant's month of stored usage"},
+    {"invoice", cli_invoice, "build, store and print a tenant's invoice for a month"},
     {"compare", cli_compare, "a tenant's month: pay-per-use against flat server fees"},
     {"report", cli_report, "every tenant's comparison as one HTML page"},
     {"simulate", cli_simulate, "price a described or replayed workload, storing nothing"},
