@@ -28,6 +28,17 @@ static struct reply invoice_error(enum meter_invoice_status st, const struct fm_
     }
 }
 
+/* The invoice as the reply body (taken from inv) when st is OK, else the error. */
+static struct reply invoice_reply(enum meter_invoice_status st, unsigned ok_status,
+                                  struct meter_invoice *inv, const struct fm_err *err)
+{
+    if (st != METER_INVOICE_OK)
+        return invoice_error(st, err);
+    struct reply out = reply_json(ok_status, inv->json);
+    inv->json = NULL;
+    return out;
+}
+
 /* Database and an authenticated key of one of the roles; false with *refusal set. */
 static bool open_as(const struct api_request *r, bool admin_only, PGconn **conn,
                     struct meter_key *key, struct reply *refusal)
@@ -86,12 +97,7 @@ struct reply api_post_invoices(const struct api_request *r)
         bool created = false;
         enum meter_invoice_status st = meter_invoice_build(conn, r->cfg->catalog, tenant,
                                                            period, plan, &inv, &created, &err);
-        if (st == METER_INVOICE_OK) {
-            out = reply_json(created ? 201 : 200, inv.json);
-            inv.json = NULL;
-        } else {
-            out = invoice_error(st, &err);
-        }
+        out = invoice_reply(st, created ? 201 : 200, &inv, &err);
         meter_invoice_clear(&inv);
     }
     cJSON_Delete(body);
@@ -109,55 +115,40 @@ static int64_t path_id(const struct api_request *r)
     return id;
 }
 
-struct reply api_get_invoice(const struct api_request *r)
+/* GET /v1/invoices/{id} (finalize false) and POST /v1/invoices/{id}/finalize (true). */
+static struct reply invoice_by_id(const struct api_request *r, bool finalize)
 {
     PGconn *conn;
     struct meter_key key;
     struct reply refusal;
-    if (!open_as(r, false, &conn, &key, &refusal))
+    if (!open_as(r, finalize, &conn, &key, &refusal))
         return refusal;
     int64_t id = path_id(r);
     if (id < 0)
         return reply_error(E_NOT_FOUND, "invoice: no such invoice");
     struct meter_invoice inv = {0};
     struct fm_err err;
-    enum meter_invoice_status st = meter_invoice_get(conn, id, NULL, NULL, &inv, &err);
+    enum meter_invoice_status st = finalize ? meter_invoice_finalize(conn, id, &inv, &err)
+                                            : meter_invoice_get(conn, id, NULL, NULL, &inv, &err);
     struct reply out;
-    if (st != METER_INVOICE_OK) {
-        out = invoice_error(st, &err);
-    } else if (!api_may_read(&key, inv.tenant)) {
+    if (st == METER_INVOICE_OK && !api_may_read(&key, inv.tenant)) {
         /* Another tenant's invoice is as good as absent, but say it plainly. */
         out = reply_error(E_FORBIDDEN, "this key may not read tenant %s", inv.tenant);
     } else {
-        out = reply_json(200, inv.json);
-        inv.json = NULL;
+        out = invoice_reply(st, 200, &inv, &err);
     }
     meter_invoice_clear(&inv);
     return out;
 }
 
+struct reply api_get_invoice(const struct api_request *r)
+{
+    return invoice_by_id(r, false);
+}
+
 struct reply api_finalize_invoice(const struct api_request *r)
 {
-    PGconn *conn;
-    struct meter_key key;
-    struct reply refusal;
-    if (!open_as(r, true, &conn, &key, &refusal))
-        return refusal;
-    int64_t id = path_id(r);
-    if (id < 0)
-        return reply_error(E_NOT_FOUND, "invoice: no such invoice");
-    struct meter_invoice inv = {0};
-    struct fm_err err;
-    enum meter_invoice_status st = meter_invoice_finalize(conn, id, &inv, &err);
-    struct reply out;
-    if (st == METER_INVOICE_OK) {
-        out = reply_json(200, inv.json);
-        inv.json = NULL;
-    } else {
-        out = invoice_error(st, &err);
-    }
-    meter_invoice_clear(&inv);
-    return out;
+    return invoice_by_id(r, true);
 }
 
 struct reply api_list_invoices(const struct api_request *r)
