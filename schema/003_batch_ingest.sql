@@ -224,7 +224,8 @@ BEGIN
         ord integer NOT NULL, digest bytea NOT NULL, body jsonb NOT NULL,
         outcome text
     ) ON COMMIT DELETE ROWS;
-    CREATE TEMP TABLE IF NOT EXISTS ingest_fresh (LIKE invocations, won boolean)
+    CREATE TEMP TABLE IF NOT EXISTS ingest_fresh (LIKE invocations) ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS ingest_won (tenant text, invocation_id text)
         ON COMMIT DELETE ROWS;
 END $$;
 
@@ -234,9 +235,11 @@ LANGUAGE plpgsql AS $$
 DECLARE
     m timestamptz;
     r record;
-    -- Statistics of the staging tables help large batches, but every ANALYZE makes the
-    -- statements below plan anew (some ms): small batches run on the plans they have.
-    large boolean := (SELECT count(*) >= 256 FROM ingest_stage);
+    -- The planner needs statistics of the staging tables to plan a large batch well, but
+    -- every ANALYZE makes the statements below plan anew (some ms a batch). So they are
+    -- taken once a session, on its first large batch; the plans then serve every batch.
+    large boolean := (SELECT count(*) >= 256 FROM ingest_stage)
+                     AND current_setting('faasmeter.stage_analyzed', true) IS DISTINCT FROM 'on';
 BEGIN
     -- Deltas are rated under the registered plans: hold off plan_register until commit.
     LOCK TABLE plans IN ROW SHARE MODE;
@@ -300,7 +303,7 @@ BEGIN
                 THEN coalesce(a.correlation_id, b.correlation_id)
                 ELSE coalesce(b.correlation_id, a.correlation_id) END,
            b.time, b.duration_us, b.init_us, b.status, b.exit_code, b.cpu_user_us, b.cpu_sys_us,
-           b.max_rss_kb, b.bytes_in, b.bytes_out, now(), false
+           b.max_rss_kb, b.bytes_in, b.bytes_out, now()
       FROM a FULL JOIN b ON a.tenant = b.tenant AND a.invocation_id = b.invocation_id
      WHERE NOT EXISTS (SELECT 1 FROM repeated r
                         WHERE r.tenant = coalesce(a.tenant, b.tenant)
@@ -310,6 +313,7 @@ BEGIN
                           AND i.invocation_id = coalesce(a.invocation_id, b.invocation_id));
     IF large THEN
         ANALYZE ingest_fresh (tenant, invocation_id);
+        PERFORM set_config('faasmeter.stage_analyzed', 'on', false);
     END IF;
 
     FOR m IN SELECT DISTINCT date_trunc('month', f.started_at, 'UTC') FROM ingest_fresh f LOOP
@@ -336,17 +340,16 @@ BEGIN
                coalesce(v.cold_start, false), v.duration_us, v.init_us, v.max_rss_kb,
                v.cpu_user_us + v.cpu_sys_us, v.bytes_in, v.bytes_out
           FROM stored v WHERE v.has_stop)
-    UPDATE ingest_fresh f SET won = true
-      FROM won w WHERE w.tenant = f.tenant AND w.invocation_id = f.invocation_id;
+    INSERT INTO ingest_won SELECT w.tenant, w.invocation_id FROM won w;
 
     -- Everything else, record by record in arrival order: resource samples, and records of
     -- invocations that exist already or came more than once in this batch.
     FOR r IN SELECT s.tenant, s.type, s.time, s.body FROM ingest_stage s
               WHERE s.outcome = 'accepted'
                 AND (s.type = 'resource'
-                     OR NOT EXISTS (SELECT 1 FROM ingest_fresh f
-                                     WHERE f.won AND f.tenant = s.tenant
-                                       AND f.invocation_id = s.invocation_id))
+                     OR NOT EXISTS (SELECT 1 FROM ingest_won w
+                                     WHERE w.tenant = s.tenant
+                                       AND w.invocation_id = s.invocation_id))
               ORDER BY s.ord LOOP
         PERFORM invocation_apply(r.tenant, r.type, r.time, r.body);
     END LOOP;
