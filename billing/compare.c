@@ -155,6 +155,42 @@ enum bill_status bill_stats_add(struct bill_stats *st, const char *function,
     return BILL_OK;
 }
 
+enum bill_status bill_stats_add_rated(struct bill_stats *st, const char *plan_id,
+                                      const char *function, const struct bill_quantities *q,
+                                      struct fm_err *err)
+{
+    for (size_t i = 0; i < st->nplans; i++)
+        if (strcmp(bill_plan_id(st->plans[i]), plan_id) == 0)
+            return bill_usage_add_quantities(st->uses[i], function, q, err);
+    return fm_err_set(err, "plan '%s' is not among the compared plans", plan_id),
+           BILL_ENOTFOUND;
+}
+
+enum bill_status bill_stats_add_function(struct bill_stats *st, const struct bill_fn_stats *add,
+                                         struct fm_err *err)
+{
+    size_t len = add->function ? strlen(add->function) : 0;
+    if (len == 0 || len > FUNCTION_MAX)
+        return fm_err_set(err, "function name must be 1-%d characters", FUNCTION_MAX),
+               BILL_EINVAL;
+    struct bill_fn_stats a = *add, sum;
+    int64_t *s[FN_FIELDS], *p[FN_FIELDS];
+    fn_fields(&a, p);
+    for (int k = 0; k < FN_FIELDS; k++)
+        if (*p[k] < 0)
+            return fm_err_set(err, "function %s: negative total", add->function), BILL_EINVAL;
+    struct bill_fn_stats *f = fn_for(st, add->function);
+    if (f == NULL)
+        return fm_err_set(err, "out of memory"), BILL_ENOMEM;
+    sum = *f;
+    fn_fields(&sum, s);
+    for (int k = 0; k < FN_FIELDS; k++)
+        if (__builtin_add_overflow(*s[k], *p[k], s[k]))
+            return fm_err_set(err, "function totals overflow 64 bits"), BILL_EOVERFLOW;
+    *f = sum;
+    return BILL_OK;
+}
+
 enum bill_status bill_stats_add_timeline(struct bill_stats *st, int64_t at_us,
                                          int64_t invocations, int64_t errors,
                                          int64_t cold_starts, struct fm_err *err)
@@ -701,9 +737,12 @@ int bill_compare_json(const struct bill_comparison *cmp, struct fm_buf *out)
     cJSON_AddStringToObject(root, "currency", cmp->currency);
     cJSON_AddStringToObject(root, "plan", bill_plan_id(cmp->plans[cmp->own].plan));
     cJSON_AddStringToObject(root, "assumptions",
-                            "servers sized for the observed peak by memory and by one "
+                            "servers sized for the busiest hour's mean load (execution "
+                            "time, memory x time and CPU time over the hour, each its own "
+                            "maximum), not the momentary peak, by memory and by one "
                             "concurrent execution per vCPU (CPU-bound); 730 hours a month; "
-                            "break-even at the mean invocation with the server fee fixed");
+                            "utilisation is busy time over capacity; break-even at the mean "
+                            "invocation with the server fee fixed");
     json_usage(root, cmp, &big);
     json_plans_servers(root, cmp, &big);
     json_functions(root, cmp, &big);

@@ -5,21 +5,32 @@
  * Pay-per-use against a flat server fee (DESIGN.md, "Comparison with a flat server fee").
  *
  * A producer (the database side, or the trace simulator) fills a bill_stats with what it
- * observed over a period: every finished invocation, rounded per invocation under every
- * plan it was created with; the peak concurrency; the usage over time. bill_compare then
- * prices the same usage under each plan, sizes each catalog server for the peak, and finds
- * the break-even monthly volume. Pure computation on integers: no I/O, no binary fractions.
+ * observed over a period: per function, its totals and its quantities rounded per invocation
+ * under every plan (from single invocations, or from rollups that were rounded per
+ * invocation when they were stored); the load to size servers for; the usage over time.
+ * bill_compare then prices the same usage under each plan, sizes each catalog server for
+ * that load, and finds the break-even monthly volume. Pure computation on integers: no I/O,
+ * no binary fractions.
  *
  * Assumptions, stated once here and in the rendered reports:
- *  - Servers are sized for the peak by memory (sum of configured memory of the executions
- *    running at the peak) and by CPU with one concurrent execution per vCPU: functions are
- *    assumed CPU-bound, so a vCPU never serves two executions at once.
+ *  - Servers are sized for the busiest hour's sustained load, not for the momentary peak of
+ *    overlapping executions: concurrency is an hour's execution time over the hour (the
+ *    mean number running at once), rounded up; memory is an hour's configured MB × execution
+ *    time over the hour, rounded up; CPU is an hour's CPU time over the hour. Each is the
+ *    maximum over the period's hours on its own, so a fleet sized by them carries every
+ *    hour. An execution counts in the hour it starts. Short bursts above the hourly mean are
+ *    taken to queue briefly or be absorbed by headroom, as a server fleet would; sizing for
+ *    the momentary peak would also need every invocation row, which a month-long report
+ *    for every tenant cannot afford to read.
+ *  - Servers are sized by memory and by CPU with one concurrent execution per vCPU:
+ *    functions are assumed CPU-bound, so a vCPU never serves two executions at once.
  *  - A month of server time is 730 hours (BILL_HOURS_PER_MONTH), whatever the period.
  *  - Utilisation is busy time (sum of execution durations) over capacity (servers × vCPUs ×
- *    the period's length).
+ *    the period's length): the fleet's mean load over the period, at most the busiest
+ *    hour's load that sized it.
  *  - The break-even volume prices N identical "mean" invocations (each field the period's
  *    mean, rounded half-up to its unit) and keeps the server fee fixed at the sizing for the
- *    observed peak. Cost under a plan never falls as N grows (allowances and tiers are
+ *    busiest hour. Cost under a plan never falls as N grows (allowances and tiers are
  *    monotone), so the smallest N whose bill reaches the fee is found by bisection.
  */
 
@@ -97,6 +108,27 @@ enum bill_status bill_stats_add(struct bill_stats *st, const char *function,
                                 struct fm_err *err);
 
 /**
+ * Add quantities of function that were rounded per invocation under plan plan_id elsewhere
+ * (a rollup such as usage_rated) to the stats' usage under that plan. Does not touch the
+ * function's totals: add them with bill_stats_add_function.
+ * @return BILL_OK, BILL_ENOTFOUND (plan_id is not among the stats' plans), BILL_EINVAL (bad
+ *         name, negative quantity), BILL_EOVERFLOW, BILL_ENOMEM
+ */
+enum bill_status bill_stats_add_rated(struct bill_stats *st, const char *plan_id,
+                                      const char *function, const struct bill_quantities *q,
+                                      struct fm_err *err);
+
+/**
+ * Add totals observed elsewhere (a rollup) to add->function's totals, creating it. Does not
+ * touch the usage under the plans: add it with bill_stats_add_rated.
+ * @param add  borrowed; add->function names the function (1-128 bytes, copied)
+ * @return BILL_OK, BILL_EINVAL (bad name, negative total), BILL_EOVERFLOW, BILL_ENOMEM; on
+ *         error the stats should be discarded
+ */
+enum bill_status bill_stats_add_function(struct bill_stats *st, const struct bill_fn_stats *add,
+                                         struct fm_err *err);
+
+/**
  * Add counts to the usage-over-time bucket holding at_us. Counts outside the period are
  * ignored (returns BILL_OK): they belong to another period's chart.
  * @return BILL_OK, BILL_EINVAL for a negative count, BILL_EOVERFLOW
@@ -106,14 +138,15 @@ enum bill_status bill_stats_add_timeline(struct bill_stats *st, int64_t at_us,
                                          int64_t cold_starts, struct fm_err *err);
 
 /**
- * Record the observed peak: most executions running at once, and the configured memory
- * and CPU (in thousandths of a core) in use at the peak. Negative values are clamped to 0.
+ * Record the load to size servers for (see the assumptions above): the busiest hour's mean
+ * concurrency, configured memory in use and CPU (in thousandths of a core), each its own
+ * maximum over the hours. Negative values are clamped to 0.
  */
 void bill_stats_set_peak(struct bill_stats *st, int64_t concurrency, int64_t memory_mb,
                          int64_t cpu_millicores);
 
 /**
- * Multiply every count and quantity by factor (a one-day replay made a month). The peak and
+ * Multiply every count and quantity by factor (a one-day replay made a month). The load and
  * the usage-over-time buckets are left as observed; the period becomes period_us long.
  * @return BILL_OK, BILL_EINVAL (factor < 1), BILL_EOVERFLOW (stats unchanged)
  */
@@ -136,7 +169,7 @@ struct bill_plan_cost {
 
 struct bill_server_fit {
     const struct bill_server *server; /* borrowed from the catalog */
-    int64_t count;                    /* servers of this type the peak needs */
+    int64_t count;                    /* servers of this type the busiest hour needs */
     int64_t unit_fee;                 /* monthly fee of one, minor units */
     int64_t fee;                      /* count × unit_fee */
     char utilisation[BILL_NUM_BUFSZ]; /* percent, 2 decimals ("12.5") */
@@ -168,6 +201,7 @@ struct bill_comparison {
     struct bill_fn_cost *functions; /* by cost, highest first */
     struct bill_invocation mean;    /* the mean invocation */
     int64_t invocations, errors, cold_starts, busy_us, period_us;
+    /* the load servers are sized for: each the busiest hour's mean (see above) */
     int64_t peak_concurrency, peak_memory_mb, peak_cpu_millicores;
 };
 
@@ -214,6 +248,7 @@ void bill_compare_money(const struct bill_comparison *cmp, int64_t minor,
  * {"tenant","period","currency","plan","assumptions",
  *  "usage":{"invocations","errors","cold_starts","busy_seconds","mean_duration_ms",
  *           "mean_memory_mb","peak_concurrency","peak_memory_mb","peak_cpu_cores"},
+ *   (the peak_* fields are the busiest hour's means, the load servers are sized for)
  *  "plans":[{"plan","name","own","total","breakeven_invocations"}],
  *  "servers":[{"server","name","vcpus","memory_mb","count","unit_monthly_fee",
  *              "monthly_fee","utilisation_percent"}],

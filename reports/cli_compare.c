@@ -23,7 +23,7 @@ static void help(const char *cmd)
         fputs("usage: faasbill report --period YYYY-MM -o FILE.html [--server ID]...\n"
               "                       [--catalog DIR] [--db CONNINFO]\n\n"
               "Writes one HTML page for every tenant: totals, each tenant's bill against the\n"
-              "servers its peak would need, the break-even volume, the top functions.\n",
+              "servers its busiest hour would need, the break-even volume, the top functions.\n",
               stdout);
         return;
     }
@@ -31,9 +31,10 @@ static void help(const char *cmd)
           "                        [--format text|json|csv|html] [-o FILE]\n"
           "                        [--catalog DIR] [--db CONNINFO]\n\n"
           "Prices the tenant's month under its plan and every other catalog plan, sizes the\n"
-          "servers (all, or each --server) for the observed peak concurrency by memory and\n"
-          "by one concurrent execution per vCPU, and finds the monthly volume where the\n"
-          "pay-per-use bill meets the cheapest server's fee. HTML is a self-contained page.\n",
+          "servers (all, or each --server) for the busiest hour's mean concurrency (its\n"
+          "execution time over the hour) by memory and by one concurrent execution per\n"
+          "vCPU, and finds the monthly volume where the pay-per-use bill meets the cheapest\n"
+          "server's fee. Reads the usage rollups only. HTML is a self-contained page.\n",
           stdout);
 }
 
@@ -138,8 +139,7 @@ static int run(const char *cmd, int argc, char **argv)
     struct fm_err err = {{0}};
     const struct bill_server *servers[CLI_MAX_SERVERS];
     size_t nservers = 0, ntenants = 0, done = 0;
-    char **tenants = NULL;
-    struct bill_stats **stats = NULL;
+    struct meter_tenant_stats *all = NULL;
     struct bill_comparison **cmps = NULL;
     struct fm_buf out;
     fm_buf_init(&out, CLI_OUTPUT_MAX);
@@ -163,20 +163,22 @@ static int run(const char *cmd, int argc, char **argv)
         bill_stats_free(st);
         goto done;
     }
-    if (meter_tenants(conn, &tenants, &ntenants, &err) != 0) {
+    if (meter_compare_stats_all(conn, cat, o.period, &all, &ntenants, &err) !=
+        METER_INVOICE_OK) {
         cli_error(cmd, "%s", err.msg);
         goto done;
     }
-    stats = calloc(ntenants ? ntenants : 1, sizeof *stats);
     cmps = calloc(ntenants ? ntenants : 1, sizeof *cmps);
-    if (stats == NULL || cmps == NULL) {
+    if (cmps == NULL) {
         cli_error(cmd, "out of memory");
         goto done;
     }
     for (; done < ntenants; done++)
-        if (compare_one(conn, cat, &o, tenants[done], servers, nservers, &stats[done],
-                        &cmps[done]) != 0)
+        if (bill_compare(all[done].stats, all[done].plan, servers, nservers, all[done].tenant,
+                         o.period, &cmps[done], &err) != BILL_OK) {
+            cli_error(cmd, "%s: %s", all[done].tenant, err.msg);
             goto done;
+        }
     if (report_tenants_html(o.period, (const struct bill_comparison *const *)cmps, ntenants,
                             &out) != 0 ||
         out.failed) {
@@ -186,13 +188,10 @@ static int run(const char *cmd, int argc, char **argv)
     }
     rc = cli_write_output(cmd, &out, o.output);
 done:
-    for (size_t i = 0; i < ntenants && stats && cmps; i++) {
+    for (size_t i = 0; i < ntenants && cmps; i++)
         bill_comparison_free(cmps[i]);
-        bill_stats_free(stats[i]);
-    }
-    free(stats);
     free(cmps);
-    meter_tenants_free(tenants, ntenants);
+    meter_tenant_stats_free(all, ntenants);
     fm_buf_free(&out);
     PQfinish(conn);
     bill_catalog_free(cat);

@@ -47,11 +47,15 @@ static void breakeven_text(int64_t v, char buf[BILL_NUM_BUFSZ])
 }
 
 static const char *assumptions =
-    "Servers are sized for the observed peak: by memory (the configured memory of the "
-    "executions running at once) and by CPU with one concurrent execution per vCPU "
-    "(functions assumed CPU-bound). A server month is 730 hours. Utilisation is busy time "
-    "over capacity (servers x vCPUs x period). The break-even volume prices identical mean "
-    "invocations against the best server's fee, which stays fixed at the peak sizing.";
+    "Servers are sized for the busiest hour's sustained load, not for the momentary peak of "
+    "overlapping executions: concurrency is the hour's execution time over the hour, memory "
+    "the configured memory times execution time over the hour, CPU the CPU time over the "
+    "hour, each rounded up and each the maximum over the period's hours (an execution counts "
+    "in the hour it starts). Servers need enough memory and one vCPU per concurrent "
+    "execution (functions assumed CPU-bound). A server month is 730 hours. Utilisation is "
+    "busy time over capacity (servers x vCPUs x period). The break-even volume prices "
+    "identical mean invocations against the best server's fee, which stays fixed at the "
+    "busiest-hour sizing.";
 
 static void summary_text(const struct bill_comparison *cmp, struct fm_buf *out)
 {
@@ -65,7 +69,8 @@ static void summary_text(const struct bill_comparison *cmp, struct fm_buf *out)
     fm_buf_printf(out,
                   "Usage: %" PRId64 " invocations, %" PRId64 " errors, %" PRId64
                   " cold starts; mean %s ms at %" PRId32 " MB; busy %s s\n"
-                  "Peak: %" PRId64 " concurrent executions, %" PRId64 " MB, %s CPU cores\n\n",
+                  "Busiest hour (mean): %" PRId64 " concurrent executions, %" PRId64
+                  " MB, %s CPU cores\n\n",
                   cmp->invocations, cmp->errors, cmp->cold_starts, ms, cmp->mean.memory_mb,
                   busy, cmp->peak_concurrency, cmp->peak_memory_mb, cores);
 }
@@ -413,7 +418,7 @@ static void html_tables(const struct bill_comparison *cmp, struct fm_buf *out)
                              cmp->best >= 0 ? b : "-"};
         html_row(out, "td", row, 4, p->own ? "own" : NULL);
     }
-    fm_buf_puts(out, "</table>\n<h2>Servers sized for the observed peak</h2><table>\n");
+    fm_buf_puts(out, "</table>\n<h2>Servers sized for the busiest hour</h2><table>\n");
     const char *sh[] = {"Server", "Name", "Count", "vCPUs", "Memory MB", "Monthly fee",
                         "Utilisation %"};
     html_row(out, "th", sh, 7, NULL);
@@ -467,8 +472,8 @@ static int render_html(const struct bill_comparison *cmp, struct fm_buf *out)
     ratio(cmp->mean.duration_us, 1000, 3, ms);
     fm_buf_printf(out,
                   "<p>%" PRId64 " invocations (%" PRId64 " errors, %" PRId64
-                  " cold starts), mean %s ms at %" PRId32 " MB; peak %" PRId64
-                  " concurrent executions using %" PRId64 " MB. Plan: <b>",
+                  " cold starts), mean %s ms at %" PRId32 " MB; busiest hour %" PRId64
+                  " concurrent executions using %" PRId64 " MB on average. Plan: <b>",
                   cmp->invocations, cmp->errors, cmp->cold_starts, ms, cmp->mean.memory_mb,
                   cmp->peak_concurrency, cmp->peak_memory_mb);
     html_escape(out, bill_plan_id(cmp->plans[cmp->own].plan));

@@ -264,13 +264,23 @@ int trace_replay(const char *dir, const struct bill_plan *const *plans, size_t n
         if (progress)
             progress(done, size, ctx);
     }
-    int64_t peak = 0, peak_mb = 0;
-    for (int s = 0; s < SECONDS; s++) {
-        int64_t c = (r.busy_us[s] + US - 1) / US, m = (r.mb_us[s] + US - 1) / US;
+    /* Sized like stored usage (billing/compare.h): the busiest hour's mean load, with the
+     * functions taken as CPU-bound, so CPU time is execution time. */
+    int64_t peak = 0, peak_mb = 0, peak_cpu = 0;
+    for (int h = 0; h * 3600 < SECONDS; h++) {
+        int64_t busy = 0, mb = 0;
+        for (int s = h * 3600; s < (h + 1) * 3600 && s < SECONDS; s++) {
+            busy += r.busy_us[s];
+            mb += r.mb_us[s];
+        }
+        int64_t c = (busy + BILL_HOUR_US - 1) / BILL_HOUR_US;
+        int64_t m = (mb + BILL_HOUR_US - 1) / BILL_HOUR_US;
+        int64_t cpu = (busy + BILL_HOUR_US / 1000 - 1) / (BILL_HOUR_US / 1000);
         peak = c > peak ? c : peak;
         peak_mb = m > peak_mb ? m : peak_mb;
+        peak_cpu = cpu > peak_cpu ? cpu : peak_cpu;
     }
-    bill_stats_set_peak(st, peak, peak_mb, peak * 1000);
+    bill_stats_set_peak(st, peak, peak_mb, peak_cpu);
     if (bill_stats_scale(st, TRACE_DAYS_PER_MONTH, TRACE_DAYS_PER_MONTH * 86400 * US, err) !=
         BILL_OK)
         goto out;

@@ -77,7 +77,8 @@ struct fixture {
 };
 
 /* 100 invocations of "a" (1 s at 1024 MB, 2 errors) and 10 of "b" (0.5 s at 512 MB) in
- * November 2026, peak 3 at once holding 3072 MB. */
+ * November 2026; the busiest hour's mean load (as the producer works it out) 3 executions
+ * holding 3072 MB and 2.5 cores. */
 static void build(struct fixture *f)
 {
     struct fm_err err = {{0}};
@@ -141,7 +142,8 @@ START_TEST(hand_computed_plans_and_servers)
 
     const cJSON *servers = field(root, "servers");
     const cJSON *s2 = cJSON_GetArrayItem(servers, 0), *s8 = cJSON_GetArrayItem(servers, 1);
-    /* s2: by memory ceil(3072 / 2048) = 2, by CPU ceil(3 / 2) = 2; 0.01 x 730 = 7.30 each. */
+    /* s2 for the busiest hour: by memory ceil(3072 / 2048) = 2, by CPU ceil(3 / 2) = 2;
+     * 0.01 x 730 = 7.30 each. */
     ck_assert_int_eq(num(s2, "count"), 2);
     ck_assert_str_eq(str(s2, "unit_monthly_fee"), "7.30");
     ck_assert_str_eq(str(s2, "monthly_fee"), "14.60");

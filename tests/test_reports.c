@@ -1,6 +1,7 @@
 /*
- * The comparison from stored usage and the reports: peak concurrency from crafted
- * invocation rows, faasbill compare / report / simulate on a real database, the trace
+ * The comparison from stored usage and the reports: the busiest hour's load and the totals
+ * from the rollups of crafted invocation rows (one tenant and every tenant at once, and a
+ * plan the database does not rate), faasbill compare / report / simulate on a real database, the trace
  * replay on a tiny trace written here, their usage errors, and the HTML page rendered by
  * headless Chromium with its charts present.
  */
@@ -33,27 +34,25 @@ static void setup(void)
                     " ('zeta', 'gcf-gen1-tier1')");
     testdb_exec(db, "SELECT ensure_month_partition('invocations', '2026-11-01Z')");
     /* acme: "api" runs 10:00:00-10:00:02 (256 MB), 10:00:01-10:00:03 (512 MB) and
-     * 10:00:02-10:00:04 (1024 MB): at most two overlap, since one ends as the third starts;
-     * "batch" runs once, 11:00-11:00:10 at 2048 MB, failed, cold. */
+     * 10:00:02-10:00:04 (1024 MB); "batch" runs once, 11:00-11:00:10 at 2048 MB, failed,
+     * cold. */
     testdb_exec(db,
                 "INSERT INTO invocations (tenant, invocation_id, started_at, function, has_start,"
                 " has_stop, memory_mb, cold_start, duration_us, init_us, status, cpu_user_us,"
-                " cpu_sys_us, max_rss_kb, bytes_out) VALUES"
+                " cpu_sys_us, max_rss_kb, bytes_in, bytes_out) VALUES"
                 " ('acme', 'i1', '2026-11-03T10:00:00Z', 'api', true, true, 256, false,"
-                "  2000000, 0, 'ok', 1000000, 0, 100000, 0),"
+                "  2000000, 0, 'ok', 1000000, 0, 100000, 0, 0),"
                 " ('acme', 'i2', '2026-11-03T10:00:01Z', 'api', true, true, 512, false,"
-                "  2000000, 0, 'ok', 2000000, 0, 100000, 0),"
+                "  2000000, 0, 'ok', 2000000, 0, 100000, 0, 0),"
                 " ('acme', 'i3', '2026-11-03T10:00:02Z', 'api', true, true, 1024, false,"
-                "  2000000, 0, 'ok', 2000000, 0, 100000, 0),"
+                "  2000000, 0, 'ok', 2000000, 0, 100000, 0, 0),"
                 " ('acme', 'i4', '2026-11-03T11:00:00Z', 'batch', true, true, 2048, true,"
-                "  10000000, 0, 'error', 10000000, 0, 100000, 0),"
+                "  10000000, 0, 'error', 10000000, 0, 100000, 0, 0),"
                 " ('zeta', 'z1', '2026-11-04T00:00:00Z', 'f', true, true, 128, false,"
-                "  100000, 0, 'ok', 100000, 0, 1000, 0)");
-    testdb_exec(db, "INSERT INTO usage_hourly (tenant, function, hour, memory_mb, invocations,"
-                    " errors, cold_starts) VALUES"
-                    " ('acme', 'api', '2026-11-03T10:00:00Z', 256, 3, 0, 0),"
-                    " ('acme', 'batch', '2026-11-03T11:00:00Z', 2048, 1, 1, 1),"
-                    " ('zeta', 'f', '2026-11-04T00:00:00Z', 128, 1, 0, 0)");
+                "  100000, 0, 'ok', 100000, 0, 1000, 0, 0)");
+    /* As ingestion does for each finished invocation: a delta for the rollups, folded by
+     * the reader. */
+    testdb_exec(db, "SELECT usage_apply(i, 1) FROM invocations i");
     PQfinish(db);
 }
 
@@ -88,7 +87,54 @@ static char *faasbill(int want, char **err_out, ...)
     return r.out;
 }
 
-START_TEST(peak_and_totals_from_rows)
+/* The figures both readers must give for acme (see the rows in setup). */
+static void check_acme(const struct bill_comparison *cmp)
+{
+    /* The busiest hour by each measure is 11:00, where batch runs alone:
+     *  concurrency ceil(10,000,000 us / 3,600,000,000 us) = 1 (10:00 has 6 s: also 1);
+     *  memory ceil(2048 MB x 10 s / 3600 s) = ceil(5.69) = 6 MB (10:00: (256 + 512 + 1024)
+     *  x 2 s / 3600 s = 0.996, 1 MB);
+     *  CPU ceil(10 s x 1000 / 3600 s) = ceil(2.78) = 3 thousandths of a core (10:00: 5 s,
+     *  ceil(1.39) = 2). */
+    ck_assert_int_eq(cmp->peak_concurrency, 1);
+    ck_assert_int_eq(cmp->peak_memory_mb, 6);
+    ck_assert_int_eq(cmp->peak_cpu_millicores, 3);
+    ck_assert_int_eq(cmp->invocations, 4);
+    ck_assert_int_eq(cmp->errors, 1);
+    ck_assert_int_eq(cmp->cold_starts, 1);
+    ck_assert_int_eq(cmp->busy_us, 16000000);
+    /* (256 + 512 + 1024 + 2048) / 4 = 960 MB; 16 s / 4 = 4 s. */
+    ck_assert_int_eq(cmp->mean.memory_mb, 960);
+    ck_assert_int_eq(cmp->mean.duration_us, 4000000);
+    ck_assert_uint_eq(cmp->nfunctions, 2);
+    for (size_t i = 0; i < cmp->nfunctions; i++) {
+        const struct bill_fn_stats *f = cmp->functions[i].stats;
+        bool api = strcmp(f->function, "api") == 0;
+        ck_assert(api || strcmp(f->function, "batch") == 0);
+        ck_assert_int_eq(f->invocations, api ? 3 : 1);
+        ck_assert_int_eq(f->memory_mb, api ? 1792 : 2048);
+        ck_assert_int_eq(f->cpu_us, api ? 5000000 : 10000000);
+    }
+}
+
+/* The usage under each plan, line by line in plan order, then each bill: what the rounding
+ * decided, so that two ways of rounding can be compared even within free tiers. */
+static size_t plan_figures(const struct bill_comparison *cmp, int64_t *out, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < cmp->nplans; i++) {
+        const struct bill_invoice *inv = cmp->plans[i].invoice;
+        for (size_t l = 0; l < inv->nlines; l++) {
+            ck_assert_uint_lt(k, cap);
+            out[k++] = inv->lines[l].usage_base;
+        }
+        ck_assert_uint_lt(k, cap);
+        out[k++] = inv->total;
+    }
+    return k;
+}
+
+START_TEST(load_and_totals_from_rollups)
 {
     PGconn *db = testdb_connect(conninfo);
     struct bill_catalog *cat = tb_catalog();
@@ -101,15 +147,7 @@ START_TEST(peak_and_totals_from_rows)
                      METER_INVOICE_OK);
     ck_assert_str_eq(plan, "aws-lambda-x86");
     ck_assert_int_eq(bill_compare(st, plan, NULL, 0, "acme", "2026-11", &cmp, &err), BILL_OK);
-    ck_assert_int_eq(cmp->peak_concurrency, 2);
-    /* 512 + 1024 at 10:00:02 once the first has ended; 2048 alone later. */
-    ck_assert_int_eq(cmp->peak_memory_mb, 2048);
-    /* CPU: 0.5 + 1 core, then 1 + 1; the batch run alone is 1. */
-    ck_assert_int_eq(cmp->peak_cpu_millicores, 2000);
-    ck_assert_int_eq(cmp->invocations, 4);
-    ck_assert_int_eq(cmp->errors, 1);
-    ck_assert_int_eq(cmp->cold_starts, 1);
-    ck_assert_int_eq(cmp->busy_us, 16000000);
+    check_acme(cmp);
     /* Hour 58 of November: the 3rd at 10:00. */
     ck_assert_int_eq(bill_compare_bucket(cmp, 2 * 24 + 10)->invocations, 3);
     ck_assert_int_eq(bill_compare_bucket(cmp, 2 * 24 + 11)->errors, 1);
@@ -126,6 +164,61 @@ START_TEST(peak_and_totals_from_rows)
 }
 END_TEST
 
+/* Every tenant at once gives each the figures it gets alone, and a plan the database does
+ * not rate is rounded from the rows to the same bill. */
+START_TEST(every_tenant_and_unrated_plan)
+{
+    PGconn *db = testdb_connect(conninfo);
+    struct bill_catalog *cat = tb_catalog();
+    struct fm_err err = {{0}};
+    struct meter_tenant_stats *all = NULL;
+    size_t n = 0;
+    int64_t rated[256], unrated[256];
+    size_t nrated = 0, nunrated = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) /* as if the plan were added to the catalog since registration */
+            testdb_exec(db, "DELETE FROM plans WHERE plan = 'gcf-gen1-tier1'");
+        ck_assert_msg(meter_compare_stats_all(db, cat, "2026-11", &all, &n, &err) ==
+                          METER_INVOICE_OK,
+                      "%s", err.msg);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_str_eq(all[0].tenant, "acme");
+        ck_assert_str_eq(all[0].plan, "aws-lambda-x86");
+        ck_assert_str_eq(all[1].tenant, "zeta");
+        ck_assert_str_eq(all[1].plan, "gcf-gen1-tier1");
+        struct bill_comparison *cmp = NULL;
+        ck_assert_int_eq(bill_compare(all[0].stats, all[0].plan, NULL, 0, "acme", "2026-11",
+                                      &cmp, &err),
+                         BILL_OK);
+        check_acme(cmp);
+        if (pass == 0)
+            nrated = plan_figures(cmp, rated, 256);
+        else
+            nunrated = plan_figures(cmp, unrated, 256);
+        bill_comparison_free(cmp);
+        ck_assert_int_eq(bill_compare(all[1].stats, all[1].plan, NULL, 0, "zeta", "2026-11",
+                                      &cmp, &err),
+                         BILL_OK);
+        /* 100 ms at 128 MB, at 00:00: ceil(128 x 0.1 s / 3600 s) = 1 MB, 1 concurrent. */
+        ck_assert_int_eq(cmp->invocations, 1);
+        ck_assert_int_eq(cmp->peak_concurrency, 1);
+        ck_assert_int_eq(cmp->peak_memory_mb, 1);
+        bill_comparison_free(cmp);
+        meter_tenant_stats_free(all, n);
+        all = NULL;
+    }
+    ck_assert_uint_eq(nrated, nunrated);
+    int64_t sum = 0;
+    for (size_t i = 0; i < nrated; i++) {
+        ck_assert_int_eq(rated[i], unrated[i]);
+        sum += rated[i];
+    }
+    ck_assert_int_gt(sum, 0);
+    bill_catalog_free(cat);
+    PQfinish(db);
+}
+END_TEST
+
 START_TEST(compare_json_and_csv)
 {
     char *out = faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-11",
@@ -134,10 +227,14 @@ START_TEST(compare_json_and_csv)
     ck_assert_ptr_nonnull(root);
     const cJSON *servers = cJSON_GetObjectItem(root, "servers");
     ck_assert_int_eq(cJSON_GetArraySize(servers), 1);
-    /* Peak 2048 MB over 1024 MB servers: 2; 0.0104 x 730 = 7.59 each. */
+    /* The busiest hour holds 6 MB and 1 execution on average: one server (1024 MB,
+     * 2 vCPUs) at 0.0104 x 730 = 7.59. */
     const cJSON *s = cJSON_GetArrayItem(servers, 0);
-    ck_assert_int_eq(cJSON_GetObjectItem(s, "count")->valueint, 2);
-    ck_assert_str_eq(cJSON_GetObjectItem(s, "monthly_fee")->valuestring, "15.18");
+    ck_assert_int_eq(cJSON_GetObjectItem(s, "count")->valueint, 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(s, "monthly_fee")->valuestring, "7.59");
+    const cJSON *u = cJSON_GetObjectItem(root, "usage");
+    ck_assert_int_eq(cJSON_GetObjectItem(u, "peak_memory_mb")->valueint, 6);
+    ck_assert_str_eq(cJSON_GetObjectItem(u, "peak_cpu_cores")->valuestring, "0.003");
     /* Within the free tier: nothing to pay under the tenant's plan. */
     const cJSON *p0 = NULL, *p;
     cJSON_ArrayForEach(p, cJSON_GetObjectItem(root, "plans")) if (cJSON_IsTrue(
@@ -348,7 +445,8 @@ Suite *suite_reports(void)
     TCase *tc = tcase_create("db");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, peak_and_totals_from_rows);
+    tcase_add_test(tc, load_and_totals_from_rollups);
+    tcase_add_test(tc, every_tenant_and_unrated_plan);
     tcase_add_test(tc, compare_json_and_csv);
     tcase_add_test(tc, cli_usage_errors);
     tcase_add_test(tc, trace_replay_tiny);
