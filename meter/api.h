@@ -79,7 +79,7 @@ PGconn *api_db(const struct api_request *r, struct reply *refusal);
  * @return true with *key filled; false with *refusal set (401, or 503 when the database
  *         cannot be asked)
  */
-bool api_authenticate(const struct api_request *r, PGconn *conn, struct meter_key *key,
+bool api_authenticate(const struct api_request *r, struct meter_key *key,
                       struct reply *refusal);
 
 /** May this key read tenant's data? Admin keys read every tenant, tenant keys their own. */

@@ -44,11 +44,11 @@ struct reply api_get_compare(const struct api_request *r)
     if (r->cfg->catalog == NULL)
         return reply_error(E_UNAVAILABLE, "comparisons are not served: no plan catalog");
     struct reply refusal;
+    struct meter_key key;
+    if (!api_authenticate(r, &key, &refusal))
+        return refusal;
     PGconn *conn = api_db(r, &refusal);
     if (conn == NULL)
-        return refusal;
-    struct meter_key key;
-    if (!api_authenticate(r, conn, &key, &refusal))
         return refusal;
     if (strcmp(key.role, "ingest") == 0)
         return reply_error(E_FORBIDDEN, "this needs an admin or tenant key");

@@ -47,8 +47,10 @@ static bool open_as(const struct api_request *r, bool admin_only, PGconn **conn,
         *refusal = reply_error(E_UNAVAILABLE, "invoices are not served: no plan catalog");
         return false;
     }
+    if (!api_authenticate(r, key, refusal))
+        return false;
     *conn = api_db(r, refusal);
-    if (*conn == NULL || !api_authenticate(r, *conn, key, refusal))
+    if (*conn == NULL)
         return false;
     if (strcmp(key->role, "ingest") == 0 || (admin_only && strcmp(key->role, "admin") != 0)) {
         *refusal = reply_error(E_FORBIDDEN, admin_only ? "this needs an admin key"

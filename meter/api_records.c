@@ -90,11 +90,8 @@ struct reply api_post_records(const struct api_request *req)
 {
     struct fm_err err;
     struct reply refusal;
-    PGconn *conn = api_db(req, &refusal);
-    if (conn == NULL)
-        return refusal;
     struct meter_key key;
-    if (!api_authenticate(req, conn, &key, &refusal))
+    if (!api_authenticate(req, &key, &refusal))
         return refusal;
     if (strcmp(key.role, "ingest") != 0 && strcmp(key.role, "admin") != 0)
         return reply_error(E_FORBIDDEN, "%s", "records need an ingest or admin key");
@@ -134,7 +131,7 @@ struct reply api_post_records(const struct api_request *req)
     if (valid > 0 && meter_group_store(req->group, recs, valid, outcomes, &err) != 0) {
         fm_warn("storing %zu records: %s", valid, err.msg);
         metrics_db_error();
-        r = reply_error(E_UNAVAILABLE, "the records could not be stored; retry later");
+        r = reply_error(E_UNAVAILABLE, "the database is unavailable; retry later");
         goto out;
     }
     size_t accepted = 0, duplicates = 0;

@@ -222,11 +222,11 @@ struct reply api_get_usage(const struct api_request *req)
     PGresult *res = NULL;
     struct fm_buf b;
     fm_buf_init(&b, USAGE_REPLY_MAX);
+    struct meter_key key;
+    if (!api_authenticate(req, &key, &r))
+        goto out;
     PGconn *conn = api_db(req, &r);
     if (conn == NULL)
-        goto out;
-    struct meter_key key;
-    if (!api_authenticate(req, conn, &key, &r))
         goto out;
     if (strcmp(key.role, "tenant") != 0 && strcmp(key.role, "admin") != 0) {
         r = reply_error(E_FORBIDDEN, "usage needs a tenant or admin key");

@@ -96,8 +96,7 @@ PGconn *api_db(const struct api_request *r, struct reply *refusal)
     return conn;
 }
 
-bool api_authenticate(const struct api_request *r, PGconn *conn, struct meter_key *key,
-                      struct reply *refusal)
+bool api_authenticate(const struct api_request *r, struct meter_key *key, struct reply *refusal)
 {
     const char *auth = api_header(r, "Authorization");
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
@@ -116,6 +115,10 @@ bool api_authenticate(const struct api_request *r, PGconn *conn, struct meter_ke
     struct meter_key k;
     int found = r->keys != NULL && meter_keycache_get(r->keys, id, &k);
     if (!found) {
+        /* Only a key missing from the cache costs this thread a database connection. */
+        PGconn *conn = api_db(r, refusal);
+        if (conn == NULL)
+            return false;
         found = meter_store_find_key(conn, id, &k, &err);
         if (found < 0) {
             metrics_db_error();
@@ -354,7 +357,6 @@ void meter_config_defaults(struct meter_config *cfg)
         .listen_addr = "127.0.0.1",
         .port = 8080,
         .conninfo = "",
-        .threads = 16, /* requests waiting on a group commit hold their thread */
         .body_limit = 8u << 20,
         .connection_limit = 1024,
         .per_ip_limit = 0,
@@ -380,20 +382,17 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         free(s);
         return fm_err_set(err, "out of memory");
     }
-    /* MHD_USE_ITC: meter_server_stop quiesces the daemon, which needs it. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_USE_ITC;
-    /* One thread is no pool: MHD warns about a pool size of 0 or 1, so the option is left
-     * out then (an array that starts with its end). */
-    struct MHD_OptionItem pool[] = {
-        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads, NULL},
-        {MHD_OPTION_END, 0, NULL},
-    };
+    /* A thread per connection: a request that waits for its group's commit blocks only its
+     * own client, so every client's next request can join the next group. (A pool would
+     * queue the clients that share a thread behind one commit.) MHD_USE_ITC: stopping
+     * quiesces the daemon, which needs it. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_ARRAY, pool,
         MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         meter_keycache_free(s->keys);

@@ -13,7 +13,6 @@ struct meter_config {
     const char *listen_addr; /* IPv4 address to bind; "127.0.0.1" when NULL */
     uint16_t port;           /* 0: any free port (read it back with meter_server_port) */
     const char *conninfo;    /* libpq connection string */
-    unsigned threads;        /* worker threads, each with its own database connection */
     size_t body_limit;       /* bytes; a larger request body gets 413 */
     unsigned connection_limit;
     unsigned per_ip_limit;
@@ -30,7 +29,7 @@ struct meter_server;
 #define METER_DRAIN_MAX_S 30
 
 /**
- * Bind and start serving on worker threads.
+ * Bind and start serving, a thread per connection.
  * @param cfg  borrowed; its strings must outlive the server
  * @param out  on success the server (stop and free with meter_server_stop)
  * @return 0, or -1 with err set (address in use, bad address)

@@ -18,7 +18,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: meterd [--listen ADDR:PORT] [--db CONNINFO] [--threads N]\n"
+            "usage: meterd [--listen ADDR:PORT] [--db CONNINFO]\n"
             "              [--body-limit BYTES] [--max-connections N] [--per-ip N]\n"
             "              [--timeout SECONDS] [--key-cache-ms MS] [--catalog DIR]\n"
             "              [--orphan-grace-ms MS] [--orphan-policy timeout|none]\n"
@@ -106,7 +106,6 @@ int main(int argc, char **argv)
         {"orphan-policy", required_argument, NULL, 'P'},
         {"orphan-sweep-ms", required_argument, NULL, 'S'},
         {"fold-ms", required_argument, NULL, 'F'},
-        {"threads", required_argument, NULL, 't'},
         {"body-limit", required_argument, NULL, 'b'},
         {"max-connections", required_argument, NULL, 'c'},
         {"per-ip", required_argument, NULL, 'p'},
@@ -164,15 +163,6 @@ int main(int argc, char **argv)
             break;
         case 'd':
             db = optarg;
-            break;
-        case 't':
-            if (parse_uint("--threads", optarg, 64, &v) != 0)
-                return 2;
-            if (v == 0) {
-                fprintf(stderr, "meterd: --threads: expected an integer 1-64, got '0'\n");
-                return 2;
-            }
-            cfg.threads = (unsigned)v;
             break;
         case 'b':
             if (parse_uint("--body-limit", optarg, 1ull << 30, &v) != 0)

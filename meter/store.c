@@ -8,10 +8,11 @@
 
 #include "common/db.h"
 
-/* Each worker thread's connection; all of them are also listed here so that
- * meter_store_close_all can close those of threads that have ended. */
-#define CONNS_MAX 256
-static _Thread_local PGconn *thread_conn;
+/* Each connection thread's database connection, closed when its thread ends; those still
+ * open are also listed here so that meter_store_close_all can close them at shutdown. */
+#define CONNS_MAX 1024
+static pthread_key_t conn_key;
+static pthread_once_t conn_key_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static PGconn *conns[CONNS_MAX];
 
@@ -24,6 +25,23 @@ static void conns_set(PGconn *old, PGconn *new_conn)
             break;
         }
     pthread_mutex_unlock(&conns_lock);
+}
+
+static void thread_ended(void *conn)
+{
+    conns_set(conn, NULL);
+    PQfinish(conn);
+}
+
+static void make_conn_key(void)
+{
+    pthread_key_create(&conn_key, thread_ended);
+}
+
+static PGconn *thread_conn(void)
+{
+    pthread_once(&conn_key_once, make_conn_key);
+    return pthread_getspecific(conn_key);
 }
 
 static const struct {
@@ -62,29 +80,30 @@ static int prepare_all(PGconn *conn, struct fm_err *err)
 
 PGconn *meter_store_conn(const char *conninfo, struct fm_err *err)
 {
-    if (thread_conn && PQstatus(thread_conn) == CONNECTION_OK &&
-        !db_idle_conn_broken(thread_conn))
-        return thread_conn;
+    PGconn *conn = thread_conn();
+    if (conn && PQstatus(conn) == CONNECTION_OK && !db_idle_conn_broken(conn))
+        return conn;
     meter_store_close();
-    PGconn *conn = db_connect(conninfo, err);
+    conn = db_connect(conninfo, err);
     if (conn == NULL)
         return NULL;
     if (prepare_all(conn, err) != 0) {
         PQfinish(conn);
         return NULL;
     }
-    thread_conn = conn;
+    pthread_setspecific(conn_key, conn);
     conns_set(NULL, conn);
     return conn;
 }
 
 void meter_store_close(void)
 {
-    if (thread_conn == NULL)
+    PGconn *conn = thread_conn();
+    if (conn == NULL)
         return;
-    conns_set(thread_conn, NULL);
-    PQfinish(thread_conn);
-    thread_conn = NULL;
+    pthread_setspecific(conn_key, NULL);
+    conns_set(conn, NULL);
+    PQfinish(conn);
 }
 
 void meter_store_close_all(void)
@@ -95,7 +114,8 @@ void meter_store_close_all(void)
         conns[i] = NULL;
     }
     pthread_mutex_unlock(&conns_lock);
-    thread_conn = NULL;
+    if (thread_conn() != NULL)
+        pthread_setspecific(conn_key, NULL);
 }
 
 static int simple(PGconn *conn, const char *sql, struct fm_err *err)

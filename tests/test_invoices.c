@@ -67,7 +67,6 @@ static void setup(void)
     struct meter_config cfg;
     meter_config_defaults(&cfg);
     cfg.port = 0;
-    cfg.threads = 2;
     cfg.conninfo = conninfo;
     cfg.catalog = catalog;
     ck_assert_msg(meter_server_start(&cfg, &server, &err) == 0, "%s", err.msg);

@@ -43,7 +43,6 @@ static void test_setup(void)
     struct meter_config cfg;
     meter_config_defaults(&cfg);
     cfg.port = 0;
-    cfg.threads = 2;
     cfg.body_limit = 64 * 1024;
     cfg.conninfo = conninfo;
     struct fm_err err;

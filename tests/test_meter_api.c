@@ -76,7 +76,6 @@ static void test_config(struct meter_config *cfg)
 {
     meter_config_defaults(cfg);
     cfg->port = 0;
-    cfg->threads = 2;
     cfg->body_limit = 8u << 20;
     cfg->conninfo = conninfo;
 }
@@ -880,7 +879,7 @@ START_TEST(database_lost_mid_batch_stores_all_or_nothing)
     char *reply;
     long status = background_finish(&bp, &reply);
     ck_assert_int_eq(status, 503);
-    ck_assert_str_eq(reply, UNAVAILABLE("the records could not be stored; retry later"));
+    ck_assert_str_eq(reply, UNAVAILABLE("the database is unavailable; retry later"));
     free(reply);
     const char *stored = stored_count("cut");
     ck_assert_msg(strcmp(stored, "0") == 0 || strcmp(stored, "10000") == 0,
@@ -910,7 +909,7 @@ START_TEST(sigterm_finishes_the_request_in_flight)
 {
     char bin[512], line[256];
     char *argv[] = {(char *)proc_bin("meterd", bin, sizeof bin), "--listen", "127.0.0.1:0",
-                    "--db", via_proxy, "--threads", "1", NULL};
+                    "--db", via_proxy, NULL};
     pid_t pid = proc_start(argv, "meterd listening on", line, sizeof line, 30);
     const char *at = strrchr(line, ':');
     ck_assert_ptr_nonnull(at);

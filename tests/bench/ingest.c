@@ -157,7 +157,7 @@ static pid_t start_meterd(char *line, size_t n)
     if (pid == 0) {
         dup2(out[1], 1);
         close(out[0]);
-        execl(bin, bin, "--listen", "127.0.0.1:0", "--db", conninfo, "--threads", "4",
+        execl(bin, bin, "--listen", "127.0.0.1:0", "--db", conninfo,
               "--log-level", "error", "--orphan-sweep-ms", "0", (char *)NULL);
         _exit(127);
     }

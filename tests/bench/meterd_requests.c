@@ -33,7 +33,7 @@
 #define BENCH_DB "faasmeter_bench_requests"
 #define CLIENTS 64
 #define CLIENT_THREADS 2
-#define SERVER_THREADS 64
+#define SERVER_THREADS 64 /* the hello-world server's pool; meterd has a thread per client */
 
 static const char hello_reply[] = "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}";
 
@@ -159,7 +159,6 @@ static int child_start(const char *conninfo, struct child *out)
             struct meter_config cfg;
             meter_config_defaults(&cfg);
             cfg.port = 0;
-            cfg.threads = SERVER_THREADS;
             cfg.conninfo = conninfo;
             struct fm_err err;
             if (meter_server_start(&cfg, &srv, &err) != 0)
@@ -361,8 +360,9 @@ int main(void)
     child_stop(&hello);
     curl_global_cleanup();
 
-    printf("one record per request, %d keep-alive clients, %d server threads, %d s each\n",
-           CLIENTS, SERVER_THREADS, seconds);
+    printf("one record per request, %d keep-alive clients, %d s each; meterd: a thread per "
+           "connection, hello-world: a pool of %d threads\n",
+           CLIENTS, seconds, SERVER_THREADS);
     printf("  meterd       %8lld records/s acknowledged after commit (%lld failed; %lld "
            "records stored in all)\n",
            meterd_rate, meterd_failed, stored);
