@@ -119,7 +119,7 @@ int cli_invoice(int argc, char **argv)
         goto out;
     }
     enum meter_invoice_status st =
-        meter_invoice_build(conn, cat, o.tenant, o.period, o.plan, &inv, NULL, &err);
+        meter_invoice_build(conn, cat, o.tenant, o.period, o.plan, o.finalize, &inv, NULL, &err);
     if (st == METER_INVOICE_FINAL) {
         /* Printing a final invoice is fine; asking to change it is not. */
         if (o.plan || o.finalize) {
@@ -132,14 +132,6 @@ int cli_invoice(int argc, char **argv)
     } else if (st != METER_INVOICE_OK) {
         cli_error(CMD, "%s", err.msg);
         goto out;
-    }
-    if (o.finalize && st == METER_INVOICE_OK) {
-        int64_t id = inv.id;
-        meter_invoice_clear(&inv);
-        if (meter_invoice_finalize(conn, id, &inv, &err) != METER_INVOICE_OK) {
-            cli_error(CMD, "%s", err.msg);
-            goto out;
-        }
     }
     const char *text = o.format == BILL_FORMAT_JSON ? inv.json
                        : o.format == BILL_FORMAT_CSV ? inv.csv

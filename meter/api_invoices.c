@@ -97,8 +97,8 @@ struct reply api_post_invoices(const struct api_request *r)
         struct meter_invoice inv = {0};
         struct fm_err err;
         bool created = false;
-        enum meter_invoice_status st = meter_invoice_build(conn, r->cfg->catalog, tenant,
-                                                           period, plan, &inv, &created, &err);
+        enum meter_invoice_status st = meter_invoice_build(
+            conn, r->cfg->catalog, tenant, period, plan, false, &inv, &created, &err);
         out = invoice_reply(st, created ? 201 : 200, &inv, &err);
         meter_invoice_clear(&inv);
     }
@@ -130,7 +130,8 @@ static struct reply invoice_by_id(const struct api_request *r, bool finalize)
         return reply_error(E_NOT_FOUND, "invoice: no such invoice");
     struct meter_invoice inv = {0};
     struct fm_err err;
-    enum meter_invoice_status st = finalize ? meter_invoice_finalize(conn, id, &inv, &err)
+    enum meter_invoice_status st = finalize ? meter_invoice_finalize(conn, r->cfg->catalog, id,
+                                                                     &inv, &err)
                                             : meter_invoice_get(conn, id, NULL, NULL, &inv, &err);
     struct reply out;
     if (st == METER_INVOICE_OK && !api_may_read(&key, inv.tenant)) {

@@ -18,6 +18,15 @@ struct batch {
     cJSON *array;   /* the parsed array, for a JSON body */
 };
 
+/* cJSON ends a string at a \u0000 escape, so two different ids could become one: such
+ * text is refused before parsing. */
+static bool has_nul_escape(const char *text, size_t len)
+{
+    return memmem(text, len, "\\u0000", 6) != NULL;
+}
+
+#define NUL_ESCAPE_ERROR "strings may not contain \\u0000"
+
 static void batch_free(struct batch *b)
 {
     if (b->array == NULL)
@@ -32,6 +41,10 @@ static int batch_parse(const char *body, size_t len, bool ndjson, struct batch *
 {
     struct batch b = {0};
     if (!ndjson) {
+        if (has_nul_escape(body, len)) {
+            *why = NUL_ESCAPE_ERROR;
+            goto fail;
+        }
         b.array = cJSON_ParseWithLength(body, len);
         if (b.array == NULL || !cJSON_IsArray(b.array)) {
             *why = "the body is not a JSON array of records";
@@ -73,7 +86,9 @@ static int batch_parse(const char *body, size_t len, bool ndjson, struct batch *
                 b.items = grown;
                 cap *= 2;
             }
-            b.items[b.n++] = cJSON_ParseWithLength(body + s, end - s);
+            b.items[b.n++] = has_nul_escape(body + s, end - s)
+                                 ? NULL
+                                 : cJSON_ParseWithLength(body + s, end - s);
         }
         at = end + 1;
     }
@@ -119,7 +134,7 @@ struct reply api_post_records(const struct api_request *req)
     for (size_t i = 0; i < batch.n; i++) {
         struct fm_err rerr;
         if (batch.items[i] == NULL)
-            fm_err_set(&rerr, "record: not valid JSON");
+            fm_err_set(&rerr, "record: not valid JSON, or a string holds \\u0000");
         else if (meter_record_parse(batch.items[i], &recs[valid], &rerr) == 0) {
             origin[valid++] = i;
             continue;

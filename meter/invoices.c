@@ -148,7 +148,7 @@ enum meter_invoice_status meter_invoice_price(PGconn *conn, const struct bill_ca
     }
     enum meter_invoice_status st = METER_INVOICE_FAILED;
     int rated = meter_plan_is_rated(conn, plan, err);
-    if (rated < 0 || (rated && meter_usage_fold(conn, NULL, err) != 0))
+    if (rated < 0)
         goto out;
     int got = rated ? add_rated(conn, plan, tenant, from_us, use, err)
                     : add_invocations(conn, plan, tenant, from_us, to_us, use, err);
@@ -357,8 +357,9 @@ static int render_all(const struct bill_invoice *inv, const char *tenant, const 
 
 enum meter_invoice_status meter_invoice_build(PGconn *conn, const struct bill_catalog *cat,
                                               const char *tenant, const char *period,
-                                              const char *plan_id, struct meter_invoice *out,
-                                              bool *created, struct fm_err *err)
+                                              const char *plan_id, bool finalize,
+                                              struct meter_invoice *out, bool *created,
+                                              struct fm_err *err)
 {
     int64_t from_us, to_us;
     if (fm_period_parse(period, &from_us, &to_us) != 0) {
@@ -368,11 +369,28 @@ enum meter_invoice_status meter_invoice_build(PGconn *conn, const struct bill_ca
     enum meter_invoice_status st = METER_INVOICE_FAILED;
     struct bill_invoice *inv = NULL;
     struct fm_buf r[3] = {{0}};
+    /* Pending usage first, outside the transaction: folding holds a lock that readers and
+     * the upkeep wait on. */
+    if (meter_usage_fold(conn, NULL, err) != 0)
+        return METER_INVOICE_FAILED;
     PGresult *res = query(conn, "BEGIN", 0, NULL, "begin", err);
     if (res == NULL)
         return METER_INVOICE_FAILED;
     PQclear(res);
     const char *key[] = {tenant, period};
+    /* One build or finalize of a tenant at a time: each then sees the adjustments that
+     * the others froze, and no late usage is charged on two final invoices. */
+    res = query(conn, "SELECT 1 FROM tenants WHERE tenant = $1 FOR UPDATE", 1, key,
+                "locking the tenant", err);
+    if (res == NULL)
+        goto rollback;
+    bool known = PQntuples(res) == 1;
+    PQclear(res);
+    if (!known) {
+        fm_err_set(err, "tenant: no tenant '%s'", tenant);
+        st = METER_INVOICE_NO_TENANT;
+        goto rollback;
+    }
     /* Builds of one period wait for each other; a final invoice is never rebuilt. */
     res = query(conn,
                 "SELECT invoice_id, status FROM invoices"
@@ -430,6 +448,16 @@ enum meter_invoice_status meter_invoice_build(PGconn *conn, const struct bill_ca
     PQclear(res);
     if (store_lines(conn, tenant, id, inv, err) != 0)
         goto rollback;
+    if (finalize) {
+        const char *which[] = {id};
+        res = query(conn,
+                    "UPDATE invoices SET status = 'final', finalized_at = now()"
+                    " WHERE invoice_id = $1",
+                    1, which, "finalizing the invoice", err);
+        if (res == NULL)
+            goto rollback;
+        PQclear(res);
+    }
     res = query(conn, "COMMIT", 0, NULL, "commit", err);
     if (res == NULL)
         goto out;
@@ -447,24 +475,34 @@ out:
     return st;
 }
 
-enum meter_invoice_status meter_invoice_finalize(PGconn *conn, int64_t id,
-                                                 struct meter_invoice *out, struct fm_err *err)
+enum meter_invoice_status meter_invoice_finalize(PGconn *conn, const struct bill_catalog *cat,
+                                                 int64_t id, struct meter_invoice *out,
+                                                 struct fm_err *err)
 {
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%lld", (long long)id);
-    const char *params[] = {idbuf};
-    PGresult *res = query(conn,
-                          "UPDATE invoices SET status = 'final', finalized_at = now()"
-                          " WHERE invoice_id = $1 AND status = 'draft' RETURNING 1",
-                          1, params, "finalizing the invoice", err);
-    if (res == NULL)
-        return METER_INVOICE_FAILED;
-    bool done = PQntuples(res) == 1;
-    PQclear(res);
-    enum meter_invoice_status st = meter_invoice_get(conn, id, NULL, NULL, out, err);
-    if (st == METER_INVOICE_OK && !done) {
+    struct meter_invoice cur = {0};
+    enum meter_invoice_status st = meter_invoice_get(conn, id, NULL, NULL, &cur, err);
+    if (st != METER_INVOICE_OK)
+        return st;
+    if (strcmp(cur.status, "final") == 0) {
         fm_err_set(err, "invoice %lld is final already", (long long)id);
+        *out = cur;
         return METER_INVOICE_FINAL;
     }
-    return st;
+    char plan[256] = "";
+    const char *params[] = {cur.tenant, cur.period};
+    PGresult *res = query(conn, "SELECT plan FROM invoices WHERE tenant = $1 AND period = $2",
+                          2, params, "reading the invoice", err);
+    if (res != NULL && PQntuples(res) == 1)
+        snprintf(plan, sizeof plan, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    char tenant[sizeof cur.tenant], period[sizeof cur.period];
+    memcpy(tenant, cur.tenant, sizeof tenant);
+    memcpy(period, cur.period, sizeof period);
+    meter_invoice_clear(&cur);
+    if (plan[0] == '\0')
+        return fm_err_set(err, "invoice %lld: cannot be read", (long long)id),
+               METER_INVOICE_FAILED;
+    /* Frozen as it is now: rebuilt (late usage, adjustments frozen meanwhile) and finalized
+     * in one transaction. */
+    return meter_invoice_build(conn, cat, tenant, period, plan, true, out, NULL, err);
 }

@@ -64,22 +64,27 @@ void meter_invoice_clear(struct meter_invoice *inv);
  * pricing of that period and what its invoice charged, minus what later final invoices
  * already carried).
  *
- * @param plan_id  NULL for the tenant's plan
- * @param out      on OK, the stored invoice; on FINAL, the frozen one (caller clears)
+ * @param plan_id   NULL for the tenant's plan
+ * @param finalize  freeze it in the same transaction
+ * @param out       on OK, the stored invoice; on FINAL, the frozen one (caller clears)
  * @param created  optional: true when this call created the invoice (not a rebuild)
  * @return OK, FINAL, NO_TENANT, NO_PLAN, BAD_INPUT, FAILED (err set except for OK)
  */
 enum meter_invoice_status meter_invoice_build(PGconn *conn, const struct bill_catalog *cat,
                                               const char *tenant, const char *period,
-                                              const char *plan_id, struct meter_invoice *out,
-                                              bool *created, struct fm_err *err);
+                                              const char *plan_id, bool finalize,
+                                              struct meter_invoice *out, bool *created,
+                                              struct fm_err *err);
 
 /**
- * Freeze a draft invoice.
- * @return OK (out holds it, now final), NOT_FOUND, FINAL (it was final already), FAILED
+ * Freeze a draft invoice, rebuilt first: usage that arrived since it was built, and the
+ * adjustments other invoices froze meanwhile, are taken into account.
+ * @return OK (out holds it, now final), NOT_FOUND, FINAL (it was final already; out holds
+ *         it), FAILED
  */
-enum meter_invoice_status meter_invoice_finalize(PGconn *conn, int64_t id,
-                                                 struct meter_invoice *out, struct fm_err *err);
+enum meter_invoice_status meter_invoice_finalize(PGconn *conn, const struct bill_catalog *cat,
+                                                 int64_t id, struct meter_invoice *out,
+                                                 struct fm_err *err);
 
 /**
  * Read a stored invoice by id, or by tenant and period when id < 0.

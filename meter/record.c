@@ -34,7 +34,13 @@ static const char *const triggers[] = {"http", "queue", "event", "timer", "pipel
 static const char *const statuses[] = {"ok", "error", "timeout", "oom", "crashed", "rejected",
                                        NULL};
 
-#define JSON_INT_MAX ((INT64_C(1) << 53) - 1)
+/* Limits past any real invocation, so that no accepted record can overflow a month's sums
+ * of memory times duration (which fold into 64-bit rollups). */
+#define DAY_US INT64_C(86400000000)   /* durations: a day */
+#define DAY_MS INT64_C(86400000)      /* timeouts: a day */
+#define CPU_US_MAX (INT64_C(1) << 40) /* CPU time: about 12 days, many cores */
+#define BYTES_MAX (INT64_C(1) << 40)  /* payloads: a TiB */
+#define RSS_KB_MAX (INT64_C(1) << 31) /* peak memory: 2 TiB */
 
 /* The contract of DESIGN.md as a table; the canonical form lists fields in this order. */
 static const struct field fields[] = {
@@ -45,20 +51,47 @@ static const struct field fields[] = {
     {"function", F_FUNCTION, T_ALL, false, 0, 0, NULL},
     {"time", F_TIME, T_ALL, false, 0, 0, NULL},
     {"memory_mb", F_INT, T_START | T_STOP, false, 1, 10240, NULL},
-    {"timeout_ms", F_INT, T_START, false, 1, JSON_INT_MAX, NULL},
+    {"timeout_ms", F_INT, T_START, false, 1, DAY_MS, NULL},
     {"cold_start", F_BOOL, T_START | T_STOP, false, 0, 0, NULL},
     {"trigger", F_ENUM, T_START, false, 0, 0, triggers},
     {"correlation_id", F_STRING, T_ALL, true, 0, 128, NULL},
-    {"duration_us", F_INT, T_STOP, false, 0, JSON_INT_MAX, NULL},
-    {"init_us", F_INT, T_STOP, false, 0, JSON_INT_MAX, NULL},
+    {"duration_us", F_INT, T_STOP, false, 0, DAY_US, NULL},
+    {"init_us", F_INT, T_STOP, false, 0, DAY_US, NULL},
     {"status", F_ENUM, T_STOP, false, 0, 0, statuses},
     {"exit_code", F_INT, T_STOP, false, INT32_MIN, INT32_MAX, NULL},
-    {"cpu_user_us", F_INT, T_STOP | T_RES, false, 0, JSON_INT_MAX, NULL},
-    {"cpu_sys_us", F_INT, T_STOP | T_RES, false, 0, JSON_INT_MAX, NULL},
-    {"max_rss_kb", F_INT, T_STOP | T_RES, false, 0, JSON_INT_MAX, NULL},
-    {"bytes_in", F_INT, T_STOP, false, 0, JSON_INT_MAX, NULL},
-    {"bytes_out", F_INT, T_STOP, false, 0, JSON_INT_MAX, NULL},
+    {"cpu_user_us", F_INT, T_STOP | T_RES, false, 0, CPU_US_MAX, NULL},
+    {"cpu_sys_us", F_INT, T_STOP | T_RES, false, 0, CPU_US_MAX, NULL},
+    {"max_rss_kb", F_INT, T_STOP | T_RES, false, 0, RSS_KB_MAX, NULL},
+    {"bytes_in", F_INT, T_STOP, false, 0, BYTES_MAX, NULL},
+    {"bytes_out", F_INT, T_STOP, false, 0, BYTES_MAX, NULL},
 };
+
+/* Well-formed UTF-8: no stray continuation bytes, overlong forms, surrogates, or code
+ * points past U+10FFFF. PostgreSQL refuses anything else, and one such string would fail
+ * the whole batch it was stored with. */
+static bool utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        int n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
+                                   : (c & 0xf8) == 0xf0                 ? 3
+                                                                        : -1;
+        if (n < 0 || (n == 1 && c < 0xc2))
+            return false;
+        unsigned cp = n == 0 ? c : c & (0x3fu >> n);
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
 
 static bool name_ok(const char *s, bool function)
 {
@@ -133,6 +166,8 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
             strlen(v->valuestring) > (size_t)f->max)
             return fm_err_set(err, "%s: expected a string of %" PRId64 "-%" PRId64 " characters",
                               f->name, f->min, f->max);
+        if (!utf8_ok(v->valuestring))
+            return fm_err_set(err, "%s: not valid UTF-8", f->name);
         break;
     case F_TENANT:
         if (!cJSON_IsString(v) || !name_ok(v->valuestring, false))
@@ -151,13 +186,9 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
         snprintf(val, n, "%s", r->time_text);
         return 0;
     case F_INT:
-        if (!int_in_range(v, f->min, f->max, &i)) {
-            if (f->max == JSON_INT_MAX)
-                return fm_err_set(err, "%s: expected an integer >= %" PRId64 " below 2^53",
-                                  f->name, f->min);
+        if (!int_in_range(v, f->min, f->max, &i))
             return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, f->name,
                               f->min, f->max);
-        }
         snprintf(val, n, "%" PRId64, i);
         return 0;
     case F_BOOL:

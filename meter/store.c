@@ -327,6 +327,7 @@ static void write_group(struct meter_group *g, int lane, struct pending *list)
     enum meter_outcome *outcomes = calloc(total ? total : 1, sizeof *outcomes);
     struct fm_err err;
     int rc = -1;
+    PGconn *conn = NULL;
     if (recs == NULL || outcomes == NULL) {
         fm_err_set(&err, "out of memory");
     } else {
@@ -336,7 +337,7 @@ static void write_group(struct meter_group *g, int lane, struct pending *list)
             memcpy(recs + at, p->recs, p->n * sizeof *recs);
             at += p->n;
         }
-        PGconn *conn = lane_conn(g, lane, &err);
+        conn = lane_conn(g, lane, &err);
         if (conn != NULL)
             rc = meter_store_records(conn, recs, total, outcomes, &err);
     }
@@ -349,6 +350,12 @@ static void write_group(struct meter_group *g, int lane, struct pending *list)
             p->err = err;
         at += p->n;
     }
+    /* A group that failed with the database still there (a deadlock with another writer,
+     * a record the database refused) is tried again request by request, so that one
+     * request's trouble is not every request's. */
+    if (rc != 0 && list->next != NULL && conn != NULL && PQstatus(conn) == CONNECTION_OK)
+        for (struct pending *p = list; p; p = p->next)
+            p->rc = meter_store_records(conn, p->recs, p->n, p->outcomes, &p->err);
     free(recs);
     free(outcomes);
 }

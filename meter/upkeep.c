@@ -69,6 +69,19 @@ static void sweep(const struct meter_upkeep_config *cfg, PGconn *conn)
     PQclear(PQexec(conn, "SELECT pg_advisory_unlock(hashtext('faasmeter.orphans'))"));
 }
 
+/* This month's and next month's partitions exist. */
+static bool partitions_ready(PGconn *conn, struct fm_err *err)
+{
+    PGresult *res = PQexec(conn, "SELECT ensure_month_partition(t, m)"
+                                 "  FROM unnest(ARRAY['records', 'invocations']) t,"
+                                 "       unnest(ARRAY[now(), now() + interval '1 month']) m");
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        db_err_from(err, conn, res, "making partitions");
+    PQclear(res);
+    return ok;
+}
+
 /* Wait until the next tick or until told to stop; false when stopping. Called locked. */
 static bool wait_tick(struct meter_upkeep *u, long ms)
 {
@@ -105,6 +118,10 @@ static void *run(void *arg)
                 fm_debug("upkeep: %s", err.msg);
         }
         if (conn && cfg->fold_ms > 0 && meter_usage_fold(conn, NULL, &err) != 0)
+            fm_warn("upkeep: %s", err.msg);
+        /* Making a partition locks its whole table: do it here, ahead of the month, and
+         * not inside a batch of records when the month turns. */
+        if (conn && !partitions_ready(conn, &err))
             fm_warn("upkeep: %s", err.msg);
         since_sweep += tick;
         if (conn && cfg->sweep_ms > 0 && since_sweep >= cfg->sweep_ms) {

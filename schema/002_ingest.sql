@@ -85,7 +85,7 @@ BEGIN
     END IF;
 
     SELECT * INTO inv FROM invocations
-     WHERE tenant = p_tenant AND invocation_id = v_inv_id AND started_at = v_at;
+     WHERE tenant = p_tenant AND invocation_id = v_inv_id AND started_at = v_at FOR UPDATE;
     IF inv.has_stop THEN
         PERFORM usage_apply(inv, -1);
     END IF;

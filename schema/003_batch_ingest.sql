@@ -182,6 +182,8 @@ BEGIN
        AND cur.ghz = p_ghz THEN
         RETURN false;
     END IF;
+    -- No fold may run between this one and the rebuild below.
+    PERFORM pg_advisory_xact_lock(hashtext('faasmeter.fold'));
     PERFORM usage_fold();
     INSERT INTO plans VALUES (p_plan, p_step_ms, p_min_ms, p_include_init, p_basis, p_step_mb,
                               p_min_mb, p_max_mb, p_ghz, now())
@@ -328,6 +330,7 @@ BEGIN
     WITH won AS (
         INSERT INTO invocation_ids (tenant, invocation_id, started_at)
         SELECT f.tenant, f.invocation_id, f.started_at FROM ingest_fresh f
+         ORDER BY f.tenant, f.invocation_id -- one lock order for every batch
         ON CONFLICT DO NOTHING
         RETURNING invocation_ids.tenant, invocation_ids.invocation_id),
     stored AS (
@@ -346,15 +349,16 @@ BEGIN
           FROM stored v WHERE v.has_stop)
     INSERT INTO ingest_won SELECT w.tenant, w.invocation_id FROM won w;
 
-    -- Everything else, record by record in arrival order: resource samples, and records of
-    -- invocations that exist already or came more than once in this batch.
+    -- Everything else, record by record: resource samples, and records of invocations that
+    -- exist already or came more than once in this batch. In arrival order within each
+    -- invocation, and invocations in key order, so that concurrent batches lock alike.
     FOR r IN SELECT s.tenant, s.type, s.time, s.body FROM ingest_stage s
               WHERE s.outcome = 'accepted'
                 AND (s.type = 'resource'
                      OR NOT EXISTS (SELECT 1 FROM ingest_won w
                                      WHERE w.tenant = s.tenant
                                        AND w.invocation_id = s.invocation_id))
-              ORDER BY s.ord LOOP
+              ORDER BY s.tenant, s.invocation_id, s.ord LOOP
         PERFORM invocation_apply(r.tenant, r.type, r.time, r.body);
     END LOOP;
 

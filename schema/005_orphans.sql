@@ -7,20 +7,35 @@ CREATE FUNCTION close_orphans(p_grace interval, p_policy text, p_limit integer)
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
+    cand record;
     inv invocations;
     n integer := 0;
 BEGIN
     IF p_policy NOT IN ('timeout', 'none') THEN
         RAISE EXCEPTION 'orphan policy must be timeout or none, not %', p_policy;
     END IF;
-    FOR inv IN
-        SELECT * FROM invocations
-         WHERE has_start AND NOT has_stop
-           AND started_at + timeout_ms * interval '1 millisecond' + p_grace < now()
-         ORDER BY started_at
+    -- Rating reads plans: hold off plan_register until this commits, as ingestion does.
+    LOCK TABLE plans IN ROW SHARE MODE;
+    FOR cand IN
+        SELECT i.tenant, i.invocation_id FROM invocations i
+         WHERE i.has_start AND NOT i.has_stop
+           AND i.started_at + i.timeout_ms * interval '1 millisecond' + p_grace < now()
+         ORDER BY i.started_at
          LIMIT p_limit
-         FOR UPDATE SKIP LOCKED
     LOOP
+        -- The same lock order as ingestion (invocation_ids, then the row), and a second
+        -- look under the lock: a stop may have come meanwhile.
+        PERFORM 1 FROM invocation_ids
+          WHERE tenant = cand.tenant AND invocation_id = cand.invocation_id FOR UPDATE;
+        SELECT i.* INTO inv FROM invocations i JOIN invocation_ids d
+            ON d.tenant = i.tenant AND d.invocation_id = i.invocation_id
+           AND d.started_at = i.started_at
+         WHERE i.tenant = cand.tenant AND i.invocation_id = cand.invocation_id
+         FOR UPDATE OF i;
+        IF NOT FOUND OR inv.has_stop OR NOT inv.has_start
+           OR inv.started_at + inv.timeout_ms * interval '1 millisecond' + p_grace >= now() THEN
+            CONTINUE;
+        END IF;
         inv.has_stop := true;
         inv.status := 'lost';
         inv.exit_code := 0;

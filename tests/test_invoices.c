@@ -179,7 +179,23 @@ START_TEST(late_usage_lands_on_the_next_invoice)
 
     /* Later still: 150 ms more in September; what October carried is not billed twice. */
     invocation("s5", "store", "2026-09-29T08:00:00.150Z", 150000);
-    build("2026-11", 201, "0.21");
+    long nov = build("2026-11", 201, "0.21");
+
+    /* Two drafts may carry the same late usage; finalizing rebuilds, so only the first
+     * frozen one charges it. 100 ms more in September: 0.11, so 0.32 is due now. */
+    invocation("s6", "resize", "2026-09-29T09:00:00.100Z", 100000);
+    long dec = build("2026-12", 201, "0.32");
+    snprintf(path, sizeof path, "/v1/invoices/%ld/finalize", dec);
+    r = call("POST", path, admin_key, "");
+    ck_assert_int_eq(r.status, 200);
+    expect_member(r.body, "\"total\": \"0.32\"");
+    free(r.body);
+    snprintf(path, sizeof path, "/v1/invoices/%ld/finalize", nov);
+    r = call("POST", path, admin_key, "");
+    ck_assert_int_eq(r.status, 200);
+    expect_member(r.body, "\"total\": \"0.00\"");
+    ck_assert_ptr_null(strstr(r.body, "adjustments"));
+    free(r.body);
 
     /* The frozen September invoice did not change. */
     snprintf(path, sizeof path, "/v1/invoices/%ld", sept);

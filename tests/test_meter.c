@@ -187,7 +187,9 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
         {"\"memory_mb\":256", "\"memory_mb\":0", "memory_mb: expected an integer 1-10240"},
         {"\"memory_mb\":256", "\"memory_mb\":1.5", "memory_mb: expected an integer 1-10240"},
         {"\"timeout_ms\":3000", "\"timeout_ms\":9007199254740992",
-         "timeout_ms: expected an integer >= 1 below 2^53"},
+         "timeout_ms: expected an integer 1-86400000"},
+        {"\"timeout_ms\":3000", "\"timeout_ms\":86400001", "timeout_ms: expected an integer 1-86400000"},
+        {"\"thumbnail\"", "\"th\\u00e9\"", "function: expected [A-Za-z0-9][A-Za-z0-9._-]{0,127}"},
         {"\"cold_start\":true", "\"cold_start\":1", "cold_start: expected true or false"},
         {"\"trigger\":\"http\"", "\"trigger\":\"cron\"",
          "trigger: expected one of http, queue, event, timer, pipeline, cli"},
@@ -211,10 +213,22 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
     expect_value("SELECT count(*) FROM records WHERE invocation_id = $1", "inv-e", "0");
     /* A line of NDJSON that does not parse is that record's error only. */
     expect(post(ingest_key, "application/x-ndjson",
-                "{not json\n" STOP("inv-f", "2026-11-06T12:00:00Z", "5") "\n"),
+                "{not json\n" STOP("inv-f", "2026-11-06T12:00:00Z", "5") "\n"
+                "{\"id\":\"x\\u0000y\"}\n"),
            200,
-           "{\"accepted\":1,\"duplicates\":0,\"rejected\":[{\"index\":0,\"error\":\"record: not "
-           "valid JSON\"}]}");
+           "{\"accepted\":1,\"duplicates\":0,\"rejected\":["
+           "{\"index\":0,\"error\":\"record: not valid JSON, or a string holds \\\\u0000\"},"
+           "{\"index\":2,\"error\":\"record: not valid JSON, or a string holds \\\\u0000\"}]}");
+    /* In a JSON array, such a string refuses the request: nothing is stored. */
+    expect(post(ingest_key, "application/json",
+                "[" STOP("inv-j", "2026-11-06T12:00:00Z", "5") ",{\"id\":\"a\\u0000\"}]"),
+           400, "{\"error\":\"bad_request\",\"message\":\"strings may not contain \\\\u0000\"}");
+    expect_value("SELECT count(*) FROM records WHERE invocation_id = $1", "inv-j", "0");
+    /* Bytes that are not UTF-8 would fail the database write of a whole batch. */
+    expect(post(ingest_key, "application/json", "[" START("inv-k\xff", "2026-11-06T10:00:00Z") "]"),
+           200,
+           "{\"accepted\":0,\"duplicates\":0,\"rejected\":[{\"index\":0,\"error\":\"id: not "
+           "valid UTF-8\"}]}");
 }
 END_TEST
 
