@@ -11,9 +11,12 @@
 #include "meter/plans.h"
 
 /*
- * Everything here is read from the rollups that invoices read too (usage_rated, rounded per
- * invocation under every registered plan, and usage_hourly), never from the invocation
- * rows: a month of a large tenant is millions of rows, and the report covers every tenant.
+ * Everything here is read from rollups, never from the invocation rows: a month of a large
+ * tenant is millions of rows, and the report covers every tenant. The bills come from
+ * usage_rated (rounded per invocation under every registered plan, as invoices read it),
+ * the per-function totals from usage_monthly and the usage by hour from
+ * usage_tenant_hourly. usage_hourly, a row per function, hour and memory size, is too
+ * detailed to read for every tenant (millions of rows a month for 1,000 tenants).
  * The one exception is a plan the database does not rate (added to the catalog since the
  * last registration), whose usage can only come from rounding each invocation here.
  *
@@ -24,7 +27,6 @@
  */
 
 #define TENANTS_MAX 1000000 /* tenants in one report; more is refused */
-#define REPORT_WORK_MEM "256MB"
 
 /* A decimal column as int64; -1 when it is not one (a sum beyond 64 bits). NULL reads 0. */
 static int get_i64(const PGresult *res, int row, int col, int64_t *out)
@@ -94,13 +96,13 @@ static void set_load(struct bill_stats *st, const struct hour_load *max)
                         ceil_pos(max->cpu_us, BILL_HOUR_US / 1000));
 }
 
-/* Per-function totals of usage_hourly rows: the select list both readers share. Mean memory
- * is Σ(memory_mb × invocations) / Σ invocations. The rollup keeps no memory footprint, so
- * the configured memory stands in for it (it only matters to the break-even under a plan
- * that bills observed memory; the bills themselves come from usage_rated). */
+/* Per-function totals from usage_monthly: the select list both readers share. Mean memory
+ * is mb_invocations / invocations. The rollup keeps no memory footprint, so the configured
+ * memory stands in for it (it only matters to the break-even under a plan that bills
+ * observed memory; the bills themselves come from usage_rated). */
 #define FN_COLUMNS                                                                         \
-    "function, sum(invocations), sum(errors), sum(cold_starts), sum(duration_us),"        \
-    " sum(init_us), sum(memory_mb::bigint * invocations), sum(cpu_us), sum(bytes_out)"
+    "function, invocations, errors, cold_starts, duration_us, init_us, mb_invocations,"   \
+    " cpu_us, bytes_out"
 #define FN_NCOLS 8
 
 static int add_function_row(struct bill_stats *st, const PGresult *res, int row, int first,
@@ -253,10 +255,9 @@ static int read_tenant(PGconn *conn, const struct bill_catalog *cat, const bool 
         goto done;
     PQclear(res);
     res = rows(conn,
-               "SELECT " FN_COLUMNS " FROM usage_hourly"
-               " WHERE tenant = $1 AND hour >= $2 AND hour < $3"
-               " GROUP BY function ORDER BY function",
-               3, params, "reading hourly usage", err);
+               "SELECT " FN_COLUMNS " FROM usage_monthly"
+               " WHERE tenant = $1 AND month = $2 ORDER BY function",
+               2, params, "reading monthly usage", err);
     for (int i = 0; res && i < PQntuples(res); i++)
         if (add_function_row(st, res, i, 0, err) != 0)
             goto done;
@@ -266,11 +267,10 @@ static int read_tenant(PGconn *conn, const struct bill_catalog *cat, const bool 
     /* By hour: the usage over time and the busiest hour's load. */
     res = rows(conn,
                "SELECT (extract(epoch FROM hour) * 1000000)::bigint,"
-               "       sum(invocations), sum(errors), sum(cold_starts), sum(duration_us),"
-               "       sum(memory_mb::bigint * duration_us), sum(cpu_us)"
-               "  FROM usage_hourly"
+               "       invocations, errors, cold_starts, duration_us, mb_us, cpu_us"
+               "  FROM usage_tenant_hourly"
                " WHERE tenant = $1 AND hour >= $2 AND hour < $3"
-               " GROUP BY hour",
+               " ORDER BY hour",
                3, params, "reading hourly usage", err);
     struct hour_load max = {0};
     for (int i = 0; res && i < PQntuples(res); i++) {
@@ -388,10 +388,9 @@ static int read_all(PGconn *conn, const struct bill_catalog *cat, const bool *ra
         goto done;
     PQclear(res);
     res = rows(conn,
-               "SELECT tenant, " FN_COLUMNS " FROM usage_hourly"
-               " WHERE hour >= $1 AND hour < $2 GROUP BY tenant, function"
-               " ORDER BY tenant, function",
-               2, params, "reading hourly usage", err);
+               "SELECT tenant, " FN_COLUMNS " FROM usage_monthly"
+               " WHERE month = $1 ORDER BY tenant, function",
+               1, params, "reading monthly usage", err);
     for (int i = 0; res && i < PQntuples(res); i++) {
         struct bill_stats *st = stats_of(idx, n, ts, res, i, 0);
         if (st && add_function_row(st, res, i, 1, err) != 0)
@@ -401,11 +400,8 @@ static int read_all(PGconn *conn, const struct bill_catalog *cat, const bool *ra
         goto done;
     PQclear(res);
     res = rows(conn,
-               "SELECT tenant, max(busy), max(mb), max(cpu) FROM"
-               " (SELECT tenant, sum(duration_us) AS busy,"
-               "         sum(memory_mb::bigint * duration_us) AS mb, sum(cpu_us) AS cpu"
-               "    FROM usage_hourly WHERE hour >= $1 AND hour < $2"
-               "   GROUP BY tenant, hour) h"
+               "SELECT tenant, max(duration_us), max(mb_us), max(cpu_us)"
+               "  FROM usage_tenant_hourly WHERE hour >= $1 AND hour < $2"
                " GROUP BY tenant",
                2, params, "reading hourly usage", err);
     for (int i = 0; res && i < PQntuples(res); i++) {
@@ -455,15 +451,6 @@ enum meter_invoice_status meter_compare_stats_all(PGconn *conn, const struct bil
     res = PQexec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (!(in_txn = PQresultStatus(res) == PGRES_COMMAND_OK)) {
         db_err_from(err, conn, res, "starting the report's snapshot");
-        goto done;
-    }
-    PQclear(res);
-    /* The load query groups by tenant and hour, a row per tenant and hour of the month
-     * (750,000 for 1,000 tenants): spilling that to disk more than doubles its time. Scoped
-     * to this transaction. */
-    res = PQexec(conn, "SET LOCAL work_mem = '" REPORT_WORK_MEM "'");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        db_err_from(err, conn, res, "sizing the report's working memory");
         goto done;
     }
     PQclear(res);

@@ -14,10 +14,11 @@
 
 /**
  * Read a tenant's month into statistics for bill_compare, from the rollups only (folded
- * first): per function totals and mean memory from usage_hourly; quantities rounded per
+ * first): per function totals and mean memory from usage_monthly; quantities rounded per
  * invocation under every catalog plan from usage_rated (a plan the database does not rate
- * is rounded here from the invocation rows instead); the usage by hour; and the load to
- * size servers for, the busiest hour's mean (billing/compare.h, assumptions).
+ * is rounded here from the invocation rows instead); the usage by hour and the load to
+ * size servers for, the busiest hour's mean (billing/compare.h, assumptions), from
+ * usage_tenant_hourly.
  *
  * @param cat       borrowed; the stats borrow its plans, so it must outlive them
  * @param own_plan  on METER_INVOICE_OK, the tenant's plan id (n bytes, at most 255 used)

@@ -8,6 +8,9 @@
  *   c) the report for every tenant (what `faasbill report` does, from the rollups) against
  *      the invoice run, with the report's time split into reading, comparing and rendering.
  *
+ * The rollups are built as ingestion leaves them: usage_hourly and usage_rated from the
+ * invocations, then the report's usage_tenant_hourly and usage_monthly from usage_hourly.
+ *
  * The data lives in its own database, faasmeter_bench_billing, on the server FAASMETER_DB
  * names. Generating it is the slow part, so a second run reuses it when its marker says it
  * holds the same scale. Rows go straight into invocations with INSERT ... SELECT over
@@ -118,8 +121,46 @@ static void bench_conninfo(const char *base, char *out, size_t n)
 
 /* ---- The data -------------------------------------------------------------------------- */
 
-/* Whether the database exists and its marker says it holds `invocations` rows for the month
- * (the marker is written last, so an interrupted generation is never reused). */
+/* Whether the report's rollups hold every invocation of the month, as usage_hourly does. */
+static bool report_rollups_complete(PGconn *conn, int64_t invocations)
+{
+    PGresult *res = exec_or_die(
+        conn,
+        "SELECT (SELECT coalesce(sum(invocations), 0) FROM usage_tenant_hourly"
+        "         WHERE hour >= '" MONTH "' AND hour < '" NEXT_MONTH "'),"
+        "       (SELECT coalesce(sum(invocations), 0) FROM usage_monthly"
+        "         WHERE month = '" MONTH "')",
+        0, NULL);
+    bool complete = strtoll(PQgetvalue(res, 0, 0), NULL, 10) == invocations &&
+                    strtoll(PQgetvalue(res, 0, 1), NULL, 10) == invocations;
+    PQclear(res);
+    return complete;
+}
+
+/* A month generated before the report's rollups existed: the migration that adds them
+ * backfills them from usage_hourly, far quicker than generating the month anew. */
+static void backfill_report_rollups(PGconn *conn)
+{
+    PGresult *res = exec_or_die(conn,
+                                "SELECT to_regclass('usage_tenant_hourly') IS NOT NULL"
+                                "   AND to_regclass('usage_monthly') IS NOT NULL",
+                                0, NULL);
+    bool present = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (present)
+        return;
+    struct fm_err err = {{0}};
+    int64_t t0 = fm_mono_us();
+    if (schema_migrate(conn, NULL, NULL, &err) != 0)
+        die("migrate", err.msg);
+    run_or_die(conn, "ANALYZE usage_tenant_hourly, usage_monthly");
+    printf("backfilled usage_tenant_hourly and usage_monthly from usage_hourly in %.1f s\n",
+           secs_since(t0));
+}
+
+/* Whether the database exists, its marker says it holds `invocations` rows for the month
+ * (the marker is written last, so an interrupted generation is never reused) and the
+ * report's rollups hold them all (backfilled here when the database predates them). */
 static bool data_ready(const char *base, const char *conninfo, int64_t invocations)
 {
     PGconn *admin = connect_or_die(base);
@@ -135,6 +176,13 @@ static bool data_ready(const char *base, const char *conninfo, int64_t invocatio
     bool ready = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
                  strtoll(PQgetvalue(res, 0, 0), NULL, 10) == invocations;
     PQclear(res);
+    if (ready) {
+        backfill_report_rollups(conn);
+        if (!report_rollups_complete(conn, invocations)) {
+            printf("the report's rollups do not hold the generated month: generating anew\n");
+            ready = false;
+        }
+    }
     PQfinish(conn);
     return ready;
 }
@@ -206,6 +254,26 @@ static const char *hourly_sql =
     "  WHERE has_stop AND started_at >= '" MONTH "' AND started_at < '" NEXT_MONTH "'"
     "    AND tenant >= $1 AND tenant < $2"
     "  GROUP BY 1, 2, 3, 4";
+
+/* The report's rollups, which usage_fold keeps beside usage_hourly, each one GROUP BY over
+ * the usage_hourly rows of a slice of tenants [$1, $2) (as schema/006 backfills them). */
+static const char *tenant_hourly_sql =
+    "INSERT INTO usage_tenant_hourly (tenant, hour, invocations, errors, cold_starts,"
+    "                                 duration_us, mb_us, cpu_us)"
+    " SELECT tenant, hour, sum(invocations), sum(errors), sum(cold_starts), sum(duration_us),"
+    "        sum(memory_mb::numeric * duration_us), sum(cpu_us)"
+    "   FROM usage_hourly WHERE tenant >= $1 AND tenant < $2"
+    "  GROUP BY tenant, hour";
+
+static const char *monthly_sql =
+    "INSERT INTO usage_monthly (tenant, month, function, invocations, errors, cold_starts,"
+    "                           duration_us, init_us, mb_invocations, cpu_us, bytes_in,"
+    "                           bytes_out)"
+    " SELECT tenant, date_trunc('month', hour, 'UTC'), function, sum(invocations),"
+    "        sum(errors), sum(cold_starts), sum(duration_us), sum(init_us),"
+    "        sum(memory_mb::bigint * invocations), sum(cpu_us), sum(bytes_in), sum(bytes_out)"
+    "   FROM usage_hourly WHERE tenant >= $1 AND tenant < $2"
+    "  GROUP BY 1, 2, 3";
 
 /* How the schema ties a CPU clock to billed memory: the plan_clock table that
  * plan_register fills, or the plan_mhz function of earlier schemas. The rating SQL below
@@ -326,6 +394,10 @@ static void generate(const char *conninfo, const struct bill_catalog *cat, int64
     run_parallel(conninfo, "building usage_hourly", hourly_sql, tenants);
     double t_hourly = secs_since(t1);
     t1 = fm_mono_us();
+    run_parallel(conninfo, "building usage_tenant_hourly", tenant_hourly_sql, tenants);
+    run_parallel(conninfo, "building usage_monthly", monthly_sql, tenants);
+    double t_report_rollups = secs_since(t1);
+    t1 = fm_mono_us();
     if (by_plan_register) {
         if (meter_plans_register(conn, cat, NULL, &err) != 0)
             die("registering plans", err.msg);
@@ -344,8 +416,9 @@ static void generate(const char *conninfo, const struct bill_catalog *cat, int64
                         (const char *[]){n}));
     PQfinish(conn);
     printf("generated %" PRId64 " invocations in %.1f s: invocations %.1f s (%d loaders),"
-           " usage_hourly %.1f s, usage_rated %.1f s (%s), vacuum analyze %.1f s\n",
-           invocations, secs_since(t0), t_inv, LOADERS, t_hourly, t_rated,
+           " usage_hourly %.1f s, usage_tenant_hourly and usage_monthly %.1f s,"
+           " usage_rated %.1f s (%s), vacuum analyze %.1f s\n",
+           invocations, secs_since(t0), t_inv, LOADERS, t_hourly, t_report_rollups, t_rated,
            by_plan_register ? "plan_register after the load, a pass per plan"
                             : "plans registered first, one pass for every plan",
            t_vacuum);

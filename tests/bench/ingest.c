@@ -81,8 +81,8 @@ static void truncate_usage(void)
     PGconn *c = db_connect(conninfo, &err);
     if (c == NULL)
         die("database", err.msg);
-    exec_or_die(c, "TRUNCATE record_ids, records, invocation_ids, invocations, usage_hourly,"
-                   " usage_rated; CHECKPOINT");
+    exec_or_die(c, "TRUNCATE record_ids, records, invocation_ids, invocations, usage_delta,"
+                   " usage_hourly, usage_rated, usage_tenant_hourly, usage_monthly; CHECKPOINT");
     PQfinish(c);
 }
 
