@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,15 +212,21 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
     return 0;
 }
 
+static char columns[512];
+static pthread_once_t columns_once = PTHREAD_ONCE_INIT;
+
+static void make_columns(void)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        len += (size_t)snprintf(columns + len, sizeof columns - len, "%s%s", i ? ", " : "",
+                                fields[i].name);
+}
+
 const char *meter_record_columns(void)
 {
-    static char columns[512];
-    if (columns[0] == '\0') {
-        size_t len = 0;
-        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-            len += (size_t)snprintf(columns + len, sizeof columns - len, "%s%s", i ? ", " : "",
-                                    fields[i].name);
-    }
+    /* Worker threads ask at once on the first batches: build it exactly once. */
+    pthread_once(&columns_once, make_columns);
     return columns;
 }
 
