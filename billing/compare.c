@@ -359,31 +359,239 @@ static enum bill_status reaches(const struct bill_comparison *cmp, size_t i, int
     return rc;
 }
 
+/*
+ * The break-even search asks for some fifty points of a plan's cost curve. Pricing a whole
+ * invoice for each (allocations, per-function shares, decimal strings) dominated the
+ * comparison, yet only the total matters and everything but the volume is fixed. So the
+ * plan is reduced once to the exact integers bill_price works in, and a point costs a few
+ * 128-bit operations. A point must come out exactly as bill_compare_cost_at would, failures
+ * included: any amount or quantity that invoice pricing could not hold makes the point an
+ * overflow, which the search counts as reaching the fee.
+ */
+
+/* Decimals bill_price formats a line's quantities to (QTY_DIGITS in invoice.c; the compare
+ * tests catch the two drifting apart): a quantity it cannot format at that precision fails
+ * the invoice, so the curve must fail there too. */
+#define CURVE_QTY_DIGITS 15
+
+struct curve_tier {
+    bool unbounded;
+    __int128 upper; /* in the charge's exact unit; 0 when unbounded, as bill_price has it */
+    __int128 price; /* in units of 10^-pk */
+};
+
+struct curve_charge {
+    enum bill_meter meter;
+    __int128 s10;  /* 10^k: base units to the exact unit, over base_per_unit */
+    __int128 unit; /* exact units in one display unit */
+    __int128 den;  /* an amount is its tier sums over this, in the currency's major unit */
+    __int128 free; /* the allowance in exact units */
+    size_t ntiers;
+    struct curve_tier *tiers; /* points into the curve's tier array */
+};
+
+struct curve {
+    /* FAST: the integers below. OVERFLOW: the mean invocation itself does not round, so
+     * every volume overflows. INVOICE: a plan constant or quantity outside what the fast
+     * path mirrors; such plans are not worth a second copy of the rules, so price invoices. */
+    enum { CURVE_FAST, CURVE_OVERFLOW, CURVE_INVOICE } kind;
+    struct bill_quantities one; /* the mean invocation rounded under the plan */
+    int digits;
+    int64_t subscription;
+    __int128 p15; /* 10^CURVE_QTY_DIGITS */
+    size_t ncharges;
+    struct curve_charge *charges;
+    struct curve_tier *tiers;
+};
+
+static void curve_free(struct curve *cv)
+{
+    free(cv->charges);
+    free(cv->tiers);
+}
+
+/* Reduce charge c as bill_price's price_charge does. Returns false when a constant of it
+ * does not fit; the curve then falls back to pricing invoices, which fail exactly where
+ * they would. */
+static bool curve_charge_init(struct curve_charge *cc, const struct bill_charge *c,
+                              struct curve_tier *tiers)
+{
+    int k = c->free.scale, pk = 0;
+    for (size_t t = 0; t < c->ntiers; t++) {
+        if (!c->tiers[t].unbounded && c->tiers[t].up_to.scale > k)
+            k = c->tiers[t].up_to.scale;
+        if (c->tiers[t].unit_price.scale > pk)
+            pk = c->tiers[t].unit_price.scale;
+    }
+    __int128 per = bill_meter_info(c->meter)->base_per_unit, p10;
+    if (bill_pow10(k, &cc->s10) != 0 || bill_pow10(pk, &p10) != 0 ||
+        __builtin_mul_overflow(per, cc->s10, &cc->unit) ||
+        __builtin_mul_overflow(cc->unit, p10, &cc->den) ||
+        bill_dec_units_at(c->free, k, &cc->free) != 0 ||
+        __builtin_mul_overflow(cc->free, per, &cc->free))
+        return false;
+    cc->meter = c->meter;
+    cc->ntiers = c->ntiers;
+    cc->tiers = tiers;
+    for (size_t t = 0; t < c->ntiers; t++) {
+        const struct bill_tier *bt = &c->tiers[t];
+        struct curve_tier *ct = &tiers[t];
+        char shown[BILL_NUM_BUFSZ];
+        ct->unbounded = bt->unbounded;
+        ct->upper = 0;
+        if (!bt->unbounded && (bill_dec_units_at(bt->up_to, k, &ct->upper) != 0 ||
+                               __builtin_mul_overflow(ct->upper, per, &ct->upper)))
+            return false;
+        if (bill_dec_units_at(bt->unit_price, pk, &ct->price) != 0 ||
+            bill_dec_format(bt->unit_price, shown, sizeof shown) != 0)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Set up plan's cost curve for the mean invocation.
+ * @return BILL_OK (cv to be released with curve_free), or the error pricing any volume
+ *         would report (BILL_EINVAL for an invocation the plan cannot round), BILL_ENOMEM
+ */
+static enum bill_status curve_init(struct curve *cv, const struct bill_plan *plan,
+                                   const struct bill_invocation *mean, struct fm_err *err)
+{
+    *cv = (struct curve){.kind = CURVE_FAST, .digits = bill_plan_minor_digits(plan)};
+    enum bill_status rc = bill_plan_round(plan, mean, &cv->one, err);
+    if (rc == BILL_EOVERFLOW) {
+        cv->kind = CURVE_OVERFLOW;
+        return BILL_OK;
+    }
+    if (rc != BILL_OK)
+        return rc;
+    size_t n = bill_plan_charge_count(plan), ntiers = 0;
+    for (size_t i = 0; i < n; i++)
+        ntiers += bill_plan_charge(plan, i)->ntiers;
+    cv->charges = calloc(n ? n : 1, sizeof *cv->charges);
+    cv->tiers = calloc(ntiers ? ntiers : 1, sizeof *cv->tiers);
+    if (cv->charges == NULL || cv->tiers == NULL) {
+        curve_free(cv);
+        return fm_err_set(err, "out of memory"), BILL_ENOMEM;
+    }
+    /* Quantities that are negative are refused by the usage, not priced: leave them, and
+     * any plan constant that does not fit, to the invoice. */
+    const int64_t q[] = {cv->one.requests, cv->one.mb_ms,        cv->one.mhz_ms,
+                         cv->one.cpu_us,   cv->one.egress_bytes, cv->one.billed_ms};
+    for (size_t f = 0; f < sizeof q / sizeof q[0]; f++)
+        if (q[f] < 0)
+            cv->kind = CURVE_INVOICE;
+    struct bill_dec sub = bill_plan_subscription(plan);
+    __int128 sub_den;
+    if (bill_pow10(CURVE_QTY_DIGITS, &cv->p15) != 0 || bill_pow10(sub.scale, &sub_den) != 0 ||
+        bill_ratio_round(sub.units, sub_den, cv->digits, &cv->subscription) != 0)
+        cv->kind = CURVE_INVOICE;
+    for (size_t i = 0, used = 0; cv->kind == CURVE_FAST && i < n; i++) {
+        const struct bill_charge *c = bill_plan_charge(plan, i);
+        if (!curve_charge_init(&cv->charges[i], c, cv->tiers + used))
+            cv->kind = CURVE_INVOICE;
+        used += c->ntiers;
+    }
+    cv->ncharges = n;
+    return BILL_OK;
+}
+
+/* Would bill_price format v exact units as a quantity? (its half-up rounding must fit) */
+static bool curve_qty_fits(const struct curve *cv, __int128 v, __int128 unit)
+{
+    __int128 t;
+    return v >= 0 && unit > 0 && !__builtin_mul_overflow(v, cv->p15, &t) &&
+           !__builtin_mul_overflow(t, 2, &t) && !__builtin_add_overflow(t, unit, &t);
+}
+
+/* The line's amount in minor units for usage base units, or false where bill_price fails. */
+static bool curve_line(const struct curve *cv, const struct curve_charge *cc, int64_t usage,
+                       int64_t *amount)
+{
+    __int128 x, num = 0, lower = 0;
+    if (__builtin_mul_overflow((__int128)usage, cc->s10, &x))
+        return false;
+    __int128 billable = x > cc->free ? x - cc->free : 0;
+    __int128 used_free = x > cc->free ? cc->free : x;
+    for (size_t t = 0; t < cc->ntiers && billable > lower; t++) {
+        const struct curve_tier *ct = &cc->tiers[t];
+        __int128 top = ct->unbounded || billable < ct->upper ? billable : ct->upper, part;
+        if (__builtin_mul_overflow(top - lower, ct->price, &part) ||
+            __builtin_add_overflow(num, part, &num) || !curve_qty_fits(cv, top - lower, cc->unit))
+            return false;
+        lower = ct->upper;
+    }
+    return bill_ratio_round(num, cc->den, cv->digits, amount) == 0 &&
+           curve_qty_fits(cv, x, cc->unit) && curve_qty_fits(cv, used_free, cc->unit) &&
+           curve_qty_fits(cv, billable, cc->unit);
+}
+
+/* The bill for volume mean invocations, or false where pricing the invoice overflows. */
+static bool curve_cost(const struct curve *cv, int64_t volume, int64_t *out)
+{
+    struct bill_quantities all;
+    if (bill_quantities_scale(&cv->one, volume, &all, NULL) != BILL_OK)
+        return false;
+    int64_t sum = cv->subscription, amount;
+    for (size_t i = 0; i < cv->ncharges; i++) {
+        const struct curve_charge *cc = &cv->charges[i];
+        if (!curve_line(cv, cc, bill_quantities_get(&all, cc->meter), &amount) ||
+            __builtin_add_overflow(sum, amount, &sum))
+            return false;
+    }
+    *out = sum;
+    return true;
+}
+
+/* reaches(), answered from the curve when it could be set up. */
+static enum bill_status curve_reaches(const struct curve *cv, const struct bill_comparison *cmp,
+                                      size_t i, int64_t volume, int64_t fee, bool *out,
+                                      struct fm_err *err)
+{
+    int64_t cost;
+    switch (cv->kind) {
+    case CURVE_FAST:
+        *out = !curve_cost(cv, volume, &cost) || cost >= fee;
+        return BILL_OK;
+    case CURVE_OVERFLOW:
+        *out = true;
+        return BILL_OK;
+    case CURVE_INVOICE:
+        break;
+    }
+    return reaches(cmp, i, volume, fee, out, err);
+}
+
 /* The smallest volume whose bill under plan i reaches fee, or -1 below the ceiling. */
 static enum bill_status breakeven(const struct bill_comparison *cmp, size_t i, int64_t fee,
                                   int64_t *out, struct fm_err *err)
 {
+    struct curve cv;
     bool hit;
-    enum bill_status rc = reaches(cmp, i, BILL_COMPARE_MAX_VOLUME, fee, &hit, err);
+    enum bill_status rc = curve_init(&cv, cmp->plans[i].plan, &cmp->mean, err);
     if (rc != BILL_OK)
         return rc;
+    if ((rc = curve_reaches(&cv, cmp, i, BILL_COMPARE_MAX_VOLUME, fee, &hit, err)) != BILL_OK)
+        goto done;
     if (!hit) {
         *out = -1;
-        return BILL_OK;
+        goto done;
     }
     /* Invariant: the bill for hi reaches the fee, the bill for lo - 1 does not. */
     int64_t lo = 0, hi = BILL_COMPARE_MAX_VOLUME;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if ((rc = reaches(cmp, i, mid, fee, &hit, err)) != BILL_OK)
-            return rc;
+        if ((rc = curve_reaches(&cv, cmp, i, mid, fee, &hit, err)) != BILL_OK)
+            goto done;
         if (hit)
             hi = mid;
         else
             lo = mid + 1;
     }
     *out = lo;
-    return BILL_OK;
+done:
+    curve_free(&cv);
+    return rc;
 }
 
 static void fit_server(struct bill_server_fit *fit, const struct bill_server *s,

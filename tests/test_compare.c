@@ -296,6 +296,146 @@ START_TEST(catalog_plans_and_servers_by_hand)
 }
 END_TEST
 
+/* Graduated tiers with bounds in fractions of a unit, an allowance with decimals and prices
+ * at 10 decimals: the exact unit gets 10 digits finer than the base unit, so quantities stop
+ * fitting the invoice's decimal display long before the ceiling. */
+static const char fine_plan[] =
+    "{\"id\": \"fine\", \"name\": \"fine\", \"currency\": \"USD\","
+    " \"duration\": {\"step_ms\": 1, \"min_ms\": 1, \"include_init\": true},"
+    " \"memory\": {\"basis\": \"observed\", \"step_mb\": 64, \"min_mb\": 128, \"max_mb\": 10240},"
+    " \"subscription\": \"0\", \"charges\": ["
+    " {\"meter\": \"requests\", \"free\": \"1000.5\", \"tiers\": ["
+    "   {\"up_to\": \"250000.25\", \"unit_price\": \"0.0000003\"},"
+    "   {\"up_to\": null, \"unit_price\": \"0.0000001\"}]},"
+    " {\"meter\": \"gb_seconds\", \"free\": \"0.12345\", \"tiers\": ["
+    "   {\"up_to\": \"0.00000001\", \"unit_price\": \"1\"},"
+    "   {\"up_to\": \"5000.5\", \"unit_price\": \"0.0000166667\"},"
+    "   {\"up_to\": \"2000000\", \"unit_price\": \"0.000012\"},"
+    "   {\"up_to\": null, \"unit_price\": \"0.0000000001\"}]},"
+    " {\"meter\": \"egress_gb\", \"free\": \"1\", \"tiers\": [{\"up_to\": null, \"unit_price\": \"0.09\"}]}]}";
+
+/* A subscription above the cheapest fee: the bill reaches it at no volume at all. */
+static const char sub_plan[] =
+    "{\"id\": \"sub\", \"name\": \"sub\", \"currency\": \"USD\","
+    " \"duration\": {\"step_ms\": 100, \"min_ms\": 100, \"include_init\": false},"
+    " \"memory\": {\"basis\": \"configured\", \"step_mb\": 128, \"min_mb\": 128, \"max_mb\": 10240},"
+    " \"subscription\": \"25\", \"charges\": ["
+    " {\"meter\": \"requests\", \"free\": \"0\", \"tiers\": [{\"up_to\": null, \"unit_price\": \"0.000001\"}]}]}";
+
+static const char cheap_server_json[] =
+    "[{\"id\": \"tiny\", \"name\": \"tiny\", \"provider\": \"t\", \"vcpus\": 1, \"memory_mb\": 20480,"
+    "  \"hourly_price\": \"0.001\", \"currency\": \"USD\", \"source\": \"t\", \"as_of\": \"2024-01-01\"}]";
+
+/* The straightforward answer for one volume: price the whole invoice. An invoice too large
+ * to price reaches any fee, as in the search. */
+static bool invoice_reaches(const struct bill_comparison *cmp, size_t i, int64_t volume,
+                            int64_t fee, bool *overflowed)
+{
+    int64_t cost;
+    struct fm_err err = {{0}};
+    enum bill_status rc = bill_compare_cost_at(cmp, i, volume, &cost, &err);
+    ck_assert_msg(rc == BILL_OK || rc == BILL_EOVERFLOW, "%s at %lld: %s",
+                  bill_plan_id(cmp->plans[i].plan), (long long)volume, err.msg);
+    *overflowed = rc == BILL_EOVERFLOW;
+    return rc == BILL_EOVERFLOW || cost >= fee;
+}
+
+/* Every catalog plan and plans built to hit tier bounds, allowances and overflow, over
+ * workloads from tiny to absurd and fees from cents to billions: each break-even is where
+ * invoices priced one by one first reach the fee. The regimes are counted so that the
+ * table keeps covering all of them. */
+START_TEST(breakeven_agrees_with_invoices)
+{
+    static const struct bill_invocation workloads[] = {
+        {.duration_us = 120000, .memory_mb = 512, .max_rss_kb = 300000, .cpu_user_us = 90000,
+         .bytes_out = 20000},
+        {.duration_us = 3000, .memory_mb = 128, .max_rss_kb = 40000, .cpu_user_us = 2500},
+        {.duration_us = 900000000, .init_us = 2000000, .memory_mb = 10240,
+         .max_rss_kb = 9000000, .cpu_user_us = 850000000, .bytes_out = 5000000000},
+        {.duration_us = 0},
+        {.duration_us = INT64_C(1000000000000), .memory_mb = 10240, .max_rss_kb = 10000000,
+         .cpu_user_us = INT64_C(1000000000000), .bytes_out = INT64_C(1000000000000000)},
+    };
+    static const int64_t peaks[] = {1, 40, 100000, 1000000000};
+    struct bill_catalog *cat = tb_catalog();
+    struct bill_plan *fine = tb_plan_json(fine_plan), *sub = tb_plan_json(sub_plan);
+    struct bill_server *tiny = NULL;
+    size_t ntiny = 0;
+    struct fm_err err = {{0}};
+    ck_assert_int_eq(bill_servers_parse(cheap_server_json, strlen(cheap_server_json), "t.json",
+                                        &tiny, &ntiny, &err),
+                     BILL_OK);
+    const struct bill_plan *plans[34];
+    size_t np = bill_catalog_plan_count(cat);
+    ck_assert_uint_le(np, 32);
+    for (size_t i = 0; i < np; i++)
+        plans[i] = bill_catalog_plan_at(cat, i);
+    plans[np++] = fine;
+    plans[np++] = sub;
+    const struct bill_server *sv[17];
+    size_t ns = bill_catalog_server_count(cat);
+    ck_assert_uint_le(ns, 16);
+    for (size_t i = 0; i < ns; i++)
+        sv[i] = bill_catalog_server_at(cat, i);
+    int64_t from, to;
+    ck_assert_int_eq(fm_period_parse("2026-11", &from, &to), 0);
+    int never = 0, at_zero = 0, by_overflow = 0, priced = 0;
+    for (size_t w = 0; w < sizeof workloads / sizeof workloads[0]; w++)
+        for (size_t pk = 0; pk < sizeof peaks / sizeof peaks[0]; pk++)
+            for (int with_tiny = 0; with_tiny < 2; with_tiny++) {
+                struct bill_stats *st = NULL;
+                ck_assert_int_eq(bill_stats_new(plans, np, from, to, BILL_DAY_US, &st, &err),
+                                 BILL_OK);
+                ck_assert_int_eq(bill_stats_add(st, "w", &workloads[w], 0, &err), BILL_OK);
+                bill_stats_set_peak(st, peaks[pk], 512, 1000);
+                sv[ns] = &tiny[0];
+                struct bill_comparison *cmp = NULL;
+                ck_assert_msg(bill_compare(st, "aws-lambda-x86", sv, ns + (size_t)with_tiny,
+                                           "t", "2026-11", &cmp, &err) == BILL_OK,
+                              "%s", err.msg);
+                int64_t fee = cmp->servers[cmp->best].fee;
+                for (size_t i = 0; i < cmp->nplans; i++) {
+                    int64_t n = cmp->plans[i].breakeven;
+                    bool over;
+                    const char *id = bill_plan_id(cmp->plans[i].plan);
+                    if (n < 0) {
+                        ck_assert_msg(!invoice_reaches(cmp, i, BILL_COMPARE_MAX_VOLUME, fee,
+                                                       &over),
+                                      "%s, workload %zu, fee %lld: reaches at the ceiling", id,
+                                      w, (long long)fee);
+                        never++;
+                        continue;
+                    }
+                    ck_assert_msg(invoice_reaches(cmp, i, n, fee, &over),
+                                  "%s, workload %zu, fee %lld: not reached at %lld", id, w,
+                                  (long long)fee, (long long)n);
+                    if (n == 0) {
+                        at_zero++;
+                        continue;
+                    }
+                    bool over_below;
+                    ck_assert_msg(!invoice_reaches(cmp, i, n - 1, fee, &over_below),
+                                  "%s, workload %zu, fee %lld: already reached at %lld", id, w,
+                                  (long long)fee, (long long)(n - 1));
+                    if (over)
+                        by_overflow++;
+                    else
+                        priced++;
+                }
+                bill_comparison_free(cmp);
+                bill_stats_free(st);
+            }
+    ck_assert_int_gt(never, 0);
+    ck_assert_int_gt(at_zero, 0);
+    ck_assert_int_gt(by_overflow, 0);
+    ck_assert_int_gt(priced, 0);
+    bill_servers_free(tiny, ntiny);
+    bill_plan_free(fine);
+    bill_plan_free(sub);
+    bill_catalog_free(cat);
+}
+END_TEST
+
 START_TEST(errors_are_reported)
 {
     struct fixture f = {0};
@@ -326,6 +466,7 @@ Suite *suite_compare(void)
     tcase_add_test(tc, hand_computed_plans_and_servers);
     tcase_add_test(tc, breakeven_matches_its_formula);
     tcase_add_test(tc, catalog_plans_and_servers_by_hand);
+    tcase_add_test(tc, breakeven_agrees_with_invoices);
     tcase_add_test(tc, errors_are_reported);
     suite_add_tcase(s, tc);
     return s;
