@@ -333,6 +333,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int64_t started = fm_mono_us();
     const struct route *rt;
     struct reply answer = route(&r, &rt);
+    meter_store_release(); /* the request's database connection, if it took one */
     return send_reply(c, srv, answer, rt, started);
 }
 

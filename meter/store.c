@@ -5,44 +5,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/db.h"
 
-/* Each connection thread's database connection, closed when its thread ends; those still
- * open are also listed here so that meter_store_close_all can close them at shutdown. */
-#define CONNS_MAX 1024
-static pthread_key_t conn_key;
-static pthread_once_t conn_key_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
-static PGconn *conns[CONNS_MAX];
-
-static void conns_set(PGconn *old, PGconn *new_conn)
-{
-    pthread_mutex_lock(&conns_lock);
-    for (size_t i = 0; i < CONNS_MAX; i++)
-        if (conns[i] == old) {
-            conns[i] = new_conn;
-            break;
-        }
-    pthread_mutex_unlock(&conns_lock);
-}
-
-static void thread_ended(void *conn)
-{
-    conns_set(conn, NULL);
-    PQfinish(conn);
-}
-
-static void make_conn_key(void)
-{
-    pthread_key_create(&conn_key, thread_ended);
-}
-
-static PGconn *thread_conn(void)
-{
-    pthread_once(&conn_key_once, make_conn_key);
-    return pthread_getspecific(conn_key);
-}
+/*
+ * A pool of connections shared by the request threads: a thread borrows one for the
+ * request that needs it (meter_store_conn) and gives it back when the request is done
+ * (meter_store_release), so that many clients share a bounded number of connections.
+ */
+#define POOL_MAX 32
+#define POOL_WAIT_S 5
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_free = PTHREAD_COND_INITIALIZER;
+static PGconn *idle[POOL_MAX];
+static int nidle;
+static int nopen; /* borrowed and idle */
+static _Thread_local PGconn *held;
 
 static const struct {
     const char *name;
@@ -78,44 +57,103 @@ static int prepare_all(PGconn *conn, struct fm_err *err)
     return 0;
 }
 
+/* Take an idle connection, or room for a new one (NULL then). false when the pool stayed
+ * full for POOL_WAIT_S. */
+static bool pool_take(PGconn **out)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += POOL_WAIT_S;
+    pthread_mutex_lock(&pool_lock);
+    while (nidle == 0 && nopen >= POOL_MAX)
+        if (pthread_cond_timedwait(&pool_free, &pool_lock, &until) != 0)
+            break;
+    bool ok = nidle > 0 || nopen < POOL_MAX;
+    if (ok) {
+        if (nidle > 0) {
+            *out = idle[--nidle];
+        } else {
+            *out = NULL;
+            nopen++;
+        }
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return ok;
+}
+
+/* Give back room for a connection that was closed. */
+static void pool_forget(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    nopen--;
+    pthread_cond_signal(&pool_free);
+    pthread_mutex_unlock(&pool_lock);
+}
+
 PGconn *meter_store_conn(const char *conninfo, struct fm_err *err)
 {
-    PGconn *conn = thread_conn();
-    if (conn && PQstatus(conn) == CONNECTION_OK && !db_idle_conn_broken(conn))
-        return conn;
+    if (held && PQstatus(held) == CONNECTION_OK && !db_idle_conn_broken(held))
+        return held;
     meter_store_close();
-    conn = db_connect(conninfo, err);
-    if (conn == NULL)
-        return NULL;
-    if (prepare_all(conn, err) != 0) {
-        PQfinish(conn);
+    PGconn *conn = NULL;
+    if (!pool_take(&conn)) {
+        fm_err_set(err, "all %d database connections are busy", POOL_MAX);
         return NULL;
     }
-    pthread_setspecific(conn_key, conn);
-    conns_set(NULL, conn);
+    if (conn && PQstatus(conn) == CONNECTION_OK && !db_idle_conn_broken(conn)) {
+        held = conn;
+        return conn;
+    }
+    PQfinish(conn); /* an idle one that broke: make it anew in its place */
+    conn = db_connect(conninfo, err);
+    if (conn != NULL && prepare_all(conn, err) != 0) {
+        PQfinish(conn);
+        conn = NULL;
+    }
+    if (conn == NULL) {
+        pool_forget();
+        return NULL;
+    }
+    held = conn;
     return conn;
+}
+
+void meter_store_release(void)
+{
+    if (held == NULL)
+        return;
+    PGconn *conn = held;
+    held = NULL;
+    /* Only a healthy connection outside any transaction goes back. */
+    if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        PQfinish(conn);
+        pool_forget();
+        return;
+    }
+    pthread_mutex_lock(&pool_lock);
+    idle[nidle++] = conn;
+    pthread_cond_signal(&pool_free);
+    pthread_mutex_unlock(&pool_lock);
 }
 
 void meter_store_close(void)
 {
-    PGconn *conn = thread_conn();
-    if (conn == NULL)
+    if (held == NULL)
         return;
-    pthread_setspecific(conn_key, NULL);
-    conns_set(conn, NULL);
-    PQfinish(conn);
+    PQfinish(held);
+    held = NULL;
+    pool_forget();
 }
 
 void meter_store_close_all(void)
 {
-    pthread_mutex_lock(&conns_lock);
-    for (size_t i = 0; i < CONNS_MAX; i++) {
-        PQfinish(conns[i]);
-        conns[i] = NULL;
-    }
-    pthread_mutex_unlock(&conns_lock);
-    if (thread_conn() != NULL)
-        pthread_setspecific(conn_key, NULL);
+    meter_store_close();
+    pthread_mutex_lock(&pool_lock);
+    for (int i = 0; i < nidle; i++)
+        PQfinish(idle[i]);
+    nopen -= nidle;
+    nidle = 0;
+    pthread_mutex_unlock(&pool_lock);
 }
 
 static int simple(PGconn *conn, const char *sql, struct fm_err *err)

@@ -13,16 +13,23 @@
 enum meter_outcome { METER_ACCEPTED, METER_DUPLICATE, METER_CONFLICT };
 
 /**
- * This thread's connection to conninfo, made (and its statements prepared) on first use and
- * made again when the previous one broke. Owned by the thread; freed by meter_store_close.
- * @return the connection, or NULL with err set when the database cannot be reached
+ * A connection to conninfo for this thread's request, borrowed from a pool shared by the
+ * threads (at most 32 at once; a thread waits up to 5 s for one). The same connection is
+ * returned until meter_store_release gives it back. Statements are prepared on new ones;
+ * a broken one is replaced.
+ * @return the connection, or NULL with err set when the database cannot be reached or
+ *         every connection stayed busy
  */
 PGconn *meter_store_conn(const char *conninfo, struct fm_err *err);
 
-/** Close this thread's connection, if any. */
+/** Give this thread's connection back to the pool (closed if it is broken or mid-transaction).
+ *  A no-op when the thread holds none. */
+void meter_store_release(void);
+
+/** Close this thread's connection, if any (it broke). */
 void meter_store_close(void);
 
-/** Close every thread's connection; only once no worker thread uses the store any more. */
+/** Close the pool's idle connections and this thread's; at shutdown. */
 void meter_store_close_all(void);
 
 /**
