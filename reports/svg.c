@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 /* The plot area inside each chart, in pixels. */
 #define W 760
@@ -96,16 +97,18 @@ static void legend(struct fm_buf *out, const struct svg_series *s, size_t nserie
 {
     int x = LEFT, y = TOP + PH + 56;
     for (size_t k = 0; k < nseries; k++) {
+        /* Each entry as wide as its name (about 7 px a character at this size). */
+        int step = 30 + 7 * (int)strlen(s[k].name);
+        if (x > LEFT && x + step > W) {
+            x = LEFT;
+            y += 14;
+        }
         fm_buf_printf(out, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"4\" fill=\"%s\"/>"
                            "<text x=\"%d\" y=\"%d\" class=\"legend\">",
                       x, y - 6, s[k].color, x + 16, y);
         html_escape(out, s[k].name);
         fm_buf_puts(out, "</text>\n");
-        x += 150;
-        if (x > W - 150) {
-            x = LEFT;
-            y += 14;
-        }
+        x += step;
     }
 }
 
