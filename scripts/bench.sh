@@ -28,3 +28,11 @@ for b in "${benches[@]}"; do
   printf '\n== %s\n' "$(basename "$b")"
   "$b"
 done
+
+# The Azure Functions 2019 sample, replayed as a month and priced under every plan.
+if [ -n "${FAASMETER_WORKLOADS:-}" ] && [ -d "$FAASMETER_WORKLOADS/azure-functions-2019-sample" ]; then
+  printf '\n== simulate (Azure Functions 2019 trace sample, one day as a month)\n'
+  start=$(date +%s%N)
+  bin/faasbill simulate --trace "$FAASMETER_WORKLOADS/azure-functions-2019-sample" | head -n 13
+  echo "replayed and priced in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+fi
