@@ -33,6 +33,8 @@ done
 if [ -n "${FAASMETER_WORKLOADS:-}" ] && [ -d "$FAASMETER_WORKLOADS/azure-functions-2019-sample" ]; then
   printf '\n== simulate (Azure Functions 2019 trace sample, one day as a month)\n'
   start=$(date +%s%N)
-  bin/faasbill simulate --trace "$FAASMETER_WORKLOADS/azure-functions-2019-sample" | head -n 13
+  out=$(bin/faasbill simulate --trace "$FAASMETER_WORKLOADS/azure-functions-2019-sample")
   echo "replayed and priced in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+  printf '%s\n' "$out" | sed -n '1,13p'
+
 fi
