@@ -8,6 +8,7 @@
 #include "common/apikey.h"
 #include "common/db.h"
 #include "meter/plans.h"
+#include "meter/upkeep.h"
 #include "schema/migrate.h"
 
 /* Parse the options every database command shares (--db, --help) plus its own; returns
@@ -105,6 +106,8 @@ int cli_migrate(int argc, char **argv)
         meter_plans_register(conn, cat, &changed, &err) != 0)
         goto out;
     printf("migrate: %d plan%s registered for rating\n", changed, changed == 1 ? "" : "s");
+    if (!meter_partitions_ready(conn, &err))
+        goto out;
     rc = 0;
 out:
     if (rc != 0)

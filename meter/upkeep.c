@@ -69,8 +69,7 @@ static void sweep(const struct meter_upkeep_config *cfg, PGconn *conn)
     PQclear(PQexec(conn, "SELECT pg_advisory_unlock(hashtext('faasmeter.orphans'))"));
 }
 
-/* This month's and next month's partitions exist. */
-static bool partitions_ready(PGconn *conn, struct fm_err *err)
+bool meter_partitions_ready(PGconn *conn, struct fm_err *err)
 {
     PGresult *res = PQexec(conn, "SELECT ensure_month_partition(t, m)"
                                  "  FROM unnest(ARRAY['records', 'invocations']) t,"
@@ -121,7 +120,7 @@ static void *run(void *arg)
             fm_warn("upkeep: %s", err.msg);
         /* Making a partition locks its whole table: do it here, ahead of the month, and
          * not inside a batch of records when the month turns. */
-        if (conn && !partitions_ready(conn, &err))
+        if (conn && !meter_partitions_ready(conn, &err))
             fm_warn("upkeep: %s", err.msg);
         since_sweep += tick;
         if (conn && cfg->sweep_ms > 0 && since_sweep >= cfg->sweep_ms) {

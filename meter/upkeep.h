@@ -2,6 +2,7 @@
 #define FM_METER_UPKEEP_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "common/err.h"
 
@@ -28,6 +29,14 @@ int meter_orphans_close(PGconn *conn, long grace_ms, enum meter_orphan_policy po
  * @return 0, or -1 with err set
  */
 int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err);
+
+/**
+ * Make this month's and next month's partitions of the partitioned tables, when missing.
+ * Making one locks its whole table, so it is done ahead (migrate, upkeep) rather than by
+ * the first batch of a month.
+ * @return true, or false with err set
+ */
+bool meter_partitions_ready(PGconn *conn, struct fm_err *err);
 
 struct meter_upkeep_config {
     const char *conninfo; /* borrowed; must outlive the upkeep */
