@@ -199,8 +199,17 @@ int cli_invoke(int argc, char **argv)
     }
     rc = report(&a, &res, failed_step);
     /* Shipping problems do not change the exit code: the records are safe in the spool. */
-    if (a.meter)
-        cli_ship_spool(spool, a.meter, a.key, a.ship_deadline_ms, false);
+    if (a.meter) {
+        /* A running shipper (faasrun serve) sends these records too: waiting for it to let
+         * go of the spool would only hold up the caller until the deadline. */
+        struct fm_err ship_err = {""};
+        enum rt_status claimed = rt_spool_claim(spool, &ship_err);
+        if (claimed == RT_EBUSY && a.verbose)
+            fprintf(stderr, "faasrun: not shipping: %s; it will send the records\n",
+                    ship_err.msg);
+        else if (claimed != RT_EBUSY)
+            cli_ship_spool(spool, a.meter, a.key, a.ship_deadline_ms, false);
+    }
 out:
     rt_exec_result_free(&res.run);
     rt_pool_free(pool);

@@ -188,7 +188,10 @@ enum rt_status rt_invoke(const struct rt_function *fn, struct rt_spool *spool,
         .run = &run,
         .init_us = run.init_us,
         .bytes_in = (int64_t)input_len,
-        .bytes_out = (int64_t)run.output_len,
+        /* What the caller is handed, not what the function wrote: the output of a failed
+         * run is dropped (serve answers with an error, invoke prints nothing), and billing
+         * it as egress would charge for bytes nobody received. */
+        .bytes_out = run.status == RT_RUN_OK ? (int64_t)run.output_len : 0,
         .stop_wall_us = fm_wall_us(),
     };
     fm_buf_reset(&rec);

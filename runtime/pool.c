@@ -86,10 +86,17 @@ void rt_pool_leave(struct rt_pool *p, const struct rt_function *fn)
 struct rt_worker *rt_pool_take(struct rt_pool *p, const struct rt_function *fn)
 {
     struct slot *s = slot_of(p, fn);
-    pthread_mutex_lock(&p->lock);
-    struct rt_worker *w = s->nidle > 0 ? s->idle[--s->nidle] : NULL;
-    pthread_mutex_unlock(&p->lock);
-    return w;
+    struct rt_worker *w = NULL;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        w = s->nidle > 0 ? s->idle[--s->nidle] : NULL;
+        pthread_mutex_unlock(&p->lock);
+        /* An idle worker may have died (killed, OOM) since its last invocation: handing it
+         * over would fail the next invocation and bill it as crashed. */
+        if (w == NULL || rt_worker_alive(w))
+            return w;
+        rt_worker_stop(w);
+    }
 }
 
 void rt_pool_give(struct rt_pool *p, const struct rt_function *fn, struct rt_worker *w)
@@ -114,14 +121,17 @@ size_t rt_pool_reap(struct rt_pool *p, int64_t now_us)
         int64_t keep_us = p->m->functions[i].keep_alive_ms * 1000;
         struct rt_worker *expired = NULL;
         do {
-            /* One at a time: stopping waits a grace period, which must not hold the lock. */
+            /* One at a time: stopping waits a grace period, which must not hold the lock.
+             * Every idle worker is looked at, the dead ones too, whatever their age. */
             pthread_mutex_lock(&p->lock);
-            expired = s->nidle > 0 && now_us - rt_worker_idle_since(s->idle[0]) >= keep_us
-                          ? s->idle[0]
-                          : NULL;
-            if (expired) {
-                for (size_t j = 1; j < s->nidle; j++)
-                    s->idle[j - 1] = s->idle[j];
+            expired = NULL;
+            for (size_t j = 0; j < s->nidle && expired == NULL; j++) {
+                struct rt_worker *w = s->idle[j];
+                if (now_us - rt_worker_idle_since(w) < keep_us && rt_worker_alive(w))
+                    continue;
+                expired = w;
+                for (size_t k = j + 1; k < s->nidle; k++)
+                    s->idle[k - 1] = s->idle[k];
                 s->nidle--;
             }
             pthread_mutex_unlock(&p->lock);

@@ -34,14 +34,15 @@ enum rt_status rt_pool_enter(struct rt_pool *p, const struct rt_function *fn);
 
 void rt_pool_leave(struct rt_pool *p, const struct rt_function *fn);
 
-/** The most recently used idle worker of fn (now the caller's), or NULL: a cold start. */
+/** The most recently used live idle worker of fn (now the caller's), or NULL: a cold start.
+ *  Idle workers found dead on the way are stopped. */
 struct rt_worker *rt_pool_take(struct rt_pool *p, const struct rt_function *fn);
 
 /** Give w back after an invocation: kept idle when usable, else stopped. Takes ownership. */
 void rt_pool_give(struct rt_pool *p, const struct rt_function *fn, struct rt_worker *w);
 
-/** Stop the workers idle for longer than their function's keep-alive at now_us (monotonic).
- *  Returns how many were stopped. */
+/** Stop the workers idle for longer than their function's keep-alive at now_us (monotonic),
+ *  and those that died while idle. Returns how many were stopped. */
 size_t rt_pool_reap(struct rt_pool *p, int64_t now_us);
 
 /** How many idle workers fn has now. */

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 #include "common/timeutil.h"
 
 #define REPLY_MAX ((size_t)1024 * 1024)
@@ -20,6 +22,8 @@
 #define REQUEST_MAX_MS INT64_C(30000)
 #define LOOP_ROUND_US INT64_C(1000000)
 #define LOOP_IDLE_US INT64_C(50000)
+#define LOOP_CHANGE_LOG_US INT64_C(1000000)
+#define LOOP_REPEAT_LOG_US INT64_C(60000000)
 
 struct rt_shipper {
     CURL *curl;
@@ -27,6 +31,9 @@ struct rt_shipper {
     char *url;
     struct fm_buf reply;
     int64_t retry_after_us; /* what the service asked for with its last 429 or 503 */
+    /* Set for a background loop: requests then run to their own timeout whatever the
+     * caller's deadline, and only this flag cuts one short. */
+    const atomic_bool *stop;
 };
 
 /* How one POST went. */
@@ -118,10 +125,21 @@ static void refused(struct rt_shipper *sh, long code, struct fm_err *err)
     cJSON_Delete(body);
 }
 
+/* Abort a transfer once the loop is told to stop. */
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    const atomic_bool *stop = user;
+    return atomic_load(stop) ? 1 : 0;
+}
+
 static enum attempt post(struct rt_shipper *sh, const struct fm_buf *body, int64_t deadline_us,
                          long *code, struct fm_err *err)
 {
-    int64_t left_ms = (deadline_us - fm_mono_us()) / 1000;
+    /* A loop's deadline is only how often it looks for a stop: a slow service must still
+     * get a whole request's time, or it would never be delivered anything. */
+    int64_t left_ms = sh->stop ? REQUEST_MAX_MS : (deadline_us - fm_mono_us()) / 1000;
     if (left_ms <= 0) {
         fm_err_set(err, "deadline passed");
         return ATTEMPT_RETRY;
@@ -214,22 +232,19 @@ out:
 }
 
 /* Build the body from the batch's lines. Lines that are not JSON (a record torn by a crash)
- * go to the dead letter here: one of them would make the service refuse the whole batch. */
-static enum rt_status build_body(struct rt_spool *spool, const struct rt_spool_batch *b,
-                                 struct fm_buf *body, size_t *sent, size_t *nsent,
-                                 struct rt_ship_stats *stats, struct fm_err *err)
+ * stay out of it, listed in bad: one of them would make the service refuse the whole
+ * batch. */
+static enum rt_status build_body(const struct rt_spool_batch *b, struct fm_buf *body,
+                                 size_t *sent, size_t *nsent, size_t *bad, size_t *nbad,
+                                 struct fm_err *err)
 {
-    *nsent = 0;
+    *nsent = *nbad = 0;
     for (size_t i = 0; i < b->nlines; i++) {
         cJSON *rec = cJSON_ParseWithLength(b->line[i], b->line_len[i]);
         bool is_object = cJSON_IsObject(rec);
         cJSON_Delete(rec);
         if (!is_object) {
-            enum rt_status st = rt_spool_dead_letter(spool, b->line[i], b->line_len[i],
-                                                     "not a JSON object in the spool", err);
-            if (st != RT_OK)
-                return st;
-            stats->dead_lettered++;
+            bad[(*nbad)++] = i;
             continue;
         }
         fm_buf_append(body, b->line[i], b->line_len[i]);
@@ -250,9 +265,10 @@ static enum rt_status ship_batch(struct rt_shipper *sh, struct rt_spool *spool,
 {
     struct fm_buf body;
     fm_buf_init(&body, BODY_MAX);
-    size_t nsent = 0;
-    size_t *sent = calloc(b->nlines, sizeof *sent);
-    enum rt_status st = sent ? build_body(spool, b, &body, sent, &nsent, stats, err) : RT_ENOMEM;
+    size_t nsent = 0, nbad = 0;
+    size_t *sent = calloc(b->nlines, sizeof *sent), *bad = calloc(b->nlines, sizeof *bad);
+    enum rt_status st = sent && bad ? build_body(b, &body, sent, &nsent, bad, &nbad, err)
+                                    : RT_ENOMEM;
     for (int retry = 0; st == RT_OK && nsent > 0; retry++) {
         long code = 0;
         enum attempt a = post(sh, &body, deadline_us, &code, err);
@@ -272,8 +288,20 @@ static enum rt_status ship_batch(struct rt_shipper *sh, struct rt_spool *spool,
         }
         stats->retries++;
     }
+    /*
+     * Unreadable lines are dead-lettered only now, right before the cursor moves past them:
+     * written while the batch is still to be retried, they would be written again on every
+     * attempt for as long as the service is down. A crash between the two repeats them
+     * once, no more.
+     */
+    for (size_t i = 0; st == RT_OK && i < nbad; i++) {
+        st = rt_spool_dead_letter(spool, b->line[bad[i]], b->line_len[bad[i]],
+                                  "not a JSON object in the spool", err);
+        stats->dead_lettered += st == RT_OK;
+    }
     if (st == RT_OK)
         st = rt_spool_commit(spool, b, err);
+    free(bad);
     free(sent);
     fm_buf_free(&body);
     return st;
@@ -321,6 +349,7 @@ struct rt_ship_loop {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop, kicked;
+    atomic_bool stopping; /* stop, readable by curl's progress callback without the lock */
 };
 
 /* Sleep up to us, or less when kicked or stopped. */
@@ -339,10 +368,26 @@ static void loop_wait(struct rt_ship_loop *l, int64_t us)
     pthread_mutex_unlock(&l->lock);
 }
 
+/* Say on stderr why shipping fails: at its first failure, when the reason changes (at most
+ * once a second) and otherwise once a minute, so that a bad key or an unreachable service
+ * is seen without flooding the log. */
+static void loop_report(const char *msg, char *last, size_t last_size, int64_t *last_at_us)
+{
+    int64_t now = fm_mono_us();
+    bool first = last[0] == '\0', changed = strcmp(msg, last) != 0;
+    if (!first && now - *last_at_us < (changed ? LOOP_CHANGE_LOG_US : LOOP_REPEAT_LOG_US))
+        return;
+    fm_warn("shipping records failed%s: %s", changed ? "" : " still", msg);
+    snprintf(last, last_size, "%s", msg);
+    *last_at_us = now;
+}
+
 static void *loop_run(void *arg)
 {
     struct rt_ship_loop *l = arg;
     int failures = 0;
+    char last_failure[sizeof ((struct fm_err *)NULL)->msg] = "";
+    int64_t last_logged_us = 0;
     for (;;) {
         pthread_mutex_lock(&l->lock);
         bool stop = l->stop;
@@ -354,10 +399,15 @@ static void *loop_run(void *arg)
         enum rt_status st = rt_ship_spool(l->sh, l->spool, fm_mono_us() + LOOP_ROUND_US, NULL,
                                           &err);
         if (st == RT_OK) {
+            if (failures > 0 && last_failure[0] != '\0')
+                fm_info("shipping records works again");
+            last_failure[0] = '\0';
             failures = 0;
             loop_wait(l, LOOP_IDLE_US);
             continue;
         }
+        if (!atomic_load(&l->stopping))
+            loop_report(err.msg, last_failure, sizeof last_failure, &last_logged_us);
         int64_t cap = BACKOFF_FIRST_US << (failures < 6 ? failures : 6);
         failures++;
         loop_wait(l, jitter(cap > BACKOFF_MAX_US ? BACKOFF_MAX_US : cap));
@@ -383,6 +433,11 @@ enum rt_status rt_ship_loop_start(const char *dir, const char *meter_url, const 
     }
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->wake, NULL);
+    atomic_init(&l->stopping, false);
+    l->sh->stop = &l->stopping;
+    curl_easy_setopt(l->sh->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(l->sh->curl, CURLOPT_XFERINFODATA, &l->stopping);
+    curl_easy_setopt(l->sh->curl, CURLOPT_NOPROGRESS, 0L);
     if (pthread_create(&l->thread, NULL, loop_run, l) != 0) {
         fm_err_set(err, "cannot start the shipper thread");
         pthread_cond_destroy(&l->wake);
@@ -410,9 +465,13 @@ enum rt_status rt_ship_loop_stop(struct rt_ship_loop *l, int64_t deadline_us, st
         return RT_OK;
     pthread_mutex_lock(&l->lock);
     l->stop = true;
+    atomic_store(&l->stopping, true);
     pthread_cond_signal(&l->wake);
     pthread_mutex_unlock(&l->lock);
     pthread_join(l->thread, NULL);
+    /* The last attempt is bounded by the caller's deadline, not cut short by the stop. */
+    l->sh->stop = NULL;
+    curl_easy_setopt(l->sh->curl, CURLOPT_NOPROGRESS, 1L);
     enum rt_status st = rt_ship_spool(l->sh, l->spool, deadline_us, NULL, err);
     pthread_cond_destroy(&l->wake);
     pthread_mutex_destroy(&l->lock);

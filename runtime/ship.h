@@ -52,7 +52,10 @@ enum rt_status rt_ship_spool(struct rt_shipper *sh, struct rt_spool *spool, int6
 /*
  * A background shipper: a thread that ships a spool continuously (what rt_ship_spool does,
  * again and again) with its own connection and its own handle on the spool, backing off
- * with jitter while the service is down. Opaque.
+ * with jitter while the service is down. Each request has its own timeout (30 s), however
+ * often the loop looks for a stop; only rt_ship_loop_stop cuts one short. Failures are
+ * logged to stderr (common/log.h): the first, each change of reason, and a reminder once a
+ * minute. Opaque.
  */
 struct rt_ship_loop;
 

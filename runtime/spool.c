@@ -204,7 +204,9 @@ static enum rt_status open_for_append(struct rt_spool *s, uint64_t after, struct
     if (last != '\n' && write(fd, "\n", 1) != 1)
         goto fail;
     flock(fd, LOCK_UN);
-    if (seq != hi && (st = sync_dir(s, err)) != RT_OK) {
+    /* The creator may have been killed between creating the segment and syncing the
+     * folder: whoever answers from a segment first makes sure its entry is durable. */
+    if ((st = sync_dir(s, err)) != RT_OK) {
         close(fd);
         return st;
     }
@@ -234,6 +236,37 @@ static void retire_append_fd(struct rt_spool *s)
     s->append_fd = -1;
 }
 
+/* A short write left the first n bytes of rec at the end of the segment. Anything appended
+ * after it would be glued to it (and an answered record dead-lettered with it), so it is cut
+ * off while no one can append; when that cannot be done safely the spool refuses from now
+ * on. Called with the lock held. */
+static void drop_fragment(struct rt_spool *s, const char *rec, size_t n)
+{
+    struct stat sb;
+    char path[PATH_MAX], tail[256];
+    bool cut = false;
+    seg_path(s, s->append_seq, path, sizeof path);
+    int rfd = open(path, O_RDONLY | O_CLOEXEC); /* the append descriptor cannot read */
+    if (rfd >= 0 && flock(s->append_fd, LOCK_EX) == 0 && fstat(s->append_fd, &sb) == 0 &&
+        (uint64_t)sb.st_size >= n) {
+        /* Only our own bytes may go: another process may have appended after them. */
+        off_t at = sb.st_size - (off_t)n;
+        bool ours = true;
+        for (size_t done = 0; ours && done < n;) {
+            size_t want = n - done < sizeof tail ? n - done : sizeof tail;
+            ours = pread(rfd, tail, want, at + (off_t)done) == (ssize_t)want &&
+                   memcmp(tail, rec + done, want) == 0;
+            done += want;
+        }
+        cut = ours && ftruncate(s->append_fd, at) == 0;
+    }
+    flock(s->append_fd, LOCK_UN);
+    if (rfd >= 0)
+        close(rfd);
+    if (!cut)
+        s->broken = true;
+}
+
 /* Write one record to the current segment; its number in *seq. Called with the lock held. */
 static enum rt_status write_record(struct rt_spool *s, const char *rec, size_t len,
                                    uint64_t *seq, struct fm_err *err)
@@ -259,8 +292,12 @@ static enum rt_status write_record(struct rt_spool *s, const char *rec, size_t l
         struct iovec iov[2] = {{(void *)rec, len}, {"\n", 1}};
         ssize_t w = writev(s->append_fd, iov, 2);
         flock(s->append_fd, LOCK_UN);
-        if (w != (ssize_t)(len + 1))
-            return sys_err(err, "cannot append to a segment in", s->dir);
+        if (w != (ssize_t)(len + 1)) {
+            enum rt_status st = sys_err(err, "cannot append to a segment in", s->dir);
+            if (w > 0)
+                drop_fragment(s, rec, (size_t)w);
+            return st;
+        }
         *seq = ++s->written;
         s->usage_bytes += len + 1;
         return RT_OK;
@@ -342,17 +379,32 @@ void rt_spool_set_cap(struct rt_spool *s, size_t max_bytes)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* The bytes of every segment on disk, shipped parts of the oldest included. */
-static uint64_t segments_bytes(const struct rt_spool *s)
+/* The bytes not shipped yet: from the shipper's cursor (maybe another process's) to the
+ * end. Shipped records must not count: the newest segment stays on disk until a newer one
+ * exists, so counting them would keep a spool capped below a segment's size full forever. */
+static uint64_t unshipped_bytes(const struct rt_spool *s)
 {
-    uint64_t total = 0, seq;
+    uint64_t total = 0, seq, cur_seq = 0, cur_off = 0;
+    char path[PATH_MAX], text[64] = "";
+    path_in(s, "cursor", path, sizeof path);
+    FILE *f = fopen(path, "re");
+    if (f != NULL) {
+        if (fgets(text, sizeof text, f) == NULL ||
+            sscanf(text, "%" SCNu64 " %" SCNu64, &cur_seq, &cur_off) != 2)
+            cur_seq = cur_off = 0; /* unreadable: count everything, the safe side */
+        fclose(f);
+    }
     DIR *d = opendir(s->dir);
     if (d == NULL)
         return 0;
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         struct stat sb;
-        if (parse_seg_name(e->d_name, &seq) && fstatat(dirfd(d), e->d_name, &sb, 0) == 0)
-            total += (uint64_t)sb.st_size;
+        if (!parse_seg_name(e->d_name, &seq) || seq < cur_seq ||
+            fstatat(dirfd(d), e->d_name, &sb, 0) != 0)
+            continue;
+        uint64_t size = (uint64_t)sb.st_size;
+        uint64_t done = seq == cur_seq ? cur_off : 0;
+        total += size > done ? size - done : 0;
     }
     closedir(d);
     return total;
@@ -366,7 +418,7 @@ bool rt_spool_has_room(struct rt_spool *s)
         int64_t now = fm_mono_us();
         /* The shipper (maybe another process) shrinks the spool: look again now and then. */
         if (s->usage_at_us == 0 || now - s->usage_at_us >= USAGE_RESCAN_US) {
-            s->usage_bytes = segments_bytes(s);
+            s->usage_bytes = unshipped_bytes(s);
             s->usage_at_us = now;
         }
         room = s->usage_bytes < s->max_bytes;

@@ -48,7 +48,9 @@ const char *rt_spool_dir(const struct rt_spool *s);
  * Append one record (no newline inside) without waiting for the disk: it reaches the
  * segment (and survives the process being killed) but not yet a power loss. Numbers
  * appends in *ticket (optional) for rt_spool_sync. Safe against other processes appending
- * at once; thread-safe.
+ * at once; thread-safe. A write cut short (disk full) is cut back off the segment, so that
+ * no later record is glued to its fragment; when that cannot be done the spool refuses
+ * from then on.
  * @return RT_OK, RT_EINVAL (a newline in rec), RT_EIO (also once a sync has failed)
  */
 enum rt_status rt_spool_write(struct rt_spool *s, const char *rec, size_t len,
@@ -71,14 +73,14 @@ enum rt_status rt_spool_sync(struct rt_spool *s, uint64_t ticket, struct fm_err 
 enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
                                struct fm_err *err);
 
-/** Cap the spool at max_bytes of segments (0: no cap); see rt_spool_has_room. */
+/** Cap the spool at max_bytes of unshipped records (0: no cap); see rt_spool_has_room. */
 void rt_spool_set_cap(struct rt_spool *s, size_t max_bytes);
 
 /**
- * Whether a new invocation may start: the spool works and its segments (looked at again
- * every 100 ms, so other processes' appends and the shipper's deletions count) are under
- * the cap. Appends themselves never check it: an invocation that started gets its stop
- * record whatever the size. Thread-safe.
+ * Whether a new invocation may start: the spool works and the records its shipper has not
+ * sent yet (looked at again every 100 ms, so other processes' appends and the shipper's
+ * progress count) are under the cap. Appends themselves never check it: an invocation
+ * that started gets its stop record whatever the size. Thread-safe.
  */
 bool rt_spool_has_room(struct rt_spool *s);
 

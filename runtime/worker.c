@@ -436,6 +436,18 @@ bool rt_worker_usable(const struct rt_worker *w)
     return !w->dead && w->ready;
 }
 
+bool rt_worker_alive(const struct rt_worker *w)
+{
+    if (w->dead || w->reaped || w->pidfd < 0)
+        return false;
+    /* A pidfd turns readable when its process exits; it does not reap it. */
+    struct pollfd p = {.fd = w->pidfd, .events = POLLIN};
+    int rc;
+    while ((rc = poll(&p, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return rc == 0;
+}
+
 pid_t rt_worker_pid(const struct rt_worker *w)
 {
     return w->pid;

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -808,6 +810,157 @@ START_TEST(cli_invoke_ships_to_meter)
 }
 END_TEST
 
+START_TEST(spool_cap_counts_only_unshipped_records)
+{
+    /* Far less than a segment: what was shipped stays on disk until a newer segment exists,
+     * and must not keep the spool full. */
+    fill_spool(0, 4000, 0);
+    struct rt_spool *s = NULL;
+    ck_assert_int_eq(rt_spool_open(in_tmp("spool"), 0, &s, NULL), RT_OK);
+    rt_spool_set_cap(s, 50000);
+    ck_assert(!rt_spool_has_room(s));
+    meter_start((int[]){200, 0}, NULL);
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, NULL, NULL), RT_OK);
+    expect_received(0, 4000);
+    meter_stop();
+    ck_assert_int_eq(access(in_tmp("spool/seg-0000000000000001.ndjson"), F_OK), 0);
+    rt_spool_set_cap(s, 50000); /* look again now rather than in 100 ms */
+    ck_assert(rt_spool_has_room(s));
+    /* New records count again, from where the shipper stopped. */
+    append_records(s, 4000, 8000);
+    rt_spool_set_cap(s, 50000);
+    ck_assert(!rt_spool_has_room(s));
+    rt_spool_close(s);
+}
+END_TEST
+
+static size_t dead_letters(void)
+{
+    FILE *f = fopen(in_tmp("spool/" RT_SPOOL_DEAD_LETTER), "r");
+    if (f == NULL)
+        return 0;
+    size_t n = 0;
+    for (int c; (c = fgetc(f)) != EOF;)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+START_TEST(torn_line_is_dead_lettered_once_when_delivered)
+{
+    fill_spool(0, 2, 0);
+    FILE *f = fopen(in_tmp("spool/seg-0000000000000001.ndjson"), "a");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"id\": \"to\n", f);
+    fclose(f);
+    fill_spool(2, 4, 0);
+    /* The service is down through several attempts: nothing is done with the batch yet. */
+    meter_start((int[]){503, 0}, NULL);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(ship(in_tmp("spool"), NULL, 300, NULL, NULL), RT_ETIMEDOUT);
+    ck_assert_int_ge(meter.requests, 3);
+    meter_stop();
+    ck_assert_uint_eq(dead_letters(), 0);
+    meter_start((int[]){200, 0}, NULL);
+    struct rt_ship_stats stats = {0};
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, &stats, NULL), RT_OK);
+    expect_received(0, 4);
+    ck_assert_uint_eq(stats.dead_lettered, 1);
+    ck_assert_uint_eq(dead_letters(), 1);
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, NULL, NULL), RT_OK);
+    ck_assert_uint_eq(dead_letters(), 1);
+    meter_stop();
+}
+END_TEST
+
+/* In a child: a file size limit cuts one append short, then lifts; exit code 0 when the
+ * spool answered as it should. */
+static int short_write_child(void)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    struct rt_spool *s = NULL;
+    if (rt_spool_open(in_tmp("spool"), 0, &s, NULL) != RT_OK)
+        return 10;
+    const char *a = "{\"id\": \"a\"}", *c = "{\"id\": \"c\"}";
+    char b[200];
+    int n = snprintf(b, sizeof b, "{\"id\": \"b\", \"pad\": \"%0150d\"}", 0);
+    if (rt_spool_append(s, a, strlen(a), NULL) != RT_OK)
+        return 11;
+    struct stat sb;
+    if (stat(in_tmp("spool/seg-0000000000000001.ndjson"), &sb) != 0)
+        return 12;
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)sb.st_size + 40;
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+        return 13;
+    if (rt_spool_append(s, b, (size_t)n, NULL) == RT_OK)
+        return 14; /* it cannot have fit */
+    if (setrlimit(RLIMIT_FSIZE, &old) != 0)
+        return 15;
+    enum rt_status st = rt_spool_append(s, c, strlen(c), NULL);
+    rt_spool_close(s);
+    return st == RT_OK ? 0 : 16;
+}
+
+START_TEST(short_write_leaves_no_fragment)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(short_write_child());
+    int wstatus = 0;
+    for (int i = 0; i < 1000 && waitpid(pid, &wstatus, WNOHANG) == 0; i++)
+        usleep(10000);
+    if (waitpid(pid, &wstatus, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &wstatus, 0);
+        ck_abort_msg("the writing process did not finish within 10 s");
+    }
+    ck_assert_msg(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "child status %d",
+                  wstatus);
+    char *all = read_segments(in_tmp("spool"));
+    ck_assert_str_eq(all, "{\"id\": \"a\"}\n{\"id\": \"c\"}\n");
+    free(all);
+}
+END_TEST
+
+START_TEST(cli_invoke_leaves_shipping_to_the_spools_shipper)
+{
+    write_manifest();
+    meter_start((int[]){200, 0}, NULL);
+    /* Another shipper (a running faasrun serve) holds the spool. */
+    struct rt_spool *held = NULL;
+    ck_assert_int_eq(rt_spool_open(in_tmp("spool"), 0, &held, NULL), RT_OK);
+    ck_assert_int_eq(rt_spool_claim(held, NULL), RT_OK);
+    const char *args[] = {"invoke", "--manifest", in_tmp("manifest.json"), "--spool",
+                          in_tmp("spool"), "--meter", meter_url(), "acme", "hello", NULL};
+    int64_t t0 = fm_mono_us();
+    struct rt_exec_result r = faasrun("x", args);
+    ck_assert_int_lt(fm_mono_us() - t0, 3000000); /* not its 10 s shipping deadline */
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_str_eq(r.output, "Hello, x!\n");
+    ck_assert_str_eq(r.errlog, "");
+    rt_exec_result_free(&r);
+    const char *verbose[] = {"invoke", "--manifest", in_tmp("manifest.json"), "--spool",
+                             in_tmp("spool"), "--meter", meter_url(), "--verbose", "acme",
+                             "hello", NULL};
+    t0 = fm_mono_us();
+    r = faasrun("y", verbose);
+    ck_assert_int_lt(fm_mono_us() - t0, 3000000);
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_ptr_nonnull(strstr(r.errlog, "another shipper holds this spool"));
+    rt_exec_result_free(&r);
+    ck_assert_int_eq(meter.requests, 0);
+    /* The holder sends them. */
+    rt_spool_close(held);
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, NULL, NULL), RT_OK);
+    ck_assert_uint_eq(count_lines(meter.received.data), 4);
+    meter_stop();
+}
+END_TEST
+
 Suite *suite_runtime(void)
 {
     Suite *s = suite_create("runtime");
@@ -847,6 +1000,10 @@ Suite *suite_runtime_ship(void)
     tcase_add_test(tc, ship_refused_batch_stays);
     tcase_add_test(tc, spool_rotates_and_survives_a_torn_record);
     tcase_add_test(tc, cli_invoke_ships_to_meter);
+    tcase_add_test(tc, spool_cap_counts_only_unshipped_records);
+    tcase_add_test(tc, torn_line_is_dead_lettered_once_when_delivered);
+    tcase_add_test(tc, short_write_leaves_no_fragment);
+    tcase_add_test(tc, cli_invoke_leaves_shipping_to_the_spools_shipper);
     suite_add_tcase(s, tc);
     return s;
 }

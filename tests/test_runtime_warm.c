@@ -54,6 +54,8 @@ static void setup(void)
              "{\"tenant\": \"acme\", \"name\": \"hello\", \"command\": [\"%s\", \"--init-ms\","
              " \"60\"], \"mode\": \"warm\", \"concurrency\": 8},"
              "{\"tenant\": \"acme\", \"name\": \"fail\", \"command\": [\"%s\"]},"
+             "{\"tenant\": \"acme\", \"name\": \"noisy\", \"command\": [\"/bin/sh\", \"-c\","
+             " \"printf partial; exit 3\"]},"
              "{\"tenant\": \"acme\", \"name\": \"upper\", \"command\": [\"/usr/bin/tr\", \"a-z\","
              " \"A-Z\"]}],"
              " \"pipelines\": [{\"tenant\": \"acme\", \"name\": \"greet\","
@@ -420,6 +422,42 @@ START_TEST(pipeline_ties_steps_and_stops_on_failure)
 }
 END_TEST
 
+START_TEST(dead_idle_worker_is_not_used)
+{
+    struct rt_invoke_result a = call("probe", "pid");
+    pid_t pid = (pid_t)strtol(a.run.output, NULL, 10);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0); /* the OOM killer, say, while it idles */
+    usleep(100000);
+    struct rt_invoke_result b = call("probe", "pid");
+    ck_assert_str_eq(rt_run_status_name(b.run.status), "ok");
+    ck_assert(b.cold_start);
+    ck_assert_str_ne(a.run.output, b.run.output);
+    /* The reaper takes dead workers out too, before their keep-alive is over. */
+    pid = (pid_t)strtol(b.run.output, NULL, 10);
+    ck_assert_uint_eq(rt_pool_idle(pool, fn("probe")), 1);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    usleep(50000);
+    ck_assert_uint_eq(rt_pool_reap(pool, fm_mono_us()), 1);
+    ck_assert_uint_eq(rt_pool_idle(pool, fn("probe")), 0);
+    rt_exec_result_free(&a.run);
+    rt_exec_result_free(&b.run);
+}
+END_TEST
+
+START_TEST(failed_output_is_not_billed_as_sent)
+{
+    struct rt_invoke_result a = call("noisy", ""), b = call("hello", "x");
+    ck_assert_str_eq(rt_run_status_name(a.run.status), "error");
+    ck_assert_str_eq(rt_run_status_name(b.run.status), "ok");
+    cJSON *all = records();
+    ck_assert(num(record(all, a.invocation_id, "stop"), "bytes_out") == 0);
+    ck_assert(num(record(all, b.invocation_id, "stop"), "bytes_out") == 10); /* Hello, x!\n */
+    cJSON_Delete(all);
+    rt_exec_result_free(&a.run);
+    rt_exec_result_free(&b.run);
+}
+END_TEST
+
 Suite *suite_runtime_warm(void)
 {
     Suite *s = suite_create("runtime_warm");
@@ -437,6 +475,8 @@ Suite *suite_runtime_warm(void)
     tcase_add_test(tc, full_spool_refuses_to_run);
     tcase_add_test(tc, group_commit_keeps_every_record);
     tcase_add_test(tc, pipeline_ties_steps_and_stops_on_failure);
+    tcase_add_test(tc, dead_idle_worker_is_not_used);
+    tcase_add_test(tc, failed_output_is_not_billed_as_sent);
     suite_add_tcase(s, tc);
     return s;
 }

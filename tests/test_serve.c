@@ -6,6 +6,7 @@
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <microhttpd.h>
@@ -59,9 +60,12 @@ struct meter {
     unsigned port;
     pthread_mutex_t lock;
     bool down;           /* answer 503 */
+    unsigned refuse;     /* when not 0, answer every request with this status */
+    useconds_t delay_us; /* how long each answer takes */
     char **ids;          /* every record id stored, once */
     size_t nids;
     size_t posts;
+    size_t duplicates;   /* records received again after they were stored */
 };
 
 static struct meter meter;
@@ -92,8 +96,13 @@ static enum MHD_Result meter_answer(void *cls, struct MHD_Connection *conn, cons
         return MHD_YES;
     }
     pthread_mutex_lock(&meter.lock);
+    useconds_t delay = meter.delay_us;
+    pthread_mutex_unlock(&meter.lock);
+    if (delay > 0)
+        usleep(delay);
+    pthread_mutex_lock(&meter.lock);
     meter.posts++;
-    unsigned status = meter.down ? 503 : 200;
+    unsigned status = meter.refuse ? meter.refuse : meter.down ? 503 : 200;
     size_t accepted = 0, dups = 0;
     for (char *line = body->data; status == 200 && line && *line;) {
         char *nl = strchr(line, '\n');
@@ -103,6 +112,7 @@ static enum MHD_Result meter_answer(void *cls, struct MHD_Connection *conn, cons
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
         if (cJSON_IsString(id) && meter_has(id->valuestring)) {
             dups++;
+            meter.duplicates++;
         } else if (cJSON_IsString(id)) {
             meter.ids = realloc(meter.ids, (meter.nids + 1) * sizeof *meter.ids);
             meter.ids[meter.nids++] = strdup(id->valuestring);
@@ -199,8 +209,25 @@ static void write_manifest(void)
     ck_assert_int_eq(fclose(f), 0);
 }
 
+/* serve_start with the server's stderr going to the file errpath. */
+static struct server serve_start_logged(const char *spool_max_mb, const char *errpath);
+
 static struct server serve_start(const char *spool_max_mb)
 {
+    return serve_start_logged(spool_max_mb, NULL);
+}
+
+static struct server serve_start_logged(const char *spool_max_mb, const char *errpath)
+{
+    int saved_err = -1;
+    if (errpath) {
+        int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        saved_err = dup(2);
+        ck_assert_int_ge(saved_err, 0);
+        ck_assert_int_eq(dup2(fd, 2), 2); /* the child inherits it */
+        close(fd);
+    }
     char faasrun[PATH_MAX], url[64], line[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%u", meter.port);
     char *argv[] = {(char *)proc_bin("faasrun", faasrun, sizeof faasrun), "serve", "--manifest",
@@ -212,6 +239,10 @@ static struct server serve_start(const char *spool_max_mb)
     argv[15] = cap;
     struct server s = {0};
     s.pid = proc_start(argv, "faasrun listening on ", line, sizeof line, 20);
+    if (saved_err >= 0) {
+        dup2(saved_err, 2);
+        close(saved_err);
+    }
     snprintf(s.base, sizeof s.base, "http://%.40s", line + strlen("faasrun listening on "));
     return s;
 }
@@ -540,6 +571,71 @@ START_TEST(sigkill_and_meter_outage_lose_nothing)
 }
 END_TEST
 
+START_TEST(serve_delivers_to_a_slow_meter)
+{
+    write_manifest();
+    meter_start(false);
+    meter.delay_us = 1500000; /* longer than the shipper's rounds */
+    struct server s = serve_start("1024");
+    struct reply r = post_str(&s, "/invoke/acme/hello", "bob");
+    ck_assert_int_eq(r.status, 200);
+    char stop_id[80];
+    snprintf(stop_id, sizeof stop_id, "%s:stop", r.invocation_id);
+    bool delivered = false;
+    for (int64_t deadline = fm_mono_us() + 15000000; !delivered && fm_mono_us() < deadline;) {
+        usleep(50000);
+        pthread_mutex_lock(&meter.lock);
+        delivered = meter_has(stop_id);
+        pthread_mutex_unlock(&meter.lock);
+    }
+    ck_assert_msg(delivered, "the stop record was not delivered within 15 s");
+    /* Answered batches are done with: nothing is sent again. */
+    usleep(3500000);
+    pthread_mutex_lock(&meter.lock);
+    size_t dups = meter.duplicates, nids = meter.nids;
+    pthread_mutex_unlock(&meter.lock);
+    ck_assert_uint_eq(dups, 0);
+    ck_assert_uint_eq(nids, 2);
+    ck_assert_int_eq(serve_stop(&s), 0);
+    meter_stop();
+}
+END_TEST
+
+static size_t count_in_file(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+START_TEST(serve_logs_shipping_failures_once)
+{
+    write_manifest();
+    meter_start(false);
+    meter.refuse = 401; /* a wrong key */
+    struct server s = serve_start_logged("1024", in_tmp("serve.err"));
+    struct reply r = post_str(&s, "/invoke/acme/hello", "bob");
+    ck_assert_int_eq(r.status, 200);
+    size_t logged = 0;
+    for (int64_t deadline = fm_mono_us() + 10000000; logged == 0 && fm_mono_us() < deadline;) {
+        usleep(50000);
+        logged = count_in_file(in_tmp("serve.err"), "metering service answered 401");
+    }
+    ck_assert_msg(logged > 0, "serve said nothing about the refused records");
+    usleep(1500000); /* more failed rounds, for the same reason */
+    ck_assert_int_ge(meter.posts, 3);
+    ck_assert_int_eq(serve_stop(&s), 0);
+    ck_assert_uint_eq(count_in_file(in_tmp("serve.err"), "shipping records failed"), 1);
+    ck_assert_uint_eq(meter.nids, 0);
+    meter_stop();
+}
+END_TEST
+
 Suite *suite_serve(void)
 {
     Suite *s = suite_create("serve");
@@ -550,6 +646,8 @@ Suite *suite_serve(void)
     tcase_add_test(tc, serve_runs_pipelines);
     tcase_add_test(tc, serve_refuses_when_the_spool_is_full);
     tcase_add_test(tc, sigkill_and_meter_outage_lose_nothing);
+    tcase_add_test(tc, serve_delivers_to_a_slow_meter);
+    tcase_add_test(tc, serve_logs_shipping_failures_once);
     suite_add_tcase(s, tc);
     return s;
 }
