@@ -22,7 +22,7 @@
 
 static const char usage[] =
     "usage: faasrun serve --manifest FILE --meter URL --spool DIR [--listen ADDR:PORT]\n"
-    "                     [--meter-key KEY] [--spool-max-mb N] [--threads N] [--sample-ms N]\n"
+    "                     [--meter-key KEY] [--spool-max-mb N] [--sample-ms N]\n"
     "                     [--drain-ms N]\n"
     "\n"
     "Serve POST /invoke/{tenant}/{function or pipeline} over HTTP (default " DEFAULT_LISTEN
@@ -39,7 +39,7 @@ static const char usage[] =
 
 struct serve_args {
     const char *manifest, *meter, *key, *spool, *listen;
-    int64_t spool_max_mb, threads, sample_ms, drain_ms;
+    int64_t spool_max_mb, sample_ms, drain_ms;
 };
 
 /* Returns -1 to go on, else the exit code. */
@@ -49,7 +49,7 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         {"manifest", required_argument, NULL, 'f'},  {"meter", required_argument, NULL, 'm'},
         {"meter-key", required_argument, NULL, 'k'}, {"spool", required_argument, NULL, 's'},
         {"listen", required_argument, NULL, 'l'},    {"spool-max-mb", required_argument, NULL, 'M'},
-        {"threads", required_argument, NULL, 't'},   {"sample-ms", required_argument, NULL, 'S'},
+        {"sample-ms", required_argument, NULL, 'S'},
         {"drain-ms", required_argument, NULL, 'd'},  {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -63,7 +63,6 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         case 's': a->spool = optarg; break;
         case 'l': a->listen = optarg; break;
         case 'M': num = &a->spool_max_mb, max = 1 << 20; break;
-        case 't': num = &a->threads, max = 1024; break;
         case 'S': num = &a->sample_ms, max = 3600000; break;
         case 'd': num = &a->drain_ms, max = 3600000; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
@@ -131,7 +130,7 @@ int cli_serve(int argc, char **argv)
     rt_spool_set_cap(spool, (size_t)a.spool_max_mb << 20);
     struct rt_server_config cfg = {
         .manifest = m, .spool = spool, .pool = pool, .on_recorded = kick, .ctx = loop,
-        .listen = a.listen, .threads = (unsigned)a.threads, .sample_every_ms = a.sample_ms,
+        .listen = a.listen, .sample_every_ms = a.sample_ms,
     };
     if (rt_server_start(&cfg, &server, &err) != RT_OK) {
         fprintf(stderr, "faasrun serve: %s\n", err.msg);

@@ -18,7 +18,6 @@
 #include "runtime/record.h"
 
 #define BODY_MAX RT_OUTPUT_MAX
-#define DEFAULT_THREADS 16
 #define PREFIX "/invoke/"
 
 struct rt_server {
@@ -318,12 +317,14 @@ enum rt_status rt_server_start(const struct rt_server_config *cfg, struct rt_ser
         return st;
     }
     atomic_init(&s->in_flight, 0);
-    unsigned threads = cfg->threads ? cfg->threads : DEFAULT_THREADS;
+    /* A thread per connection: an invocation blocks only its own client, so the manifest's
+     * concurrency limits (429) decide how many run at once, not a pool's size. */
     s->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC, 0, NULL, NULL, handle, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&s->addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-        MHD_OPTION_END);
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+            MHD_USE_ITC,
+        0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&s->addr,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        request_done, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
     if (s->daemon == NULL) {
         fm_err_set(err, "cannot listen on %s", cfg->listen);
         free(s);

@@ -24,7 +24,6 @@ struct rt_server_config {
     void (*on_recorded)(void *ctx);     /* optional: after each answered request */
     void *ctx;
     const char *listen;                 /* "ADDR:PORT"; port 0 picks a free one */
-    unsigned threads;                   /* 0: 16 */
     int64_t sample_every_ms;            /* resource records of long runs */
 };
 
