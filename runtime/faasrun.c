@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "runtime/cli.h"
 
@@ -25,6 +26,13 @@ int main(int argc, char **argv)
 {
     /* A function may close its stdin before reading the request; that is not our death. */
     signal(SIGPIPE, SIG_IGN);
+    /* Each warm worker and each running invocation holds a few descriptors: take all the
+     * system allows rather than the small default. */
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
     if (argc < 2) {
         fputs(usage, stderr);
         return CLI_USAGE;
