@@ -170,53 +170,36 @@ static int rated_plans(PGconn *conn, const struct bill_catalog *cat, bool *rated
     return 0;
 }
 
+struct unrated {
+    const struct bill_catalog *cat;
+    const bool *rated;
+    struct bill_stats *st;
+};
+
+static int add_one_unrated(void *ctx, const char *function, const struct bill_invocation *inv,
+                           struct fm_err *err)
+{
+    const struct unrated *u = ctx;
+    for (size_t i = 0; i < bill_catalog_plan_count(u->cat); i++) {
+        const struct bill_plan *plan = bill_catalog_plan_at(u->cat, i);
+        struct bill_quantities q;
+        if (u->rated[i])
+            continue;
+        if (bill_plan_round(plan, inv, &q, err) != BILL_OK ||
+            bill_stats_add_rated(u->st, bill_plan_id(plan), function, &q, err) != BILL_OK)
+            return -1;
+    }
+    return 0;
+}
+
 /* Stream the period's finished invocations, rounding each under the plans the database does
  * not rate; nothing is read when it rates them all. */
 static int add_unrated(PGconn *conn, const struct bill_catalog *cat, const bool *rated,
                        const char *tenant, const char *from, const char *to,
                        struct bill_stats *st, struct fm_err *err)
 {
-    const char *params[] = {tenant, from, to};
-    if (!PQsendQueryParams(conn,
-                           "SELECT function, duration_us, init_us, memory_mb, max_rss_kb,"
-                           "       cpu_user_us, cpu_sys_us, bytes_out"
-                           "  FROM invocations"
-                           " WHERE tenant = $1 AND started_at >= $2 AND started_at < $3"
-                           "   AND has_stop",
-                           3, NULL, params, NULL, NULL, 0) ||
-        !PQsetSingleRowMode(conn)) {
-        db_err_from(err, conn, NULL, "reading invocations");
-        return -1;
-    }
-    int rc = 0;
-    PGresult *res;
-    while ((res = PQgetResult(conn)) != NULL) {
-        ExecStatusType status = PQresultStatus(res);
-        if (status == PGRES_SINGLE_TUPLE && rc == 0) {
-            int64_t v[7];
-            rc = get_row(res, 0, 1, 7, v, err);
-            struct bill_invocation inv = {.duration_us = v[0], .init_us = v[1],
-                                          .memory_mb = (int32_t)v[2], .max_rss_kb = v[3],
-                                          .cpu_user_us = v[4], .cpu_sys_us = v[5],
-                                          .bytes_out = v[6]};
-            for (size_t i = 0; rc == 0 && i < bill_catalog_plan_count(cat); i++) {
-                const struct bill_plan *plan = bill_catalog_plan_at(cat, i);
-                struct bill_quantities q;
-                if (rated[i])
-                    continue;
-                /* keep reading after a failure so the connection is left idle */
-                if (bill_plan_round(plan, &inv, &q, err) != BILL_OK ||
-                    bill_stats_add_rated(st, bill_plan_id(plan), PQgetvalue(res, 0, 0), &q,
-                                         err) != BILL_OK)
-                    rc = -1;
-            }
-        } else if (status != PGRES_SINGLE_TUPLE && status != PGRES_TUPLES_OK && rc == 0) {
-            db_err_from(err, conn, res, "reading invocations");
-            rc = -1;
-        }
-        PQclear(res);
-    }
-    return rc;
+    struct unrated u = {cat, rated, st};
+    return meter_invocations_each(conn, tenant, from, to, add_one_unrated, &u, err);
 }
 
 /* The catalog's plans as the array bill_stats_new takes (caller frees), or NULL. */

@@ -70,15 +70,10 @@ static int add_rated(PGconn *conn, const struct bill_plan *plan, const char *ten
     return rc;
 }
 
-/* Stream the period's finished invocations into use, rounding each under plan: for plans
- * the database does not rate (added to the catalog since the last registration). */
-static int add_invocations(PGconn *conn, const struct bill_plan *plan, const char *tenant,
-                           int64_t from_us, int64_t to_us, struct bill_usage *use,
-                           struct fm_err *err)
+int meter_invocations_each(PGconn *conn, const char *tenant, const char *from,
+                          const char *to, meter_invocation_fn fn, void *ctx,
+                          struct fm_err *err)
 {
-    char from[FM_TIME_BUFSZ], to[FM_TIME_BUFSZ];
-    fm_time_format(from_us, from, sizeof from);
-    fm_time_format(to_us, to, sizeof to);
     const char *params[] = {tenant, from, to};
     if (!PQsendQueryParams(conn,
                            "SELECT function, duration_us, init_us, memory_mb, max_rss_kb,"
@@ -105,9 +100,7 @@ static int add_invocations(PGconn *conn, const struct bill_plan *plan, const cha
                 .cpu_sys_us = col_int(res, 6),
                 .bytes_out = col_int(res, 7),
             };
-            if (bill_usage_add_invocation(use, plan, PQgetvalue(res, 0, 0), &inv, err) !=
-                BILL_OK)
-                rc = -1; /* keep reading so the connection is left idle */
+            rc = fn(ctx, PQgetvalue(res, 0, 0), &inv, err); /* read on: leave it idle */
         } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == 0) {
             db_err_from(err, conn, res, "reading invocations");
             rc = -1;
@@ -115,6 +108,31 @@ static int add_invocations(PGconn *conn, const struct bill_plan *plan, const cha
         PQclear(res);
     }
     return rc;
+}
+
+struct round_into {
+    const struct bill_plan *plan;
+    struct bill_usage *use;
+};
+
+static int round_one(void *ctx, const char *function, const struct bill_invocation *inv,
+                     struct fm_err *err)
+{
+    const struct round_into *r = ctx;
+    return bill_usage_add_invocation(r->use, r->plan, function, inv, err) == BILL_OK ? 0 : -1;
+}
+
+/* Stream the period's finished invocations into use, rounding each under plan: for plans
+ * the database does not rate (added to the catalog since the last registration). */
+static int add_invocations(PGconn *conn, const struct bill_plan *plan, const char *tenant,
+                           int64_t from_us, int64_t to_us, struct bill_usage *use,
+                           struct fm_err *err)
+{
+    char from[FM_TIME_BUFSZ], to[FM_TIME_BUFSZ];
+    fm_time_format(from_us, from, sizeof from);
+    fm_time_format(to_us, to, sizeof to);
+    struct round_into r = {plan, use};
+    return meter_invocations_each(conn, tenant, from, to, round_one, &r, err);
 }
 
 enum meter_invoice_status meter_invoice_price(PGconn *conn, const struct bill_catalog *cat,

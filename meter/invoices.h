@@ -7,6 +7,7 @@
 
 #include "billing/catalog.h"
 #include "billing/invoice.h"
+#include "billing/usage.h"
 #include "common/err.h"
 
 /* Pricing a tenant's stored usage: the database side of invoices, shared by meterd's
@@ -28,6 +29,19 @@ enum meter_invoice_status {
  */
 int meter_tenant_plan(PGconn *conn, const char *tenant, char *buf, size_t n,
                       struct fm_err *err);
+
+/** Called for each finished invocation; returns 0 to go on, -1 (err set) to fail. */
+typedef int (*meter_invocation_fn)(void *ctx, const char *function,
+                                   const struct bill_invocation *inv, struct fm_err *err);
+
+/**
+ * Stream a tenant's finished invocations that started in [from, to) (RFC 3339 times) to fn,
+ * row by row, without holding them in memory.
+ * @return 0, or -1 with err set (the database failed, or fn did)
+ */
+int meter_invocations_each(PGconn *conn, const char *tenant, const char *from,
+                          const char *to, meter_invocation_fn fn, void *ctx,
+                          struct fm_err *err);
 
 /**
  * Price a tenant's month of finished invocations. Each invocation is rounded under the plan
