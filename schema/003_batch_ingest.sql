@@ -8,7 +8,7 @@
 --
 -- Rollups are not updated by each batch: every change to a finished invocation appends a
 -- signed delta row (usage_delta, no index), and usage_fold() folds all pending deltas into
--- usage_hourly and usage_rated at once, so that thousands of invocations share one update
+-- the rollups at once, so that thousands of invocations share one update
 -- of each rollup row. meterd folds every second, and every reader folds before it reads.
 
 -- The rounding rules of every catalog plan, copied here by `faasbill migrate` and meterd at
@@ -51,6 +51,43 @@ CREATE TABLE usage_rated (
     cpu_us       bigint NOT NULL DEFAULT 0,
     egress_bytes bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, month, plan, function)
+);
+
+-- Rollups for the comparison and the every-tenant report: usage_hourly is a row per
+-- tenant, function, hour and memory size (millions a month for many tenants), while the
+-- report needs only per-tenant sums per hour and per-function totals per month.
+
+-- A tenant's usage per hour, all functions and memory sizes together. mb_us is
+-- Σ memory_mb × duration_us per invocation: numeric, because an hour of many long runs at
+-- 10 GB passes 64 bits, and the fold must never fail on data that was accepted.
+CREATE TABLE usage_tenant_hourly (
+    tenant      text NOT NULL,
+    hour        timestamptz NOT NULL,
+    invocations bigint NOT NULL DEFAULT 0,
+    errors      bigint NOT NULL DEFAULT 0,
+    cold_starts bigint NOT NULL DEFAULT 0,
+    duration_us bigint NOT NULL DEFAULT 0,
+    mb_us       numeric NOT NULL DEFAULT 0,
+    cpu_us      bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, hour)
+);
+
+-- A tenant's month per function, all memory sizes together. mb_invocations is Σ memory_mb
+-- per invocation, so that mb_invocations / invocations is the mean configured memory.
+CREATE TABLE usage_monthly (
+    tenant         text NOT NULL,
+    month          timestamptz NOT NULL,
+    function       text NOT NULL,
+    invocations    bigint NOT NULL DEFAULT 0,
+    errors         bigint NOT NULL DEFAULT 0,
+    cold_starts    bigint NOT NULL DEFAULT 0,
+    duration_us    bigint NOT NULL DEFAULT 0,
+    init_us        bigint NOT NULL DEFAULT 0,
+    mb_invocations bigint NOT NULL DEFAULT 0,
+    cpu_us         bigint NOT NULL DEFAULT 0,
+    bytes_in       bigint NOT NULL DEFAULT 0,
+    bytes_out      bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, month, function)
 );
 
 -- One finished invocation's share of usage, added (sign 1) or taken back (sign -1), waiting
@@ -97,9 +134,9 @@ LANGUAGE sql AS $$
         inv.cpu_user_us + inv.cpu_sys_us, inv.bytes_in, inv.bytes_out)
 $$;
 
--- Fold every pending delta into usage_hourly and usage_rated. One folder at a time; rows
--- are locked in key order, so folds never deadlock with each other. Returns the number of
--- deltas folded.
+-- Fold every pending delta into the rollups (usage_hourly, usage_tenant_hourly,
+-- usage_monthly, usage_rated). One folder at a time; rows are locked in key order, so folds
+-- never deadlock with each other. Returns the number of deltas folded.
 CREATE FUNCTION usage_fold() RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -139,6 +176,45 @@ BEGIN
         cpu_us      = u.cpu_us + excluded.cpu_us,
         bytes_in    = u.bytes_in + excluded.bytes_in,
         bytes_out   = u.bytes_out + excluded.bytes_out;
+
+    INSERT INTO usage_tenant_hourly AS u (tenant, hour, invocations, errors, cold_starts,
+                                          duration_us, mb_us, cpu_us)
+    SELECT d.tenant, date_trunc('hour', d.started_at, 'UTC'), sum(d.sign),
+           coalesce(sum(d.sign) FILTER (WHERE NOT d.ok), 0),
+           coalesce(sum(d.sign) FILTER (WHERE d.cold_start), 0), sum(d.sign * d.duration_us),
+           sum(d.sign * d.memory_mb * d.duration_us::numeric), sum(d.sign * d.cpu_us)
+      FROM fold_batch d
+     GROUP BY 1, 2
+     ORDER BY 1, 2
+    ON CONFLICT (tenant, hour) DO UPDATE SET
+        invocations = u.invocations + excluded.invocations,
+        errors      = u.errors + excluded.errors,
+        cold_starts = u.cold_starts + excluded.cold_starts,
+        duration_us = u.duration_us + excluded.duration_us,
+        mb_us       = u.mb_us + excluded.mb_us,
+        cpu_us      = u.cpu_us + excluded.cpu_us;
+
+    INSERT INTO usage_monthly AS u (tenant, month, function, invocations, errors, cold_starts,
+                                    duration_us, init_us, mb_invocations, cpu_us, bytes_in,
+                                    bytes_out)
+    SELECT d.tenant, date_trunc('month', d.started_at, 'UTC'), d.function, sum(d.sign),
+           coalesce(sum(d.sign) FILTER (WHERE NOT d.ok), 0),
+           coalesce(sum(d.sign) FILTER (WHERE d.cold_start), 0), sum(d.sign * d.duration_us),
+           sum(d.sign * d.init_us), sum(d.sign * d.memory_mb), sum(d.sign * d.cpu_us),
+           sum(d.sign * d.bytes_in), sum(d.sign * d.bytes_out)
+      FROM fold_batch d
+     GROUP BY 1, 2, 3
+     ORDER BY 1, 2, 3
+    ON CONFLICT (tenant, month, function) DO UPDATE SET
+        invocations    = u.invocations + excluded.invocations,
+        errors         = u.errors + excluded.errors,
+        cold_starts    = u.cold_starts + excluded.cold_starts,
+        duration_us    = u.duration_us + excluded.duration_us,
+        init_us        = u.init_us + excluded.init_us,
+        mb_invocations = u.mb_invocations + excluded.mb_invocations,
+        cpu_us         = u.cpu_us + excluded.cpu_us,
+        bytes_in       = u.bytes_in + excluded.bytes_in,
+        bytes_out      = u.bytes_out + excluded.bytes_out;
 
     INSERT INTO usage_rated AS u (tenant, month, plan, function, invocations, billed_ms,
                                   mb_ms, mhz_ms, cpu_us, egress_bytes)

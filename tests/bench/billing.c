@@ -137,30 +137,9 @@ static bool report_rollups_complete(PGconn *conn, int64_t invocations)
     return complete;
 }
 
-/* A month generated before the report's rollups existed: the migration that adds them
- * backfills them from usage_hourly, far quicker than generating the month anew. */
-static void backfill_report_rollups(PGconn *conn)
-{
-    PGresult *res = exec_or_die(conn,
-                                "SELECT to_regclass('usage_tenant_hourly') IS NOT NULL"
-                                "   AND to_regclass('usage_monthly') IS NOT NULL",
-                                0, NULL);
-    bool present = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (present)
-        return;
-    struct fm_err err = {{0}};
-    int64_t t0 = fm_mono_us();
-    if (schema_migrate(conn, NULL, NULL, &err) != 0)
-        die("migrate", err.msg);
-    run_or_die(conn, "ANALYZE usage_tenant_hourly, usage_monthly");
-    printf("backfilled usage_tenant_hourly and usage_monthly from usage_hourly in %.1f s\n",
-           secs_since(t0));
-}
-
 /* Whether the database exists, its marker says it holds `invocations` rows for the month
  * (the marker is written last, so an interrupted generation is never reused) and the
- * report's rollups hold them all (backfilled here when the database predates them). */
+ * report's rollups hold them all (a database made by an older schema is generated anew). */
 static bool data_ready(const char *base, const char *conninfo, int64_t invocations)
 {
     PGconn *admin = connect_or_die(base);
@@ -177,7 +156,14 @@ static bool data_ready(const char *base, const char *conninfo, int64_t invocatio
                  strtoll(PQgetvalue(res, 0, 0), NULL, 10) == invocations;
     PQclear(res);
     if (ready) {
-        backfill_report_rollups(conn);
+        res = exec_or_die(conn,
+                          "SELECT to_regclass('usage_tenant_hourly') IS NOT NULL"
+                          "   AND to_regclass('usage_monthly') IS NOT NULL",
+                          0, NULL);
+        ready = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+    }
+    if (ready) {
         if (!report_rollups_complete(conn, invocations)) {
             printf("the report's rollups do not hold the generated month: generating anew\n");
             ready = false;
@@ -256,7 +242,7 @@ static const char *hourly_sql =
     "  GROUP BY 1, 2, 3, 4";
 
 /* The report's rollups, which usage_fold keeps beside usage_hourly, each one GROUP BY over
- * the usage_hourly rows of a slice of tenants [$1, $2) (as schema/006 backfills them). */
+ * the usage_hourly rows of a slice of tenants [$1, $2) (as one would backfill them). */
 static const char *tenant_hourly_sql =
     "INSERT INTO usage_tenant_hourly (tenant, hour, invocations, errors, cold_starts,"
     "                                 duration_us, mb_us, cpu_us)"
