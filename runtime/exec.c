@@ -38,6 +38,7 @@ struct pump {
     bool overflow;
     pid_t pid;
     const struct rt_sampler *sampler;
+    struct rt_proc proc; /* the child's /proc files, opened by the first sample */
 };
 
 static void close_fd(int *fd)
@@ -140,11 +141,11 @@ void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n)
     *len += n;
 }
 
-void rt_sample_take(const struct rt_sampler *sm, pid_t pid, clockid_t clk,
+void rt_sample_take(const struct rt_sampler *sm, struct rt_proc *proc,
                     const struct rt_usage *base)
 {
     struct rt_usage now;
-    if (rt_proc_usage(pid, clk, &now) != 0)
+    if (rt_proc_usage(proc, &now) != 0)
         return;
     struct rt_usage_sample s = {.max_rss_kb = now.hwm_kb};
     rt_usage_split(base, &now, &s.cpu_user_us, &s.cpu_sys_us);
@@ -206,10 +207,9 @@ static int pump_until_exit(struct pump *p, int64_t deadline_us)
 {
     if (p->input_len == 0)
         close_fd(&p->in);
-    clockid_t clk = 0;
     struct rt_usage base = {0};
     int64_t next_sample = INT64_MAX;
-    if (p->sampler && rt_proc_clock(p->pid, &clk) == 0)
+    if (p->sampler && rt_proc_init(&p->proc, p->pid) == 0)
         next_sample = fm_mono_us() + p->sampler->every_us;
     while (p->exited >= 0) {
         struct pollfd fds[4] = {
@@ -221,7 +221,7 @@ static int pump_until_exit(struct pump *p, int64_t deadline_us)
         if (fm_mono_us() >= deadline_us)
             return 1;
         if (fm_mono_us() >= next_sample) {
-            rt_sample_take(p->sampler, p->pid, clk, &base);
+            rt_sample_take(p->sampler, &p->proc, &base);
             next_sample += p->sampler->every_us;
         }
         int n = poll(fds, 4, (int)rt_sample_wait_ms(deadline_us, &next_sample));
@@ -286,7 +286,8 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
     pid_t pid = -1;
     struct rt_exec_result r = {0};
     struct pump p = {.in = -1, .out = -1, .err = -1, .exited = -1,
-                     .input = spec->input, .input_len = spec->input_len};
+                     .input = spec->input, .input_len = spec->input_len,
+                     .proc = RT_PROC_NONE};
     fm_buf_init(&p.output, spec->output_max ? spec->output_max : RT_OUTPUT_MAX);
     p.errlog = malloc(RT_ERRLOG_MAX + 1);
     if (p.errlog == NULL) {
@@ -375,6 +376,7 @@ out:
         for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
             close_fd(fds[i]);
     }
+    rt_proc_close(&p.proc);
     fm_buf_free(&p.output);
     free(p.errlog);
     return st;

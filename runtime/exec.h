@@ -96,6 +96,7 @@ void rt_exec_result_free(struct rt_exec_result *r);
 /* What exec mode and warm workers (worker.c) share. */
 
 struct rt_usage;
+struct rt_proc;
 
 /**
  * Start a child process that runs child(ctx), which must end in execve or _exit, and
@@ -115,8 +116,8 @@ int rt_child_limits(int memory_mb);
 /** Append data to a log of at most RT_ERRLOG_MAX bytes, keeping the newest bytes. */
 void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n);
 
-/** Read pid's usage since base and hand it to the sampler; silent when pid is gone. */
-void rt_sample_take(const struct rt_sampler *sm, pid_t pid, clockid_t clk,
+/** Read the usage of proc's process since base and hand it to the sampler; silent when pid is gone. */
+void rt_sample_take(const struct rt_sampler *sm, struct rt_proc *proc,
                     const struct rt_usage *base);
 
 /** Milliseconds to poll before the deadline or the next sample (NULL: none), 0-60000. */

@@ -6,27 +6,42 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Read a small /proc file whole; returns its length or -1. */
-static ssize_t read_small(const char *path, char *buf, size_t n)
+/* Open /proc/<pid>/<name> into *fd unless it is open already. Returns 0 or -1. */
+static int proc_file(const struct rt_proc *p, const char *name, int flags, int *fd)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t got = read(fd, buf, n - 1);
-    close(fd);
+    if (*fd >= 0)
+        return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)p->pid, name);
+    *fd = open(path, flags | O_CLOEXEC);
+    return *fd >= 0 ? 0 : -1;
+}
+
+/* Read a small /proc file whole from its start; returns its length or -1. A /proc file
+ * is generated afresh by every read at offset 0, so one descriptor serves every reading. */
+static ssize_t read_small(int fd, char *buf, size_t n)
+{
+    ssize_t got = pread(fd, buf, n - 1, 0);
     if (got < 0)
         return -1;
     buf[got] = '\0';
     return got;
 }
 
-int rt_proc_clock(pid_t pid, clockid_t *clk)
+int rt_proc_init(struct rt_proc *p, pid_t pid)
 {
-    clockid_t c;
-    if (clock_getcpuclockid(pid, &c) != 0)
-        return -1;
-    *clk = c;
-    return 0;
+    *p = (struct rt_proc){.pid = pid, .stat_fd = -1, .status_fd = -1, .clear_refs_fd = -1};
+    return clock_getcpuclockid(pid, &p->clk) == 0 ? 0 : -1;
+}
+
+void rt_proc_close(struct rt_proc *p)
+{
+    int *fds[] = {&p->stat_fd, &p->status_fd, &p->clear_refs_fd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
 }
 
 /* utime and stime are fields 14 and 15; the command name before them may hold spaces and
@@ -61,35 +76,38 @@ static int64_t parse_hwm(const char *status)
     return p ? strtoll(p + 7, NULL, 10) : 0;
 }
 
-int rt_proc_usage(pid_t pid, clockid_t clk, struct rt_usage *out)
+int rt_proc_cpu(struct rt_proc *p, struct rt_usage *out)
 {
     struct timespec ts;
-    if (clock_gettime(clk, &ts) != 0)
+    if (clock_gettime(p->clk, &ts) != 0)
         return -1;
-    char path[64], text[4096];
+    char text[2048]; /* stat is one line of about 300 bytes */
     struct rt_usage u = {.cpu_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000};
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    if (read_small(path, text, sizeof text) < 0 || parse_ticks(text, &u.user_ticks,
-                                                               &u.sys_ticks) != 0)
+    if (proc_file(p, "stat", O_RDONLY, &p->stat_fd) != 0 ||
+        read_small(p->stat_fd, text, sizeof text) < 0 ||
+        parse_ticks(text, &u.user_ticks, &u.sys_ticks) != 0)
         return -1;
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    if (read_small(path, text, sizeof text) < 0)
+    *out = u;
+    return 0;
+}
+
+int rt_proc_usage(struct rt_proc *p, struct rt_usage *out)
+{
+    struct rt_usage u;
+    char text[4096];
+    if (rt_proc_cpu(p, &u) != 0 || proc_file(p, "status", O_RDONLY, &p->status_fd) != 0 ||
+        read_small(p->status_fd, text, sizeof text) < 0)
         return -1;
     u.hwm_kb = parse_hwm(text);
     *out = u;
     return 0;
 }
 
-int rt_proc_reset_peak(pid_t pid)
+int rt_proc_reset_peak(struct rt_proc *p)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/clear_refs", (int)pid);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (proc_file(p, "clear_refs", O_WRONLY, &p->clear_refs_fd) != 0)
         return -1;
-    int rc = write(fd, "5", 1) == 1 ? 0 : -1;
-    close(fd);
-    return rc;
+    return write(p->clear_refs_fd, "5", 1) == 1 ? 0 : -1; /* the offset does not matter */
 }
 
 void rt_usage_split(const struct rt_usage *before, const struct rt_usage *after,

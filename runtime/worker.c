@@ -25,8 +25,8 @@
 struct rt_worker {
     pid_t pid;
     int req, rep, log, pidfd; /* the runtime's ends; -1 once closed */
-    clockid_t clk;
-    bool have_clk;
+    struct rt_proc proc; /* its CPU clock and /proc files, kept open from one call to the next */
+    bool have_proc;
     bool ready;
     bool dead;    /* gone or to be discarded */
     bool reaped;
@@ -94,7 +94,8 @@ enum rt_status rt_worker_start(const struct rt_worker_spec *spec, struct rt_work
         st = RT_ENOMEM;
         goto out;
     }
-    *w = (struct rt_worker){.req = -1, .rep = -1, .log = -1, .pidfd = -1, .log_tail = log_tail};
+    *w = (struct rt_worker){.req = -1, .rep = -1, .log = -1, .pidfd = -1, .log_tail = log_tail,
+                            .proc = RT_PROC_NONE};
     log_tail = NULL;
     fm_buf_init(&w->in, RT_OUTPUT_MAX + HEADER_MAX);
     if (pipe2(req, O_CLOEXEC) || pipe2(rep, O_CLOEXEC) || pipe2(lg, O_CLOEXEC) ||
@@ -122,7 +123,7 @@ enum rt_status rt_worker_start(const struct rt_worker_spec *spec, struct rt_work
         fm_err_set(err, "worker pipes: %s", strerror(errno));
         goto out;
     }
-    w->have_clk = rt_proc_clock(pid, &w->clk) == 0;
+    w->have_proc = rt_proc_init(&w->proc, pid) == 0;
     w->idle_since_us = w->started_us;
     *out = w;
     w = NULL;
@@ -227,7 +228,7 @@ static enum xchg exchange(struct rt_worker *w, struct outgoing *o, int64_t deadl
                           const struct rt_sampler *sm, const struct rt_usage *base,
                           size_t *frame_len)
 {
-    int64_t next_sample = sm && w->have_clk ? fm_mono_us() + sm->every_us : INT64_MAX;
+    int64_t next_sample = sm && w->have_proc ? fm_mono_us() + sm->every_us : INT64_MAX;
     for (;;) {
         int fr = frame_ready(w, frame_len);
         if (fr != 0)
@@ -235,7 +236,7 @@ static enum xchg exchange(struct rt_worker *w, struct outgoing *o, int64_t deadl
         if (fm_mono_us() >= deadline_us)
             return XCHG_TIMEOUT;
         if (fm_mono_us() >= next_sample) {
-            rt_sample_take(sm, w->pid, w->clk, base);
+            rt_sample_take(sm, &w->proc, base);
             next_sample += sm->every_us;
         }
         struct pollfd fds[4] = {
@@ -357,7 +358,7 @@ static enum rt_status replied(struct rt_worker *w, size_t frame_len, const struc
     r->exit_code = code;
     r->status = code == 0 ? RT_RUN_OK : code == RT_EXIT_OOM ? RT_RUN_OOM : RT_RUN_ERROR;
     struct rt_usage after;
-    if (w->have_clk && rt_proc_usage(w->pid, w->clk, &after) == 0) {
+    if (w->have_proc && rt_proc_usage(&w->proc, &after) == 0) {
         rt_usage_split(base, &after, &r->cpu_user_us, &r->cpu_sys_us);
         r->max_rss_kb = after.hwm_kb;
     }
@@ -399,9 +400,11 @@ enum rt_status rt_worker_invoke(struct rt_worker *w, const char *request_id, int
         }
         t0 = fm_mono_us();
     }
-    rt_proc_reset_peak(w->pid);
-    if (w->have_clk)
-        rt_proc_usage(w->pid, w->clk, &base);
+    /* The peak is reset just before: the base's own is not read, the reply's is the one. */
+    if (w->have_proc) {
+        rt_proc_reset_peak(&w->proc);
+        rt_proc_cpu(&w->proc, &base);
+    }
     char head[HEADER_MAX];
     int hn = snprintf(head, sizeof head, "INVOKE %.128s %" PRId64 " %zu\n", request_id,
                       (fm_wall_us() + timeout_ms * 1000) / 1000, input_len);
@@ -473,6 +476,7 @@ void rt_worker_stop(struct rt_worker *w)
     close_fd(&w->rep);
     close_fd(&w->log);
     close_fd(&w->pidfd);
+    rt_proc_close(&w->proc);
     fm_buf_free(&w->in);
     free(w->log_tail);
     free(w);

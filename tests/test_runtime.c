@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "runtime/exec.h"
 #include "runtime/invoke.h"
 #include "runtime/manifest.h"
+#include "runtime/procstat.h"
 #include "runtime/ship.h"
 #include "runtime/spool.h"
 #include "tests/suites.h"
@@ -333,6 +335,62 @@ START_TEST(exec_missing_program_is_error_127)
     snprintf(want, sizeof want, "cannot start %s: No such file or directory", argv[0]);
     ck_assert_str_eq(r.reason, want);
     rt_exec_result_free(&r);
+}
+END_TEST
+
+/* A child that touched 32 MB, gave it back and waits to be killed. */
+static pid_t start_peaked_child(void)
+{
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        size_t n = (size_t)32 << 20;
+        char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            _exit(1);
+        memset(p, 1, n);
+        munmap(p, n);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    char c;
+    close(ready[1]);
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    return pid;
+}
+
+START_TEST(proc_readings_reuse_their_files)
+{
+    pid_t pid = start_peaked_child();
+    struct rt_proc proc;
+    struct rt_usage u = {0}, cpu = {.hwm_kb = -1};
+    ck_assert_int_eq(rt_proc_init(&proc, pid), 0);
+    ck_assert_int_eq(rt_proc_usage(&proc, &u), 0);
+    ck_assert_int_ge(u.hwm_kb, 32 * 1024);
+    ck_assert_int_eq(rt_proc_cpu(&proc, &cpu), 0);
+    ck_assert_int_eq(cpu.hwm_kb, 0); /* the peak is not read */
+    ck_assert_int_ge(cpu.cpu_us, u.cpu_us);
+    ck_assert_int_ge(cpu.user_ticks + cpu.sys_ticks, u.user_ticks + u.sys_ticks);
+    /* Every reading after the first goes through the same descriptors. */
+    int stat_fd = proc.stat_fd, status_fd = proc.status_fd;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(rt_proc_reset_peak(&proc), 0);
+        ck_assert_int_eq(rt_proc_usage(&proc, &u), 0);
+        ck_assert_int_lt(u.hwm_kb, 32 * 1024);
+    }
+    ck_assert_int_eq(proc.stat_fd, stat_fd);
+    ck_assert_int_eq(proc.status_fd, status_fd);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_assert_int_eq(rt_proc_usage(&proc, &u), -1); /* gone, whatever reuses its pid */
+    rt_proc_close(&proc);
+    ck_assert_int_eq(proc.stat_fd, -1);
+    rt_proc_close(&proc);
 }
 END_TEST
 
@@ -981,6 +1039,7 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, exec_signal_is_crashed);
     tcase_add_test(tc, exec_output_over_cap_is_error);
     tcase_add_test(tc, exec_missing_program_is_error_127);
+    tcase_add_test(tc, proc_readings_reuse_their_files);
     tcase_add_test(tc, records_in_spool_are_exact);
     tcase_add_test(tc, cli_invoke_exit_codes);
     suite_add_tcase(s, tc);
