@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -176,7 +177,8 @@ static int frame_ready(const struct rt_worker *w, size_t *len)
     return 1;
 }
 
-/* Read what the reply pipe holds. Returns -1 on end of file. */
+/* Read what the reply pipe holds. Returns -1 on end of file. A read that comes back short
+ * has emptied the pipe: asking again would only hear EAGAIN. */
 static int read_replies(struct rt_worker *w)
 {
     char chunk[65536];
@@ -190,23 +192,25 @@ static int read_replies(struct rt_worker *w)
             return -1;
         if (fm_buf_append(&w->in, chunk, (size_t)n) != 0)
             return 0; /* frame_ready reports the overflow */
+        if ((size_t)n < sizeof chunk)
+            return 0;
     }
 }
 
+/* A request: its header and payload, sent in one system call when the pipe takes both. */
 struct outgoing {
-    const char *seg[2];
-    size_t len[2];
-    int at;
+    struct iovec seg[2];
+    int at; /* the first segment not wholly sent; 2 when done */
 };
 
 static void feed(struct rt_worker *w, struct outgoing *o)
 {
     while (o->at < 2) {
-        if (o->len[o->at] == 0) {
+        if (o->seg[o->at].iov_len == 0) {
             o->at++;
             continue;
         }
-        ssize_t n = write(w->req, o->seg[o->at], o->len[o->at]);
+        ssize_t n = writev(w->req, &o->seg[o->at], 2 - o->at);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -215,8 +219,15 @@ static void feed(struct rt_worker *w, struct outgoing *o)
             o->at = 2;
             return;
         }
-        o->seg[o->at] += n;
-        o->len[o->at] -= (size_t)n;
+        for (size_t left = (size_t)n; left > 0 && o->at < 2;) {
+            struct iovec *v = &o->seg[o->at];
+            size_t take = left < v->iov_len ? left : v->iov_len;
+            v->iov_base = (char *)v->iov_base + take;
+            v->iov_len -= take;
+            left -= take;
+            if (v->iov_len == 0)
+                o->at++;
+        }
     }
 }
 
@@ -229,6 +240,9 @@ static enum xchg exchange(struct rt_worker *w, struct outgoing *o, int64_t deadl
                           size_t *frame_len)
 {
     int64_t next_sample = sm && w->have_proc ? fm_mono_us() + sm->every_us : INT64_MAX;
+    /* The request pipe is almost always empty: write at once rather than poll for room. */
+    if (o)
+        feed(w, o);
     for (;;) {
         int fr = frame_ready(w, frame_len);
         if (fr != 0)
@@ -408,7 +422,7 @@ enum rt_status rt_worker_invoke(struct rt_worker *w, const char *request_id, int
     char head[HEADER_MAX];
     int hn = snprintf(head, sizeof head, "INVOKE %.128s %" PRId64 " %zu\n", request_id,
                       (fm_wall_us() + timeout_ms * 1000) / 1000, input_len);
-    struct outgoing o = {{head, input}, {(size_t)hn, input_len}, 0};
+    struct outgoing o = {{{head, (size_t)hn}, {(void *)input, input_len}}, 0};
     size_t frame_len = 0;
     enum xchg x = exchange(w, &o, t0 + timeout_ms * 1000, sampler, &base, &frame_len);
     r.duration_us = fm_mono_us() - t0;
