@@ -237,6 +237,31 @@ START_TEST(crashed_worker_is_replaced)
 }
 END_TEST
 
+START_TEST(log_and_framing_are_per_invocation)
+{
+    struct rt_invoke_result a = call("probe", "print to the log"), b = call("probe", "pid");
+    ck_assert_str_eq(a.run.output, "printed\n");
+    ck_assert_str_eq(a.run.errlog, "to the log\n"); /* not left for the next invocation */
+    ck_assert_str_eq(b.run.errlog, "");
+    /* A request bigger than what the worker reads ahead, then a small one on its heels. */
+    size_t n = 200000;
+    char *big = malloc(n + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, ' ', n);
+    memcpy(big, "pid", 3);
+    big[n] = '\0';
+    struct rt_invoke_result c = call("probe", big), d = call("probe", "count");
+    ck_assert_str_eq(c.run.output, b.run.output);
+    ck_assert_str_eq(d.run.output, "4\n");
+    ck_assert(!d.cold_start);
+    free(big);
+    rt_exec_result_free(&a.run);
+    rt_exec_result_free(&b.run);
+    rt_exec_result_free(&c.run);
+    rt_exec_result_free(&d.run);
+}
+END_TEST
+
 START_TEST(warm_timeout_kills_the_worker)
 {
     struct rt_invoke_result a = call("probe", "pid");
@@ -471,6 +496,7 @@ Suite *suite_runtime_warm(void)
     tcase_add_test(tc, warm_memory_limit_is_oom);
     tcase_add_test(tc, idle_workers_are_reaped);
     tcase_add_test(tc, usage_is_per_invocation);
+    tcase_add_test(tc, log_and_framing_are_per_invocation);
     tcase_add_test(tc, concurrency_limit_is_ebusy);
     tcase_add_test(tc, full_spool_refuses_to_run);
     tcase_add_test(tc, group_commit_keeps_every_record);

@@ -8,6 +8,7 @@
  *   "sleep MS"   sleeps MS milliseconds
  *   "burn MS"    spins until it has used MS milliseconds of CPU
  *   "hog MB"     allocates and touches MB mebibytes (code 137 when that fails)
+ *   "print TEXT" prints TEXT and a newline to its (buffered) stdout, the log
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -77,6 +78,9 @@ static int probe(const struct warm_request *req, FILE *out, void *ctx)
         if (got < mb)
             return 137;
         fprintf(out, "allocated %ld MB\n", mb);
+    } else if (starts(req, "print ")) {
+        printf("%.*s\n", (int)(req->len - 6), req->payload + 6);
+        fputs("printed\n", out);
     } else {
         fputs("probe: unknown request\n", stderr);
         return 2;

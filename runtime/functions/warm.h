@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define WARM_FD_IN 3
@@ -78,20 +79,78 @@ static inline int warm_read_all(int fd, char *p, size_t n)
     return 0;
 }
 
-/* One header line, byte by byte: requests are rare enough that this costs nothing. */
-static inline int warm_read_line(int fd, char *line, size_t n)
+/* The request pipe, read ahead: a header and a small payload come in one read, not one
+ * read per header byte. */
+struct warm_reader {
+    int fd;
+    size_t at, len; /* buf[at, len) is read but not used yet */
+    char buf[4096];
+};
+
+/* Read once more into r's buffer. Returns 0, or -1 at end of file or on an error. */
+static inline int warm_fill(struct warm_reader *r)
 {
-    size_t len = 0;
-    while (len + 1 < n) {
-        if (warm_read_all(fd, &line[len], 1) != 0)
+    memmove(r->buf, r->buf + r->at, r->len - r->at);
+    r->len -= r->at;
+    r->at = 0;
+    for (;;) {
+        ssize_t n = read(r->fd, r->buf + r->len, sizeof r->buf - r->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
             return -1;
-        if (line[len] == '\n') {
-            line[len] = '\0';
+        r->len += (size_t)n;
+        return 0;
+    }
+}
+
+/* One header line without its newline; -1 at end of file or when it is not shorter than
+ * n - 1 bytes. */
+static inline int warm_read_line(struct warm_reader *r, char *line, size_t n)
+{
+    for (;;) {
+        const char *start = r->buf + r->at;
+        const char *nl = memchr(start, '\n', r->len - r->at);
+        size_t have = nl ? (size_t)(nl - start) : r->len - r->at;
+        if (have >= n - 1)
+            return -1;
+        if (nl != NULL) {
+            memcpy(line, start, have);
+            line[have] = '\0';
+            r->at += have + 1;
             return 0;
         }
-        len++;
+        if (warm_fill(r) != 0)
+            return -1;
     }
-    return -1;
+}
+
+/* n payload bytes: first those read ahead, then the rest straight from the pipe. */
+static inline int warm_read_payload(struct warm_reader *r, char *p, size_t n)
+{
+    size_t ahead = r->len - r->at < n ? r->len - r->at : n;
+    memcpy(p, r->buf + r->at, ahead);
+    r->at += ahead;
+    return warm_read_all(r->fd, p + ahead, n - ahead);
+}
+
+/* A reply's header and payload, in one write when the pipe takes both. */
+static inline int warm_write_reply(int fd, const char *head, size_t head_len, const char *p,
+                                   size_t n)
+{
+    struct iovec iov[2] = {{(void *)head, head_len}, {(void *)p, n}};
+    ssize_t w;
+    while ((w = writev(fd, iov, 2)) < 0 && errno == EINTR)
+        ;
+    if (w < 0)
+        return -1;
+    size_t done = (size_t)w;
+    if (done < head_len)
+        return warm_write_all(fd, head + done, head_len - done) == 0 &&
+                       warm_write_all(fd, p, n) == 0
+                   ? 0
+                   : -1;
+    return warm_write_all(fd, p + (done - head_len), n - (done - head_len));
 }
 
 /* Call the handler with in reading the payload and out collecting the response. */
@@ -155,11 +214,12 @@ static inline int warm_run(warm_handler h, void *ctx)
         return warm_once(h, ctx);
     if (warm_write_all(WARM_FD_OUT, "READY\n", 6) != 0)
         return 1;
+    struct warm_reader reader = {.fd = WARM_FD_IN};
     for (;;) {
         char line[256], id[129];
         long long deadline = 0;
         unsigned long long len = 0;
-        if (warm_read_line(WARM_FD_IN, line, sizeof line) != 0)
+        if (warm_read_line(&reader, line, sizeof line) != 0)
             return 0;
         if (sscanf(line, "INVOKE %128s %lld %llu", id, &deadline, &len) != 3 ||
             len > WARM_MAX_PAYLOAD) {
@@ -169,7 +229,7 @@ static inline int warm_run(warm_handler h, void *ctx)
         char *payload = malloc(len ? (size_t)len : 1);
         if (payload == NULL)
             return 137;
-        if (warm_read_all(WARM_FD_IN, payload, (size_t)len) != 0) {
+        if (warm_read_payload(&reader, payload, (size_t)len) != 0) {
             free(payload);
             return 0;
         }
@@ -181,15 +241,14 @@ static inline int warm_run(warm_handler h, void *ctx)
         free(payload);
         if (code != 0)
             resp_len = 0;
-        char head[64];
-        int hn = snprintf(head, sizeof head, "DONE %d %zu\n", code, resp_len);
-        int rc = warm_write_all(WARM_FD_OUT, head, (size_t)hn) == 0 &&
-                         warm_write_all(WARM_FD_OUT, resp ? resp : "", resp_len) == 0
-                     ? 0
-                     : -1;
-        free(resp);
+        /* What the handler printed belongs to this invocation's log: out before the reply,
+         * after which the runtime moves on to the next invocation. */
         fflush(stdout);
         fflush(stderr);
+        char head[64];
+        int hn = snprintf(head, sizeof head, "DONE %d %zu\n", code, resp_len);
+        int rc = warm_write_reply(WARM_FD_OUT, head, (size_t)hn, resp ? resp : "", resp_len);
+        free(resp);
         if (rc != 0)
             return 1;
     }
