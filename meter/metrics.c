@@ -47,6 +47,7 @@ static struct endpoint unmatched = {.label = "unmatched"};
 static struct endpoint other = {.label = "other"};
 
 static atomic_uint_fast64_t records_accepted, records_duplicates, records_rejected;
+static atomic_uint_fast64_t records_direct;
 static atomic_uint_fast64_t db_errors;
 static atomic_uint_fast64_t batch_buckets[BATCH_BUCKETS + 1];
 static atomic_uint_fast64_t batch_sum;
@@ -124,6 +125,11 @@ void metrics_records(size_t in_batch, size_t accepted, size_t duplicates, size_t
     add(&records_rejected, rejected);
     add(&batch_buckets[bucket_of(batch_bounds, BATCH_BUCKETS, (int64_t)in_batch)], 1);
     add(&batch_sum, in_batch);
+}
+
+void metrics_records_direct(size_t n)
+{
+    add(&records_direct, n);
 }
 
 void metrics_db_error(void)
@@ -230,6 +236,10 @@ char *metrics_render(void)
     put_counter(&b, "faasmeter_records_rejected_total",
                 "Usage records refused: invalid, or a conflict with a stored id.",
                 &records_rejected);
+    put_counter(&b, "faasmeter_records_direct_total",
+                "Accepted records COPYed straight into their tables (new invocations); the "
+                "others took the staged path.",
+                &records_direct);
     put_counter(&b, "faasmeter_database_errors_total",
                 "Database failures: unreachable, or a statement that failed.", &db_errors);
 

@@ -33,6 +33,9 @@ void metrics_request(const char *method, const char *pattern, unsigned status,
  */
 void metrics_records(size_t in_batch, size_t accepted, size_t duplicates, size_t rejected);
 
+/** Count records stored on the direct path (store_direct.h), not staged. Thread-safe. */
+void metrics_records_direct(size_t n);
+
 /** Count one database failure (unreachable, or a statement that failed). Thread-safe. */
 void metrics_db_error(void);
 

@@ -43,28 +43,29 @@ static const char *const statuses[] = {"ok", "error", "timeout", "oom", "crashed
 #define BYTES_MAX (INT64_C(1) << 40)  /* payloads: a TiB */
 #define RSS_KB_MAX (INT64_C(1) << 31) /* peak memory: 2 TiB */
 
-/* The contract of DESIGN.md as a table; the canonical form lists fields in this order. */
-static const struct field fields[] = {
-    {"id", F_STRING, T_ALL, false, 1, 128, NULL},
-    {"type", F_ENUM, T_ALL, false, 0, 0, record_types},
-    {"invocation_id", F_STRING, T_ALL, false, 1, 128, NULL},
-    {"tenant", F_TENANT, T_ALL, false, 0, 0, NULL},
-    {"function", F_FUNCTION, T_ALL, false, 0, 0, NULL},
-    {"time", F_TIME, T_ALL, false, 0, 0, NULL},
-    {"memory_mb", F_INT, T_START | T_STOP, false, 1, 10240, NULL},
-    {"timeout_ms", F_INT, T_START, false, 1, DAY_MS, NULL},
-    {"cold_start", F_BOOL, T_START | T_STOP, false, 0, 0, NULL},
-    {"trigger", F_ENUM, T_START, false, 0, 0, triggers},
-    {"correlation_id", F_STRING, T_ALL, true, 0, 128, NULL},
-    {"duration_us", F_INT, T_STOP, false, 0, DAY_US, NULL},
-    {"init_us", F_INT, T_STOP, false, 0, DAY_US, NULL},
-    {"status", F_ENUM, T_STOP, false, 0, 0, statuses},
-    {"exit_code", F_INT, T_STOP, false, INT32_MIN, INT32_MAX, NULL},
-    {"cpu_user_us", F_INT, T_STOP | T_RES, false, 0, CPU_US_MAX, NULL},
-    {"cpu_sys_us", F_INT, T_STOP | T_RES, false, 0, CPU_US_MAX, NULL},
-    {"max_rss_kb", F_INT, T_STOP | T_RES, false, 0, RSS_KB_MAX, NULL},
-    {"bytes_in", F_INT, T_STOP, false, 0, BYTES_MAX, NULL},
-    {"bytes_out", F_INT, T_STOP, false, 0, BYTES_MAX, NULL},
+/* The contract of DESIGN.md as a table; the canonical form lists fields in this order, the
+ * order of enum meter_field. */
+static const struct field fields[MF_COUNT] = {
+    [MF_ID] = {"id", F_STRING, T_ALL, false, 1, 128, NULL},
+    [MF_TYPE] = {"type", F_ENUM, T_ALL, false, 0, 0, record_types},
+    [MF_INVOCATION_ID] = {"invocation_id", F_STRING, T_ALL, false, 1, 128, NULL},
+    [MF_TENANT] = {"tenant", F_TENANT, T_ALL, false, 0, 0, NULL},
+    [MF_FUNCTION] = {"function", F_FUNCTION, T_ALL, false, 0, 0, NULL},
+    [MF_TIME] = {"time", F_TIME, T_ALL, false, 0, 0, NULL},
+    [MF_MEMORY_MB] = {"memory_mb", F_INT, T_START | T_STOP, false, 1, 10240, NULL},
+    [MF_TIMEOUT_MS] = {"timeout_ms", F_INT, T_START, false, 1, DAY_MS, NULL},
+    [MF_COLD_START] = {"cold_start", F_BOOL, T_START | T_STOP, false, 0, 0, NULL},
+    [MF_TRIGGER] = {"trigger", F_ENUM, T_START, false, 0, 0, triggers},
+    [MF_CORRELATION_ID] = {"correlation_id", F_STRING, T_ALL, true, 0, 128, NULL},
+    [MF_DURATION_US] = {"duration_us", F_INT, T_STOP, false, 0, DAY_US, NULL},
+    [MF_INIT_US] = {"init_us", F_INT, T_STOP, false, 0, DAY_US, NULL},
+    [MF_STATUS] = {"status", F_ENUM, T_STOP, false, 0, 0, statuses},
+    [MF_EXIT_CODE] = {"exit_code", F_INT, T_STOP, false, INT32_MIN, INT32_MAX, NULL},
+    [MF_CPU_USER_US] = {"cpu_user_us", F_INT, T_STOP | T_RES, false, 0, CPU_US_MAX, NULL},
+    [MF_CPU_SYS_US] = {"cpu_sys_us", F_INT, T_STOP | T_RES, false, 0, CPU_US_MAX, NULL},
+    [MF_MAX_RSS_KB] = {"max_rss_kb", F_INT, T_STOP | T_RES, false, 0, RSS_KB_MAX, NULL},
+    [MF_BYTES_IN] = {"bytes_in", F_INT, T_STOP, false, 0, BYTES_MAX, NULL},
+    [MF_BYTES_OUT] = {"bytes_out", F_INT, T_STOP, false, 0, BYTES_MAX, NULL},
 };
 
 /* Well-formed UTF-8: no stray continuation bytes, overlong forms, surrogates, or code
@@ -254,6 +255,8 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
         char val[160];
         if (i > 0)
             fm_buf_puts(&copy, "\t");
+        r.at[i] = (unsigned short)copy.len;
+        r.len[i] = -1;
         if (!(f->types & mask) || v == NULL || (f->optional && cJSON_IsNull(v))) {
             if ((f->types & mask) && !f->optional) {
                 fm_err_set(err, "%s: missing (required in a %s record)", f->name,
@@ -274,6 +277,7 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
         else
             fm_buf_json_string(&canon, val);
         meter_copy_text(&copy, val);
+        r.len[i] = (short)(copy.len - r.at[i]);
     }
     fm_buf_puts(&canon, "}");
     if (canon.failed || copy.failed) {
@@ -285,6 +289,8 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
     const char *id = cJSON_GetObjectItemCaseSensitive(json, "id")->valuestring;
     memcpy(r.tenant, tenant, strlen(tenant) + 1);
     memcpy(r.id, id, strlen(id) + 1);
+    const char *inv = cJSON_GetObjectItemCaseSensitive(json, "invocation_id")->valuestring;
+    memcpy(r.invocation_id, inv, strlen(inv) + 1);
     memcpy(r.type, type->valuestring, strlen(type->valuestring) + 1);
     SHA256((const unsigned char *)canon.data, canon.len, r.digest);
     r.body = fm_buf_steal(&canon);
@@ -300,6 +306,36 @@ fail:
     fm_buf_free(&canon);
     fm_buf_free(&copy);
     return -1;
+}
+
+void meter_record_digest_hex(const struct meter_record *r, char out[METER_DIGEST_HEX])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t k = 0; k < sizeof r->digest; k++) {
+        out[2 * k] = hex[r->digest[k] >> 4];
+        out[2 * k + 1] = hex[r->digest[k] & 15];
+    }
+    out[2 * sizeof r->digest] = '\0';
+}
+
+int64_t meter_record_int(const struct meter_record *r, enum meter_field f)
+{
+    /* Validated digits, ended by the next tab or the end of the row. */
+    return r->len[f] > 0 ? strtoll(r->copy_row + r->at[f], NULL, 10) : 0;
+}
+
+bool meter_record_is(const struct meter_record *r, enum meter_field f, const char *s)
+{
+    size_t n = strlen(s);
+    return r->len[f] >= 0 && (size_t)r->len[f] == n && memcmp(r->copy_row + r->at[f], s, n) == 0;
+}
+
+void meter_record_put(struct fm_buf *b, const struct meter_record *r, enum meter_field f)
+{
+    if (r->len[f] < 0)
+        fm_buf_puts(b, "\\N");
+    else
+        fm_buf_append(b, r->copy_row + r->at[f], (size_t)r->len[f]);
 }
 
 void meter_record_clear(struct meter_record *r)

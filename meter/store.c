@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "common/db.h"
+#include "meter/metrics.h"
+#include "meter/store_direct.h"
 
 /*
  * A pool of connections shared by the request threads: a thread borrows one for the
@@ -173,64 +175,37 @@ static int copy_batch(PGconn *conn, const struct meter_record *recs, size_t n,
     char sql[1024];
     snprintf(sql, sizeof sql, "COPY ingest_stage (%s, ord, digest, body) FROM STDIN",
              meter_record_columns());
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        db_err_from(err, conn, res, "starting COPY");
-        PQclear(res);
-        return -1;
-    }
-    PQclear(res);
     struct fm_buf b;
     fm_buf_init(&b, 1u << 30);
-    static const char hex[] = "0123456789abcdef";
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const struct meter_record *r = &recs[i];
-        char digest[2 * sizeof r->digest + 1];
-        for (size_t k = 0; k < sizeof r->digest; k++) {
-            digest[2 * k] = hex[r->digest[k] >> 4];
-            digest[2 * k + 1] = hex[r->digest[k] & 15];
-        }
-        digest[sizeof digest - 1] = '\0';
-        fm_buf_puts(&b, r->copy_row);
+    for (size_t i = 0; i < n; i++) {
+        char digest[METER_DIGEST_HEX];
+        meter_record_digest_hex(&recs[i], digest);
+        fm_buf_puts(&b, recs[i].copy_row);
         fm_buf_printf(&b, "\t%zu\t\\\\x%s\t", i, digest);
-        meter_copy_text(&b, r->body);
+        meter_copy_text(&b, recs[i].body);
         fm_buf_puts(&b, "\n");
-        if (b.failed)
-            rc = -1;
-        /* Hand libpq a chunk at a time so the buffer stays small. */
-        else if ((b.len > (1u << 20) || i + 1 == n) &&
-                 PQputCopyData(conn, b.data, (int)b.len) != 1)
-            rc = -1;
-        else if (b.len > (1u << 20) || i + 1 == n)
-            fm_buf_reset(&b);
     }
+    int rc = -1;
+    if (b.failed)
+        fm_err_set(err, "out of memory");
+    else if ((rc = meter_copy_in(conn, sql, b.data, b.len, err)) > 0)
+        fm_err_set(err, "COPY of the batch into the staging table was refused");
+    rc = rc == 0 ? 0 : -1;
     fm_buf_free(&b);
-    if (PQputCopyEnd(conn, rc == 0 ? NULL : "batch could not be sent") != 1)
-        rc = -1;
-    res = PQgetResult(conn);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        db_err_from(err, conn, res, "COPY of the batch");
-        rc = -1;
-    }
-    PQclear(res);
-    while ((res = PQgetResult(conn)) != NULL)
-        PQclear(res);
     return rc;
 }
 
-int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
+/* Stage recs and store them with ingest_staged(), inside the caller's transaction. */
+static int store_staged(PGconn *conn, const struct meter_record *recs, size_t n,
                         enum meter_outcome *outcomes, struct fm_err *err)
 {
-    if (simple(conn, "BEGIN", err) != 0)
-        return -1;
     if (copy_batch(conn, recs, n, err) != 0)
-        goto rollback;
+        return -1;
     PGresult *res = PQexecPrepared(conn, "ingest", 0, NULL, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != (int)n) {
         db_err_from(err, conn, res, "storing the batch");
         PQclear(res);
-        goto rollback;
+        return -1;
     }
     for (int i = 0; i < PQntuples(res); i++) {
         long ord = strtol(PQgetvalue(res, i, 0), NULL, 10);
@@ -242,9 +217,72 @@ int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
                                                          : METER_CONFLICT;
     }
     PQclear(res);
-    return simple(conn, "COMMIT", err);
+    return 0;
+}
+
+/* Store what the direct path left (all of recs when d is NULL) on the staged path. */
+static int store_rest(PGconn *conn, const struct meter_direct *d, const struct meter_record *recs,
+                      size_t n, enum meter_outcome *outcomes, struct fm_err *err)
+{
+    if (d == NULL)
+        return store_staged(conn, recs, n, outcomes, err);
+    struct meter_record *rest = malloc(n * sizeof *rest);
+    enum meter_outcome *got = malloc(n * sizeof *got);
+    size_t *from = malloc(n * sizeof *from);
+    int rc = -1;
+    if (rest == NULL || got == NULL || from == NULL) {
+        fm_err_set(err, "out of memory");
+        goto out;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (meter_direct_stored(d, i)) {
+            outcomes[i] = METER_ACCEPTED;
+        } else {
+            rest[m] = recs[i]; /* a shallow copy: the record keeps its strings */
+            from[m++] = i;
+        }
+    }
+    rc = m == 0 ? 0 : store_staged(conn, rest, m, got, err);
+    for (size_t k = 0; rc == 0 && k < m; k++)
+        outcomes[from[k]] = got[k];
+out:
+    free(rest);
+    free(got);
+    free(from);
+    return rc;
+}
+
+int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
+                        enum meter_outcome *outcomes, struct fm_err *err)
+{
+    struct meter_direct *d = meter_direct_plan(recs, n);
+    if (simple(conn, "BEGIN", err) != 0)
+        goto fail;
+    if (d != NULL) {
+        int rc = meter_direct_store(conn, d, err);
+        if (rc < 0)
+            goto rollback;
+        if (rc > 0) {
+            /* An existing key: every record takes the staged path, which tells each one's
+             * outcome. */
+            meter_direct_free(d);
+            d = NULL;
+            if (simple(conn, "ROLLBACK", err) != 0 || simple(conn, "BEGIN", err) != 0)
+                goto fail;
+        }
+    }
+    if (store_rest(conn, d, recs, n, outcomes, err) != 0)
+        goto rollback;
+    int rc = simple(conn, "COMMIT", err);
+    if (rc == 0)
+        metrics_records_direct(meter_direct_count(d));
+    meter_direct_free(d);
+    return rc;
 rollback:
     PQclear(PQexec(conn, "ROLLBACK"));
+fail:
+    meter_direct_free(d);
     return -1;
 }
 

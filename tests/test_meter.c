@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/apikey.h"
+#include "common/buf.h"
 #include "common/timeutil.h"
 #include "meter/http.h"
 #include "meter/upkeep.h"
@@ -388,6 +389,137 @@ START_TEST(concurrent_requests_stay_exactly_once)
 }
 END_TEST
 
+/* ---- The direct path and the staged path store alike ----------------------------------- */
+
+/* A record of tenant t as NDJSON: type, invocation, time, function, and the rest. */
+static void add_record(struct fm_buf *b, const char *t, const char *type, const char *inv,
+                       const char *time, const char *fn, const char *extra)
+{
+    fm_buf_printf(b,
+                  "{\"id\":\"%s:%s\",\"type\":\"%s\",\"invocation_id\":\"%s\",\"tenant\":\"%s\","
+                  "\"function\":\"%s\",\"time\":\"%s\",%s}\n",
+                  inv, type, type, inv, t, fn, time, extra);
+}
+
+#define START_REST "\"memory_mb\":512,\"timeout_ms\":9000,\"cold_start\":true,\"trigger\":\"queue\""
+#define STOP_REST                                                                             \
+    "\"memory_mb\":512,\"cold_start\":false,\"duration_us\":200000,\"init_us\":1500,"         \
+    "\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":7000,\"cpu_sys_us\":900,"              \
+    "\"max_rss_kb\":70000,\"bytes_in\":10,\"bytes_out\":20"
+
+/* Every way an invocation's records can arrive in one batch, for tenant t. */
+static char *mixed_batch(const char *t)
+{
+    struct fm_buf b;
+    fm_buf_init(&b, 1u << 20);
+    /* Start first; only the start names a correlation. */
+    add_record(&b, t, "start", "m1", "2026-11-05T10:00:00Z", "resize", START_REST ",\"correlation_id\":\"up-1\"");
+    add_record(&b, t, "stop", "m1", "2026-11-05T10:00:00.2Z", "resize", STOP_REST);
+    /* Stop first, under another function name and correlation: the first arrival wins. */
+    add_record(&b, t, "stop", "m2", "2026-11-05T11:00:01Z", "late-name", STOP_REST ",\"correlation_id\":\"up-stop\"");
+    add_record(&b, t, "start", "m2", "2026-11-05T11:00:00.8Z", "resize", START_REST ",\"correlation_id\":\"up-start\"");
+    /* A stop alone, whose run began in the month before its record. */
+    add_record(&b, t, "stop", "m3", "2026-12-01T00:00:00.1Z", "resize", STOP_REST);
+    /* A start alone. */
+    add_record(&b, t, "start", "m4", "2026-11-05T12:00:00Z", "resize", START_REST);
+    /* Start first without a correlation, the stop with one. */
+    add_record(&b, t, "start", "m5", "2026-11-05T13:00:00Z", "resize", START_REST);
+    add_record(&b, t, "stop", "m5", "2026-11-05T13:00:00.2Z", "resize",
+               "\"memory_mb\":512,\"cold_start\":true,\"duration_us\":200000,\"init_us\":0,"
+               "\"status\":\"error\",\"exit_code\":3,\"cpu_user_us\":1,\"cpu_sys_us\":2,"
+               "\"max_rss_kb\":3,\"bytes_in\":4,\"bytes_out\":0,\"correlation_id\":\"up-5\"");
+    /* The stop of an invocation whose start is stored already. */
+    add_record(&b, t, "stop", "m6", "2026-11-05T14:00:00.2Z", "resize", STOP_REST);
+    ck_assert(!b.failed);
+    return fm_buf_steal(&b);
+}
+
+/* One tenant's stored invocations and rollups, as text that names no tenant. */
+static char *stored_state(const char *tenant)
+{
+    struct fm_err err;
+    ck_assert_msg(meter_usage_fold(db, NULL, &err) == 0, "%s", err.msg);
+    const char *params[] = {tenant};
+    return testdb_value(
+        db,
+        "SELECT concat_ws(E'\\n',"
+        " (SELECT string_agg(ROW(invocation_id, started_at, function, has_start, has_stop,"
+        "   memory_mb, timeout_ms, cold_start, trigger, correlation_id, stopped_at, duration_us,"
+        "   init_us, status, exit_code, cpu_user_us, cpu_sys_us, max_rss_kb, bytes_in,"
+        "   bytes_out)::text, ';' ORDER BY invocation_id) FROM invocations WHERE tenant = $1),"
+        " (SELECT string_agg(concat_ws('|', function, hour, memory_mb, invocations, errors,"
+        "   cold_starts, duration_us, init_us, cpu_us, bytes_in, bytes_out), ';'"
+        "   ORDER BY function, hour) FROM usage_hourly WHERE tenant = $1),"
+        " (SELECT string_agg(concat_ws('|', plan, month, function, invocations, billed_ms,"
+        "   mb_ms, mhz_ms, cpu_us, egress_bytes), ';' ORDER BY plan, month, function)"
+        "   FROM usage_rated WHERE tenant = $1),"
+        " (SELECT string_agg(concat_ws('|', hour, invocations, errors, cold_starts,"
+        "   duration_us, mb_us, cpu_us), ';' ORDER BY hour) FROM usage_tenant_hourly"
+        "   WHERE tenant = $1),"
+        " (SELECT string_agg(concat_ws('|', month, function, invocations, errors, cold_starts,"
+        "   duration_us, init_us, mb_invocations, cpu_us, bytes_in, bytes_out), ';'"
+        "   ORDER BY month, function) FROM usage_monthly WHERE tenant = $1),"
+        " (SELECT string_agg(id, ',' ORDER BY id) FROM records WHERE tenant = $1))",
+        1, params);
+}
+
+START_TEST(direct_and_staged_paths_store_alike)
+{
+    /* m6's start first, in a request of its own, for both tenants. */
+    for (int k = 0; k < 2; k++) {
+        struct fm_buf b;
+        fm_buf_init(&b, 4096);
+        add_record(&b, k ? "staged" : "direct", "start", "m6", "2026-11-05T14:00:00Z", "resize",
+                   START_REST);
+        expect(post(ingest_key, "application/x-ndjson", b.data), 200,
+               "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+        fm_buf_free(&b);
+    }
+    /* The same batch: as it is for one tenant; with a record repeated inside it, which
+     * sends the whole batch down the staged path, for the other. */
+    char *direct = mixed_batch("direct");
+    expect(post(ingest_key, "application/x-ndjson", direct), 200,
+           "{\"accepted\":9,\"duplicates\":0,\"rejected\":[]}");
+    char *staged = mixed_batch("staged");
+    char twice[8192];
+    snprintf(twice, sizeof twice, "%s%s", staged, strchr(staged, '\n') + 1);
+    expect(post(ingest_key, "application/x-ndjson", twice), 200,
+           "{\"accepted\":9,\"duplicates\":8,\"rejected\":[]}");
+    free(direct);
+    free(staged);
+
+    char *a = stored_state("direct"), *b = stored_state("staged");
+    ck_assert_str_eq(a, b);
+    free(b);
+    /* And what they both say, for the joins the two paths make each in their own way. */
+    char *invocations = strndup(a, strcspn(a, "\n"));
+    ck_assert_str_eq(
+        invocations,
+        "(m1,\"2026-11-05 10:00:00+00\",resize,t,t,512,9000,f,queue,up-1,"
+        "\"2026-11-05 10:00:00.2+00\",200000,1500,ok,0,7000,900,70000,10,20);"
+        "(m2,\"2026-11-05 11:00:00.8+00\",late-name,t,t,512,9000,f,queue,up-stop,"
+        "\"2026-11-05 11:00:01+00\",200000,1500,ok,0,7000,900,70000,10,20);"
+        "(m3,\"2026-11-30 23:59:59.9+00\",resize,f,t,512,,f,,,\"2026-12-01 00:00:00.1+00\","
+        "200000,1500,ok,0,7000,900,70000,10,20);"
+        "(m4,\"2026-11-05 12:00:00+00\",resize,t,f,512,9000,t,queue,,,,,,,,,,,);"
+        "(m5,\"2026-11-05 13:00:00+00\",resize,t,t,512,9000,t,queue,up-5,"
+        "\"2026-11-05 13:00:00.2+00\",200000,0,error,3,1,2,3,4,0);"
+        "(m6,\"2026-11-05 14:00:00+00\",resize,t,t,512,9000,f,queue,,"
+        "\"2026-11-05 14:00:00.2+00\",200000,1500,ok,0,7000,900,70000,10,20)");
+    free(invocations);
+    free(a);
+
+    /* Direct: m6's start, and the batch but m6's stop (its invocation existed). */
+    char url[160];
+    snprintf(url, sizeof url, "%.*s/metrics", (int)(strlen(healthz_url) - strlen("/healthz")),
+             healthz_url);
+    struct http_reply r = http_call("GET", url, NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\nfaasmeter_records_direct_total 10\n"));
+    free(r.body);
+}
+END_TEST
+
 Suite *suite_meter(void)
 {
     Suite *s = suite_create("meter");
@@ -404,6 +536,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, months_get_their_own_partitions);
     tcase_add_test(tc, orphans_are_closed_as_lost_and_replaced_by_a_late_stop);
     tcase_add_test(tc, concurrent_requests_stay_exactly_once);
+    tcase_add_test(tc, direct_and_staged_paths_store_alike);
     suite_add_tcase(s, tc);
     return s;
 }

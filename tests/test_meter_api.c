@@ -386,6 +386,9 @@ START_TEST(metrics_count_records_requests_and_batches)
     expect_line(r.body, "faasmeter_records_duplicates_total 2");
     expect_line(r.body, "faasmeter_records_rejected_total 1");
     expect_line(r.body, "faasmeter_database_errors_total 0");
+    /* The repeat inside the batch and the stored one both sent their batch to the staged
+     * path. */
+    expect_line(r.body, "faasmeter_records_direct_total 0");
     expect_line(r.body,
                 "faasmeter_http_requests_total{endpoint=\"POST /v1/records\",code=\"2xx\"} 2");
     expect_line(r.body, "faasmeter_http_requests_total{endpoint=\"unmatched\",code=\"4xx\"} 1");

@@ -1,0 +1,56 @@
+#ifndef FM_METER_STORE_DIRECT_H
+#define FM_METER_STORE_DIRECT_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+#include "meter/record.h"
+
+/*
+ * Direct ingestion (schema/006_direct_ingest.sql): the records of invocations that are new
+ * to the database, with at most one start and one stop each and no resource samples, are
+ * joined into their invocation rows here and COPYed straight into record_ids, records,
+ * invocation_ids, invocations and usage_delta, with no staging table and no per-row
+ * conflict handling. The unique keys still judge: a COPY that meets an existing key fails,
+ * and the caller then stores the whole batch on the staged path (ingest_staged), which
+ * gives every record its exact outcome. The staged path also takes, in the same
+ * transaction, the records that are not eligible here.
+ */
+struct meter_direct;
+
+/**
+ * Decide which records of a batch may be stored directly, from the batch alone: none when
+ * a record id repeats within the batch. @param recs borrowed until meter_direct_free.
+ * @return the plan, or NULL when no record is eligible (or memory ran out)
+ */
+struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n);
+
+/**
+ * Inside the caller's transaction: take the plans lock, add tenants and month partitions,
+ * leave to the staged path the invocations that exist already, and COPY the rest.
+ * @return 0 when stored; 1 when a COPY met an existing key (the transaction is aborted:
+ *         roll it back and take the staged path for every record); -1 with err set when
+ *         the database failed
+ */
+int meter_direct_store(PGconn *conn, struct meter_direct *d, struct fm_err *err);
+
+/** Whether record i was stored by meter_direct_store (it is accepted then). */
+bool meter_direct_stored(const struct meter_direct *d, size_t i);
+
+/** How many records meter_direct_store stored. */
+size_t meter_direct_count(const struct meter_direct *d);
+
+/** NULL is a no-op. */
+void meter_direct_free(struct meter_direct *d);
+
+/**
+ * COPY len bytes of COPY text into the table named by sql ("COPY t (...) FROM STDIN").
+ * @return 0; 1 when the database refused a row for an existing key or a missing partition
+ *         (SQLSTATE 23505 or 23514); -1 with err set otherwise
+ */
+int meter_copy_in(PGconn *conn, const char *sql, const char *data, size_t len,
+                  struct fm_err *err);
+
+#endif

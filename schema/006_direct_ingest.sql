@@ -1,0 +1,35 @@
+-- Direct ingestion: the common batch, records of invocations that are new to the database
+-- with at most one start and one stop each, is COPYed by meterd straight into record_ids,
+-- records, invocation_ids, invocations and usage_delta (meter/store_direct.c). The unique
+-- keys of record_ids and invocation_ids stay the judges: when a COPY meets a key that
+-- exists (a repeated record, or an invocation that another batch created meanwhile), the
+-- transaction is rolled back and the batch takes the staged path of 003, which gives every
+-- record its outcome. Records of invocations that exist already take the staged path in
+-- the same transaction.
+
+-- Get a batch ready for direct COPY, and tell which of its invocations exist already.
+-- p_tenants: the batch's tenants; p_months: the months its records and invocations fall
+-- in; p_inv_tenants and p_inv_ids: its invocations, pairwise. Returns the positions (from
+-- 1) of the invocations that exist.
+CREATE FUNCTION ingest_direct_prepare(p_tenants text[], p_months timestamptz[],
+                                      p_inv_tenants text[], p_inv_ids text[])
+RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    m timestamptz;
+BEGIN
+    -- Deltas are rated under the registered plans: hold off plan_register until commit.
+    LOCK TABLE plans IN ROW SHARE MODE;
+    INSERT INTO tenants (tenant)
+    SELECT t FROM unnest(p_tenants) t
+     WHERE NOT EXISTS (SELECT 1 FROM tenants x WHERE x.tenant = t)
+    ON CONFLICT DO NOTHING;
+    FOREACH m IN ARRAY p_months LOOP
+        PERFORM ensure_month_partition('records', m);
+        PERFORM ensure_month_partition('invocations', m);
+    END LOOP;
+    RETURN QUERY
+    SELECT u.ord FROM unnest(p_inv_tenants, p_inv_ids) WITH ORDINALITY AS u(tenant, id, ord)
+     WHERE EXISTS (SELECT 1 FROM invocation_ids i
+                    WHERE i.tenant = u.tenant AND i.invocation_id = u.id);
+END $$;
