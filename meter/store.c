@@ -1,5 +1,6 @@
 #include "meter/store.h"
 
+#include <libpq-events.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,17 +36,11 @@ static const struct {
      "SELECT key_hash, role, coalesce(tenant, '') FROM api_keys"
      " WHERE key_id = $1 AND revoked_at IS NULL",
      1},
+    {METER_DIRECT_PREPARE, "SELECT * FROM ingest_direct_prepare($1, $2, $3, $4)", 4},
 };
 
 static int prepare_all(PGconn *conn, struct fm_err *err)
 {
-    PGresult *setup = PQexec(conn, "SELECT ingest_prepare_session()");
-    int setup_ok = PQresultStatus(setup) == PGRES_TUPLES_OK;
-    if (!setup_ok)
-        db_err_from(err, conn, setup, "preparing the session");
-    PQclear(setup);
-    if (!setup_ok)
-        return -1;
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
         PGresult *res = PQprepare(conn, statements[i].name, statements[i].sql,
                                   statements[i].nparams, NULL);
@@ -57,6 +52,40 @@ static int prepare_all(PGconn *conn, struct fm_err *err)
             return -1;
     }
     return 0;
+}
+
+/*
+ * The staging tables are made in a session when it first takes the staged path, not when
+ * it connects: most batches never need them, and making them costs far more than a batch.
+ * libpq's per-connection data marks the sessions that have them.
+ */
+static int session_events(PGEventId id, void *info, void *pass)
+{
+    (void)id, (void)info, (void)pass;
+    return 1;
+}
+
+static int stage_ready(PGconn *conn, struct fm_err *err)
+{
+    if (PQinstanceData(conn, session_events) != NULL)
+        return 0;
+    PGresult *res = PQexec(conn, "SELECT ingest_prepare_session()");
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        db_err_from(err, conn, res, "preparing the staging tables");
+    PQclear(res);
+    if (!ok)
+        return -1;
+    static char ready = 1;
+    PQregisterEventProc(conn, session_events, "faasmeter staging", NULL);
+    PQsetInstanceData(conn, session_events, &ready);
+    return 0;
+}
+
+/* After a rollback: tables made in the transaction are gone. */
+static void stage_forget(PGconn *conn)
+{
+    PQsetInstanceData(conn, session_events, NULL);
 }
 
 /* Take an idle connection, or room for a new one (NULL then). false when the pool stayed
@@ -199,7 +228,7 @@ static int copy_batch(PGconn *conn, const struct meter_record *recs, size_t n,
 static int store_staged(PGconn *conn, const struct meter_record *recs, size_t n,
                         enum meter_outcome *outcomes, struct fm_err *err)
 {
-    if (copy_batch(conn, recs, n, err) != 0)
+    if (stage_ready(conn, err) != 0 || copy_batch(conn, recs, n, err) != 0)
         return -1;
     PGresult *res = PQexecPrepared(conn, "ingest", 0, NULL, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != (int)n) {
@@ -268,6 +297,7 @@ int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
              * outcome. */
             meter_direct_free(d);
             d = NULL;
+            stage_forget(conn);
             if (simple(conn, "ROLLBACK", err) != 0 || simple(conn, "BEGIN", err) != 0)
                 goto fail;
         }
@@ -280,6 +310,7 @@ int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
     meter_direct_free(d);
     return rc;
 rollback:
+    stage_forget(conn);
     PQclear(PQexec(conn, "ROLLBACK"));
 fail:
     meter_direct_free(d);
@@ -384,10 +415,6 @@ static PGconn *lane_conn(struct meter_group *g, int lane, struct fm_err *err)
         PQfinish(conn);
         return NULL;
     }
-    /* Plan the batch statements now, on an empty batch, not on a client's time. */
-    PQclear(PQexec(conn, "BEGIN"));
-    PQclear(PQexecPrepared(conn, "ingest", 0, NULL, NULL, NULL, 0));
-    PQclear(PQexec(conn, "ROLLBACK"));
     g->lanes[lane] = conn;
     return conn;
 }

@@ -211,8 +211,7 @@ static int prepare(PGconn *conn, struct meter_direct *d, struct fm_err *err)
         if (d->groups[k].eligible)
             eligible[ne++] = k;
     const char *params[4] = {args[0].data, args[1].data, args[2].data, args[3].data};
-    PGresult *res = PQexecParams(conn, "SELECT * FROM ingest_direct_prepare($1, $2, $3, $4)", 4,
-                                 NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecPrepared(conn, METER_DIRECT_PREPARE, 4, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         db_err_from(err, conn, res, "preparing the batch");
         PQclear(res);

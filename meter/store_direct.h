@@ -20,6 +20,10 @@
  */
 struct meter_direct;
 
+/* The name of the statement, prepared on every connection, that meter_direct_store runs:
+ * SELECT * FROM ingest_direct_prepare($1, $2, $3, $4). */
+#define METER_DIRECT_PREPARE "direct_prepare"
+
 /**
  * Decide which records of a batch may be stored directly, from the batch alone: none when
  * a record id repeats within the batch. @param recs borrowed until meter_direct_free.
