@@ -99,14 +99,25 @@ char *fm_buf_steal(struct fm_buf *b)
 
 int fm_buf_json_string(struct fm_buf *b, const char *s)
 {
-    fm_buf_puts(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fm_buf_printf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            fm_buf_printf(b, "\\u%04x", *p);
-        else
-            fm_buf_append(b, p, 1);
+    static const char hex[] = "0123456789abcdef";
+    fm_buf_append(b, "\"", 1);
+    const unsigned char *p = (const unsigned char *)s;
+    for (;;) {
+        /* Most strings need no escape at all: copy the runs between escapes whole. */
+        const unsigned char *run = p;
+        while (*p >= 0x20 && *p != '"' && *p != '\\')
+            p++;
+        fm_buf_append(b, run, (size_t)(p - run));
+        if (*p == '\0')
+            break;
+        if (*p == '"' || *p == '\\') {
+            char esc[2] = {'\\', (char)*p};
+            fm_buf_append(b, esc, sizeof esc);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+            fm_buf_append(b, esc, sizeof esc);
+        }
+        p++;
     }
-    return fm_buf_puts(b, "\"");
+    return fm_buf_append(b, "\"", 1);
 }

@@ -143,14 +143,16 @@ static int type_mask(const char *type)
 
 void meter_copy_text(struct fm_buf *b, const char *s)
 {
-    for (const char *p = s; *p; p++) {
-        switch (*p) {
-        case '\\': fm_buf_puts(b, "\\\\"); break;
-        case '\t': fm_buf_puts(b, "\\t"); break;
-        case '\n': fm_buf_puts(b, "\\n"); break;
-        case '\r': fm_buf_puts(b, "\\r"); break;
-        default: fm_buf_append(b, p, 1);
-        }
+    /* Copy the runs between special characters whole: most text holds none. */
+    for (;;) {
+        size_t run = strcspn(s, "\\\t\n\r");
+        fm_buf_append(b, s, run);
+        s += run;
+        if (*s == '\0')
+            return;
+        char esc[2] = {'\\', *s == '\\' ? '\\' : *s == '\t' ? 't' : *s == '\n' ? 'n' : 'r'};
+        fm_buf_append(b, esc, sizeof esc);
+        s++;
     }
 }
 

@@ -74,6 +74,37 @@ START_TEST(buf_cap_is_an_error)
 }
 END_TEST
 
+static void expect_json_string(const char *in, const char *want)
+{
+    struct fm_buf b;
+    fm_buf_init(&b, 1024);
+    ck_assert_int_eq(fm_buf_json_string(&b, in), 0);
+    ck_assert_str_eq(b.data, want);
+    fm_buf_free(&b);
+}
+
+START_TEST(buf_json_string_escapes)
+{
+    expect_json_string("", "\"\"");
+    expect_json_string("plain", "\"plain\"");
+    expect_json_string("say \"hi\"\\", "\"say \\\"hi\\\"\\\\\"");
+    expect_json_string("\t\n\r", "\"\\u0009\\u000a\\u000d\"");
+    expect_json_string("a\x01z\x1f", "\"a\\u0001z\\u001f\"");
+    expect_json_string("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\x7f",
+                       "\"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\x7f\"");
+    /* Past the cap the append fails, whole escapes or not. */
+    struct fm_buf b;
+    fm_buf_init(&b, 8);
+    ck_assert_int_eq(fm_buf_json_string(&b, "ab\tc"), -1);
+    ck_assert(b.failed);
+    fm_buf_free(&b);
+    fm_buf_init(&b, 8);
+    ck_assert_int_eq(fm_buf_json_string(&b, "abcdef"), 0);
+    ck_assert_str_eq(b.data, "\"abcdef\"");
+    fm_buf_free(&b);
+}
+END_TEST
+
 Suite *suite_common(void)
 {
     Suite *s = suite_create("common");
@@ -82,6 +113,7 @@ Suite *suite_common(void)
     tcase_add_test(tc, time_rejects);
     tcase_add_test(tc, period_bounds);
     tcase_add_test(tc, buf_cap_is_an_error);
+    tcase_add_test(tc, buf_json_string_escapes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "common/timeutil.h"
 #include "meter/http.h"
+#include "meter/record.h"
 #include "meter/upkeep.h"
 #include "tests/httpc.h"
 #include "tests/suites.h"
@@ -520,6 +521,197 @@ START_TEST(direct_and_staged_paths_store_alike)
 }
 END_TEST
 
+/* ---- one record, without the server ------------------------------------------------- */
+
+struct parsed {
+    struct meter_record rec;
+    char digest[METER_DIGEST_HEX];
+};
+
+/* Parse text as one record; on success fills out, else returns the error message. */
+static const char *parse(const char *text, struct parsed *out)
+{
+    static struct fm_err err;
+    cJSON *json = cJSON_Parse(text);
+    int rc = meter_record_parse(json, &out->rec, &err);
+    cJSON_Delete(json);
+    if (rc != 0)
+        return err.msg;
+    meter_record_digest_hex(&out->rec, out->digest);
+    return NULL;
+}
+
+static void expect_copy_text(const char *in, const char *want)
+{
+    struct fm_buf b;
+    fm_buf_init(&b, 1024);
+    fm_buf_puts(&b, "<");
+    meter_copy_text(&b, in);
+    ck_assert_str_eq(b.data, want);
+    fm_buf_free(&b);
+}
+
+START_TEST(copy_text_escapes_its_four_characters)
+{
+    expect_copy_text("", "<");
+    expect_copy_text("plain text", "<plain text");
+    expect_copy_text("a\\b\tc\nd\re", "<a\\\\b\\tc\\nd\\re");
+    expect_copy_text("\\\t\n\r", "<\\\\\\t\\n\\r");
+    expect_copy_text("\t\tx\\\\", "<\\t\\tx\\\\\\\\");
+    expect_copy_text("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \"q\" \x01", "<h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \"q\" \x01");
+    /* The cap holds here as everywhere. */
+    struct fm_buf b;
+    fm_buf_init(&b, 4);
+    meter_copy_text(&b, "ab\tc");
+    ck_assert(b.failed);
+    fm_buf_free(&b);
+}
+END_TEST
+
+START_TEST(record_has_one_canonical_form)
+{
+    struct parsed p;
+    ck_assert_ptr_null(parse(
+        "{\"id\":\"r1:stop\",\"type\":\"stop\",\"invocation_id\":\"r1\",\"tenant\":\"acme\","
+        "\"function\":\"Img.resize_2\",\"time\":\"2026-11-05T10:00:00.2Z\",\"memory_mb\":512,"
+        "\"cold_start\":false,\"correlation_id\":\"a\\\\b\\tc\\nd\\re \\\"q\\\" \\u0001 h\\u00e9 "
+        "\\u20ac \\ud83d\\ude00\",\"duration_us\":200000,\"init_us\":0,\"status\":\"error\","
+        "\"exit_code\":-3,\"cpu_user_us\":7000,\"cpu_sys_us\":900,\"max_rss_kb\":70000,"
+        "\"bytes_in\":10,\"bytes_out\":20,\"timeout_ms\":5,\"trigger\":\"http\","
+        "\"extra\":{\"x\":1}}",
+        &p));
+    /* Fields of other types and unknown ones are dropped; integers and the time rewritten. */
+    ck_assert_str_eq(
+        p.rec.body,
+        "{\"id\":\"r1:stop\",\"type\":\"stop\",\"invocation_id\":\"r1\",\"tenant\":\"acme\","
+        "\"function\":\"Img.resize_2\",\"time\":\"2026-11-05T10:00:00.200000Z\",\"memory_mb\":512,"
+        "\"cold_start\":false,\"correlation_id\":\"a\\\\b\\u0009c\\u000ad\\u000de \\\"q\\\" "
+        "\\u0001 h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\",\"duration_us\":200000,\"init_us\":0,"
+        "\"status\":\"error\",\"exit_code\":-3,\"cpu_user_us\":7000,\"cpu_sys_us\":900,"
+        "\"max_rss_kb\":70000,\"bytes_in\":10,\"bytes_out\":20}");
+    ck_assert_str_eq(p.rec.copy_row,
+                     "r1:stop\tstop\tr1\tacme\tImg.resize_2\t2026-11-05T10:00:00.200000Z\t512\t\\N\t"
+                     "false\t\\N\ta\\\\b\\tc\\nd\\re \"q\" \x01 h\xc3\xa9 \xe2\x82\xac "
+                     "\xf0\x9f\x98\x80\t200000\t0\terror\t-3\t7000\t900\t70000\t10\t20");
+    ck_assert_str_eq(p.digest, "cf2dfee8622c34b04ed2e6391c44415521fbb6adc8fb6630add59a9225b3e7b2");
+    ck_assert_str_eq(p.rec.id, "r1:stop");
+    ck_assert_str_eq(p.rec.invocation_id, "r1");
+    ck_assert_str_eq(p.rec.tenant, "acme");
+    ck_assert_str_eq(p.rec.type, "stop");
+    ck_assert_str_eq(p.rec.time_text, "2026-11-05T10:00:00.200000Z");
+    ck_assert_int_eq(p.rec.time_us, INT64_C(1793872800200000));
+    ck_assert_int_eq(meter_record_int(&p.rec, MF_EXIT_CODE), -3);
+    ck_assert_int_eq(meter_record_int(&p.rec, MF_TIMEOUT_MS), 0);
+    ck_assert(meter_record_is(&p.rec, MF_CORRELATION_ID,
+                              "a\\\\b\\tc\\nd\\re \"q\" \x01 h\xc3\xa9 \xe2\x82\xac "
+                              "\xf0\x9f\x98\x80"));
+    ck_assert_int_eq(p.rec.at[MF_TIMEOUT_MS], 66);
+    ck_assert_int_eq(p.rec.len[MF_TIMEOUT_MS], -1);
+    ck_assert_int_eq(p.rec.at[MF_CORRELATION_ID], 78);
+    ck_assert_int_eq(p.rec.len[MF_CORRELATION_ID], 32);
+    ck_assert_int_eq(p.rec.at[MF_BYTES_OUT], 147);
+    ck_assert_int_eq(p.rec.len[MF_BYTES_OUT], 2);
+    struct fm_buf b;
+    fm_buf_init(&b, 1024);
+    meter_copy_text(&b, p.rec.body);
+    ck_assert_ptr_nonnull(strstr(b.data, "\"correlation_id\":\"a\\\\\\\\b\\\\u0009c\\\\u000ad"));
+    fm_buf_free(&b);
+    meter_record_clear(&p.rec);
+
+    /* An empty optional string is kept; one of a resource record's own fields. */
+    ck_assert_ptr_null(parse("{\"id\":\"s1\",\"type\":\"resource\",\"invocation_id\":\"s1\","
+                             "\"tenant\":\"acme\",\"function\":\"f\","
+                             "\"time\":\"2026-11-05T23:59:59.999999Z\",\"cpu_user_us\":1,"
+                             "\"cpu_sys_us\":2,\"max_rss_kb\":3,\"correlation_id\":\"\"}",
+                             &p));
+    ck_assert_str_eq(p.rec.body,
+                     "{\"id\":\"s1\",\"type\":\"resource\",\"invocation_id\":\"s1\","
+                     "\"tenant\":\"acme\",\"function\":\"f\","
+                     "\"time\":\"2026-11-05T23:59:59.999999Z\",\"correlation_id\":\"\","
+                     "\"cpu_user_us\":1,\"cpu_sys_us\":2,\"max_rss_kb\":3}");
+    ck_assert_str_eq(p.rec.copy_row, "s1\tresource\ts1\tacme\tf\t2026-11-05T23:59:59.999999Z\t"
+                                     "\\N\t\\N\t\\N\t\\N\t\t\\N\t\\N\t\\N\t\\N\t1\t2\t3\t\\N\t\\N");
+    ck_assert_str_eq(p.digest, "88fc2701f0332d6b5a5fac92dea566866d87b8ac64d3fd2b74355174e4a3af59");
+    ck_assert_int_eq(p.rec.len[MF_CORRELATION_ID], 0);
+    meter_record_clear(&p.rec);
+}
+END_TEST
+
+START_TEST(record_keys_count_once_the_first_time)
+{
+    /* A repeated key: its first value counts, whatever follows. */
+    struct parsed p;
+    ck_assert_ptr_null(parse(
+        "{\"type\":\"start\",\"id\":\"d1:start\",\"id\":\"ignored\",\"invocation_id\":\"d1\","
+        "\"tenant\":\"acme\",\"function\":\"f\",\"time\":\"2026-11-05T10:00:00Z\","
+        "\"memory_mb\":256,\"memory_mb\":\"x\",\"timeout_ms\":3000,\"cold_start\":true,"
+        "\"trigger\":\"queue\",\"correlation_id\":null,\"type\":\"stop\"}",
+        &p));
+    ck_assert_str_eq(p.rec.body,
+                     "{\"id\":\"d1:start\",\"type\":\"start\",\"invocation_id\":\"d1\","
+                     "\"tenant\":\"acme\",\"function\":\"f\","
+                     "\"time\":\"2026-11-05T10:00:00.000000Z\",\"memory_mb\":256,"
+                     "\"timeout_ms\":3000,\"cold_start\":true,\"trigger\":\"queue\"}");
+    ck_assert_str_eq(p.rec.copy_row,
+                     "d1:start\tstart\td1\tacme\tf\t2026-11-05T10:00:00.000000Z\t256\t3000\ttrue\t"
+                     "queue\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N");
+    ck_assert_str_eq(p.digest, "3b097641d44563c6cf5b15f3c5c15a15de6475bdc08433f7f6f545cd81635aca");
+    ck_assert_str_eq(p.rec.id, "d1:start");
+    ck_assert_str_eq(p.rec.type, "start");
+    meter_record_clear(&p.rec);
+    /* A bad first value is not rescued by a good second one. */
+    ck_assert_str_eq(parse("{\"id\":\"e\",\"type\":\"start\",\"memory_mb\":\"x\","
+                           "\"memory_mb\":256,\"invocation_id\":\"e\",\"tenant\":\"acme\","
+                           "\"function\":\"f\",\"time\":\"2026-11-05T10:00:00Z\"}",
+                           &p),
+                     "memory_mb: expected an integer 1-10240");
+    ck_assert_str_eq(parse("{\"type\":\"stop\",\"type\":\"start\"}", &p),
+                     "id: missing (required in a stop record)");
+}
+END_TEST
+
+#define STOP_TAIL                                                                             \
+    "\"invocation_id\":\"e\",\"tenant\":\"acme\",\"function\":\"f\","                         \
+    "\"time\":\"2026-11-05T10:00:00Z\",\"memory_mb\":256,\"cold_start\":true,"                \
+    "\"duration_us\":1,\"init_us\":0,\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,"    \
+    "\"cpu_sys_us\":1,\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1}"
+
+START_TEST(record_errors_name_the_field)
+{
+    static const struct {
+        const char *text, *error;
+    } cases[] = {
+        {"7", "record: expected a JSON object"},
+        {"{\"id\":\"e\"," STOP_TAIL, "type: expected one of start, stop, resource"},
+        {"{\"type\":\"stop\"," STOP_TAIL, "id: missing (required in a stop record)"},
+        {"{\"id\":\"\",\"type\":\"stop\"," STOP_TAIL, "id: expected a string of 1-128 characters"},
+        {"{\"id\":\"e\xff\",\"type\":\"stop\"," STOP_TAIL, "id: not valid UTF-8"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"exit_code\":2147483648," STOP_TAIL,
+         "exit_code: expected an integer -2147483648-2147483647"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"status\":\"done\"," STOP_TAIL,
+         "status: expected one of ok, error, timeout, oom, crashed, rejected"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"memory_mb\":null," STOP_TAIL,
+         "memory_mb: expected an integer 1-10240"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"function\":\"\"," STOP_TAIL,
+         "function: expected [A-Za-z0-9][A-Za-z0-9._-]{0,127}"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"cold_start\":0," STOP_TAIL,
+         "cold_start: expected true or false"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"time\":\"2026-11-05\"," STOP_TAIL,
+         "time: expected an RFC 3339 UTC time such as 2026-01-31T12:00:00.000000Z"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"correlation_id\":\""
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"," STOP_TAIL,
+         "correlation_id: expected a string of 0-128 characters"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct parsed p;
+        const char *error = parse(cases[i].text, &p);
+        ck_assert_msg(error && strcmp(error, cases[i].error) == 0, "%s: got %s", cases[i].text,
+                      error ? error : "no error");
+    }
+}
+END_TEST
+
 Suite *suite_meter(void)
 {
     Suite *s = suite_create("meter");
@@ -538,5 +730,11 @@ Suite *suite_meter(void)
     tcase_add_test(tc, concurrent_requests_stay_exactly_once);
     tcase_add_test(tc, direct_and_staged_paths_store_alike);
     suite_add_tcase(s, tc);
+    TCase *one = tcase_create("record");
+    tcase_add_test(one, copy_text_escapes_its_four_characters);
+    tcase_add_test(one, record_has_one_canonical_form);
+    tcase_add_test(one, record_keys_count_once_the_first_time);
+    tcase_add_test(one, record_errors_name_the_field);
+    suite_add_tcase(s, one);
     return s;
 }
