@@ -1,5 +1,6 @@
 #include "common/buf.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +11,19 @@ void fm_buf_init(struct fm_buf *b, size_t limit)
     *b = (struct fm_buf){.limit = limit};
 }
 
+void fm_buf_init_fixed(struct fm_buf *b, char *mem, size_t size)
+{
+    assert(size >= 1);
+    *b = (struct fm_buf){.data = mem, .cap = size, .limit = size - 1, .fixed = true};
+    mem[0] = '\0';
+}
+
 void fm_buf_free(struct fm_buf *b)
 {
+    if (b->fixed) {
+        fm_buf_reset(b);
+        return;
+    }
     free(b->data);
     fm_buf_init(b, b->limit);
 }
@@ -83,6 +95,7 @@ int fm_buf_printf(struct fm_buf *b, const char *fmt, ...)
 
 char *fm_buf_steal(struct fm_buf *b)
 {
+    assert(!b->fixed);
     if (b->failed) {
         fm_buf_free(b);
         return NULL;

@@ -15,10 +15,18 @@ struct fm_buf {
     size_t cap;   /* allocated */
     size_t limit; /* most bytes it may ever hold, excluding the NUL */
     bool failed;
+    bool fixed;   /* data is the caller's memory: never reallocated nor freed */
 };
 
 /** Start an empty buffer that may grow to limit bytes. Allocates nothing yet. */
 void fm_buf_init(struct fm_buf *b, size_t limit);
+
+/**
+ * Start an empty buffer over the caller's memory of size bytes (size >= 1), the NUL
+ * included. It never allocates: holding more than size - 1 bytes fails as the cap does.
+ * fm_buf_free only empties it; fm_buf_steal is not for it.
+ */
+void fm_buf_init_fixed(struct fm_buf *b, char *mem, size_t size);
 
 /** Free what b holds and make it empty again (it can be reused). */
 void fm_buf_free(struct fm_buf *b);

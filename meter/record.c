@@ -136,6 +136,9 @@ static bool int_in_range(const cJSON *v, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
+/* Room for any int64_t's digits, sign and NUL. */
+#define INT_TEXT_SIZE 24
+
 static int type_mask(const char *type)
 {
     return 1 << enum_index(record_types, type);
@@ -156,12 +159,26 @@ void meter_copy_text(struct fm_buf *b, const char *s)
     }
 }
 
+/* The decimal digits of i, written to end backwards; returns where they start. */
+static char *int_text(int64_t i, char *end)
+{
+    uint64_t u = i < 0 ? 0 - (uint64_t)i : (uint64_t)i;
+    do {
+        *--end = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (i < 0)
+        *--end = '-';
+    return end;
+}
+
 /*
- * Check one field and write its value as text into val (a string's own text, an integer's
- * digits, true or false). Returns 0, or -1 with err naming the field.
+ * Check one field and point *text at its value as text: a string's own text, the time's
+ * canonical form, an integer's digits (written into num) or true or false. Returns 0, or
+ * -1 with err naming the field.
  */
 static int check_field(const struct field *f, const cJSON *v, struct meter_record *r,
-                       char *val, size_t n, struct fm_err *err)
+                       char num[INT_TEXT_SIZE], const char **text, struct fm_err *err)
 {
     int64_t i = 0;
     switch (f->kind) {
@@ -187,18 +204,19 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
                                    "2026-01-31T12:00:00.000000Z",
                               f->name);
         fm_time_format(r->time_us, r->time_text, sizeof r->time_text);
-        snprintf(val, n, "%s", r->time_text);
+        *text = r->time_text;
         return 0;
     case F_INT:
         if (!int_in_range(v, f->min, f->max, &i))
             return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, f->name,
                               f->min, f->max);
-        snprintf(val, n, "%" PRId64, i);
+        num[INT_TEXT_SIZE - 1] = '\0';
+        *text = int_text(i, num + INT_TEXT_SIZE - 1);
         return 0;
     case F_BOOL:
         if (!cJSON_IsBool(v))
             return fm_err_set(err, "%s: expected true or false", f->name);
-        snprintf(val, n, "%s", cJSON_IsTrue(v) ? "true" : "false");
+        *text = cJSON_IsTrue(v) ? "true" : "false";
         return 0;
     case F_ENUM:
         if (!cJSON_IsString(v) || enum_index(f->values, v->valuestring) < 0) {
@@ -211,7 +229,7 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
         }
         break;
     }
-    snprintf(val, n, "%s", v->valuestring); /* lengths were checked: at most 128 */
+    *text = v->valuestring;
     return 0;
 }
 
@@ -233,81 +251,105 @@ const char *meter_record_columns(void)
     return columns;
 }
 
+/* Where the field called name is in the table, or MF_COUNT for an unknown name. */
+static size_t field_index(const char *name, size_t guess)
+{
+    /* Records mostly list their fields in the table's order: try the next one first. */
+    if (guess < MF_COUNT && strcmp(fields[guess].name, name) == 0)
+        return guess;
+    size_t k = 0;
+    while (k < MF_COUNT && strcmp(fields[k].name, name) != 0)
+        k++;
+    return k;
+}
+
+/*
+ * Each listed field's member in one pass over the object: the first of its name, as
+ * cJSON_GetObjectItemCaseSensitive would find it (which also stops at a member without a
+ * name), or NULL.
+ */
+static void find_fields(const cJSON *json, const cJSON *v[MF_COUNT])
+{
+    for (size_t k = 0; k < MF_COUNT; k++)
+        v[k] = NULL;
+    size_t guess = 0;
+    for (const cJSON *m = json->child; m != NULL && m->string != NULL; m = m->next) {
+        size_t k = field_index(m->string, guess);
+        if (k == MF_COUNT)
+            continue;
+        if (v[k] == NULL)
+            v[k] = m;
+        guess = k + 1;
+    }
+}
+
+/* The most either text of a record may hold. The fields' own limits keep both far below. */
+#define RECORD_TEXT_MAX 8192
+
 int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_err *err)
 {
     struct meter_record r = {0};
+    /* Both texts are built on the stack, then copied into one allocation. */
+    char canon_mem[RECORD_TEXT_MAX + 1], copy_mem[RECORD_TEXT_MAX + 1];
     struct fm_buf canon, copy;
-    fm_buf_init(&canon, 8192);
-    fm_buf_init(&copy, 8192);
+    fm_buf_init_fixed(&canon, canon_mem, sizeof canon_mem);
+    fm_buf_init_fixed(&copy, copy_mem, sizeof copy_mem);
     bool first = true;
 
-    if (!cJSON_IsObject(json)) {
-        fm_err_set(err, "record: expected a JSON object");
-        goto fail;
-    }
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(json, "type");
-    if (!cJSON_IsString(type) || enum_index(record_types, type->valuestring) < 0) {
-        fm_err_set(err, "type: expected one of start, stop, resource");
-        goto fail;
-    }
+    if (!cJSON_IsObject(json))
+        return fm_err_set(err, "record: expected a JSON object");
+    const cJSON *v[MF_COUNT];
+    find_fields(json, v);
+    const cJSON *type = v[MF_TYPE];
+    if (!cJSON_IsString(type) || enum_index(record_types, type->valuestring) < 0)
+        return fm_err_set(err, "type: expected one of start, stop, resource");
     int mask = type_mask(type->valuestring);
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    for (size_t i = 0; i < MF_COUNT; i++) {
         const struct field *f = &fields[i];
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, f->name);
-        char val[160];
         if (i > 0)
-            fm_buf_puts(&copy, "\t");
+            fm_buf_append(&copy, "\t", 1);
         r.at[i] = (unsigned short)copy.len;
         r.len[i] = -1;
-        if (!(f->types & mask) || v == NULL || (f->optional && cJSON_IsNull(v))) {
-            if ((f->types & mask) && !f->optional) {
-                fm_err_set(err, "%s: missing (required in a %s record)", f->name,
-                           type->valuestring);
-                goto fail;
-            }
-            fm_buf_puts(&copy, "\\N");
+        if (!(f->types & mask) || v[i] == NULL || (f->optional && cJSON_IsNull(v[i]))) {
+            if ((f->types & mask) && !f->optional)
+                return fm_err_set(err, "%s: missing (required in a %s record)", f->name,
+                                  type->valuestring);
+            fm_buf_append(&copy, "\\N", 2);
             continue;
         }
-        if (check_field(f, v, &r, val, sizeof val, err) != 0)
-            goto fail;
-        fm_buf_puts(&canon, first ? "{\"" : ",\"");
+        char num[INT_TEXT_SIZE];
+        const char *text = NULL;
+        if (check_field(f, v[i], &r, num, &text, err) != 0)
+            return -1;
+        fm_buf_append(&canon, first ? "{\"" : ",\"", 2);
         fm_buf_puts(&canon, f->name);
-        fm_buf_puts(&canon, "\":");
+        fm_buf_append(&canon, "\":", 2);
         first = false;
         if (f->kind == F_INT || f->kind == F_BOOL)
-            fm_buf_puts(&canon, val);
+            fm_buf_puts(&canon, text);
         else
-            fm_buf_json_string(&canon, val);
-        meter_copy_text(&copy, val);
+            fm_buf_json_string(&canon, text);
+        meter_copy_text(&copy, text);
         r.len[i] = (short)(copy.len - r.at[i]);
     }
-    fm_buf_puts(&canon, "}");
-    if (canon.failed || copy.failed) {
-        fm_err_set(err, "record: too large");
-        goto fail;
-    }
+    fm_buf_append(&canon, "}", 1);
+    if (canon.failed || copy.failed)
+        return fm_err_set(err, "record: too large");
     /* Lengths were checked against these buffers' sizes above. */
-    const char *tenant = cJSON_GetObjectItemCaseSensitive(json, "tenant")->valuestring;
-    const char *id = cJSON_GetObjectItemCaseSensitive(json, "id")->valuestring;
-    memcpy(r.tenant, tenant, strlen(tenant) + 1);
-    memcpy(r.id, id, strlen(id) + 1);
-    const char *inv = cJSON_GetObjectItemCaseSensitive(json, "invocation_id")->valuestring;
+    memcpy(r.tenant, v[MF_TENANT]->valuestring, strlen(v[MF_TENANT]->valuestring) + 1);
+    memcpy(r.id, v[MF_ID]->valuestring, strlen(v[MF_ID]->valuestring) + 1);
+    const char *inv = v[MF_INVOCATION_ID]->valuestring;
     memcpy(r.invocation_id, inv, strlen(inv) + 1);
     memcpy(r.type, type->valuestring, strlen(type->valuestring) + 1);
     SHA256((const unsigned char *)canon.data, canon.len, r.digest);
-    r.body = fm_buf_steal(&canon);
-    r.copy_row = fm_buf_steal(&copy);
-    if (r.body == NULL || r.copy_row == NULL) {
-        meter_record_clear(&r);
-        fm_err_set(err, "out of memory");
-        goto fail;
-    }
+    r.body = malloc(canon.len + 1 + copy.len + 1);
+    if (r.body == NULL)
+        return fm_err_set(err, "out of memory");
+    memcpy(r.body, canon.data, canon.len + 1);
+    r.copy_row = r.body + canon.len + 1;
+    memcpy(r.copy_row, copy.data, copy.len + 1);
     *out = r;
     return 0;
-fail:
-    fm_buf_free(&canon);
-    fm_buf_free(&copy);
-    return -1;
 }
 
 void meter_record_digest_hex(const struct meter_record *r, char out[METER_DIGEST_HEX])
@@ -342,8 +384,7 @@ void meter_record_put(struct fm_buf *b, const struct meter_record *r, enum meter
 
 void meter_record_clear(struct meter_record *r)
 {
-    free(r->body);
-    free(r->copy_row);
+    free(r->body); /* copy_row shares its allocation */
     r->body = NULL;
     r->copy_row = NULL;
 }

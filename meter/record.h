@@ -27,7 +27,7 @@ struct meter_record {
     unsigned char digest[32]; /* SHA-256 of body: tells a repeat from a conflict */
     char *body;             /* canonical JSON of the listed fields, owned by the record */
     char *copy_row;         /* the fields as one row of COPY text, in meter_record_columns()
-                               order, absent ones \N; owned by the record */
+                               order, absent ones \N; in body's allocation */
     unsigned short at[MF_COUNT]; /* where each field's COPY text starts in copy_row */
     short len[MF_COUNT];         /* its length, -1 when the field is absent */
 };

@@ -105,6 +105,26 @@ START_TEST(buf_json_string_escapes)
 }
 END_TEST
 
+START_TEST(buf_fixed_stays_in_its_memory)
+{
+    char mem[6];
+    struct fm_buf b;
+    fm_buf_init_fixed(&b, mem, sizeof mem);
+    ck_assert_str_eq(b.data, "");
+    ck_assert_int_eq(fm_buf_puts(&b, "abc"), 0);
+    ck_assert_int_eq(fm_buf_json_string(&b, "d"), -1); /* 6 bytes and a NUL */
+    ck_assert(b.failed);
+    ck_assert_ptr_eq(b.data, mem);
+    fm_buf_free(&b);
+    ck_assert_ptr_eq(b.data, mem);
+    ck_assert(!b.failed);
+    ck_assert_int_eq(fm_buf_puts(&b, "12345"), 0);
+    ck_assert_str_eq(mem, "12345");
+    ck_assert_int_eq(fm_buf_puts(&b, "6"), -1);
+    ck_assert_str_eq(mem, "12345");
+}
+END_TEST
+
 Suite *suite_common(void)
 {
     Suite *s = suite_create("common");
@@ -114,6 +134,7 @@ Suite *suite_common(void)
     tcase_add_test(tc, period_bounds);
     tcase_add_test(tc, buf_cap_is_an_error);
     tcase_add_test(tc, buf_json_string_escapes);
+    tcase_add_test(tc, buf_fixed_stays_in_its_memory);
     suite_add_tcase(s, tc);
     return s;
 }
