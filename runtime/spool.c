@@ -220,11 +220,15 @@ fail:
 }
 
 /* Before the append segment is closed (rotation), what was written to it must be synced:
- * the group commit only ever syncs the current one. Called with the lock held. */
-static void retire_append_fd(struct rt_spool *s)
+ * the group commit only ever syncs the current one. Waiting for a sync lets go of the lock,
+ * and another thread may retire segment seq meanwhile and start the next one: that one
+ * stays. Called with the lock held. */
+static void retire_append_fd(struct rt_spool *s, uint64_t seq)
 {
     while (s->syncing)
         pthread_cond_wait(&s->synced_cv, &s->lock);
+    if (s->append_fd < 0 || s->append_seq != seq)
+        return;
     if (s->written > s->synced) {
         if (fdatasync(s->append_fd) == 0)
             s->synced = s->written;
@@ -286,7 +290,7 @@ static enum rt_status write_record(struct rt_spool *s, const char *rec, size_t l
             return sys_err(err, "cannot lock a segment in", s->dir);
         if (sb.st_nlink == 0 || (size_t)sb.st_size >= s->segment_bytes) {
             flock(s->append_fd, LOCK_UN);
-            retire_append_fd(s);
+            retire_append_fd(s, s->append_seq);
             continue;
         }
         struct iovec iov[2] = {{(void *)rec, len}, {"\n", 1}};
