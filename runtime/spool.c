@@ -33,10 +33,17 @@ struct rt_spool {
     int lock_fd;   /* ship.lock while claimed, else -1 */
     uint64_t cur_seq, cur_off;
     /* Group commit: appends are numbered; one fdatasync covers every append numbered up to
-     * what was written when it started. */
+     * what was written when it started. Syncs are numbered too, and a caller waits on the
+     * condition of the sync that covers its append: the one in flight, else the next (which
+     * starts when that one ends and covers all written by then). The parity of the number
+     * tells the two apart, so the end of a sync wakes only the callers it covered, and one
+     * caller to lead the next sync when some wait for it. */
     pthread_mutex_t lock;
-    pthread_cond_t synced_cv;
+    pthread_cond_t synced_cv[2];
+    unsigned waiting[2];   /* callers waiting on each condition */
     uint64_t written, synced;
+    uint64_t sync_no;      /* syncs started so far; the last one is in flight when syncing */
+    uint64_t sync_target;  /* what the sync in flight covers */
     bool syncing;
     bool broken;   /* an fdatasync failed: what it covered may be lost, refuse from now on */
     size_t max_bytes;
@@ -149,7 +156,8 @@ enum rt_status rt_spool_open(const char *dir, size_t segment_bytes, struct rt_sp
     s->append_fd = -1;
     s->lock_fd = -1;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->synced_cv, NULL);
+    pthread_cond_init(&s->synced_cv[0], NULL);
+    pthread_cond_init(&s->synced_cv[1], NULL);
     *out = s;
     return RT_OK;
 }
@@ -162,7 +170,8 @@ void rt_spool_close(struct rt_spool *s)
         close(s->append_fd);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
-    pthread_cond_destroy(&s->synced_cv);
+    pthread_cond_destroy(&s->synced_cv[0]);
+    pthread_cond_destroy(&s->synced_cv[1]);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -226,7 +235,7 @@ fail:
 static void retire_append_fd(struct rt_spool *s, uint64_t seq)
 {
     while (s->syncing)
-        pthread_cond_wait(&s->synced_cv, &s->lock);
+        pthread_cond_wait(&s->synced_cv[s->sync_no & 1], &s->lock);
     if (s->append_fd < 0 || s->append_seq != seq)
         return;
     if (s->written > s->synced) {
@@ -234,7 +243,9 @@ static void retire_append_fd(struct rt_spool *s, uint64_t seq)
             s->synced = s->written;
         else
             s->broken = true;
-        pthread_cond_broadcast(&s->synced_cv);
+        /* It covered those waiting for the next sync as well. */
+        pthread_cond_broadcast(&s->synced_cv[0]);
+        pthread_cond_broadcast(&s->synced_cv[1]);
     }
     close(s->append_fd);
     s->append_fd = -1;
@@ -310,17 +321,34 @@ static enum rt_status write_record(struct rt_spool *s, const char *rec, size_t l
     return RT_EIO;
 }
 
+/* Sync number no ended: wake the callers it covered, and one of those waiting for the
+ * next sync to lead it (all of them when the spool broke). Called with the lock held. */
+static void sync_ended(struct rt_spool *s, uint64_t no)
+{
+    pthread_cond_broadcast(&s->synced_cv[no & 1]);
+    if (s->broken)
+        pthread_cond_broadcast(&s->synced_cv[(no + 1) & 1]);
+    else if (s->waiting[(no + 1) & 1] > 0)
+        pthread_cond_signal(&s->synced_cv[(no + 1) & 1]);
+}
+
 /* Wait until append number seq is on disk, syncing for everyone when nobody else is.
  * Called with the lock held. */
 static void group_sync(struct rt_spool *s, uint64_t seq)
 {
     while (s->synced < seq && !s->broken) {
         if (s->syncing) {
-            pthread_cond_wait(&s->synced_cv, &s->lock);
+            /* Not covered by the sync in flight: waiting for it to end and syncing right
+             * then lets the next sync cover everyone who wrote meanwhile. */
+            unsigned which = (s->sync_target >= seq ? s->sync_no : s->sync_no + 1) & 1;
+            s->waiting[which]++;
+            pthread_cond_wait(&s->synced_cv[which], &s->lock);
+            s->waiting[which]--;
             continue;
         }
         s->syncing = true;
-        uint64_t target = s->written;
+        uint64_t no = ++s->sync_no;
+        uint64_t target = s->sync_target = s->written;
         int fd = s->append_fd;
         pthread_mutex_unlock(&s->lock);
         int rc = fdatasync(fd);
@@ -330,7 +358,7 @@ static void group_sync(struct rt_spool *s, uint64_t seq)
             s->synced = target;
         else if (rc != 0)
             s->broken = true;
-        pthread_cond_broadcast(&s->synced_cv);
+        sync_ended(s, no);
     }
 }
 
