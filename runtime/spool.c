@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,10 +46,14 @@ struct rt_spool {
     uint64_t sync_no;      /* syncs started so far; the last one is in flight when syncing */
     uint64_t sync_target;  /* what the sync in flight covers */
     bool syncing;
-    bool broken;   /* an fdatasync failed: what it covered may be lost, refuse from now on */
-    size_t max_bytes;
-    uint64_t usage_bytes;
-    int64_t usage_at_us;
+    /* An fdatasync failed: what it covered may be lost, refuse from now on. Atomic, like
+     * the cap's figures, so that rt_spool_has_room (once per invocation) reads them without
+     * the lock that appends and syncs take. */
+    atomic_bool broken;
+    _Atomic size_t max_bytes;
+    _Atomic uint64_t usage_bytes; /* unshipped at the last look, plus appends since */
+    _Atomic int64_t usage_at_us;  /* when the folder was last looked at; 0: look now */
+    pthread_mutex_t usage_lock;   /* one look at a time */
 };
 
 static enum rt_status sys_err(struct fm_err *err, const char *what, const char *path)
@@ -156,6 +161,7 @@ enum rt_status rt_spool_open(const char *dir, size_t segment_bytes, struct rt_sp
     s->append_fd = -1;
     s->lock_fd = -1;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->usage_lock, NULL);
     pthread_cond_init(&s->synced_cv[0], NULL);
     pthread_cond_init(&s->synced_cv[1], NULL);
     *out = s;
@@ -173,6 +179,7 @@ void rt_spool_close(struct rt_spool *s)
     pthread_cond_destroy(&s->synced_cv[0]);
     pthread_cond_destroy(&s->synced_cv[1]);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->usage_lock);
     free(s);
 }
 
@@ -405,10 +412,10 @@ enum rt_status rt_spool_append(struct rt_spool *s, const char *rec, size_t len,
 
 void rt_spool_set_cap(struct rt_spool *s, size_t max_bytes)
 {
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->usage_lock);
     s->max_bytes = max_bytes;
     s->usage_at_us = 0;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->usage_lock);
 }
 
 /* The bytes not shipped yet: from the shipper's cursor (maybe another process's) to the
@@ -442,21 +449,34 @@ static uint64_t unshipped_bytes(const struct rt_spool *s)
     return total;
 }
 
+/* Look at the folder again; called with usage_lock held. Appends go on meanwhile: those
+ * the look saw are counted twice until the next look, which errs on the side of the cap. */
+static void look_at_usage(struct rt_spool *s, int64_t now)
+{
+    uint64_t before = s->usage_bytes;
+    uint64_t seen = unshipped_bytes(s);
+    uint64_t cur = s->usage_bytes;
+    while (!atomic_compare_exchange_weak(&s->usage_bytes, &cur, seen + (cur - before)))
+        ;
+    s->usage_at_us = now;
+}
+
 bool rt_spool_has_room(struct rt_spool *s)
 {
-    pthread_mutex_lock(&s->lock);
-    bool room = !s->broken;
-    if (room && s->max_bytes > 0) {
-        int64_t now = fm_mono_us();
-        /* The shipper (maybe another process) shrinks the spool: look again now and then. */
-        if (s->usage_at_us == 0 || now - s->usage_at_us >= USAGE_RESCAN_US) {
-            s->usage_bytes = unshipped_bytes(s);
-            s->usage_at_us = now;
-        }
-        room = s->usage_bytes < s->max_bytes;
+    if (s->broken)
+        return false;
+    size_t cap = s->max_bytes;
+    if (cap == 0)
+        return true;
+    /* The shipper (maybe another process) shrinks the spool: look again now and then. */
+    int64_t now = fm_mono_us();
+    if (s->usage_at_us == 0 || now - s->usage_at_us >= USAGE_RESCAN_US) {
+        pthread_mutex_lock(&s->usage_lock);
+        if (s->usage_at_us == 0 || now - s->usage_at_us >= USAGE_RESCAN_US)
+            look_at_usage(s, now); /* unless another caller just did */
+        pthread_mutex_unlock(&s->usage_lock);
     }
-    pthread_mutex_unlock(&s->lock);
-    return room;
+    return s->usage_bytes < cap;
 }
 
 static enum rt_status read_cursor(struct rt_spool *s, struct fm_err *err)
