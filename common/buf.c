@@ -36,7 +36,8 @@ void fm_buf_reset(struct fm_buf *b)
         b->data[0] = '\0';
 }
 
-static int reserve(struct fm_buf *b, size_t more)
+/* reserve's slow path: fail at the cap, else reallocate. */
+static int grow(struct fm_buf *b, size_t more)
 {
     if (b->failed)
         return -1;
@@ -60,6 +61,15 @@ static int reserve(struct fm_buf *b, size_t more)
     return 0;
 }
 
+/* Room for more bytes and the NUL. Appends are many and small: when the room is there
+ * already, this is two comparisons. */
+static inline int reserve(struct fm_buf *b, size_t more)
+{
+    if (!b->failed && more < b->cap - b->len && more <= b->limit - b->len)
+        return 0;
+    return grow(b, more);
+}
+
 int fm_buf_append(struct fm_buf *b, const void *p, size_t n)
 {
     if (reserve(b, n) != 0)
@@ -78,17 +88,26 @@ int fm_buf_puts(struct fm_buf *b, const char *s)
 
 int fm_buf_printf(struct fm_buf *b, const char *fmt, ...)
 {
+    if (b->failed)
+        return -1;
+    /* Format straight into the room there is; only text longer than that is formatted
+     * again, after growing. */
+    size_t room = b->cap - b->len;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
     if (n < 0 || reserve(b, (size_t)n) != 0) {
+        if (room)
+            b->data[b->len] = '\0';
         b->failed = true;
         return -1;
     }
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if ((size_t)n >= room) {
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
     return 0;
 }

@@ -125,6 +125,25 @@ START_TEST(buf_fixed_stays_in_its_memory)
 }
 END_TEST
 
+START_TEST(buf_printf_fills_or_fails_whole)
+{
+    struct fm_buf b;
+    fm_buf_init(&b, 300);
+    ck_assert_int_eq(fm_buf_printf(&b, "%s-%d", "ab", 12), 0);
+    ck_assert_str_eq(b.data, "ab-12");
+    /* Longer than the room allocated so far: it grows. */
+    ck_assert_int_eq(fm_buf_printf(&b, "%280d", 7), 0);
+    ck_assert_int_eq(b.len, 285);
+    ck_assert_str_eq(b.data + 284, "7");
+    /* Past the cap: nothing of it stays, and the text before is whole. */
+    ck_assert_int_eq(fm_buf_printf(&b, "%20d", 8), -1);
+    ck_assert(b.failed);
+    ck_assert_int_eq(b.len, 285);
+    ck_assert_int_eq(strlen(b.data), 285);
+    fm_buf_free(&b);
+}
+END_TEST
+
 Suite *suite_common(void)
 {
     Suite *s = suite_create("common");
@@ -135,6 +154,7 @@ Suite *suite_common(void)
     tcase_add_test(tc, buf_cap_is_an_error);
     tcase_add_test(tc, buf_json_string_escapes);
     tcase_add_test(tc, buf_fixed_stays_in_its_memory);
+    tcase_add_test(tc, buf_printf_fills_or_fails_whole);
     suite_add_tcase(s, tc);
     return s;
 }
