@@ -1,7 +1,7 @@
 #include "meter/record.h"
 
 #include <inttypes.h>
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -172,6 +172,19 @@ static char *int_text(int64_t i, char *end)
     return end;
 }
 
+#define CANONICAL_TIME_LEN 27 /* 2026-01-31T12:00:00.000000Z */
+
+/*
+ * Whether a time that fm_time_parse accepted is written as fm_time_format would write it.
+ * The parse has checked every digit's place and range, and after the '.' it takes only
+ * digits and then the Z: with the T, the '.' and the Z where they belong, all 27 characters
+ * are as the format puts them. Runtimes send times so; formatting them again is skipped.
+ */
+static bool time_is_canonical(const char *s)
+{
+    return strlen(s) == CANONICAL_TIME_LEN && s[10] == 'T' && s[19] == '.' && s[26] == 'Z';
+}
+
 /*
  * Check one field and point *text at its value as text: a string's own text, the time's
  * canonical form, an integer's digits (written into num) or true or false. Returns 0, or
@@ -203,7 +216,10 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
             return fm_err_set(err, "%s: expected an RFC 3339 UTC time such as "
                                    "2026-01-31T12:00:00.000000Z",
                               f->name);
-        fm_time_format(r->time_us, r->time_text, sizeof r->time_text);
+        if (time_is_canonical(v->valuestring))
+            memcpy(r->time_text, v->valuestring, CANONICAL_TIME_LEN + 1);
+        else
+            fm_time_format(r->time_us, r->time_text, sizeof r->time_text);
         *text = r->time_text;
         return 0;
     case F_INT:
@@ -254,13 +270,14 @@ const char *meter_record_columns(void)
 /* Where the field called name is in the table, or MF_COUNT for an unknown name. */
 static size_t field_index(const char *name, size_t guess)
 {
-    /* Records mostly list their fields in the table's order: try the next one first. */
-    if (guess < MF_COUNT && strcmp(fields[guess].name, name) == 0)
-        return guess;
-    size_t k = 0;
-    while (k < MF_COUNT && strcmp(fields[k].name, name) != 0)
-        k++;
-    return k;
+    /* Records mostly list their fields in the table's order, skipping those of other
+     * types: look from the one after the last found on. */
+    for (size_t j = 0; j < MF_COUNT; j++) {
+        size_t k = (guess + j) % MF_COUNT;
+        if (strcmp(fields[k].name, name) == 0)
+            return k;
+    }
+    return MF_COUNT;
 }
 
 /*
@@ -279,8 +296,50 @@ static void find_fields(const cJSON *json, const cJSON *v[MF_COUNT])
             continue;
         if (v[k] == NULL)
             v[k] = m;
-        guess = k + 1;
+        guess = (k + 1) % MF_COUNT;
     }
+}
+
+/* SHA-256 with the algorithm looked up once and a context kept per thread: OpenSSL's
+ * one-shot SHA256() looks the algorithm up again on every call. */
+static EVP_MD *sha256;
+static pthread_key_t sha_ctx_key;
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+
+static void free_sha_ctx(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void sha_init(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (pthread_key_create(&sha_ctx_key, free_sha_ctx) != 0) {
+        EVP_MD_free(sha256);
+        sha256 = NULL;
+    }
+}
+
+static int digest(const char *p, size_t n, unsigned char out[32])
+{
+    pthread_once(&sha_once, sha_init);
+    if (sha256 == NULL)
+        return -1;
+    EVP_MD_CTX *ctx = pthread_getspecific(sha_ctx_key);
+    if (ctx == NULL) {
+        ctx = EVP_MD_CTX_new();
+        if (ctx == NULL)
+            return -1;
+        if (pthread_setspecific(sha_ctx_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            return -1;
+        }
+    }
+    unsigned len = 0;
+    if (!EVP_DigestInit_ex2(ctx, sha256, NULL) || !EVP_DigestUpdate(ctx, p, n) ||
+        !EVP_DigestFinal_ex(ctx, out, &len))
+        return -1;
+    return 0;
 }
 
 /* The most either text of a record may hold. The fields' own limits keep both far below. */
@@ -341,7 +400,8 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
     const char *inv = v[MF_INVOCATION_ID]->valuestring;
     memcpy(r.invocation_id, inv, strlen(inv) + 1);
     memcpy(r.type, type->valuestring, strlen(type->valuestring) + 1);
-    SHA256((const unsigned char *)canon.data, canon.len, r.digest);
+    if (digest(canon.data, canon.len, r.digest) != 0)
+        return fm_err_set(err, "record: SHA-256 failed");
     r.body = malloc(canon.len + 1 + copy.len + 1);
     if (r.body == NULL)
         return fm_err_set(err, "out of memory");

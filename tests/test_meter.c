@@ -712,6 +712,36 @@ START_TEST(record_errors_name_the_field)
 }
 END_TEST
 
+START_TEST(record_time_is_written_one_way)
+{
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"2026-11-05T10:00:00.123456Z", "2026-11-05T10:00:00.123456Z"},
+        {"2026-11-05t10:00:00.123456Z", "2026-11-05T10:00:00.123456Z"},
+        {"2026-11-05T10:00:00.123456z", "2026-11-05T10:00:00.123456Z"},
+        {"2026-11-05T10:00:00.1234Z", "2026-11-05T10:00:00.123400Z"},
+        {"2026-11-05T10:00:00+00:00", "2026-11-05T10:00:00.000000Z"},
+        {"2026-11-05T10:00:00.5+00:00", "2026-11-05T10:00:00.500000Z"},
+        {"2024-02-29T23:59:59Z", "2024-02-29T23:59:59.000000Z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "{\"id\":\"e\",\"type\":\"stop\",\"time\":\"%s\"," STOP_TAIL,
+                 cases[i].in);
+        struct parsed p;
+        const char *error = parse(text, &p);
+        ck_assert_msg(error == NULL, "%s: %s", cases[i].in, error);
+        ck_assert_str_eq(p.rec.time_text, cases[i].want);
+        ck_assert(meter_record_is(&p.rec, MF_TIME, cases[i].want));
+        char in_body[64];
+        snprintf(in_body, sizeof in_body, "\"time\":\"%s\"", cases[i].want);
+        ck_assert_ptr_nonnull(strstr(p.rec.body, in_body));
+        meter_record_clear(&p.rec);
+    }
+}
+END_TEST
+
 Suite *suite_meter(void)
 {
     Suite *s = suite_create("meter");
@@ -735,6 +765,7 @@ Suite *suite_meter(void)
     tcase_add_test(one, record_has_one_canonical_form);
     tcase_add_test(one, record_keys_count_once_the_first_time);
     tcase_add_test(one, record_errors_name_the_field);
+    tcase_add_test(one, record_time_is_written_one_way);
     suite_add_tcase(s, one);
     return s;
 }
