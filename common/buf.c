@@ -70,7 +70,7 @@ static inline int reserve(struct fm_buf *b, size_t more)
     return grow(b, more);
 }
 
-int fm_buf_append(struct fm_buf *b, const void *p, size_t n)
+int fm_buf_append_grow(struct fm_buf *b, const void *p, size_t n)
 {
     if (reserve(b, n) != 0)
         return -1;
@@ -79,11 +79,6 @@ int fm_buf_append(struct fm_buf *b, const void *p, size_t n)
     b->len += n;
     b->data[b->len] = '\0';
     return 0;
-}
-
-int fm_buf_puts(struct fm_buf *b, const char *s)
-{
-    return fm_buf_append(b, s, strlen(s));
 }
 
 int fm_buf_printf(struct fm_buf *b, const char *fmt, ...)

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /*
  * A growable byte buffer with a hard cap. Reaching the cap is an error, never a silent
@@ -34,9 +35,26 @@ void fm_buf_free(struct fm_buf *b);
 /** Forget the contents but keep the allocation. */
 void fm_buf_reset(struct fm_buf *b);
 
+/** fm_buf_append when the room is not there yet: grows b, or fails at the cap. */
+int fm_buf_append_grow(struct fm_buf *b, const void *p, size_t n);
+
 /** Append n bytes. Returns 0, or -1 on the cap or out of memory (b->failed is then set). */
-int fm_buf_append(struct fm_buf *b, const void *p, size_t n);
-int fm_buf_puts(struct fm_buf *b, const char *s);
+static inline int fm_buf_append(struct fm_buf *b, const void *p, size_t n)
+{
+    /* Inline: appends are many and small, and most fit in the room there is. */
+    if (b->failed || n >= b->cap - b->len || n > b->limit - b->len)
+        return fm_buf_append_grow(b, p, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static inline int fm_buf_puts(struct fm_buf *b, const char *s)
+{
+    return fm_buf_append(b, s, strlen(s));
+}
+
 int fm_buf_printf(struct fm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** Append s as a JSON string literal, quoted and escaped. Returns 0 or -1 as fm_buf_append. */
