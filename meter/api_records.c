@@ -1,5 +1,7 @@
 /* POST /v1/records: validate a batch of usage records and store the valid ones once. */
 #include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,12 +12,95 @@
 
 #define RECORDS_PER_REQUEST_MAX 10000
 
+/*
+ * A batch's parsed JSON lives in an arena: a record's tree is some fifty small allocations,
+ * all freed together when the request ends. cJSON's allocation hooks are process-wide and
+ * other code uses cJSON too, so the hooks are malloc and free for everyone but the thread
+ * that is parsing a batch, and only while it parses: then they take from that batch's arena,
+ * and free is a no-op for memory inside it. The tree is never freed node by node: batch_free
+ * drops the arena whole.
+ */
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t size, used;
+    _Alignas(max_align_t) char mem[];
+};
+
+struct arena {
+    struct arena_chunk *chunks; /* newest first */
+};
+
+#define ARENA_CHUNK_MIN (64u * 1024)
+
+static _Thread_local struct arena *parsing_into; /* the arena this thread takes from */
+
+static void *arena_malloc(size_t n)
+{
+    struct arena *a = parsing_into;
+    if (a == NULL)
+        return malloc(n);
+    size_t align = _Alignof(max_align_t);
+    if (n > SIZE_MAX / 2)
+        return NULL;
+    n = (n + align - 1) / align * align;
+    struct arena_chunk *c = a->chunks;
+    if (c == NULL || c->size - c->used < n) {
+        /* Each chunk twice the last: a batch of any size takes a few. */
+        size_t size = c ? 2 * c->size : ARENA_CHUNK_MIN;
+        while (size < n)
+            size *= 2;
+        struct arena_chunk *grown = malloc(sizeof *grown + size);
+        if (grown == NULL)
+            return NULL;
+        *grown = (struct arena_chunk){.next = c, .size = size};
+        a->chunks = c = grown;
+    }
+    void *p = c->mem + c->used;
+    c->used += n;
+    return p;
+}
+
+static bool in_arena(const struct arena *a, const void *p)
+{
+    uintptr_t u = (uintptr_t)p;
+    for (const struct arena_chunk *c = a->chunks; c; c = c->next)
+        if (u >= (uintptr_t)c->mem && u < (uintptr_t)c->mem + c->size)
+            return true;
+    return false;
+}
+
+static void arena_free(void *p)
+{
+    /* cJSON frees while parsing only what it allocated then (a tree that failed, in part). */
+    struct arena *a = parsing_into;
+    if (a != NULL && in_arena(a, p))
+        return;
+    free(p);
+}
+
+static void arena_release(struct arena *a)
+{
+    while (a->chunks) {
+        struct arena_chunk *next = a->chunks->next;
+        free(a->chunks);
+        a->chunks = next;
+    }
+}
+
+/* Set the hooks before main, while no thread can be inside cJSON. */
+__attribute__((constructor)) static void install_cjson_hooks(void)
+{
+    cJSON_Hooks hooks = {.malloc_fn = arena_malloc, .free_fn = arena_free};
+    cJSON_InitHooks(&hooks);
+}
+
 /* The records of a JSON array or of NDJSON lines. A line of NDJSON that does not parse is
  * that record's error; a JSON body that does not parse is the request's. */
 struct batch {
-    cJSON **items;  /* parsed records, NULL where a line did not parse */
+    cJSON **items;  /* parsed records, NULL where a line did not parse; in arena */
     size_t n;
-    cJSON *array;   /* the parsed array, for a JSON body */
+    cJSON *array;   /* the parsed array, for a JSON body; in arena */
+    struct arena arena;
 };
 
 /* cJSON ends a string at a \u0000 escape, so two different ids could become one: such
@@ -29,11 +114,17 @@ static bool has_nul_escape(const char *text, size_t len)
 
 static void batch_free(struct batch *b)
 {
-    if (b->array == NULL)
-        for (size_t i = 0; i < b->n; i++)
-            cJSON_Delete(b->items[i]);
-    cJSON_Delete(b->array);
+    arena_release(&b->arena); /* every tree with it */
     free(b->items);
+}
+
+/* cJSON_ParseWithLength into the batch's arena. */
+static cJSON *parse_into(struct batch *b, const char *text, size_t len)
+{
+    parsing_into = &b->arena;
+    cJSON *json = cJSON_ParseWithLength(text, len);
+    parsing_into = NULL;
+    return json;
 }
 
 static int batch_parse(const char *body, size_t len, bool ndjson, struct batch *out,
@@ -45,7 +136,7 @@ static int batch_parse(const char *body, size_t len, bool ndjson, struct batch *
             *why = NUL_ESCAPE_ERROR;
             goto fail;
         }
-        b.array = cJSON_ParseWithLength(body, len);
+        b.array = parse_into(&b, body, len);
         if (b.array == NULL || !cJSON_IsArray(b.array)) {
             *why = "the body is not a JSON array of records";
             goto fail;
@@ -88,7 +179,7 @@ static int batch_parse(const char *body, size_t len, bool ndjson, struct batch *
             }
             b.items[b.n++] = has_nul_escape(body + s, end - s)
                                  ? NULL
-                                 : cJSON_ParseWithLength(body + s, end - s);
+                                 : parse_into(&b, body + s, end - s);
         }
         at = end + 1;
     }

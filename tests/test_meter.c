@@ -521,6 +521,39 @@ START_TEST(direct_and_staged_paths_store_alike)
 }
 END_TEST
 
+START_TEST(large_batches_parse_whole)
+{
+    /* Enough records that their parsed form outgrows a first block of memory many times. */
+    enum { N = 200 };
+    struct fm_buf json, ndjson;
+    fm_buf_init(&json, 64 * 1024);
+    fm_buf_init(&ndjson, 64 * 1024);
+    fm_buf_puts(&json, "[");
+    for (int i = 0; i < N; i++) {
+        char inv[32];
+        snprintf(inv, sizeof inv, "big-%03d", i);
+        fm_buf_printf(&json, "%s{\"id\":\"%s:start\",\"type\":\"start\",\"invocation_id\":\"%s\","
+                             "\"tenant\":\"acme\",\"function\":\"f\","
+                             "\"time\":\"2026-11-08T10:00:00Z\",\"memory_mb\":128,"
+                             "\"timeout_ms\":1000,\"cold_start\":false,\"trigger\":\"cli\"}",
+                      i ? "," : "", inv, inv);
+        fm_buf_printf(&ndjson, "%s%s\n", i == N / 2 ? "{\"id\":[1,2\n" : "",
+                      strrchr(json.data, '{'));
+    }
+    fm_buf_puts(&json, "]");
+    ck_assert(!json.failed && !ndjson.failed);
+    expect(post(ingest_key, "application/json", json.data), 200,
+           "{\"accepted\":200,\"duplicates\":0,\"rejected\":[]}");
+    /* The same again as NDJSON, with a line cut short among them. */
+    expect(post(ingest_key, "application/x-ndjson", ndjson.data), 200,
+           "{\"accepted\":0,\"duplicates\":200,\"rejected\":[{\"index\":100,\"error\":"
+           "\"record: not valid JSON, or a string holds \\\\u0000\"}]}");
+    expect_value("SELECT count(*) FROM records WHERE invocation_id LIKE $1", "big-%", "200");
+    fm_buf_free(&json);
+    fm_buf_free(&ndjson);
+}
+END_TEST
+
 /* ---- one record, without the server ------------------------------------------------- */
 
 struct parsed {
@@ -759,6 +792,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, orphans_are_closed_as_lost_and_replaced_by_a_late_stop);
     tcase_add_test(tc, concurrent_requests_stay_exactly_once);
     tcase_add_test(tc, direct_and_staged_paths_store_alike);
+    tcase_add_test(tc, large_batches_parse_whole);
     suite_add_tcase(s, tc);
     TCase *one = tcase_create("record");
     tcase_add_test(one, copy_text_escapes_its_four_characters);
