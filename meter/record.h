@@ -55,7 +55,7 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
 /** The record's digest as 64 lowercase hex digits and a NUL. */
 void meter_record_digest_hex(const struct meter_record *r, char out[METER_DIGEST_HEX]);
 
-/** The integer value of field f (0 when absent). */
+/** The value of integer field f (0 when absent). */
 int64_t meter_record_int(const struct meter_record *r, enum meter_field f);
 
 /** Whether field f is present and its text is exactly s. */

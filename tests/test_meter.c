@@ -635,6 +635,8 @@ START_TEST(record_has_one_canonical_form)
     ck_assert_int_eq(p.rec.time_us, INT64_C(1793872800200000));
     ck_assert_int_eq(meter_record_int(&p.rec, MF_EXIT_CODE), -3);
     ck_assert_int_eq(meter_record_int(&p.rec, MF_TIMEOUT_MS), 0);
+    ck_assert_int_eq(meter_record_int(&p.rec, MF_DURATION_US), 200000);
+    ck_assert_int_eq(meter_record_int(&p.rec, MF_INIT_US), 0);
     ck_assert(meter_record_is(&p.rec, MF_CORRELATION_ID,
                               "a\\\\b\\tc\\nd\\re \"q\" \x01 h\xc3\xa9 \xe2\x82\xac "
                               "\xf0\x9f\x98\x80"));
@@ -670,6 +672,12 @@ START_TEST(record_has_one_canonical_form)
 }
 END_TEST
 
+#define STOP_TAIL                                                                             \
+    "\"invocation_id\":\"e\",\"tenant\":\"acme\",\"function\":\"f\","                         \
+    "\"time\":\"2026-11-05T10:00:00Z\",\"memory_mb\":256,\"cold_start\":true,"                \
+    "\"duration_us\":1,\"init_us\":0,\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,"    \
+    "\"cpu_sys_us\":1,\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1}"
+
 START_TEST(record_keys_count_once_the_first_time)
 {
     /* A repeated key: its first value counts, whatever follows. */
@@ -698,16 +706,19 @@ START_TEST(record_keys_count_once_the_first_time)
                            "\"function\":\"f\",\"time\":\"2026-11-05T10:00:00Z\"}",
                            &p),
                      "memory_mb: expected an integer 1-10240");
+    /* The integers at their limits. */
+    ck_assert_ptr_null(parse("{\"id\":\"e\",\"type\":\"stop\",\"exit_code\":-2147483648,"
+                             "\"bytes_out\":1099511627776," STOP_TAIL,
+                             &p));
+    ck_assert_int_eq(meter_record_int(&p.rec, MF_EXIT_CODE), INT32_MIN);
+    ck_assert_int_eq(meter_record_int(&p.rec, MF_BYTES_OUT), INT64_C(1099511627776));
+    ck_assert_ptr_nonnull(strstr(p.rec.body, "\"exit_code\":-2147483648,"));
+    ck_assert_ptr_nonnull(strstr(p.rec.copy_row, "\t-2147483648\t"));
+    meter_record_clear(&p.rec);
     ck_assert_str_eq(parse("{\"type\":\"stop\",\"type\":\"start\"}", &p),
                      "id: missing (required in a stop record)");
 }
 END_TEST
-
-#define STOP_TAIL                                                                             \
-    "\"invocation_id\":\"e\",\"tenant\":\"acme\",\"function\":\"f\","                         \
-    "\"time\":\"2026-11-05T10:00:00Z\",\"memory_mb\":256,\"cold_start\":true,"                \
-    "\"duration_us\":1,\"init_us\":0,\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,"    \
-    "\"cpu_sys_us\":1,\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1}"
 
 START_TEST(record_errors_name_the_field)
 {
