@@ -217,7 +217,8 @@ static int copy_batch(PGconn *conn, const struct meter_record *recs, size_t n,
     int rc = -1;
     if (b.failed)
         fm_err_set(err, "out of memory");
-    else if ((rc = meter_copy_in(conn, sql, b.data, b.len, err)) > 0)
+    else if ((rc = meter_copy_in(conn, &(struct meter_copy){sql, b.data, b.len}, 1, NULL,
+                                 err)) > 0)
         fm_err_set(err, "COPY of the batch into the staging table was refused");
     rc = rc == 0 ? 0 : -1;
     fm_buf_free(&b);
@@ -286,35 +287,41 @@ int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
                         enum meter_outcome *outcomes, struct fm_err *err)
 {
     struct meter_direct *d = meter_direct_plan(recs, n);
+    int rc = -1;
     if (simple(conn, "BEGIN", err) != 0)
-        goto fail;
-    if (d != NULL) {
-        int rc = meter_direct_store(conn, d, err);
-        if (rc < 0)
-            goto rollback;
-        if (rc > 0) {
-            /* An existing key: every record takes the staged path, which tells each one's
-             * outcome. */
-            meter_direct_free(d);
-            d = NULL;
-            stage_forget(conn);
-            if (simple(conn, "ROLLBACK", err) != 0 || simple(conn, "BEGIN", err) != 0)
-                goto fail;
-        }
-    }
+        goto out;
+    if (d != NULL && meter_direct_begin(conn, d, err) != 0)
+        goto rollback;
+    /* The staged part first: the direct part's COPYs end with the commit. */
     if (store_rest(conn, d, recs, n, outcomes, err) != 0)
         goto rollback;
-    int rc = simple(conn, "COMMIT", err);
+    rc = d ? meter_direct_commit(conn, d, err) : simple(conn, "COMMIT", err);
+    if (rc > 0) {
+        /* An existing key: every record takes the staged path, which tells each one's
+         * outcome. */
+        stage_forget(conn);
+        PQclear(PQexec(conn, "ROLLBACK"));
+        meter_direct_free(d);
+        d = NULL;
+        rc = -1;
+        if (simple(conn, "BEGIN", err) != 0)
+            goto out;
+        if (store_rest(conn, NULL, recs, n, outcomes, err) != 0)
+            goto rollback;
+        rc = simple(conn, "COMMIT", err);
+    }
     if (rc == 0)
         metrics_records_direct(meter_direct_count(d));
-    meter_direct_free(d);
-    return rc;
+    else if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+        goto rollback;
+    goto out;
 rollback:
     stage_forget(conn);
     PQclear(PQexec(conn, "ROLLBACK"));
-fail:
+    rc = -1;
+out:
     meter_direct_free(d);
-    return -1;
+    return rc;
 }
 
 int meter_store_find_key(PGconn *conn, const char *key_id, struct meter_key *out,

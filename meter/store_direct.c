@@ -348,47 +348,71 @@ static void record_rows(const struct meter_record *r, struct fm_buf *rows)
     fm_buf_puts(recs, "\n");
 }
 
-int meter_copy_in(PGconn *conn, const char *sql, const char *data, size_t len,
-                  struct fm_err *err)
+/* A refusal the staged path can settle: an existing key, or a missing partition. */
+static bool settled_by_staging(const PGresult *res)
 {
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        db_err_from(err, conn, res, "starting COPY");
-        PQclear(res);
-        return -1;
-    }
-    PQclear(res);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state && (strcmp(state, "23505") == 0 || strcmp(state, "23514") == 0);
+}
+
+/* Send one COPY's data, a chunk at a time (libpq takes an int length). */
+static int put_copy(PGconn *conn, const struct meter_copy *c)
+{
     int rc = 0;
-    /* libpq takes an int length: hand it the data a chunk at a time. */
-    for (size_t at = 0; at < len && rc == 0; at += 1u << 20) {
-        size_t chunk = len - at < (1u << 20) ? len - at : 1u << 20;
-        if (PQputCopyData(conn, data + at, (int)chunk) != 1)
+    for (size_t at = 0; at < c->len && rc == 0; at += 1u << 20) {
+        size_t chunk = c->len - at < (1u << 20) ? c->len - at : 1u << 20;
+        if (PQputCopyData(conn, c->data + at, (int)chunk) != 1)
             rc = -1;
     }
     if (PQputCopyEnd(conn, rc == 0 ? NULL : "batch could not be sent") != 1)
         rc = -1;
-    res = PQgetResult(conn);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (state && (strcmp(state, "23505") == 0 || strcmp(state, "23514") == 0))
-            rc = 1;
-        else {
-            db_err_from(err, conn, res, "COPY of the batch");
-            rc = -1;
-        }
-    } else if (rc != 0) {
-        fm_err_set(err, "COPY of the batch: %s", PQerrorMessage(conn));
-    }
-    PQclear(res);
-    while ((res = PQgetResult(conn)) != NULL)
-        PQclear(res);
     return rc;
 }
 
-int meter_direct_store(PGconn *conn, struct meter_direct *d, struct fm_err *err)
+int meter_copy_in(PGconn *conn, const struct meter_copy *copies, int n, const char *tail,
+                  struct fm_err *err)
 {
-    if (prepare(conn, d, err) != 0)
+    struct fm_buf sql;
+    fm_buf_init(&sql, 1u << 16);
+    for (int k = 0; k < n; k++)
+        fm_buf_printf(&sql, "%s%s", k ? "; " : "", copies[k].sql);
+    if (tail)
+        fm_buf_printf(&sql, "%s%s", n ? "; " : "", tail);
+    if (sql.failed || PQsendQuery(conn, sql.data) != 1) {
+        fm_buf_free(&sql);
+        fm_err_set(err, "cannot send the batch: %s", PQerrorMessage(conn));
         return -1;
+    }
+    fm_buf_free(&sql);
+    /* The server answers each COPY with a request for its data, then its completion, and
+     * skips the rest after an error. */
+    int rc = 0, k = 0;
+    PGresult *res;
+    while ((res = PQgetResult(conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COPY_IN) {
+            if (k >= n || put_copy(conn, &copies[k++]) != 0) {
+                if (rc == 0)
+                    fm_err_set(err, "COPY of the batch: %s", PQerrorMessage(conn));
+                rc = -1;
+            }
+        } else if (st != PGRES_COMMAND_OK && rc == 0) {
+            rc = settled_by_staging(res) ? 1 : -1;
+            if (rc < 0)
+                db_err_from(err, conn, res, "COPY of the batch");
+        }
+        PQclear(res);
+    }
+    return rc;
+}
+
+int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
+{
+    return prepare(conn, d, err);
+}
+
+int meter_direct_commit(PGconn *conn, struct meter_direct *d, struct fm_err *err)
+{
     struct fm_buf rows[T_COUNT];
     for (int t = 0; t < T_COUNT; t++)
         fm_buf_init(&rows[t], 1u << 30);
@@ -399,15 +423,18 @@ int meter_direct_store(PGconn *conn, struct meter_direct *d, struct fm_err *err)
     for (size_t k = 0; k < d->ngroups; k++)
         if (d->groups[k].direct)
             invocation_rows(d, &d->groups[k], rows);
-    int rc = 0;
-    for (int t = 0; t < T_COUNT && rc == 0; t++) {
+    struct meter_copy copies[T_COUNT];
+    int n = 0, rc = 0;
+    for (int t = 0; t < T_COUNT; t++) {
         if (rows[t].failed) {
             fm_err_set(err, "out of memory");
             rc = -1;
         } else if (rows[t].len > 0) {
-            rc = meter_copy_in(conn, copy_sql[t], rows[t].data, rows[t].len, err);
+            copies[n++] = (struct meter_copy){copy_sql[t], rows[t].data, rows[t].len};
         }
     }
+    if (rc == 0)
+        rc = meter_copy_in(conn, copies, n, "COMMIT", err);
     for (int t = 0; t < T_COUNT; t++)
         fm_buf_free(&rows[t]);
     return rc;

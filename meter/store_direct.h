@@ -20,7 +20,7 @@
  */
 struct meter_direct;
 
-/* The name of the statement, prepared on every connection, that meter_direct_store runs:
+/* The name of the statement, prepared on every connection, that meter_direct_begin runs:
  * SELECT * FROM ingest_direct_prepare($1, $2, $3, $4). */
 #define METER_DIRECT_PREPARE "direct_prepare"
 
@@ -32,29 +32,45 @@ struct meter_direct;
 struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n);
 
 /**
- * Inside the caller's transaction: take the plans lock, add tenants and month partitions,
- * leave to the staged path the invocations that exist already, and COPY the rest.
- * @return 0 when stored; 1 when a COPY met an existing key (the transaction is aborted:
- *         roll it back and take the staged path for every record); -1 with err set when
- *         the database failed
+ * First, inside the caller's transaction: take the plans lock, add tenants and month
+ * partitions, and leave to the staged path the invocations that exist already (after
+ * this, meter_direct_stored tells which records the direct path takes).
+ * @return 0, or -1 with err set when the database failed
  */
-int meter_direct_store(PGconn *conn, struct meter_direct *d, struct fm_err *err);
+int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err);
 
-/** Whether record i was stored by meter_direct_store (it is accepted then). */
+/**
+ * Last: COPY the direct path's rows and commit, in one exchange with the server.
+ * @return 0 when committed; 1 when a COPY met an existing key or a missing partition (the
+ *         transaction is aborted: roll it back and take the staged path for every record);
+ *         -1 with err set when the database failed (roll back)
+ */
+int meter_direct_commit(PGconn *conn, struct meter_direct *d, struct fm_err *err);
+
+/** Whether record i goes, or went, the direct path (it is accepted then). */
 bool meter_direct_stored(const struct meter_direct *d, size_t i);
 
-/** How many records meter_direct_store stored. */
+/** How many records go the direct path. */
 size_t meter_direct_count(const struct meter_direct *d);
 
 /** NULL is a no-op. */
 void meter_direct_free(struct meter_direct *d);
 
+/* One COPY: its statement ("COPY t (...) FROM STDIN") and its rows as COPY text. */
+struct meter_copy {
+    const char *sql;
+    const char *data;
+    size_t len;
+};
+
 /**
- * COPY len bytes of COPY text into the table named by sql ("COPY t (...) FROM STDIN").
+ * Run n COPY statements and then tail (a statement such as "COMMIT", or NULL) as one query,
+ * so that each costs the server one exchange with meterd rather than two.
  * @return 0; 1 when the database refused a row for an existing key or a missing partition
- *         (SQLSTATE 23505 or 23514); -1 with err set otherwise
+ *         (SQLSTATE 23505 or 23514; the statements after it did not run); -1 with err set
+ *         otherwise
  */
-int meter_copy_in(PGconn *conn, const char *sql, const char *data, size_t len,
+int meter_copy_in(PGconn *conn, const struct meter_copy *copies, int n, const char *tail,
                   struct fm_err *err);
 
 #endif
