@@ -203,13 +203,17 @@ static int child_start(const char *conninfo, struct child *out)
     return 0;
 }
 
-/* Stop the child and wait for it; its peak resident memory in kB, -1 when unknown. */
-static long long child_stop(struct child *c)
+/* Stop the child and wait for it; its peak resident memory in kB (-1 when unknown) and the
+ * CPU time it used in user and system mode, in microseconds. */
+static long long child_stop(struct child *c, long long cpu_us[2])
 {
     close(c->stop_fd);
     struct rusage ru;
+    cpu_us[0] = cpu_us[1] = 0;
     if (wait4(c->pid, NULL, 0, &ru) != c->pid)
         return -1;
+    cpu_us[0] = ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec;
+    cpu_us[1] = ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec;
     return ru.ru_maxrss;
 }
 
@@ -350,14 +354,15 @@ int main(void)
         return fail("meterd", "did not start");
     long long meterd_failed;
     long long meterd_rate = drive(meterd.port, key, seconds, 0, &meterd_failed);
-    long long peak_kb = child_stop(&meterd);
+    long long meterd_cpu[2], hello_cpu[2];
+    long long peak_kb = child_stop(&meterd, meterd_cpu);
     long long stored = stored_records(conninfo);
 
     if (child_start(NULL, &hello) != 0)
         return fail("hello-world", "did not start");
     long long hello_failed;
     long long hello_rate = drive(hello.port, key, seconds, 1, &hello_failed);
-    child_stop(&hello);
+    child_stop(&hello, hello_cpu);
     curl_global_cleanup();
 
     printf("one record per request, %d keep-alive clients, %d s each; meterd: a thread per "
@@ -371,6 +376,13 @@ int main(void)
     if (hello_rate > 0)
         printf("  ratio        %8.3f of hello-world (target >= 0.35)\n",
                (double)meterd_rate / (double)hello_rate);
+    if (meterd_rate > 0 && hello_rate > 0) {
+        double m = (double)(meterd_rate * seconds), h = (double)(hello_rate * seconds);
+        printf("  server CPU   meterd %.0f us user + %.0f us system per record (PostgreSQL's "
+               "apart), hello-world %.0f + %.0f us per request\n",
+               (double)meterd_cpu[0] / m, (double)meterd_cpu[1] / m, (double)hello_cpu[0] / h,
+               (double)hello_cpu[1] / h);
+    }
     printf("  target       %8d records/s: %s\n", 20000,
            meterd_rate >= 20000 ? "reached" : "not reached");
     if (peak_kb >= 0)
