@@ -549,6 +549,14 @@ START_TEST(large_batches_parse_whole)
            "{\"accepted\":0,\"duplicates\":200,\"rejected\":[{\"index\":100,\"error\":"
            "\"record: not valid JSON, or a string holds \\\\u0000\"}]}");
     expect_value("SELECT count(*) FROM records WHERE invocation_id LIKE $1", "big-%", "200");
+    /* The text \u0000 refuses a line even after an escaped backslash, as anywhere. */
+    expect(post(ingest_key, "application/x-ndjson",
+                "{\"id\":\"x\\\\u0000\"}\n{\"id\":\"\\\\\"}\n{\"id\":\"\\u0001\"}"),
+           200,
+           "{\"accepted\":0,\"duplicates\":0,\"rejected\":["
+           "{\"index\":0,\"error\":\"record: not valid JSON, or a string holds \\\\u0000\"},"
+           "{\"index\":1,\"error\":\"type: expected one of start, stop, resource\"},"
+           "{\"index\":2,\"error\":\"type: expected one of start, stop, resource\"}]}");
     fm_buf_free(&json);
     fm_buf_free(&ndjson);
 }
