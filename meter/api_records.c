@@ -17,8 +17,8 @@
  * all freed together when the request ends. cJSON's allocation hooks are process-wide and
  * other code uses cJSON too, so the hooks are malloc and free for everyone but the thread
  * that is parsing a batch, and only while it parses: then they take from that batch's arena,
- * and free is a no-op for memory inside it. The tree is never freed node by node: batch_free
- * drops the arena whole.
+ * and free is a no-op for memory inside it. Trees are never freed node by node: batch_free
+ * drops the arena whole, and each line of NDJSON empties it for the next.
  */
 struct arena_chunk {
     struct arena_chunk *next;
@@ -87,6 +87,19 @@ static void arena_release(struct arena *a)
     }
 }
 
+/* Empty the arena for reuse: its newest chunk, the largest, is kept. */
+static void arena_clear(struct arena *a)
+{
+    struct arena_chunk *keep = a->chunks;
+    if (keep == NULL)
+        return;
+    a->chunks = keep->next;
+    arena_release(a);
+    keep->next = NULL;
+    keep->used = 0;
+    a->chunks = keep;
+}
+
 /* Set the hooks before main, while no thread can be inside cJSON. */
 __attribute__((constructor)) static void install_cjson_hooks(void)
 {
@@ -96,10 +109,16 @@ __attribute__((constructor)) static void install_cjson_hooks(void)
 
 /* The records of a JSON array or of NDJSON lines. A line of NDJSON that does not parse is
  * that record's error; a JSON body that does not parse is the request's. */
+struct line {
+    const char *text;
+    size_t len;
+};
+
 struct batch {
-    cJSON **items;  /* parsed records, NULL where a line did not parse; in arena */
     size_t n;
-    cJSON *array;   /* the parsed array, for a JSON body; in arena */
+    cJSON **items;      /* a JSON body's records */
+    cJSON *array;       /* a JSON body, parsed; in arena */
+    struct line *lines; /* NDJSON's records, each parsed into the arena when its turn comes */
     struct arena arena;
 };
 
@@ -121,6 +140,7 @@ static void batch_free(struct batch *b)
 {
     arena_release(&b->arena); /* every tree with it */
     free(b->items);
+    free(b->lines);
 }
 
 /* cJSON_ParseWithLength into the batch's arena. */
@@ -161,8 +181,8 @@ static int batch_parse(const char *body, size_t len, bool ndjson, struct batch *
         return 0;
     }
     size_t cap = 64;
-    b.items = calloc(cap, sizeof *b.items);
-    if (b.items == NULL)
+    b.lines = calloc(cap, sizeof *b.lines);
+    if (b.lines == NULL)
         goto oom;
     for (size_t at = 0; at < len;) {
         const char *nl = memchr(body + at, '\n', len - at);
@@ -176,15 +196,13 @@ static int batch_parse(const char *body, size_t len, bool ndjson, struct batch *
                 goto fail;
             }
             if (b.n == cap) {
-                cJSON **grown = realloc(b.items, 2 * cap * sizeof *b.items);
+                struct line *grown = realloc(b.lines, 2 * cap * sizeof *b.lines);
                 if (grown == NULL)
                     goto oom;
-                b.items = grown;
+                b.lines = grown;
                 cap *= 2;
             }
-            b.items[b.n++] = has_nul_escape(body + s, end - s)
-                                 ? NULL
-                                 : parse_into(&b, body + s, end - s);
+            b.lines[b.n++] = (struct line){body + s, end - s};
         }
         at = end + 1;
     }
@@ -195,6 +213,20 @@ oom:
 fail:
     batch_free(&b);
     return -1;
+}
+
+/*
+ * Record i of the batch, or NULL for a line that does not parse. A line of NDJSON is parsed
+ * only now, in place of the line before (the caller is done with that one): its tree stays in
+ * the few kilobytes the cache holds instead of a whole batch's worth of trees.
+ */
+static const cJSON *batch_record(struct batch *b, size_t i)
+{
+    if (b->lines == NULL)
+        return b->items[i];
+    arena_clear(&b->arena);
+    const struct line *l = &b->lines[i];
+    return has_nul_escape(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
 }
 
 struct reply api_post_records(const struct api_request *req)
@@ -229,9 +261,10 @@ struct reply api_post_records(const struct api_request *req)
     }
     for (size_t i = 0; i < batch.n; i++) {
         struct fm_err rerr;
-        if (batch.items[i] == NULL)
+        const cJSON *item = batch_record(&batch, i);
+        if (item == NULL)
             fm_err_set(&rerr, "record: not valid JSON, or a string holds \\u0000");
-        else if (meter_record_parse(batch.items[i], &recs[valid], &rerr) == 0) {
+        else if (meter_record_parse(item, &recs[valid], &rerr) == 0) {
             origin[valid++] = i;
             continue;
         }
