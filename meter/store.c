@@ -36,7 +36,7 @@ static const struct {
      "SELECT key_hash, role, coalesce(tenant, '') FROM api_keys"
      " WHERE key_id = $1 AND revoked_at IS NULL",
      1},
-    {METER_DIRECT_PREPARE, "SELECT * FROM ingest_direct_prepare($1, $2, $3, $4)", 4},
+    {METER_DIRECT_PREPARE, "SELECT * FROM ingest_direct_prepare($1, $2, $3)", 3},
 };
 
 static int prepare_all(PGconn *conn, struct fm_err *err)
@@ -283,43 +283,58 @@ out:
     return rc;
 }
 
+/*
+ * One transaction, in the lock order of ingest_staged: the direct part's new keys first,
+ * then the staged part's locks on existing invocations. A batch with no staged part sends
+ * its COPYs and the commit as one query.
+ */
+static int store_once(PGconn *conn, struct meter_direct *d, const struct meter_record *recs,
+                      size_t n, enum meter_outcome *outcomes, struct fm_err *err)
+{
+    if (simple(conn, "BEGIN", err) != 0)
+        return -1;
+    bool staged = d == NULL || meter_direct_count(d) < n;
+    if (d != NULL) {
+        int rc = meter_direct_begin(conn, d, err);
+        if (rc == 0)
+            staged = meter_direct_count(d) < n;
+        if (rc == 0)
+            rc = meter_direct_copy(conn, d, staged ? NULL : "COMMIT", err);
+        if (rc != 0 || !staged)
+            return rc;
+    }
+    if (store_rest(conn, d, recs, n, outcomes, err) != 0)
+        return -1;
+    return simple(conn, "COMMIT", err);
+}
+
 int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
                         enum meter_outcome *outcomes, struct fm_err *err)
 {
     struct meter_direct *d = meter_direct_plan(recs, n);
-    int rc = -1;
-    if (simple(conn, "BEGIN", err) != 0)
-        goto out;
-    if (d != NULL && meter_direct_begin(conn, d, err) != 0)
-        goto rollback;
-    /* The staged part first: the direct part's COPYs end with the commit. */
-    if (store_rest(conn, d, recs, n, outcomes, err) != 0)
-        goto rollback;
-    rc = d ? meter_direct_commit(conn, d, err) : simple(conn, "COMMIT", err);
+    int rc = store_once(conn, d, recs, n, outcomes, err);
     if (rc > 0) {
         /* An existing key: every record takes the staged path, which tells each one's
          * outcome. */
-        stage_forget(conn);
         PQclear(PQexec(conn, "ROLLBACK"));
+        stage_forget(conn);
         meter_direct_free(d);
         d = NULL;
-        rc = -1;
-        if (simple(conn, "BEGIN", err) != 0)
-            goto out;
-        if (store_rest(conn, NULL, recs, n, outcomes, err) != 0)
-            goto rollback;
-        rc = simple(conn, "COMMIT", err);
+        rc = store_once(conn, NULL, recs, n, outcomes, err);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (meter_direct_stored(d, i))
+                outcomes[i] = METER_ACCEPTED;
         metrics_records_direct(meter_direct_count(d));
-    else if (PQtransactionStatus(conn) != PQTRANS_IDLE)
-        goto rollback;
-    goto out;
-rollback:
-    stage_forget(conn);
-    PQclear(PQexec(conn, "ROLLBACK"));
-    rc = -1;
-out:
+    } else {
+        /* Whatever failed, the transaction is gone, and the staging tables it may have
+         * made with it. */
+        if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+            PQclear(PQexec(conn, "ROLLBACK"));
+        stage_forget(conn);
+        rc = -1;
+    }
     meter_direct_free(d);
     return rc;
 }

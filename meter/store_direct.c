@@ -158,10 +158,10 @@ static int64_t started_us(const struct meter_direct *d, const struct group *g)
 }
 
 /*
- * The arguments of ingest_direct_prepare: the batch's tenants, the months of its records
- * and invocations ("YYYY-MM-01"), and its eligible invocations as tenants and ids.
+ * The arguments of ingest_direct_prepare: the months of the batch's records and
+ * invocations ("YYYY-MM-01"), and its eligible invocations as tenants and ids.
  */
-static int prepare_args(const struct meter_direct *d, struct fm_buf args[4])
+static int prepare_args(const struct meter_direct *d, struct fm_buf args[3])
 {
     char(*months)[FM_TIME_BUFSZ] = malloc((d->n + d->ngroups) * sizeof *months);
     if (months == NULL)
@@ -169,27 +169,25 @@ static int prepare_args(const struct meter_direct *d, struct fm_buf args[4])
     size_t nm = 0;
     for (size_t i = 0; i < d->n; i++)
         memcpy(months[nm++], d->recs[i].time_text, 7);
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < 3; a++)
         fm_buf_puts(&args[a], "{");
     for (size_t k = 0; k < d->ngroups; k++) {
         const struct group *g = &d->groups[k];
         const struct meter_record *r = &d->recs[d->by_inv[g->first]];
-        if (k == 0 || strcmp(r->tenant, d->recs[d->by_inv[d->groups[k - 1].first]].tenant))
-            array_item(&args[0], r->tenant);
         if (!g->eligible)
             continue;
         fm_time_format(started_us(d, g), months[nm++], FM_TIME_BUFSZ);
-        array_item(&args[2], r->tenant);
-        array_item(&args[3], r->invocation_id);
+        array_item(&args[1], r->tenant);
+        array_item(&args[2], r->invocation_id);
     }
     qsort(months, nm, sizeof *months, cmp_month);
     for (size_t k = 0; k < nm; k++)
         if (k == 0 || cmp_month(months[k - 1], months[k]) != 0)
-            fm_buf_printf(&args[1], "%s%.7s-01T00:00:00Z", args[1].len > 1 ? "," : "",
+            fm_buf_printf(&args[0], "%s%.7s-01T00:00:00Z", args[0].len > 1 ? "," : "",
                           months[k]);
     free(months);
     int failed = 0;
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < 3; a++)
         failed |= fm_buf_puts(&args[a], "}") != 0 || args[a].failed;
     return failed ? -1 : 0;
 }
@@ -197,8 +195,8 @@ static int prepare_args(const struct meter_direct *d, struct fm_buf args[4])
 /* Leave to the staged path the invocations that exist already. */
 static int prepare(PGconn *conn, struct meter_direct *d, struct fm_err *err)
 {
-    struct fm_buf args[4];
-    for (int a = 0; a < 4; a++)
+    struct fm_buf args[3];
+    for (int a = 0; a < 3; a++)
         fm_buf_init(&args[a], 1u << 28);
     size_t *eligible = malloc(d->ngroups * sizeof *eligible);
     int rc = -1;
@@ -210,8 +208,8 @@ static int prepare(PGconn *conn, struct meter_direct *d, struct fm_err *err)
     for (size_t k = 0; k < d->ngroups; k++)
         if (d->groups[k].eligible)
             eligible[ne++] = k;
-    const char *params[4] = {args[0].data, args[1].data, args[2].data, args[3].data};
-    PGresult *res = PQexecPrepared(conn, METER_DIRECT_PREPARE, 4, params, NULL, NULL, 0);
+    const char *params[3] = {args[0].data, args[1].data, args[2].data};
+    PGresult *res = PQexecPrepared(conn, METER_DIRECT_PREPARE, 3, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         db_err_from(err, conn, res, "preparing the batch");
         PQclear(res);
@@ -226,7 +224,7 @@ static int prepare(PGconn *conn, struct meter_direct *d, struct fm_err *err)
     rc = 0;
 out:
     free(eligible);
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < 3; a++)
         fm_buf_free(&args[a]);
     return rc;
 }
@@ -392,9 +390,14 @@ int meter_copy_in(PGconn *conn, const struct meter_copy *copies, int n, const ch
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_COPY_IN) {
             if (k >= n || put_copy(conn, &copies[k++]) != 0) {
+                /* End this COPY with an error, or give up on a connection that cannot. */
                 if (rc == 0)
                     fm_err_set(err, "COPY of the batch: %s", PQerrorMessage(conn));
                 rc = -1;
+                if (PQputCopyEnd(conn, "the batch could not be sent") != 1) {
+                    PQclear(res);
+                    break;
+                }
             }
         } else if (st != PGRES_COMMAND_OK && rc == 0) {
             rc = settled_by_staging(res) ? 1 : -1;
@@ -411,7 +414,25 @@ int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
     return prepare(conn, d, err);
 }
 
-int meter_direct_commit(PGconn *conn, struct meter_direct *d, struct fm_err *err)
+/* The statement that adds the direct records' tenants: after their record ids, as on the
+ * staged path (the names were validated: letters, digits, '_' and '-'). */
+static void add_tenants(const struct meter_direct *d, struct fm_buf *b)
+{
+    fm_buf_puts(b, "INSERT INTO tenants (tenant) SELECT t FROM unnest('{");
+    const char *last = NULL;
+    for (size_t k = 0; k < d->ngroups; k++) {
+        const char *tenant = d->recs[d->by_inv[d->groups[k].first]].tenant;
+        if (d->groups[k].direct && (last == NULL || strcmp(last, tenant) != 0)) {
+            fm_buf_printf(b, "%s%s", last ? "," : "", tenant);
+            last = tenant;
+        }
+    }
+    fm_buf_puts(b, "}'::text[]) t WHERE NOT EXISTS (SELECT 1 FROM tenants x WHERE x.tenant = t)"
+                   " ON CONFLICT DO NOTHING");
+}
+
+int meter_direct_copy(PGconn *conn, struct meter_direct *d, const char *tail,
+                      struct fm_err *err)
 {
     struct fm_buf rows[T_COUNT];
     for (int t = 0; t < T_COUNT; t++)
@@ -433,8 +454,20 @@ int meter_direct_commit(PGconn *conn, struct meter_direct *d, struct fm_err *err
             copies[n++] = (struct meter_copy){copy_sql[t], rows[t].data, rows[t].len};
         }
     }
-    if (rc == 0)
-        rc = meter_copy_in(conn, copies, n, "COMMIT", err);
+    struct fm_buf after;
+    fm_buf_init(&after, 1u << 28);
+    add_tenants(d, &after);
+    if (tail)
+        fm_buf_printf(&after, "; %s", tail);
+    if (after.failed) {
+        fm_err_set(err, "out of memory");
+        rc = -1;
+    }
+    if (rc == 0 && n > 0)
+        rc = meter_copy_in(conn, copies, n, after.data, err);
+    else if (rc == 0 && tail != NULL)
+        rc = meter_copy_in(conn, NULL, 0, tail, err);
+    fm_buf_free(&after);
     for (int t = 0; t < T_COUNT; t++)
         fm_buf_free(&rows[t]);
     return rc;

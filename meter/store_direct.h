@@ -21,7 +21,7 @@
 struct meter_direct;
 
 /* The name of the statement, prepared on every connection, that meter_direct_begin runs:
- * SELECT * FROM ingest_direct_prepare($1, $2, $3, $4). */
+ * SELECT * FROM ingest_direct_prepare($1, $2, $3). */
 #define METER_DIRECT_PREPARE "direct_prepare"
 
 /**
@@ -32,20 +32,24 @@ struct meter_direct;
 struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n);
 
 /**
- * First, inside the caller's transaction: take the plans lock, add tenants and month
- * partitions, and leave to the staged path the invocations that exist already (after
+ * First, inside the caller's transaction: take the plans lock, add month partitions, and
+ * leave to the staged path the invocations that exist already (after
  * this, meter_direct_stored tells which records the direct path takes).
  * @return 0, or -1 with err set when the database failed
  */
 int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err);
 
 /**
- * Last: COPY the direct path's rows and commit, in one exchange with the server.
- * @return 0 when committed; 1 when a COPY met an existing key or a missing partition (the
- *         transaction is aborted: roll it back and take the staged path for every record);
- *         -1 with err set when the database failed (roll back)
+ * Then: COPY the direct path's rows and add the batch's tenants, followed by tail ("COMMIT" when nothing else is left
+ * to do in the transaction, else NULL) in the same query. Before any staged work, so that
+ * the transaction takes new keys before it locks existing invocations, as ingest_staged
+ * does.
+ * @return 0; 1 when a COPY met an existing key or a missing partition (the transaction is
+ *         aborted: roll it back and take the staged path for every record); -1 with err set
+ *         when the database failed
  */
-int meter_direct_commit(PGconn *conn, struct meter_direct *d, struct fm_err *err);
+int meter_direct_copy(PGconn *conn, struct meter_direct *d, const char *tail,
+                      struct fm_err *err);
 
 /** Whether record i goes, or went, the direct path (it is accepted then). */
 bool meter_direct_stored(const struct meter_direct *d, size_t i);

@@ -8,11 +8,12 @@
 -- the same transaction.
 
 -- Get a batch ready for direct COPY, and tell which of its invocations exist already.
--- p_tenants: the batch's tenants; p_months: the months its records and invocations fall
--- in; p_inv_tenants and p_inv_ids: its invocations, pairwise. Returns the positions (from
--- 1) of the invocations that exist.
-CREATE FUNCTION ingest_direct_prepare(p_tenants text[], p_months timestamptz[],
-                                      p_inv_tenants text[], p_inv_ids text[])
+-- p_months: the months its records and invocations fall in; p_inv_tenants and p_inv_ids:
+-- its invocations, pairwise. Returns the positions (from 1) of the invocations that exist.
+-- (meterd adds the batch's tenants after its COPYs, as ingest_staged adds them after it
+-- claims the record ids: one lock order for both paths.)
+CREATE FUNCTION ingest_direct_prepare(p_months timestamptz[], p_inv_tenants text[],
+                                      p_inv_ids text[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -20,10 +21,6 @@ DECLARE
 BEGIN
     -- Deltas are rated under the registered plans: hold off plan_register until commit.
     LOCK TABLE plans IN ROW SHARE MODE;
-    INSERT INTO tenants (tenant)
-    SELECT t FROM unnest(p_tenants) t
-     WHERE NOT EXISTS (SELECT 1 FROM tenants x WHERE x.tenant = t)
-    ON CONFLICT DO NOTHING;
     FOREACH m IN ARRAY p_months LOOP
         PERFORM ensure_month_partition('records', m);
         PERFORM ensure_month_partition('invocations', m);

@@ -109,7 +109,7 @@ END $$;
 
 
 ALTER FUNCTION ingest_staged() SET jit = off;
-ALTER FUNCTION ingest_direct_prepare(text[], timestamptz[], text[], text[]) SET jit = off;
+ALTER FUNCTION ingest_direct_prepare(timestamptz[], text[], text[]) SET jit = off;
 ALTER FUNCTION plan_register(text, bigint, bigint, boolean, text, integer, integer, integer, jsonb)
     SET jit = off;
 ALTER FUNCTION close_orphans(interval, text, integer) SET jit = off;

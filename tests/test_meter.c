@@ -491,6 +491,7 @@ START_TEST(direct_and_staged_paths_store_alike)
 
     char *a = stored_state("direct"), *b = stored_state("staged");
     ck_assert_str_eq(a, b);
+    expect_value("SELECT count(*) FROM tenants WHERE tenant IN ('direct', $1)", "staged", "2");
     free(b);
     /* And what they both say, for the joins the two paths make each in their own way. */
     char *invocations = strndup(a, strcspn(a, "\n"));
