@@ -384,11 +384,21 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
         fm_buf_puts(&canon, f->name);
         fm_buf_append(&canon, "\":", 2);
         first = false;
-        if (f->kind == F_INT || f->kind == F_BOOL)
-            fm_buf_puts(&canon, text);
-        else
+        if (f->kind == F_STRING) {
             fm_buf_json_string(&canon, text);
-        meter_copy_text(&copy, text);
+            meter_copy_text(&copy, text);
+        } else {
+            /* Digits, true or false, names, listed words or the canonical time, checked
+             * above: nothing in them needs escaping in JSON or in COPY text. */
+            size_t n = strlen(text);
+            bool quoted = f->kind != F_INT && f->kind != F_BOOL;
+            if (quoted)
+                fm_buf_append(&canon, "\"", 1);
+            fm_buf_append(&canon, text, n);
+            if (quoted)
+                fm_buf_append(&canon, "\"", 1);
+            fm_buf_append(&copy, text, n);
+        }
         r.len[i] = (short)(copy.len - r.at[i]);
     }
     fm_buf_append(&canon, "}", 1);
