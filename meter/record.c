@@ -226,6 +226,7 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
         if (!int_in_range(v, f->min, f->max, &i))
             return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, f->name,
                               f->min, f->max);
+        r->ints[f - fields] = i;
         num[INT_TEXT_SIZE - 1] = '\0';
         *text = int_text(i, num + INT_TEXT_SIZE - 1);
         return 0;
@@ -434,13 +435,7 @@ void meter_record_digest_hex(const struct meter_record *r, char out[METER_DIGEST
 
 int64_t meter_record_int(const struct meter_record *r, enum meter_field f)
 {
-    /* Digits that were validated, perhaps after a minus: no need for strtoll's generality. */
-    const char *p = r->copy_row + r->at[f], *end = p + (r->len[f] > 0 ? r->len[f] : 0);
-    bool negative = p < end && *p == '-';
-    uint64_t u = 0;
-    for (p += negative; p < end && *p >= '0' && *p <= '9'; p++)
-        u = u * 10 + (uint64_t)(*p - '0');
-    return negative ? (int64_t)(0 - u) : (int64_t)u;
+    return r->ints[f];
 }
 
 bool meter_record_is(const struct meter_record *r, enum meter_field f, const char *s)

@@ -30,6 +30,7 @@ struct meter_record {
                                order, absent ones \N; in body's allocation */
     unsigned short at[MF_COUNT]; /* where each field's COPY text starts in copy_row */
     short len[MF_COUNT];         /* its length, -1 when the field is absent */
+    int64_t ints[MF_COUNT];      /* an integer field's value, 0 when absent (and for the rest) */
 };
 
 /** The record's fields as a SQL column list, in the order of copy_row. Static. */
