@@ -1,7 +1,6 @@
 #include "meter/record.h"
 
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,6 +8,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/sha256.h"
 #include "common/timeutil.h"
 
 /* Which record types a field belongs to. */
@@ -301,48 +301,6 @@ static void find_fields(const cJSON *json, const cJSON *v[MF_COUNT])
     }
 }
 
-/* SHA-256 with the algorithm looked up once and a context kept per thread: OpenSSL's
- * one-shot SHA256() looks the algorithm up again on every call. */
-static EVP_MD *sha256;
-static pthread_key_t sha_ctx_key;
-static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
-
-static void free_sha_ctx(void *ctx)
-{
-    EVP_MD_CTX_free(ctx);
-}
-
-static void sha_init(void)
-{
-    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (pthread_key_create(&sha_ctx_key, free_sha_ctx) != 0) {
-        EVP_MD_free(sha256);
-        sha256 = NULL;
-    }
-}
-
-static int digest(const char *p, size_t n, unsigned char out[32])
-{
-    pthread_once(&sha_once, sha_init);
-    if (sha256 == NULL)
-        return -1;
-    EVP_MD_CTX *ctx = pthread_getspecific(sha_ctx_key);
-    if (ctx == NULL) {
-        ctx = EVP_MD_CTX_new();
-        if (ctx == NULL)
-            return -1;
-        if (pthread_setspecific(sha_ctx_key, ctx) != 0) {
-            EVP_MD_CTX_free(ctx);
-            return -1;
-        }
-    }
-    unsigned len = 0;
-    if (!EVP_DigestInit_ex2(ctx, sha256, NULL) || !EVP_DigestUpdate(ctx, p, n) ||
-        !EVP_DigestFinal_ex(ctx, out, &len))
-        return -1;
-    return 0;
-}
-
 /* The most either text of a record may hold. The fields' own limits keep both far below. */
 #define RECORD_TEXT_MAX 8192
 
@@ -411,7 +369,7 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
     const char *inv = v[MF_INVOCATION_ID]->valuestring;
     memcpy(r.invocation_id, inv, strlen(inv) + 1);
     memcpy(r.type, type->valuestring, strlen(type->valuestring) + 1);
-    if (digest(canon.data, canon.len, r.digest) != 0)
+    if (fm_sha256(canon.data, canon.len, r.digest) != 0)
         return fm_err_set(err, "record: SHA-256 failed");
     r.body = malloc(canon.len + 1 + copy.len + 1);
     if (r.body == NULL)

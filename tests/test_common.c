@@ -1,9 +1,12 @@
 #include <check.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/sha256.h"
 #include "common/timeutil.h"
 #include "tests/suites.h"
 
@@ -144,6 +147,37 @@ START_TEST(buf_printf_fills_or_fails_whole)
 }
 END_TEST
 
+/* FIPS 180-2's examples, from two threads (each keeps its own context). */
+static void *hash_abc(void *arg)
+{
+    unsigned char *out = arg;
+    return (void *)(intptr_t)fm_sha256("abc", 3, out);
+}
+
+START_TEST(sha256_known_answers)
+{
+    static const char *const want[] = {
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+    };
+    unsigned char out[2][FM_SHA256_LEN];
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, hash_abc, out[0]), 0);
+    ck_assert_int_eq(fm_sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
+                               out[1]),
+                     0);
+    void *rc;
+    pthread_join(th, &rc);
+    ck_assert_ptr_null(rc);
+    for (int k = 0; k < 2; k++) {
+        char hex[2 * FM_SHA256_LEN + 1];
+        for (int i = 0; i < FM_SHA256_LEN; i++)
+            snprintf(hex + 2 * i, 3, "%02x", out[k][i]);
+        ck_assert_str_eq(hex, want[k]);
+    }
+}
+END_TEST
+
 Suite *suite_common(void)
 {
     Suite *s = suite_create("common");
@@ -155,6 +189,7 @@ Suite *suite_common(void)
     tcase_add_test(tc, buf_json_string_escapes);
     tcase_add_test(tc, buf_fixed_stays_in_its_memory);
     tcase_add_test(tc, buf_printf_fills_or_fails_whole);
+    tcase_add_test(tc, sha256_known_answers);
     suite_add_tcase(s, tc);
     return s;
 }
