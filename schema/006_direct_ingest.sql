@@ -15,7 +15,14 @@
 CREATE FUNCTION ingest_direct_prepare(p_months timestamptz[], p_inv_tenants text[],
                                       p_inv_ids text[])
 RETURNS SETOF bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- One index probe per invocation of the batch: a hash or merge join would read all of
+-- invocation_ids for every batch, and a plan made while the table was small would keep
+-- doing so as it grows.
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET enable_seqscan = off
+AS $$
 DECLARE
     m timestamptz;
 BEGIN
