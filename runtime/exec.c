@@ -17,6 +17,7 @@
 
 #include "common/buf.h"
 #include "common/timeutil.h"
+#include "runtime/cgroup.h"
 #include "runtime/procstat.h"
 
 #define EXIT_CANNOT_START 127
@@ -60,7 +61,7 @@ void rt_child_isolate(pid_t parent, bool die_with_thread)
     }
 }
 
-int rt_child_limits(int memory_mb)
+int rt_child_limits(int memory_mb, const struct rt_cgroup *cg)
 {
     /* Ignored signals stay ignored across execve, so the function gets a clean slate. And
      * the child of vfork shares the runtime's memory until execve: a runtime handler must
@@ -74,9 +75,11 @@ int rt_child_limits(int memory_mb)
     sigprocmask(SIG_SETMASK, &none, NULL);
     struct rlimit as = {(rlim_t)memory_mb << 20, (rlim_t)memory_mb << 20};
     struct rlimit core = {0, 0};
-    if ((memory_mb > 0 && setrlimit(RLIMIT_AS, &as) != 0) || setrlimit(RLIMIT_CORE, &core) != 0)
+    if (setrlimit(RLIMIT_CORE, &core) != 0)
         return -1;
-    return 0;
+    if (rt_cgroup_active(cg))
+        return rt_cgroup_join(cg);
+    return memory_mb > 0 ? setrlimit(RLIMIT_AS, &as) : 0;
 }
 
 /* What the child of one exec-mode invocation needs. */
@@ -84,6 +87,7 @@ struct exec_child {
     const struct rt_exec_spec *spec;
     int in, out, err;   /* the child's ends of its stdin, stdout, stderr */
     pid_t parent;
+    const struct rt_cgroup *cg;
     volatile int start_errno; /* why it could not start; read once the child exec'd or exited */
 };
 
@@ -95,7 +99,7 @@ static void child_exec(void *ctx)
     rt_child_isolate(c->parent, true);
     if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0)
         goto fail;
-    if (rt_child_limits(spec->memory_mb) != 0)
+    if (rt_child_limits(spec->memory_mb, c->cg) != 0)
         goto fail;
     /* Descriptors someone opened without O_CLOEXEC must not leak into tenants' code. */
     syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
@@ -284,6 +288,7 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
     enum rt_status st = RT_EIO;
     int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1};
     pid_t pid = -1;
+    struct rt_cgroup cg = RT_CGROUP_NONE;
     struct rt_exec_result r = {0};
     struct pump p = {.in = -1, .out = -1, .err = -1, .exited = -1,
                      .input = spec->input, .input_len = spec->input_len,
@@ -299,9 +304,10 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
         fm_err_set(err, "pipe: %s", strerror(errno));
         goto out;
     }
+    rt_cgroup_open(spec->memory_mb, &cg); /* else the child limits its address space */
     int64_t t0 = fm_mono_us();
     struct exec_child child = {.spec = spec, .in = in[0], .out = o[1], .err = e[1],
-                               .parent = getpid()};
+                               .parent = getpid(), .cg = &cg};
     pid = rt_child_spawn(child_exec, &child);
     int start_errno = child.start_errno;
     if (pid < 0) {
@@ -377,6 +383,7 @@ out:
             close_fd(fds[i]);
     }
     rt_proc_close(&p.proc);
+    rt_cgroup_close(&cg);
     fm_buf_free(&p.output);
     free(p.errlog);
     return st;

@@ -46,7 +46,7 @@ struct rt_sampler {
 struct rt_exec_spec {
     char *const *argv;   /* argv[0] is the program's path; no PATH search */
     char *const *envp;   /* the child's whole environment */
-    int memory_mb;       /* address-space limit of the child; 0: none (the runtime's tools) */
+    int memory_mb;       /* memory limit of the child (cgroup.h); 0: none (the runtime's tools) */
     int64_t timeout_ms;  /* wall time until the process group is killed */
     const void *input;   /* written to the child's stdin, which is then closed */
     size_t input_len;
@@ -75,10 +75,12 @@ struct rt_exec_result {
  *
  * Status rule: exit 0 is "ok"; a timeout kills the group and is "timeout"; stdout beyond the
  * cap kills the group and is "error"; a program that cannot be started is "error" with exit
- * code 127. Memory: the child runs under RLIMIT_AS = memory_mb, so allocations beyond it
- * fail inside the function; "oom" is reported when the child exits with RT_EXIT_OOM or is
- * killed by a SIGKILL the runtime did not send (the kernel's OOM killer). Any other non-zero
- * exit is "error", any other fatal signal "crashed".
+ * code 127. Memory: the child and every process it starts share a memory cgroup of
+ * memory_mb (cgroup.h), and whatever is left of them is killed when the invocation ends;
+ * where no cgroup can be made, the child runs under RLIMIT_AS = memory_mb instead, so that
+ * allocations beyond it fail inside the function. "oom" is reported when the child exits
+ * with RT_EXIT_OOM or is killed by a SIGKILL the runtime did not send (the kernel's OOM
+ * killer). Any other non-zero exit is "error", any other fatal signal "crashed".
  *
  * The caller must ignore SIGPIPE (a child may close stdin before reading all input).
  * Thread-safe as long as each call has its own spec and result.
@@ -97,6 +99,7 @@ void rt_exec_result_free(struct rt_exec_result *r);
 
 struct rt_usage;
 struct rt_proc;
+struct rt_cgroup;
 
 /**
  * Start a child process that runs child(ctx), which must end in execve or _exit, and
@@ -109,9 +112,10 @@ pid_t rt_child_spawn(void (*child)(void *ctx), void *ctx);
  *  that forked it ends (also when the runtime is killed). Signal-safe. */
 void rt_child_isolate(pid_t parent, bool die_with_thread);
 
-/** In the child of vfork: every signal's default action and none blocked, RLIMIT_AS of
- *  memory_mb (0: none), no core files. Signal-safe. Returns 0 or -1. */
-int rt_child_limits(int memory_mb);
+/** In the child of vfork: every signal's default action and none blocked, no core files,
+ *  and memory_mb (0: none) as the limit of cg when it is a real group (the child joins it),
+ *  else as RLIMIT_AS. Signal-safe. Returns 0 or -1. */
+int rt_child_limits(int memory_mb, const struct rt_cgroup *cg);
 
 /** Append data to a log of at most RT_ERRLOG_MAX bytes, keeping the newest bytes. */
 void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n);

@@ -16,6 +16,7 @@
 
 #include "common/buf.h"
 #include "common/timeutil.h"
+#include "runtime/cgroup.h"
 #include "runtime/procstat.h"
 
 #define ENV_MAX 128
@@ -27,6 +28,7 @@ struct rt_worker {
     pid_t pid;
     int req, rep, log, pidfd; /* the runtime's ends; -1 once closed */
     struct rt_proc proc; /* its CPU clock and /proc files, kept open from one call to the next */
+    struct rt_cgroup cg; /* its memory group, when one could be made */
     bool have_proc;
     bool ready;
     bool dead;    /* gone or to be discarded */
@@ -55,6 +57,7 @@ struct worker_child {
     char *const *envp;
     int req, rep, log, devnull; /* the child's ends */
     pid_t parent;
+    const struct rt_cgroup *cg;
 };
 
 /* Runs in the child of vfork (see rt_child_spawn). Descriptors are first moved above the
@@ -70,7 +73,7 @@ static void child_start(void *ctx)
     if (r < 0 || w < 0 || l < 0 || n < 0 || dup2(n, 0) < 0 || dup2(l, 1) < 0 ||
         dup2(l, 2) < 0 || dup2(r, 3) < 0 || dup2(w, 4) < 0)
         _exit(EXIT_CANNOT_START);
-    if (rt_child_limits(c->spec->memory_mb) != 0)
+    if (rt_child_limits(c->spec->memory_mb, c->cg) != 0)
         _exit(EXIT_CANNOT_START);
     syscall(SYS_close_range, 5U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
     execve(c->spec->argv[0], c->spec->argv, c->envp);
@@ -96,7 +99,7 @@ enum rt_status rt_worker_start(const struct rt_worker_spec *spec, struct rt_work
         goto out;
     }
     *w = (struct rt_worker){.req = -1, .rep = -1, .log = -1, .pidfd = -1, .log_tail = log_tail,
-                            .proc = RT_PROC_NONE};
+                            .proc = RT_PROC_NONE, .cg = RT_CGROUP_NONE};
     log_tail = NULL;
     fm_buf_init(&w->in, RT_OUTPUT_MAX + HEADER_MAX);
     if (pipe2(req, O_CLOEXEC) || pipe2(rep, O_CLOEXEC) || pipe2(lg, O_CLOEXEC) ||
@@ -104,9 +107,11 @@ enum rt_status rt_worker_start(const struct rt_worker_spec *spec, struct rt_work
         fm_err_set(err, "pipe: %s", strerror(errno));
         goto out;
     }
+    rt_cgroup_open(spec->memory_mb, &w->cg); /* else the child limits its address space */
     w->started_us = fm_mono_us();
     struct worker_child child = {.spec = spec, .envp = envp, .req = req[0], .rep = rep[1],
-                                 .log = lg[1], .devnull = devnull, .parent = getpid()};
+                                 .log = lg[1], .devnull = devnull, .parent = getpid(),
+                                 .cg = &w->cg};
     /* Returns once the child exec'd (its process group made) or gave up. */
     pid_t pid = rt_child_spawn(child_start, &child);
     if (pid < 0) {
@@ -491,6 +496,7 @@ void rt_worker_stop(struct rt_worker *w)
     close_fd(&w->log);
     close_fd(&w->pidfd);
     rt_proc_close(&w->proc);
+    rt_cgroup_close(&w->cg);
     fm_buf_free(&w->in);
     free(w->log_tail);
     free(w);

@@ -1,0 +1,205 @@
+#include "runtime/cgroup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Where faasrun makes its groups, and the file that limits one; found once. */
+static char base[PATH_MAX];
+static const char *limit_file;
+static pthread_once_t found = PTHREAD_ONCE_INIT;
+static atomic_uint next_id;
+
+/* Whether the comma-separated list has the word. */
+static bool has_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0' || p[n] == '\n'))
+            return true;
+    return false;
+}
+
+/* This process's group in the memory hierarchy (v1) or the unified one (v2), from
+ * /proc/self/cgroup ("id:controllers:path"). */
+static void own_groups(char *v1, char *v2, size_t n)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[PATH_MAX + 128];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2 == NULL)
+            continue;
+        *c2 = '\0';
+        if (c1[1] == '\0')
+            snprintf(v2, n, "%s", c2 + 1);
+        else if (has_word(c1 + 1, "memory"))
+            snprintf(v1, n, "%s", c2 + 1);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* The mount point of the memory hierarchy (v1) and of the unified one (v2), from
+ * /proc/self/mountinfo; only mounts of a hierarchy's root, so that paths line up. */
+static void mounts(char *v1, char *v2, size_t n)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[PATH_MAX * 2];
+    while (f && fgets(line, sizeof line, f)) {
+        char root[PATH_MAX], point[PATH_MAX], type[32], opts[512];
+        const char *dash = strstr(line, " - ");
+        if (dash == NULL || sscanf(line, "%*s %*s %*s %4095s %4095s", root, point) != 2 ||
+            sscanf(dash + 3, "%31s %*s %511s", type, opts) != 2 || strcmp(root, "/") != 0)
+            continue;
+        if (strcmp(type, "cgroup") == 0 && has_word(opts, "memory"))
+            snprintf(v1, n, "%s", point);
+        else if (strcmp(type, "cgroup2") == 0)
+            snprintf(v2, n, "%s", point);
+    }
+    if (f)
+        fclose(f);
+}
+
+static bool file_has_word(const char *path, const char *word)
+{
+    char text[512] = "";
+    FILE *f = fopen(path, "re");
+    bool yes = f && fgets(text, sizeof text, f) && has_word(text, word);
+    if (f)
+        fclose(f);
+    return yes;
+}
+
+static void kill_and_remove(const char *dir);
+
+/* Groups that a runtime killed before it could remove them: theirs, if it is gone. */
+static void sweep_stale(void)
+{
+    DIR *d = opendir(base);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        int pid;
+        unsigned n;
+        char path[PATH_MAX + 300];
+        bool gone = sscanf(e->d_name, "faasrun-%d-%u", &pid, &n) == 2 && pid > 0 &&
+                    kill(pid, 0) != 0 && errno == ESRCH;
+        if (!gone)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+        kill_and_remove(path);
+    }
+    if (d)
+        closedir(d);
+}
+
+static void find_base(void)
+{
+    char own1[PATH_MAX] = "", own2[PATH_MAX] = "", at1[PATH_MAX] = "", at2[PATH_MAX] = "";
+    own_groups(own1, own2, sizeof own1);
+    mounts(at1, at2, sizeof at1);
+    char path[PATH_MAX + 32];
+    if (*own1 && *at1 && (size_t)snprintf(base, sizeof base, "%s%s", at1, own1) < sizeof base) {
+        limit_file = "memory.limit_in_bytes";
+    } else if (*own2 && *at2 &&
+               (size_t)snprintf(base, sizeof base, "%s%s", at2, own2) < sizeof base &&
+               (snprintf(path, sizeof path, "%s/cgroup.subtree_control", base),
+                file_has_word(path, "memory"))) {
+        limit_file = "memory.max";
+    }
+    if (limit_file == NULL || access(base, W_OK) != 0) {
+        limit_file = NULL;
+        base[0] = '\0';
+        return;
+    }
+    sweep_stale();
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t w = write(fd, text, strlen(text));
+    close(fd);
+    return w == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+int rt_cgroup_open(int memory_mb, struct rt_cgroup *cg)
+{
+    *cg = RT_CGROUP_NONE;
+    pthread_once(&found, find_base);
+    if (limit_file == NULL || memory_mb <= 0)
+        return -1;
+    struct rt_cgroup g = RT_CGROUP_NONE;
+    if ((size_t)snprintf(g.path, sizeof g.path, "%s/faasrun-%d-%u", base, (int)getpid(),
+                         atomic_fetch_add(&next_id, 1)) >= sizeof g.path ||
+        mkdir(g.path, 0755) != 0)
+        return -1;
+    char limit[32], procs[PATH_MAX + 16];
+    snprintf(limit, sizeof limit, "%lld", (long long)memory_mb << 20);
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", g.path);
+    if (write_file(g.path, limit_file, limit) != 0 ||
+        (g.procs_fd = open(procs, O_WRONLY | O_CLOEXEC)) < 0) {
+        rmdir(g.path);
+        return -1;
+    }
+    *cg = g;
+    return 0;
+}
+
+int rt_cgroup_join(const struct rt_cgroup *cg)
+{
+    /* "0": the process that writes. */
+    return write(cg->procs_fd, "0", 1) == 1 ? 0 : -1;
+}
+
+bool rt_cgroup_active(const struct rt_cgroup *cg)
+{
+    return cg->procs_fd >= 0;
+}
+
+/* SIGKILL every process listed in the group; how many there were. */
+static int kill_members(const char *dir)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+    FILE *f = fopen(path, "re");
+    int n = 0, pid;
+    while (f && fscanf(f, "%d", &pid) == 1) {
+        kill(pid, SIGKILL);
+        n++;
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* What was left in a group dies, and the group goes; it empties once the kernel has ended
+ * its members, which takes a moment after SIGKILL. */
+static void kill_and_remove(const char *dir)
+{
+    for (int round = 0; round < 200 && rmdir(dir) != 0 && errno == EBUSY; round++)
+        if (kill_members(dir) > 0 || round > 0)
+            usleep(1000);
+}
+
+void rt_cgroup_close(struct rt_cgroup *cg)
+{
+    if (!rt_cgroup_active(cg))
+        return;
+    close(cg->procs_fd);
+    kill_and_remove(cg->path);
+    *cg = RT_CGROUP_NONE;
+}

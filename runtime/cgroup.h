@@ -1,0 +1,41 @@
+#ifndef FM_RUNTIME_CGROUP_H
+#define FM_RUNTIME_CGROUP_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+/*
+ * Memory limits by control group, when the system lets faasrun make one: a function's
+ * processes (the process and everything it starts) share one memory cgroup limited to the
+ * function's memory_mb, so a function that forks gets no more memory than one that does
+ * not, and a runtime that reserves a large address space still starts. The kernel kills a
+ * process of the group that goes past the limit (SIGKILL, which the runtime reports as
+ * `oom`). faasrun makes the groups beside itself: under its own memory cgroup (cgroup v1's
+ * memory controller, or cgroup v2 when its group delegates `memory` to children). Where it
+ * cannot, rt_cgroup_open fails and the caller limits the address space instead (RLIMIT_AS).
+ */
+struct rt_cgroup {
+    char path[PATH_MAX]; /* "" when none */
+    int procs_fd;        /* its cgroup.procs, open for writing; -1 when none */
+};
+
+#define RT_CGROUP_NONE ((struct rt_cgroup){.path = "", .procs_fd = -1})
+
+/**
+ * Make a memory cgroup limited to memory_mb (> 0) for one process tree.
+ * @return 0 with *cg ready for rt_cgroup_join; -1 (and *cg = RT_CGROUP_NONE) when cgroups
+ *         cannot be used here
+ */
+int rt_cgroup_open(int memory_mb, struct rt_cgroup *cg);
+
+/** In a new process before execve: move the calling process into cg. Signal-safe.
+ *  @return 0, or -1 (errno set) */
+int rt_cgroup_join(const struct rt_cgroup *cg);
+
+/** Whether cg is a real group (rt_cgroup_open succeeded). */
+bool rt_cgroup_active(const struct rt_cgroup *cg);
+
+/** Kill every process left in cg and remove it. A no-op on RT_CGROUP_NONE. */
+void rt_cgroup_close(struct rt_cgroup *cg);
+
+#endif
