@@ -795,6 +795,80 @@ START_TEST(record_time_is_written_one_way)
 }
 END_TEST
 
+/* ---- Starts and stops of the same invocations from concurrent senders ------------------- */
+
+#define SPLIT_INVOCATIONS 240
+#define SPLIT_BATCH 12
+
+/* Sender 0 sends the starts in order, sender 1 the stops from the last to the first, each
+ * in batches: every invocation's records meet in some order, often in concurrent
+ * transactions, on both paths. A 503 (a lock cycle PostgreSQL broke) is sent again. */
+static void *send_half(void *arg)
+{
+    long side = (long)arg;
+    long *retries = calloc(1, sizeof *retries);
+    for (int b = 0; b < SPLIT_INVOCATIONS / SPLIT_BATCH; b++) {
+        struct fm_buf body;
+        fm_buf_init(&body, 1u << 20);
+        for (int j = 0; j < SPLIT_BATCH; j++) {
+            int k = side == 0 ? b * SPLIT_BATCH + j : SPLIT_INVOCATIONS - 1 - (b * SPLIT_BATCH + j);
+            char inv[32], t0[40], t1[40];
+            snprintf(inv, sizeof inv, "split-%03d", k);
+            snprintf(t0, sizeof t0, "2026-11-09T10:%02d:%02d.000000Z", k / 60, k % 60);
+            snprintf(t1, sizeof t1, "2026-11-09T10:%02d:%02d.200000Z", k / 60, k % 60);
+            if (side == 0)
+                add_record(&body, "split", "start", inv, t0, "resize", START_REST);
+            else
+                add_record(&body, "split", "stop", inv, t1, "resize", STOP_REST);
+        }
+        for (;;) {
+            struct http_reply r = post(ingest_key, "application/x-ndjson", body.data);
+            long status = r.status;
+            int accepted = -1;
+            sscanf(r.body ? r.body : "", "{\"accepted\":%d", &accepted);
+            free(r.body);
+            if (status == 503) {
+                ++*retries;
+                continue;
+            }
+            ck_assert_int_eq(status, 200);
+            ck_assert_int_eq(accepted, SPLIT_BATCH);
+            break;
+        }
+        fm_buf_free(&body);
+    }
+    return retries;
+}
+
+START_TEST(starts_and_stops_from_concurrent_senders_meet_once)
+{
+    pthread_t th[2];
+    for (long k = 0; k < 2; k++)
+        ck_assert_int_eq(pthread_create(&th[k], NULL, send_half, (void *)k), 0);
+    long retries = 0;
+    for (int k = 0; k < 2; k++) {
+        long *n;
+        pthread_join(th[k], (void **)&n);
+        retries += *n;
+        free(n);
+    }
+    if (retries > 0)
+        fprintf(stderr, "starts_and_stops_from_concurrent_senders_meet_once: %ld batches sent "
+                        "again after a 503\n", retries);
+    expect_value("SELECT concat_ws('|', count(*), count(*) FILTER (WHERE has_start AND has_stop"
+                 " AND timeout_ms = 9000 AND duration_us = 200000))"
+                 " FROM invocations WHERE tenant = $1",
+                 "split", "240|240");
+    expect_value("SELECT count(*) FROM records WHERE tenant = $1", "split", "480");
+    expect_value("SELECT concat_ws('|', sum(invocations), sum(duration_us), sum(cpu_us))"
+                 " FROM usage_hourly WHERE tenant = $1",
+                 "split", "240|48000000|1896000");
+    expect_value("SELECT concat_ws('|', count(DISTINCT plan), sum(invocations))"
+                 " FROM usage_rated WHERE tenant = $1",
+                 "split", "6|1440");
+}
+END_TEST
+
 Suite *suite_meter(void)
 {
     Suite *s = suite_create("meter");
@@ -812,6 +886,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, orphans_are_closed_as_lost_and_replaced_by_a_late_stop);
     tcase_add_test(tc, concurrent_requests_stay_exactly_once);
     tcase_add_test(tc, direct_and_staged_paths_store_alike);
+    tcase_add_test(tc, starts_and_stops_from_concurrent_senders_meet_once);
     tcase_add_test(tc, large_batches_parse_whole);
     suite_add_tcase(s, tc);
     TCase *one = tcase_create("record");
