@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Where faasrun makes its groups, and the file that limits one; found once. */
@@ -17,6 +18,8 @@ static char base[PATH_MAX];
 static const char *limit_file;
 static pthread_once_t found = PTHREAD_ONCE_INIT;
 static atomic_uint next_id;
+
+static void drop_spares(void);
 
 /* Whether the comma-separated list has the word. */
 static bool has_word(const char *list, const char *word)
@@ -80,23 +83,25 @@ static bool file_has_word(const char *path, const char *word)
     return yes;
 }
 
-static void kill_and_remove(const char *dir);
-
-/* Groups that a runtime killed before it could remove them: theirs, if it is gone. */
+/* Groups a runtime left behind when it was killed: removed once they are empty and a
+ * minute old, and only when no process of that id lives here. Their processes are never
+ * killed from here: the id may be a runtime's in another pid namespace. */
 static void sweep_stale(void)
 {
     DIR *d = opendir(base);
     struct dirent *e;
+    time_t now = time(NULL);
     while (d && (e = readdir(d)) != NULL) {
         int pid;
         unsigned n;
         char path[PATH_MAX + 300];
-        bool gone = sscanf(e->d_name, "faasrun-%d-%u", &pid, &n) == 2 && pid > 0 &&
-                    kill(pid, 0) != 0 && errno == ESRCH;
-        if (!gone)
+        struct stat sb;
+        if (sscanf(e->d_name, "faasrun-%d-%u", &pid, &n) != 2 || pid <= 0 ||
+            kill(pid, 0) == 0 || errno != ESRCH)
             continue;
         snprintf(path, sizeof path, "%s/%s", base, e->d_name);
-        kill_and_remove(path);
+        if (stat(path, &sb) == 0 && now - sb.st_ctime >= 60)
+            rmdir(path); /* refused while the group has members */
     }
     if (d)
         closedir(d);
@@ -122,6 +127,7 @@ static void find_base(void)
         return;
     }
     sweep_stale();
+    atexit(drop_spares);
 }
 
 static int write_file(const char *dir, const char *name, const char *text)
@@ -136,6 +142,69 @@ static int write_file(const char *dir, const char *name, const char *text)
     return w == (ssize_t)strlen(text) ? 0 : -1;
 }
 
+/*
+ * Groups are kept for the next invocation rather than removed: removing one that was
+ * charged page cache leaves the kernel a dying group until the cache goes, and the kernel
+ * has room for 65,535 groups on the whole machine. A runtime keeps at most SPARE_MAX.
+ */
+#define SPARE_MAX 256
+static struct rt_cgroup spares[SPARE_MAX];
+static int nspares;
+static pthread_mutex_t spares_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void drop_spares(void)
+{
+    pthread_mutex_lock(&spares_lock);
+    for (int i = 0; i < nspares; i++) {
+        close(spares[i].procs_fd);
+        rmdir(spares[i].path);
+    }
+    nspares = 0;
+    pthread_mutex_unlock(&spares_lock);
+}
+
+/* A new group, its OOM killer on (v1 groups inherit the parent's choice). */
+static int make_group(struct rt_cgroup *g)
+{
+    *g = RT_CGROUP_NONE;
+    char procs[PATH_MAX + 16];
+    if ((size_t)snprintf(g->path, sizeof g->path, "%s/faasrun-%d-%u", base, (int)getpid(),
+                         atomic_fetch_add(&next_id, 1)) >= sizeof g->path ||
+        mkdir(g->path, 0755) != 0)
+        return -1;
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", g->path);
+    if ((strcmp(limit_file, "memory.limit_in_bytes") == 0 &&
+         write_file(g->path, "memory.oom_control", "0") != 0) ||
+        (g->procs_fd = open(procs, O_WRONLY | O_CLOEXEC)) < 0) {
+        rmdir(g->path);
+        *g = RT_CGROUP_NONE;
+        return -1;
+    }
+    return 0;
+}
+
+/* Memory, and memory with swap, limited to bytes. v1 wants the memory limit at most the
+ * one with swap at every step; v2 keeps swap apart. Swap limits exist only where the
+ * kernel accounts swap: where it does not, there is nothing to limit. */
+static int set_limit(const struct rt_cgroup *g, long long bytes)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%lld", bytes);
+    if (strcmp(limit_file, "memory.max") == 0)
+        return write_file(g->path, "memory.max", text) != 0 ? -1
+               : (write_file(g->path, "memory.swap.max", "0"), 0);
+    char memsw[PATH_MAX + 32];
+    snprintf(memsw, sizeof memsw, "%s/memory.memsw.limit_in_bytes", g->path);
+    if (access(memsw, F_OK) != 0)
+        return write_file(g->path, "memory.limit_in_bytes", text);
+    /* Raise the larger one first, lower it last. */
+    if (write_file(g->path, "memory.limit_in_bytes", text) == 0)
+        return write_file(g->path, "memory.memsw.limit_in_bytes", text);
+    return write_file(g->path, "memory.memsw.limit_in_bytes", text) == 0
+               ? write_file(g->path, "memory.limit_in_bytes", text)
+               : -1;
+}
+
 int rt_cgroup_open(int memory_mb, struct rt_cgroup *cg)
 {
     *cg = RT_CGROUP_NONE;
@@ -143,17 +212,23 @@ int rt_cgroup_open(int memory_mb, struct rt_cgroup *cg)
     if (limit_file == NULL || memory_mb <= 0)
         return -1;
     struct rt_cgroup g = RT_CGROUP_NONE;
-    if ((size_t)snprintf(g.path, sizeof g.path, "%s/faasrun-%d-%u", base, (int)getpid(),
-                         atomic_fetch_add(&next_id, 1)) >= sizeof g.path ||
-        mkdir(g.path, 0755) != 0)
-        return -1;
-    char limit[32], procs[PATH_MAX + 16];
-    snprintf(limit, sizeof limit, "%lld", (long long)memory_mb << 20);
-    snprintf(procs, sizeof procs, "%s/cgroup.procs", g.path);
-    if (write_file(g.path, limit_file, limit) != 0 ||
-        (g.procs_fd = open(procs, O_WRONLY | O_CLOEXEC)) < 0) {
+    pthread_mutex_lock(&spares_lock);
+    if (nspares > 0)
+        g = spares[--nspares];
+    pthread_mutex_unlock(&spares_lock);
+    if (rt_cgroup_active(&g) && set_limit(&g, (long long)memory_mb << 20) != 0) {
+        close(g.procs_fd); /* removed under us, or refusing: make another */
         rmdir(g.path);
-        return -1;
+        g = RT_CGROUP_NONE;
+    }
+    if (!rt_cgroup_active(&g)) {
+        if (make_group(&g) != 0)
+            return -1;
+        if (set_limit(&g, (long long)memory_mb << 20) != 0) {
+            close(g.procs_fd);
+            rmdir(g.path);
+            return -1;
+        }
     }
     *cg = g;
     return 0;
@@ -186,20 +261,30 @@ static int kill_members(const char *dir)
     return n;
 }
 
-/* What was left in a group dies, and the group goes; it empties once the kernel has ended
- * its members, which takes a moment after SIGKILL. */
-static void kill_and_remove(const char *dir)
-{
-    for (int round = 0; round < 200 && rmdir(dir) != 0 && errno == EBUSY; round++)
-        if (kill_members(dir) > 0 || round > 0)
-            usleep(1000);
-}
-
 void rt_cgroup_close(struct rt_cgroup *cg)
 {
     if (!rt_cgroup_active(cg))
         return;
-    close(cg->procs_fd);
-    kill_and_remove(cg->path);
+    /* What the function left behind dies with it; a group empties once the kernel has
+     * ended its members, which takes a moment after SIGKILL. */
+    bool empty = false;
+    for (int round = 0; round < 200 && !empty; round++) {
+        empty = kill_members(cg->path) == 0;
+        if (!empty)
+            usleep(1000);
+    }
+    bool kept = false;
+    if (empty) {
+        pthread_mutex_lock(&spares_lock);
+        if (nspares < SPARE_MAX) {
+            spares[nspares++] = *cg;
+            kept = true;
+        }
+        pthread_mutex_unlock(&spares_lock);
+    }
+    if (!kept) {
+        close(cg->procs_fd);
+        rmdir(cg->path); /* refused if it could not be emptied: left to a later sweep */
+    }
     *cg = RT_CGROUP_NONE;
 }

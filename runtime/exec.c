@@ -77,8 +77,10 @@ int rt_child_limits(int memory_mb, const struct rt_cgroup *cg)
     struct rlimit core = {0, 0};
     if (setrlimit(RLIMIT_CORE, &core) != 0)
         return -1;
-    if (rt_cgroup_active(cg))
-        return rt_cgroup_join(cg);
+    /* A group the system refuses to take the child into (a co-mounted controller with
+     * nothing assigned, a security module) leaves the address-space limit to hold. */
+    if (rt_cgroup_active(cg) && rt_cgroup_join(cg) == 0)
+        return 0;
     return memory_mb > 0 ? setrlimit(RLIMIT_AS, &as) : 0;
 }
 

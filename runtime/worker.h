@@ -21,7 +21,7 @@ struct rt_worker;
 struct rt_worker_spec {
     char *const *argv;  /* argv[0] is the program's path */
     char *const *envp;  /* the whole environment; FAASMETER_WARM=1 is added */
-    int memory_mb;      /* RLIMIT_AS of the worker, for its whole life; 0: none */
+    int memory_mb;      /* memory limit of the worker for its whole life (cgroup.h); 0: none */
 };
 
 /**

@@ -311,7 +311,7 @@ END_TEST
 /*
  * Where faasrun can make memory cgroups, a function's processes share one: a process that
  * left the function's process group (setsid) still dies when the invocation ends, and the
- * group is removed. Where it cannot, rt_cgroup_open says so and the address-space limit of
+ * emptied group serves the next invocation. Where it cannot, rt_cgroup_open says so and the address-space limit of
  * exec_memory_limit_is_oom applies instead; this test then checks only that.
  */
 START_TEST(exec_cgroup_holds_every_process_of_the_function)
@@ -323,10 +323,23 @@ START_TEST(exec_cgroup_holds_every_process_of_the_function)
                         "can be made here; the runtime limits the address space instead\n");
         return;
     }
+    /* A group is kept for the next invocation, under that one's limit. */
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", probe.path);
     rt_cgroup_close(&probe);
-    ck_assert_int_ne(access(dir, F_OK), 0); /* removed */
+    ck_assert_int_eq(access(dir, F_OK), 0);
+    ck_assert_int_eq(rt_cgroup_open(32, &probe), 0);
+    ck_assert_str_eq(probe.path, dir);
+    char limit_path[PATH_MAX + 32], limit[32] = "";
+    snprintf(limit_path, sizeof limit_path, "%s/memory.limit_in_bytes", dir);
+    if (access(limit_path, F_OK) != 0)
+        snprintf(limit_path, sizeof limit_path, "%s/memory.max", dir);
+    FILE *f = fopen(limit_path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(limit, sizeof limit, f));
+    fclose(f);
+    ck_assert_str_eq(limit, "33554432\n");
+    rt_cgroup_close(&probe);
 
     char *argv[] = {"/bin/sh", "-c", "setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $!",
                     NULL};
