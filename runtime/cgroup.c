@@ -245,6 +245,24 @@ bool rt_cgroup_active(const struct rt_cgroup *cg)
     return cg->procs_fd >= 0;
 }
 
+long long rt_cgroup_oom_kills(const struct rt_cgroup *cg)
+{
+    if (!rt_cgroup_active(cg))
+        return -1;
+    /* "oom_kill N": a line of memory.oom_control (v1) or of memory.events (v2). */
+    char path[PATH_MAX + 32], line[128];
+    snprintf(path, sizeof path, "%s/%s", cg->path,
+             strcmp(limit_file, "memory.max") == 0 ? "memory.events" : "memory.oom_control");
+    FILE *f = fopen(path, "re");
+    long long n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "oom_kill %lld", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
 /* SIGKILL every process listed in the group; how many there were. */
 static int kill_members(const char *dir)
 {

@@ -35,6 +35,10 @@ int rt_cgroup_join(const struct rt_cgroup *cg);
 /** Whether cg is a real group (rt_cgroup_open succeeded). */
 bool rt_cgroup_active(const struct rt_cgroup *cg);
 
+/** How many processes the kernel's OOM killer has ended in cg since it was made; -1 when
+ *  unknown (no group, or a kernel that does not count them). */
+long long rt_cgroup_oom_kills(const struct rt_cgroup *cg);
+
 /** Kill every process left in cg and remove it. A no-op on RT_CGROUP_NONE. */
 void rt_cgroup_close(struct rt_cgroup *cg);
 

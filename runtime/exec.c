@@ -307,6 +307,7 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
         goto out;
     }
     rt_cgroup_open(spec->memory_mb, &cg); /* else the child limits its address space */
+    long long oom_before = rt_cgroup_oom_kills(&cg);
     int64_t t0 = fm_mono_us();
     struct exec_child child = {.spec = spec, .in = in[0], .out = o[1], .err = e[1],
                                .parent = getpid(), .cg = &cg};
@@ -358,6 +359,12 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
         r.exit_code = EXIT_CANNOT_START;
     } else {
         classify(&r, wstatus, ended_by_us);
+        /* A failure after the OOM killer ended one of the function's processes is the
+         * memory limit's doing, whichever process it was. */
+        bool failed = r.status == RT_RUN_ERROR || r.status == RT_RUN_CRASHED;
+        if (failed && ended_by_us == 0 && rt_cgroup_oom_kills(&cg) > oom_before &&
+            oom_before >= 0)
+            r.status = RT_RUN_OOM;
     }
     if (ended_by_us == -1)
         snprintf(r.reason, sizeof r.reason, "response larger than %zu bytes", p.output.limit);

@@ -29,6 +29,7 @@ struct rt_worker {
     int req, rep, log, pidfd; /* the runtime's ends; -1 once closed */
     struct rt_proc proc; /* its CPU clock and /proc files, kept open from one call to the next */
     struct rt_cgroup cg; /* its memory group, when one could be made */
+    long long oom_seen;  /* its OOM kills as last read */
     bool have_proc;
     bool ready;
     bool dead;    /* gone or to be discarded */
@@ -108,6 +109,7 @@ enum rt_status rt_worker_start(const struct rt_worker_spec *spec, struct rt_work
         goto out;
     }
     rt_cgroup_open(spec->memory_mb, &w->cg); /* else the child limits its address space */
+    w->oom_seen = rt_cgroup_oom_kills(&w->cg);
     w->started_us = fm_mono_us();
     struct worker_child child = {.spec = spec, .envp = envp, .req = req[0], .rep = rep[1],
                                  .log = lg[1], .devnull = devnull, .parent = getpid(),
@@ -435,6 +437,15 @@ enum rt_status rt_worker_invoke(struct rt_worker *w, const char *request_id, int
         st = replied(w, frame_len, &base, &r);
     } else {
         failed(w, x == XCHG_FRAME ? XCHG_PROTOCOL : x, &base, &r);
+    }
+    /* A failure after the OOM killer ended one of the worker's processes is the memory
+     * limit's doing. (Read only on failures, to keep successes cheap: a kill during a
+     * success is then counted for the next failure.) */
+    if ((r.status == RT_RUN_ERROR || r.status == RT_RUN_CRASHED) && w->oom_seen >= 0) {
+        long long kills = rt_cgroup_oom_kills(&w->cg);
+        if (kills > w->oom_seen)
+            r.status = RT_RUN_OOM;
+        w->oom_seen = kills;
     }
 done:
     if (st == RT_OK && r.output == NULL)

@@ -351,6 +351,16 @@ START_TEST(exec_cgroup_holds_every_process_of_the_function)
     ck_assert_msg(process_ends(pid), "process %ld outlived its invocation", pid);
     rt_exec_result_free(&r);
 
+    /* A function that fails after one of its processes went past the limit failed for
+     * memory, though the process the kernel ended was not the function's own. */
+    char script[PATH_MAX + 64];
+    snprintf(script, sizeof script, "%s 256; exit 3", bin("fn/hog"));
+    char *forks[] = {"/bin/sh", "-c", script, NULL};
+    r = run_argv(forks, envp, 64, 10000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "oom");
+    ck_assert_int_eq(r.exit_code, 3);
+    rt_exec_result_free(&r);
+
     /* A runtime that maps far more address space than it uses starts under a cgroup:
      * only resident memory counts. */
     char *big[] = {"/bin/sh", "-c", "ulimit -v; echo ok", NULL};
