@@ -110,8 +110,9 @@ static int64_t exec_unmetered(const char *path, int n)
 {
     char *argv[] = {(char *)path, NULL};
     char *envp[] = {(char *)"PATH=/usr/bin:/bin", NULL};
-    struct rt_exec_spec spec = {.argv = argv, .envp = envp, .timeout_ms = 10000,
-                                .input = "x", .input_len = 1};
+    /* The manifest's default memory limit, as the metered runs have. */
+    struct rt_exec_spec spec = {.argv = argv, .envp = envp, .memory_mb = 128,
+                                .timeout_ms = 10000, .input = "x", .input_len = 1};
     int64_t t0 = fm_mono_us();
     for (int i = 0; i < n; i++) {
         struct rt_exec_result r;
