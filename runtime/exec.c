@@ -99,9 +99,11 @@ static void child_exec(void *ctx)
     struct exec_child *c = ctx;
     const struct rt_exec_spec *spec = c->spec;
     rt_child_isolate(c->parent, true);
-    if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0)
-        goto fail;
+    /* Limits first: the memory group is joined through a descriptor that the moves below
+     * could overwrite. */
     if (rt_child_limits(spec->memory_mb, c->cg) != 0)
+        goto fail;
+    if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0)
         goto fail;
     /* Descriptors someone opened without O_CLOEXEC must not leak into tenants' code. */
     syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);

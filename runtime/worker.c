@@ -69,12 +69,14 @@ static void child_start(void *ctx)
 {
     const struct worker_child *c = ctx;
     rt_child_isolate(c->parent, false);
+    /* Limits first: the memory group is joined through a descriptor that the moves below
+     * could overwrite. */
+    if (rt_child_limits(c->spec->memory_mb, c->cg) != 0)
+        _exit(EXIT_CANNOT_START);
     int r = fcntl(c->req, F_DUPFD_CLOEXEC, 10), w = fcntl(c->rep, F_DUPFD_CLOEXEC, 10);
     int l = fcntl(c->log, F_DUPFD_CLOEXEC, 10), n = fcntl(c->devnull, F_DUPFD_CLOEXEC, 10);
     if (r < 0 || w < 0 || l < 0 || n < 0 || dup2(n, 0) < 0 || dup2(l, 1) < 0 ||
         dup2(l, 2) < 0 || dup2(r, 3) < 0 || dup2(w, 4) < 0)
-        _exit(EXIT_CANNOT_START);
-    if (rt_child_limits(c->spec->memory_mb, c->cg) != 0)
         _exit(EXIT_CANNOT_START);
     syscall(SYS_close_range, 5U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
     execve(c->spec->argv[0], c->spec->argv, c->envp);

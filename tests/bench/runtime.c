@@ -136,8 +136,17 @@ static int64_t metered(const char *name, int n, int64_t *total, int64_t *added)
     for (int i = 0; i < n; i++) {
         int64_t t = fm_mono_us();
         struct rt_invoke_result r;
-        if (rt_invoke(fn, spool, &opts, "x", 1, &r, NULL) != RT_OK || r.run.status != RT_RUN_OK)
+        struct fm_err err = {""};
+        if (rt_invoke(fn, spool, &opts, "x", 1, &r, &err) != RT_OK) {
+            fprintf(stderr, "bench runtime: %s: %s\n", name, err.msg);
             return -1;
+        }
+        if (r.run.status != RT_RUN_OK) {
+            fprintf(stderr, "bench runtime: %s: %s, exit %d: %s\n", name,
+                    rt_run_status_name(r.run.status), r.run.exit_code, r.run.reason);
+            rt_exec_result_free(&r.run);
+            return -1;
+        }
         int64_t whole = fm_mono_us() - t;
         if (total)
             total[i] = whole;
@@ -156,8 +165,10 @@ static int64_t unmetered_warm(int n, int64_t *added)
     for (int i = 0; i < n; i++) {
         int64_t t = fm_mono_us();
         struct rt_worker *w = rt_pool_take(pool, fn);
-        if (w == NULL)
+        if (w == NULL) {
+            fprintf(stderr, "bench runtime: no idle warm worker to take\n");
             return -1;
+        }
         struct rt_exec_result r;
         if (rt_worker_invoke(w, "bench", fn->timeout_ms, "x", 1, NULL, &r, NULL) != RT_OK)
             return -1;
