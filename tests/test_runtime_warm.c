@@ -3,6 +3,7 @@
  * processes (the sample functions of $FAASMETER_BIN).
  */
 #include <check.h>
+#include <fcntl.h>
 #include <cjson/cJSON.h>
 #include <ftw.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 
 #include "common/buf.h"
 #include "common/timeutil.h"
+#include "runtime/cgroup.h"
 #include "runtime/invoke.h"
 #include "runtime/manifest.h"
 #include "runtime/pipeline.h"
@@ -483,6 +485,39 @@ START_TEST(failed_output_is_not_billed_as_sent)
 }
 END_TEST
 
+/* A worker's memory group kept on a low descriptor (4, the reply pipe's number in the
+ * worker) is joined before the worker's pipes take their places: its cold start replies
+ * as the protocol says. Without memory cgroups there is nothing to join. */
+START_TEST(memory_group_on_a_low_descriptor)
+{
+    /* Make 4 the lowest free descriptor: fill the free ones below it, move 4 away. */
+    int held[4], nheld = 0, fd;
+    while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0 && fd < 4)
+        held[nheld++] = fd;
+    ck_assert_int_ge(fd, 4);
+    close(fd);
+    int saved = fcntl(4, F_DUPFD_CLOEXEC, 10); /* -1 when 4 was free already */
+    close(4);
+    struct rt_cgroup cg;
+    if (rt_cgroup_open(fn("probe")->memory_mb, &cg) != 0) {
+        fprintf(stderr, "memory_group_on_a_low_descriptor: no memory cgroup here\n");
+        if (saved >= 0)
+            dup2(saved, 4), close(saved);
+        return;
+    }
+    ck_assert_int_eq(cg.procs_fd, 4);
+    rt_cgroup_close(&cg); /* kept for the next worker, descriptor and all */
+    struct rt_invoke_result a = call("probe", "pid");
+    ck_assert_str_eq(rt_run_status_name(a.run.status), "ok");
+    ck_assert(a.cold_start);
+    rt_exec_result_free(&a.run);
+    for (int i = 0; i < nheld; i++)
+        close(held[i]);
+    if (saved >= 0)
+        dup2(saved, 4), close(saved);
+}
+END_TEST
+
 Suite *suite_runtime_warm(void)
 {
     Suite *s = suite_create("runtime_warm");
@@ -494,6 +529,7 @@ Suite *suite_runtime_warm(void)
     tcase_add_test(tc, crashed_worker_is_replaced);
     tcase_add_test(tc, warm_timeout_kills_the_worker);
     tcase_add_test(tc, warm_memory_limit_is_oom);
+    tcase_add_test(tc, memory_group_on_a_low_descriptor);
     tcase_add_test(tc, idle_workers_are_reaped);
     tcase_add_test(tc, usage_is_per_invocation);
     tcase_add_test(tc, log_and_framing_are_per_invocation);
