@@ -245,6 +245,17 @@ bool rt_cgroup_active(const struct rt_cgroup *cg)
     return cg->procs_fd >= 0;
 }
 
+const char *rt_cgroup_mechanism(void)
+{
+    static char text[PATH_MAX + 64];
+    pthread_once(&found, find_base);
+    if (limit_file == NULL)
+        return "address-space limits (no memory cgroup can be made here)";
+    snprintf(text, sizeof text, "memory cgroups under %s (cgroup %s)", base,
+             strcmp(limit_file, "memory.max") == 0 ? "v2" : "v1");
+    return text;
+}
+
 long long rt_cgroup_oom_kills(const struct rt_cgroup *cg)
 {
     if (!rt_cgroup_active(cg))

@@ -39,6 +39,10 @@ bool rt_cgroup_active(const struct rt_cgroup *cg);
  *  unknown (no group, or a kernel that does not count them). */
 long long rt_cgroup_oom_kills(const struct rt_cgroup *cg);
 
+/** How memory limits hold in this process: "memory cgroups under PATH (cgroup v1|v2)", or
+ *  "address-space limits (no memory cgroup can be made here)". Static. */
+const char *rt_cgroup_mechanism(void);
+
 /** Kill every process left in cg and remove it. A no-op on RT_CGROUP_NONE. */
 void rt_cgroup_close(struct rt_cgroup *cg);
 

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/timeutil.h"
+#include "runtime/cgroup.h"
 #include "runtime/cli.h"
 #include "runtime/manifest.h"
 #include "runtime/pool.h"
@@ -138,6 +139,7 @@ int cli_serve(int argc, char **argv)
     }
     char addr[64];
     rt_server_address(server, addr, sizeof addr);
+    fprintf(stderr, "faasrun serve: functions' memory: %s\n", rt_cgroup_mechanism());
     printf("faasrun listening on %s\n", addr);
     fflush(stdout);
     wait_for_stop(&stop, pool);
