@@ -250,7 +250,8 @@ static int store_staged(PGconn *conn, const struct meter_record *recs, size_t n,
     return 0;
 }
 
-/* Store what the direct path left (all of recs when d is NULL) on the staged path. */
+/* Store what the direct path leaves (all of recs when d is NULL) on the staged path; the
+ * outcomes of those records. */
 static int store_rest(PGconn *conn, const struct meter_direct *d, const struct meter_record *recs,
                       size_t n, enum meter_outcome *outcomes, struct fm_err *err)
 {
@@ -266,9 +267,7 @@ static int store_rest(PGconn *conn, const struct meter_direct *d, const struct m
     }
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (meter_direct_stored(d, i)) {
-            outcomes[i] = METER_ACCEPTED;
-        } else {
+        if (!meter_direct_stored(d, i)) {
             rest[m] = recs[i]; /* a shallow copy: the record keeps its strings */
             from[m++] = i;
         }
@@ -293,11 +292,9 @@ static int store_once(PGconn *conn, struct meter_direct *d, const struct meter_r
 {
     if (simple(conn, "BEGIN", err) != 0)
         return -1;
-    bool staged = d == NULL || meter_direct_count(d) < n;
     if (d != NULL) {
         int rc = meter_direct_begin(conn, d, err);
-        if (rc == 0)
-            staged = meter_direct_count(d) < n;
+        bool staged = meter_direct_count(d) < n; /* known once begun */
         if (rc == 0)
             rc = meter_direct_copy(conn, d, staged ? NULL : "COMMIT", err);
         if (rc != 0 || !staged)
