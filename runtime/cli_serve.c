@@ -33,7 +33,9 @@ static const char usage[] =
     "413 request too large, 429 concurrency limit, 502 function failed, 504 timeout, 503\n"
     "when the invocation cannot be metered (spool over --spool-max-mb, default 1024, or not\n"
     "writable). SIGTERM stops accepting, finishes what runs, ships for up to --drain-ms\n"
-    "(default 5000) and exits 0.\n"
+    "(default 5000) and exits 0. A function's processes share a memory cgroup of its\n"
+    "memory_mb where one can be made (else each runs under an address-space limit); the\n"
+    "choice is printed on stderr at start.\n"
     "\n"
     "  --meter-key KEY   bearer key (default $FAASMETER_KEY)\n"
     "  --sample-ms N     a resource record every N ms of a long run (default 10000)\n";
