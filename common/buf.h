@@ -44,6 +44,8 @@ static inline int fm_buf_append(struct fm_buf *b, const void *p, size_t n)
     /* Inline: appends are many and small, and most fit in the room there is. */
     if (b->failed || n >= b->cap - b->len || n > b->limit - b->len)
         return fm_buf_append_grow(b, p, n);
+    if (n == 0)
+        return 0; /* p may be NULL then */
     memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';

@@ -122,10 +122,12 @@ struct batch {
     struct arena arena;
 };
 
-/* cJSON ends a string at a \u0000 escape, so two different ids could become one: such
- * text is refused before parsing. */
-static bool has_nul_escape(const char *text, size_t len)
+/* cJSON ends a string at a \u0000 escape or at a zero byte, so two different ids could
+ * become one: such text is refused before parsing. */
+static bool has_nul(const char *text, size_t len)
 {
+    if (memchr(text, '\0', len) != NULL)
+        return true;
     /* Most bodies hold no backslash at all: look for those, and only then for the rest. */
     const char *end = text + len;
     for (const char *p = text; (p = memchr(p, '\\', (size_t)(end - p))) != NULL; p++)
@@ -134,7 +136,7 @@ static bool has_nul_escape(const char *text, size_t len)
     return false;
 }
 
-#define NUL_ESCAPE_ERROR "strings may not contain \\u0000"
+#define NUL_ERROR "strings may not contain \\u0000 or a zero byte"
 
 static void batch_free(struct batch *b)
 {
@@ -157,8 +159,8 @@ static int batch_parse(const char *body, size_t len, bool ndjson, struct batch *
 {
     struct batch b = {0};
     if (!ndjson) {
-        if (has_nul_escape(body, len)) {
-            *why = NUL_ESCAPE_ERROR;
+        if (has_nul(body, len)) {
+            *why = NUL_ERROR;
             goto fail;
         }
         b.array = parse_into(&b, body, len);
@@ -226,7 +228,7 @@ static const cJSON *batch_record(struct batch *b, size_t i)
         return b->items[i];
     arena_clear(&b->arena);
     const struct line *l = &b->lines[i];
-    return has_nul_escape(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
+    return has_nul(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
 }
 
 struct reply api_post_records(const struct api_request *req)
@@ -263,7 +265,8 @@ struct reply api_post_records(const struct api_request *req)
         struct fm_err rerr;
         const cJSON *item = batch_record(&batch, i);
         if (item == NULL)
-            fm_err_set(&rerr, "record: not valid JSON, or a string holds \\u0000");
+            fm_err_set(&rerr, "record: not valid JSON, or a string holds \\u0000 or a zero "
+                              "byte");
         else if (meter_record_parse(item, &recs[valid], &rerr) == 0) {
             origin[valid++] = i;
             continue;

@@ -14,6 +14,12 @@ static size_t collect(char *p, size_t size, size_t n, void *userdata)
 struct http_reply http_call(const char *method, const char *url, const char *const *headers,
                             const char *body)
 {
+    return http_call_n(method, url, headers, body, body ? strlen(body) : 0);
+}
+
+struct http_reply http_call_n(const char *method, const char *url, const char *const *headers,
+                              const char *body, size_t len)
+{
     CURL *curl = curl_easy_init();
     ck_assert_ptr_nonnull(curl);
     struct curl_slist *list = NULL;
@@ -29,7 +35,7 @@ struct http_reply http_call(const char *method, const char *url, const char *con
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
     if (body) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)len);
     }
     CURLcode rc = curl_easy_perform(curl);
     ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(rc));

@@ -1,6 +1,8 @@
 #ifndef FM_TESTS_HTTPC_H
 #define FM_TESTS_HTTPC_H
 
+#include <stddef.h>
+
 /* A small HTTP client for tests, on libcurl. */
 
 struct http_reply {
@@ -14,5 +16,9 @@ struct http_reply {
  */
 struct http_reply http_call(const char *method, const char *url, const char *const *headers,
                             const char *body);
+
+/** The same with a body of len bytes, which may hold zero bytes. */
+struct http_reply http_call_n(const char *method, const char *url, const char *const *headers,
+                              const char *body, size_t len);
 
 #endif

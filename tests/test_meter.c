@@ -219,13 +219,34 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
                 "{\"id\":\"x\\u0000y\"}\n"),
            200,
            "{\"accepted\":1,\"duplicates\":0,\"rejected\":["
-           "{\"index\":0,\"error\":\"record: not valid JSON, or a string holds \\\\u0000\"},"
-           "{\"index\":2,\"error\":\"record: not valid JSON, or a string holds \\\\u0000\"}]}");
+           "{\"index\":0,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
+           "zero byte\"},"
+           "{\"index\":2,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
+           "zero byte\"}]}");
     /* In a JSON array, such a string refuses the request: nothing is stored. */
     expect(post(ingest_key, "application/json",
                 "[" STOP("inv-j", "2026-11-06T12:00:00Z", "5") ",{\"id\":\"a\\u0000\"}]"),
-           400, "{\"error\":\"bad_request\",\"message\":\"strings may not contain \\\\u0000\"}");
+           400, "{\"error\":\"bad_request\",\"message\":\"strings may not contain \\\\u0000 or "
+                "a zero byte\"}");
     expect_value("SELECT count(*) FROM records WHERE invocation_id = $1", "inv-j", "0");
+    /* A zero byte ends a string early just the same: ids "z\0A" and "z\0B" would meet. */
+    static const char zero[] = "{\"id\":\"z\0A\",\"type\":\"start\"}\n"
+                               "{\"id\":\"z\0B\",\"type\":\"start\"}\n";
+    const char *nd[] = {"Authorization: Bearer ", "Content-Type: application/x-ndjson", NULL};
+    char auth[128];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", ingest_key);
+    nd[0] = auth;
+    expect(http_call_n("POST", records_url, nd, zero, sizeof zero - 1), 200,
+           "{\"accepted\":0,\"duplicates\":0,\"rejected\":["
+           "{\"index\":0,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
+           "zero byte\"},"
+           "{\"index\":1,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
+           "zero byte\"}]}");
+    static const char zero_array[] = "[{\"id\":\"z\0C\",\"type\":\"start\"}]";
+    const char *js[] = {auth, "Content-Type: application/json", NULL};
+    expect(http_call_n("POST", records_url, js, zero_array, sizeof zero_array - 1), 400,
+           "{\"error\":\"bad_request\",\"message\":\"strings may not contain \\\\u0000 or "
+           "a zero byte\"}");
     /* Bytes that are not UTF-8 would fail the database write of a whole batch. */
     expect(post(ingest_key, "application/json", "[" START("inv-k\xff", "2026-11-06T10:00:00Z") "]"),
            200,
@@ -548,14 +569,15 @@ START_TEST(large_batches_parse_whole)
     /* The same again as NDJSON, with a line cut short among them. */
     expect(post(ingest_key, "application/x-ndjson", ndjson.data), 200,
            "{\"accepted\":0,\"duplicates\":200,\"rejected\":[{\"index\":100,\"error\":"
-           "\"record: not valid JSON, or a string holds \\\\u0000\"}]}");
+           "\"record: not valid JSON, or a string holds \\\\u0000 or a zero byte\"}]}");
     expect_value("SELECT count(*) FROM records WHERE invocation_id LIKE $1", "big-%", "200");
     /* The text \u0000 refuses a line even after an escaped backslash, as anywhere. */
     expect(post(ingest_key, "application/x-ndjson",
                 "{\"id\":\"x\\\\u0000\"}\n{\"id\":\"\\\\\"}\n{\"id\":\"\\u0001\"}"),
            200,
            "{\"accepted\":0,\"duplicates\":0,\"rejected\":["
-           "{\"index\":0,\"error\":\"record: not valid JSON, or a string holds \\\\u0000\"},"
+           "{\"index\":0,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
+           "zero byte\"},"
            "{\"index\":1,\"error\":\"type: expected one of start, stop, resource\"},"
            "{\"index\":2,\"error\":\"type: expected one of start, stop, resource\"}]}");
     fm_buf_free(&json);
