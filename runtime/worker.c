@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,14 +62,12 @@ struct worker_child {
     const struct rt_cgroup *cg;
 };
 
-/* Runs in the child of vfork (see rt_child_spawn). Descriptors are first moved above the
- * protocol's numbers so that placing them cannot clobber another. A worker outlives the
- * thread that started it, so it ends with the runtime differently: the runtime's death
- * closes the request pipe, and end of file there means exit. */
+/* Runs in the child of vfork (see rt_child_spawn), on the keeper thread. Descriptors are
+ * first moved above the protocol's numbers so that placing them cannot clobber another. */
 static void child_start(void *ctx)
 {
     const struct worker_child *c = ctx;
-    rt_child_isolate(c->parent, false);
+    rt_child_isolate(c->parent, true);
     /* Limits first: the memory group is joined through a descriptor that the moves below
      * could overwrite. */
     if (rt_child_limits(c->spec->memory_mb, c->cg) != 0)
@@ -81,6 +80,84 @@ static void child_start(void *ctx)
     syscall(SYS_close_range, 5U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
     execve(c->spec->argv[0], c->spec->argv, c->envp);
     _exit(EXIT_CANNOT_START);
+}
+
+/*
+ * Workers are started by one thread that lives as long as the runtime, so that they can be
+ * told to die with it: the kernel's parent-death signal follows the thread that forked a
+ * process, and the threads that ask for workers come and go. A runtime killed with SIGKILL
+ * thus takes its workers along, even one busy in a handler that never returns.
+ */
+struct spawn_call {
+    void (*child)(void *ctx);
+    void *ctx;
+    pid_t pid;
+    int error;
+    bool done;
+    struct spawn_call *next;
+};
+
+static pthread_mutex_t keeper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t keeper_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t keeper_done = PTHREAD_COND_INITIALIZER;
+static struct spawn_call *keeper_queue;
+static pthread_once_t keeper_once = PTHREAD_ONCE_INIT;
+static bool keeper_running;
+
+static void *keeper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&keeper_lock);
+    for (;;) {
+        while (keeper_queue == NULL)
+            pthread_cond_wait(&keeper_wake, &keeper_lock);
+        struct spawn_call *c = keeper_queue;
+        keeper_queue = c->next;
+        pthread_mutex_unlock(&keeper_lock);
+        pid_t pid = rt_child_spawn(c->child, c->ctx);
+        int error = errno;
+        pthread_mutex_lock(&keeper_lock);
+        c->pid = pid;
+        c->error = error;
+        c->done = true;
+        pthread_cond_broadcast(&keeper_done);
+    }
+    return NULL;
+}
+
+static void keeper_start(void)
+{
+    /* Signals are for the runtime's other threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    keeper_running = pthread_create(&t, NULL, keeper_main, NULL) == 0;
+    if (keeper_running)
+        pthread_detach(t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* rt_child_spawn on the keeper thread; the caller's ctx stays valid while it waits. */
+static pid_t keeper_spawn(void (*child)(void *ctx), void *ctx)
+{
+    pthread_once(&keeper_once, keeper_start);
+    if (!keeper_running) {
+        errno = EAGAIN;
+        return -1;
+    }
+    struct spawn_call c = {.child = child, .ctx = ctx};
+    pthread_mutex_lock(&keeper_lock);
+    struct spawn_call **tail = &keeper_queue;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &c;
+    pthread_cond_signal(&keeper_wake);
+    while (!c.done)
+        pthread_cond_wait(&keeper_done, &keeper_lock);
+    pthread_mutex_unlock(&keeper_lock);
+    errno = c.error;
+    return c.pid;
 }
 
 enum rt_status rt_worker_start(const struct rt_worker_spec *spec, struct rt_worker **out,
@@ -117,7 +194,7 @@ enum rt_status rt_worker_start(const struct rt_worker_spec *spec, struct rt_work
                                  .log = lg[1], .devnull = devnull, .parent = getpid(),
                                  .cg = &w->cg};
     /* Returns once the child exec'd (its process group made) or gave up. */
-    pid_t pid = rt_child_spawn(child_start, &child);
+    pid_t pid = keeper_spawn(child_start, &child);
     if (pid < 0) {
         fm_err_set(err, "vfork: %s", strerror(errno));
         goto out;

@@ -147,3 +147,22 @@ int proc_stop(pid_t pid)
     ck_assert(waitpid(pid, &wstatus, 0) == pid);
     return exit_status(wstatus);
 }
+
+bool proc_ends(long pid)
+{
+    for (int i = 0; i < 100; i++) {
+        char path[64], stat[256] = "";
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            return true;
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = '\0';
+        const char *state = strrchr(stat, ')');
+        if (state && (state[2] == 'Z' || state[2] == 'X'))
+            return true;
+        usleep(10000);
+    }
+    return false;
+}

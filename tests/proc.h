@@ -1,6 +1,7 @@
 #ifndef FM_TESTS_PROC_H
 #define FM_TESTS_PROC_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* Real processes for end-to-end tests: the built binaries, found in $FAASMETER_BIN. */
@@ -26,6 +27,9 @@ struct proc_result proc_run(char *const argv[], const char *input, int timeout_s
  * of output containing `ready` and copy that line into line. Returns the pid.
  */
 pid_t proc_start(char *const argv[], const char *ready, char *line, size_t n, int timeout_s);
+
+/** Whether process pid ends (is gone, or a zombie awaiting its reaper) within a second. */
+bool proc_ends(long pid);
 
 /** SIGTERM the process and wait for it; returns its exit status as in proc_result. */
 int proc_stop(pid_t pid);

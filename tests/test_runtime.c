@@ -29,6 +29,7 @@
 #include "runtime/procstat.h"
 #include "runtime/ship.h"
 #include "runtime/spool.h"
+#include "tests/proc.h"
 #include "tests/suites.h"
 
 extern char **environ;
@@ -253,26 +254,6 @@ START_TEST(exec_nonzero_exit_is_error)
 }
 END_TEST
 
-/* Whether process pid is gone (or a zombie awaiting its reaper) within a second. */
-static bool process_ends(long pid)
-{
-    for (int i = 0; i < 100; i++) {
-        char path[64], stat[256] = "";
-        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            return true;
-        size_t n = fread(stat, 1, sizeof stat - 1, f);
-        fclose(f);
-        stat[n] = '\0';
-        const char *state = strrchr(stat, ')');
-        if (state && (state[2] == 'Z' || state[2] == 'X'))
-            return true;
-        usleep(10000);
-    }
-    return false;
-}
-
 START_TEST(exec_timeout_kills_the_group)
 {
     int64_t t0 = fm_mono_us();
@@ -285,7 +266,7 @@ START_TEST(exec_timeout_kills_the_group)
     /* The grandchild printed its pid; it must be gone (or a zombie awaiting its reaper). */
     long pid = strtol(r.output, NULL, 10);
     ck_assert_int_gt(pid, 1);
-    ck_assert_msg(process_ends(pid), "grandchild %ld survived the timeout", pid);
+    ck_assert_msg(proc_ends(pid), "grandchild %ld survived the timeout", pid);
     rt_exec_result_free(&r);
 }
 END_TEST
@@ -348,7 +329,7 @@ START_TEST(exec_cgroup_holds_every_process_of_the_function)
     ck_assert_str_eq(rt_run_status_name(r.status), "ok");
     long pid = strtol(r.output, NULL, 10);
     ck_assert_int_gt(pid, 1);
-    ck_assert_msg(process_ends(pid), "process %ld outlived its invocation", pid);
+    ck_assert_msg(proc_ends(pid), "process %ld outlived its invocation", pid);
     rt_exec_result_free(&r);
 
     /* A function that fails after one of its processes went past the limit failed for

@@ -355,15 +355,17 @@ static void assert_error(const struct reply *r, long status, const char *code)
     cJSON_Delete(j);
 }
 
+/* A call to the probe function that takes a while: "sleep MS". */
 struct slow_call {
     const struct server *s;
+    const char *request;
     struct reply r;
 };
 
 static void *call_slow(void *arg)
 {
     struct slow_call *c = arg;
-    c->r = post_str(c->s, "/invoke/acme/probe", "sleep 1500");
+    c->r = post_str(c->s, "/invoke/acme/probe", c->request);
     return NULL;
 }
 
@@ -407,7 +409,7 @@ START_TEST(serve_answers_with_exact_statuses)
     ck_assert_int_ge(strtol(r.duration_us, NULL, 10), 300000);
 
     /* probe allows one invocation at a time. */
-    struct slow_call slow = {.s = &s};
+    struct slow_call slow = {.s = &s, .request = "sleep 1500"};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, call_slow, &slow), 0);
     usleep(500000);
@@ -571,6 +573,30 @@ START_TEST(sigkill_and_meter_outage_lose_nothing)
 }
 END_TEST
 
+/* A runtime killed with SIGKILL takes its warm workers along, even one in the middle of a
+ * handler that would run on for seconds. */
+START_TEST(sigkill_ends_busy_warm_workers)
+{
+    write_manifest();
+    meter_start(false);
+    struct server s = serve_start("1024");
+    struct reply r = post_str(&s, "/invoke/acme/probe", "pid");
+    ck_assert_int_eq(r.status, 200);
+    long worker = strtol(r.body, NULL, 10);
+    ck_assert_int_gt(worker, 1);
+    struct slow_call busy = {.s = &s, .request = "sleep 4000"};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, call_slow, &busy), 0);
+    usleep(300000); /* it is asleep in its handler */
+    kill(s.pid, SIGKILL);
+    waitpid(s.pid, NULL, 0);
+    ck_assert_msg(proc_ends(worker), "worker %ld outlived its runtime", worker);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(busy.r.status, 0); /* no answer came */
+    meter_stop();
+}
+END_TEST
+
 START_TEST(serve_delivers_to_a_slow_meter)
 {
     write_manifest();
@@ -646,6 +672,7 @@ Suite *suite_serve(void)
     tcase_add_test(tc, serve_runs_pipelines);
     tcase_add_test(tc, serve_refuses_when_the_spool_is_full);
     tcase_add_test(tc, sigkill_and_meter_outage_lose_nothing);
+    tcase_add_test(tc, sigkill_ends_busy_warm_workers);
     tcase_add_test(tc, serve_delivers_to_a_slow_meter);
     tcase_add_test(tc, serve_logs_shipping_failures_once);
     suite_add_tcase(s, tc);
