@@ -322,10 +322,26 @@ START_TEST(exec_cgroup_holds_every_process_of_the_function)
     ck_assert_str_eq(limit, "33554432\n");
     rt_cgroup_close(&probe);
 
+    /* A system may still refuse to move a process into the group (a co-mounted controller
+     * with nothing assigned, a security module): the function then runs under the
+     * address-space limit, which is all this test can check there. */
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    char *where[] = {"/bin/sh", "-c", "grep -c faasrun- /proc/self/cgroup; ulimit -v", NULL};
+    struct rt_exec_result r = run_argv(where, envp, 64, 5000, NULL);
+    if (strcmp(r.output, "0\n65536\n") == 0) {
+        fprintf(stderr, "exec_cgroup_holds_every_process_of_the_function: the system refuses "
+                        "to move processes into memory cgroups here\n");
+        rt_exec_result_free(&r);
+        return;
+    }
+    /* In its group, and no address-space limit: a runtime that maps far more than it uses
+     * starts, since only resident memory counts. */
+    ck_assert_str_eq(r.output, "1\nunlimited\n");
+    rt_exec_result_free(&r);
+
     char *argv[] = {"/bin/sh", "-c", "setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $!",
                     NULL};
-    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
-    struct rt_exec_result r = run_argv(argv, envp, 64, 5000, NULL);
+    r = run_argv(argv, envp, 64, 5000, NULL);
     ck_assert_str_eq(rt_run_status_name(r.status), "ok");
     long pid = strtol(r.output, NULL, 10);
     ck_assert_int_gt(pid, 1);
@@ -342,13 +358,6 @@ START_TEST(exec_cgroup_holds_every_process_of_the_function)
     ck_assert_int_eq(r.exit_code, 3);
     rt_exec_result_free(&r);
 
-    /* A runtime that maps far more address space than it uses starts under a cgroup:
-     * only resident memory counts. */
-    char *big[] = {"/bin/sh", "-c", "ulimit -v; echo ok", NULL};
-    r = run_argv(big, envp, 64, 5000, NULL);
-    ck_assert_str_eq(rt_run_status_name(r.status), "ok");
-    ck_assert_str_eq(r.output, "unlimited\nok\n");
-    rt_exec_result_free(&r);
 }
 END_TEST
 
