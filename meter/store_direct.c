@@ -193,7 +193,7 @@ static int prepare_args(const struct meter_direct *d, struct fm_buf args[3])
 }
 
 /* Leave to the staged path the invocations that exist already. */
-static int prepare(PGconn *conn, struct meter_direct *d, struct fm_err *err)
+int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
 {
     struct fm_buf args[3];
     for (int a = 0; a < 3; a++)
@@ -407,11 +407,6 @@ int meter_copy_in(PGconn *conn, const struct meter_copy *copies, int n, const ch
         PQclear(res);
     }
     return rc;
-}
-
-int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
-{
-    return prepare(conn, d, err);
 }
 
 /* The statement that adds the direct records' tenants: after their record ids, as on the
