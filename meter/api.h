@@ -53,6 +53,19 @@ struct api_request {
     const char *params[API_PARAMS_MAX]; /* the path segments matched by '*' in the route */
 };
 
+/*
+ * A handler that would wait (for a commit) answers later instead of holding its thread:
+ * it calls api_defer, hands its work to another thread and returns REPLY_LATER. That thread
+ * calls api_answer once; the connection waits meanwhile without a thread of its own.
+ */
+#define REPLY_LATER ((struct reply){0, NULL, NULL})
+
+/** Mark r as answered later (by api_answer); call before handing the work on. */
+void api_defer(const struct api_request *r);
+
+/** Answer a deferred request, from any thread, exactly once. Takes answer's body. */
+void api_answer(const struct api_request *r, struct reply answer);
+
 /** An error reply {"error": code, "message": ...}; the message is printf-style. */
 struct reply reply_error(enum api_error e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

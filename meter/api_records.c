@@ -231,9 +231,72 @@ static const cJSON *batch_record(struct batch *b, size_t i)
     return has_nul(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
 }
 
+/* A batch from its parsing to its answer, which comes from a writer thread when the
+ * records are stored. */
+struct records_job {
+    const struct api_request *req;
+    struct batch batch;
+    struct meter_record *recs; /* the valid records, pointing into the body */
+    size_t *origin;            /* each valid record's index in the batch */
+    enum meter_outcome *outcomes;
+    struct fm_buf rejected; /* the "rejected" array's members so far */
+    size_t valid, nrejected;
+};
+
+static void job_free(struct records_job *j)
+{
+    for (size_t i = 0; i < j->valid; i++)
+        meter_record_clear(&j->recs[i]);
+    free(j->recs);
+    free(j->origin);
+    free(j->outcomes);
+    fm_buf_free(&j->rejected);
+    batch_free(&j->batch);
+    free(j);
+}
+
+/* The 200 once the valid records have their outcomes. */
+static struct reply job_reply(struct records_job *j)
+{
+    size_t accepted = 0, duplicates = 0;
+    for (size_t i = 0; i < j->valid; i++) {
+        if (j->outcomes[i] == METER_ACCEPTED)
+            accepted++;
+        else if (j->outcomes[i] == METER_DUPLICATE)
+            duplicates++;
+        else
+            fm_buf_printf(&j->rejected,
+                          "%s{\"index\":%zu,\"error\":\"id: already stored with different "
+                          "content (conflict)\"}",
+                          j->nrejected++ ? "," : "", j->origin[i]);
+    }
+    metrics_records(j->batch.n, accepted, duplicates, j->nrejected);
+    struct fm_buf out;
+    fm_buf_init(&out, 9u << 20);
+    fm_buf_printf(&out, "{\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":[%s]}", accepted,
+                  duplicates, j->rejected.data ? j->rejected.data : "");
+    char *body = fm_buf_steal(&out);
+    return body ? reply_json(200, body) : reply_error(E_INTERNAL, "reply too large");
+}
+
+static void on_stored(void *arg, int rc, const struct fm_err *err)
+{
+    struct records_job *j = arg;
+    struct reply r;
+    if (rc == 0) {
+        r = job_reply(j);
+    } else {
+        fm_warn("storing %zu records: %s", j->valid, err->msg);
+        metrics_db_error();
+        r = reply_error(E_UNAVAILABLE, "the database is unavailable; retry later");
+    }
+    const struct api_request *req = j->req;
+    job_free(j);
+    api_answer(req, r);
+}
+
 struct reply api_post_records(const struct api_request *req)
 {
-    struct fm_err err;
     struct reply refusal;
     struct meter_key key;
     if (!api_authenticate(req, &key, &refusal))
@@ -245,69 +308,46 @@ struct reply api_post_records(const struct api_request *req)
         return reply_error(E_MEDIA_TYPE, "Content-Type must be application/json (an array of "
                                          "records) or application/x-ndjson");
 
-    struct batch batch;
+    struct records_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return reply_error(E_INTERNAL, "out of memory");
+    j->req = req;
+    fm_buf_init(&j->rejected, 8u << 20);
     const char *why = NULL;
-    if (batch_parse(req->body, req->body_len, ndjson, &batch, &why) != 0)
+    if (batch_parse(req->body, req->body_len, ndjson, &j->batch, &why) != 0) {
+        free(j);
         return reply_error(E_BAD_REQUEST, "%s", why);
-
-    struct reply r;
-    struct meter_record *recs = calloc(batch.n ? batch.n : 1, sizeof *recs);
-    size_t *origin = calloc(batch.n ? batch.n : 1, sizeof *origin);
-    enum meter_outcome *outcomes = calloc(batch.n ? batch.n : 1, sizeof *outcomes);
-    struct fm_buf rejected;
-    fm_buf_init(&rejected, 8u << 20);
-    size_t valid = 0, nrejected = 0;
-    if (recs == NULL || origin == NULL || outcomes == NULL) {
-        r = reply_error(E_INTERNAL, "out of memory");
-        goto out;
     }
-    for (size_t i = 0; i < batch.n; i++) {
+    size_t n = j->batch.n ? j->batch.n : 1;
+    j->recs = calloc(n, sizeof *j->recs);
+    j->origin = calloc(n, sizeof *j->origin);
+    j->outcomes = calloc(n, sizeof *j->outcomes);
+    if (j->recs == NULL || j->origin == NULL || j->outcomes == NULL) {
+        job_free(j);
+        return reply_error(E_INTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < j->batch.n; i++) {
         struct fm_err rerr;
-        const cJSON *item = batch_record(&batch, i);
+        const cJSON *item = batch_record(&j->batch, i);
         if (item == NULL)
             fm_err_set(&rerr, "record: not valid JSON, or a string holds \\u0000 or a zero "
                               "byte");
-        else if (meter_record_parse(item, &recs[valid], &rerr) == 0) {
-            origin[valid++] = i;
+        else if (meter_record_parse(item, &j->recs[j->valid], &rerr) == 0) {
+            j->origin[j->valid++] = i;
             continue;
         }
-        fm_buf_printf(&rejected, "%s{\"index\":%zu,\"error\":", nrejected++ ? "," : "", i);
-        fm_buf_json_string(&rejected, rerr.msg);
-        fm_buf_puts(&rejected, "}");
+        fm_buf_printf(&j->rejected, "%s{\"index\":%zu,\"error\":", j->nrejected++ ? "," : "",
+                      i);
+        fm_buf_json_string(&j->rejected, rerr.msg);
+        fm_buf_puts(&j->rejected, "}");
     }
-    if (valid > 0 && meter_group_store(req->group, recs, valid, outcomes, &err) != 0) {
-        fm_warn("storing %zu records: %s", valid, err.msg);
-        metrics_db_error();
-        r = reply_error(E_UNAVAILABLE, "the database is unavailable; retry later");
-        goto out;
+    if (j->valid == 0) {
+        struct reply r = job_reply(j);
+        job_free(j);
+        return r;
     }
-    size_t accepted = 0, duplicates = 0;
-    for (size_t i = 0; i < valid; i++) {
-        if (outcomes[i] == METER_ACCEPTED)
-            accepted++;
-        else if (outcomes[i] == METER_DUPLICATE)
-            duplicates++;
-        else
-            fm_buf_printf(&rejected,
-                          "%s{\"index\":%zu,\"error\":\"id: already stored with different "
-                          "content (conflict)\"}",
-                          nrejected++ ? "," : "", origin[i]);
-    }
-    metrics_records(batch.n, accepted, duplicates, nrejected);
-    struct fm_buf out;
-    fm_buf_init(&out, 9u << 20);
-    fm_buf_printf(&out, "{\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":[%s]}", accepted,
-                  duplicates, rejected.data ? rejected.data : "");
-    char *body = fm_buf_steal(&out);
-    r = body ? reply_json(200, body) : reply_error(E_INTERNAL, "reply too large");
-out:
-    for (size_t i = 0; i < valid; i++)
-        meter_record_clear(&recs[i]);
-    free(recs);
-    free(origin);
-    free(outcomes);
-    fm_buf_free(&rejected);
-    batch_free(&batch);
-    return r;
+    /* The answer comes once the records are committed, without holding this thread. */
+    api_defer(req);
+    meter_group_submit(req->group, j->recs, j->valid, j->outcomes, on_stored, j);
+    return REPLY_LATER;
 }
-

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,30 @@ static const struct {
 struct request {
     struct fm_buf body;
     bool too_large;
+    bool deferred;          /* suspended until api_answer; then its answer is sent */
+    struct api_request api; /* what the handler sees, from the end of the body on */
+    const struct route *rt; /* the route taken, for the metrics */
+    int64_t started_us;
+    struct reply answer; /* a deferred answer, until it is sent */
 };
+
+static struct request *request_of(const struct api_request *r)
+{
+    return (struct request *)((char *)r - offsetof(struct request, api));
+}
+
+void api_defer(const struct api_request *r)
+{
+    request_of(r)->deferred = true;
+    MHD_suspend_connection(r->conn_handle);
+}
+
+void api_answer(const struct api_request *r, struct reply answer)
+{
+    request_of(r)->answer = answer;
+    /* libmicrohttpd calls on_request again, in the connection's own thread. */
+    MHD_resume_connection(r->conn_handle);
+}
 
 struct reply reply_error(enum api_error e, const char *fmt, ...)
 {
@@ -320,7 +344,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (req->too_large)
         return send_too_large(c, srv, method, url);
-    struct api_request r = {
+    if (req->deferred) { /* resumed: the answer is in */
+        struct reply answer = req->answer;
+        req->answer.body = NULL;
+        return send_reply(c, srv, answer, req->rt, req->started_us);
+    }
+    req->api = (struct api_request){
         .cfg = &srv->cfg,
         .keys = srv->keys,
         .group = srv->group,
@@ -330,11 +359,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         .body = req->body.data ? req->body.data : "",
         .body_len = req->body.len,
     };
-    int64_t started = fm_mono_us();
-    const struct route *rt;
-    struct reply answer = route(&r, &rt);
+    req->started_us = fm_mono_us();
+    struct reply answer = route(&req->api, &req->rt);
     meter_store_release(); /* the request's database connection, if it took one */
-    return send_reply(c, srv, answer, rt, started);
+    if (answer.status == 0) /* REPLY_LATER */
+        return MHD_YES;
+    return send_reply(c, srv, answer, req->rt, req->started_us);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -347,6 +377,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (req == NULL)
         return;
     fm_buf_free(&req->body);
+    free(req->answer.body); /* a deferred answer the client left before */
     free(req);
     *req_cls = NULL;
     atomic_fetch_sub(&srv->active, 1);
@@ -363,6 +394,7 @@ void meter_config_defaults(struct meter_config *cfg)
         .per_ip_limit = 0,
         .timeout_s = 30,
         .key_cache_ms = 30000,
+        .threads = 8,
     };
 }
 
@@ -383,14 +415,20 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         free(s);
         return fm_err_set(err, "out of memory");
     }
-    /* A thread per connection: a request that waits for its group's commit blocks only its
-     * own client, so every client's next request can join the next group. (A pool would
-     * queue the clients that share a thread behind one commit.) MHD_USE_ITC: stopping
-     * quiesces the daemon, which needs it. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* A few threads serve every connection from epoll. A request that waits for its
+     * group's commit is suspended rather than holding its thread, so the other clients'
+     * requests go on joining the next group meanwhile. MHD_USE_ITC: resuming a connection
+     * and quiescing the daemon need it. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* One thread is the polling thread itself: no pool then. */
+    struct MHD_OptionItem pool[] = {{MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
+                                    {MHD_OPTION_END, 0, NULL}};
+    if (cfg->threads <= 1)
+        pool[0].option = MHD_OPTION_END;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_ARRAY, pool,
         MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
@@ -425,11 +463,14 @@ void meter_server_stop(struct meter_server *s)
     int64_t deadline = fm_mono_us() + (int64_t)METER_DRAIN_MAX_S * 1000000;
     while (atomic_load(&s->active) > 0 && fm_mono_us() < deadline)
         nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
+    /* The writers store what was handed to them and answer it before they stop: no
+     * connection may stay suspended when the daemon stops. */
+    meter_group_stop(s->group);
     MHD_stop_daemon(s->daemon);
     if (listener != MHD_INVALID_SOCKET)
         close(listener);
+    meter_group_free(s->group);
     meter_store_close_all();
     meter_keycache_free(s->keys);
-    meter_group_free(s->group);
     free(s);
 }

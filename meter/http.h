@@ -18,6 +18,7 @@ struct meter_config {
     unsigned per_ip_limit;
     unsigned timeout_s;      /* idle connection timeout */
     unsigned key_cache_ms;   /* how long a looked-up API key is trusted; 0: ask every time */
+    unsigned threads;        /* threads serving the connections */
     const struct bill_catalog *catalog; /* plans for the invoice endpoints; borrowed */
 };
 
@@ -29,7 +30,7 @@ struct meter_server;
 #define METER_DRAIN_MAX_S 30
 
 /**
- * Bind and start serving, a thread per connection.
+ * Bind and start serving: a pool of threads polls every connection.
  * @param cfg  borrowed; its strings must outlive the server
  * @param out  on success the server (stop and free with meter_server_stop)
  * @return 0, or -1 with err set (address in use, bad address)

@@ -19,7 +19,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: meterd [--listen ADDR:PORT] [--db CONNINFO]\n"
-            "              [--body-limit BYTES] [--max-connections N] [--per-ip N]\n"
+            "              [--threads N] [--body-limit BYTES] [--max-connections N] [--per-ip N]\n"
             "              [--timeout SECONDS] [--key-cache-ms MS] [--catalog DIR]\n"
             "              [--orphan-grace-ms MS] [--orphan-policy timeout|none]\n"
             "              [--orphan-sweep-ms MS] [--fold-ms MS]\n"
@@ -30,6 +30,8 @@ static void usage(FILE *out)
             "GET /metrics). Listens on 127.0.0.1:8080 by default; port 0 picks a free port.\n"
             "The database is --db, else $FAASMETER_DB, else libpq's defaults.\n"
             "\n"
+            "  --threads N          threads serving the connections (default 8); a request\n"
+            "                       waiting for its commit does not hold one\n"
             "  --max-connections N  connections open at once (default 1024)\n"
             "  --per-ip N           connections open at once from one address (0: no limit)\n"
             "  --timeout SECONDS    an idle connection is closed after this (default 30)\n"
@@ -52,14 +54,15 @@ static void usage(FILE *out)
             "and exits.\n");
 }
 
-static int parse_uint(const char *opt, const char *s, unsigned long long max,
-                      unsigned long long *out)
+static int parse_uint(const char *opt, const char *s, unsigned long long min,
+                      unsigned long long max, unsigned long long *out)
 {
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end != '\0' || s[0] == '-' || v > max) {
-        fprintf(stderr, "meterd: %s: expected an integer 0-%llu, got '%s'\n", opt, max, s);
+    if (errno || end == s || *end != '\0' || s[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "meterd: %s: expected an integer %llu-%llu, got '%s'\n", opt, min, max,
+                s);
         return -1;
     }
     *out = v;
@@ -75,7 +78,7 @@ static int parse_listen(const char *s, char *addr_buf, size_t n, uint16_t *port)
         fprintf(stderr, "meterd: --listen: expected ADDR:PORT, got '%s'\n", s);
         return -1;
     }
-    if (parse_uint("--listen port", colon + 1, 65535, &p) != 0)
+    if (parse_uint("--listen port", colon + 1, 0, 65535, &p) != 0)
         return -1;
     memcpy(addr_buf, s, (size_t)(colon - s));
     addr_buf[colon - s] = '\0';
@@ -108,6 +111,7 @@ int main(int argc, char **argv)
         {"fold-ms", required_argument, NULL, 'F'},
         {"body-limit", required_argument, NULL, 'b'},
         {"max-connections", required_argument, NULL, 'c'},
+        {"threads", required_argument, NULL, 't'},
         {"per-ip", required_argument, NULL, 'p'},
         {"timeout", required_argument, NULL, 'T'},
         {"key-cache-ms", required_argument, NULL, 'K'},
@@ -136,17 +140,17 @@ int main(int argc, char **argv)
             catalog_dir = optarg;
             break;
         case 'G':
-            if (parse_uint("--orphan-grace-ms", optarg, 86400000, &v) != 0)
+            if (parse_uint("--orphan-grace-ms", optarg, 0, 86400000, &v) != 0)
                 return 2;
             orphan_grace_ms = (long)v;
             break;
         case 'F':
-            if (parse_uint("--fold-ms", optarg, 3600000, &v) != 0)
+            if (parse_uint("--fold-ms", optarg, 0, 3600000, &v) != 0)
                 return 2;
             fold_ms = (long)v;
             break;
         case 'S':
-            if (parse_uint("--orphan-sweep-ms", optarg, 86400000, &v) != 0)
+            if (parse_uint("--orphan-sweep-ms", optarg, 0, 86400000, &v) != 0)
                 return 2;
             orphan_sweep_ms = (long)v;
             break;
@@ -165,27 +169,32 @@ int main(int argc, char **argv)
             db = optarg;
             break;
         case 'b':
-            if (parse_uint("--body-limit", optarg, 1ull << 30, &v) != 0)
+            if (parse_uint("--body-limit", optarg, 0, 1ull << 30, &v) != 0)
                 return 2;
             cfg.body_limit = (size_t)v;
             break;
         case 'c':
-            if (parse_uint("--max-connections", optarg, 100000, &v) != 0)
+            if (parse_uint("--max-connections", optarg, 0, 100000, &v) != 0)
                 return 2;
             cfg.connection_limit = (unsigned)v;
             break;
+        case 't':
+            if (parse_uint("--threads", optarg, 1, 256, &v) != 0)
+                return 2;
+            cfg.threads = (unsigned)v;
+            break;
         case 'p':
-            if (parse_uint("--per-ip", optarg, 100000, &v) != 0)
+            if (parse_uint("--per-ip", optarg, 0, 100000, &v) != 0)
                 return 2;
             cfg.per_ip_limit = (unsigned)v;
             break;
         case 'T':
-            if (parse_uint("--timeout", optarg, 3600, &v) != 0)
+            if (parse_uint("--timeout", optarg, 0, 3600, &v) != 0)
                 return 2;
             cfg.timeout_s = (unsigned)v;
             break;
         case 'K':
-            if (parse_uint("--key-cache-ms", optarg, 3600000, &v) != 0)
+            if (parse_uint("--key-cache-ms", optarg, 0, 3600000, &v) != 0)
                 return 2;
             cfg.key_cache_ms = (unsigned)v;
             break;

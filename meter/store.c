@@ -379,68 +379,53 @@ struct pending {
     const struct meter_record *recs;
     size_t n;
     enum meter_outcome *outcomes;
+    meter_group_done *done;
+    void *arg;
     int rc;
     struct fm_err err;
-    bool done;
-    pthread_cond_t cond;
     struct pending *next;
 };
 
-/* Writers at once: each has its own connection, so that its session keeps its plans warm
- * (a session plans ingest_staged once, which costs far more than a batch). Two lets one
- * batch's database work overlap the next batch's parsing and COPY on a small machine. */
+/* Writers at once: each has its own thread and connection, so that its session keeps its
+ * plans warm (a session plans ingest_staged once, which costs far more than a batch). Two
+ * let one batch's database work overlap the next batch's COPY on a small machine. */
 #define GROUP_LANES 2
 
 struct meter_group {
     pthread_mutex_t lock;
+    pthread_cond_t work; /* requests are waiting, or the group is stopping */
     struct pending *head, *tail;
-    PGconn *lanes[GROUP_LANES];
-    bool busy[GROUP_LANES];
+    bool stopping;
     const char *conninfo;
+    struct lane {
+        struct meter_group *group;
+        pthread_t thread;
+        PGconn *conn;
+    } lanes[GROUP_LANES];
+    int nlanes; /* writer threads started */
 };
 
-struct meter_group *meter_group_new(const char *conninfo)
-{
-    struct meter_group *g = calloc(1, sizeof *g);
-    if (g == NULL)
-        return NULL;
-    pthread_mutex_init(&g->lock, NULL);
-    g->conninfo = conninfo;
-    return g;
-}
-
-void meter_group_free(struct meter_group *g)
-{
-    if (g == NULL)
-        return;
-    for (int i = 0; i < GROUP_LANES; i++)
-        PQfinish(g->lanes[i]);
-    pthread_mutex_destroy(&g->lock);
-    free(g);
-}
-
 /* A lane's connection, made and prepared on first use or after it broke. */
-static PGconn *lane_conn(struct meter_group *g, int lane, struct fm_err *err)
+static PGconn *lane_conn(struct lane *lane, struct fm_err *err)
 {
-    PGconn *conn = g->lanes[lane];
+    PGconn *conn = lane->conn;
     if (conn && PQstatus(conn) == CONNECTION_OK && !db_idle_conn_broken(conn))
         return conn;
     PQfinish(conn);
-    g->lanes[lane] = NULL;
-    conn = db_connect(g->conninfo, err);
+    lane->conn = NULL;
+    conn = db_connect(lane->group->conninfo, err);
     if (conn == NULL)
         return NULL;
     if (prepare_all(conn, err) != 0) {
         PQfinish(conn);
         return NULL;
     }
-    g->lanes[lane] = conn;
+    lane->conn = conn;
     return conn;
 }
 
-/* Write the requests of list in one transaction on lane and tell each how it went. Called
- * unlocked; the lane is this writer's alone. */
-static void write_group(struct meter_group *g, int lane, struct pending *list)
+/* Write the requests of list in one transaction on lane and set how each went. */
+static void write_group(struct lane *lane, struct pending *list)
 {
     size_t total = 0;
     for (struct pending *p = list; p; p = p->next)
@@ -459,7 +444,7 @@ static void write_group(struct meter_group *g, int lane, struct pending *list)
             memcpy(recs + at, p->recs, p->n * sizeof *recs);
             at += p->n;
         }
-        conn = lane_conn(g, lane, &err);
+        conn = lane_conn(lane, &err);
         if (conn != NULL)
             rc = meter_store_records(conn, recs, total, outcomes, &err);
     }
@@ -482,28 +467,18 @@ static void write_group(struct meter_group *g, int lane, struct pending *list)
     free(outcomes);
 }
 
-int meter_group_store(struct meter_group *g, const struct meter_record *recs, size_t n,
-                      enum meter_outcome *outcomes, struct fm_err *err)
+/* A writer: takes what is waiting (up to the cap), stores it, tells each request; until
+ * the group stops and nothing waits. */
+static void *lane_run(void *arg)
 {
-    struct pending me = {.recs = recs, .n = n, .outcomes = outcomes};
-    pthread_cond_init(&me.cond, NULL);
+    struct lane *lane = arg;
+    struct meter_group *g = lane->group;
     pthread_mutex_lock(&g->lock);
-    if (g->tail)
-        g->tail->next = &me;
-    else
-        g->head = &me;
-    g->tail = &me;
-    while (!me.done) {
-        int lane = 0;
-        while (lane < GROUP_LANES && g->busy[lane])
-            lane++;
-        /* Wait while every lane writes, or while requests ahead of this one wait too. */
-        if (lane == GROUP_LANES || g->head != &me) {
-            pthread_cond_wait(&me.cond, &g->lock);
-            continue;
-        }
-        /* Lead: take what is waiting, up to the cap (at least this request). */
-        g->busy[lane] = true;
+    for (;;) {
+        while (g->head == NULL && !g->stopping)
+            pthread_cond_wait(&g->work, &g->lock);
+        if (g->head == NULL)
+            break;
         struct pending *list = g->head, *last = list;
         size_t records = list->n;
         while (last->next && records + last->next->n <= GROUP_RECORDS_MAX) {
@@ -514,26 +489,90 @@ int meter_group_store(struct meter_group *g, const struct meter_record *recs, si
         if (g->head == NULL)
             g->tail = NULL;
         last->next = NULL;
-        /* The next in line may lead on another lane meanwhile. */
-        if (g->head)
-            pthread_cond_signal(&g->head->cond);
         pthread_mutex_unlock(&g->lock);
-        write_group(g, lane, list);
-        pthread_mutex_lock(&g->lock);
+        write_group(lane, list);
         for (struct pending *p = list, *next; p; p = next) {
             next = p->next;
-            p->done = true;
-            if (p != &me)
-                pthread_cond_signal(&p->cond);
+            p->done(p->arg, p->rc, &p->err);
+            free(p);
         }
-        g->busy[lane] = false;
-        /* Hand the free lane to the first request that came meanwhile. */
-        if (g->head)
-            pthread_cond_signal(&g->head->cond);
+        pthread_mutex_lock(&g->lock);
     }
     pthread_mutex_unlock(&g->lock);
-    pthread_cond_destroy(&me.cond);
-    if (me.rc != 0 && err)
-        *err = me.err;
-    return me.rc;
+    PQfinish(lane->conn);
+    lane->conn = NULL;
+    return NULL;
+}
+
+struct meter_group *meter_group_new(const char *conninfo)
+{
+    struct meter_group *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return NULL;
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->work, NULL);
+    g->conninfo = conninfo;
+    for (int i = 0; i < GROUP_LANES; i++) {
+        g->lanes[i].group = g;
+        if (pthread_create(&g->lanes[i].thread, NULL, lane_run, &g->lanes[i]) != 0)
+            break;
+        pthread_setname_np(g->lanes[i].thread, "meterd-writer");
+        g->nlanes++;
+    }
+    if (g->nlanes == 0) {
+        meter_group_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void meter_group_stop(struct meter_group *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->stopping = true;
+    pthread_cond_broadcast(&g->work);
+    pthread_mutex_unlock(&g->lock);
+    for (int i = 0; i < g->nlanes; i++)
+        pthread_join(g->lanes[i].thread, NULL);
+    g->nlanes = 0;
+}
+
+void meter_group_free(struct meter_group *g)
+{
+    if (g == NULL)
+        return;
+    meter_group_stop(g);
+    pthread_cond_destroy(&g->work);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+}
+
+void meter_group_submit(struct meter_group *g, const struct meter_record *recs, size_t n,
+                        enum meter_outcome *outcomes, meter_group_done *done, void *arg)
+{
+    struct pending *p = malloc(sizeof *p);
+    if (p == NULL) {
+        struct fm_err err;
+        fm_err_set(&err, "out of memory");
+        done(arg, -1, &err);
+        return;
+    }
+    *p = (struct pending){.recs = recs, .n = n, .outcomes = outcomes, .done = done,
+                          .arg = arg};
+    pthread_mutex_lock(&g->lock);
+    bool open = !g->stopping;
+    if (open) {
+        if (g->tail)
+            g->tail->next = p;
+        else
+            g->head = p;
+        g->tail = p;
+        pthread_cond_signal(&g->work);
+    }
+    pthread_mutex_unlock(&g->lock);
+    if (!open) {
+        fm_err_set(&p->err, "meterd is stopping");
+        done(arg, -1, &p->err);
+        free(p);
+    }
 }

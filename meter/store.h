@@ -42,26 +42,36 @@ int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
                         enum meter_outcome *outcomes, struct fm_err *err);
 
 /*
- * Group commit: requests that arrive while a batch is being written wait, and the next
- * writer stores all of them in one transaction (the first waiter leads; no extra thread).
- * Many small concurrent requests then share one COPY and one commit.
+ * Group commit: requests hand their records to the group and do not wait. Writer threads,
+ * each with its own connection, take every request waiting when they are free and store
+ * them in one transaction, so many small concurrent requests share one COPY and one commit.
  */
 struct meter_group;
 
-/** A group for one server. @param conninfo borrowed. NULL when out of memory. */
+/** A group for one server, its writer threads started. @param conninfo borrowed.
+ *  NULL when out of memory or threads. */
 struct meter_group *meter_group_new(const char *conninfo);
 
-/** Free a group no thread uses any more. NULL is a no-op. */
+/** Store and answer what was submitted, then stop the writers. Submissions from then on
+ *  are answered at once with an error. */
+void meter_group_stop(struct meter_group *g);
+
+/** Stop g (if not yet) and free it; no thread may submit any more. NULL is a no-op. */
 void meter_group_free(struct meter_group *g);
 
 /**
- * Store a request's validated records, sharing the transaction with concurrent requests.
- * Returns after the commit that holds them, like meter_store_records.
- * @param outcomes  n entries, written only on success
- * @return 0, or -1 with err set when the transaction failed (nothing of it is stored)
+ * How a submission went, called once from a writer thread (or from meter_group_submit
+ * itself when the group is stopping or memory ran out). rc 0: the commit that holds the
+ * records is done and the outcomes are written; -1: nothing of them is stored, err says why.
  */
-int meter_group_store(struct meter_group *g, const struct meter_record *recs, size_t n,
-                      enum meter_outcome *outcomes, struct fm_err *err);
+typedef void meter_group_done(void *arg, int rc, const struct fm_err *err);
+
+/**
+ * Queue a request's validated records for the next transaction and return at once.
+ * recs and outcomes (n entries) must stay valid until done is called.
+ */
+void meter_group_submit(struct meter_group *g, const struct meter_record *recs, size_t n,
+                        enum meter_outcome *outcomes, meter_group_done *done, void *arg);
 
 struct meter_key {
     unsigned char hash[APIKEY_HASH_LEN];

@@ -908,11 +908,80 @@ START_TEST(database_lost_mid_batch_stores_all_or_nothing)
 }
 END_TEST
 
+/* A request waits for its commit without a thread of its own: a client that leaves in the
+ * meantime loses none of its records, and the server, down to one thread, goes on. */
+START_TEST(a_client_that_leaves_before_its_answer_loses_nothing)
+{
+    struct meter_config cfg;
+    test_config(&cfg);
+    cfg.conninfo = via_proxy;
+    cfg.threads = 1;
+    serve(&cfg);
+    enum { N = 2000 };
+    char *warm = stops("warm4", 1), *batch = stops("left", N);
+    expect(post_records(ingest_key, warm), 200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    char head[256];
+    int len = snprintf(head, sizeof head,
+                       "POST /v1/records HTTP/1.1\r\nHost: test\r\n"
+                       "Authorization: Bearer %s\r\nContent-Type: application/x-ndjson\r\n"
+                       "Content-Length: %zu\r\n\r\n",
+                       ingest_key, strlen(batch));
+    ck_assert(len > 0 && (size_t)len < sizeof head);
+    uint64_t before = atomic_load(&proxy.to_server);
+    int fd = tcp_connect();
+    ck_assert_int_eq(send(fd, head, (size_t)len, MSG_NOSIGNAL), len);
+    for (size_t at = 0, n = strlen(batch); at < n;) {
+        ssize_t sent = send(fd, batch + at, n - at, MSG_NOSIGNAL);
+        ck_assert_int_gt(sent, 0);
+        at += (size_t)sent;
+    }
+    proxy_wait_bytes(&proxy, before + strlen(batch) / 10); /* its COPY is on the way */
+    close(fd);
+    int64_t deadline = fm_mono_us() + 30 * 1000000;
+    while (strcmp(stored_count("left"), "2000") != 0) {
+        ck_assert_msg(fm_mono_us() < deadline, "%s of %d records stored", stored_count("left"),
+                      N);
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    }
+    expect(post_records(ingest_key, batch), 200,
+           "{\"accepted\":0,\"duplicates\":2000,\"rejected\":[]}");
+    expect(get(NULL, "/healthz"), 200, "{\"status\":\"ok\",\"database\":\"ok\"}");
+    free(warm);
+    free(batch);
+}
+END_TEST
+
+/* Bad options: exit code 2 and one line on stderr naming the option. */
+START_TEST(meterd_options_are_checked)
+{
+    static const struct {
+        const char *opt, *value, *err;
+    } cases[] = {
+        {"--threads", "0", "meterd: --threads: expected an integer 1-256, got '0'\n"},
+        {"--threads", "257", "meterd: --threads: expected an integer 1-256, got '257'\n"},
+        {"--threads", "two", "meterd: --threads: expected an integer 1-256, got 'two'\n"},
+        {"--per-ip", "-1", "meterd: --per-ip: expected an integer 0-100000, got '-1'\n"},
+        {"--listen", "127.0.0.1", "meterd: --listen: expected ADDR:PORT, got '127.0.0.1'\n"},
+    };
+    char bin[512];
+    proc_bin("meterd", bin, sizeof bin);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[] = {bin, (char *)cases[i].opt, (char *)cases[i].value, NULL};
+        struct proc_result r = proc_run(argv, NULL, 10);
+        ck_assert_int_eq(r.status, 2);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_str_eq(r.err, cases[i].err);
+        free(r.out);
+        free(r.err);
+    }
+}
+END_TEST
+
 START_TEST(sigterm_finishes_the_request_in_flight)
 {
     char bin[512], line[256];
     char *argv[] = {(char *)proc_bin("meterd", bin, sizeof bin), "--listen", "127.0.0.1:0",
-                    "--db", via_proxy, NULL};
+                    "--threads", "2", "--db", via_proxy, NULL};
     pid_t pid = proc_start(argv, "meterd listening on", line, sizeof line, 30);
     const char *at = strrchr(line, ':');
     ck_assert_ptr_nonnull(at);
@@ -956,6 +1025,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, metrics_count_records_requests_and_batches);
     tcase_add_test(tc, one_address_gets_at_most_per_ip_connections);
     tcase_add_test(tc, idle_connections_are_closed_after_the_timeout);
+    tcase_add_test(tc, meterd_options_are_checked);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("database");
@@ -965,6 +1035,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, database_down_gives_503_and_recovery_stores_once);
     tcase_add_test(tc, database_lost_mid_batch_stores_all_or_nothing);
     tcase_add_test(tc, sigterm_finishes_the_request_in_flight);
+    tcase_add_test(tc, a_client_that_leaves_before_its_answer_loses_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
