@@ -61,7 +61,20 @@ void rt_child_isolate(pid_t parent, bool die_with_thread)
     }
 }
 
-int rt_child_limits(int memory_mb, const struct rt_cgroup *cg)
+/* The user's identity, by system calls: the C library's setuid would signal every thread
+ * of the runtime, whose memory a child of vfork shares. */
+static int become(const struct rt_user *user)
+{
+    if (!user->set)
+        return 0;
+    if (syscall(SYS_setgroups, 0, NULL) != 0 ||
+        syscall(SYS_setresgid, user->gid, user->gid, user->gid) != 0 ||
+        syscall(SYS_setresuid, user->uid, user->uid, user->uid) != 0)
+        return -1;
+    return 0;
+}
+
+int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_cgroup *cg)
 {
     /* Ignored signals stay ignored across execve, so the function gets a clean slate. And
      * the child of vfork shares the runtime's memory until execve: a runtime handler must
@@ -79,9 +92,10 @@ int rt_child_limits(int memory_mb, const struct rt_cgroup *cg)
         return -1;
     /* A group the system refuses to take the child into (a co-mounted controller with
      * nothing assigned, a security module) leaves the address-space limit to hold. */
-    if (rt_cgroup_active(cg) && rt_cgroup_join(cg) == 0)
-        return 0;
-    return memory_mb > 0 ? setrlimit(RLIMIT_AS, &as) : 0;
+    if (!(rt_cgroup_active(cg) && rt_cgroup_join(cg) == 0) && memory_mb > 0 &&
+        setrlimit(RLIMIT_AS, &as) != 0)
+        return -1;
+    return become(user);
 }
 
 /* What the child of one exec-mode invocation needs. */
@@ -98,11 +112,11 @@ static void child_exec(void *ctx)
 {
     struct exec_child *c = ctx;
     const struct rt_exec_spec *spec = c->spec;
-    rt_child_isolate(c->parent, true);
     /* Limits first: the memory group is joined through a descriptor that the moves below
      * could overwrite. */
-    if (rt_child_limits(spec->memory_mb, c->cg) != 0)
+    if (rt_child_confine(spec->memory_mb, &spec->user, c->cg) != 0)
         goto fail;
+    rt_child_isolate(c->parent, true);
     if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0)
         goto fail;
     /* Descriptors someone opened without O_CLOEXEC must not leak into tenants' code. */

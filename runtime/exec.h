@@ -43,10 +43,19 @@ struct rt_sampler {
     void *ctx;
 };
 
+/* Who a function's processes run as: a user of the system (no supplementary groups), or,
+ * unset, the runtime's own user. */
+struct rt_user {
+    bool set;
+    uid_t uid;
+    gid_t gid;
+};
+
 struct rt_exec_spec {
     char *const *argv;   /* argv[0] is the program's path; no PATH search */
     char *const *envp;   /* the child's whole environment */
     int memory_mb;       /* memory limit of the child (cgroup.h); 0: none (the runtime's tools) */
+    struct rt_user user; /* who the child runs as */
     int64_t timeout_ms;  /* wall time until the process group is killed */
     const void *input;   /* written to the child's stdin, which is then closed */
     size_t input_len;
@@ -108,14 +117,17 @@ struct rt_cgroup;
  */
 pid_t rt_child_spawn(void (*child)(void *ctx), void *ctx);
 
-/** In the child of vfork: its own process group; with die_with_thread, killed when the thread
- *  that forked it ends (also when the runtime is killed). Signal-safe. */
+/** In the child of vfork, after rt_child_confine (a change of user clears the parent-death
+ *  signal): its own process group; with die_with_thread, killed when the thread that forked
+ *  it ends (also when the runtime is killed). Signal-safe. */
 void rt_child_isolate(pid_t parent, bool die_with_thread);
 
 /** In the child of vfork: every signal's default action and none blocked, no core files,
- *  and memory_mb (0: none) as the limit of cg when it is a real group (the child joins it),
- *  else as RLIMIT_AS. Signal-safe. Returns 0 or -1. */
-int rt_child_limits(int memory_mb, const struct rt_cgroup *cg);
+ *  memory_mb (0: none) as the limit of cg when it is a real group (the child joins it), else
+ *  as RLIMIT_AS; then, when user is set, that user's identity, so that the function can
+ *  change neither its group's limits nor the runtime's files. Signal-safe. Returns 0 or -1
+ *  with errno. */
+int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_cgroup *cg);
 
 /** Append data to a log of at most RT_ERRLOG_MAX bytes, keeping the newest bytes. */
 void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n);

@@ -97,6 +97,7 @@ static void run_warm(const struct rt_function *fn, struct rt_worker **w,
         .argv = fn->argv,
         .envp = build_env(fn, NULL, vars, envp),
         .memory_mb = fn->memory_mb,
+        .user = fn->user,
     };
     if (*w == NULL && rt_worker_start(&spec, w, err) != RT_OK)
         return;
@@ -113,6 +114,7 @@ static void run_exec(const struct rt_function *fn, const struct rt_invocation *i
         .argv = fn->argv,
         .envp = build_env(fn, inv->id, vars, envp),
         .memory_mb = fn->memory_mb,
+        .user = fn->user,
         .timeout_ms = fn->timeout_ms,
         .input = input,
         .input_len = input_len,

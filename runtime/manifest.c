@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,6 +195,32 @@ out:
     return st;
 }
 
+/* "user": a user of this system. Only a runtime running as root can take on another. */
+static enum rt_status user_field(const cJSON *obj, struct rt_user *out, const struct where *w,
+                                 struct fm_err *err)
+{
+    *out = (struct rt_user){0};
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "user");
+    if (v == NULL)
+        return RT_OK;
+    if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
+        return bad(err, w, "user", "expected the name of a user of this system");
+    struct passwd pw, *found = NULL;
+    char buf[4096];
+    if (getpwnam_r(v->valuestring, &pw, buf, sizeof buf, &found) != 0 || found == NULL) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "no user named '%.64s' on this system", v->valuestring);
+        return bad(err, w, "user", msg);
+    }
+    if (geteuid() == 0) {
+        *out = (struct rt_user){.set = true, .uid = pw.pw_uid, .gid = pw.pw_gid};
+    } else if (pw.pw_uid != geteuid()) {
+        return bad(err, w, "user", "running functions as another user needs faasrun to run "
+                                   "as root");
+    }
+    return RT_OK;
+}
+
 static enum rt_status int_with_default(const cJSON *obj, const char *field, int64_t lo,
                                        int64_t hi, int64_t dflt, int64_t *out,
                                        const struct where *w, struct fm_err *err)
@@ -231,7 +259,7 @@ static enum rt_status parse_function(const cJSON *obj, const char *base_dir,
 {
     static const char *const known[] = {"tenant", "name", "command", "mode", "memory_mb",
                                         "timeout_ms", "concurrency", "keep_alive_ms", "env",
-                                        NULL};
+                                        "user", NULL};
     enum rt_status st = parse_entry(obj, known, fn->tenant, fn->name, w, err);
     if (st == RT_OK)
         st = command_field(obj, base_dir, &fn->argv, w, err);
@@ -254,6 +282,8 @@ static enum rt_status parse_function(const cJSON *obj, const char *base_dir,
         st = int_with_default(obj, "keep_alive_ms", 1, 3600000, 300000, &keep, w, err);
     if (st == RT_OK)
         st = env_field(obj, &fn->env, w, err);
+    if (st == RT_OK)
+        st = user_field(obj, &fn->user, w, err);
     if (st != RT_OK)
         return st;
     fn->memory_mb = (int)mem;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "runtime/exec.h"
 #include "runtime/status.h"
 
 #define RT_TENANT_MAX 64
@@ -24,6 +25,7 @@ struct rt_function {
     int concurrency;   /* 1-1000, default 1: invocations (and warm workers) at once */
     int64_t keep_alive_ms; /* warm: idle time before a worker is stopped, default 300000 */
     char **env;        /* NULL-terminated "KEY=VALUE" strings from the manifest's env */
+    struct rt_user user; /* "user": the system user its processes run as; unset: faasrun's */
 };
 
 struct rt_pipeline {

@@ -22,6 +22,7 @@ struct rt_worker_spec {
     char *const *argv;  /* argv[0] is the program's path */
     char *const *envp;  /* the whole environment; FAASMETER_WARM=1 is added */
     int memory_mb;      /* memory limit of the worker for its whole life (cgroup.h); 0: none */
+    struct rt_user user; /* who the worker runs as */
 };
 
 /**

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -576,6 +577,69 @@ static struct rt_exec_result faasrun(const char *input, const char *const *args)
         argv[i + 1] = (char *)args[i];
     return run_argv(argv, environ, 0, 30000, input);
 }
+
+/* What a function running as its "user" may do to its limits: print its ids, try to lift
+ * its memory group's limit and to leave the group for the top one. */
+static const char who_script[] =
+    "id -u; id -g\n"
+    "cg=$(sed -n 's/^[0-9]*:memory:\\(.*\\)/\\1/p' /proc/self/cgroup)\n"
+    "if [ -n \"$cg\" ]; then f=/sys/fs/cgroup/memory$cg/memory.limit_in_bytes;"
+    " top=/sys/fs/cgroup/memory/cgroup.procs\n"
+    "else cg=$(sed -n 's/^0:://p' /proc/self/cgroup); f=/sys/fs/cgroup$cg/memory.max;"
+    " top=/sys/fs/cgroup/cgroup.procs; fi\n"
+    "echo 1073741824 2>/dev/null >$f && echo lifted || echo kept\n"
+    "echo $$ 2>/dev/null >$top && echo left || echo stayed\n";
+
+START_TEST(functions_run_as_their_user)
+{
+    struct fm_err err = {""};
+    struct rt_manifest *m = NULL;
+    ck_assert_int_eq(rt_manifest_parse("{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\","
+                                       " \"command\": [\"/x\"], \"user\": \"no-such-user\"}]}",
+                                       "manifest.json", "/base", &m, &err),
+                     RT_EINVAL);
+    ck_assert_str_eq(err.msg, "manifest.json: functions[0].user: no user named 'no-such-user' "
+                              "on this system");
+    const struct passwd *nobody = getpwnam("nobody");
+    ck_assert_ptr_nonnull(nobody);
+    uid_t uid = nobody->pw_uid;
+    gid_t gid = nobody->pw_gid;
+    const char *nobody_manifest = "{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\","
+                                  " \"command\": [\"/x\"], \"user\": \"nobody\"}]}";
+    if (geteuid() != 0) {
+        ck_assert_int_eq(rt_manifest_parse(nobody_manifest, "manifest.json", "/base", &m, &err),
+                         RT_EINVAL);
+        ck_assert_str_eq(err.msg, "manifest.json: functions[0].user: running functions as "
+                                  "another user needs faasrun to run as root");
+        return;
+    }
+    ck_assert_int_eq(rt_manifest_parse(nobody_manifest, "manifest.json", "/base", &m, &err),
+                     RT_OK);
+    ck_assert(m->functions[0].user.set);
+    ck_assert_int_eq(m->functions[0].user.uid, uid);
+    ck_assert_int_eq(m->functions[0].user.gid, gid);
+    rt_manifest_free(m);
+
+    /* The script, where that user can read it. */
+    ck_assert_int_eq(chmod(tmp, 0711), 0);
+    write_file(in_tmp("who.sh"), who_script);
+    ck_assert_int_eq(chmod(in_tmp("who.sh"), 0644), 0);
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"functions\": [{\"tenant\": \"acme\", \"name\": \"who\", \"command\":"
+             " [\"/bin/sh\", \"%s\"], \"memory_mb\": 64, \"user\": \"nobody\"}]}",
+             in_tmp("who.sh"));
+    write_file(in_tmp("manifest.json"), text);
+    struct rt_exec_result r = faasrun(
+        NULL, (const char *[]){"invoke", "--manifest", in_tmp("manifest.json"), "--spool",
+                               in_tmp("spool"), "acme", "who", NULL});
+    char want[128];
+    snprintf(want, sizeof want, "%u\n%u\nkept\nstayed\n", (unsigned)uid, (unsigned)gid);
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_str_eq(r.output, want);
+    rt_exec_result_free(&r);
+}
+END_TEST
 
 START_TEST(cli_invoke_exit_codes)
 {
@@ -1159,6 +1223,7 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, exec_timeout_kills_the_group);
     tcase_add_test(tc, exec_memory_limit_is_oom);
     tcase_add_test(tc, exec_cgroup_holds_every_process_of_the_function);
+    tcase_add_test(tc, functions_run_as_their_user);
     tcase_add_test(tc, exec_signal_is_crashed);
     tcase_add_test(tc, exec_output_over_cap_is_error);
     tcase_add_test(tc, exec_missing_program_is_error_127);
