@@ -33,7 +33,6 @@
 #define BENCH_DB "faasmeter_bench_requests"
 #define CLIENTS 64
 #define CLIENT_THREADS 2
-#define SERVER_THREADS 64 /* the hello-world server's pool; meterd has a thread per client */
 
 static const char hello_reply[] = "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}";
 
@@ -133,6 +132,14 @@ static enum MHD_Result hello_request(void *cls, struct MHD_Connection *c, const 
     return ret;
 }
 
+/* The threads of both servers: meterd's default pool. */
+static unsigned server_threads(void)
+{
+    struct meter_config cfg;
+    meter_config_defaults(&cfg);
+    return cfg.threads;
+}
+
 struct child {
     pid_t pid;
     int stop_fd; /* closing it tells the child to stop */
@@ -170,7 +177,7 @@ static int child_start(const char *conninfo, struct child *out)
             hello = MHD_start_daemon(
                 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC, 0, NULL, NULL,
                 hello_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)SERVER_THREADS,
+                MHD_OPTION_THREAD_POOL_SIZE, server_threads(),
                 MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
                 MHD_OPTION_END);
             if (hello == NULL)
@@ -365,9 +372,9 @@ int main(void)
     child_stop(&hello, hello_cpu);
     curl_global_cleanup();
 
-    printf("one record per request, %d keep-alive clients, %d s each; meterd: a thread per "
-           "connection, hello-world: a pool of %d threads\n",
-           CLIENTS, seconds, SERVER_THREADS);
+    printf("one record per request, %d keep-alive clients, %d s each; both servers: a pool "
+           "of %u threads on epoll\n",
+           CLIENTS, seconds, server_threads());
     printf("  meterd       %8lld records/s acknowledged after commit (%lld failed; %lld "
            "records stored in all)\n",
            meterd_rate, meterd_failed, stored);
