@@ -236,7 +236,7 @@ static const cJSON *batch_record(struct batch *b, size_t i)
 struct records_job {
     const struct api_request *req;
     struct batch batch;
-    struct meter_record *recs; /* the valid records, pointing into the body */
+    struct meter_record *recs; /* the valid records */
     size_t *origin;            /* each valid record's index in the batch */
     enum meter_outcome *outcomes;
     struct fm_buf rejected; /* the "rejected" array's members so far */
@@ -285,6 +285,8 @@ static void on_stored(void *arg, int rc, const struct fm_err *err)
     struct reply r;
     if (rc == 0) {
         r = job_reply(j);
+    } else if (rc == METER_GROUP_STOPPED) {
+        r = reply_error(E_UNAVAILABLE, "meterd is stopping; retry later");
     } else {
         fm_warn("storing %zu records: %s", j->valid, err->msg);
         metrics_db_error();

@@ -415,12 +415,13 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         free(s);
         return fm_err_set(err, "out of memory");
     }
-    /* A few threads serve every connection from epoll. A request that waits for its
-     * group's commit is suspended rather than holding its thread, so the other clients'
-     * requests go on joining the next group meanwhile. MHD_USE_ITC: resuming a connection
-     * and quiescing the daemon need it. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* A few threads serve every connection, each polling its share. A request that waits
+     * for its group's commit is suspended rather than holding its thread, so the other
+     * clients' requests go on joining the next group meanwhile. MHD_USE_ITC: resuming a
+     * connection and quiescing the daemon need it. poll, not epoll: libmicrohttpd 0.9.75
+     * quiesces a pool on epoll with a race that can abort the process. */
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
     /* One thread is the polling thread itself: no pool then. */
     struct MHD_OptionItem pool[] = {{MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
                                     {MHD_OPTION_END, 0, NULL}};
@@ -451,6 +452,13 @@ uint16_t meter_server_port(const struct meter_server *s)
     return info ? info->port : 0;
 }
 
+/* Wait until no request is in flight, or until deadline_us. */
+static void drain(const struct meter_server *s, int64_t deadline_us)
+{
+    while (atomic_load(&s->active) > 0 && fm_mono_us() < deadline_us)
+        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
+}
+
 void meter_server_stop(struct meter_server *s)
 {
     if (s == NULL)
@@ -460,12 +468,13 @@ void meter_server_stop(struct meter_server *s)
      * close them with their requests half done. The listening socket is ours to close, and
      * only once the daemon's threads are gone. */
     MHD_socket listener = MHD_quiesce_daemon(s->daemon);
-    int64_t deadline = fm_mono_us() + (int64_t)METER_DRAIN_MAX_S * 1000000;
-    while (atomic_load(&s->active) > 0 && fm_mono_us() < deadline)
-        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
+    drain(s, fm_mono_us() + (int64_t)METER_DRAIN_MAX_S * 1000000);
     /* The writers store what was handed to them and answer it before they stop: no
-     * connection may stay suspended when the daemon stops. */
+     * connection may stay suspended when the daemon stops. A request that came on a
+     * keep-alive connection meanwhile is answered at once (stored, or 503); let those
+     * answers go out too. */
     meter_group_stop(s->group);
+    drain(s, fm_mono_us() + 1000000);
     MHD_stop_daemon(s->daemon);
     if (listener != MHD_INVALID_SOCKET)
         close(listener);

@@ -572,7 +572,7 @@ void meter_group_submit(struct meter_group *g, const struct meter_record *recs, 
     pthread_mutex_unlock(&g->lock);
     if (!open) {
         fm_err_set(&p->err, "meterd is stopping");
-        done(arg, -1, &p->err);
+        done(arg, METER_GROUP_STOPPED, &p->err);
         free(p);
     }
 }

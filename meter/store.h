@@ -59,10 +59,14 @@ void meter_group_stop(struct meter_group *g);
 /** Stop g (if not yet) and free it; no thread may submit any more. NULL is a no-op. */
 void meter_group_free(struct meter_group *g);
 
+/* rc of a submission that came after meter_group_stop: nothing is stored. */
+#define METER_GROUP_STOPPED (-2)
+
 /**
  * How a submission went, called once from a writer thread (or from meter_group_submit
- * itself when the group is stopping or memory ran out). rc 0: the commit that holds the
- * records is done and the outcomes are written; -1: nothing of them is stored, err says why.
+ * itself when the group has stopped or memory ran out). rc 0: the commit that holds the
+ * records is done and the outcomes are written; -1: nothing of them is stored, err says
+ * why; METER_GROUP_STOPPED: nothing is stored, the server is stopping.
  */
 typedef void meter_group_done(void *arg, int rc, const struct fm_err *err);
 

@@ -11,6 +11,7 @@
 #include "common/timeutil.h"
 #include "meter/http.h"
 #include "meter/record.h"
+#include "meter/store.h"
 #include "meter/upkeep.h"
 #include "tests/httpc.h"
 #include "tests/suites.h"
@@ -384,6 +385,37 @@ static void *send_same_and_own(void *arg)
     *r = post(ingest_key, "application/json", body);
     return r;
 }
+
+struct group_answer {
+    int calls, rc;
+    char why[sizeof(struct fm_err)];
+};
+
+static void group_done(void *arg, int rc, const struct fm_err *err)
+{
+    struct group_answer *a = arg;
+    a->calls++;
+    a->rc = rc;
+    snprintf(a->why, sizeof a->why, "%s", err ? err->msg : "");
+}
+
+/* Records handed to a group that has stopped are answered at once, as not stored because the
+ * server stops (not as a database failure). */
+START_TEST(a_stopped_group_answers_at_once)
+{
+    struct meter_group *g = meter_group_new(conninfo);
+    ck_assert_ptr_nonnull(g);
+    meter_group_stop(g);
+    struct meter_record rec = {0};
+    enum meter_outcome outcome = METER_ACCEPTED;
+    struct group_answer a = {0};
+    meter_group_submit(g, &rec, 1, &outcome, group_done, &a);
+    ck_assert_int_eq(a.calls, 1);
+    ck_assert_int_eq(a.rc, METER_GROUP_STOPPED);
+    ck_assert_str_eq(a.why, "meterd is stopping");
+    meter_group_free(g);
+}
+END_TEST
 
 START_TEST(concurrent_requests_stay_exactly_once)
 {
@@ -907,6 +939,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, months_get_their_own_partitions);
     tcase_add_test(tc, orphans_are_closed_as_lost_and_replaced_by_a_late_stop);
     tcase_add_test(tc, concurrent_requests_stay_exactly_once);
+    tcase_add_test(tc, a_stopped_group_answers_at_once);
     tcase_add_test(tc, direct_and_staged_paths_store_alike);
     tcase_add_test(tc, starts_and_stops_from_concurrent_senders_meet_once);
     tcase_add_test(tc, large_batches_parse_whole);

@@ -373,7 +373,7 @@ int main(void)
     curl_global_cleanup();
 
     printf("one record per request, %d keep-alive clients, %d s each; both servers: a pool "
-           "of %u threads on epoll\n",
+           "of %u threads (meterd's poll, hello-world's epoll)\n",
            CLIENTS, seconds, server_threads());
     printf("  meterd       %8lld records/s acknowledged after commit (%lld failed; %lld "
            "records stored in all)\n",
