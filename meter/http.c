@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,6 +24,9 @@
 #include "meter/metrics.h"
 #include "meter/store.h"
 
+/* Threads that run the handlers which wait on the database (see struct route). */
+#define BLOCKING_THREADS 4
+
 struct meter_server {
     struct MHD_Daemon *daemon;
     struct meter_config cfg;
@@ -30,6 +34,13 @@ struct meter_server {
     struct meter_group *group;
     atomic_uint active;   /* requests between their headers and their completion */
     atomic_bool stopping; /* set by meter_server_stop: answers close their connection */
+    /* The blocking requests waiting for a thread, and those threads. */
+    pthread_mutex_t jobs_lock;
+    pthread_cond_t jobs_ready;
+    struct request *jobs_head, *jobs_tail;
+    bool jobs_closed;
+    pthread_t blocking[BLOCKING_THREADS];
+    int nblocking;
 };
 
 static const struct {
@@ -55,7 +66,9 @@ struct request {
     bool too_large;
     bool deferred;          /* suspended until api_answer; then its answer is sent */
     struct api_request api; /* what the handler sees, from the end of the body on */
-    const struct route *rt; /* the route taken, for the metrics */
+    char params[API_PARAMS_MAX][160]; /* api.params point here */
+    const struct route *rt; /* the route taken */
+    struct request *next_job; /* in the server's queue of blocking requests */
     int64_t started_us;
     struct reply answer; /* a deferred answer, until it is sent */
 };
@@ -205,20 +218,26 @@ static struct reply get_metrics(const struct api_request *r)
 
 /* The API: a path pattern ('*' matches one segment, handed to the handler in params) and
  * a handler per method. */
+/* The API: a path pattern ('*' matches one segment, handed to the handler in params) and
+ * a handler per method. A blocking handler waits on the database: it runs on one of the
+ * server's blocking threads while its connection is suspended, so that a slow report never
+ * holds up the connections that share its polling thread. The others run on the polling
+ * thread: records hand their waiting to the group commit, metrics read memory. */
 static const struct route {
     const char *method;
     const char *pattern;
     struct reply (*handler)(const struct api_request *r);
+    bool blocking;
 } routes[] = {
-    {"POST", "/v1/records", api_post_records},
-    {"GET", "/healthz", get_healthz},
-    {"GET", "/metrics", get_metrics},
-    {"GET", "/v1/usage", api_get_usage},
-    {"POST", "/v1/invoices", api_post_invoices},
-    {"GET", "/v1/invoices", api_list_invoices},
-    {"GET", "/v1/invoices/*", api_get_invoice},
-    {"POST", "/v1/invoices/*/finalize", api_finalize_invoice},
-    {"GET", "/v1/compare", api_get_compare},
+    {"POST", "/v1/records", api_post_records, false},
+    {"GET", "/healthz", get_healthz, true},
+    {"GET", "/metrics", get_metrics, false},
+    {"GET", "/v1/usage", api_get_usage, true},
+    {"POST", "/v1/invoices", api_post_invoices, true},
+    {"GET", "/v1/invoices", api_list_invoices, true},
+    {"GET", "/v1/invoices/*", api_get_invoice, true},
+    {"POST", "/v1/invoices/*/finalize", api_finalize_invoice, true},
+    {"GET", "/v1/compare", api_get_compare, true},
 };
 
 /* Match url against pattern, collecting the '*' segments. */
@@ -261,17 +280,72 @@ static const struct route *route_find(const char *method, const char *url,
     return NULL;
 }
 
-static struct reply route(struct api_request *r, const struct route **matched)
+/* The route of req, its params filled; NULL with *refusal (404 or 405) when none. */
+static const struct route *route(struct request *req, struct reply *refusal)
 {
-    char storage[API_PARAMS_MAX][160];
+    struct api_request *r = &req->api;
     bool path_known;
-    const struct route *rt = route_find(r->method, r->url, r->params, storage, &path_known);
-    *matched = rt;
-    if (rt != NULL)
-        return rt->handler(r);
-    if (path_known)
-        return reply_error(E_METHOD, "%s is not allowed on %s", r->method, r->url);
-    return reply_error(E_NOT_FOUND, "no such endpoint");
+    const struct route *rt = route_find(r->method, r->url, r->params, req->params, &path_known);
+    if (rt == NULL)
+        *refusal = path_known ? reply_error(E_METHOD, "%s is not allowed on %s", r->method,
+                                            r->url)
+                              : reply_error(E_NOT_FOUND, "no such endpoint");
+    return rt;
+}
+
+/* A blocking thread: runs the queued requests' handlers and answers them, until the
+ * queue is closed and empty. */
+static void *blocking_run(void *arg)
+{
+    struct meter_server *srv = arg;
+    pthread_mutex_lock(&srv->jobs_lock);
+    for (;;) {
+        while (srv->jobs_head == NULL && !srv->jobs_closed)
+            pthread_cond_wait(&srv->jobs_ready, &srv->jobs_lock);
+        struct request *req = srv->jobs_head;
+        if (req == NULL)
+            break;
+        srv->jobs_head = req->next_job;
+        if (srv->jobs_head == NULL)
+            srv->jobs_tail = NULL;
+        pthread_mutex_unlock(&srv->jobs_lock);
+        struct reply answer = req->rt->handler(&req->api);
+        meter_store_release(); /* the request's database connection, if it took one */
+        api_answer(&req->api, answer);
+        pthread_mutex_lock(&srv->jobs_lock);
+    }
+    pthread_mutex_unlock(&srv->jobs_lock);
+    return NULL;
+}
+
+/* Hand a suspended request to the blocking threads; false once they stopped. */
+static bool blocking_submit(struct meter_server *srv, struct request *req)
+{
+    pthread_mutex_lock(&srv->jobs_lock);
+    bool open = !srv->jobs_closed;
+    if (open) {
+        req->next_job = NULL;
+        if (srv->jobs_tail)
+            srv->jobs_tail->next_job = req;
+        else
+            srv->jobs_head = req;
+        srv->jobs_tail = req;
+        pthread_cond_signal(&srv->jobs_ready);
+    }
+    pthread_mutex_unlock(&srv->jobs_lock);
+    return open;
+}
+
+/* Answer what was queued, then stop the blocking threads. */
+static void blocking_stop(struct meter_server *srv)
+{
+    pthread_mutex_lock(&srv->jobs_lock);
+    srv->jobs_closed = true;
+    pthread_cond_broadcast(&srv->jobs_ready);
+    pthread_mutex_unlock(&srv->jobs_lock);
+    for (int i = 0; i < srv->nblocking; i++)
+        pthread_join(srv->blocking[i], NULL);
+    srv->nblocking = 0;
 }
 
 /* Queue r on c and count it under the route it took (NULL: none) since started_us. */
@@ -360,7 +434,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         .body_len = req->body.len,
     };
     req->started_us = fm_mono_us();
-    struct reply answer = route(&req->api, &req->rt);
+    struct reply answer;
+    req->rt = route(req, &answer);
+    if (req->rt != NULL && req->rt->blocking) {
+        api_defer(&req->api);
+        if (!blocking_submit(srv, req))
+            api_answer(&req->api, reply_error(E_UNAVAILABLE, "meterd is stopping; retry later"));
+        return MHD_YES;
+    }
+    if (req->rt != NULL)
+        answer = req->rt->handler(&req->api);
     meter_store_release(); /* the request's database connection, if it took one */
     if (answer.status == 0) /* REPLY_LATER */
         return MHD_YES;
@@ -398,6 +481,18 @@ void meter_config_defaults(struct meter_config *cfg)
     };
 }
 
+/* Stop the blocking threads and the group, and free what s holds but its daemon. */
+static void server_free(struct meter_server *s)
+{
+    blocking_stop(s);
+    meter_group_free(s->group);
+    meter_store_close_all();
+    meter_keycache_free(s->keys);
+    pthread_cond_destroy(&s->jobs_ready);
+    pthread_mutex_destroy(&s->jobs_lock);
+    free(s);
+}
+
 int meter_server_start(const struct meter_config *cfg, struct meter_server **out,
                        struct fm_err *err)
 {
@@ -409,11 +504,19 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
     if (s == NULL)
         return fm_err_set(err, "out of memory");
     s->cfg = *cfg;
+    pthread_mutex_init(&s->jobs_lock, NULL);
+    pthread_cond_init(&s->jobs_ready, NULL);
+    for (int i = 0; i < BLOCKING_THREADS; i++) {
+        if (pthread_create(&s->blocking[i], NULL, blocking_run, s) != 0)
+            break;
+        pthread_setname_np(s->blocking[i], "meterd-blocking");
+        s->nblocking++;
+    }
     s->group = meter_group_new(s->cfg.conninfo);
-    if (s->group == NULL || meter_keycache_new(cfg->key_cache_ms, &s->keys) != 0) {
-        meter_group_free(s->group);
-        free(s);
-        return fm_err_set(err, "out of memory");
+    if (s->nblocking == 0 || s->group == NULL ||
+        meter_keycache_new(cfg->key_cache_ms, &s->keys) != 0) {
+        server_free(s);
+        return fm_err_set(err, "out of memory or threads");
     }
     /* A few threads serve every connection, each polling its share. A request that waits
      * for its group's commit is suspended rather than holding its thread, so the other
@@ -435,9 +538,7 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
-        meter_keycache_free(s->keys);
-        meter_group_free(s->group);
-        free(s);
+        server_free(s);
         return fm_err_set(err, "cannot listen on %s:%u (in use, or not allowed)", host,
                           (unsigned)cfg->port);
     }
@@ -469,17 +570,15 @@ void meter_server_stop(struct meter_server *s)
      * only once the daemon's threads are gone. */
     MHD_socket listener = MHD_quiesce_daemon(s->daemon);
     drain(s, fm_mono_us() + (int64_t)METER_DRAIN_MAX_S * 1000000);
-    /* The writers store what was handed to them and answer it before they stop: no
-     * connection may stay suspended when the daemon stops. A request that came on a
+    /* The writers and the blocking threads answer what was handed to them before they stop:
+     * no connection may stay suspended when the daemon stops. A request that came on a
      * keep-alive connection meanwhile is answered at once (stored, or 503); let those
      * answers go out too. */
     meter_group_stop(s->group);
+    blocking_stop(s);
     drain(s, fm_mono_us() + 1000000);
     MHD_stop_daemon(s->daemon);
     if (listener != MHD_INVALID_SOCKET)
         close(listener);
-    meter_group_free(s->group);
-    meter_store_close_all();
-    meter_keycache_free(s->keys);
-    free(s);
+    server_free(s);
 }

@@ -785,6 +785,65 @@ static const char *stored_count(const char *prefix)
 
 #define UNAVAILABLE(msg) "{\"error\":\"unavailable\",\"message\":\"" msg "\"}"
 
+/* A GET made on its own thread (url and auth made before it starts). */
+struct background_get {
+    pthread_t thread;
+    char url[1024], auth[128];
+    struct http_reply reply;
+};
+
+static void *background_get_run(void *arg)
+{
+    struct background_get *bg = arg;
+    const char *headers[] = {bg->auth, NULL};
+    bg->reply = http_call("GET", bg->url, headers, NULL);
+    return NULL;
+}
+
+/* A request that waits on the database does so on a thread of its own: records sent
+ * meanwhile are stored and answered, even when one thread polls every connection. */
+START_TEST(a_slow_report_does_not_hold_up_records)
+{
+    struct meter_config cfg;
+    test_config(&cfg);
+    cfg.threads = 1;
+    serve(&cfg);
+    PGconn *locker = testdb_connect(conninfo);
+    testdb_exec(locker, "BEGIN");
+    testdb_exec(locker, "LOCK TABLE usage_hourly IN ACCESS EXCLUSIVE MODE");
+    const char *path = "/v1/usage?tenant=globex&from=2026-11-01&to=2026-12-01";
+    struct background_get bg;
+    snprintf(bg.url, sizeof bg.url, "%s", url_of(path));
+    snprintf(bg.auth, sizeof bg.auth, "Authorization: Bearer %s", admin_key);
+    ck_assert_int_eq(pthread_create(&bg.thread, NULL, background_get_run, &bg), 0);
+    /* Until the usage query waits for the lock. */
+    int64_t deadline = fm_mono_us() + 30 * 1000000;
+    for (;;) {
+        char *waiting = testdb_value(db, "SELECT count(*) FROM pg_stat_activity"
+                                         " WHERE datname = current_database()"
+                                         " AND wait_event_type = 'Lock'",
+                                     0, NULL);
+        bool blocked = strcmp(waiting, "0") != 0;
+        free(waiting);
+        if (blocked)
+            break;
+        ck_assert_msg(fm_mono_us() < deadline, "the usage query never reached the lock");
+        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
+    }
+    char *batch = stops("meanwhile", 3);
+    expect(post_records(ingest_key, batch), 200, "{\"accepted\":3,\"duplicates\":0,\"rejected\":[]}");
+    expect(get(NULL, "/healthz"), 200, "{\"status\":\"ok\",\"database\":\"ok\"}");
+    testdb_exec(locker, "ROLLBACK");
+    PQfinish(locker);
+    pthread_join(bg.thread, NULL);
+    struct http_reply again = get(admin_key, path);
+    ck_assert_int_eq(again.status, 200);
+    expect(bg.reply, 200, again.body);
+    free(again.body);
+    free(batch);
+}
+END_TEST
+
 START_TEST(database_down_gives_503_and_recovery_stores_once)
 {
     char *warm = stops("warm", 1), *batch = stops("down", 3);
@@ -1026,6 +1085,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, one_address_gets_at_most_per_ip_connections);
     tcase_add_test(tc, idle_connections_are_closed_after_the_timeout);
     tcase_add_test(tc, meterd_options_are_checked);
+    tcase_add_test(tc, a_slow_report_does_not_hold_up_records);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("database");
