@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +109,108 @@ static void sweep_stale(void)
         closedir(d);
 }
 
+/* Kill the members of the group name under dirfd until it is empty, then remove it.
+ * Allocates nothing: it runs in the guardian, a child of a threaded runtime. */
+static void empty_group(int dirfd, const char *name)
+{
+    char path[300];
+    if ((size_t)snprintf(path, sizeof path, "%s/cgroup.procs", name) >= sizeof path)
+        return;
+    for (int round = 0; round < 2000; round++) {
+        int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return;
+        char text[4096];
+        ssize_t n = read(fd, text, sizeof text - 1);
+        close(fd);
+        if (n <= 0)
+            break;
+        text[n] = '\0';
+        for (char *p = text, *end; *p; p = end) {
+            long pid = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            if (pid > 0)
+                kill((pid_t)pid, SIGKILL);
+        }
+        usleep(1000); /* the kernel ends them in a moment */
+    }
+    unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/* In the guardian: empty and remove every group of the runtime runtime. */
+static void guard_sweep(pid_t runtime)
+{
+    char prefix[32];
+    size_t len = (size_t)snprintf(prefix, sizeof prefix, "faasrun-%d-", (int)runtime);
+    int dirfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0)
+        return;
+    /* Twice: a listing that groups vanish from during the walk may skip some. */
+    for (int pass = 0; pass < 2; pass++) {
+        lseek(dirfd, 0, SEEK_SET);
+        char buf[8192];
+        ssize_t n;
+        while ((n = getdents64(dirfd, buf, sizeof buf)) > 0) {
+            for (ssize_t at = 0; at < n;) {
+                const struct dirent64 *e = (const struct dirent64 *)(buf + at);
+                at += e->d_reclen;
+                if (strncmp(e->d_name, prefix, len) == 0)
+                    empty_group(dirfd, e->d_name);
+            }
+        }
+    }
+    close(dirfd);
+}
+
+/*
+ * A runtime killed with SIGKILL cannot end what its functions started and left running. A
+ * guardian process can: started with the first group, it waits for the end of a pipe that
+ * only the runtime holds open (close-on-exec, so no function inherits it), which comes
+ * however the runtime ends. It then kills the members of the runtime's groups and removes
+ * the groups. It shares the runtime's pid namespace, so the pids it reads are its own to
+ * kill, and it has a session of its own, so that signals meant for the runtime's process
+ * group miss it.
+ */
+static void guard_start(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return;
+    pid_t runtime = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        prctl(PR_SET_NAME, "faasrun-guard");
+        /* The runtime's signal handlers are not the guardian's. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP)
+                sigaction(sig, &dfl, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* Every descriptor but the pipe's read end, which must see the runtime's end. */
+        if (p[0] > 0)
+            syscall(SYS_close_range, 0U, (unsigned)p[0] - 1, 0U);
+        syscall(SYS_close_range, (unsigned)p[0] + 1, ~0U, 0U);
+        for (;;) {
+            char byte;
+            ssize_t r = read(p[0], &byte, 1);
+            if (r == 0)
+                break; /* the runtime ended */
+            if (r < 0 && errno != EINTR)
+                _exit(0); /* cannot watch it: touch nothing */
+        }
+        guard_sweep(runtime);
+        _exit(0);
+    }
+    close(p[0]);
+    if (pid < 0)
+        close(p[1]); /* no guardian: leftovers of a killed runtime stay, as before */
+    /* Otherwise p[1] stays open as long as the runtime lives. */
+}
+
 static void find_base(void)
 {
     char own1[PATH_MAX] = "", own2[PATH_MAX] = "", at1[PATH_MAX] = "", at2[PATH_MAX] = "";
@@ -127,6 +231,7 @@ static void find_base(void)
         return;
     }
     sweep_stale();
+    guard_start();
     atexit(drop_spares);
 }
 

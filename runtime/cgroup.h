@@ -13,6 +13,9 @@
  * `oom`). faasrun makes the groups beside itself: under its own memory cgroup (cgroup v1's
  * memory controller, or cgroup v2 when its group delegates `memory` to children). Where it
  * cannot, rt_cgroup_open fails and the caller limits the address space instead (RLIMIT_AS).
+ * With the first group a guardian process starts (a child named faasrun-guard); when the
+ * runtime ends, even killed with SIGKILL, it kills what is left in the runtime's groups and
+ * removes them.
  */
 struct rt_cgroup {
     char path[PATH_MAX]; /* "" when none */

@@ -21,6 +21,7 @@
 
 #include "common/buf.h"
 #include "common/timeutil.h"
+#include "runtime/cgroup.h"
 #include "tests/proc.h"
 #include "tests/suites.h"
 
@@ -179,6 +180,12 @@ struct server {
     char base[64]; /* http://ADDR:PORT */
 };
 
+/* Where the function "leaver" writes the pid of the process it leaves running. */
+static const char *leaver_pidfile(void)
+{
+    return in_tmp("leaver.pid");
+}
+
 static void write_manifest(void)
 {
     char b[6][PATH_MAX], text[8192];
@@ -195,14 +202,18 @@ static void write_manifest(void)
              "{\"tenant\": \"acme\", \"name\": \"probe\", \"command\": [\"%s\"], \"mode\": \"warm\","
              " \"timeout_ms\": 5000, \"concurrency\": 1},"
              "{\"tenant\": \"acme\", \"name\": \"upper\", \"command\": [\"/usr/bin/tr\", \"a-z\","
-             " \"A-Z\"]}],"
+             " \"A-Z\"]},"
+             "{\"tenant\": \"acme\", \"name\": \"leaver\", \"command\": [\"/bin/sh\", \"-c\","
+             " \"setsid sleep 60 </dev/null >/dev/null 2>&1 & echo $! >%s.tmp; mv %s.tmp %s;"
+             " sleep 10\"], \"timeout_ms\": 20000}],"
              " \"pipelines\": [{\"tenant\": \"acme\", \"name\": \"greet\","
              " \"steps\": [\"hello\", \"upper\"]},"
              " {\"tenant\": \"acme\", \"name\": \"broken\", \"steps\": [\"hello\", \"fail\","
              " \"upper\"]}]}",
              proc_bin("fn/hello-warm", b[0], PATH_MAX), proc_bin("fn/hello", b[1], PATH_MAX),
              proc_bin("fn/fail", b[2], PATH_MAX), proc_bin("fn/crash", b[3], PATH_MAX),
-             proc_bin("fn/sleepy", b[4], PATH_MAX), proc_bin("fn/probe-warm", b[5], PATH_MAX));
+             proc_bin("fn/sleepy", b[4], PATH_MAX), proc_bin("fn/probe-warm", b[5], PATH_MAX),
+             leaver_pidfile(), leaver_pidfile(), leaver_pidfile());
     FILE *f = fopen(in_tmp("manifest.json"), "w");
     ck_assert_ptr_nonnull(f);
     fputs(text, f);
@@ -356,16 +367,18 @@ static void assert_error(const struct reply *r, long status, const char *code)
 }
 
 /* A call to the probe function that takes a while: "sleep MS". */
+/* A call made on its own thread; path NULL for the warm probe. */
 struct slow_call {
     const struct server *s;
     const char *request;
     struct reply r;
+    const char *path;
 };
 
 static void *call_slow(void *arg)
 {
     struct slow_call *c = arg;
-    c->r = post_str(c->s, "/invoke/acme/probe", c->request);
+    c->r = post_str(c->s, c->path ? c->path : "/invoke/acme/probe", c->request);
     return NULL;
 }
 
@@ -575,6 +588,19 @@ END_TEST
 
 /* A runtime killed with SIGKILL takes its warm workers along, even one in the middle of a
  * handler that would run on for seconds. */
+/* SIGKILL the runtime while call (on thread t) is in flight: pid must end with it, and no
+ * answer come. */
+static void sigkill_mid_call(const struct server *s, pthread_t t, struct slow_call *call,
+                             long pid, const char *what)
+{
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    ck_assert_msg(proc_ends(pid), "%s %ld outlived its runtime", what, pid);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(call->r.status, 0); /* no answer came */
+    meter_stop();
+}
+
 START_TEST(sigkill_ends_busy_warm_workers)
 {
     write_manifest();
@@ -588,12 +614,40 @@ START_TEST(sigkill_ends_busy_warm_workers)
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, call_slow, &busy), 0);
     usleep(300000); /* it is asleep in its handler */
-    kill(s.pid, SIGKILL);
-    waitpid(s.pid, NULL, 0);
-    ck_assert_msg(proc_ends(worker), "worker %ld outlived its runtime", worker);
-    pthread_join(t, NULL);
-    ck_assert_int_eq(busy.r.status, 0); /* no answer came */
-    meter_stop();
+    sigkill_mid_call(&s, t, &busy, worker, "worker");
+}
+END_TEST
+
+/* A process that a function started in a session of its own dies with a runtime killed
+ * with SIGKILL in the middle of the invocation. */
+START_TEST(sigkill_ends_what_functions_left_running)
+{
+    struct rt_cgroup probe;
+    if (rt_cgroup_open(16, &probe) != 0) {
+        fprintf(stderr, "sigkill_ends_what_functions_left_running: no memory cgroup can be "
+                        "made here, so nothing holds a function's processes together\n");
+        return;
+    }
+    rt_cgroup_close(&probe);
+    write_manifest();
+    meter_start(false);
+    struct server s = serve_start("1024");
+    struct slow_call call = {.s = &s, .request = "", .path = "/invoke/acme/leaver"};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, call_slow, &call), 0);
+    long left = 0;
+    for (int64_t deadline = fm_mono_us() + 10000000; left <= 0;) {
+        ck_assert_msg(fm_mono_us() < deadline, "the function never started its process");
+        usleep(20000);
+        FILE *f = fopen(leaver_pidfile(), "r");
+        if (f) {
+            if (fscanf(f, "%ld", &left) != 1)
+                left = 0;
+            fclose(f);
+        }
+    }
+    ck_assert_int_eq(kill((pid_t)left, 0), 0);
+    sigkill_mid_call(&s, t, &call, left, "process");
 }
 END_TEST
 
@@ -673,6 +727,7 @@ Suite *suite_serve(void)
     tcase_add_test(tc, serve_refuses_when_the_spool_is_full);
     tcase_add_test(tc, sigkill_and_meter_outage_lose_nothing);
     tcase_add_test(tc, sigkill_ends_busy_warm_workers);
+    tcase_add_test(tc, sigkill_ends_what_functions_left_running);
     tcase_add_test(tc, serve_delivers_to_a_slow_meter);
     tcase_add_test(tc, serve_logs_shipping_failures_once);
     suite_add_tcase(s, tc);
