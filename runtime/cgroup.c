@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -20,6 +21,9 @@ static char base[PATH_MAX];
 static const char *limit_file;
 static pthread_once_t found = PTHREAD_ONCE_INIT;
 static atomic_uint next_id;
+/* Groups are named "faasrun-<pid>-<token>-<n>": the random token tells this runtime's
+ * groups from those of a runtime with the same pid in another pid namespace. */
+static char group_prefix[48];
 
 static void drop_spares(void);
 
@@ -98,7 +102,7 @@ static void sweep_stale(void)
         unsigned n;
         char path[PATH_MAX + 300];
         struct stat sb;
-        if (sscanf(e->d_name, "faasrun-%d-%u", &pid, &n) != 2 || pid <= 0 ||
+        if (sscanf(e->d_name, "faasrun-%d-%x", &pid, &n) != 2 || pid <= 0 ||
             kill(pid, 0) == 0 || errno != ESRCH)
             continue;
         snprintf(path, sizeof path, "%s/%s", base, e->d_name);
@@ -126,9 +130,10 @@ static void empty_group(int dirfd, const char *name)
         if (n <= 0)
             break;
         text[n] = '\0';
-        for (char *p = text, *end; *p; p = end) {
+        /* Whole lines only: a read may end inside a pid. The rest comes next round. */
+        for (char *p = text, *end; *p; p = end + 1) {
             long pid = strtol(p, &end, 10);
-            if (end == p)
+            if (end == p || *end != '\n')
                 break;
             if (pid > 0)
                 kill((pid_t)pid, SIGKILL);
@@ -138,11 +143,10 @@ static void empty_group(int dirfd, const char *name)
     unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
-/* In the guardian: empty and remove every group of the runtime runtime. */
-static void guard_sweep(pid_t runtime)
+/* In the guardian: empty and remove every group of its runtime. */
+static void guard_sweep(void)
 {
-    char prefix[32];
-    size_t len = (size_t)snprintf(prefix, sizeof prefix, "faasrun-%d-", (int)runtime);
+    size_t len = strlen(group_prefix);
     int dirfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0)
         return;
@@ -155,7 +159,7 @@ static void guard_sweep(pid_t runtime)
             for (ssize_t at = 0; at < n;) {
                 const struct dirent64 *e = (const struct dirent64 *)(buf + at);
                 at += e->d_reclen;
-                if (strncmp(e->d_name, prefix, len) == 0)
+                if (strncmp(e->d_name, group_prefix, len) == 0)
                     empty_group(dirfd, e->d_name);
             }
         }
@@ -177,16 +181,17 @@ static void guard_start(void)
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0)
         return;
-    pid_t runtime = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         setsid();
         prctl(PR_SET_NAME, "faasrun-guard");
-        /* The runtime's signal handlers are not the guardian's. */
-        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        /* The runtime's signal handlers are not the guardian's; and a signal meant for the
+         * runtime by name (pkill faasrun) must not end the guardian before its sweep. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
         for (int sig = 1; sig < NSIG; sig++)
             if (sig != SIGKILL && sig != SIGSTOP)
-                sigaction(sig, &dfl, NULL);
+                sigaction(sig, sig == SIGTERM || sig == SIGINT || sig == SIGHUP ? &ign : &dfl,
+                          NULL);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -202,7 +207,7 @@ static void guard_start(void)
             if (r < 0 && errno != EINTR)
                 _exit(0); /* cannot watch it: touch nothing */
         }
-        guard_sweep(runtime);
+        guard_sweep();
         _exit(0);
     }
     close(p[0]);
@@ -230,6 +235,10 @@ static void find_base(void)
         base[0] = '\0';
         return;
     }
+    unsigned token;
+    if (getrandom(&token, sizeof token, 0) != (ssize_t)sizeof token)
+        token = (unsigned)time(NULL) ^ (unsigned)getpid() << 16;
+    snprintf(group_prefix, sizeof group_prefix, "faasrun-%d-%08x-", (int)getpid(), token);
     sweep_stale();
     guard_start();
     atexit(drop_spares);
@@ -273,7 +282,7 @@ static int make_group(struct rt_cgroup *g)
 {
     *g = RT_CGROUP_NONE;
     char procs[PATH_MAX + 16];
-    if ((size_t)snprintf(g->path, sizeof g->path, "%s/faasrun-%d-%u", base, (int)getpid(),
+    if ((size_t)snprintf(g->path, sizeof g->path, "%s/%s%u", base, group_prefix,
                          atomic_fetch_add(&next_id, 1)) >= sizeof g->path ||
         mkdir(g->path, 0755) != 0)
         return -1;

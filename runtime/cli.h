@@ -25,6 +25,11 @@ int cli_ship(int argc, char **argv);
 int cli_ship_spool(struct rt_spool *spool, const char *meter_url, const char *key,
                    int64_t deadline_ms, bool summary);
 
+/** A secret given on the command line (--meter-key), copied; the argument itself is
+ *  overwritten, so that other users cannot read it in /proc/PID/cmdline. The copy lasts
+ *  until the next call (a command takes one secret). */
+const char *cli_take_secret(char *arg);
+
 /** Parse a positive decimal integer of at most max; returns 0 and writes out, or -1. */
 int cli_parse_int(const char *s, int64_t max, int64_t *out);
 

@@ -81,7 +81,7 @@ static int parse_args(int argc, char **argv, struct invoke_args *a)
         case 'f': a->manifest = optarg; break;
         case 's': a->spool = optarg; break;
         case 'm': a->meter = optarg; break;
-        case 'k': a->key = optarg; break;
+        case 'k': a->key = cli_take_secret(optarg); break;
         case 'v': a->verbose = true; break;
         case 'd':
             if (cli_parse_int(optarg, 3600000, &a->ship_deadline_ms) != 0) {

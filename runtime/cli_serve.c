@@ -62,7 +62,7 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         switch (c) {
         case 'f': a->manifest = optarg; break;
         case 'm': a->meter = optarg; break;
-        case 'k': a->key = optarg; break;
+        case 'k': a->key = cli_take_secret(optarg); break;
         case 's': a->spool = optarg; break;
         case 'l': a->listen = optarg; break;
         case 'M': num = &a->spool_max_mb, max = 1 << 20; break;

@@ -29,6 +29,17 @@ int cli_parse_int(const char *s, int64_t max, int64_t *out)
     return 0;
 }
 
+const char *cli_take_secret(char *arg)
+{
+    static char *kept; /* the copy lives as long as the process; one secret a command */
+    free(kept);
+    kept = strdup(arg);
+    if (kept == NULL)
+        return arg;
+    memset(arg, 'x', strlen(arg));
+    return kept;
+}
+
 int cli_ship_spool(struct rt_spool *spool, const char *meter_url, const char *key,
                    int64_t deadline_ms, bool summary)
 {
@@ -69,7 +80,7 @@ int cli_ship(int argc, char **argv)
         switch (c) {
         case 's': dir = optarg; break;
         case 'm': meter = optarg; break;
-        case 'k': key = optarg; break;
+        case 'k': key = cli_take_secret(optarg); break;
         case 'd':
             if (cli_parse_int(optarg, 3600000, &deadline_ms) != 0) {
                 fprintf(stderr, "faasrun ship: --deadline-ms: expected 1-3600000\n");

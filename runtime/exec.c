@@ -49,16 +49,11 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-void rt_child_isolate(pid_t parent, bool die_with_thread)
+void rt_child_isolate(void)
 {
-    setpgid(0, 0);
-    /* A runtime killed with SIGKILL cannot end its functions: the kernel does. The signal
-     * comes when the forking thread ends, which suits only a child that thread waits for. */
-    if (die_with_thread) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(EXIT_CANNOT_START);
-    }
+    /* A session, not only a process group: no controlling terminal to push keystrokes into
+     * (TIOCSTI) or to stop the runtime with, and its job-control signals miss the child. */
+    setsid();
 }
 
 /* The user's identity, by system calls: the C library's setuid would signal every thread
@@ -74,18 +69,16 @@ static int become(const struct rt_user *user)
     return 0;
 }
 
-int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_cgroup *cg)
+int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_cgroup *cg,
+                     pid_t parent)
 {
     /* Ignored signals stay ignored across execve, so the function gets a clean slate. And
      * the child of vfork shares the runtime's memory until execve: a runtime handler must
-     * not run in it, so every disposition is reset before the signals are let in. */
+     * not run in it, so every disposition is reset before the signals are let in, last. */
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             sigaction(sig, &dfl, NULL); /* the C library's own signals refuse: no matter */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     struct rlimit as = {(rlim_t)memory_mb << 20, (rlim_t)memory_mb << 20};
     struct rlimit core = {0, 0};
     if (setrlimit(RLIMIT_CORE, &core) != 0)
@@ -95,7 +88,18 @@ int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_
     if (!(rt_cgroup_active(cg) && rt_cgroup_join(cg) == 0) && memory_mb > 0 &&
         setrlimit(RLIMIT_AS, &as) != 0)
         return -1;
-    return become(user);
+    if (become(user) != 0)
+        return -1;
+    /* A runtime killed with SIGKILL cannot end its functions: the kernel does. The signal
+     * comes when the forking thread ends, which suits only a child that thread waits for.
+     * After the change of user, which clears it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(EXIT_CANNOT_START);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
 }
 
 /* What the child of one exec-mode invocation needs. */
@@ -112,11 +116,11 @@ static void child_exec(void *ctx)
 {
     struct exec_child *c = ctx;
     const struct rt_exec_spec *spec = c->spec;
-    /* Limits first: the memory group is joined through a descriptor that the moves below
+    rt_child_isolate();
+    /* Limits before the moves: the memory group is joined through a descriptor that they
      * could overwrite. */
-    if (rt_child_confine(spec->memory_mb, &spec->user, c->cg) != 0)
+    if (rt_child_confine(spec->memory_mb, &spec->user, c->cg, c->parent) != 0)
         goto fail;
-    rt_child_isolate(c->parent, true);
     if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0)
         goto fail;
     /* Descriptors someone opened without O_CLOEXEC must not leak into tenants' code. */
@@ -136,12 +140,17 @@ pid_t rt_child_spawn(void (*child)(void *ctx), void *ctx)
     sigset_t all, mask;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &mask);
+    int dumpable = prctl(PR_GET_DUMPABLE);
     pid_t pid = vfork();
     if (pid == 0) {
         child(ctx);
         _exit(EXIT_CANNOT_START);
     }
     int saved = errno;
+    /* A child that took on another user made the memory it shared with the runtime
+     * undumpable: the runtime's own setting comes back. */
+    if (dumpable >= 0 && prctl(PR_GET_DUMPABLE) != dumpable)
+        prctl(PR_SET_DUMPABLE, dumpable);
     pthread_sigmask(SIG_SETMASK, &mask, NULL);
     errno = saved;
     return pid;

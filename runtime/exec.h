@@ -117,17 +117,18 @@ struct rt_cgroup;
  */
 pid_t rt_child_spawn(void (*child)(void *ctx), void *ctx);
 
-/** In the child of vfork, after rt_child_confine (a change of user clears the parent-death
- *  signal): its own process group; with die_with_thread, killed when the thread that forked
- *  it ends (also when the runtime is killed). Signal-safe. */
-void rt_child_isolate(pid_t parent, bool die_with_thread);
+/** In the child of vfork, first, with every signal still blocked: a session and process
+ *  group of its own, without the runtime's controlling terminal. Signal-safe. */
+void rt_child_isolate(void);
 
-/** In the child of vfork: every signal's default action and none blocked, no core files,
- *  memory_mb (0: none) as the limit of cg when it is a real group (the child joins it), else
- *  as RLIMIT_AS; then, when user is set, that user's identity, so that the function can
- *  change neither its group's limits nor the runtime's files. Signal-safe. Returns 0 or -1
- *  with errno. */
-int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_cgroup *cg);
+/** In the child of vfork, after rt_child_isolate: every signal's default action, no core
+ *  files, memory_mb (0: none) as the limit of cg when it is a real group (the child joins
+ *  it), else as RLIMIT_AS; when user is set, that user's identity, so that the function can
+ *  change neither its group's limits nor the runtime's files; killed when the thread that
+ *  forked it ends (also when the runtime is killed; it exits at once when parent is already
+ *  gone); last, no signal blocked. Signal-safe. Returns 0 or -1 with errno. */
+int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_cgroup *cg,
+                     pid_t parent);
 
 /** Append data to a log of at most RT_ERRLOG_MAX bytes, keeping the newest bytes. */
 void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n);

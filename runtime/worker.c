@@ -67,11 +67,11 @@ struct worker_child {
 static void child_start(void *ctx)
 {
     const struct worker_child *c = ctx;
-    /* Limits first: the memory group is joined through a descriptor that the moves below
+    rt_child_isolate();
+    /* Limits before the moves: the memory group is joined through a descriptor that they
      * could overwrite. */
-    if (rt_child_confine(c->spec->memory_mb, &c->spec->user, c->cg) != 0)
+    if (rt_child_confine(c->spec->memory_mb, &c->spec->user, c->cg, c->parent) != 0)
         _exit(EXIT_CANNOT_START);
-    rt_child_isolate(c->parent, true);
     int r = fcntl(c->req, F_DUPFD_CLOEXEC, 10), w = fcntl(c->rep, F_DUPFD_CLOEXEC, 10);
     int l = fcntl(c->log, F_DUPFD_CLOEXEC, 10), n = fcntl(c->devnull, F_DUPFD_CLOEXEC, 10);
     if (r < 0 || w < 0 || l < 0 || n < 0 || dup2(n, 0) < 0 || dup2(l, 1) < 0 ||

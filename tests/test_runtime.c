@@ -578,8 +578,9 @@ static struct rt_exec_result faasrun(const char *input, const char *const *args)
     return run_argv(argv, environ, 0, 30000, input);
 }
 
-/* What a function running as its "user" may do to its limits: print its ids, try to lift
- * its memory group's limit and to leave the group for the top one. */
+/* What a function running as its "user" may do: print its ids, try to lift its memory
+ * group's limit and to leave the group for the top one, look for the runtime's meter key in
+ * its command line, and tell whether it has a session (and so no terminal) of its own. */
 static const char who_script[] =
     "id -u; id -g\n"
     "cg=$(sed -n 's/^[0-9]*:memory:\\(.*\\)/\\1/p' /proc/self/cgroup)\n"
@@ -588,7 +589,9 @@ static const char who_script[] =
     "else cg=$(sed -n 's/^0:://p' /proc/self/cgroup); f=/sys/fs/cgroup$cg/memory.max;"
     " top=/sys/fs/cgroup/cgroup.procs; fi\n"
     "echo 1073741824 2>/dev/null >$f && echo lifted || echo kept\n"
-    "echo $$ 2>/dev/null >$top && echo left || echo stayed\n";
+    "echo $$ 2>/dev/null >$top && echo left || echo stayed\n"
+    "tr '\\0' ' ' </proc/$PPID/cmdline | grep -c SECRET-KEY\n"
+    "awk '{print ($6 == $1) ? \"own session\" : \"shared session\"}' /proc/$$/stat\n";
 
 START_TEST(functions_run_as_their_user)
 {
@@ -632,10 +635,12 @@ START_TEST(functions_run_as_their_user)
     write_file(in_tmp("manifest.json"), text);
     struct rt_exec_result r = faasrun(
         NULL, (const char *[]){"invoke", "--manifest", in_tmp("manifest.json"), "--spool",
-                               in_tmp("spool"), "acme", "who", NULL});
+                               in_tmp("spool"), "--meter-key", "SECRET-KEY", "acme", "who",
+                               NULL});
     char want[128];
-    snprintf(want, sizeof want, "%u\n%u\nkept\nstayed\n", (unsigned)uid, (unsigned)gid);
-    ck_assert_int_eq(r.exit_code, 0);
+    snprintf(want, sizeof want, "%u\n%u\nkept\nstayed\n0\nown session\n", (unsigned)uid,
+             (unsigned)gid);
+    ck_assert_msg(r.exit_code == 0, "exit %d: %s", r.exit_code, r.errlog);
     ck_assert_str_eq(r.output, want);
     rt_exec_result_free(&r);
 }
