@@ -60,7 +60,8 @@ struct api_request {
  */
 #define REPLY_LATER ((struct reply){0, NULL, NULL})
 
-/** Mark r as answered later (by api_answer); call before handing the work on. */
+/** Mark r as answered later (by api_answer); call before handing the work on. A request
+ *  already running on a blocking thread is marked already. */
 void api_defer(const struct api_request *r);
 
 /** Answer a deferred request, from any thread, exactly once. Takes answer's body. */
@@ -94,6 +95,10 @@ PGconn *api_db(const struct api_request *r, struct reply *refusal);
  */
 bool api_authenticate(const struct api_request *r, struct meter_key *key,
                       struct reply *refusal);
+
+/** Whether api_authenticate can check r's key without the database: no key, a malformed
+ *  one, or one the cache holds. */
+bool api_key_cached(const struct api_request *r);
 
 /** May this key read tenant's data? Admin keys read every tenant, tenant keys their own. */
 bool api_may_read(const struct meter_key *key, const char *tenant);

@@ -80,7 +80,10 @@ static struct request *request_of(const struct api_request *r)
 
 void api_defer(const struct api_request *r)
 {
-    request_of(r)->deferred = true;
+    struct request *req = request_of(r);
+    if (req->deferred) /* already suspended: it runs on a blocking thread */
+        return;
+    req->deferred = true;
     MHD_suspend_connection(r->conn_handle);
 }
 
@@ -131,6 +134,16 @@ PGconn *api_db(const struct api_request *r, struct reply *refusal)
         *refusal = reply_error(E_UNAVAILABLE, "the database is unavailable; retry later");
     }
     return conn;
+}
+
+bool api_key_cached(const struct api_request *r)
+{
+    const char *auth = api_header(r, "Authorization");
+    char id[APIKEY_ID_LEN + 1];
+    struct meter_key k;
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || !apikey_id(auth + 7, id))
+        return true; /* refused without the database */
+    return r->keys == NULL ? false : meter_keycache_get(r->keys, id, &k);
 }
 
 bool api_authenticate(const struct api_request *r, struct meter_key *key, struct reply *refusal)
@@ -222,7 +235,8 @@ static struct reply get_metrics(const struct api_request *r)
  * a handler per method. A blocking handler waits on the database: it runs on one of the
  * server's blocking threads while its connection is suspended, so that a slow report never
  * holds up the connections that share its polling thread. The others run on the polling
- * thread: records hand their waiting to the group commit, metrics read memory. */
+ * thread (records hand their waiting to the group commit, metrics read memory), unless
+ * their caller's key has to be looked up. */
 static const struct route {
     const char *method;
     const char *pattern;
@@ -311,7 +325,8 @@ static void *blocking_run(void *arg)
         pthread_mutex_unlock(&srv->jobs_lock);
         struct reply answer = req->rt->handler(&req->api);
         meter_store_release(); /* the request's database connection, if it took one */
-        api_answer(&req->api, answer);
+        if (answer.status != 0) /* else it handed its answer on (REPLY_LATER) */
+            api_answer(&req->api, answer);
         pthread_mutex_lock(&srv->jobs_lock);
     }
     pthread_mutex_unlock(&srv->jobs_lock);
@@ -436,7 +451,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     req->started_us = fm_mono_us();
     struct reply answer;
     req->rt = route(req, &answer);
-    if (req->rt != NULL && req->rt->blocking) {
+    /* A key the cache does not hold is looked up in the database: away from this thread. */
+    if (req->rt != NULL && (req->rt->blocking || !api_key_cached(&req->api))) {
         api_defer(&req->api);
         if (!blocking_submit(srv, req))
             api_answer(&req->api, reply_error(E_UNAVAILABLE, "meterd is stopping; retry later"));

@@ -30,18 +30,23 @@ static const struct {
     const char *name;
     const char *sql;
     int nparams;
+    bool ingest; /* used to store records: the group's writers prepare only these */
 } statements[] = {
-    {"ingest", "SELECT ord, outcome FROM ingest_staged()", 0},
+    {"ingest", "SELECT ord, outcome FROM ingest_staged()", 0, true},
     {"find_key",
      "SELECT key_hash, role, coalesce(tenant, '') FROM api_keys"
      " WHERE key_id = $1 AND revoked_at IS NULL",
-     1},
-    {METER_DIRECT_PREPARE, "SELECT * FROM ingest_direct_prepare($1, $2, $3)", 3},
+     1, false},
+    {METER_DIRECT_PREPARE, "SELECT * FROM ingest_direct_prepare($1, $2, $3)", 3, true},
 };
 
-static int prepare_all(PGconn *conn, struct fm_err *err)
+/* Prepare the statements on a new connection; with ingest_only, those that store records
+ * (a writer then never waits on the tables it does not use). */
+static int prepare_all(PGconn *conn, bool ingest_only, struct fm_err *err)
 {
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
+        if (ingest_only && !statements[i].ingest)
+            continue;
         PGresult *res = PQprepare(conn, statements[i].name, statements[i].sql,
                                   statements[i].nparams, NULL);
         int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
@@ -137,7 +142,7 @@ PGconn *meter_store_conn(const char *conninfo, struct fm_err *err)
     }
     PQfinish(conn); /* an idle one that broke: make it anew in its place */
     conn = db_connect(conninfo, err);
-    if (conn != NULL && prepare_all(conn, err) != 0) {
+    if (conn != NULL && prepare_all(conn, false, err) != 0) {
         PQfinish(conn);
         conn = NULL;
     }
@@ -416,7 +421,7 @@ static PGconn *lane_conn(struct lane *lane, struct fm_err *err)
     conn = db_connect(lane->group->conninfo, err);
     if (conn == NULL)
         return NULL;
-    if (prepare_all(conn, err) != 0) {
+    if (prepare_all(conn, true, err) != 0) {
         PQfinish(conn);
         return NULL;
     }

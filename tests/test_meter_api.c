@@ -785,6 +785,24 @@ static const char *stored_count(const char *prefix)
 
 #define UNAVAILABLE(msg) "{\"error\":\"unavailable\",\"message\":\"" msg "\"}"
 
+/* Until a session of the test database waits for a lock. */
+static void wait_for_lock_waiter(void)
+{
+    int64_t deadline = fm_mono_us() + 30 * 1000000;
+    for (;;) {
+        char *waiting = testdb_value(db, "SELECT count(*) FROM pg_stat_activity"
+                                         " WHERE datname = current_database()"
+                                         " AND wait_event_type = 'Lock'",
+                                     0, NULL);
+        bool blocked = strcmp(waiting, "0") != 0;
+        free(waiting);
+        if (blocked)
+            return;
+        ck_assert_msg(fm_mono_us() < deadline, "nothing reached the lock");
+        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
+    }
+}
+
 /* A GET made on its own thread (url and auth made before it starts). */
 struct background_get {
     pthread_t thread;
@@ -816,20 +834,7 @@ START_TEST(a_slow_report_does_not_hold_up_records)
     snprintf(bg.url, sizeof bg.url, "%s", url_of(path));
     snprintf(bg.auth, sizeof bg.auth, "Authorization: Bearer %s", admin_key);
     ck_assert_int_eq(pthread_create(&bg.thread, NULL, background_get_run, &bg), 0);
-    /* Until the usage query waits for the lock. */
-    int64_t deadline = fm_mono_us() + 30 * 1000000;
-    for (;;) {
-        char *waiting = testdb_value(db, "SELECT count(*) FROM pg_stat_activity"
-                                         " WHERE datname = current_database()"
-                                         " AND wait_event_type = 'Lock'",
-                                     0, NULL);
-        bool blocked = strcmp(waiting, "0") != 0;
-        free(waiting);
-        if (blocked)
-            break;
-        ck_assert_msg(fm_mono_us() < deadline, "the usage query never reached the lock");
-        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
-    }
+    wait_for_lock_waiter();
     char *batch = stops("meanwhile", 3);
     expect(post_records(ingest_key, batch), 200, "{\"accepted\":3,\"duplicates\":0,\"rejected\":[]}");
     expect(get(NULL, "/healthz"), 200, "{\"status\":\"ok\",\"database\":\"ok\"}");
@@ -924,6 +929,40 @@ static long background_finish(struct background_post *bp, char **body)
     ck_assert_ptr_nonnull(*body);
     return bp->status;
 }
+
+/* Looking up a key the cache does not hold waits on the database too: off the polling
+ * thread, so that callers whose keys are cached are answered meanwhile. */
+START_TEST(a_key_lookup_does_not_hold_up_records)
+{
+    struct meter_config cfg;
+    test_config(&cfg);
+    cfg.threads = 1;
+    serve(&cfg);
+    char *warm = stops("cached", 1), *batch = stops("newkey", 2);
+    expect(post_records(ingest_key, warm), 200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    char new_key[APIKEY_LEN + 1];
+    testdb_add_key(db, new_key, "ingest", NULL);
+    PGconn *locker = testdb_connect(conninfo);
+    testdb_exec(locker, "BEGIN");
+    testdb_exec(locker, "LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE");
+    char url[128];
+    snprintf(url, sizeof url, "%s", url_of("/v1/records"));
+    struct background_post bp;
+    background_start(&bp, url, new_key, batch);
+    wait_for_lock_waiter();
+    char *more = stops("cached2", 2);
+    expect(post_records(ingest_key, more), 200, "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+    testdb_exec(locker, "ROLLBACK");
+    PQfinish(locker);
+    char *reply;
+    ck_assert_int_eq(background_finish(&bp, &reply), 200);
+    ck_assert_str_eq(reply, "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+    free(reply);
+    free(warm);
+    free(batch);
+    free(more);
+}
+END_TEST
 
 START_TEST(database_lost_mid_batch_stores_all_or_nothing)
 {
@@ -1086,6 +1125,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, idle_connections_are_closed_after_the_timeout);
     tcase_add_test(tc, meterd_options_are_checked);
     tcase_add_test(tc, a_slow_report_does_not_hold_up_records);
+    tcase_add_test(tc, a_key_lookup_does_not_hold_up_records);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("database");
