@@ -136,29 +136,41 @@ PGconn *api_db(const struct api_request *r, struct reply *refusal)
     return conn;
 }
 
-bool api_key_cached(const struct api_request *r)
+/* The key the caller presents (Authorization: Bearer <key>), or NULL; *has_id tells
+ * whether its public id could be read into id. */
+static const char *presented_key(const struct api_request *r, char id[APIKEY_ID_LEN + 1],
+                                 bool *has_id)
 {
     const char *auth = api_header(r, "Authorization");
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+        return NULL;
+    *has_id = apikey_id(auth + 7, id);
+    return auth + 7;
+}
+
+bool api_key_cached(const struct api_request *r)
+{
     char id[APIKEY_ID_LEN + 1];
+    bool has_id;
     struct meter_key k;
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || !apikey_id(auth + 7, id))
+    if (presented_key(r, id, &has_id) == NULL || !has_id)
         return true; /* refused without the database */
-    return r->keys == NULL ? false : meter_keycache_get(r->keys, id, &k);
+    return r->keys != NULL && meter_keycache_get(r->keys, id, &k);
 }
 
 bool api_authenticate(const struct api_request *r, struct meter_key *key, struct reply *refusal)
 {
-    const char *auth = api_header(r, "Authorization");
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
+    char id[APIKEY_ID_LEN + 1];
+    bool has_id;
+    const char *given = presented_key(r, id, &has_id);
+    if (given == NULL) {
         *refusal = reply_error(E_UNAUTHORIZED, "an API key is required: "
                                                "Authorization: Bearer <key>");
         return false;
     }
-    const char *given = auth + 7;
-    char id[APIKEY_ID_LEN + 1];
     unsigned char hash[APIKEY_HASH_LEN];
     struct fm_err err;
-    if (!apikey_id(given, id)) {
+    if (!has_id) {
         *refusal = reply_error(E_UNAUTHORIZED, "the API key is not valid");
         return false;
     }
@@ -229,8 +241,6 @@ static struct reply get_metrics(const struct api_request *r)
     return out;
 }
 
-/* The API: a path pattern ('*' matches one segment, handed to the handler in params) and
- * a handler per method. */
 /* The API: a path pattern ('*' matches one segment, handed to the handler in params) and
  * a handler per method. A blocking handler waits on the database: it runs on one of the
  * server's blocking threads while its connection is suspended, so that a slow report never
