@@ -517,6 +517,67 @@ static char *stored_state(const char *tenant)
         1, params);
 }
 
+/* Stops of invocations stored with their starts alone (invocations that outlasted a
+ * shipping round): alone in their batch, or each followed by a resource sample, which
+ * changes nothing once the stop is in. Both store the same invocations and usage. */
+START_TEST(stops_of_stored_starts_store_alike_alone_or_with_samples)
+{
+    static const char *const starts[][3] = {
+        {"s1", "2026-11-06T10:00:00Z", START_REST ",\"correlation_id\":\"up-1\""},
+        {"s2", "2026-11-06T10:30:00Z", START_REST},
+        {"s3", "2026-11-06T11:00:00Z", START_REST},
+    };
+    static const char *const stops[][3] = {
+        {"s1", "2026-11-06T10:00:01Z", STOP_REST ",\"correlation_id\":\"other\""},
+        {"s2", "2026-11-06T10:30:02Z",
+         "\"memory_mb\":1024,\"cold_start\":true,\"duration_us\":1500000,\"init_us\":0,"
+         "\"status\":\"error\",\"exit_code\":2,\"cpu_user_us\":1,\"cpu_sys_us\":2,"
+         "\"max_rss_kb\":3,\"bytes_in\":4,\"bytes_out\":5,\"correlation_id\":\"up-2\""},
+        {"s3", "2026-11-06T11:00:03Z", STOP_REST},
+    };
+    /* A resource sample after the stop changes nothing: the stop's figures are final. */
+    static const char resource_rest[] = "\"cpu_user_us\":0,\"cpu_sys_us\":0,\"max_rss_kb\":0";
+    for (int k = 0; k < 2; k++) {
+        const char *tenant = k ? "sampled" : "alone";
+        struct fm_buf b;
+        fm_buf_init(&b, 8192);
+        for (int i = 0; i < 3; i++)
+            add_record(&b, tenant, "start", starts[i][0], starts[i][1], "resize", starts[i][2]);
+        expect(post(ingest_key, "application/x-ndjson", b.data), 200,
+               "{\"accepted\":3,\"duplicates\":0,\"rejected\":[]}");
+        fm_buf_free(&b);
+        fm_buf_init(&b, 8192);
+        for (int i = 0; i < 3; i++) {
+            add_record(&b, tenant, "stop", stops[i][0], stops[i][1], "renamed", stops[i][2]);
+            if (k)
+                add_record(&b, tenant, "resource", stops[i][0], stops[i][1], "renamed",
+                           resource_rest);
+        }
+        expect(post(ingest_key, "application/x-ndjson", b.data), 200,
+               k ? "{\"accepted\":6,\"duplicates\":0,\"rejected\":[]}"
+                 : "{\"accepted\":3,\"duplicates\":0,\"rejected\":[]}");
+        fm_buf_free(&b);
+    }
+    char *a = stored_state("alone"), *b = stored_state("sampled");
+    /* All but the last line, the record ids (the resource samples are records too). */
+    *strrchr(a, '\n') = '\0';
+    *strrchr(b, '\n') = '\0';
+    ck_assert_str_eq(a, b);
+    char *invocations = strndup(a, strcspn(a, "\n"));
+    ck_assert_str_eq(
+        invocations,
+        "(s1,\"2026-11-06 10:00:00+00\",resize,t,t,512,9000,f,queue,up-1,"
+        "\"2026-11-06 10:00:01+00\",200000,1500,ok,0,7000,900,70000,10,20);"
+        "(s2,\"2026-11-06 10:30:00+00\",resize,t,t,1024,9000,t,queue,up-2,"
+        "\"2026-11-06 10:30:02+00\",1500000,0,error,2,1,2,3,4,5);"
+        "(s3,\"2026-11-06 11:00:00+00\",resize,t,t,512,9000,f,queue,,"
+        "\"2026-11-06 11:00:03+00\",200000,1500,ok,0,7000,900,70000,10,20)");
+    free(invocations);
+    free(a);
+    free(b);
+}
+END_TEST
+
 START_TEST(direct_and_staged_paths_store_alike)
 {
     /* m6's start first, in a request of its own, for both tenants. */
@@ -940,6 +1001,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, orphans_are_closed_as_lost_and_replaced_by_a_late_stop);
     tcase_add_test(tc, concurrent_requests_stay_exactly_once);
     tcase_add_test(tc, a_stopped_group_answers_at_once);
+    tcase_add_test(tc, stops_of_stored_starts_store_alike_alone_or_with_samples);
     tcase_add_test(tc, direct_and_staged_paths_store_alike);
     tcase_add_test(tc, starts_and_stops_from_concurrent_senders_meet_once);
     tcase_add_test(tc, large_batches_parse_whole);
