@@ -35,9 +35,13 @@ static const char usage[] =
     "writable). SIGTERM stops accepting, finishes what runs, ships for up to --drain-ms\n"
     "(default 5000) and exits 0. A function's processes share a memory cgroup of its\n"
     "memory_mb where one can be made (else each runs under an address-space limit); the\n"
-    "choice is printed on stderr at start.\n"
+    "choice is printed on stderr at start. What a function leaves running dies with its\n"
+    "invocation, and with faasrun however it ends (a faasrun-guard process sees to it).\n"
+    "A function with \"user\" in the manifest runs as that system user (faasrun as root\n"
+    "only), so it cannot change its own limits.\n"
     "\n"
-    "  --meter-key KEY   bearer key (default $FAASMETER_KEY)\n"
+    "  --meter-key KEY   bearer key (default $FAASMETER_KEY); blanked from the command\n"
+    "                    line once read\n"
     "  --sample-ms N     a resource record every N ms of a long run (default 10000)\n";
 
 struct serve_args {
