@@ -19,10 +19,11 @@
  */
 struct rt_cgroup {
     char path[PATH_MAX]; /* "" when none */
-    int procs_fd;        /* its cgroup.procs, open for writing; -1 when none */
+    int join_fd;         /* the file a process writes "0" to join: v1 tasks, v2 cgroup.procs;
+                          * open for writing; -1 when none */
 };
 
-#define RT_CGROUP_NONE ((struct rt_cgroup){.path = "", .procs_fd = -1})
+#define RT_CGROUP_NONE ((struct rt_cgroup){.path = "", .join_fd = -1})
 
 /**
  * Make a memory cgroup limited to memory_mb (> 0) for one process tree.
@@ -31,7 +32,7 @@ struct rt_cgroup {
  */
 int rt_cgroup_open(int memory_mb, struct rt_cgroup *cg);
 
-/** In a new process before execve: move the calling process into cg. Signal-safe.
+/** In a new, single-threaded process before execve: move it into cg. Signal-safe.
  *  @return 0, or -1 (errno set) */
 int rt_cgroup_join(const struct rt_cgroup *cg);
 

@@ -505,7 +505,7 @@ START_TEST(memory_group_on_a_low_descriptor)
             dup2(saved, 4), close(saved);
         return;
     }
-    ck_assert_int_eq(cg.procs_fd, 4);
+    ck_assert_int_eq(cg.join_fd, 4);
     rt_cgroup_close(&cg); /* kept for the next worker, descriptor and all */
     struct rt_invoke_result a = call("probe", "pid");
     ck_assert_str_eq(rt_run_status_name(a.run.status), "ok");
