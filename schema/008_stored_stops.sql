@@ -2,12 +2,15 @@
 --
 -- An invocation that outlasts a shipper's round has its start in one batch and its stop in
 -- a later one. 003 applied such stops record by record (invocation_apply, some 280 us
--- each); here a batch's stops that are the only record of their invocation in the batch,
--- of an invocation that has no stop yet, are stored in one update, with the same result:
--- the stop's figures, the start's time, function and trigger, the first correlation id,
--- the larger peak memory, and the invocation's usage delta. Anything else (a second stop,
--- a stop with samples or a start in the same batch, an invocation not stored yet) still
--- goes record by record.
+-- each); here a batch's stops of invocations that have no stop yet, each the only start or
+-- stop of its invocation in the batch, are stored in one update, with the same result: the
+-- stop's figures, the start's time, function and trigger, the first correlation id, the
+-- larger peak memory, and the invocation's usage delta. Resource samples of the same
+-- invocations in the batch (long runs have them) follow on the per-record path, after the
+-- stop: a sample only raises the peak memory, which the stop does too, and leaves the
+-- stop's CPU alone, so either order stores the same row and, once the deltas are folded,
+-- the same usage. Anything else (a second stop, a start in the same batch, an invocation not
+-- stored yet) still goes record by record.
 
 -- 002's usage_apply as a SQL function was planned anew at every call from PL/pgSQL; a
 -- PL/pgSQL body keeps its plan for the session.
@@ -41,7 +44,8 @@ BEGIN
 
     WITH alone AS (
         SELECT x.* FROM (SELECT s.*, count(*) OVER (PARTITION BY s.tenant, s.invocation_id) AS n
-                           FROM ingest_stage s WHERE s.outcome = 'accepted') x
+                           FROM ingest_stage s
+                          WHERE s.outcome = 'accepted' AND s.type <> 'resource') x
          WHERE x.n = 1 AND x.type = 'stop'
            AND NOT EXISTS (SELECT 1 FROM ingest_won w
                             WHERE w.tenant = x.tenant AND w.invocation_id = x.invocation_id)),
@@ -64,7 +68,8 @@ BEGIN
                coalesce(v.cold_start, false), v.duration_us, v.init_us, v.max_rss_kb,
                v.cpu_user_us + v.cpu_sys_us, v.bytes_in, v.bytes_out
           FROM stopped v)
-    -- Done: the per-record path passes over the invocations in ingest_won.
+    -- Done: the per-record path passes over the invocations in ingest_won, but for their
+    -- resource samples.
     INSERT INTO ingest_won SELECT v.tenant, v.invocation_id FROM stopped v;
 END $$;
 

@@ -519,14 +519,29 @@ static char *stored_state(const char *tenant)
 
 /* Stops of invocations stored with their starts alone (invocations that outlasted a
  * shipping round): alone in their batch, or each followed by a resource sample, which
- * changes nothing once the stop is in. Both store the same invocations and usage. */
+ * changes nothing once the stop is in. Both store the same invocations and usage. So do
+ * stops after samples, in one batch or record by record. */
+static const char *const stored_starts[][3] = {
+    {"s1", "2026-11-06T10:00:00Z", START_REST ",\"correlation_id\":\"up-1\""},
+    {"s2", "2026-11-06T10:30:00Z", START_REST},
+    {"s3", "2026-11-06T11:00:00Z", START_REST},
+};
+
+/* The three starts above for tenant, in a request of their own. */
+static void post_stored_starts(const char *tenant)
+{
+    struct fm_buf b;
+    fm_buf_init(&b, 8192);
+    for (int i = 0; i < 3; i++)
+        add_record(&b, tenant, "start", stored_starts[i][0], stored_starts[i][1], "resize",
+                   stored_starts[i][2]);
+    expect(post(ingest_key, "application/x-ndjson", b.data), 200,
+           "{\"accepted\":3,\"duplicates\":0,\"rejected\":[]}");
+    fm_buf_free(&b);
+}
+
 START_TEST(stops_of_stored_starts_store_alike_alone_or_with_samples)
 {
-    static const char *const starts[][3] = {
-        {"s1", "2026-11-06T10:00:00Z", START_REST ",\"correlation_id\":\"up-1\""},
-        {"s2", "2026-11-06T10:30:00Z", START_REST},
-        {"s3", "2026-11-06T11:00:00Z", START_REST},
-    };
     static const char *const stops[][3] = {
         {"s1", "2026-11-06T10:00:01Z", STOP_REST ",\"correlation_id\":\"other\""},
         {"s2", "2026-11-06T10:30:02Z",
@@ -539,13 +554,8 @@ START_TEST(stops_of_stored_starts_store_alike_alone_or_with_samples)
     static const char resource_rest[] = "\"cpu_user_us\":0,\"cpu_sys_us\":0,\"max_rss_kb\":0";
     for (int k = 0; k < 2; k++) {
         const char *tenant = k ? "sampled" : "alone";
+        post_stored_starts(tenant);
         struct fm_buf b;
-        fm_buf_init(&b, 8192);
-        for (int i = 0; i < 3; i++)
-            add_record(&b, tenant, "start", starts[i][0], starts[i][1], "resize", starts[i][2]);
-        expect(post(ingest_key, "application/x-ndjson", b.data), 200,
-               "{\"accepted\":3,\"duplicates\":0,\"rejected\":[]}");
-        fm_buf_free(&b);
         fm_buf_init(&b, 8192);
         for (int i = 0; i < 3; i++) {
             add_record(&b, tenant, "stop", stops[i][0], stops[i][1], "renamed", stops[i][2]);
@@ -573,6 +583,46 @@ START_TEST(stops_of_stored_starts_store_alike_alone_or_with_samples)
         "(s3,\"2026-11-06 11:00:00+00\",resize,t,t,512,9000,f,queue,,"
         "\"2026-11-06 11:00:03+00\",200000,1500,ok,0,7000,900,70000,10,20)");
     free(invocations);
+    free(a);
+    free(b);
+
+    /* Samples that came before their stop, with a higher peak and CPU than the stop says:
+     * in one batch, and record by record in arrival order through ingest_record (the
+     * per-record path alone). Both store the sample's peak and the stop's CPU. */
+    static const char sample_rest[] =
+        "\"cpu_user_us\":9999,\"cpu_sys_us\":999,\"max_rss_kb\":90000";
+    for (int k = 0; k < 2; k++) {
+        const char *tenant = k ? "by-record" : "batched";
+        post_stored_starts(tenant);
+        struct fm_buf nd;
+        fm_buf_init(&nd, 8192);
+        for (int i = 0; i < 3; i++) {
+            add_record(&nd, tenant, "resource", stops[i][0], stored_starts[i][1], "resize",
+                       sample_rest);
+            add_record(&nd, tenant, "stop", stops[i][0], stops[i][1], "renamed", stops[i][2]);
+        }
+        if (k == 0)
+            expect(post(ingest_key, "application/x-ndjson", nd.data), 200,
+                   "{\"accepted\":6,\"duplicates\":0,\"rejected\":[]}");
+        for (char *line = nd.data; k == 1 && *line; line = strchr(line, '\n') + 1) {
+            *strchr(line, '\n') = '\0';
+            const char *params[] = {line};
+            char *outcome = testdb_value(
+                db,
+                "SELECT ingest_record(b->>'tenant', b->>'id', '\\x00', b->>'type',"
+                " (b->>'time')::timestamptz, b) FROM (SELECT $1::jsonb AS b) r",
+                1, params);
+            ck_assert_str_eq(outcome, "accepted");
+            free(outcome);
+            line[strlen(line)] = '\n';
+        }
+        fm_buf_free(&nd);
+    }
+    a = stored_state("batched");
+    b = stored_state("by-record");
+    ck_assert_str_eq(a, b);
+    ck_assert_msg(strstr(a, ",9999,999,90000,") == NULL && strstr(a, ",7000,900,90000,") != NULL,
+                  "not the sample's peak with the stop's CPU: %s", a);
     free(a);
     free(b);
 }
