@@ -24,17 +24,35 @@ BEGIN
 END $$;
 
 -- Called by ingest_staged after the batch's new invocations are stored (ingest_won), before
--- the per-record path. The invocations that the rest of the batch touches are locked first,
--- all of them and in key order (the order of the per-record path, which then finds them
--- locked), so that this step adds no lock order of its own. Each stop reaches its rows by
--- key: with sequential scans off, the plan probes the indexes whatever the statistics say
--- (the staging table's are those of a session's first large batch).
+-- the per-record path.
+--
+-- Locks: the invocations that the rest of the batch touches are locked first, all of them
+-- and in key order (the order of the per-record path, which then finds them locked). The
+-- step is skipped when the per-record path would create an invocation (a resource sample
+-- of an invocation not stored yet, say): that key would be locked after the others, out of
+-- key order, and a concurrent batch holding it could deadlock with this one.
+--
+-- Plans: one index probe per record of the batch, as in ingest_direct_prepare: a hash or
+-- merge join would read whole tables for every batch, and a plan made while the tables were
+-- small would keep doing so as they grow. The staging table is only ever the outer side.
 CREATE FUNCTION ingest_stored_stops() RETURNS void
 LANGUAGE plpgsql
 SET jit = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 SET enable_seqscan = off
 AS $$
 BEGIN
+    -- The batch's new invocations are stored already (this transaction's own rows), so a
+    -- key missing here is one the per-record path would create.
+    IF EXISTS (SELECT 1 FROM ingest_stage s
+                WHERE s.outcome = 'accepted'
+                  AND NOT EXISTS (SELECT 1 FROM invocation_ids d
+                                   WHERE d.tenant = s.tenant
+                                     AND d.invocation_id = s.invocation_id)) THEN
+        RETURN;
+    END IF;
+
     PERFORM 1 FROM invocation_ids d
       JOIN (SELECT DISTINCT s.tenant, s.invocation_id FROM ingest_stage s
              WHERE s.outcome = 'accepted') k
@@ -42,13 +60,13 @@ BEGIN
      ORDER BY d.tenant, d.invocation_id
        FOR UPDATE OF d;
 
+    -- An invocation stored by this batch (ingest_won) with its stop alone has that stop
+    -- already, and NOT has_stop passes over it.
     WITH alone AS (
         SELECT x.* FROM (SELECT s.*, count(*) OVER (PARTITION BY s.tenant, s.invocation_id) AS n
                            FROM ingest_stage s
                           WHERE s.outcome = 'accepted' AND s.type <> 'resource') x
-         WHERE x.n = 1 AND x.type = 'stop'
-           AND NOT EXISTS (SELECT 1 FROM ingest_won w
-                            WHERE w.tenant = x.tenant AND w.invocation_id = x.invocation_id)),
+         WHERE x.n = 1 AND x.type = 'stop'),
     stopped AS (
         UPDATE invocations i SET
             has_stop = true, memory_mb = a.memory_mb, cold_start = a.cold_start,
