@@ -61,11 +61,16 @@ BEGIN
        FOR UPDATE OF d;
 
     -- An invocation stored by this batch (ingest_won) with its stop alone has that stop
-    -- already, and NOT has_stop passes over it.
-    WITH alone AS (
-        SELECT x.* FROM (SELECT s.*, count(*) OVER (PARTITION BY s.tenant, s.invocation_id) AS n
-                           FROM ingest_stage s
-                          WHERE s.outcome = 'accepted' AND s.type <> 'resource') x
+    -- already, and NOT has_stop passes over it. The stops are joined to their keys first,
+    -- apart (MATERIALIZED): the planner misjudges the three-column join of invocations and
+    -- invocation_ids as one row, and with only nested loops left it would put the staging
+    -- side inside that join, once per stored invocation.
+    WITH alone AS MATERIALIZED (
+        SELECT x.*, d.started_at AS at
+          FROM (SELECT s.*, count(*) OVER (PARTITION BY s.tenant, s.invocation_id) AS n
+                  FROM ingest_stage s
+                 WHERE s.outcome = 'accepted' AND s.type <> 'resource') x
+          JOIN invocation_ids d ON d.tenant = x.tenant AND d.invocation_id = x.invocation_id
          WHERE x.n = 1 AND x.type = 'stop'),
     stopped AS (
         UPDATE invocations i SET
@@ -75,10 +80,9 @@ BEGIN
             status = a.status, exit_code = a.exit_code, cpu_user_us = a.cpu_user_us,
             cpu_sys_us = a.cpu_sys_us, max_rss_kb = greatest(i.max_rss_kb, a.max_rss_kb),
             bytes_in = a.bytes_in, bytes_out = a.bytes_out, updated_at = now()
-          FROM alone a JOIN invocation_ids d
-            ON d.tenant = a.tenant AND d.invocation_id = a.invocation_id
-         WHERE i.tenant = d.tenant AND i.invocation_id = d.invocation_id
-           AND i.started_at = d.started_at AND NOT i.has_stop
+          FROM alone a
+         WHERE i.tenant = a.tenant AND i.invocation_id = a.invocation_id
+           AND i.started_at = a.at AND NOT i.has_stop
         RETURNING i.*),
     deltas AS (
         INSERT INTO usage_delta
