@@ -930,6 +930,55 @@ static long background_finish(struct background_post *bp, char **body)
     return bp->status;
 }
 
+/*
+ * A batch stores its stops of stored invocations together, and the rest record by record,
+ * taking its locks in key order either way. Here the batch holds a sample of invocation
+ * lk-a1, which another transaction is creating, and the stop of stored invocation lk-b1.
+ * While the batch waits for lk-a1, that transaction locks lk-b1: the batch must not hold it
+ * yet, or the two deadlock and one of them fails.
+ */
+START_TEST(a_batch_waiting_for_an_invocation_holds_none_after_it)
+{
+    expect(post_records(ingest_key,
+                        "{\"id\":\"lk-b1:start\",\"type\":\"start\",\"invocation_id\":\"lk-b1\","
+                        "\"tenant\":\"acme\",\"function\":\"locks\","
+                        "\"time\":\"2026-07-01T10:00:00Z\",\"memory_mb\":128,"
+                        "\"timeout_ms\":1000,\"cold_start\":false,\"trigger\":\"http\"}\n"),
+           200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    PGconn *other = testdb_connect(conninfo);
+    testdb_exec(other, "BEGIN");
+    testdb_exec(other, "INSERT INTO invocation_ids (tenant, invocation_id, started_at)"
+                       " VALUES ('acme', 'lk-a1', '2026-07-01T10:00:00Z')");
+    const char *batch =
+        "{\"id\":\"lk-a1:r0\",\"type\":\"resource\",\"invocation_id\":\"lk-a1\","
+        "\"tenant\":\"acme\",\"function\":\"locks\",\"time\":\"2026-07-01T10:00:00.1Z\","
+        "\"cpu_user_us\":5,\"cpu_sys_us\":5,\"max_rss_kb\":5}\n"
+        "{\"id\":\"lk-b1:stop\",\"type\":\"stop\",\"invocation_id\":\"lk-b1\","
+        "\"tenant\":\"acme\",\"function\":\"locks\",\"time\":\"2026-07-01T10:00:00.5Z\","
+        "\"memory_mb\":128,\"cold_start\":false,\"duration_us\":500000,\"init_us\":0,"
+        "\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,\"cpu_sys_us\":1,"
+        "\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1}\n";
+    struct background_post bp;
+    background_start(&bp, url_of("/v1/records"), ingest_key, batch);
+    wait_for_lock_waiter(); /* the batch, on lk-a1 */
+    testdb_exec(other, "SELECT 1 FROM invocation_ids WHERE tenant = 'acme'"
+                       " AND invocation_id = 'lk-b1' FOR UPDATE");
+    testdb_exec(other, "ROLLBACK");
+    PQfinish(other);
+    char *reply;
+    ck_assert_int_eq(background_finish(&bp, &reply), 200);
+    ck_assert_str_eq(reply, "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+    free(reply);
+    char *rows = testdb_value(db,
+                              "SELECT string_agg(concat_ws(' ', invocation_id, has_start, has_stop,"
+                              " max_rss_kb), ';' ORDER BY invocation_id) FROM invocations"
+                              " WHERE invocation_id LIKE 'lk-%'",
+                              0, NULL);
+    ck_assert_str_eq(rows, "lk-a1 f f 5;lk-b1 t t 1");
+    free(rows);
+}
+END_TEST
+
 /* Looking up a key the cache does not hold waits on the database too: off the polling
  * thread, so that callers whose keys are cached are answered meanwhile. */
 START_TEST(a_key_lookup_does_not_hold_up_records)
@@ -1125,6 +1174,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, idle_connections_are_closed_after_the_timeout);
     tcase_add_test(tc, meterd_options_are_checked);
     tcase_add_test(tc, a_slow_report_does_not_hold_up_records);
+    tcase_add_test(tc, a_batch_waiting_for_an_invocation_holds_none_after_it);
     tcase_add_test(tc, a_key_lookup_does_not_hold_up_records);
     suite_add_tcase(s, tc);
 
