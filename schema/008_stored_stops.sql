@@ -57,7 +57,7 @@ BEGIN
       JOIN (SELECT DISTINCT s.tenant, s.invocation_id FROM ingest_stage s
              WHERE s.outcome = 'accepted') k
         ON k.tenant = d.tenant AND k.invocation_id = d.invocation_id
-     ORDER BY d.tenant, d.invocation_id
+     ORDER BY d.tenant COLLATE "C", d.invocation_id COLLATE "C"
        FOR UPDATE OF d;
 
     -- An invocation stored by this batch (ingest_won) with its stop alone has that stop
@@ -96,7 +96,10 @@ BEGIN
 END $$;
 
 -- 003's ingest_staged with the step above before its per-record path (a migration cannot
--- change a function in part).
+-- change a function in part), and with its keys in byte order (COLLATE "C") wherever the
+-- order is the order of its locks: the direct path (meter/store_direct.c) sorts them with
+-- strcmp, and in a database of another collation the two orders differed, so concurrent
+-- batches could deadlock.
 CREATE OR REPLACE FUNCTION ingest_staged() RETURNS TABLE (ord integer, outcome text)
 LANGUAGE plpgsql
 SET jit = off
@@ -119,8 +122,9 @@ BEGIN
 
     -- Exactly once: the first copy of each id in the batch claims it.
     WITH firsts AS (
-        SELECT DISTINCT ON (s.tenant, s.id) s.tenant, s.id, s.digest, s.time, s.ord
-          FROM ingest_stage s ORDER BY s.tenant, s.id, s.ord),
+        SELECT DISTINCT ON (s.tenant COLLATE "C", s.id COLLATE "C")
+               s.tenant, s.id, s.digest, s.time, s.ord
+          FROM ingest_stage s ORDER BY s.tenant COLLATE "C", s.id COLLATE "C", s.ord),
     claimed AS (
         INSERT INTO record_ids (tenant, id, digest, time)
         SELECT f.tenant, f.id, f.digest, f.time FROM firsts f
@@ -194,7 +198,7 @@ BEGIN
     WITH won AS (
         INSERT INTO invocation_ids (tenant, invocation_id, started_at)
         SELECT f.tenant, f.invocation_id, f.started_at FROM ingest_fresh f
-         ORDER BY f.tenant, f.invocation_id -- one lock order for every batch
+         ORDER BY f.tenant COLLATE "C", f.invocation_id COLLATE "C" -- one lock order
         ON CONFLICT DO NOTHING
         RETURNING invocation_ids.tenant, invocation_ids.invocation_id),
     stored AS (
@@ -225,7 +229,7 @@ BEGIN
                      OR NOT EXISTS (SELECT 1 FROM ingest_won w
                                      WHERE w.tenant = s.tenant
                                        AND w.invocation_id = s.invocation_id))
-              ORDER BY s.tenant, s.invocation_id, s.ord LOOP
+              ORDER BY s.tenant COLLATE "C", s.invocation_id COLLATE "C", s.ord LOOP
         PERFORM invocation_apply(r.tenant, r.type, r.time, r.body);
     END LOOP;
 
