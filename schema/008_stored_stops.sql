@@ -2,15 +2,14 @@
 --
 -- An invocation that outlasts a shipper's round has its start in one batch and its stop in
 -- a later one. 003 applied such stops record by record (invocation_apply, some 280 us
--- each); here a batch's stops of invocations that have no stop yet, each the only start or
--- stop of its invocation in the batch, are stored in one update, with the same result: the
--- stop's figures, the start's time, function and trigger, the first correlation id, the
--- larger peak memory, and the invocation's usage delta. Resource samples of the same
--- invocations in the batch (long runs have them) follow on the per-record path, after the
--- stop: a sample only raises the peak memory, which the stop does too, and leaves the
--- stop's CPU alone, so either order stores the same row and, once the deltas are folded,
--- the same usage. Anything else (a second stop, a start in the same batch, an invocation not
--- stored yet) still goes record by record.
+-- each). Here the per-record pass only locks a stop that is the only start or stop of its
+-- stored invocation in the batch, and ingest_stored_stops then stores all of those in one
+-- update, with the same result: the stop's figures, the start's time, function and trigger,
+-- the first correlation id, the larger peak memory, and the invocation's usage delta.
+-- Resource samples of the same invocations (long runs have them) are applied in the pass,
+-- before the stop as they came. Anything else (a second stop, a start in the same batch, a
+-- stop that finds its invocation stopped already, by close_orphans say) still goes record
+-- by record.
 
 -- 002's usage_apply as a SQL function was planned anew at every call from PL/pgSQL; a
 -- PL/pgSQL body keeps its plan for the session.
@@ -23,55 +22,36 @@ BEGIN
         inv.cpu_user_us + inv.cpu_sys_us, inv.bytes_in, inv.bytes_out);
 END $$;
 
--- Called by ingest_staged after the batch's new invocations are stored (ingest_won), before
--- the per-record path.
+-- Store the stops staged with the given ords, whose invocations the caller has locked; a
+-- stop whose invocation has a stop already, or is not stored, goes through invocation_apply.
+-- Called by ingest_staged after its per-record pass, which took every lock of the batch in
+-- key order, so that this step adds no lock order of its own.
 --
--- Locks: the invocations that the rest of the batch touches are locked first, all of them
--- and in key order (the order of the per-record path, which then finds them locked). The
--- step is skipped when the per-record path would create an invocation (a resource sample
--- of an invocation not stored yet, say): that key would be locked after the others, out of
--- key order, and a concurrent batch holding it could deadlock with this one.
---
--- Plans: one index probe per record of the batch, as in ingest_direct_prepare: a hash or
--- merge join would read whole tables for every batch, and a plan made while the tables were
--- small would keep doing so as they grow. The staging table is only ever the outer side.
-CREATE FUNCTION ingest_stored_stops() RETURNS void
+-- Plans: one index probe per stop, as in ingest_direct_prepare: a hash or merge join would
+-- read whole tables for every batch, and a plan made while the tables were small would keep
+-- doing so as they grow. The stops are joined to their keys first, apart (MATERIALIZED): the
+-- planner misjudges the three-column join of invocations and invocation_ids as one row, and
+-- with only nested loops left it would put the staging side inside that join, once per
+-- stored invocation.
+CREATE FUNCTION ingest_stored_stops(p_ords integer[]) RETURNS void
 LANGUAGE plpgsql
 SET jit = off
 SET enable_hashjoin = off
 SET enable_mergejoin = off
 SET enable_seqscan = off
 AS $$
+DECLARE
+    v_done integer[];
+    r record;
 BEGIN
-    -- The batch's new invocations are stored already (this transaction's own rows), so a
-    -- key missing here is one the per-record path would create.
-    IF EXISTS (SELECT 1 FROM ingest_stage s
-                WHERE s.outcome = 'accepted'
-                  AND NOT EXISTS (SELECT 1 FROM invocation_ids d
-                                   WHERE d.tenant = s.tenant
-                                     AND d.invocation_id = s.invocation_id)) THEN
+    IF cardinality(p_ords) = 0 THEN
         RETURN;
     END IF;
-
-    PERFORM 1 FROM invocation_ids d
-      JOIN (SELECT DISTINCT s.tenant, s.invocation_id FROM ingest_stage s
-             WHERE s.outcome = 'accepted') k
-        ON k.tenant = d.tenant AND k.invocation_id = d.invocation_id
-     ORDER BY d.tenant COLLATE "C", d.invocation_id COLLATE "C"
-       FOR UPDATE OF d;
-
-    -- An invocation stored by this batch (ingest_won) with its stop alone has that stop
-    -- already, and NOT has_stop passes over it. The stops are joined to their keys first,
-    -- apart (MATERIALIZED): the planner misjudges the three-column join of invocations and
-    -- invocation_ids as one row, and with only nested loops left it would put the staging
-    -- side inside that join, once per stored invocation.
     WITH alone AS MATERIALIZED (
-        SELECT x.*, d.started_at AS at
-          FROM (SELECT s.*, count(*) OVER (PARTITION BY s.tenant, s.invocation_id) AS n
-                  FROM ingest_stage s
-                 WHERE s.outcome = 'accepted' AND s.type <> 'resource') x
-          JOIN invocation_ids d ON d.tenant = x.tenant AND d.invocation_id = x.invocation_id
-         WHERE x.n = 1 AND x.type = 'stop'),
+        SELECT s.*, d.started_at AS at
+          FROM ingest_stage s
+          JOIN invocation_ids d ON d.tenant = s.tenant AND d.invocation_id = s.invocation_id
+         WHERE s.ord = ANY (p_ords)),
     stopped AS (
         UPDATE invocations i SET
             has_stop = true, memory_mb = a.memory_mb, cold_start = a.cold_start,
@@ -83,20 +63,24 @@ BEGIN
           FROM alone a
          WHERE i.tenant = a.tenant AND i.invocation_id = a.invocation_id
            AND i.started_at = a.at AND NOT i.has_stop
-        RETURNING i.*),
+        RETURNING i.*, a.ord),
     deltas AS (
         INSERT INTO usage_delta
         SELECT v.tenant, v.function, v.started_at, 1, v.memory_mb, v.status = 'ok',
                coalesce(v.cold_start, false), v.duration_us, v.init_us, v.max_rss_kb,
                v.cpu_user_us + v.cpu_sys_us, v.bytes_in, v.bytes_out
           FROM stopped v)
-    -- Done: the per-record path passes over the invocations in ingest_won, but for their
-    -- resource samples.
-    INSERT INTO ingest_won SELECT v.tenant, v.invocation_id FROM stopped v;
+    SELECT coalesce(array_agg(v.ord), '{}') INTO v_done FROM stopped v;
+
+    FOR r IN SELECT s.tenant, s.type, s.time, s.body FROM ingest_stage s
+              WHERE s.ord = ANY (p_ords) AND NOT s.ord = ANY (v_done)
+              ORDER BY s.tenant COLLATE "C", s.invocation_id COLLATE "C" LOOP
+        PERFORM invocation_apply(r.tenant, r.type, r.time, r.body);
+    END LOOP;
 END $$;
 
--- 003's ingest_staged with the step above before its per-record path (a migration cannot
--- change a function in part), and with its keys in byte order (COLLATE "C") wherever the
+-- 003's ingest_staged, its per-record pass leaving such stops to the step above (a
+-- migration cannot change a function in part), and with its keys in byte order (COLLATE "C") wherever the
 -- order is the order of its locks: the direct path (meter/store_direct.c) sorts them with
 -- strcmp, and in a database of another collation the two orders differed, so concurrent
 -- batches could deadlock.
@@ -108,6 +92,7 @@ AS $$
 DECLARE
     m timestamptz;
     r record;
+    v_alone integer[] := '{}'; -- ords of the stops left to ingest_stored_stops
     -- The planner needs statistics of the staging tables to plan a large batch well, but
     -- every ANALYZE makes the statements below plan anew (some ms a batch). So they are
     -- taken once a session, on its first large batch; the plans then serve every batch.
@@ -217,21 +202,31 @@ BEGIN
           FROM stored v WHERE v.has_stop)
     INSERT INTO ingest_won SELECT w.tenant, w.invocation_id FROM won w;
 
-    -- Stops of invocations stored earlier, in one update (see ingest_stored_stops).
-    PERFORM ingest_stored_stops();
-
     -- Everything else, record by record: resource samples, and records of invocations that
     -- exist already or came more than once in this batch. In arrival order within each
-    -- invocation, and invocations in key order, so that concurrent batches lock alike.
-    FOR r IN SELECT s.tenant, s.type, s.time, s.body FROM ingest_stage s
+    -- invocation, and invocations in key order, so that concurrent batches lock alike. A
+    -- stop that is its invocation's only start or stop here is only locked, and stored with
+    -- the others like it afterwards (ingest_stored_stops).
+    FOR r IN SELECT s.tenant, s.type, s.time, s.body, s.invocation_id, s.ord,
+                    s.type = 'stop' AND count(*) FILTER (WHERE s.type <> 'resource')
+                                            OVER (PARTITION BY s.tenant, s.invocation_id) = 1
+                        AS alone
+               FROM ingest_stage s
               WHERE s.outcome = 'accepted'
                 AND (s.type = 'resource'
                      OR NOT EXISTS (SELECT 1 FROM ingest_won w
                                      WHERE w.tenant = s.tenant
                                        AND w.invocation_id = s.invocation_id))
               ORDER BY s.tenant COLLATE "C", s.invocation_id COLLATE "C", s.ord LOOP
-        PERFORM invocation_apply(r.tenant, r.type, r.time, r.body);
+        IF r.alone THEN
+            PERFORM 1 FROM invocation_ids d
+             WHERE d.tenant = r.tenant AND d.invocation_id = r.invocation_id FOR UPDATE;
+            v_alone := v_alone || r.ord;
+        ELSE
+            PERFORM invocation_apply(r.tenant, r.type, r.time, r.body);
+        END IF;
     END LOOP;
+    PERFORM ingest_stored_stops(v_alone);
 
     RETURN QUERY SELECT s.ord, s.outcome FROM ingest_stage s ORDER BY s.ord;
 END $$;
