@@ -65,6 +65,16 @@ int meter_plans_register(PGconn *conn, const struct bill_catalog *cat, int *chan
         n += strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
     }
+    /* The fold rates a row per delta and plan: its planner must know how few plans there
+     * are. Tables this small are never analyzed by autovacuum, and without statistics the
+     * planner assumes hundreds of rows, and groups a fold's rows by sorting them all. */
+    PGresult *res = PQexec(conn, "ANALYZE plans, plan_clock");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_err_from(err, conn, res, "analyzing plans");
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
     if (changed)
         *changed = n;
     return 0;
