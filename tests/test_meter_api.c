@@ -961,7 +961,10 @@ START_TEST(a_batch_waiting_for_an_invocation_holds_none_after_it)
     struct background_post bp;
     background_start(&bp, url_of("/v1/records"), ingest_key, batch);
     wait_for_lock_waiter(); /* the batch, on lk-a1 */
+    /* As invocation_apply and close_orphans lock an invocation: its key, then its row. */
     testdb_exec(other, "SELECT 1 FROM invocation_ids WHERE tenant = 'acme'"
+                       " AND invocation_id = 'lk-b1' FOR UPDATE");
+    testdb_exec(other, "SELECT 1 FROM invocations WHERE tenant = 'acme'"
                        " AND invocation_id = 'lk-b1' FOR UPDATE");
     testdb_exec(other, "ROLLBACK");
     PQfinish(other);
