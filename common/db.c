@@ -1,6 +1,7 @@
 #include "common/db.h"
 
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,23 @@ const char *db_conninfo(const char *explicit_value)
     return env ? env : "";
 }
 
+/* The SQLSTATE of the last error db_err_from reported on this thread. */
+static _Thread_local char last_sqlstate[6];
+
+bool db_failed_transiently(void)
+{
+    return strcmp(last_sqlstate, "40P01") == 0 || strcmp(last_sqlstate, "40001") == 0;
+}
+
+void db_forget_failure(void)
+{
+    last_sqlstate[0] = '\0';
+}
+
 void db_err_from(struct fm_err *err, PGconn *conn, const PGresult *res, const char *what)
 {
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(last_sqlstate, sizeof last_sqlstate, "%s", state ? state : "");
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
     if (msg == NULL || *msg == '\0')
         msg = conn ? PQerrorMessage(conn) : "no connection";

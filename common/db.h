@@ -18,8 +18,21 @@ const char *db_conninfo(const char *explicit_value);
  */
 PGconn *db_connect(const char *conninfo, struct fm_err *err);
 
-/** Put "what: <server message, first line>" into err, from res when given, else from conn. */
+/**
+ * Put "what: <server message, first line>" into err, from res when given, else from conn.
+ * The error's SQLSTATE is kept for the calling thread: see db_failed_transiently.
+ */
 void db_err_from(struct fm_err *err, PGconn *conn, const PGresult *res, const char *what);
+
+/**
+ * Whether the last error db_err_from reported on this thread since db_forget_failure was a
+ * deadlock or a serialization failure: the server rolled the transaction back, and the
+ * same transaction tried again usually succeeds.
+ */
+bool db_failed_transiently(void);
+
+/** Forget the last error's SQLSTATE on this thread (before a transaction is tried). */
+void db_forget_failure(void);
 
 /**
  * Whether an idle connection's server has gone away. Such a connection looks healthy until

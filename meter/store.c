@@ -310,8 +310,9 @@ static int store_once(PGconn *conn, struct meter_direct *d, const struct meter_r
     return simple(conn, "COMMIT", err);
 }
 
-int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
-                        enum meter_outcome *outcomes, struct fm_err *err)
+/* One try at storing recs (see meter_store_records). */
+static int store_records_once(PGconn *conn, const struct meter_record *recs, size_t n,
+                              enum meter_outcome *outcomes, struct fm_err *err)
 {
     struct meter_direct *d = meter_direct_plan(recs, n);
     int rc = store_once(conn, d, recs, n, outcomes, err);
@@ -339,6 +340,26 @@ int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
     }
     meter_direct_free(d);
     return rc;
+}
+
+/*
+ * Concurrent batches, and the orphan sweep, can still deadlock: the direct part of a batch
+ * takes its keys before its staged part, and close_orphans goes by start time. The server
+ * then rolls one transaction back whole, so it is tried again, a few times, before the
+ * request is answered 503.
+ */
+#define STORE_TRIES 3
+
+int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
+                        enum meter_outcome *outcomes, struct fm_err *err)
+{
+    for (int tries = 1;; tries++) {
+        db_forget_failure();
+        int rc = store_records_once(conn, recs, n, outcomes, err);
+        if (rc == 0 || tries == STORE_TRIES || !db_failed_transiently() ||
+            PQstatus(conn) != CONNECTION_OK)
+            return rc;
+    }
 }
 
 int meter_store_find_key(PGconn *conn, const char *key_id, struct meter_key *out,

@@ -930,6 +930,17 @@ static long background_finish(struct background_post *bp, char **body)
     return bp->status;
 }
 
+/* End the other transaction, then the batch must be answered 200 with both its records. */
+static void release_then_expect_both(PGconn *other, struct background_post *bp)
+{
+    testdb_exec(other, "ROLLBACK");
+    PQfinish(other);
+    char *reply;
+    ck_assert_int_eq(background_finish(bp, &reply), 200);
+    ck_assert_str_eq(reply, "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+    free(reply);
+}
+
 /*
  * A batch stores its stops of stored invocations together, and the rest record by record,
  * taking its locks in key order either way. Here the batch holds a sample of invocation
@@ -966,18 +977,61 @@ START_TEST(a_batch_waiting_for_an_invocation_holds_none_after_it)
                        " AND invocation_id = 'lk-b1' FOR UPDATE");
     testdb_exec(other, "SELECT 1 FROM invocations WHERE tenant = 'acme'"
                        " AND invocation_id = 'lk-b1' FOR UPDATE");
-    testdb_exec(other, "ROLLBACK");
-    PQfinish(other);
-    char *reply;
-    ck_assert_int_eq(background_finish(&bp, &reply), 200);
-    ck_assert_str_eq(reply, "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
-    free(reply);
+    release_then_expect_both(other, &bp);
     char *rows = testdb_value(db,
                               "SELECT string_agg(concat_ws(' ', invocation_id, has_start, has_stop,"
                               " max_rss_kb), ';' ORDER BY invocation_id) FROM invocations"
                               " WHERE invocation_id LIKE 'lk-%'",
                               0, NULL);
     ck_assert_str_eq(rows, "lk-a1 f f 5;lk-b1 t t 1");
+    free(rows);
+}
+END_TEST
+
+/*
+ * A batch that loses a deadlock is tried again rather than refused. The batch locks
+ * stored invocation dl-a, then waits for dl-b, which another transaction holds; that one
+ * then asks for dl-a. The batch, which waited first, finds the deadlock and is rolled back;
+ * meterd tries it again, and it is stored once the other transaction is through.
+ */
+START_TEST(a_batch_that_loses_a_deadlock_is_tried_again)
+{
+    const char *start_rest = "\"tenant\":\"acme\",\"function\":\"locks\","
+                             "\"time\":\"2026-07-01T10:00:00Z\",\"memory_mb\":128,"
+                             "\"timeout_ms\":1000,\"cold_start\":false,\"trigger\":\"http\"}\n";
+    const char *stop_rest =
+        "\"tenant\":\"acme\",\"function\":\"locks\",\"time\":\"2026-07-01T10:00:00.5Z\","
+        "\"memory_mb\":128,\"cold_start\":false,\"duration_us\":500000,\"init_us\":0,"
+        "\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,\"cpu_sys_us\":1,"
+        "\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1}\n";
+    char starts[1024], stops_body[1024];
+    snprintf(starts, sizeof starts,
+             "{\"id\":\"dl-a:start\",\"type\":\"start\",\"invocation_id\":\"dl-a\",%s"
+             "{\"id\":\"dl-b:start\",\"type\":\"start\",\"invocation_id\":\"dl-b\",%s",
+             start_rest, start_rest);
+    snprintf(stops_body, sizeof stops_body,
+             "{\"id\":\"dl-a:stop\",\"type\":\"stop\",\"invocation_id\":\"dl-a\",%s"
+             "{\"id\":\"dl-b:stop\",\"type\":\"stop\",\"invocation_id\":\"dl-b\",%s",
+             stop_rest, stop_rest);
+    expect(post_records(ingest_key, starts), 200,
+           "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+    PGconn *other = testdb_connect(conninfo);
+    testdb_exec(other, "BEGIN");
+    testdb_exec(other, "SET LOCAL deadlock_timeout = '60s'"); /* the batch finds it first */
+    testdb_exec(other, "SELECT 1 FROM invocation_ids WHERE tenant = 'acme'"
+                       " AND invocation_id = 'dl-b' FOR UPDATE");
+    struct background_post bp;
+    background_start(&bp, url_of("/v1/records"), ingest_key, stops_body);
+    wait_for_lock_waiter(); /* the batch, holding dl-a, on dl-b */
+    testdb_exec(other, "SELECT 1 FROM invocation_ids WHERE tenant = 'acme'"
+                       " AND invocation_id = 'dl-a' FOR UPDATE");
+    release_then_expect_both(other, &bp);
+    char *rows = testdb_value(db,
+                              "SELECT string_agg(concat_ws(' ', invocation_id, has_stop),"
+                              " ';' ORDER BY invocation_id) FROM invocations"
+                              " WHERE invocation_id LIKE 'dl-%'",
+                              0, NULL);
+    ck_assert_str_eq(rows, "dl-a t;dl-b t");
     free(rows);
 }
 END_TEST
@@ -1178,6 +1232,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, meterd_options_are_checked);
     tcase_add_test(tc, a_slow_report_does_not_hold_up_records);
     tcase_add_test(tc, a_batch_waiting_for_an_invocation_holds_none_after_it);
+    tcase_add_test(tc, a_batch_that_loses_a_deadlock_is_tried_again);
     tcase_add_test(tc, a_key_lookup_does_not_hold_up_records);
     suite_add_tcase(s, tc);
 
