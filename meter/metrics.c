@@ -48,6 +48,7 @@ static struct endpoint other = {.label = "other"};
 
 static atomic_uint_fast64_t records_accepted, records_duplicates, records_rejected;
 static atomic_uint_fast64_t records_direct;
+static atomic_uint_fast64_t store_retries;
 static atomic_uint_fast64_t db_errors;
 static atomic_uint_fast64_t batch_buckets[BATCH_BUCKETS + 1];
 static atomic_uint_fast64_t batch_sum;
@@ -135,6 +136,11 @@ void metrics_records_direct(size_t n)
 void metrics_db_error(void)
 {
     add(&db_errors, 1);
+}
+
+void metrics_store_retry(void)
+{
+    add(&store_retries, 1);
 }
 
 /* A count of microseconds as seconds in plain decimal notation ("0.00025", "2"). */
@@ -242,6 +248,9 @@ char *metrics_render(void)
                 &records_direct);
     put_counter(&b, "faasmeter_database_errors_total",
                 "Database failures: unreachable, or a statement that failed.", &db_errors);
+    put_counter(&b, "faasmeter_store_retries_total",
+                "Batches tried again after losing a deadlock to another transaction.",
+                &store_retries);
 
     put_family(&b, "faasmeter_http_requests_total", "counter",
                "HTTP requests answered, by endpoint and status class.");

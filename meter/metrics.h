@@ -39,6 +39,9 @@ void metrics_records_direct(size_t n);
 /** Count one database failure (unreachable, or a statement that failed). Thread-safe. */
 void metrics_db_error(void);
 
+/** Count a batch tried again after it lost a deadlock (store.c). Thread-safe. */
+void metrics_store_retry(void);
+
 /**
  * Render every metric in the Prometheus text exposition format (version 0.0.4).
  * @return a heap string (caller frees with free), or NULL when memory ran out.

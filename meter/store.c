@@ -359,6 +359,7 @@ int meter_store_records(PGconn *conn, const struct meter_record *recs, size_t n,
         if (rc == 0 || tries == STORE_TRIES || !db_failed_transiently() ||
             PQstatus(conn) != CONNECTION_OK)
             return rc;
+        metrics_store_retry();
     }
 }
 

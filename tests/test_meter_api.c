@@ -386,6 +386,7 @@ START_TEST(metrics_count_records_requests_and_batches)
     expect_line(r.body, "faasmeter_records_duplicates_total 2");
     expect_line(r.body, "faasmeter_records_rejected_total 1");
     expect_line(r.body, "faasmeter_database_errors_total 0");
+    expect_line(r.body, "faasmeter_store_retries_total 0");
     /* The repeat inside the batch and the stored one both sent their batch to the staged
      * path. */
     expect_line(r.body, "faasmeter_records_direct_total 0");
@@ -1033,6 +1034,10 @@ START_TEST(a_batch_that_loses_a_deadlock_is_tried_again)
                               0, NULL);
     ck_assert_str_eq(rows, "dl-a t;dl-b t");
     free(rows);
+    struct http_reply m = get(NULL, "/metrics");
+    expect_line(m.body, "faasmeter_store_retries_total 1");
+    expect_line(m.body, "faasmeter_database_errors_total 0");
+    free(m.body);
 }
 END_TEST
 
