@@ -931,6 +931,20 @@ static long background_finish(struct background_post *bp, char **body)
     return bp->status;
 }
 
+/* The invocations whose ids match like, each as "id <columns>", joined by ';'. */
+static void expect_invocations(const char *columns, const char *like, const char *want)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(concat_ws(' ', invocation_id, %s), ';' ORDER BY invocation_id)"
+             " FROM invocations WHERE invocation_id LIKE $1",
+             columns);
+    const char *params[] = {like};
+    char *rows = testdb_value(db, sql, 1, params);
+    ck_assert_str_eq(rows, want);
+    free(rows);
+}
+
 /* End the other transaction, then the batch must be answered 200 with both its records. */
 static void release_then_expect_both(PGconn *other, struct background_post *bp)
 {
@@ -979,13 +993,7 @@ START_TEST(a_batch_waiting_for_an_invocation_holds_none_after_it)
     testdb_exec(other, "SELECT 1 FROM invocations WHERE tenant = 'acme'"
                        " AND invocation_id = 'lk-b1' FOR UPDATE");
     release_then_expect_both(other, &bp);
-    char *rows = testdb_value(db,
-                              "SELECT string_agg(concat_ws(' ', invocation_id, has_start, has_stop,"
-                              " max_rss_kb), ';' ORDER BY invocation_id) FROM invocations"
-                              " WHERE invocation_id LIKE 'lk-%'",
-                              0, NULL);
-    ck_assert_str_eq(rows, "lk-a1 f f 5;lk-b1 t t 1");
-    free(rows);
+    expect_invocations("has_start, has_stop, max_rss_kb", "lk-%", "lk-a1 f f 5;lk-b1 t t 1");
 }
 END_TEST
 
@@ -1027,13 +1035,7 @@ START_TEST(a_batch_that_loses_a_deadlock_is_tried_again)
     testdb_exec(other, "SELECT 1 FROM invocation_ids WHERE tenant = 'acme'"
                        " AND invocation_id = 'dl-a' FOR UPDATE");
     release_then_expect_both(other, &bp);
-    char *rows = testdb_value(db,
-                              "SELECT string_agg(concat_ws(' ', invocation_id, has_stop),"
-                              " ';' ORDER BY invocation_id) FROM invocations"
-                              " WHERE invocation_id LIKE 'dl-%'",
-                              0, NULL);
-    ck_assert_str_eq(rows, "dl-a t;dl-b t");
-    free(rows);
+    expect_invocations("has_stop", "dl-%", "dl-a t;dl-b t");
     struct http_reply m = get(NULL, "/metrics");
     expect_line(m.body, "faasmeter_store_retries_total 1");
     expect_line(m.body, "faasmeter_database_errors_total 0");
