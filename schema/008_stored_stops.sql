@@ -22,6 +22,23 @@ BEGIN
         inv.cpu_user_us + inv.cpu_sys_us, inv.bytes_in, inv.bytes_out);
 END $$;
 
+-- The per-record path reaches each invocation by its key. A PL/pgSQL statement keeps the
+-- plan it was first given for the session: in a young database, over a few rows, that is
+-- a sequential scan, and it stays the plan as the tables grow until autoanalyze comes by
+-- (a stop then took over 100 ms against a million invocations). With sequential scans off,
+-- these statements probe the indexes whatever the sizes.
+ALTER FUNCTION invocation_apply(text, text, timestamptz, jsonb) SET enable_seqscan = off;
+
+-- Lock one stored invocation (its key), as invocation_apply does first.
+CREATE FUNCTION invocation_lock(p_tenant text, p_invocation_id text) RETURNS void
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $$
+BEGIN
+    PERFORM 1 FROM invocation_ids
+     WHERE tenant = p_tenant AND invocation_id = p_invocation_id FOR UPDATE;
+END $$;
+
 -- Store the stops staged with the given ords, whose invocations the caller has locked; a
 -- stop whose invocation has a stop already, or is not stored, goes through invocation_apply.
 -- Called by ingest_staged after its per-record pass, which took every lock of the batch in
@@ -219,8 +236,7 @@ BEGIN
                                        AND w.invocation_id = s.invocation_id))
               ORDER BY s.tenant COLLATE "C", s.invocation_id COLLATE "C", s.ord LOOP
         IF r.alone THEN
-            PERFORM 1 FROM invocation_ids d
-             WHERE d.tenant = r.tenant AND d.invocation_id = r.invocation_id FOR UPDATE;
+            PERFORM invocation_lock(r.tenant, r.invocation_id);
             v_alone := v_alone || r.ord;
         ELSE
             PERFORM invocation_apply(r.tenant, r.type, r.time, r.body);
