@@ -7,9 +7,10 @@
 -- update, with the same result: the stop's figures, the start's time, function and trigger,
 -- the first correlation id, the larger peak memory, and the invocation's usage delta.
 -- Resource samples of the same invocations (long runs have them) are applied in the pass,
--- before the stop as they came. Anything else (a second stop, a start in the same batch, a
--- stop that finds its invocation stopped already, by close_orphans say) still goes record
--- by record.
+-- so before the stop even when they came after it: the same row either way, since the stop
+-- sets the CPU figures and both keep the larger peak memory. Anything else (a second stop,
+-- a start in the same batch, a stop that finds its invocation stopped already, by
+-- close_orphans say) still goes record by record.
 
 -- 002's usage_apply as a SQL function was planned anew at every call from PL/pgSQL; a
 -- PL/pgSQL body keeps its plan for the session.
@@ -97,10 +98,10 @@ BEGIN
 END $$;
 
 -- 003's ingest_staged, its per-record pass leaving such stops to the step above (a
--- migration cannot change a function in part), and with its keys in byte order (COLLATE "C") wherever the
--- order is the order of its locks: the direct path (meter/store_direct.c) sorts them with
--- strcmp, and in a database of another collation the two orders differed, so concurrent
--- batches could deadlock.
+-- migration cannot change a function in part), and with its keys in byte order
+-- (COLLATE "C") wherever the order is the order of its locks: the direct path
+-- (meter/store_direct.c) sorts them with strcmp, and in a database of another collation the
+-- two orders differed, so concurrent batches could deadlock.
 CREATE OR REPLACE FUNCTION ingest_staged() RETURNS TABLE (ord integer, outcome text)
 LANGUAGE plpgsql
 SET jit = off

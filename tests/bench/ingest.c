@@ -301,8 +301,9 @@ static double run_clients(void *(*client)(void *))
 
 /*
  * Seconds to fold what meterd stored and has not folded yet. meterd folds every second,
- * in the background: a run that ended leaves up to a second of deltas behind, and their
- * fold is part of ingesting them, so every meterd phase ends with it.
+ * in the background: a run that ended leaves the deltas not folded yet behind (more than a
+ * second's when the fold falls behind), and their fold is part of ingesting them, so every
+ * meterd phase ends with it.
  */
 static double fold_rest(void)
 {
