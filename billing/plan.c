@@ -16,11 +16,6 @@
 #define MAX_DURATION_MS INT64_C(86400000) /* a day: steps and minimums beyond are mistakes */
 #define MAX_MEMORY_MB 1048576
 
-struct ghz_entry {
-    int32_t memory_mb;
-    int64_t mhz;
-};
-
 struct bill_plan {
     char *id;
     char *name;
@@ -33,7 +28,7 @@ struct bill_plan {
     size_t ncharges;
     struct bill_charge charges[BILL_METER_COUNT];
     size_t nghz;
-    struct ghz_entry *ghz; /* sorted by memory_mb */
+    struct bill_ghz *ghz; /* sorted by memory_mb */
 };
 
 static const struct bill_meter_info meters[BILL_METER_COUNT] = {
@@ -281,7 +276,7 @@ static int ghz_to_mhz(const cJSON *v, const char *path, int64_t *out, struct fm_
 
 static int cmp_ghz(const void *a, const void *b)
 {
-    const struct ghz_entry *x = a, *y = b;
+    const struct bill_ghz *x = a, *y = b;
     return (x->memory_mb > y->memory_mb) - (x->memory_mb < y->memory_mb);
 }
 
@@ -307,7 +302,7 @@ static int parse_ghz(const cJSON *root, struct bill_plan *plan, struct fm_err *e
     cJSON_ArrayForEach(e, t)
     {
         char path[PATH_MAX_LEN];
-        struct ghz_entry *g = &plan->ghz[plan->nghz];
+        struct bill_ghz *g = &plan->ghz[plan->nghz];
         int64_t mb = 0;
         if (cJSON_IsObject(t)) {
             snprintf(path, sizeof path, "ghz_by_memory_mb.%.64s", e->string);
@@ -466,9 +461,8 @@ const struct bill_charge *bill_plan_charge_for(const struct bill_plan *plan, enu
     return NULL;
 }
 
-int64_t bill_plan_billed_ms(const struct bill_plan *plan, int64_t duration_us, int64_t init_us)
+int64_t bill_rounding_ms(const struct bill_rounding *r, int64_t duration_us, int64_t init_us)
 {
-    const struct bill_rounding *r = &plan->rounding;
     int64_t t = duration_us;
     if (duration_us < 0 || init_us < 0 ||
         (r->include_init && __builtin_add_overflow(t, init_us, &t)))
@@ -479,9 +473,8 @@ int64_t bill_plan_billed_ms(const struct bill_plan *plan, int64_t duration_us, i
     return ms < r->min_ms ? r->min_ms : ms;
 }
 
-int32_t bill_plan_billed_mb(const struct bill_plan *plan, int32_t memory_mb, int64_t max_rss_kb)
+int32_t bill_rounding_mb(const struct bill_rounding *r, int32_t memory_mb, int64_t max_rss_kb)
 {
-    const struct bill_rounding *r = &plan->rounding;
     int64_t mb;
     if (r->basis == BILL_MEMORY_OBSERVED) {
         if (max_rss_kb < 0)
@@ -502,14 +495,29 @@ int32_t bill_plan_billed_mb(const struct bill_plan *plan, int32_t memory_mb, int
     return (int32_t)mb;
 }
 
+int64_t bill_ghz_mhz(const struct bill_ghz *table, size_t n, int32_t memory_mb)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (table[i].memory_mb >= memory_mb)
+            return table[i].mhz;
+    return table[n - 1].mhz;
+}
+
+int64_t bill_plan_billed_ms(const struct bill_plan *plan, int64_t duration_us, int64_t init_us)
+{
+    return bill_rounding_ms(&plan->rounding, duration_us, init_us);
+}
+
+int32_t bill_plan_billed_mb(const struct bill_plan *plan, int32_t memory_mb, int64_t max_rss_kb)
+{
+    return bill_rounding_mb(&plan->rounding, memory_mb, max_rss_kb);
+}
+
 int64_t bill_plan_mhz(const struct bill_plan *plan, int32_t memory_mb)
 {
-    if (plan->nghz == 0)
-        return 0;
-    for (size_t i = 0; i < plan->nghz; i++)
-        if (plan->ghz[i].memory_mb >= memory_mb)
-            return plan->ghz[i].mhz;
-    return plan->ghz[plan->nghz - 1].mhz;
+    return bill_ghz_mhz(plan->ghz, plan->nghz, memory_mb);
 }
 
 size_t bill_plan_ghz_count(const struct bill_plan *plan)

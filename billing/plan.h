@@ -55,6 +55,21 @@ struct bill_rounding {
     int32_t max_mb;
 };
 
+/* One entry of a plan's ghz_by_memory_mb table. */
+struct bill_ghz {
+    int32_t memory_mb;
+    int64_t mhz;
+};
+
+/** bill_plan_billed_ms under rules r. */
+int64_t bill_rounding_ms(const struct bill_rounding *r, int64_t duration_us, int64_t init_us);
+
+/** bill_plan_billed_mb under rules r. */
+int32_t bill_rounding_mb(const struct bill_rounding *r, int32_t memory_mb, int64_t max_rss_kb);
+
+/** bill_plan_mhz for a ghz_by_memory_mb table of n entries sorted by memory_mb. */
+int64_t bill_ghz_mhz(const struct bill_ghz *table, size_t n, int32_t memory_mb);
+
 struct bill_tier {
     bool unbounded;            /* the last tier: no upper bound */
     struct bill_dec up_to;     /* upper bound of billable quantity, in the display unit */

@@ -148,6 +148,14 @@ int fm_period_parse(const char *s, int64_t *start_us, int64_t *end_us)
     return 0;
 }
 
+int64_t fm_month_start_us(int64_t us)
+{
+    int64_t days = us / US_PER_DAY - (us % US_PER_DAY < 0);
+    int y, m, d;
+    civil_from_days(days, &y, &m, &d);
+    return days_from_civil(y, m, 1) * US_PER_DAY;
+}
+
 void fm_period_of(int64_t us, char buf[8])
 {
     int64_t days = us / US_PER_DAY - (us % US_PER_DAY < 0);

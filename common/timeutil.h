@@ -31,6 +31,9 @@ int fm_period_parse(const char *s, int64_t *start_us, int64_t *end_us);
 /** Microseconds at 00:00 UTC on the given civil date (month 1-12). No range checks. */
 int64_t fm_civil_to_us(int year, int month, int day);
 
+/** 00:00 UTC on the first day of the calendar month containing wall time us. */
+int64_t fm_month_start_us(int64_t us);
+
 /** The "YYYY-MM" period containing wall time us. buf must hold 8 bytes. */
 void fm_period_of(int64_t us, char buf[8]);
 

@@ -24,7 +24,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "meter/api.h"
-#include "meter/upkeep.h"
+#include "meter/fold.h"
 #include "meter/metrics.h"
 
 #define USAGE_REPLY_MAX (16u << 20)

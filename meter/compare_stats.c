@@ -1,5 +1,5 @@
 #include "meter/compare_stats.h"
-#include "meter/upkeep.h"
+#include "meter/fold.h"
 
 #include <errno.h>
 #include <stdio.h>

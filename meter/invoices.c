@@ -9,7 +9,7 @@
 #include "common/db.h"
 #include "common/timeutil.h"
 #include "meter/plans.h"
-#include "meter/upkeep.h"
+#include "meter/fold.h"
 
 static int64_t col_int(const PGresult *res, int col)
 {

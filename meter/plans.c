@@ -6,6 +6,7 @@
 
 #include "common/buf.h"
 #include "common/db.h"
+#include "meter/fold.h"
 
 /* The plan's rules as the text parameters of plan_register and of the rated check. */
 struct plan_params {
@@ -44,6 +45,48 @@ static int plan_params(const struct bill_plan *plan, struct plan_params *p)
     return rc;
 }
 
+static int exec_command(PGconn *conn, const char *sql, struct fm_err *err)
+{
+    PGresult *res = PQexec(conn, sql);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc != 0)
+        db_err_from(err, conn, res, sql);
+    PQclear(res);
+    return rc;
+}
+
+/*
+ * Register one plan whose rules the database does not have yet. A plan is rated anew from
+ * the stored invocations, so no delta may be pending: the transaction holds off batches
+ * (which take ROW SHARE on plans), folds what they left, then registers. Returns 1 when the
+ * plan was added or changed, 0 when another meterd was first, -1 with err set.
+ */
+static int register_one(PGconn *conn, const struct bill_plan *plan, struct plan_params *p,
+                        struct fm_err *err)
+{
+    if (exec_command(conn, "BEGIN", err) != 0)
+        return -1;
+    int rc = -1;
+    PGresult *res = NULL;
+    if (exec_command(conn, "LOCK TABLE plans IN EXCLUSIVE MODE", err) != 0 ||
+        meter_usage_fold_in_transaction(conn, NULL, err) != 0)
+        goto out;
+    res = PQexecParams(conn, "SELECT plan_register($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
+                       9, NULL, p->values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        db_err_from(err, conn, res, bill_plan_id(plan));
+        goto out;
+    }
+    rc = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    if (exec_command(conn, "COMMIT", err) != 0)
+        rc = -1;
+out:
+    PQclear(res);
+    if (rc < 0)
+        PQclear(PQexec(conn, "ROLLBACK"));
+    return rc;
+}
+
 int meter_plans_register(PGconn *conn, const struct bill_catalog *cat, int *changed,
                          struct fm_err *err)
 {
@@ -53,21 +96,16 @@ int meter_plans_register(PGconn *conn, const struct bill_catalog *cat, int *chan
         struct plan_params p;
         if (plan_params(plan, &p) != 0)
             return fm_err_set(err, "plan %s: memory table too large", bill_plan_id(plan));
-        PGresult *res = PQexecParams(conn,
-                                     "SELECT plan_register($1, $2, $3, $4, $5, $6, $7, $8,"
-                                     " $9::jsonb)",
-                                     9, NULL, p.values, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            db_err_from(err, conn, res, bill_plan_id(plan));
-            PQclear(res);
+        /* Unchanged plans (every start but the first) need no lock. */
+        int rated = meter_plan_is_rated(conn, plan, err);
+        int added = rated == 0 ? register_one(conn, plan, &p, err) : 0;
+        if (rated < 0 || added < 0)
             return -1;
-        }
-        n += strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        PQclear(res);
+        n += added;
     }
-    /* The fold rates a row per delta and plan: its planner must know how few plans there
-     * are. Tables this small are never analyzed by autovacuum, and without statistics the
-     * planner assumes hundreds of rows, and groups a fold's rows by sorting them all. */
+    /* plan_register rates anew by joining plans to the stored invocations: its planner must
+     * know how few plans there are. Tables this small are never analyzed by autovacuum, and
+     * without statistics the planner assumes hundreds of rows. */
     PGresult *res = PQexec(conn, "ANALYZE plans, plan_clock");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         db_err_from(err, conn, res, "analyzing plans");

@@ -8,7 +8,7 @@
 
 /**
  * Copy every catalog plan's rounding rules into the database (table plans), so that usage
- * is rated per invocation under each plan as it arrives. A plan that is new or whose rules
+ * is rated per invocation under each plan when it is folded. A plan that is new or whose rules
  * changed is rated anew from the stored invocations.
  *
  * @param changed  optional: set to the number of plans added or changed, on success

@@ -10,6 +10,7 @@
 
 #include "common/db.h"
 #include "common/log.h"
+#include "meter/fold.h"
 
 int meter_orphans_close(PGconn *conn, long grace_ms, enum meter_orphan_policy policy,
                         int limit, int *closed, struct fm_err *err)
@@ -26,20 +27,6 @@ int meter_orphans_close(PGconn *conn, long grace_ms, enum meter_orphan_policy po
         return -1;
     }
     *closed = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return 0;
-}
-
-int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err)
-{
-    PGresult *res = PQexec(conn, "SELECT usage_fold()");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        db_err_from(err, conn, res, "folding usage");
-        PQclear(res);
-        return -1;
-    }
-    if (folded)
-        *folded = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return 0;
 }

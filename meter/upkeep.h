@@ -8,7 +8,7 @@
 
 /*
  * Work the database needs now and then, done by every meterd in the background: folding
- * pending usage deltas into the rollups (schema/003) and closing starts whose stop never
+ * pending usage deltas into the rollups (meter/fold.c) and closing starts whose stop never
  * came (status 'lost', billed by policy; schema/005).
  */
 
@@ -21,14 +21,6 @@ enum meter_orphan_policy { METER_ORPHAN_BILL_TIMEOUT, METER_ORPHAN_BILL_NONE };
  */
 int meter_orphans_close(PGconn *conn, long grace_ms, enum meter_orphan_policy policy,
                         int limit, int *closed, struct fm_err *err);
-
-/**
- * Fold every pending usage delta into usage_hourly and usage_rated. Readers of those
- * tables call it first, so that what they read includes every committed record.
- * @param folded  optional: on success, how many deltas were folded
- * @return 0, or -1 with err set
- */
-int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err);
 
 /**
  * Make this month's and next month's partitions of the partitioned tables, when missing.

@@ -13,10 +13,10 @@
 #include "billing/catalog.h"
 #include "billing/usage.h"
 #include "common/timeutil.h"
+#include "meter/fold.h"
 #include "meter/plans.h"
 #include "meter/record.h"
 #include "meter/store.h"
-#include "meter/upkeep.h"
 #include "tests/suites.h"
 #include "tests/testdb.h"
 
@@ -280,6 +280,130 @@ START_TEST(rollups_match_the_library_in_any_arrival_order)
 }
 END_TEST
 
+/*
+ * The fold against the SQL it replaced, as an independent reference: every rollup must
+ * equal a GROUP BY over the deltas it took, and usage_rated the database's own rounding
+ * (plan_billed_ms, plan_billed_mb, plan_clock) under every registered plan. The backlog
+ * is large enough to be taken in several chunks, and its first part has a function per
+ * delta, so that the sums pass the bound of one round and the fold needs two.
+ */
+static const char *const fold_reference[][2] = {
+    {"usage_hourly",
+     "SELECT tenant, function, date_trunc('hour', started_at, 'UTC'), memory_mb, sum(sign),"
+     " coalesce(sum(sign) FILTER (WHERE NOT ok), 0),"
+     " coalesce(sum(sign) FILTER (WHERE cold_start), 0),"
+     " sum(sign * duration_us), sum(sign * init_us), sum(sign * cpu_us), sum(sign * bytes_in),"
+     " sum(sign * bytes_out) FROM fold_input GROUP BY 1, 2, 3, 4"},
+    {"usage_tenant_hourly",
+     "SELECT tenant, date_trunc('hour', started_at, 'UTC'), sum(sign),"
+     " coalesce(sum(sign) FILTER (WHERE NOT ok), 0),"
+     " coalesce(sum(sign) FILTER (WHERE cold_start), 0),"
+     " sum(sign * duration_us), sum(sign * memory_mb * duration_us::numeric),"
+     " sum(sign * cpu_us) FROM fold_input GROUP BY 1, 2"},
+    {"usage_monthly",
+     "SELECT tenant, date_trunc('month', started_at, 'UTC'), function, sum(sign),"
+     " coalesce(sum(sign) FILTER (WHERE NOT ok), 0),"
+     " coalesce(sum(sign) FILTER (WHERE cold_start), 0),"
+     " sum(sign * duration_us), sum(sign * init_us), sum(sign * memory_mb),"
+     " sum(sign * cpu_us), sum(sign * bytes_in), sum(sign * bytes_out)"
+     " FROM fold_input GROUP BY 1, 2, 3"},
+    {"usage_rated",
+     "SELECT d.tenant, date_trunc('month', d.started_at, 'UTC'), p.plan, d.function,"
+     " sum(d.sign), sum(d.sign * q.ms), sum(d.sign * q.ms * q.mb),"
+     " sum(d.sign * q.ms * coalesce(c.mhz, 0)), sum(d.sign * d.cpu_us),"
+     " sum(d.sign * d.bytes_out)"
+     " FROM fold_input d CROSS JOIN plans p CROSS JOIN"
+     " LATERAL (SELECT plan_billed_ms(p, d.duration_us, d.init_us) AS ms,"
+     "                 plan_billed_mb(p, d.memory_mb, d.max_rss_kb) AS mb) q"
+     " LEFT JOIN plan_clock c ON c.plan = p.plan AND c.mb = q.mb GROUP BY 1, 2, 3, 4"},
+};
+
+/* "N of M": N rows of rollup i differ from the reference, either way, of M rows. */
+static char *fold_differences(PGconn *conn, size_t i)
+{
+    char sql[4096];
+    snprintf(sql, sizeof sql,
+             "WITH want AS (SELECT * FROM (%s) w), have AS (SELECT * FROM %s)"
+             " SELECT (SELECT count(*) FROM (SELECT * FROM want EXCEPT SELECT * FROM have) a)"
+             " + (SELECT count(*) FROM (SELECT * FROM have EXCEPT SELECT * FROM want) b)"
+             " || ' of ' || (SELECT count(*) FROM have)",
+             fold_reference[i][1], fold_reference[i][0]);
+    return testdb_value(conn, sql, 0, NULL);
+}
+
+START_TEST(a_backlog_folds_as_the_sql_reference_rates_it)
+{
+    PGconn *conn = testdb_connect(conninfo);
+    struct fm_err err;
+    /* 45,000 deltas over two months and many hours: signs both ways, every memory size
+     * the plans round differently, failures, cold starts, observed memory from 0 up. The
+     * first 25,000 have a function each. */
+    testdb_exec(conn,
+                "CREATE TABLE fold_input AS SELECT"
+                " 't' || (k % 13) AS tenant,"
+                " CASE WHEN k <= 25000 THEN 'f' || k ELSE 'fn' || (k % 5) END AS function,"
+                " '2026-10-31 20:00Z'::timestamptz + (k * 7919 % 172800) * interval '1 s'"
+                "   + (k % 1000) * interval '1 microsecond' AS started_at,"
+                " (CASE WHEN k % 11 = 0 THEN -1 ELSE 1 END)::smallint AS sign,"
+                " (ARRAY[128, 129, 256, 1536, 3008, 10240])[1 + k % 6] AS memory_mb,"
+                " k % 9 <> 0 AS ok, k % 17 = 0 AS cold_start,"
+                " (k::bigint * 104729 % 3000000) AS duration_us,"
+                " (CASE WHEN k % 4 = 0 THEN k::bigint * 31 % 400000 ELSE 0 END) AS init_us,"
+                " (k::bigint * 7 % 2100000) AS max_rss_kb, (k % 5000)::bigint AS cpu_us,"
+                " (k % 700)::bigint AS bytes_in, (k::bigint * 3 % 90000) AS bytes_out"
+                " FROM generate_series(1, 45000) k");
+    testdb_exec(conn, "INSERT INTO usage_delta SELECT * FROM fold_input");
+    long folded = 0;
+    ck_assert_msg(meter_usage_fold(conn, &folded, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(folded, 45000);
+    char *left = testdb_value(conn, "SELECT count(*) FROM usage_delta", 0, NULL);
+    ck_assert_str_eq(left, "0");
+    free(left);
+    for (size_t i = 0; i < sizeof fold_reference / sizeof fold_reference[0]; i++) {
+        char *diff = fold_differences(conn, i);
+        ck_assert_msg(strncmp(diff, "0 of ", 5) == 0 && strcmp(diff, "0 of 0") != 0,
+                      "%s: %s rows differ from the reference", fold_reference[i][0], diff);
+        free(diff);
+    }
+    PQfinish(conn);
+}
+END_TEST
+
+START_TEST(a_plan_is_rated_anew_only_once_pending_usage_is_folded)
+{
+    struct bill_catalog *cat = NULL;
+    struct fm_err err;
+    ck_assert_int_eq(bill_catalog_load(NULL, &cat, &err), BILL_OK);
+    PGconn *conn = meter_store_conn(conninfo, &err);
+    ck_assert_msg(conn != NULL, "%s", err.msg);
+    int64_t at = fm_civil_to_us(2026, 11, 3);
+    char *batch[4] = {start_json(1, at, 512), stop_json(1, at, 512, 1234567, 0, 300000, 900),
+                      start_json(2, at, 128), stop_json(2, at, 128, 81, 5000, 1000, 10)};
+    ck_assert_int_eq(store(conn, batch, 4), 4);
+    /* The deltas of those two are pending: registering changed rules straight away would
+     * rate them twice, from the invocations and again when folded. */
+    PGresult *res = PQexec(conn, "SELECT plan_register('aws-lambda-x86', 50, 0, false,"
+                                 " 'observed', 64, 128, 3008, '[]')");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+    ck_assert_msg(strstr(PQresultErrorMessage(res), "usage is pending") != NULL, "%s",
+                  PQresultErrorMessage(res));
+    PQclear(res);
+    /* meterd's registration folds them in its own transaction first. */
+    testdb_exec(conn, "UPDATE plans SET step_ms = 50 WHERE plan = 'aws-lambda-x86'");
+    int changed = -1;
+    ck_assert_msg(meter_plans_register(conn, cat, &changed, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(changed, 1);
+    char *left = testdb_value(conn, "SELECT count(*) FROM usage_delta", 0, NULL);
+    ck_assert_str_eq(left, "0");
+    free(left);
+    compare_all_plans(conn, cat);
+    for (int i = 0; i < 4; i++)
+        free(batch[i]);
+    meter_store_close();
+    bill_catalog_free(cat);
+}
+END_TEST
+
 Suite *suite_rating(void)
 {
     Suite *s = suite_create("rating");
@@ -287,6 +411,12 @@ Suite *suite_rating(void)
     tcase_add_unchecked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, rollups_match_the_library_in_any_arrival_order);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("fold");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, a_backlog_folds_as_the_sql_reference_rates_it);
+    tcase_add_test(tc, a_plan_is_rated_anew_only_once_pending_usage_is_folded);
     suite_add_tcase(s, tc);
     return s;
 }

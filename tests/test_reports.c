@@ -16,6 +16,7 @@
 
 #include "common/db.h"
 #include "meter/compare_stats.h"
+#include "meter/fold.h"
 #include "tests/proc.h"
 #include "tests/suites.h"
 #include "tests/test_billing_util.h"
@@ -250,7 +251,7 @@ START_TEST(retraction_from_report_rollups)
     struct bill_comparison *cmp = NULL;
     struct fm_err err = {{0}};
     char plan[64];
-    testdb_exec(db, "SELECT usage_fold()");
+    ck_assert_msg(meter_usage_fold(db, NULL, &err) == 0, "%s", err.msg);
     testdb_exec(db, "TRUNCATE usage_hourly");
     testdb_exec(db, "SELECT usage_apply(i, -1) FROM invocations i WHERE invocation_id = 'i4'");
     ck_assert_msg(meter_compare_stats(db, cat, "acme", "2026-11", plan, sizeof plan, &st,

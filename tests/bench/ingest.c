@@ -25,6 +25,7 @@
 #include "common/buf.h"
 #include "common/db.h"
 #include "common/timeutil.h"
+#include "meter/fold.h"
 #include "meter/plans.h"
 #include "schema/migrate.h"
 
@@ -312,10 +313,8 @@ static double fold_rest(void)
     if (c == NULL)
         die("fold", err.msg);
     int64_t t0 = fm_mono_us();
-    PGresult *r = PQexec(c, "SELECT usage_fold()");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        die("fold", PQresultErrorMessage(r));
-    PQclear(r);
+    if (meter_usage_fold(c, NULL, &err) != 0)
+        die("fold", err.msg);
     double s = (double)(fm_mono_us() - t0) / 1e6;
     PQfinish(c);
     return s;

@@ -1,0 +1,689 @@
+#include "meter/fold.h"
+
+#include <cjson/cJSON.h>
+#include <endian.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "billing/plan.h"
+#include "common/buf.h"
+#include "common/db.h"
+#include "common/timeutil.h"
+#include "meter/record.h"
+#include "meter/store_direct.h"
+
+/* Deltas are taken a chunk at a time, and a transaction takes chunks until its sums reach
+ * FOLD_GROUPS rows (about 13 MB): memory stays bounded whatever the backlog. */
+#define FOLD_CHUNK 20000
+#define FOLD_CHUNK_TEXT "20000"
+#define FOLD_GROUPS 100000
+#define HOUR_US (INT64_C(3600) * 1000000)
+/* PostgreSQL's timestamps count microseconds from 2000-01-01 00:00 UTC. */
+#define PG_EPOCH_US (INT64_C(946684800) * 1000000)
+#define MAX_SUMS 9
+
+/* A registered plan's rules, as the plans table holds them. */
+struct fold_plan {
+    char *id;
+    struct bill_rounding r;
+    size_t nghz;
+    struct bill_ghz *ghz;
+};
+
+/* One rollup row being built: its key (NULL or 0 where the rollup has no such column) and
+ * its sums, in the order of the rollup's columns (see the writers). */
+struct group {
+    const char *tenant, *function, *plan;
+    int64_t at; /* hour or month, wall microseconds */
+    int32_t mb;
+    bool used;
+    int64_t sum[MAX_SUMS];
+    __int128 mb_us; /* usage_tenant_hourly.mb_us: numeric there, past 64 bits in a busy hour */
+};
+
+/* Open addressing, grown at half full. */
+struct groups {
+    struct group *slot;
+    size_t cap, n;
+};
+
+/* Tenant and function names, each kept once, so that group keys compare by pointer. */
+struct names {
+    char **slot;
+    size_t cap, n;
+};
+
+struct fold {
+    struct fold_plan *plans;
+    size_t nplans;
+    struct names names;
+    struct groups hourly, tenant_hourly, monthly, rated;
+    long deltas;
+};
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15u + (h << 6) + (h >> 2);
+    return h * 0xbf58476d1ce4e5b9u;
+}
+
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3u;
+    return h;
+}
+
+static void names_free(struct names *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slot[i]);
+    free(t->slot);
+    *t = (struct names){0};
+}
+
+static bool names_grow(struct names *t)
+{
+    struct names g = {.cap = t->cap ? t->cap * 2 : 256};
+    if ((g.slot = calloc(g.cap, sizeof *g.slot)) == NULL)
+        return false;
+    for (size_t i = 0; i < t->cap; i++) {
+        char *s = t->slot[i];
+        if (s == NULL)
+            continue;
+        size_t at = hash_bytes(s, strlen(s)) & (g.cap - 1);
+        while (g.slot[at] != NULL)
+            at = (at + 1) & (g.cap - 1);
+        g.slot[at] = s;
+    }
+    g.n = t->n;
+    free(t->slot);
+    *t = g;
+    return true;
+}
+
+/* The one copy of the n bytes at p; NULL when out of memory. */
+static const char *name_of(struct names *t, const char *p, size_t n)
+{
+    if ((t->n + 1) * 2 > t->cap && !names_grow(t))
+        return NULL;
+    size_t at = hash_bytes(p, n) & (t->cap - 1);
+    for (; t->slot[at] != NULL; at = (at + 1) & (t->cap - 1))
+        if (strncmp(t->slot[at], p, n) == 0 && t->slot[at][n] == '\0')
+            return t->slot[at];
+    char *s = malloc(n + 1);
+    if (s == NULL)
+        return NULL;
+    memcpy(s, p, n);
+    s[n] = '\0';
+    t->n++;
+    return t->slot[at] = s;
+}
+
+static uint64_t group_hash(const struct group *k)
+{
+    uint64_t h = mix(0, (uintptr_t)k->tenant);
+    h = mix(h, (uintptr_t)k->function);
+    h = mix(h, (uintptr_t)k->plan);
+    h = mix(h, (uint64_t)k->at);
+    return mix(h, (uint64_t)(uint32_t)k->mb);
+}
+
+static bool same_key(const struct group *a, const struct group *b)
+{
+    return a->tenant == b->tenant && a->function == b->function && a->plan == b->plan &&
+           a->at == b->at && a->mb == b->mb;
+}
+
+static bool groups_grow(struct groups *t)
+{
+    struct groups g = {.cap = t->cap ? t->cap * 2 : 1024, .n = t->n};
+    if ((g.slot = calloc(g.cap, sizeof *g.slot)) == NULL)
+        return false;
+    for (size_t i = 0; i < t->cap; i++) {
+        if (!t->slot[i].used)
+            continue;
+        size_t at = group_hash(&t->slot[i]) & (g.cap - 1);
+        while (g.slot[at].used)
+            at = (at + 1) & (g.cap - 1);
+        g.slot[at] = t->slot[i];
+    }
+    free(t->slot);
+    *t = g;
+    return true;
+}
+
+/* The row of key k, made with zero sums when new; NULL when out of memory. */
+static struct group *group_of(struct groups *t, const struct group *k)
+{
+    if ((t->n + 1) * 2 > t->cap && !groups_grow(t))
+        return NULL;
+    size_t at = group_hash(k) & (t->cap - 1);
+    for (; t->slot[at].used; at = (at + 1) & (t->cap - 1))
+        if (same_key(&t->slot[at], k))
+            return &t->slot[at];
+    t->n++;
+    t->slot[at] = (struct group){.tenant = k->tenant, .function = k->function, .plan = k->plan,
+                                 .at = k->at, .mb = k->mb, .used = true};
+    return &t->slot[at];
+}
+
+/* Add n values to g's sums: 1 on a 64-bit overflow (which the rollup's bigint could not
+ * hold either), else 0. */
+static int add_sums(struct group *g, const int64_t *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (__builtin_add_overflow(g->sum[i], v[i], &g->sum[i]))
+            return 1;
+    return 0;
+}
+
+/* add_sums to key k's row; -1 when out of memory. */
+static int add(struct groups *t, const struct group *k, const int64_t *v, int n)
+{
+    struct group *g = group_of(t, k);
+    return g == NULL ? -1 : add_sums(g, v, n);
+}
+
+static void fold_clear(struct fold *f)
+{
+    struct groups *all[] = {&f->hourly, &f->tenant_hourly, &f->monthly, &f->rated};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        free(all[i]->slot);
+        *all[i] = (struct groups){0};
+    }
+    names_free(&f->names);
+    for (size_t i = 0; i < f->nplans; i++) {
+        free(f->plans[i].id);
+        free(f->plans[i].ghz);
+    }
+    free(f->plans);
+    f->plans = NULL;
+    f->nplans = 0;
+    f->deltas = 0;
+}
+
+/* The ghz column of plans: [[memory_mb, mhz], ...] by ascending memory (plan_register). */
+static int parse_ghz(const char *text, struct fold_plan *p, struct fm_err *err)
+{
+    cJSON *a = cJSON_Parse(text);
+    int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
+    if (n > 0 && (p->ghz = calloc((size_t)n, sizeof *p->ghz)) == NULL)
+        n = -1;
+    for (int i = 0; i < n; i++) {
+        const cJSON *e = cJSON_GetArrayItem(a, i);
+        const cJSON *mb = cJSON_GetArrayItem(e, 0), *mhz = cJSON_GetArrayItem(e, 1);
+        if (!cJSON_IsNumber(mb) || !cJSON_IsNumber(mhz)) {
+            n = -1;
+            break;
+        }
+        p->ghz[i] = (struct bill_ghz){(int32_t)mb->valuedouble, (int64_t)mhz->valuedouble};
+    }
+    cJSON_Delete(a);
+    if (n < 0)
+        return fm_err_set(err, "plan %s: its clock table in plans.ghz is malformed", p->id);
+    p->nghz = (size_t)n;
+    return 0;
+}
+
+static int load_plans(const PGresult *res, struct fold *f, struct fm_err *err)
+{
+    int n = PQntuples(res);
+    if (n > 0 && (f->plans = calloc((size_t)n, sizeof *f->plans)) == NULL)
+        return fm_err_set(err, "out of memory");
+    for (int i = 0; i < n; i++) {
+        struct fold_plan *p = &f->plans[f->nplans++];
+        if ((p->id = strdup(PQgetvalue(res, i, 0))) == NULL)
+            return fm_err_set(err, "out of memory");
+        p->r = (struct bill_rounding){
+            .step_ms = strtoll(PQgetvalue(res, i, 1), NULL, 10),
+            .min_ms = strtoll(PQgetvalue(res, i, 2), NULL, 10),
+            .include_init = strcmp(PQgetvalue(res, i, 3), "t") == 0,
+            .basis = strcmp(PQgetvalue(res, i, 4), "observed") == 0 ? BILL_MEMORY_OBSERVED
+                                                                   : BILL_MEMORY_CONFIGURED,
+            .step_mb = (int32_t)strtol(PQgetvalue(res, i, 5), NULL, 10),
+            .min_mb = (int32_t)strtol(PQgetvalue(res, i, 6), NULL, 10),
+            .max_mb = (int32_t)strtol(PQgetvalue(res, i, 7), NULL, 10),
+        };
+        if (parse_ghz(PQgetvalue(res, i, 8), p, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* One delta row, as the fold's COPY sends it (binary: big-endian integers). */
+struct delta {
+    const char *tenant, *function;
+    int64_t started_at; /* wall microseconds */
+    int64_t sign;
+    int32_t memory_mb;
+    bool ok, cold_start;
+    int64_t duration_us, init_us, max_rss_kb, cpu_us, bytes_in, bytes_out;
+};
+
+#define DELTA_COLUMNS                                                                      \
+    "tenant, function, started_at, sign, memory_mb, ok, cold_start, duration_us, init_us,"  \
+    " max_rss_kb, cpu_us, bytes_in, bytes_out"
+#define DELTA_FIELDS 13
+
+/* Add one delta to every rollup, and under every plan to usage_rated. */
+static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
+{
+    int64_t s = d->sign;
+    int64_t hour = d->started_at - ((d->started_at % HOUR_US) + HOUR_US) % HOUR_US;
+    int64_t month = fm_month_start_us(d->started_at);
+    int64_t errors = d->ok ? 0 : s, cold = d->cold_start ? s : 0;
+    int rc;
+    {
+        struct group k = {.tenant = d->tenant, .function = d->function, .at = hour,
+                          .mb = d->memory_mb};
+        int64_t v[] = {s, errors, cold, s * d->duration_us, s * d->init_us, s * d->cpu_us,
+                       s * d->bytes_in, s * d->bytes_out};
+        if ((rc = add(&f->hourly, &k, v, 8)) != 0)
+            goto failed;
+    }
+    {
+        struct group k = {.tenant = d->tenant, .at = hour};
+        int64_t v[] = {s, errors, cold, s * d->duration_us, s * d->cpu_us};
+        struct group *g = group_of(&f->tenant_hourly, &k);
+        if ((rc = g == NULL ? -1 : add_sums(g, v, 5)) != 0)
+            goto failed;
+        g->mb_us += (__int128)s * d->memory_mb * d->duration_us;
+    }
+    {
+        struct group k = {.tenant = d->tenant, .function = d->function, .at = month};
+        int64_t v[] = {s, errors, cold, s * d->duration_us, s * d->init_us, s * d->memory_mb,
+                       s * d->cpu_us, s * d->bytes_in, s * d->bytes_out};
+        if ((rc = add(&f->monthly, &k, v, 9)) != 0)
+            goto failed;
+    }
+    for (size_t i = 0; i < f->nplans; i++) {
+        const struct fold_plan *p = &f->plans[i];
+        int64_t ms = bill_rounding_ms(&p->r, d->duration_us, d->init_us);
+        int64_t mb = bill_rounding_mb(&p->r, d->memory_mb, d->max_rss_kb);
+        int64_t mhz = bill_ghz_mhz(p->ghz, p->nghz, (int32_t)mb), mb_ms, mhz_ms;
+        if (ms < 0 || mb < 0)
+            return fm_err_set(err, "a usage delta of tenant %s has a negative figure",
+                              d->tenant);
+        if (__builtin_mul_overflow(ms, mb, &mb_ms) || __builtin_mul_overflow(ms, mhz, &mhz_ms)) {
+            rc = 1;
+            goto failed;
+        }
+        struct group k = {.tenant = d->tenant, .function = d->function, .plan = p->id,
+                          .at = month};
+        int64_t v[] = {s, s * ms, s * mb_ms, s * mhz_ms, s * d->cpu_us, s * d->bytes_out};
+        if ((rc = add(&f->rated, &k, v, 6)) != 0)
+            goto failed;
+    }
+    f->deltas++;
+    return 0;
+failed:
+    return rc < 0 ? fm_err_set(err, "out of memory")
+                  : fm_err_set(err, "usage of tenant %s overflows the rollups' 64 bits",
+                               d->tenant);
+}
+
+static uint16_t be16_at(const unsigned char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return be16toh(v);
+}
+
+static uint32_t be32_at(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return be32toh(v);
+}
+
+static int64_t be64_at(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return (int64_t)be64toh(v);
+}
+
+/* The binary COPY stream: its header, tuples and trailer. A message holds whole tuples. */
+struct copy_reader {
+    bool header_done, ended;
+};
+
+static const char copy_signature[11] = "PGCOPY\n\377\r\n";
+
+/* The delta at *p (a tuple of DELTA_FIELDS fields); advances *p. -1 when malformed. */
+static int read_delta(struct fold *f, const unsigned char **p, const unsigned char *end,
+                      struct delta *d)
+{
+    static const int width[DELTA_FIELDS] = {-1, -1, 8, 2, 4, 1, 1, 8, 8, 8, 8, 8, 8};
+    const unsigned char *q = *p;
+    const unsigned char *field[DELTA_FIELDS];
+    uint32_t len[DELTA_FIELDS];
+    for (int i = 0; i < DELTA_FIELDS; i++) {
+        if (end - q < 4)
+            return -1;
+        len[i] = be32_at(q);
+        q += 4;
+        if (len[i] == UINT32_MAX || (size_t)(end - q) < len[i] ||
+            (width[i] >= 0 && len[i] != (uint32_t)width[i]))
+            return -1;
+        field[i] = q;
+        q += len[i];
+    }
+    d->tenant = name_of(&f->names, (const char *)field[0], len[0]);
+    d->function = name_of(&f->names, (const char *)field[1], len[1]);
+    d->started_at = be64_at(field[2]) + PG_EPOCH_US;
+    d->sign = (int16_t)be16_at(field[3]);
+    d->memory_mb = (int32_t)be32_at(field[4]);
+    d->ok = field[5][0] != 0;
+    d->cold_start = field[6][0] != 0;
+    d->duration_us = be64_at(field[7]);
+    d->init_us = be64_at(field[8]);
+    d->max_rss_kb = be64_at(field[9]);
+    d->cpu_us = be64_at(field[10]);
+    d->bytes_in = be64_at(field[11]);
+    d->bytes_out = be64_at(field[12]);
+    *p = q;
+    return 0;
+}
+
+/* One CopyData message of the delta stream. */
+static int read_message(struct fold *f, struct copy_reader *cr, const unsigned char *p,
+                        const unsigned char *end, struct fm_err *err)
+{
+    if (!cr->header_done) {
+        if (end - p < 19 || memcmp(p, copy_signature, sizeof copy_signature) != 0)
+            return fm_err_set(err, "folding usage: the deltas' COPY has no binary header");
+        uint32_t ext = be32_at(p + 15);
+        if ((size_t)(end - p - 19) < ext)
+            return fm_err_set(err, "folding usage: the deltas' COPY header is cut short");
+        p += 19 + ext;
+        cr->header_done = true;
+    }
+    while (p < end && !cr->ended) {
+        if (end - p < 2)
+            return fm_err_set(err, "folding usage: a delta is cut short");
+        int16_t nfields = (int16_t)be16_at(p);
+        p += 2;
+        if (nfields == -1) {
+            cr->ended = true;
+            break;
+        }
+        struct delta d;
+        if (nfields != DELTA_FIELDS || read_delta(f, &p, end, &d) != 0)
+            return fm_err_set(err, "folding usage: a delta row is malformed");
+        if (d.tenant == NULL || d.function == NULL)
+            return fm_err_set(err, "out of memory");
+        if (add_delta(f, &d, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Take out up to FOLD_CHUNK pending deltas and add them up in f; *took: how many. */
+static int take_deltas(PGconn *conn, struct fold *f, long *took, struct fm_err *err)
+{
+    long before = f->deltas;
+    PGresult *res = PQexec(conn, "COPY (DELETE FROM usage_delta WHERE ctid = ANY (ARRAY("
+                                 "SELECT ctid FROM usage_delta LIMIT " FOLD_CHUNK_TEXT "))"
+                                 " RETURNING " DELTA_COLUMNS ") TO STDOUT (FORMAT binary)");
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        db_err_from(err, conn, res, "taking the pending usage");
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    struct copy_reader cr = {0};
+    int rc = 0, len;
+    char *msg;
+    while ((len = PQgetCopyData(conn, &msg, 0)) > 0) {
+        if (rc == 0)
+            rc = read_message(f, &cr, (const unsigned char *)msg,
+                              (const unsigned char *)msg + len, err);
+        PQfreemem(msg);
+    }
+    if (len == -2 && rc == 0)
+        rc = fm_err_set(err, "taking the pending usage: %s", PQerrorMessage(conn));
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+            db_err_from(err, conn, res, "taking the pending usage");
+            rc = -1;
+        }
+        PQclear(res);
+    }
+    *took = f->deltas - before;
+    return rc;
+}
+
+/* A rollup's temporary table and the columns its COPY carries, in this order: tenant,
+ * function, plan, hour or month, memory_mb (those the rollup has), then the sums. */
+struct rollup {
+    const char *table, *copy, *upsert;
+    bool function, plan, mb, wide;
+    int nsums;
+};
+
+static const struct rollup rollups[] = {
+    {"usage_hourly",
+     "COPY fold_hourly (tenant, function, hour, memory_mb, invocations, errors, cold_starts,"
+     " duration_us, init_us, cpu_us, bytes_in, bytes_out) FROM STDIN",
+     "INSERT INTO usage_hourly AS u SELECT * FROM fold_hourly"
+     " ON CONFLICT (tenant, function, hour, memory_mb) DO UPDATE SET"
+     " invocations = u.invocations + excluded.invocations,"
+     " errors = u.errors + excluded.errors,"
+     " cold_starts = u.cold_starts + excluded.cold_starts,"
+     " duration_us = u.duration_us + excluded.duration_us,"
+     " init_us = u.init_us + excluded.init_us, cpu_us = u.cpu_us + excluded.cpu_us,"
+     " bytes_in = u.bytes_in + excluded.bytes_in, bytes_out = u.bytes_out + excluded.bytes_out",
+     true, false, true, false, 8},
+    {"usage_tenant_hourly",
+     "COPY fold_tenant_hourly (tenant, hour, invocations, errors, cold_starts, duration_us,"
+     " cpu_us, mb_us) FROM STDIN",
+     "INSERT INTO usage_tenant_hourly AS u SELECT * FROM fold_tenant_hourly"
+     " ON CONFLICT (tenant, hour) DO UPDATE SET"
+     " invocations = u.invocations + excluded.invocations,"
+     " errors = u.errors + excluded.errors,"
+     " cold_starts = u.cold_starts + excluded.cold_starts,"
+     " duration_us = u.duration_us + excluded.duration_us,"
+     " mb_us = u.mb_us + excluded.mb_us, cpu_us = u.cpu_us + excluded.cpu_us",
+     false, false, false, true, 5},
+    {"usage_monthly",
+     "COPY fold_monthly (tenant, function, month, invocations, errors, cold_starts,"
+     " duration_us, init_us, mb_invocations, cpu_us, bytes_in, bytes_out) FROM STDIN",
+     "INSERT INTO usage_monthly AS u SELECT * FROM fold_monthly"
+     " ON CONFLICT (tenant, month, function) DO UPDATE SET"
+     " invocations = u.invocations + excluded.invocations,"
+     " errors = u.errors + excluded.errors,"
+     " cold_starts = u.cold_starts + excluded.cold_starts,"
+     " duration_us = u.duration_us + excluded.duration_us,"
+     " init_us = u.init_us + excluded.init_us,"
+     " mb_invocations = u.mb_invocations + excluded.mb_invocations,"
+     " cpu_us = u.cpu_us + excluded.cpu_us, bytes_in = u.bytes_in + excluded.bytes_in,"
+     " bytes_out = u.bytes_out + excluded.bytes_out",
+     true, false, false, false, 9},
+    {"usage_rated",
+     "COPY fold_rated (tenant, function, plan, month, invocations, billed_ms, mb_ms, mhz_ms,"
+     " cpu_us, egress_bytes) FROM STDIN",
+     "INSERT INTO usage_rated AS u SELECT * FROM fold_rated"
+     " ON CONFLICT (tenant, month, plan, function) DO UPDATE SET"
+     " invocations = u.invocations + excluded.invocations,"
+     " billed_ms = u.billed_ms + excluded.billed_ms, mb_ms = u.mb_ms + excluded.mb_ms,"
+     " mhz_ms = u.mhz_ms + excluded.mhz_ms, cpu_us = u.cpu_us + excluded.cpu_us,"
+     " egress_bytes = u.egress_bytes + excluded.egress_bytes",
+     true, true, false, false, 6},
+};
+#define NROLLUPS (sizeof rollups / sizeof rollups[0])
+
+static void put_wide(struct fm_buf *b, __int128 v)
+{
+    char digits[48], *p = digits + sizeof digits;
+    unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    fm_buf_puts(b, p);
+}
+
+/* The rows of t as COPY text for rollup r. */
+static void put_groups(struct fm_buf *b, const struct rollup *r, const struct groups *t)
+{
+    char time[FM_TIME_BUFSZ];
+    for (size_t i = 0; i < t->cap; i++) {
+        const struct group *g = &t->slot[i];
+        if (!g->used)
+            continue;
+        meter_copy_text(b, g->tenant);
+        if (r->function) {
+            fm_buf_puts(b, "\t");
+            meter_copy_text(b, g->function);
+        }
+        if (r->plan) {
+            fm_buf_puts(b, "\t");
+            meter_copy_text(b, g->plan);
+        }
+        fm_time_format(g->at, time, sizeof time);
+        fm_buf_printf(b, "\t%s", time);
+        if (r->mb)
+            fm_buf_printf(b, "\t%" PRId32, g->mb);
+        for (int k = 0; k < r->nsums; k++)
+            fm_buf_printf(b, "\t%" PRId64, g->sum[k]);
+        if (r->wide) {
+            fm_buf_puts(b, "\t");
+            put_wide(b, g->mb_us);
+        }
+        fm_buf_puts(b, "\n");
+    }
+}
+
+/* Add the sums of f to the rollups: COPY them into the session's temporary tables, then
+ * one upsert a rollup, and empty the temporary tables; then tail (COMMIT, or NULL). Folds
+ * take turns on their lock and nothing else writes rollup rows, so no order is needed. */
+static int write_rollups(PGconn *conn, const struct fold *f, const char *tail,
+                         struct fm_err *err)
+{
+    const struct groups *sums[NROLLUPS] = {&f->hourly, &f->tenant_hourly, &f->monthly,
+                                           &f->rated};
+    struct fm_buf text[NROLLUPS], sql;
+    struct meter_copy copies[NROLLUPS];
+    fm_buf_init(&sql, 1u << 16);
+    bool failed = false;
+    for (size_t i = 0; i < NROLLUPS; i++) {
+        fm_buf_init(&text[i], (size_t)1 << 30);
+        put_groups(&text[i], &rollups[i], sums[i]);
+        copies[i] = (struct meter_copy){rollups[i].copy, text[i].data, text[i].len};
+        fm_buf_printf(&sql, "%s%s", i ? "; " : "", rollups[i].upsert);
+        failed |= text[i].failed;
+    }
+    fm_buf_puts(&sql, "; TRUNCATE fold_hourly, fold_tenant_hourly, fold_monthly, fold_rated");
+    if (tail)
+        fm_buf_printf(&sql, "; %s", tail);
+    int rc = failed || sql.failed ? fm_err_set(err, "out of memory")
+                                  : meter_copy_in(conn, copies, (int)NROLLUPS, sql.data, err);
+    if (rc > 0)
+        rc = fm_err_set(err, "folding usage: a rollup refused its sums");
+    for (size_t i = 0; i < NROLLUPS; i++)
+        fm_buf_free(&text[i]);
+    fm_buf_free(&sql);
+    return rc;
+}
+
+/* The fold's lock, its temporary tables, and the registered plans, in one exchange. */
+static const char fold_begin_sql[] =
+    "SELECT pg_advisory_xact_lock(hashtext('faasmeter.fold'));"
+    " SET LOCAL client_min_messages = warning;"
+    " CREATE TEMP TABLE IF NOT EXISTS fold_hourly (LIKE usage_hourly);"
+    " CREATE TEMP TABLE IF NOT EXISTS fold_tenant_hourly (LIKE usage_tenant_hourly);"
+    " CREATE TEMP TABLE IF NOT EXISTS fold_monthly (LIKE usage_monthly);"
+    " CREATE TEMP TABLE IF NOT EXISTS fold_rated (LIKE usage_rated);"
+    " SELECT plan, step_ms, min_ms, include_init, basis, step_mb, min_mb, max_mb, ghz"
+    " FROM plans ORDER BY plan";
+
+static size_t groups_held(const struct fold *f)
+{
+    return f->hourly.n + f->tenant_hourly.n + f->monthly.n + f->rated.n;
+}
+
+/* One round in the transaction open on conn: take deltas a chunk at a time while there are
+ * more and the sums stay under FOLD_GROUPS rows, write the sums, then tail. *n: how many
+ * deltas; *more: whether some may be left. */
+static int fold_round(PGconn *conn, const char *tail, long *n, bool *more, struct fm_err *err)
+{
+    struct fold f = {0};
+    PGresult *res = PQexec(conn, fold_begin_sql);
+    int rc = 0;
+    long took = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        db_err_from(err, conn, res, "folding usage");
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = load_plans(res, &f, err);
+    PQclear(res);
+    while (rc == 0 && (rc = take_deltas(conn, &f, &took, err)) == 0 && took == FOLD_CHUNK &&
+           groups_held(&f) < FOLD_GROUPS)
+        ;
+    if (rc == 0)
+        rc = write_rollups(conn, &f, tail, err);
+    *n = f.deltas;
+    *more = took == FOLD_CHUNK;
+    fold_clear(&f);
+    return rc;
+}
+
+static void rollback(PGconn *conn)
+{
+    PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+int meter_usage_fold_in_transaction(PGconn *conn, long *folded, struct fm_err *err)
+{
+    long total = 0, n;
+    bool more = true;
+    while (more) {
+        if (fold_round(conn, NULL, &n, &more, err) != 0)
+            return -1;
+        total += n;
+    }
+    if (folded)
+        *folded = total;
+    return 0;
+}
+
+int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err)
+{
+    long total = 0, n;
+    /* Readers fold before every read: make the common case, nothing pending, cheap. */
+    PGresult *res = PQexec(conn, "SELECT EXISTS (SELECT 1 FROM usage_delta)");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        db_err_from(err, conn, res, "folding usage");
+        PQclear(res);
+        return -1;
+    }
+    bool pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    while (pending) {
+        res = PQexec(conn, "BEGIN");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            db_err_from(err, conn, res, "folding usage");
+            PQclear(res);
+            return -1;
+        }
+        PQclear(res);
+        if (fold_round(conn, "COMMIT", &n, &pending, err) != 0) {
+            rollback(conn);
+            return -1;
+        }
+        total += n;
+    }
+    if (folded)
+        *folded = total;
+    return 0;
+}

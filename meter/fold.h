@@ -1,0 +1,34 @@
+#ifndef FM_METER_FOLD_H
+#define FM_METER_FOLD_H
+
+#include <libpq-fe.h>
+
+#include "common/err.h"
+
+/*
+ * The fold: every change to a finished invocation leaves a signed delta row (usage_delta);
+ * the fold takes the pending deltas out and adds them to the rollups (usage_hourly,
+ * usage_tenant_hourly, usage_monthly, and usage_rated per registered plan) in one
+ * transaction. Rating happens here, with the billing library's rounding (billing/plan.h)
+ * under the rules registered in the plans table, so that a delta is rated exactly as an
+ * invoice from raw records would rate it. Folds take turns on an advisory lock that
+ * plan_register also holds, and update rollup rows in key order.
+ */
+
+/**
+ * Fold every pending usage delta. Readers of the rollups call it first, so that what they
+ * read includes every committed record. Runs its own transactions (a chunk of deltas each,
+ * so that memory stays bounded whatever the backlog); call it outside a transaction.
+ * @param folded  optional: on success, how many deltas were folded
+ * @return 0, or -1 with err set (what was not folded stays pending)
+ */
+int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err);
+
+/**
+ * The same inside the caller's transaction, which it does not commit: for plan_register,
+ * which must rate anew with no delta pending.
+ * @return 0, or -1 with err set (the transaction is then aborted)
+ */
+int meter_usage_fold_in_transaction(PGconn *conn, long *folded, struct fm_err *err);
+
+#endif
