@@ -241,7 +241,7 @@ static const char *hourly_sql =
     "    AND tenant >= $1 AND tenant < $2"
     "  GROUP BY 1, 2, 3, 4";
 
-/* The report's rollups, which usage_fold keeps beside usage_hourly, each one GROUP BY over
+/* The report's rollups, which the fold keeps beside usage_hourly, each one GROUP BY over
  * the usage_hourly rows of a slice of tenants [$1, $2) (as one would backfill them). */
 static const char *tenant_hourly_sql =
     "INSERT INTO usage_tenant_hourly (tenant, hour, invocations, errors, cold_starts,"

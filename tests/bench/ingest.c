@@ -410,7 +410,7 @@ int main(int argc, char **argv)
     double copy_rate = (double)records / copy_s, http_rate = (double)records / http_s;
     printf("raw COPY into record_ids, records, invocation_ids, invocations: %.0f records/s\n",
            copy_rate);
-    printf("meterd POST /v1/records, acknowledged (validated, exactly once, rated): %.0f "
+    printf("meterd POST /v1/records, acknowledged (validated, stored exactly once): %.0f "
            "records/s\n",
            (double)records / acked_s);
     printf("  and folded into the rollups: %.0f records/s (the fold of what was left when the "
