@@ -51,6 +51,8 @@ struct api_request {
     const char *body; /* NUL-terminated; "" when there is none */
     size_t body_len;
     const char *params[API_PARAMS_MAX]; /* the path segments matched by '*' in the route */
+    bool key_cached; /* api_key_cached found the presented key's id: it is in key */
+    struct meter_key key;
 };
 
 /*
@@ -97,8 +99,9 @@ bool api_authenticate(const struct api_request *r, struct meter_key *key,
                       struct reply *refusal);
 
 /** Whether api_authenticate can check r's key without the database: no key, a malformed
- *  one, or one the cache holds. */
-bool api_key_cached(const struct api_request *r);
+ *  one, or one the cache holds (kept in r for api_authenticate, which then does not look
+ *  it up again). */
+bool api_key_cached(struct api_request *r);
 
 /** May this key read tenant's data? Admin keys read every tenant, tenant keys their own. */
 bool api_may_read(const struct meter_key *key, const char *tenant);

@@ -148,14 +148,14 @@ static const char *presented_key(const struct api_request *r, char id[APIKEY_ID_
     return auth + 7;
 }
 
-bool api_key_cached(const struct api_request *r)
+bool api_key_cached(struct api_request *r)
 {
     char id[APIKEY_ID_LEN + 1];
     bool has_id;
-    struct meter_key k;
     if (presented_key(r, id, &has_id) == NULL || !has_id)
         return true; /* refused without the database */
-    return r->keys != NULL && meter_keycache_get(r->keys, id, &k);
+    r->key_cached = r->keys != NULL && meter_keycache_get(r->keys, id, &r->key);
+    return r->key_cached;
 }
 
 bool api_authenticate(const struct api_request *r, struct meter_key *key, struct reply *refusal)
@@ -175,7 +175,11 @@ bool api_authenticate(const struct api_request *r, struct meter_key *key, struct
         return false;
     }
     struct meter_key k;
-    int found = r->keys != NULL && meter_keycache_get(r->keys, id, &k);
+    int found = r->key_cached;
+    if (found)
+        k = r->key;
+    else
+        found = r->keys != NULL && meter_keycache_get(r->keys, id, &k);
     if (!found) {
         /* Only a key missing from the cache costs this thread a database connection. */
         PGconn *conn = api_db(r, refusal);
