@@ -18,6 +18,7 @@
 #include "common/apikey.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/queue.h"
 #include "common/timeutil.h"
 #include "meter/api.h"
 #include "meter/keycache.h"
@@ -35,10 +36,7 @@ struct meter_server {
     atomic_uint active;   /* requests between their headers and their completion */
     atomic_bool stopping; /* set by meter_server_stop: answers close their connection */
     /* The blocking requests waiting for a thread, and those threads. */
-    pthread_mutex_t jobs_lock;
-    pthread_cond_t jobs_ready;
-    struct request *jobs_head, *jobs_tail;
-    bool jobs_closed;
+    struct fm_queue jobs; /* requests for the blocking threads */
     pthread_t blocking[BLOCKING_THREADS];
     int nblocking;
 };
@@ -62,13 +60,13 @@ static const struct {
 
 /* Per-request state, in *req_cls from the first call to the completion callback. */
 struct request {
+    struct fm_qnode job; /* in the server's queue of blocking requests; first, see queue.h */
     struct fm_buf body;
     bool too_large;
     bool deferred;          /* suspended until api_answer; then its answer is sent */
     struct api_request api; /* what the handler sees, from the end of the body on */
     char params[API_PARAMS_MAX][160]; /* api.params point here */
     const struct route *rt; /* the route taken */
-    struct request *next_job; /* in the server's queue of blocking requests */
     int64_t started_us;
     struct reply answer; /* a deferred answer, until it is sent */
 };
@@ -326,52 +324,27 @@ static const struct route *route(struct request *req, struct reply *refusal)
 static void *blocking_run(void *arg)
 {
     struct meter_server *srv = arg;
-    pthread_mutex_lock(&srv->jobs_lock);
-    for (;;) {
-        while (srv->jobs_head == NULL && !srv->jobs_closed)
-            pthread_cond_wait(&srv->jobs_ready, &srv->jobs_lock);
-        struct request *req = srv->jobs_head;
-        if (req == NULL)
-            break;
-        srv->jobs_head = req->next_job;
-        if (srv->jobs_head == NULL)
-            srv->jobs_tail = NULL;
-        pthread_mutex_unlock(&srv->jobs_lock);
+    struct fm_qnode *job;
+    while ((job = fm_queue_take(&srv->jobs, NULL, NULL)) != NULL) {
+        struct request *req = (struct request *)job;
         struct reply answer = req->rt->handler(&req->api);
         meter_store_release(); /* the request's database connection, if it took one */
         if (answer.status != 0) /* else it handed its answer on (REPLY_LATER) */
             api_answer(&req->api, answer);
-        pthread_mutex_lock(&srv->jobs_lock);
     }
-    pthread_mutex_unlock(&srv->jobs_lock);
     return NULL;
 }
 
 /* Hand a suspended request to the blocking threads; false once they stopped. */
 static bool blocking_submit(struct meter_server *srv, struct request *req)
 {
-    pthread_mutex_lock(&srv->jobs_lock);
-    bool open = !srv->jobs_closed;
-    if (open) {
-        req->next_job = NULL;
-        if (srv->jobs_tail)
-            srv->jobs_tail->next_job = req;
-        else
-            srv->jobs_head = req;
-        srv->jobs_tail = req;
-        pthread_cond_signal(&srv->jobs_ready);
-    }
-    pthread_mutex_unlock(&srv->jobs_lock);
-    return open;
+    return fm_queue_push(&srv->jobs, &req->job);
 }
 
 /* Answer what was queued, then stop the blocking threads. */
 static void blocking_stop(struct meter_server *srv)
 {
-    pthread_mutex_lock(&srv->jobs_lock);
-    srv->jobs_closed = true;
-    pthread_cond_broadcast(&srv->jobs_ready);
-    pthread_mutex_unlock(&srv->jobs_lock);
+    fm_queue_close(&srv->jobs);
     for (int i = 0; i < srv->nblocking; i++)
         pthread_join(srv->blocking[i], NULL);
     srv->nblocking = 0;
@@ -518,8 +491,7 @@ static void server_free(struct meter_server *s)
     meter_group_free(s->group);
     meter_store_close_all();
     meter_keycache_free(s->keys);
-    pthread_cond_destroy(&s->jobs_ready);
-    pthread_mutex_destroy(&s->jobs_lock);
+    fm_queue_destroy(&s->jobs);
     free(s);
 }
 
@@ -534,8 +506,7 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
     if (s == NULL)
         return fm_err_set(err, "out of memory");
     s->cfg = *cfg;
-    pthread_mutex_init(&s->jobs_lock, NULL);
-    pthread_cond_init(&s->jobs_ready, NULL);
+    fm_queue_init(&s->jobs);
     for (int i = 0; i < BLOCKING_THREADS; i++) {
         if (pthread_create(&s->blocking[i], NULL, blocking_run, s) != 0)
             break;

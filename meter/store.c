@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/db.h"
+#include "common/queue.h"
 #include "meter/metrics.h"
 #include "meter/store_direct.h"
 
@@ -403,6 +404,7 @@ int meter_store_ping(PGconn *conn)
 #define GROUP_RECORDS_MAX 20000
 
 struct pending {
+    struct fm_qnode node; /* first, see queue.h; also links the requests of a group */
     const struct meter_record *recs;
     size_t n;
     enum meter_outcome *outcomes;
@@ -410,8 +412,12 @@ struct pending {
     void *arg;
     int rc;
     struct fm_err err;
-    struct pending *next;
 };
+
+static struct pending *next_pending(const struct pending *p)
+{
+    return (struct pending *)p->node.next;
+}
 
 /* Writers at once: each has its own thread and connection, so that its session keeps its
  * plans warm (a session plans ingest_staged once, which costs far more than a batch). Two
@@ -419,10 +425,7 @@ struct pending {
 #define GROUP_LANES 2
 
 struct meter_group {
-    pthread_mutex_t lock;
-    pthread_cond_t work; /* requests are waiting, or the group is stopping */
-    struct pending *head, *tail;
-    bool stopping;
+    struct fm_queue waiting; /* submitted requests; closed when the group stops */
     const char *conninfo;
     struct lane {
         struct meter_group *group;
@@ -455,7 +458,7 @@ static PGconn *lane_conn(struct lane *lane, struct fm_err *err)
 static void write_group(struct lane *lane, struct pending *list)
 {
     size_t total = 0;
-    for (struct pending *p = list; p; p = p->next)
+    for (struct pending *p = list; p; p = next_pending(p))
         total += p->n;
     struct meter_record *recs = calloc(total ? total : 1, sizeof *recs);
     enum meter_outcome *outcomes = calloc(total ? total : 1, sizeof *outcomes);
@@ -467,7 +470,7 @@ static void write_group(struct lane *lane, struct pending *list)
     } else {
         size_t at = 0;
         /* Shallow copies: the bodies stay owned by their requests. */
-        for (struct pending *p = list; p; p = p->next) {
+        for (struct pending *p = list; p; p = next_pending(p)) {
             memcpy(recs + at, p->recs, p->n * sizeof *recs);
             at += p->n;
         }
@@ -476,7 +479,7 @@ static void write_group(struct lane *lane, struct pending *list)
             rc = meter_store_records(conn, recs, total, outcomes, &err);
     }
     size_t at = 0;
-    for (struct pending *p = list; p; p = p->next) {
+    for (struct pending *p = list; p; p = next_pending(p)) {
         p->rc = rc;
         if (rc == 0)
             memcpy(p->outcomes, outcomes + at, p->n * sizeof *outcomes);
@@ -487,11 +490,21 @@ static void write_group(struct lane *lane, struct pending *list)
     /* A group that failed with the database still there (a deadlock with another writer,
      * a record the database refused) is tried again request by request, so that one
      * request's trouble is not every request's. */
-    if (rc != 0 && list->next != NULL && conn != NULL && PQstatus(conn) == CONNECTION_OK)
-        for (struct pending *p = list; p; p = p->next)
+    if (rc != 0 && next_pending(list) != NULL && conn != NULL && PQstatus(conn) == CONNECTION_OK)
+        for (struct pending *p = list; p; p = next_pending(p))
             p->rc = meter_store_records(conn, p->recs, p->n, p->outcomes, &p->err);
     free(recs);
     free(outcomes);
+}
+
+/* Whether request n still fits a group counted so far in *ctx (records). */
+static bool fits_group(void *ctx, const struct fm_qnode *n)
+{
+    size_t *records = ctx, more = ((const struct pending *)n)->n;
+    if (*records > 0 && *records + more > GROUP_RECORDS_MAX)
+        return false;
+    *records += more;
+    return true;
 }
 
 /* A writer: takes what is waiting (up to the cap), stores it, tells each request; until
@@ -499,33 +512,18 @@ static void write_group(struct lane *lane, struct pending *list)
 static void *lane_run(void *arg)
 {
     struct lane *lane = arg;
-    struct meter_group *g = lane->group;
-    pthread_mutex_lock(&g->lock);
-    for (;;) {
-        while (g->head == NULL && !g->stopping)
-            pthread_cond_wait(&g->work, &g->lock);
-        if (g->head == NULL)
-            break;
-        struct pending *list = g->head, *last = list;
-        size_t records = list->n;
-        while (last->next && records + last->next->n <= GROUP_RECORDS_MAX) {
-            last = last->next;
-            records += last->n;
-        }
-        g->head = last->next;
-        if (g->head == NULL)
-            g->tail = NULL;
-        last->next = NULL;
-        pthread_mutex_unlock(&g->lock);
+    struct fm_qnode *taken;
+    size_t records = 0;
+    while ((taken = fm_queue_take(&lane->group->waiting, fits_group, &records)) != NULL) {
+        struct pending *list = (struct pending *)taken;
+        records = 0;
         write_group(lane, list);
         for (struct pending *p = list, *next; p; p = next) {
-            next = p->next;
+            next = next_pending(p);
             p->done(p->arg, p->rc, &p->err);
             free(p);
         }
-        pthread_mutex_lock(&g->lock);
     }
-    pthread_mutex_unlock(&g->lock);
     PQfinish(lane->conn);
     lane->conn = NULL;
     return NULL;
@@ -536,8 +534,7 @@ struct meter_group *meter_group_new(const char *conninfo)
     struct meter_group *g = calloc(1, sizeof *g);
     if (g == NULL)
         return NULL;
-    pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->work, NULL);
+    fm_queue_init(&g->waiting);
     g->conninfo = conninfo;
     for (int i = 0; i < GROUP_LANES; i++) {
         g->lanes[i].group = g;
@@ -555,10 +552,7 @@ struct meter_group *meter_group_new(const char *conninfo)
 
 void meter_group_stop(struct meter_group *g)
 {
-    pthread_mutex_lock(&g->lock);
-    g->stopping = true;
-    pthread_cond_broadcast(&g->work);
-    pthread_mutex_unlock(&g->lock);
+    fm_queue_close(&g->waiting);
     for (int i = 0; i < g->nlanes; i++)
         pthread_join(g->lanes[i].thread, NULL);
     g->nlanes = 0;
@@ -569,8 +563,7 @@ void meter_group_free(struct meter_group *g)
     if (g == NULL)
         return;
     meter_group_stop(g);
-    pthread_cond_destroy(&g->work);
-    pthread_mutex_destroy(&g->lock);
+    fm_queue_destroy(&g->waiting);
     free(g);
 }
 
@@ -586,18 +579,7 @@ void meter_group_submit(struct meter_group *g, const struct meter_record *recs, 
     }
     *p = (struct pending){.recs = recs, .n = n, .outcomes = outcomes, .done = done,
                           .arg = arg};
-    pthread_mutex_lock(&g->lock);
-    bool open = !g->stopping;
-    if (open) {
-        if (g->tail)
-            g->tail->next = p;
-        else
-            g->head = p;
-        g->tail = p;
-        pthread_cond_signal(&g->work);
-    }
-    pthread_mutex_unlock(&g->lock);
-    if (!open) {
+    if (!fm_queue_push(&g->waiting, &p->node)) {
         fm_err_set(&p->err, "meterd is stopping");
         done(arg, METER_GROUP_STOPPED, &p->err);
         free(p);

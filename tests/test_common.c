@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/queue.h"
 #include "common/sha256.h"
 #include "common/timeutil.h"
 #include "tests/suites.h"
@@ -178,6 +179,75 @@ START_TEST(sha256_known_answers)
 }
 END_TEST
 
+/* A queued item: the node first, as queue.h asks. */
+struct qitem {
+    struct fm_qnode node;
+    int size;
+};
+
+static bool fits_ten(void *ctx, const struct fm_qnode *n)
+{
+    int *sum = ctx, size = ((const struct qitem *)n)->size;
+    if (*sum > 0 && *sum + size > 10)
+        return false;
+    *sum += size;
+    return true;
+}
+
+static void *take_one(void *arg)
+{
+    return fm_queue_take(arg, NULL, NULL);
+}
+
+START_TEST(queue_takes_in_order_what_fits_and_drains_when_closed)
+{
+    struct fm_queue q;
+    fm_queue_init(&q);
+    struct qitem it[5] = {{.size = 4}, {.size = 5}, {.size = 2}, {.size = 12}, {.size = 1}};
+    for (int i = 0; i < 5; i++)
+        ck_assert(fm_queue_push(&q, &it[i].node));
+    /* 4 + 5 fit ten, 2 more would not. */
+    int sum = 0;
+    struct fm_qnode *got = fm_queue_take(&q, fits_ten, &sum);
+    ck_assert_ptr_eq(got, &it[0].node);
+    ck_assert_ptr_eq(got->next, &it[1].node);
+    ck_assert_ptr_null(got->next->next);
+    ck_assert_int_eq(sum, 9);
+    /* A first node larger than the bound is still taken, alone. */
+    sum = 0;
+    got = fm_queue_take(&q, fits_ten, &sum);
+    ck_assert_ptr_eq(got, &it[2].node);
+    ck_assert_ptr_null(got->next);
+    sum = 0;
+    got = fm_queue_take(&q, fits_ten, &sum);
+    ck_assert_ptr_eq(got, &it[3].node);
+    ck_assert_ptr_null(got->next);
+    /* Closed: pushes are refused, what is left is still taken, then NULL. */
+    fm_queue_close(&q);
+    struct qitem late = {.size = 1};
+    ck_assert(!fm_queue_push(&q, &late.node));
+    got = fm_queue_take(&q, NULL, NULL);
+    ck_assert_ptr_eq(got, &it[4].node);
+    ck_assert_ptr_null(got->next);
+    ck_assert_ptr_null(fm_queue_take(&q, NULL, NULL));
+    fm_queue_destroy(&q);
+
+    /* A consumer waiting on an empty queue is woken by a push, and one by the close. */
+    fm_queue_init(&q);
+    pthread_t th;
+    void *rc;
+    ck_assert_int_eq(pthread_create(&th, NULL, take_one, &q), 0);
+    ck_assert(fm_queue_push(&q, &late.node));
+    pthread_join(th, &rc);
+    ck_assert_ptr_eq(rc, &late.node);
+    ck_assert_int_eq(pthread_create(&th, NULL, take_one, &q), 0);
+    fm_queue_close(&q);
+    pthread_join(th, &rc);
+    ck_assert_ptr_null(rc);
+    fm_queue_destroy(&q);
+}
+END_TEST
+
 Suite *suite_common(void)
 {
     Suite *s = suite_create("common");
@@ -190,6 +260,7 @@ Suite *suite_common(void)
     tcase_add_test(tc, buf_fixed_stays_in_its_memory);
     tcase_add_test(tc, buf_printf_fills_or_fails_whole);
     tcase_add_test(tc, sha256_known_answers);
+    tcase_add_test(tc, queue_takes_in_order_what_fits_and_drains_when_closed);
     suite_add_tcase(s, tc);
     return s;
 }
