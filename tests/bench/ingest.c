@@ -134,6 +134,13 @@ static char **make_bodies(long n, void (*one)(struct fm_buf *, const char *, lon
     return out;
 }
 
+static void free_bodies(char **b, long n)
+{
+    for (long i = 0; i < n; i++)
+        free(b[i]);
+    free(b);
+}
+
 /* ---- meterd over HTTP -------------------------------------------------------------- */
 
 static char **bodies;
@@ -388,8 +395,10 @@ int main(int argc, char **argv)
     nbatches = main_batches / 10 ? main_batches / 10 : 1;
     bodies = make_bodies(nbatches, start_record);
     double starts_s = run_clients(http_client) + fold_rest();
+    free_bodies(bodies, nbatches);
     bodies = make_bodies(nbatches, stop_record);
     double stops_s = run_clients(http_client) + fold_rest();
+    free_bodies(bodies, nbatches);
     long split_records = nbatches * BATCH;
     nbatches = main_batches;
     bodies = main_bodies;
@@ -425,6 +434,9 @@ int main(int argc, char **argv)
            "records/s "
            "(targets >= 100000/s and >= 0.7); meterd peak RSS %.1f MB (target < 64 MB)\n",
            http_rate, http_rate / copy_rate, copy_rate, (double)rss / 1024.0);
+    free_bodies(bodies, nbatches);
+    for (int t = 0; t < 4; t++)
+        free_bodies(copies[t], nbatches);
     curl_global_cleanup();
     return 0;
 }
