@@ -15,11 +15,11 @@
 #include "meter/record.h"
 #include "meter/store_direct.h"
 
-/* Deltas are taken a chunk at a time, and a transaction takes chunks until its sums reach
- * FOLD_GROUPS rows (about 13 MB): memory stays bounded whatever the backlog. */
+/* Deltas are taken a chunk at a time, and a transaction takes chunks while its sums stay
+ * under FOLD_GROUPS rows, a chunk no larger than what could still fit if every delta made
+ * rows of its own (about 10 MB in all): memory stays bounded whatever the backlog. */
 #define FOLD_CHUNK 20000
-#define FOLD_CHUNK_TEXT "20000"
-#define FOLD_GROUPS 100000
+#define FOLD_GROUPS 32768
 #define HOUR_US (INT64_C(3600) * 1000000)
 /* PostgreSQL's timestamps count microseconds from 2000-01-01 00:00 UTC. */
 #define PG_EPOCH_US (INT64_C(946684800) * 1000000)
@@ -30,24 +30,28 @@ struct fold_plan {
     char *id;
     struct bill_rounding r;
     size_t nghz;
-    struct bill_ghz *ghz;
+    struct bill_ghz *ghz; /* by ascending memory */
 };
 
 /* One rollup row being built: its key (NULL or 0 where the rollup has no such column) and
- * its sums, in the order of the rollup's columns (see the writers). */
+ * its sums, in the order of the rollup's columns (see the writers). Sums are kept in 128
+ * bits, as PostgreSQL's sum(bigint) adds in numeric: only the total must fit the rollup's
+ * bigint, which the writer checks. */
 struct group {
     const char *tenant, *function, *plan;
     int64_t at; /* hour or month, wall microseconds */
     int32_t mb;
-    bool used;
-    int64_t sum[MAX_SUMS];
-    __int128 mb_us; /* usage_tenant_hourly.mb_us: numeric there, past 64 bits in a busy hour */
+    __int128 sum[MAX_SUMS];
+    __int128 mb_us; /* usage_tenant_hourly.mb_us, numeric there */
 };
 
-/* Open addressing, grown at half full. */
+/* The rows of one rollup: a dense array, found through an open-addressing index of row
+ * numbers plus one (0: empty), grown at half full. */
 struct groups {
-    struct group *slot;
-    size_t cap, n;
+    struct group *row;
+    size_t n, row_cap;
+    uint32_t *slot;
+    size_t cap;
 };
 
 /* Tenant and function names, each kept once, so that group keys compare by pointer. */
@@ -70,12 +74,23 @@ static uint64_t mix(uint64_t h, uint64_t v)
     return h * 0xbf58476d1ce4e5b9u;
 }
 
+/* splitmix64's finalizer: every bit of h reaches the low bits that pick a slot (hours and
+ * months have many low zero bits). */
+static uint64_t avalanche(uint64_t h)
+{
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9u;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebu;
+    return h ^ (h >> 31);
+}
+
 static uint64_t hash_bytes(const char *p, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325u;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)p[i]) * 0x100000001b3u;
-    return h;
+    return avalanche(h);
 }
 
 static void names_free(struct names *t)
@@ -130,7 +145,7 @@ static uint64_t group_hash(const struct group *k)
     h = mix(h, (uintptr_t)k->function);
     h = mix(h, (uintptr_t)k->plan);
     h = mix(h, (uint64_t)k->at);
-    return mix(h, (uint64_t)(uint32_t)k->mb);
+    return avalanche(mix(h, (uint64_t)(uint32_t)k->mb));
 }
 
 static bool same_key(const struct group *a, const struct group *b)
@@ -141,19 +156,19 @@ static bool same_key(const struct group *a, const struct group *b)
 
 static bool groups_grow(struct groups *t)
 {
-    struct groups g = {.cap = t->cap ? t->cap * 2 : 1024, .n = t->n};
-    if ((g.slot = calloc(g.cap, sizeof *g.slot)) == NULL)
+    size_t cap = t->cap ? t->cap * 2 : 1024;
+    uint32_t *slot = calloc(cap, sizeof *slot);
+    if (slot == NULL)
         return false;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->slot[i].used)
-            continue;
-        size_t at = group_hash(&t->slot[i]) & (g.cap - 1);
-        while (g.slot[at].used)
-            at = (at + 1) & (g.cap - 1);
-        g.slot[at] = t->slot[i];
+    for (size_t i = 0; i < t->n; i++) {
+        size_t at = group_hash(&t->row[i]) & (cap - 1);
+        while (slot[at] != 0)
+            at = (at + 1) & (cap - 1);
+        slot[at] = (uint32_t)(i + 1);
     }
     free(t->slot);
-    *t = g;
+    t->slot = slot;
+    t->cap = cap;
     return true;
 }
 
@@ -163,36 +178,50 @@ static struct group *group_of(struct groups *t, const struct group *k)
     if ((t->n + 1) * 2 > t->cap && !groups_grow(t))
         return NULL;
     size_t at = group_hash(k) & (t->cap - 1);
-    for (; t->slot[at].used; at = (at + 1) & (t->cap - 1))
-        if (same_key(&t->slot[at], k))
-            return &t->slot[at];
-    t->n++;
-    t->slot[at] = (struct group){.tenant = k->tenant, .function = k->function, .plan = k->plan,
-                                 .at = k->at, .mb = k->mb, .used = true};
-    return &t->slot[at];
+    for (; t->slot[at] != 0; at = (at + 1) & (t->cap - 1))
+        if (same_key(&t->row[t->slot[at] - 1], k))
+            return &t->row[t->slot[at] - 1];
+    if (t->n == t->row_cap) {
+        size_t cap = t->row_cap ? t->row_cap * 2 : 512;
+        struct group *row = realloc(t->row, cap * sizeof *row);
+        if (row == NULL)
+            return NULL;
+        t->row = row;
+        t->row_cap = cap;
+    }
+    struct group *g = &t->row[t->n++];
+    *g = (struct group){.tenant = k->tenant, .function = k->function, .plan = k->plan,
+                        .at = k->at, .mb = k->mb};
+    t->slot[at] = (uint32_t)t->n;
+    return g;
 }
 
-/* Add n values to g's sums: 1 on a 64-bit overflow (which the rollup's bigint could not
- * hold either), else 0. */
-static int add_sums(struct group *g, const int64_t *v, int n)
+static void add_sums(struct group *g, const int64_t *v, int n)
 {
     for (int i = 0; i < n; i++)
-        if (__builtin_add_overflow(g->sum[i], v[i], &g->sum[i]))
-            return 1;
-    return 0;
+        g->sum[i] += v[i];
 }
 
 /* add_sums to key k's row; -1 when out of memory. */
 static int add(struct groups *t, const struct group *k, const int64_t *v, int n)
 {
     struct group *g = group_of(t, k);
-    return g == NULL ? -1 : add_sums(g, v, n);
+    if (g == NULL)
+        return -1;
+    add_sums(g, v, n);
+    return 0;
+}
+
+static size_t groups_held(const struct fold *f)
+{
+    return f->hourly.n + f->tenant_hourly.n + f->monthly.n + f->rated.n;
 }
 
 static void fold_clear(struct fold *f)
 {
     struct groups *all[] = {&f->hourly, &f->tenant_hourly, &f->monthly, &f->rated};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        free(all[i]->row);
         free(all[i]->slot);
         *all[i] = (struct groups){0};
     }
@@ -207,7 +236,14 @@ static void fold_clear(struct fold *f)
     f->deltas = 0;
 }
 
-/* The ghz column of plans: [[memory_mb, mhz], ...] by ascending memory (plan_register). */
+static int cmp_ghz(const void *a, const void *b)
+{
+    const struct bill_ghz *x = a, *y = b;
+    return (x->memory_mb > y->memory_mb) - (x->memory_mb < y->memory_mb);
+}
+
+/* The ghz column of plans: [[memory_mb, mhz], ...], put in ascending memory as the lookup
+ * needs it (plan_register's plan_clock does the same). */
 static int parse_ghz(const char *text, struct fold_plan *p, struct fm_err *err)
 {
     cJSON *a = cJSON_Parse(text);
@@ -227,6 +263,8 @@ static int parse_ghz(const char *text, struct fold_plan *p, struct fm_err *err)
     if (n < 0)
         return fm_err_set(err, "plan %s: its clock table in plans.ghz is malformed", p->id);
     p->nghz = (size_t)n;
+    if (n > 1)
+        qsort(p->ghz, p->nghz, sizeof *p->ghz, cmp_ghz);
     return 0;
 }
 
@@ -277,54 +315,60 @@ static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
     int64_t hour = d->started_at - ((d->started_at % HOUR_US) + HOUR_US) % HOUR_US;
     int64_t month = fm_month_start_us(d->started_at);
     int64_t errors = d->ok ? 0 : s, cold = d->cold_start ? s : 0;
-    int rc;
+    int rc = 0;
     {
         struct group k = {.tenant = d->tenant, .function = d->function, .at = hour,
                           .mb = d->memory_mb};
         int64_t v[] = {s, errors, cold, s * d->duration_us, s * d->init_us, s * d->cpu_us,
                        s * d->bytes_in, s * d->bytes_out};
-        if ((rc = add(&f->hourly, &k, v, 8)) != 0)
-            goto failed;
+        rc |= add(&f->hourly, &k, v, 8);
     }
     {
         struct group k = {.tenant = d->tenant, .at = hour};
         int64_t v[] = {s, errors, cold, s * d->duration_us, s * d->cpu_us};
         struct group *g = group_of(&f->tenant_hourly, &k);
-        if ((rc = g == NULL ? -1 : add_sums(g, v, 5)) != 0)
-            goto failed;
-        g->mb_us += (__int128)s * d->memory_mb * d->duration_us;
+        if (g != NULL) {
+            add_sums(g, v, 5);
+            g->mb_us += (__int128)s * d->memory_mb * d->duration_us;
+        }
+        rc |= g == NULL ? -1 : 0;
     }
     {
         struct group k = {.tenant = d->tenant, .function = d->function, .at = month};
         int64_t v[] = {s, errors, cold, s * d->duration_us, s * d->init_us, s * d->memory_mb,
                        s * d->cpu_us, s * d->bytes_in, s * d->bytes_out};
-        if ((rc = add(&f->monthly, &k, v, 9)) != 0)
-            goto failed;
+        rc |= add(&f->monthly, &k, v, 9);
     }
-    for (size_t i = 0; i < f->nplans; i++) {
+    for (size_t i = 0; i < f->nplans && rc == 0; i++) {
         const struct fold_plan *p = &f->plans[i];
         int64_t ms = bill_rounding_ms(&p->r, d->duration_us, d->init_us);
         int64_t mb = bill_rounding_mb(&p->r, d->memory_mb, d->max_rss_kb);
-        int64_t mhz = bill_ghz_mhz(p->ghz, p->nghz, (int32_t)mb), mb_ms, mhz_ms;
+        /* Records are validated non-negative and bounded (meter/record.c): a delta the
+         * library cannot rate was not made by ingestion, and folding it anyway would bill
+         * a guess. The fold stops with it pending, loudly. */
         if (ms < 0 || mb < 0)
-            return fm_err_set(err, "a usage delta of tenant %s has a negative figure",
-                              d->tenant);
-        if (__builtin_mul_overflow(ms, mb, &mb_ms) || __builtin_mul_overflow(ms, mhz, &mhz_ms)) {
-            rc = 1;
-            goto failed;
-        }
+            return fm_err_set(err, "a usage delta of %s/%s has a duration, initialisation or"
+                                   " memory that plan %s cannot rate (negative or too large)",
+                              d->tenant, d->function, p->id);
+        int64_t mhz = bill_ghz_mhz(p->ghz, p->nghz, (int32_t)mb);
         struct group k = {.tenant = d->tenant, .function = d->function, .plan = p->id,
                           .at = month};
-        int64_t v[] = {s, s * ms, s * mb_ms, s * mhz_ms, s * d->cpu_us, s * d->bytes_out};
-        if ((rc = add(&f->rated, &k, v, 6)) != 0)
-            goto failed;
+        struct group *g = group_of(&f->rated, &k);
+        if (g == NULL) {
+            rc = -1;
+            break;
+        }
+        g->sum[0] += s;
+        g->sum[1] += (__int128)s * ms;
+        g->sum[2] += (__int128)s * ms * mb;
+        g->sum[3] += (__int128)s * ms * mhz;
+        g->sum[4] += (__int128)s * d->cpu_us;
+        g->sum[5] += (__int128)s * d->bytes_out;
     }
+    if (rc != 0)
+        return fm_err_set(err, "out of memory");
     f->deltas++;
     return 0;
-failed:
-    return rc < 0 ? fm_err_set(err, "out of memory")
-                  : fm_err_set(err, "usage of tenant %s overflows the rollups' 64 bits",
-                               d->tenant);
 }
 
 static uint16_t be16_at(const unsigned char *p)
@@ -424,13 +468,18 @@ static int read_message(struct fold *f, struct copy_reader *cr, const unsigned c
     return 0;
 }
 
-/* Take out up to FOLD_CHUNK pending deltas and add them up in f; *took: how many. */
-static int take_deltas(PGconn *conn, struct fold *f, long *took, struct fm_err *err)
+/* Take out up to limit pending deltas and add them up in f; *took: how many. */
+static int take_deltas(PGconn *conn, struct fold *f, long limit, long *took,
+                       struct fm_err *err)
 {
     long before = f->deltas;
-    PGresult *res = PQexec(conn, "COPY (DELETE FROM usage_delta WHERE ctid = ANY (ARRAY("
-                                 "SELECT ctid FROM usage_delta LIMIT " FOLD_CHUNK_TEXT "))"
-                                 " RETURNING " DELTA_COLUMNS ") TO STDOUT (FORMAT binary)");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "COPY (DELETE FROM usage_delta WHERE ctid = ANY (ARRAY("
+             "SELECT ctid FROM usage_delta LIMIT %ld)) RETURNING " DELTA_COLUMNS
+             ") TO STDOUT (FORMAT binary)",
+             limit);
+    PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
         db_err_from(err, conn, res, "taking the pending usage");
         PQclear(res);
@@ -448,6 +497,8 @@ static int take_deltas(PGconn *conn, struct fold *f, long *took, struct fm_err *
     }
     if (len == -2 && rc == 0)
         rc = fm_err_set(err, "taking the pending usage: %s", PQerrorMessage(conn));
+    if (len == -1 && rc == 0 && !cr.ended)
+        rc = fm_err_set(err, "folding usage: the deltas' COPY ended without its trailer");
     while ((res = PQgetResult(conn)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
             db_err_from(err, conn, res, "taking the pending usage");
@@ -459,44 +510,41 @@ static int take_deltas(PGconn *conn, struct fold *f, long *took, struct fm_err *
     return rc;
 }
 
-/* A rollup's temporary table and the columns its COPY carries, in this order: tenant,
- * function, plan, hour or month, memory_mb (those the rollup has), then the sums. */
+/* A rollup and its temporary table, with the columns the fold writes, in this order:
+ * tenant, function, plan, hour or month, memory_mb (those the rollup has), then the sums,
+ * each added to the row already there. */
 struct rollup {
-    const char *table, *copy, *upsert;
+    const char *table, *temp, *columns, *key, *add;
     bool function, plan, mb, wide;
     int nsums;
 };
 
 static const struct rollup rollups[] = {
-    {"usage_hourly",
-     "COPY fold_hourly (tenant, function, hour, memory_mb, invocations, errors, cold_starts,"
-     " duration_us, init_us, cpu_us, bytes_in, bytes_out) FROM STDIN",
-     "INSERT INTO usage_hourly AS u SELECT * FROM fold_hourly"
-     " ON CONFLICT (tenant, function, hour, memory_mb) DO UPDATE SET"
-     " invocations = u.invocations + excluded.invocations,"
+    {"usage_hourly", "fold_hourly",
+     "tenant, function, hour, memory_mb, invocations, errors, cold_starts, duration_us,"
+     " init_us, cpu_us, bytes_in, bytes_out",
+     "tenant, function, hour, memory_mb",
+     "invocations = u.invocations + excluded.invocations,"
      " errors = u.errors + excluded.errors,"
      " cold_starts = u.cold_starts + excluded.cold_starts,"
      " duration_us = u.duration_us + excluded.duration_us,"
      " init_us = u.init_us + excluded.init_us, cpu_us = u.cpu_us + excluded.cpu_us,"
      " bytes_in = u.bytes_in + excluded.bytes_in, bytes_out = u.bytes_out + excluded.bytes_out",
      true, false, true, false, 8},
-    {"usage_tenant_hourly",
-     "COPY fold_tenant_hourly (tenant, hour, invocations, errors, cold_starts, duration_us,"
-     " cpu_us, mb_us) FROM STDIN",
-     "INSERT INTO usage_tenant_hourly AS u SELECT * FROM fold_tenant_hourly"
-     " ON CONFLICT (tenant, hour) DO UPDATE SET"
-     " invocations = u.invocations + excluded.invocations,"
+    {"usage_tenant_hourly", "fold_tenant_hourly",
+     "tenant, hour, invocations, errors, cold_starts, duration_us, cpu_us, mb_us",
+     "tenant, hour",
+     "invocations = u.invocations + excluded.invocations,"
      " errors = u.errors + excluded.errors,"
      " cold_starts = u.cold_starts + excluded.cold_starts,"
      " duration_us = u.duration_us + excluded.duration_us,"
      " mb_us = u.mb_us + excluded.mb_us, cpu_us = u.cpu_us + excluded.cpu_us",
      false, false, false, true, 5},
-    {"usage_monthly",
-     "COPY fold_monthly (tenant, function, month, invocations, errors, cold_starts,"
-     " duration_us, init_us, mb_invocations, cpu_us, bytes_in, bytes_out) FROM STDIN",
-     "INSERT INTO usage_monthly AS u SELECT * FROM fold_monthly"
-     " ON CONFLICT (tenant, month, function) DO UPDATE SET"
-     " invocations = u.invocations + excluded.invocations,"
+    {"usage_monthly", "fold_monthly",
+     "tenant, function, month, invocations, errors, cold_starts, duration_us, init_us,"
+     " mb_invocations, cpu_us, bytes_in, bytes_out",
+     "tenant, month, function",
+     "invocations = u.invocations + excluded.invocations,"
      " errors = u.errors + excluded.errors,"
      " cold_starts = u.cold_starts + excluded.cold_starts,"
      " duration_us = u.duration_us + excluded.duration_us,"
@@ -505,12 +553,11 @@ static const struct rollup rollups[] = {
      " cpu_us = u.cpu_us + excluded.cpu_us, bytes_in = u.bytes_in + excluded.bytes_in,"
      " bytes_out = u.bytes_out + excluded.bytes_out",
      true, false, false, false, 9},
-    {"usage_rated",
-     "COPY fold_rated (tenant, function, plan, month, invocations, billed_ms, mb_ms, mhz_ms,"
-     " cpu_us, egress_bytes) FROM STDIN",
-     "INSERT INTO usage_rated AS u SELECT * FROM fold_rated"
-     " ON CONFLICT (tenant, month, plan, function) DO UPDATE SET"
-     " invocations = u.invocations + excluded.invocations,"
+    {"usage_rated", "fold_rated",
+     "tenant, function, plan, month, invocations, billed_ms, mb_ms, mhz_ms, cpu_us,"
+     " egress_bytes",
+     "tenant, month, plan, function",
+     "invocations = u.invocations + excluded.invocations,"
      " billed_ms = u.billed_ms + excluded.billed_ms, mb_ms = u.mb_ms + excluded.mb_ms,"
      " mhz_ms = u.mhz_ms + excluded.mhz_ms, cpu_us = u.cpu_us + excluded.cpu_us,"
      " egress_bytes = u.egress_bytes + excluded.egress_bytes",
@@ -532,14 +579,14 @@ static void put_wide(struct fm_buf *b, __int128 v)
     fm_buf_puts(b, p);
 }
 
-/* The rows of t as COPY text for rollup r. */
-static void put_groups(struct fm_buf *b, const struct rollup *r, const struct groups *t)
+/* The rows of t as COPY text for rollup r; -1 (err set) when a sum passes the rollup's
+ * bigint, as PostgreSQL's own sum would have refused it. */
+static int put_groups(struct fm_buf *b, const struct rollup *r, const struct groups *t,
+                      struct fm_err *err)
 {
     char time[FM_TIME_BUFSZ];
-    for (size_t i = 0; i < t->cap; i++) {
-        const struct group *g = &t->slot[i];
-        if (!g->used)
-            continue;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct group *g = &t->row[i];
         meter_copy_text(b, g->tenant);
         if (r->function) {
             fm_buf_puts(b, "\t");
@@ -553,44 +600,63 @@ static void put_groups(struct fm_buf *b, const struct rollup *r, const struct gr
         fm_buf_printf(b, "\t%s", time);
         if (r->mb)
             fm_buf_printf(b, "\t%" PRId32, g->mb);
-        for (int k = 0; k < r->nsums; k++)
-            fm_buf_printf(b, "\t%" PRId64, g->sum[k]);
+        for (int k = 0; k < r->nsums; k++) {
+            if (g->sum[k] > INT64_MAX || g->sum[k] < INT64_MIN)
+                return fm_err_set(err, "folding usage: %s of tenant %s passes 64 bits",
+                                  r->table, g->tenant);
+            fm_buf_printf(b, "\t%" PRId64, (int64_t)g->sum[k]);
+        }
         if (r->wide) {
             fm_buf_puts(b, "\t");
             put_wide(b, g->mb_us);
         }
         fm_buf_puts(b, "\n");
     }
+    return 0;
 }
 
 /* Add the sums of f to the rollups: COPY them into the session's temporary tables, then
- * one upsert a rollup, and empty the temporary tables; then tail (COMMIT, or NULL). Folds
- * take turns on their lock and nothing else writes rollup rows, so no order is needed. */
+ * one upsert a rollup; then tail (COMMIT, or NULL when the caller's transaction goes on,
+ * and the temporary tables are emptied for its next round: at a commit they empty
+ * themselves). Folds take turns on their lock and nothing else writes rollup rows, so
+ * the rows need no order. */
 static int write_rollups(PGconn *conn, const struct fold *f, const char *tail,
                          struct fm_err *err)
 {
     const struct groups *sums[NROLLUPS] = {&f->hourly, &f->tenant_hourly, &f->monthly,
                                            &f->rated};
-    struct fm_buf text[NROLLUPS], sql;
+    struct fm_buf text[NROLLUPS], sql, copy_sql[NROLLUPS];
     struct meter_copy copies[NROLLUPS];
     fm_buf_init(&sql, 1u << 16);
-    bool failed = false;
+    int rc = 0;
     for (size_t i = 0; i < NROLLUPS; i++) {
+        const struct rollup *r = &rollups[i];
         fm_buf_init(&text[i], (size_t)1 << 30);
-        put_groups(&text[i], &rollups[i], sums[i]);
-        copies[i] = (struct meter_copy){rollups[i].copy, text[i].data, text[i].len};
-        fm_buf_printf(&sql, "%s%s", i ? "; " : "", rollups[i].upsert);
-        failed |= text[i].failed;
+        fm_buf_init(&copy_sql[i], 1u << 12);
+        if (rc == 0)
+            rc = put_groups(&text[i], r, sums[i], err);
+        fm_buf_printf(&copy_sql[i], "COPY %s (%s) FROM STDIN", r->temp, r->columns);
+        copies[i] = (struct meter_copy){copy_sql[i].data, text[i].data, text[i].len};
+        fm_buf_printf(&sql, "%sINSERT INTO %s AS u (%s) SELECT %s FROM %s ON CONFLICT (%s)"
+                            " DO UPDATE SET %s",
+                      i ? "; " : "", r->table, r->columns, r->columns, r->temp, r->key, r->add);
+        if (tail == NULL)
+            fm_buf_printf(&sql, "; DELETE FROM %s", r->temp);
+        if (rc == 0 && (text[i].failed || copy_sql[i].failed))
+            rc = fm_err_set(err, "out of memory");
     }
-    fm_buf_puts(&sql, "; TRUNCATE fold_hourly, fold_tenant_hourly, fold_monthly, fold_rated");
     if (tail)
         fm_buf_printf(&sql, "; %s", tail);
-    int rc = failed || sql.failed ? fm_err_set(err, "out of memory")
-                                  : meter_copy_in(conn, copies, (int)NROLLUPS, sql.data, err);
+    if (rc == 0 && sql.failed)
+        rc = fm_err_set(err, "out of memory");
+    if (rc == 0)
+        rc = meter_copy_in(conn, copies, (int)NROLLUPS, sql.data, err);
     if (rc > 0)
-        rc = fm_err_set(err, "folding usage: a rollup refused its sums");
-    for (size_t i = 0; i < NROLLUPS; i++)
+        rc = fm_err_set(err, "folding usage: a rollup refused its sums (a key or a partition)");
+    for (size_t i = 0; i < NROLLUPS; i++) {
         fm_buf_free(&text[i]);
+        fm_buf_free(&copy_sql[i]);
+    }
     fm_buf_free(&sql);
     return rc;
 }
@@ -599,17 +665,13 @@ static int write_rollups(PGconn *conn, const struct fold *f, const char *tail,
 static const char fold_begin_sql[] =
     "SELECT pg_advisory_xact_lock(hashtext('faasmeter.fold'));"
     " SET LOCAL client_min_messages = warning;"
-    " CREATE TEMP TABLE IF NOT EXISTS fold_hourly (LIKE usage_hourly);"
-    " CREATE TEMP TABLE IF NOT EXISTS fold_tenant_hourly (LIKE usage_tenant_hourly);"
-    " CREATE TEMP TABLE IF NOT EXISTS fold_monthly (LIKE usage_monthly);"
-    " CREATE TEMP TABLE IF NOT EXISTS fold_rated (LIKE usage_rated);"
+    " CREATE TEMP TABLE IF NOT EXISTS fold_hourly (LIKE usage_hourly) ON COMMIT DELETE ROWS;"
+    " CREATE TEMP TABLE IF NOT EXISTS fold_tenant_hourly (LIKE usage_tenant_hourly)"
+    " ON COMMIT DELETE ROWS;"
+    " CREATE TEMP TABLE IF NOT EXISTS fold_monthly (LIKE usage_monthly) ON COMMIT DELETE ROWS;"
+    " CREATE TEMP TABLE IF NOT EXISTS fold_rated (LIKE usage_rated) ON COMMIT DELETE ROWS;"
     " SELECT plan, step_ms, min_ms, include_init, basis, step_mb, min_mb, max_mb, ghz"
     " FROM plans ORDER BY plan";
-
-static size_t groups_held(const struct fold *f)
-{
-    return f->hourly.n + f->tenant_hourly.n + f->monthly.n + f->rated.n;
-}
 
 /* One round in the transaction open on conn: take deltas a chunk at a time while there are
  * more and the sums stay under FOLD_GROUPS rows, write the sums, then tail. *n: how many
@@ -627,13 +689,19 @@ static int fold_round(PGconn *conn, const char *tail, long *n, bool *more, struc
     if (rc == 0)
         rc = load_plans(res, &f, err);
     PQclear(res);
-    while (rc == 0 && (rc = take_deltas(conn, &f, &took, err)) == 0 && took == FOLD_CHUNK &&
-           groups_held(&f) < FOLD_GROUPS)
-        ;
+    /* A delta makes at most a row in each rollup and one a plan in usage_rated. */
+    size_t per_delta = NROLLUPS - 1 + f.nplans;
+    long limit = 0;
+    while (rc == 0 && groups_held(&f) < FOLD_GROUPS) {
+        size_t room = (FOLD_GROUPS - groups_held(&f)) / per_delta;
+        limit = room < 1 ? 1 : room > FOLD_CHUNK ? FOLD_CHUNK : (long)room;
+        if ((rc = take_deltas(conn, &f, limit, &took, err)) != 0 || took < limit)
+            break;
+    }
     if (rc == 0)
         rc = write_rollups(conn, &f, tail, err);
     *n = f.deltas;
-    *more = took == FOLD_CHUNK;
+    *more = took == limit;
     fold_clear(&f);
     return rc;
 }
@@ -660,6 +728,10 @@ int meter_usage_fold_in_transaction(PGconn *conn, long *folded, struct fm_err *e
 int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err)
 {
     long total = 0, n;
+    /* It commits its own rounds: inside a caller's transaction it would commit that too. */
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+        return fm_err_set(err, "folding usage: the connection is not idle (in a transaction"
+                               " or broken)");
     /* Readers fold before every read: make the common case, nothing pending, cheap. */
     PGresult *res = PQexec(conn, "SELECT EXISTS (SELECT 1 FROM usage_delta)");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -7,6 +7,11 @@
 -- plan_register no longer folds: its caller (meter_plans_register) locks plans, folds in
 -- the same transaction, then registers. It refuses to rate anew while deltas are pending,
 -- which would count them twice.
+--
+-- Nothing in the database rates usage any more, but what leaves deltas (ingestion, the
+-- stored stops, close_orphans) still takes ROW SHARE on plans, as 005, 006 and 008 say
+-- "because rating reads plans". The lock now keeps a delta from being committed between
+-- that fold and the rating anew, which would count it twice: keep it.
 DROP FUNCTION usage_fold();
 
 CREATE OR REPLACE FUNCTION plan_register(p_plan text, p_step_ms bigint, p_min_ms bigint,

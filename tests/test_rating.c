@@ -352,10 +352,17 @@ START_TEST(a_backlog_folds_as_the_sql_reference_rates_it)
                 " (k::bigint * 7 % 2100000) AS max_rss_kb, (k % 5000)::bigint AS cpu_us,"
                 " (k % 700)::bigint AS bytes_in, (k::bigint * 3 % 90000) AS bytes_out"
                 " FROM generate_series(1, 45000) k");
+    /* And some before PostgreSQL's epoch (2000) and the Unix one, across an hour. */
+    testdb_exec(conn, "INSERT INTO fold_input SELECT tenant, function,"
+                      " timestamptz '1999-12-31 23:59:59.5Z' - (duration_us % 3) * interval '10 years'"
+                      "   + (cpu_us % 4) * interval '1 s',"
+                      " sign, memory_mb, ok, cold_start, duration_us, init_us, max_rss_kb,"
+                      " cpu_us, bytes_in, bytes_out FROM fold_input WHERE function = 'fn1'"
+                      " LIMIT 300");
     testdb_exec(conn, "INSERT INTO usage_delta SELECT * FROM fold_input");
     long folded = 0;
     ck_assert_msg(meter_usage_fold(conn, &folded, &err) == 0, "%s", err.msg);
-    ck_assert_int_eq(folded, 45000);
+    ck_assert_int_eq(folded, 45300);
     char *left = testdb_value(conn, "SELECT count(*) FROM usage_delta", 0, NULL);
     ck_assert_str_eq(left, "0");
     free(left);
@@ -365,6 +372,49 @@ START_TEST(a_backlog_folds_as_the_sql_reference_rates_it)
                       "%s: %s rows differ from the reference", fold_reference[i][0], diff);
         free(diff);
     }
+
+    /* The same backlog taken back, folded in rounds inside one transaction (as a plan's
+     * registration does): every sum comes back to zero, none counted twice. */
+    testdb_exec(conn, "INSERT INTO usage_delta SELECT tenant, function, started_at, -sign,"
+                      " memory_mb, ok, cold_start, duration_us, init_us, max_rss_kb, cpu_us,"
+                      " bytes_in, bytes_out FROM fold_input");
+    testdb_exec(conn, "BEGIN");
+    ck_assert_int_eq(meter_usage_fold(conn, NULL, &err), -1); /* not inside a transaction */
+    ck_assert_msg(strstr(err.msg, "not idle") != NULL, "%s", err.msg);
+    ck_assert_msg(meter_usage_fold_in_transaction(conn, &folded, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(folded, 45300);
+    testdb_exec(conn, "COMMIT");
+    char *nonzero = testdb_value(
+        conn,
+        "SELECT (SELECT count(*) FROM usage_hourly WHERE (invocations, errors, cold_starts,"
+        " duration_us, init_us, cpu_us, bytes_in, bytes_out) <> (0, 0, 0, 0, 0, 0, 0, 0))"
+        " + (SELECT count(*) FROM usage_tenant_hourly WHERE (invocations, duration_us, mb_us)"
+        " <> (0, 0, 0)) + (SELECT count(*) FROM usage_monthly WHERE (invocations,"
+        " mb_invocations, bytes_out) <> (0, 0, 0)) + (SELECT count(*) FROM usage_rated WHERE"
+        " (invocations, billed_ms, mb_ms, mhz_ms, cpu_us, egress_bytes) <> (0, 0, 0, 0, 0, 0))",
+        0, NULL);
+    ck_assert_str_eq(nonzero, "0");
+    free(nonzero);
+
+    /* A delta no plan can rate stops the fold with it and its round pending, and the
+     * rollups as they were; once it is gone, the rest folds. */
+    testdb_exec(conn, "INSERT INTO usage_delta SELECT * FROM fold_input WHERE function = 'fn2'"
+                      " LIMIT 5");
+    testdb_exec(conn, "INSERT INTO usage_delta SELECT tenant, function, started_at, sign,"
+                      " memory_mb, ok, cold_start, -1, init_us, max_rss_kb, cpu_us, bytes_in,"
+                      " bytes_out FROM fold_input WHERE function = 'fn2' LIMIT 1");
+    ck_assert_int_eq(meter_usage_fold(conn, NULL, &err), -1);
+    ck_assert_msg(strstr(err.msg, "cannot rate") != NULL, "%s", err.msg);
+    left = testdb_value(conn, "SELECT count(*) FROM usage_delta", 0, NULL);
+    ck_assert_str_eq(left, "6");
+    free(left);
+    nonzero = testdb_value(conn, "SELECT count(*) FROM usage_hourly WHERE invocations <> 0", 0,
+                           NULL);
+    ck_assert_str_eq(nonzero, "0");
+    free(nonzero);
+    testdb_exec(conn, "DELETE FROM usage_delta WHERE duration_us < 0");
+    ck_assert_msg(meter_usage_fold(conn, &folded, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(folded, 5);
     PQfinish(conn);
 }
 END_TEST
