@@ -6,9 +6,11 @@
  *
  * Each server runs in a child process of its own (started with meter_server_start, or
  * MHD_start_daemon for hello-world), so that its memory is measured apart from the client.
+ * The two take turns, a second at a time, so that a busy machine weighs on both alike.
  * The database is faasmeter_bench_requests on the server of FAASMETER_DB, made afresh.
  *
- * Environment: FAASMETER_DB (required), FAASMETER_BENCH_SECONDS (per server, default 5).
+ * Environment: FAASMETER_DB (required), FAASMETER_BENCH_SECONDS (per server, default 5,
+ * in as many rounds).
  * Figures only: it never fails on a timing.
  */
 #include <curl/curl.h>
@@ -146,6 +148,11 @@ struct child {
     unsigned port;
 };
 
+/* The stop pipes the parent holds: a later child closes its copies, or the earlier child
+ * would never see its pipe closed. */
+static int held_fd[2];
+static int nheld;
+
 /* Run a server in a child: it writes its port on a pipe, serves until the parent closes
  * the other pipe, then stops. conninfo NULL: the hello-world server. */
 static int child_start(const char *conninfo, struct child *out)
@@ -159,6 +166,8 @@ static int child_start(const char *conninfo, struct child *out)
     if (pid == 0) {
         close(port_pipe[0]);
         close(stop_pipe[1]);
+        for (int i = 0; i < nheld; i++)
+            close(held_fd[i]);
         unsigned port = 0;
         struct meter_server *srv = NULL;
         struct MHD_Daemon *hello = NULL;
@@ -207,6 +216,8 @@ static int child_start(const char *conninfo, struct child *out)
         return -1;
     }
     *out = (struct child){pid, stop_pipe[1], port};
+    if (nheld < 2)
+        held_fd[nheld++] = stop_pipe[1];
     return 0;
 }
 
@@ -233,6 +244,7 @@ struct client_thread {
     const char *key;
     int64_t start_us, end_us; /* answers counted between these */
     long long ok, failed;
+    long long answered; /* 200s, the warm-up's too: what the server's CPU time served */
 };
 
 static void request_arm(CURL *h, const struct client_thread *t, long long seq,
@@ -295,6 +307,7 @@ static void *client_run(void *arg)
             curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&acc);
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
             int64_t now = fm_mono_us();
+            t->answered += msg->data.result == CURLE_OK && status == 200 && *acc;
             if (now >= t->start_us && now < t->end_us) {
                 if (msg->data.result == CURLE_OK && status == 200 && *acc)
                     t->ok++;
@@ -319,9 +332,10 @@ static void *client_run(void *arg)
     return NULL;
 }
 
-/* Drive the server on port for seconds (after a short warm-up): answers per second. */
+/* Drive the server on port for seconds (after a short warm-up): the answers it gave then;
+ * *failed the others, and *answered adds every 200, the warm-up's too. */
 static long long drive(unsigned port, const char *key, int seconds, int run,
-                       long long *failed)
+                       long long *failed, long long *answered)
 {
     struct client_thread t[CLIENT_THREADS];
     int64_t start = fm_mono_us() + 500000; /* connections open, statements prepared */
@@ -337,8 +351,9 @@ static long long drive(unsigned port, const char *key, int seconds, int run,
         pthread_join(t[i].thread, NULL);
         ok += t[i].ok;
         *failed += t[i].failed;
+        *answered += t[i].answered;
     }
-    return ok / seconds;
+    return ok;
 }
 
 int main(void)
@@ -359,21 +374,25 @@ int main(void)
     struct child meterd, hello;
     if (child_start(conninfo, &meterd) != 0)
         return fail("meterd", "did not start");
-    long long meterd_failed;
-    long long meterd_rate = drive(meterd.port, key, seconds, 0, &meterd_failed);
+    if (child_start(NULL, &hello) != 0)
+        return fail("hello-world", "did not start");
+    long long meterd_ok = 0, meterd_failed = 0, hello_ok = 0, hello_failed = 0, failed;
+    long long meterd_all = 0, hello_all = 0;
+    for (int r = 0; r < seconds; r++) {
+        meterd_ok += drive(meterd.port, key, 1, 2 * r, &failed, &meterd_all);
+        meterd_failed += failed;
+        hello_ok += drive(hello.port, key, 1, 2 * r + 1, &failed, &hello_all);
+        hello_failed += failed;
+    }
+    long long meterd_rate = meterd_ok / seconds, hello_rate = hello_ok / seconds;
     long long meterd_cpu[2], hello_cpu[2];
     long long peak_kb = child_stop(&meterd, meterd_cpu);
     long long stored = stored_records(conninfo);
-
-    if (child_start(NULL, &hello) != 0)
-        return fail("hello-world", "did not start");
-    long long hello_failed;
-    long long hello_rate = drive(hello.port, key, seconds, 1, &hello_failed);
     child_stop(&hello, hello_cpu);
     curl_global_cleanup();
 
-    printf("one record per request, %d keep-alive clients, %d s each; both servers: a pool "
-           "of %u threads (meterd's poll, hello-world's epoll)\n",
+    printf("one record per request, %d keep-alive clients, %d s each in turns of 1 s; both "
+           "servers: a pool of %u threads (meterd's poll, hello-world's epoll)\n",
            CLIENTS, seconds, server_threads());
     printf("  meterd       %8lld records/s acknowledged after commit (%lld failed; %lld "
            "records stored in all)\n",
@@ -384,7 +403,7 @@ int main(void)
         printf("  ratio        %8.3f of hello-world (target >= 0.35)\n",
                (double)meterd_rate / (double)hello_rate);
     if (meterd_rate > 0 && hello_rate > 0) {
-        double m = (double)(meterd_rate * seconds), h = (double)(hello_rate * seconds);
+        double m = (double)meterd_all, h = (double)hello_all;
         printf("  server CPU   meterd %.0f us user + %.0f us system per record (PostgreSQL's "
                "apart), hello-world %.0f + %.0f us per request\n",
                (double)meterd_cpu[0] / m, (double)meterd_cpu[1] / m, (double)hello_cpu[0] / h,
