@@ -1043,6 +1043,55 @@ START_TEST(a_batch_that_loses_a_deadlock_is_tried_again)
 }
 END_TEST
 
+/*
+ * The orphan sweep picks the oldest open starts but locks them in key order, as ingestion
+ * does, so the two cannot deadlock. Here os-b started first and os-a has the smaller key.
+ * While another transaction holds os-a, the sweep waits there and holds nothing after it:
+ * os-b can still be locked at once. (Locking in start order, it would hold os-b.)
+ */
+START_TEST(the_orphan_sweep_locks_in_key_order)
+{
+    char t[2][FM_TIME_BUFSZ], body[2048];
+    int64_t now = fm_wall_us();
+    fm_time_format(now - INT64_C(600) * 1000000, t[0], sizeof t[0]);
+    fm_time_format(now - INT64_C(300) * 1000000, t[1], sizeof t[1]);
+    const char *rest = "\"tenant\":\"acme\",\"function\":\"sweep\",\"memory_mb\":128,"
+                       "\"timeout_ms\":1000,\"cold_start\":false,\"trigger\":\"http\"}\n";
+    snprintf(body, sizeof body,
+             "{\"id\":\"os-b:start\",\"type\":\"start\",\"invocation_id\":\"os-b\","
+             "\"time\":\"%s\",%s"
+             "{\"id\":\"os-a:start\",\"type\":\"start\",\"invocation_id\":\"os-a\","
+             "\"time\":\"%s\",%s",
+             t[0], rest, t[1], rest);
+    expect(post_records(ingest_key, body), 200,
+           "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+    PGconn *holder = testdb_connect(conninfo), *sweeper = testdb_connect(conninfo);
+    testdb_exec(holder, "BEGIN");
+    testdb_exec(holder, "SELECT 1 FROM invocation_ids WHERE tenant = 'acme'"
+                        " AND invocation_id = 'os-a' FOR UPDATE");
+    ck_assert_int_eq(PQsendQuery(sweeper, "SELECT close_orphans('1 minute', 'timeout', 100)"),
+                     1);
+    wait_for_lock_waiter(); /* the sweep, on os-a */
+    testdb_exec(db, "BEGIN");
+    PGresult *res = PQexec(db, "SELECT 1 FROM invocation_ids WHERE tenant = 'acme'"
+                               " AND invocation_id = 'os-b' FOR UPDATE NOWAIT");
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "os-b is held: %s",
+                  PQresultErrorMessage(res));
+    PQclear(res);
+    testdb_exec(db, "ROLLBACK");
+    testdb_exec(holder, "COMMIT");
+    res = PQgetResult(sweeper);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    ck_assert_int_ge(atoi(PQgetvalue(res, 0, 0)), 2);
+    PQclear(res);
+    while ((res = PQgetResult(sweeper)) != NULL)
+        PQclear(res);
+    expect_invocations("status", "os-%", "os-a lost;os-b lost");
+    PQfinish(sweeper);
+    PQfinish(holder);
+}
+END_TEST
+
 /* Looking up a key the cache does not hold waits on the database too: off the polling
  * thread, so that callers whose keys are cached are answered meanwhile. */
 START_TEST(a_key_lookup_does_not_hold_up_records)
@@ -1240,6 +1289,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, a_slow_report_does_not_hold_up_records);
     tcase_add_test(tc, a_batch_waiting_for_an_invocation_holds_none_after_it);
     tcase_add_test(tc, a_batch_that_loses_a_deadlock_is_tried_again);
+    tcase_add_test(tc, the_orphan_sweep_locks_in_key_order);
     tcase_add_test(tc, a_key_lookup_does_not_hold_up_records);
     suite_add_tcase(s, tc);
 
