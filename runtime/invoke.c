@@ -49,32 +49,21 @@ static char **build_env(const struct rt_function *fn, const char *invocation_id,
     return envp;
 }
 
-/* Append rec to the spool, not waiting for the disk; *ticket for rt_spool_sync. */
-static enum rt_status spool_record(struct rt_spool *spool, const struct fm_buf *rec,
-                                   uint64_t *ticket, struct fm_err *err)
+/* Append rec to the spool; with sync, wait until it and everything before it is on disk. */
+static enum rt_status spool_record(struct rt_spool *spool, const struct fm_buf *rec, bool sync,
+                                   struct fm_err *err)
 {
     if (rec->failed) {
         fm_err_set(err, "record larger than %d bytes", RECORD_MAX);
         return RT_ENOMEM;
     }
-    enum rt_status st = rt_spool_write(spool, rec->data, rec->len, ticket, err);
+    uint64_t ticket = 0;
+    enum rt_status st = rt_spool_write(spool, rec->data, rec->len, &ticket, err);
+    if (st == RT_OK && sync)
+        st = rt_spool_sync(spool, ticket, err);
     if (st != RT_OK)
         fm_err_prefix(err, "cannot record the invocation");
     return st;
-}
-
-/* Give the worker back (or stop it) and leave the function's concurrency, once. */
-static void release(const struct rt_invoke_opts *opts, const struct rt_function *fn,
-                    struct rt_worker **worker, bool *entered)
-{
-    if (opts->pool)
-        rt_pool_give(opts->pool, fn, *worker);
-    else
-        rt_worker_stop(*worker);
-    *worker = NULL;
-    if (*entered)
-        rt_pool_leave(opts->pool, fn);
-    *entered = false;
 }
 
 /* Resource records of one invocation, written as its sampler fires. */
@@ -180,8 +169,7 @@ enum rt_status rt_invoke(const struct rt_function *fn, struct rt_spool *spool,
      * invocation nobody was answered for; anything answered has both records on disk.
      */
     rt_record_start(&inv, &rec);
-    uint64_t ticket = 0;
-    if ((st = spool_record(spool, &rec, &ticket, err)) != RT_OK)
+    if ((st = spool_record(spool, &rec, false, err)) != RT_OK)
         goto out;
 
     struct sampling sm = {.inv = &inv, .spool = spool};
@@ -210,21 +198,19 @@ enum rt_status rt_invoke(const struct rt_function *fn, struct rt_spool *spool,
     };
     fm_buf_reset(&rec);
     rt_record_stop(&inv, &stop, &rec);
-    if ((st = spool_record(spool, &rec, &ticket, err)) != RT_OK)
+    if ((st = spool_record(spool, &rec, true, err)) != RT_OK)
         goto out;
-    /* The function is done: its worker and its place under the concurrency limit go to the
-     * next invocation while this one waits for the disk, which only its caller needs. */
-    release(opts, fn, &worker, &entered);
-    if ((st = rt_spool_sync(spool, ticket, err)) != RT_OK) {
-        fm_err_prefix(err, "cannot record the invocation");
-        goto out;
-    }
     memcpy(out->invocation_id, inv.id, sizeof inv.id);
     out->cold_start = inv.cold_start;
     out->run = run;
     run = (struct rt_exec_result){0};
 out:
-    release(opts, fn, &worker, &entered);
+    if (opts->pool)
+        rt_pool_give(opts->pool, fn, worker);
+    else
+        rt_worker_stop(worker);
+    if (entered)
+        rt_pool_leave(opts->pool, fn);
     rt_exec_result_free(&run);
     fm_buf_free(&rec);
     return st;
