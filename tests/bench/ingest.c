@@ -324,6 +324,29 @@ static double run_clients(void *(*client)(void *), long lo, long hi)
     return (double)(fm_mono_us() - t0) / 1e6;
 }
 
+/* A meterd for one turn, its URL in url. */
+static pid_t meterd_up(void)
+{
+    char line[256];
+    pid_t pid = start_meterd(line, sizeof line);
+    snprintf(url, sizeof url, "http://%s/v1/records", strstr(line, "listening on ") + 13);
+    return pid;
+}
+
+/* Stop it: the highest peak resident memory so far in *rss_kb, its CPU seconds added to
+ * *cpu_s. */
+static void meterd_down(pid_t pid, long *rss_kb, double *cpu_s)
+{
+    long kb = peak_rss_kb(pid);
+    if (kb > *rss_kb)
+        *rss_kb = kb;
+    kill(pid, SIGTERM);
+    struct rusage ru;
+    if (wait4(pid, NULL, 0, &ru) == pid)
+        *cpu_s += (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                  (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static long count_invocations(void)
 {
     struct fm_err err;
@@ -410,25 +433,35 @@ int main(int argc, char **argv)
     printf("%ld stop records, %d per request, %d concurrent clients\n", records, BATCH,
            CLIENTS);
 
-    char line[256];
-    pid_t meterd = start_meterd(line, sizeof line);
-    snprintf(url, sizeof url, "http://%s/v1/records", strstr(line, "listening on ") + 13);
-    /* The variants take turns on a quarter of the batches at a time, each into emptied
-     * tables, so that a busy machine or disk weighs on all of them alike. */
-    double copy4_s = 0, copy_s = 0, acked_s = 0, last_fold_s = 0;
-    long stored = 0;
+    /* The variants take turns on a quarter of the batches at a time, in an order that
+     * rotates, each into emptied tables, so that a busy machine or disk weighs on all of
+     * them alike. meterd runs only in its own turns: its fold would otherwise work on the
+     * baseline's deltas. */
+    enum { V_COPY4, V_COPY5, V_METERD, NVARIANTS };
+    double copy4_s = 0, copy_s = 0, acked_s = 0, last_fold_s = 0, meterd_cpu = 0;
+    long stored = 0, rss = 0;
     for (int round = 0; round < ROUNDS; round++) {
         long lo = nbatches * round / ROUNDS, hi = nbatches * (round + 1) / ROUNDS;
-        copy_tables = 4;
-        copy4_s += run_clients(copy_client, lo, hi);
-        truncate_usage();
-        copy_tables = COPY_TABLES;
-        copy_s += run_clients(copy_client, lo, hi);
-        truncate_usage();
-        acked_s += run_clients(http_client, lo, hi);
-        last_fold_s += fold_rest();
-        stored += count_invocations();
-        truncate_usage();
+        for (int turn = 0; turn < NVARIANTS; turn++) {
+            switch ((round + turn) % NVARIANTS) {
+            case V_COPY4:
+                copy_tables = 4;
+                copy4_s += run_clients(copy_client, lo, hi);
+                break;
+            case V_COPY5:
+                copy_tables = COPY_TABLES;
+                copy_s += run_clients(copy_client, lo, hi);
+                break;
+            default: {
+                pid_t meterd = meterd_up();
+                acked_s += run_clients(http_client, lo, hi);
+                last_fold_s += fold_rest();
+                meterd_down(meterd, &rss, &meterd_cpu);
+                stored += count_invocations();
+            }
+            }
+            truncate_usage();
+        }
     }
     double http_s = acked_s + last_fold_s;
 
@@ -437,21 +470,17 @@ int main(int argc, char **argv)
     long main_batches = nbatches;
     char **main_bodies = bodies;
     nbatches = main_batches / 10 ? main_batches / 10 : 1;
+    pid_t meterd = meterd_up();
     bodies = make_bodies(nbatches, start_record);
     double starts_s = run_clients(http_client, 0, nbatches) + fold_rest();
     free_bodies(bodies, nbatches);
     bodies = make_bodies(nbatches, stop_record);
     double stops_s = run_clients(http_client, 0, nbatches) + fold_rest();
     free_bodies(bodies, nbatches);
+    meterd_down(meterd, &rss, &meterd_cpu);
     long split_records = nbatches * BATCH;
     nbatches = main_batches;
     bodies = main_bodies;
-    long rss = peak_rss_kb(meterd);
-    kill(meterd, SIGTERM);
-    struct rusage ru;
-    wait4(meterd, NULL, 0, &ru);
-    double meterd_cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                        (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 
     printf("stored invocations: %ld (expected %ld), then %ld (expected %ld)\n", stored,
            records, count_invocations(), split_records);
