@@ -213,7 +213,7 @@ START_TEST(queue_takes_in_order_what_fits_and_drains_when_closed)
     ck_assert_ptr_eq(got->next, &it[1].node);
     ck_assert_ptr_null(got->next->next);
     ck_assert_int_eq(sum, 9);
-    /* A first node larger than the bound is still taken, alone. */
+    /* 2 + 12 would not fit either; then 12, larger than the bound, is still taken, alone. */
     sum = 0;
     got = fm_queue_take(&q, fits_ten, &sum);
     ck_assert_ptr_eq(got, &it[2].node);
