@@ -41,6 +41,16 @@ void db_err_from(struct fm_err *err, PGconn *conn, const PGresult *res, const ch
     fm_err_set(err, "%s: %s", what, line);
 }
 
+int db_command(PGconn *conn, const char *sql, struct fm_err *err)
+{
+    PGresult *res = PQexec(conn, sql);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc != 0)
+        db_err_from(err, conn, res, sql);
+    PQclear(res);
+    return rc;
+}
+
 PGconn *db_connect(const char *conninfo, struct fm_err *err)
 {
     PGconn *conn = PQconnectdb(conninfo);

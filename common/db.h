@@ -25,6 +25,12 @@ PGconn *db_connect(const char *conninfo, struct fm_err *err);
 void db_err_from(struct fm_err *err, PGconn *conn, const PGresult *res, const char *what);
 
 /**
+ * Run a statement that returns no rows (BEGIN, LOCK, COMMIT, ...).
+ * @return 0, or -1 with err set to "<sql>: <server message>"
+ */
+int db_command(PGconn *conn, const char *sql, struct fm_err *err);
+
+/**
  * Whether the last error db_err_from reported on this thread since db_forget_failure was a
  * deadlock or a serialization failure: the server rolled the transaction back, and the
  * same transaction tried again usually succeeds.

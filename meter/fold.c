@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -706,11 +707,6 @@ static int fold_round(PGconn *conn, const char *tail, long *n, bool *more, struc
     return rc;
 }
 
-static void rollback(PGconn *conn)
-{
-    PQclear(PQexec(conn, "ROLLBACK"));
-}
-
 int meter_usage_fold_in_transaction(PGconn *conn, long *folded, struct fm_err *err)
 {
     long total = 0, n;
@@ -742,15 +738,10 @@ int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err)
     bool pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     while (pending) {
-        res = PQexec(conn, "BEGIN");
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            db_err_from(err, conn, res, "folding usage");
-            PQclear(res);
+        if (db_command(conn, "BEGIN", err) != 0)
             return -1;
-        }
-        PQclear(res);
         if (fold_round(conn, "COMMIT", &n, &pending, err) != 0) {
-            rollback(conn);
+            PQclear(PQexec(conn, "ROLLBACK"));
             return -1;
         }
         total += n;

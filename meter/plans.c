@@ -45,16 +45,6 @@ static int plan_params(const struct bill_plan *plan, struct plan_params *p)
     return rc;
 }
 
-static int exec_command(PGconn *conn, const char *sql, struct fm_err *err)
-{
-    PGresult *res = PQexec(conn, sql);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
-    if (rc != 0)
-        db_err_from(err, conn, res, sql);
-    PQclear(res);
-    return rc;
-}
-
 /*
  * Register one plan whose rules the database does not have yet. A plan is rated anew from
  * the stored invocations, so no delta may be pending: the transaction holds off batches
@@ -64,11 +54,11 @@ static int exec_command(PGconn *conn, const char *sql, struct fm_err *err)
 static int register_one(PGconn *conn, const struct bill_plan *plan, struct plan_params *p,
                         struct fm_err *err)
 {
-    if (exec_command(conn, "BEGIN", err) != 0)
+    if (db_command(conn, "BEGIN", err) != 0)
         return -1;
     int rc = -1;
     PGresult *res = NULL;
-    if (exec_command(conn, "LOCK TABLE plans IN EXCLUSIVE MODE", err) != 0 ||
+    if (db_command(conn, "LOCK TABLE plans IN EXCLUSIVE MODE", err) != 0 ||
         meter_usage_fold_in_transaction(conn, NULL, err) != 0)
         goto out;
     res = PQexecParams(conn, "SELECT plan_register($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
@@ -78,7 +68,7 @@ static int register_one(PGconn *conn, const struct bill_plan *plan, struct plan_
         goto out;
     }
     rc = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    if (exec_command(conn, "COMMIT", err) != 0)
+    if (db_command(conn, "COMMIT", err) != 0)
         rc = -1;
 out:
     PQclear(res);

@@ -193,16 +193,6 @@ void meter_store_close_all(void)
     pthread_mutex_unlock(&pool_lock);
 }
 
-static int simple(PGconn *conn, const char *sql, struct fm_err *err)
-{
-    PGresult *res = PQexec(conn, sql);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        db_err_from(err, conn, res, sql);
-    PQclear(res);
-    return ok ? 0 : -1;
-}
-
 /* The batch as COPY text: the record's fields, then ord, digest and body. */
 static int copy_batch(PGconn *conn, const struct meter_record *recs, size_t n,
                       struct fm_err *err)
@@ -296,7 +286,7 @@ out:
 static int store_once(PGconn *conn, struct meter_direct *d, const struct meter_record *recs,
                       size_t n, enum meter_outcome *outcomes, struct fm_err *err)
 {
-    if (simple(conn, "BEGIN", err) != 0)
+    if (db_command(conn, "BEGIN", err) != 0)
         return -1;
     if (d != NULL) {
         int rc = meter_direct_begin(conn, d, err);
@@ -308,7 +298,7 @@ static int store_once(PGconn *conn, struct meter_direct *d, const struct meter_r
     }
     if (store_rest(conn, d, recs, n, outcomes, err) != 0)
         return -1;
-    return simple(conn, "COMMIT", err);
+    return db_command(conn, "COMMIT", err);
 }
 
 /* One try at storing recs (see meter_store_records). */
