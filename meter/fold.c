@@ -61,7 +61,16 @@ struct names {
     size_t cap, n;
 };
 
+/* Where a delta's row is in usage_delta (its ctid). The fold takes deltas in this order,
+ * each chunk after the last one taken: a chunk that started from the table's first page
+ * would read again every row the fold already deleted, dead until vacuumed. */
+struct row_at {
+    uint32_t block;
+    uint16_t offset;
+};
+
 struct fold {
+    struct row_at after; /* the last delta taken */
     struct fold_plan *plans;
     size_t nplans;
     struct names names;
@@ -302,12 +311,13 @@ struct delta {
     int32_t memory_mb;
     bool ok, cold_start;
     int64_t duration_us, init_us, max_rss_kb, cpu_us, bytes_in, bytes_out;
+    struct row_at at;
 };
 
 #define DELTA_COLUMNS                                                                      \
     "tenant, function, started_at, sign, memory_mb, ok, cold_start, duration_us, init_us,"  \
-    " max_rss_kb, cpu_us, bytes_in, bytes_out"
-#define DELTA_FIELDS 13
+    " max_rss_kb, cpu_us, bytes_in, bytes_out, ctid"
+#define DELTA_FIELDS 14
 
 /* Add one delta to every rollup, and under every plan to usage_rated. */
 static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
@@ -404,7 +414,7 @@ static const char copy_signature[11] = "PGCOPY\n\377\r\n";
 static int read_delta(struct fold *f, const unsigned char **p, const unsigned char *end,
                       struct delta *d)
 {
-    static const int width[DELTA_FIELDS] = {-1, -1, 8, 2, 4, 1, 1, 8, 8, 8, 8, 8, 8};
+    static const int width[DELTA_FIELDS] = {-1, -1, 8, 2, 4, 1, 1, 8, 8, 8, 8, 8, 8, 6};
     const unsigned char *q = *p;
     const unsigned char *field[DELTA_FIELDS];
     uint32_t len[DELTA_FIELDS];
@@ -432,6 +442,7 @@ static int read_delta(struct fold *f, const unsigned char **p, const unsigned ch
     d->cpu_us = be64_at(field[10]);
     d->bytes_in = be64_at(field[11]);
     d->bytes_out = be64_at(field[12]);
+    d->at = (struct row_at){be32_at(field[13]), be16_at(field[13] + 4)};
     *p = q;
     return 0;
 }
@@ -465,6 +476,10 @@ static int read_message(struct fold *f, struct copy_reader *cr, const unsigned c
             return fm_err_set(err, "out of memory");
         if (add_delta(f, &d, err) != 0)
             return -1;
+        /* A chunk comes in the order of its rows, but only its last row counts. */
+        if (d.at.block > f->after.block ||
+            (d.at.block == f->after.block && d.at.offset > f->after.offset))
+            f->after = d.at;
     }
     return 0;
 }
@@ -477,9 +492,9 @@ static int take_deltas(PGconn *conn, struct fold *f, long limit, long *took,
     char sql[512];
     snprintf(sql, sizeof sql,
              "COPY (DELETE FROM usage_delta WHERE ctid = ANY (ARRAY("
-             "SELECT ctid FROM usage_delta LIMIT %ld)) RETURNING " DELTA_COLUMNS
-             ") TO STDOUT (FORMAT binary)",
-             limit);
+             "SELECT ctid FROM usage_delta WHERE ctid > '(%" PRIu32 ",%u)' LIMIT %ld))"
+             " RETURNING " DELTA_COLUMNS ") TO STDOUT (FORMAT binary)",
+             f->after.block, (unsigned)f->after.offset, limit);
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
         db_err_from(err, conn, res, "taking the pending usage");
@@ -674,12 +689,13 @@ static const char fold_begin_sql[] =
     " SELECT plan, step_ms, min_ms, include_init, basis, step_mb, min_mb, max_mb, ghz"
     " FROM plans ORDER BY plan";
 
-/* One round in the transaction open on conn: take deltas a chunk at a time while there are
- * more and the sums stay under FOLD_GROUPS rows, write the sums, then tail. *n: how many
- * deltas; *more: whether some may be left. */
-static int fold_round(PGconn *conn, const char *tail, long *n, bool *more, struct fm_err *err)
+/* One round in the transaction open on conn: take deltas a chunk at a time, those after
+ * *after, while there are more and the sums stay under FOLD_GROUPS rows, write the sums,
+ * then tail. *n: how many deltas; *more: whether some may be left; *after: the last one. */
+static int fold_round(PGconn *conn, const char *tail, struct row_at *after, long *n,
+                      bool *more, struct fm_err *err)
 {
-    struct fold f = {0};
+    struct fold f = {.after = *after};
     PGresult *res = PQexec(conn, fold_begin_sql);
     int rc = 0;
     long took = 0;
@@ -703,6 +719,7 @@ static int fold_round(PGconn *conn, const char *tail, long *n, bool *more, struc
         rc = write_rollups(conn, &f, tail, err);
     *n = f.deltas;
     *more = took == limit;
+    *after = f.after;
     fold_clear(&f);
     return rc;
 }
@@ -711,8 +728,9 @@ int meter_usage_fold_in_transaction(PGconn *conn, long *folded, struct fm_err *e
 {
     long total = 0, n;
     bool more = true;
+    struct row_at after = {0, 0};
     while (more) {
-        if (fold_round(conn, NULL, &n, &more, err) != 0)
+        if (fold_round(conn, NULL, &after, &n, &more, err) != 0)
             return -1;
         total += n;
     }
@@ -737,10 +755,14 @@ int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err)
     }
     bool pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
+    /* Rounds go on from the row where the last one stopped. A delta that lands behind it
+     * meanwhile (in room that vacuum freed) is left to the next fold, as are those
+     * committed after this one began. */
+    struct row_at after = {0, 0};
     while (pending) {
         if (db_command(conn, "BEGIN", err) != 0)
             return -1;
-        if (fold_round(conn, "COMMIT", &n, &pending, err) != 0) {
+        if (fold_round(conn, "COMMIT", &after, &n, &pending, err) != 0) {
             PQclear(PQexec(conn, "ROLLBACK"));
             return -1;
         }
