@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -103,12 +102,6 @@ static void register_plans(const char *conninfo, const struct bill_catalog *cata
 
 int main(int argc, char **argv)
 {
-    /* glibc gives threads up to eight malloc arenas a core, and every request thread's
-     * arena keeps the peak of the batches it parsed (a few MB of cJSON for 1,000 records):
-     * meterd's resident memory grew with the threads that happened to serve a batch. An
-     * arena a core holds it at a third less, with no loss of throughput measured. */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    mallopt(M_ARENA_MAX, cores > 0 ? (int)cores : 1);
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"db", required_argument, NULL, 'd'},

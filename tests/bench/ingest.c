@@ -147,6 +147,7 @@ static void free_bodies(char **b, long n)
 /* ---- meterd over HTTP -------------------------------------------------------------- */
 
 static char **bodies;
+static int64_t *answer_us; /* per batch of the main run: how long its request took */
 static char url[128], auth[128];
 static long next_batch;
 static pthread_mutex_t next_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -180,9 +181,12 @@ static void *http_client(void *arg)
     for (long b; (b = take_batch()) >= 0;) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, bodies[b]);
         long status = 0;
+        int64_t t0 = fm_mono_us();
         if (curl_easy_perform(curl) != CURLE_OK ||
             (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status), status != 200))
             die("POST /v1/records", "failed");
+        if (answer_us)
+            answer_us[b] = fm_mono_us() - t0;
     }
     curl_slist_free_all(h);
     curl_easy_cleanup(curl);
@@ -310,6 +314,12 @@ static void copy_rows(long k, struct fm_buf out[COPY_TABLES])
     fm_buf_free(&body);
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* Seconds for the clients to send batches lo..hi-1. */
 static double run_clients(void *(*client)(void *), long lo, long hi)
 {
@@ -393,6 +403,7 @@ int main(int argc, char **argv)
 
     /* Build every request body and COPY chunk before timing anything. */
     bodies = calloc((size_t)nbatches, sizeof *bodies);
+    answer_us = calloc((size_t)nbatches, sizeof *answer_us);
     for (int t = 0; t < COPY_TABLES; t++)
         copies[t] = calloc((size_t)nbatches, sizeof *copies[t]);
     for (long b = 0; b < nbatches; b++) {
@@ -465,6 +476,11 @@ int main(int argc, char **argv)
     }
     double http_s = acked_s + last_fold_s;
 
+    /* How long a request waited for its answer: a stalled one shows here first. */
+    int64_t *lat = answer_us;
+    answer_us = NULL;
+    qsort(lat, (size_t)nbatches, sizeof *lat, cmp_i64);
+
     /* Invocations longer than a shipper's round: their starts and stops come in different
      * requests, and each stop updates a stored invocation (the staged path). */
     long main_batches = nbatches;
@@ -494,6 +510,11 @@ int main(int argc, char **argv)
     printf("meterd POST /v1/records, acknowledged (validated, stored exactly once): %.0f "
            "records/s\n",
            (double)records / acked_s);
+    printf("  a request of %d records answered in %.1f ms at the median, %.1f ms at the 99th"
+           " percentile, %.1f ms at most\n",
+           BATCH, (double)lat[nbatches / 2] / 1e3, (double)lat[nbatches * 99 / 100] / 1e3,
+           (double)lat[nbatches - 1] / 1e3);
+    free(lat);
     printf("  and folded into the rollups: %.0f records/s (the fold of what was left when the "
            "clients were done took %.2f s)\n",
            http_rate, last_fold_s);

@@ -15,7 +15,6 @@
  */
 #include <curl/curl.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -173,9 +172,6 @@ static int child_start(const char *conninfo, struct child *out)
         struct meter_server *srv = NULL;
         struct MHD_Daemon *hello = NULL;
         if (conninfo) {
-            /* As meterd's main does: a malloc arena a core. */
-            long cores = sysconf(_SC_NPROCESSORS_ONLN);
-            mallopt(M_ARENA_MAX, cores > 0 ? (int)cores : 1);
             struct meter_config cfg;
             meter_config_defaults(&cfg);
             cfg.port = 0;
