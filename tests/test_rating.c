@@ -397,12 +397,19 @@ START_TEST(a_backlog_folds_as_the_sql_reference_rates_it)
     free(nonzero);
 
     /* A delta no plan can rate stops the fold with it and its round pending, and the
-     * rollups as they were; once it is gone, the rest folds. */
+     * rollups as they were; once it is gone, the rest folds. These land on the table's
+     * first page, in room that vacuum freed: a fold goes on from where its last chunk
+     * stopped, and the next fold must start again from the first page. */
+    testdb_exec(conn, "VACUUM usage_delta");
     testdb_exec(conn, "INSERT INTO usage_delta SELECT * FROM fold_input WHERE function = 'fn2'"
                       " LIMIT 5");
     testdb_exec(conn, "INSERT INTO usage_delta SELECT tenant, function, started_at, sign,"
                       " memory_mb, ok, cold_start, -1, init_us, max_rss_kb, cpu_us, bytes_in,"
                       " bytes_out FROM fold_input WHERE function = 'fn2' LIMIT 1");
+    char *first_page = testdb_value(conn, "SELECT count(*) FROM usage_delta WHERE ctid < '(1,0)'",
+                                    0, NULL);
+    ck_assert_str_eq(first_page, "6");
+    free(first_page);
     ck_assert_int_eq(meter_usage_fold(conn, NULL, &err), -1);
     ck_assert_msg(strstr(err.msg, "cannot rate") != NULL, "%s", err.msg);
     left = testdb_value(conn, "SELECT count(*) FROM usage_delta", 0, NULL);
