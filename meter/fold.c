@@ -476,7 +476,7 @@ static int read_message(struct fold *f, struct copy_reader *cr, const unsigned c
             return fm_err_set(err, "out of memory");
         if (add_delta(f, &d, err) != 0)
             return -1;
-        /* A chunk comes in the order of its rows, but only its last row counts. */
+        /* Where the next chunk starts: after the furthest row taken. */
         if (d.at.block > f->after.block ||
             (d.at.block == f->after.block && d.at.offset > f->after.offset))
             f->after = d.at;
@@ -698,7 +698,7 @@ static int fold_round(PGconn *conn, const char *tail, struct row_at *after, long
     struct fold f = {.after = *after};
     PGresult *res = PQexec(conn, fold_begin_sql);
     int rc = 0;
-    long took = 0;
+    long took;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         db_err_from(err, conn, res, "folding usage");
         rc = -1;
@@ -708,17 +708,24 @@ static int fold_round(PGconn *conn, const char *tail, struct row_at *after, long
     PQclear(res);
     /* A delta makes at most a row in each rollup and one a plan in usage_rated. */
     size_t per_delta = NROLLUPS - 1 + f.nplans;
-    long limit = 0;
-    while (rc == 0 && groups_held(&f) < FOLD_GROUPS) {
+    bool done = false;
+    while (rc == 0 && !done && groups_held(&f) < FOLD_GROUPS) {
         size_t room = (FOLD_GROUPS - groups_held(&f)) / per_delta;
-        limit = room < 1 ? 1 : room > FOLD_CHUNK ? FOLD_CHUNK : (long)room;
-        if ((rc = take_deltas(conn, &f, limit, &took, err)) != 0 || took < limit)
-            break;
+        long limit = room < 1 ? 1 : room > FOLD_CHUNK ? FOLD_CHUNK : (long)room;
+        bool from_start = f.after.block == 0 && f.after.offset == 0;
+        if ((rc = take_deltas(conn, &f, limit, &took, err)) != 0 || took == limit)
+            continue;
+        /* A short chunk took every delta after the position. Those before it were taken
+         * unless they came meanwhile, or the scan did not go in page order (a plan is the
+         * planner's choice): one more chunk from the first page settles it, a single pass
+         * over what this fold deleted. */
+        done = from_start;
+        f.after = (struct row_at){0, 0};
     }
     if (rc == 0)
         rc = write_rollups(conn, &f, tail, err);
     *n = f.deltas;
-    *more = took == limit;
+    *more = !done;
     *after = f.after;
     fold_clear(&f);
     return rc;
@@ -755,9 +762,8 @@ int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err)
     }
     bool pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
-    /* Rounds go on from the row where the last one stopped. A delta that lands behind it
-     * meanwhile (in room that vacuum freed) is left to the next fold, as are those
-     * committed after this one began. */
+    /* Rounds go on from the row where the last one stopped, and the fold ends with a chunk
+     * from the first page that finds nothing more to take. */
     struct row_at after = {0, 0};
     while (pending) {
         if (db_command(conn, "BEGIN", err) != 0)
