@@ -128,11 +128,16 @@ static bool has_nul(const char *text, size_t len)
 {
     if (memchr(text, '\0', len) != NULL)
         return true;
-    /* Most bodies hold no backslash at all: look for those, and only then for the rest. */
+    /* Most bodies hold no backslash at all: look for those, and only then for the rest.
+     * An escape is a backslash and the character after it: in \\u0000 the second backslash
+     * is the one escaped, and u0000 is text. */
     const char *end = text + len;
-    for (const char *p = text; (p = memchr(p, '\\', (size_t)(end - p))) != NULL; p++)
+    for (const char *p = text; (p = memchr(p, '\\', (size_t)(end - p))) != NULL; p += 2) {
         if (end - p >= 6 && memcmp(p, "\\u0000", 6) == 0)
             return true;
+        if (end - p < 2)
+            break;
+    }
     return false;
 }
 

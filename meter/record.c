@@ -190,14 +190,23 @@ static bool time_is_canonical(const char *s)
  * canonical form, an integer's digits (written into num) or true or false. Returns 0, or
  * -1 with err naming the field.
  */
+/* The characters of UTF-8 text s: its bytes but continuation bytes. */
+static size_t utf8_length(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += (*p & 0xc0) != 0x80;
+    return n;
+}
+
 static int check_field(const struct field *f, const cJSON *v, struct meter_record *r,
                        char num[INT_TEXT_SIZE], const char **text, struct fm_err *err)
 {
     int64_t i = 0;
     switch (f->kind) {
     case F_STRING:
-        if (!cJSON_IsString(v) || strlen(v->valuestring) < (size_t)f->min ||
-            strlen(v->valuestring) > (size_t)f->max)
+        if (!cJSON_IsString(v) || utf8_length(v->valuestring) < (size_t)f->min ||
+            utf8_length(v->valuestring) > (size_t)f->max)
             return fm_err_set(err, "%s: expected a string of %" PRId64 "-%" PRId64 " characters",
                               f->name, f->min, f->max);
         if (!utf8_ok(v->valuestring))
@@ -365,18 +374,19 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
         return fm_err_set(err, "record: too large");
     /* Lengths were checked against these buffers' sizes above. */
     memcpy(r.tenant, v[MF_TENANT]->valuestring, strlen(v[MF_TENANT]->valuestring) + 1);
-    memcpy(r.id, v[MF_ID]->valuestring, strlen(v[MF_ID]->valuestring) + 1);
-    const char *inv = v[MF_INVOCATION_ID]->valuestring;
-    memcpy(r.invocation_id, inv, strlen(inv) + 1);
     memcpy(r.type, type->valuestring, strlen(type->valuestring) + 1);
     if (fm_sha256(canon.data, canon.len, r.digest) != 0)
         return fm_err_set(err, "record: SHA-256 failed");
-    r.body = malloc(canon.len + 1 + copy.len + 1);
+    const char *id = v[MF_ID]->valuestring, *inv = v[MF_INVOCATION_ID]->valuestring;
+    size_t id_len = strlen(id), inv_len = strlen(inv);
+    r.body = malloc(canon.len + 1 + copy.len + 1 + id_len + 1 + inv_len + 1);
     if (r.body == NULL)
         return fm_err_set(err, "out of memory");
     memcpy(r.body, canon.data, canon.len + 1);
     r.copy_row = r.body + canon.len + 1;
     memcpy(r.copy_row, copy.data, copy.len + 1);
+    r.id = memcpy(r.copy_row + copy.len + 1, id, id_len + 1);
+    r.invocation_id = memcpy((char *)r.id + id_len + 1, inv, inv_len + 1);
     *out = r;
     return 0;
 }
@@ -412,7 +422,8 @@ void meter_record_put(struct fm_buf *b, const struct meter_record *r, enum meter
 
 void meter_record_clear(struct meter_record *r)
 {
-    free(r->body); /* copy_row shares its allocation */
+    free(r->body); /* copy_row, id and invocation_id share its allocation */
     r->body = NULL;
     r->copy_row = NULL;
+    r->id = r->invocation_id = NULL;
 }

@@ -19,8 +19,8 @@ enum meter_field {
 /* A usage record that passed validation (DESIGN.md, "Usage records"). */
 struct meter_record {
     char tenant[65];
-    char id[129];
-    char invocation_id[129];
+    const char *id;            /* up to 128 characters, so 512 bytes; in body's allocation */
+    const char *invocation_id; /* likewise */
     char type[9];           /* "start", "stop" or "resource" */
     int64_t time_us;        /* wall time, microseconds since the epoch */
     char time_text[32];     /* the same, as RFC 3339 with 6 fractional digits */

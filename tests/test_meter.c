@@ -231,6 +231,11 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
            400, "{\"error\":\"bad_request\",\"message\":\"strings may not contain \\\\u0000 or "
                 "a zero byte\"}");
     expect_value("SELECT count(*) FROM records WHERE invocation_id = $1", "inv-j", "0");
+    /* An escaped backslash before the text u0000 is no such string. */
+    expect(post(ingest_key, "application/json",
+                "[" STOP("inv-m\\\\u0000", "2026-11-06T12:00:00Z", "5") "]"),
+           200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    expect_value("SELECT count(*) FROM records WHERE invocation_id = $1", "inv-m\\u0000", "1");
     /* A zero byte ends a string early just the same: ids "z\0A" and "z\0B" would meet. */
     static const char zero[] = "{\"id\":\"z\0A\",\"type\":\"start\"}\n"
                                "{\"id\":\"z\0B\",\"type\":\"start\"}\n";
@@ -715,15 +720,18 @@ START_TEST(large_batches_parse_whole)
            "{\"accepted\":0,\"duplicates\":200,\"rejected\":[{\"index\":100,\"error\":"
            "\"record: not valid JSON, or a string holds \\\\u0000 or a zero byte\"}]}");
     expect_value("SELECT count(*) FROM records WHERE invocation_id LIKE $1", "big-%", "200");
-    /* The text \u0000 refuses a line even after an escaped backslash, as anywhere. */
+    /* After an escaped backslash, u0000 is text: those lines are read, and each fails on its
+     * own (no type); a real \u0000 still refuses its line. */
     expect(post(ingest_key, "application/x-ndjson",
-                "{\"id\":\"x\\\\u0000\"}\n{\"id\":\"\\\\\"}\n{\"id\":\"\\u0001\"}"),
+                "{\"id\":\"x\\\\u0000\"}\n{\"id\":\"\\\\\"}\n{\"id\":\"\\u0001\"}\n"
+                "{\"id\":\"x\\\\\\u0000\"}"),
            200,
            "{\"accepted\":0,\"duplicates\":0,\"rejected\":["
-           "{\"index\":0,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
-           "zero byte\"},"
+           "{\"index\":0,\"error\":\"type: expected one of start, stop, resource\"},"
            "{\"index\":1,\"error\":\"type: expected one of start, stop, resource\"},"
-           "{\"index\":2,\"error\":\"type: expected one of start, stop, resource\"}]}");
+           "{\"index\":2,\"error\":\"type: expected one of start, stop, resource\"},"
+           "{\"index\":3,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
+           "zero byte\"}]}");
     fm_buf_free(&json);
     fm_buf_free(&ndjson);
 }
@@ -931,6 +939,41 @@ START_TEST(record_errors_name_the_field)
 }
 END_TEST
 
+/* Lengths are in characters, as DESIGN.md gives them: 128 characters may be 512 bytes. */
+START_TEST(record_lengths_count_characters)
+{
+    struct fm_buf id, inv;
+    fm_buf_init(&id, 4096);
+    fm_buf_init(&inv, 4096);
+    for (int i = 0; i < 128; i++) {
+        fm_buf_puts(&id, "\xc3\xa9");         /* U+00E9, two bytes */
+        fm_buf_puts(&inv, "\xf0\x9f\x98\x80"); /* U+1F600, four bytes */
+    }
+    char text[4096];
+    snprintf(text, sizeof text,
+             "{\"id\":\"%s\",\"type\":\"stop\",\"invocation_id\":\"%s\",\"tenant\":\"acme\","
+             "\"function\":\"f\",\"time\":\"2026-11-05T10:00:00Z\",\"memory_mb\":256,"
+             "\"cold_start\":true,\"duration_us\":1,\"init_us\":0,\"status\":\"ok\","
+             "\"exit_code\":0,\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1,"
+             "\"bytes_in\":1,\"bytes_out\":1}",
+             id.data, inv.data);
+    struct parsed p;
+    const char *error = parse(text, &p); /* the JSON tree is gone once parse returns */
+    ck_assert_msg(error == NULL, "%s", error);
+    ck_assert_str_eq(p.rec.id, id.data);
+    ck_assert_str_eq(p.rec.invocation_id, inv.data);
+    ck_assert_int_eq(strlen(p.rec.invocation_id), 512);
+    ck_assert(meter_record_is(&p.rec, MF_INVOCATION_ID, inv.data));
+    meter_record_clear(&p.rec);
+    /* One character more is one too many. */
+    fm_buf_puts(&id, "e");
+    snprintf(text, sizeof text, "{\"id\":\"%s\",\"type\":\"stop\"," STOP_TAIL, id.data);
+    ck_assert_str_eq(parse(text, &p), "id: expected a string of 1-128 characters");
+    fm_buf_free(&id);
+    fm_buf_free(&inv);
+}
+END_TEST
+
 START_TEST(record_time_is_written_one_way)
 {
     static const struct {
@@ -1062,6 +1105,7 @@ Suite *suite_meter(void)
     tcase_add_test(one, record_has_one_canonical_form);
     tcase_add_test(one, record_keys_count_once_the_first_time);
     tcase_add_test(one, record_errors_name_the_field);
+    tcase_add_test(one, record_lengths_count_characters);
     tcase_add_test(one, record_time_is_written_one_way);
     suite_add_tcase(s, one);
     return s;
