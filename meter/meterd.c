@@ -1,4 +1,5 @@
 /* meterd: the metering service. Takes usage records over HTTP and stores them in PostgreSQL. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -27,8 +28,9 @@ static void usage(FILE *out)
             "              [--log-level error|warn|info|debug]\n"
             "\n"
             "Serves the metering API (POST /v1/records, GET /v1/usage, POST /v1/invoices,\n"
-            "POST /v1/invoices/ID/finalize, GET /v1/invoices[/ID], GET /healthz,\n"
-            "GET /metrics). Listens on 127.0.0.1:8080 by default; port 0 picks a free port.\n"
+            "POST /v1/invoices/ID/finalize, GET /v1/invoices[/ID], GET /v1/compare,\n"
+            "GET /healthz, GET /metrics). Listens on 127.0.0.1:8080 by default; port 0 picks\n"
+            "a free port; the address is IPv4 (or localhost).\n"
             "The database is --db, else $FAASMETER_DB, else libpq's defaults.\n"
             "\n"
             "  --threads N          threads serving the connections (default 8); a request\n"
@@ -83,6 +85,14 @@ static int parse_listen(const char *s, char *addr_buf, size_t n, uint16_t *port)
         return -1;
     memcpy(addr_buf, s, (size_t)(colon - s));
     addr_buf[colon - s] = '\0';
+    if (strcmp(addr_buf, "localhost") == 0)
+        snprintf(addr_buf, n, "127.0.0.1");
+    struct in_addr a;
+    if (inet_pton(AF_INET, addr_buf, &a) != 1) {
+        fprintf(stderr, "meterd: --listen: expected an IPv4 address (or localhost), got '%s'\n",
+                addr_buf);
+        return -1;
+    }
     *port = (uint16_t)p;
     return 0;
 }

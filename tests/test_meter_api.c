@@ -1221,6 +1221,8 @@ START_TEST(meterd_options_are_checked)
         {"--threads", "two", "meterd: --threads: expected an integer 1-256, got 'two'\n"},
         {"--per-ip", "-1", "meterd: --per-ip: expected an integer 0-100000, got '-1'\n"},
         {"--listen", "127.0.0.1", "meterd: --listen: expected ADDR:PORT, got '127.0.0.1'\n"},
+        {"--listen", "example.com:8080",
+         "meterd: --listen: expected an IPv4 address (or localhost), got 'example.com'\n"},
     };
     char bin[512];
     proc_bin("meterd", bin, sizeof bin);
