@@ -23,8 +23,11 @@ struct db_opts {
 
 enum { OPT_DB = 1000, OPT_PLAN, OPT_ROLE, OPT_TENANT, OPT_CATALOG, OPT_HELP };
 
+/* The options a command takes beyond --db and --help: another's is an unknown option. */
+enum { TAKES_PLAN = 1, TAKES_ROLE = 2, TAKES_TENANT = 4, TAKES_CATALOG = 8 };
+
 static int parse_opts(const char *cmd, int argc, char **argv, struct db_opts *o,
-                      const char *help)
+                      const char *help, unsigned takes)
 {
     static const struct option opts[] = {
         {"db", required_argument, NULL, OPT_DB},
@@ -38,7 +41,15 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct db_opts *o,
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    int at;
+    while ((c = getopt_long(argc, argv, "", opts, &at)) != -1) {
+        if ((c == OPT_PLAN && !(takes & TAKES_PLAN)) || (c == OPT_ROLE && !(takes & TAKES_ROLE)) ||
+            (c == OPT_TENANT && !(takes & TAKES_TENANT)) ||
+            (c == OPT_CATALOG && !(takes & TAKES_CATALOG))) {
+            fprintf(stderr, "faasbill %s: --%s is not an option of %s (try --help)\n", cmd,
+                    opts[at].name, cmd);
+            return -1;
+        }
         switch (c) {
         case OPT_DB:
             o->db = optarg;
@@ -85,7 +96,7 @@ int cli_migrate(int argc, char **argv)
         "(a new or changed plan is rated anew from the stored invocations). Run it again\n"
         "after adding or changing a plan file.\n";
     struct db_opts o = {0};
-    int rc = parse_opts("migrate", argc, argv, &o, help);
+    int rc = parse_opts("migrate", argc, argv, &o, help, TAKES_CATALOG);
     if (rc != 0)
         return rc < 0 ? 2 : 0;
     if (optind < argc) {
@@ -132,12 +143,13 @@ static bool tenant_name_ok(const char *s)
     return true;
 }
 
-/* The plan must exist in the catalog, so that invoices can be built. */
-static int check_plan(const char *plan)
+/* The plan must exist in the catalog (dir, or the default one when NULL), so that invoices
+ * can be built. */
+static int check_plan(const char *dir, const char *plan)
 {
     struct bill_catalog *cat = NULL;
     struct fm_err err;
-    if (bill_catalog_load(NULL, &cat, &err) != BILL_OK) {
+    if (bill_catalog_load(dir, &cat, &err) != BILL_OK) {
         fprintf(stderr, "faasbill tenant: %s\n", err.msg);
         return 1;
     }
@@ -193,11 +205,13 @@ static int tenant_list(PGconn *conn)
 int cli_tenant(int argc, char **argv)
 {
     static const char help[] =
-        "usage: faasbill tenant add NAME [--plan ID] [--db CONNINFO]\n"
+        "usage: faasbill tenant add NAME [--plan ID] [--catalog DIR] [--db CONNINFO]\n"
         "       faasbill tenant list [--db CONNINFO]\n"
-        "add creates the tenant (or changes its plan); the plan defaults to aws-lambda-x86.\n";
+        "add creates the tenant (or changes its plan); the plan defaults to aws-lambda-x86\n"
+        "and must be in the catalog (--catalog DIR, else $FAASMETER_CATALOG, else\n"
+        "billing/catalog of the installation).\n";
     struct db_opts o = {0};
-    int rc = parse_opts("tenant", argc, argv, &o, help);
+    int rc = parse_opts("tenant", argc, argv, &o, help, TAKES_PLAN | TAKES_CATALOG);
     if (rc != 0)
         return rc < 0 ? 2 : 0;
     int nargs = argc - optind;
@@ -216,7 +230,7 @@ int cli_tenant(int argc, char **argv)
                     argv[optind + 1]);
             return 2;
         }
-        if ((rc = check_plan(plan)) != 0)
+        if ((rc = check_plan(o.catalog, plan)) != 0)
             return rc;
     }
     PGconn *conn = connect_or_say("tenant", o.db);
@@ -234,7 +248,7 @@ int cli_key(int argc, char **argv)
         "Creates an API key for meterd and prints it alone on the last line. The key is\n"
         "shown only now: the database keeps its SHA-256 only. A tenant key needs --tenant.\n";
     struct db_opts o = {0};
-    int rc = parse_opts("key", argc, argv, &o, help);
+    int rc = parse_opts("key", argc, argv, &o, help, TAKES_ROLE | TAKES_TENANT);
     if (rc != 0)
         return rc < 0 ? 2 : 0;
     if (argc - optind != 1 || strcmp(argv[optind], "create") != 0) {

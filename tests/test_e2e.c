@@ -204,6 +204,43 @@ START_TEST(a_metered_invocation_becomes_an_invoice)
 }
 END_TEST
 
+/* Run faasbill with arguments and check its exit status, stdout and stderr whole. */
+static void faasbill_says(int status, const char *out, const char *err, char **args)
+{
+    char bin[512];
+    char *argv[16] = {(char *)proc_bin("faasbill", bin, sizeof bin)};
+    for (int n = 1; n < 15 && args[n - 1]; n++)
+        argv[n] = args[n - 1];
+    struct proc_result r = proc_run(argv, NULL, 60);
+    ck_assert_int_eq(r.status, status);
+    ck_assert_str_eq(r.out, out);
+    ck_assert_str_eq(r.err, err);
+    free(r.out);
+    free(r.err);
+}
+
+/* Bad usage is one line on stderr and exit code 2; a command's options are its own. */
+START_TEST(faasbill_usage_is_checked)
+{
+    faasbill_says(2, "", "faasbill: missing command (try faasbill --help)\n", (char *[]){NULL});
+    faasbill_says(2, "", "faasbill migrate: --role is not an option of migrate (try --help)\n",
+                  (char *[]){"migrate", "--role", "admin", "--db", conninfo, NULL});
+    faasbill_says(2, "", "faasbill key: --plan is not an option of key (try --help)\n",
+                  (char *[]){"key", "create", "--role", "admin", "--plan=x", NULL});
+    /* tenant add checks its plan in the catalog it is given. */
+    free(run(0, NULL, "faasbill", "migrate", "--db", conninfo, NULL));
+    unsetenv("FAASMETER_CATALOG");
+    faasbill_says(2, "",
+                  "faasbill tenant: --plan: no plan 'e2e-metered' in the catalog (faasbill plans "
+                  "lists them)\n",
+                  (char *[]){"tenant", "add", "globex", "--plan", "e2e-metered", "--db", conninfo,
+                             NULL});
+    faasbill_says(0, "tenant globex added with plan e2e-metered\n", "",
+                  (char *[]){"tenant", "add", "globex", "--plan", "e2e-metered", "--catalog",
+                             (char *)in_dir(1, "catalog"), "--db", conninfo, NULL});
+}
+END_TEST
+
 Suite *suite_e2e(void)
 {
     Suite *s = suite_create("e2e");
@@ -211,6 +248,7 @@ Suite *suite_e2e(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, a_metered_invocation_becomes_an_invoice);
+    tcase_add_test(tc, faasbill_usage_is_checked);
     suite_add_tcase(s, tc);
     return s;
 }
