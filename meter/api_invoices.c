@@ -176,8 +176,8 @@ struct reply api_list_invoices(const struct api_request *r)
     PGresult *res = PQexecParams(
         conn,
         "SELECT coalesce(jsonb_agg(jsonb_build_object('invoice_id', invoice_id,"
-        "  'tenant', tenant, 'period', period, 'plan', plan, 'status', status,"
-        "  'currency', currency, 'total', total::text) ORDER BY tenant, period), '[]')"
+        "  'status', status, 'finalized_at', finalized_at) || document"
+        "  ORDER BY tenant, period), '[]')"
         "  FROM invoices"
         " WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR period = $2)",
         2, NULL, params, NULL, NULL, 0);

@@ -224,7 +224,12 @@ START_TEST(late_usage_lands_on_the_next_invoice)
     r = call("GET", "/v1/invoices?tenant=acme&period=2026-10", admin_key, NULL);
     ck_assert_int_eq(r.status, 200);
     expect_member(r.body, "\"total\": \"1.12\"");
-    ck_assert_ptr_null(strstr(r.body, "2026-09"));
+    /* One invoice, October's, whole: its lines, and September's adjustment among them. */
+    const char *first = strstr(r.body, "\"finalized_at\"");
+    ck_assert_ptr_nonnull(first);
+    ck_assert_ptr_null(strstr(first + 1, "\"finalized_at\""));
+    expect_member(r.body, "\"item\": \"Compute (GB-s)\"");
+    expect_member(r.body, "\"item\": \"Adjustment for 2026-09 (invoice 1)\"");
     free(r.body);
 }
 END_TEST
