@@ -315,6 +315,28 @@ START_TEST(bad_invoice_requests)
     ck_assert_int_eq(r.status, 403);
     ck_assert_str_eq(r.body, "{\"error\":\"forbidden\",\"message\":\"this needs an admin key\"}");
     free(r.body);
+    /* So does finalizing, even the tenant's own invoice. */
+    r = call("POST", "/v1/invoices", admin_key, "{\"tenant\": \"acme\", \"period\": \"2026-01\"}");
+    ck_assert_int_eq(r.status, 201);
+    char *id_at = strstr(r.body, "\"invoice_id\": ");
+    ck_assert_ptr_nonnull(id_at);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/invoices/%ld/finalize", strtol(id_at + 14, NULL, 10));
+    free(r.body);
+    r = call("POST", path, acme_key, "");
+    ck_assert_int_eq(r.status, 403);
+    ck_assert_str_eq(r.body, "{\"error\":\"forbidden\",\"message\":\"this needs an admin key\"}");
+    free(r.body);
+    /* A body that is not JSON by its type is refused before it is read. */
+    char url[256], auth[128];
+    snprintf(url, sizeof url, "%s/v1/invoices", base);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin_key);
+    const char *text[] = {auth, "Content-Type: text/plain", NULL};
+    r = http_call("POST", url, text, "{\"tenant\": \"acme\", \"period\": \"2026-02\"}");
+    ck_assert_int_eq(r.status, 415);
+    ck_assert_str_eq(r.body, "{\"error\":\"unsupported_media_type\",\"message\":"
+                             "\"Content-Type must be application/json\"}");
+    free(r.body);
 }
 END_TEST
 

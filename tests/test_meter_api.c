@@ -852,14 +852,36 @@ END_TEST
 
 START_TEST(database_down_gives_503_and_recovery_stores_once)
 {
+    /* With the catalog, so that invoices and comparisons are served too. */
+    struct bill_catalog *catalog = NULL;
+    struct fm_err err;
+    ck_assert_msg(bill_catalog_load(NULL, &catalog, &err) == BILL_OK, "%s", err.msg);
+    struct meter_config cfg;
+    test_config(&cfg);
+    cfg.conninfo = via_proxy;
+    cfg.catalog = catalog;
+    serve(&cfg);
     char *warm = stops("warm", 1), *batch = stops("down", 3);
     expect(post_records(ingest_key, warm), 200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    /* Every key in the cache, so that what is refused below is the database's doing. */
+    expect(get(admin_key, "/v1/invoices?tenant=acme"), 200, "{\"invoices\": []}");
     proxy_set_up(&proxy, false);
+    static const char *const reads[] = {
+        "/v1/usage?tenant=acme&from=2026-11-01&to=2026-12-01",
+        "/v1/invoices?tenant=acme",
+        "/v1/invoices/1",
+        "/v1/compare?tenant=acme&period=2026-11",
+    };
     for (int i = 0; i < 3; i++) { /* whichever worker thread answers */
         expect(post_records(ingest_key, batch), 503,
                UNAVAILABLE("the database is unavailable; retry later"));
         expect(get(NULL, "/healthz"), 503,
                UNAVAILABLE("the database is unavailable; retry later"));
+        for (size_t k = 0; k < sizeof reads / sizeof reads[0]; k++) {
+            struct http_reply r = get(admin_key, reads[k]);
+            ck_assert_msg(r.status == 503, "%s: %ld %s", reads[k], r.status, r.body);
+            expect(r, 503, UNAVAILABLE("the database is unavailable; retry later"));
+        }
     }
     ck_assert_str_eq(stored_count("down"), "0");
     proxy_set_up(&proxy, true);
@@ -874,6 +896,9 @@ START_TEST(database_down_gives_503_and_recovery_stores_once)
     free(r.body);
     free(warm);
     free(batch);
+    meter_server_stop(server); /* before the catalog it borrows */
+    server = NULL;
+    bill_catalog_free(catalog);
 }
 END_TEST
 
