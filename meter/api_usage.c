@@ -14,6 +14,9 @@
  * measured_gb_seconds is the sum of memory_mb x duration over the invocations (GB = 1024
  * MB), unrounded. A plan bills GB-seconds after rounding each invocation's duration and
  * memory up to its steps, so the billed figure on an invoice is at least this one.
+ * billed_gb_seconds is that billed figure under the tenant's plan (named in the answer), as
+ * usage_rated keeps it: per calendar month, so it is given for a row that is a whole month
+ * (window=month, not cut by from or to) and null otherwise, or when the plan is not rated.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,7 +36,8 @@
 
 static const char usage_note[] =
     "measured_gb_seconds is memory_mb x duration summed without rounding (GB = 1024 MB); "
-    "billed GB-seconds round each invocation up to the plan's steps and are on invoices";
+    "billed_gb_seconds rounds each invocation up to the steps of the tenant's plan, as "
+    "invoices do, and is kept per calendar month: null but for whole months";
 
 /* One name: a first character from `first`, then up to max - 1 from `rest`. */
 static bool name_valid(const char *s, const char *first, const char *rest, size_t max)
@@ -164,11 +168,19 @@ static const char usage_sql[] =
     "       to_char(least(w + ('1 ' || $4)::interval, $3::timestamptz) AT TIME ZONE 'UTC',"
     "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
     "       function, sum(invocations), sum(errors), sum(cold_starts), sum(duration_us),"
-    "       sum(init_us), sum(cpu_us), sum(memory_mb::numeric * duration_us)"
+    "       sum(init_us), sum(cpu_us), sum(memory_mb::numeric * duration_us),"
+    "       (SELECT r.mb_ms FROM usage_rated r JOIN tenants t"
+    "            ON t.tenant = r.tenant AND t.plan = r.plan"
+    "         WHERE $4 = 'month' AND w >= $2::timestamptz"
+    "           AND w + interval '1 month' <= $3::timestamptz"
+    "           AND r.tenant = $1 AND r.month = w AND r.function = u.function)"
     "  FROM (SELECT date_trunc($4, hour, 'UTC') AS w, * FROM usage_hourly"
     "         WHERE tenant = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz"
     "           AND ($5::text IS NULL OR function = $5)) u"
     " GROUP BY w, function ORDER BY w, function";
+
+/* The tenant's plan, which billed_gb_seconds is under. */
+static const char plan_sql[] = "SELECT plan FROM tenants WHERE tenant = $1";
 
 /* A sum column as a JSON integer; false when it is not one below 2^53. */
 static bool put_int(struct fm_buf *b, const char *name, const char *text)
@@ -212,6 +224,12 @@ static bool put_row(struct fm_buf *b, const PGresult *res, int i)
               put_ratio(b, "cpu_ms", PQgetvalue(res, i, 8), 1000, 3) &&
               put_ratio(b, "measured_gb_seconds", PQgetvalue(res, i, 9),
                         (__int128)1024 * 1000000, 16);
+    /* MB-ms over 1024 x 1000 = 2^13 x 5^3: within 13 decimal places. */
+    if (PQgetisnull(res, i, 10))
+        fm_buf_puts(b, ",\"billed_gb_seconds\":null");
+    else
+        ok = ok && put_ratio(b, "billed_gb_seconds", PQgetvalue(res, i, 10),
+                             (__int128)1024 * 1000, 13);
     fm_buf_puts(b, "}");
     return ok;
 }
@@ -249,8 +267,10 @@ struct reply api_get_usage(const struct api_request *req)
         goto out;
     }
     const char *params[5] = {q.tenant, q.from, q.to, q.window, q.function};
+    PGresult *plan = PQexecParams(conn, plan_sql, 1, NULL, params, NULL, NULL, 0);
     res = PQexecParams(conn, usage_sql, 5, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (PQresultStatus(plan) != PGRES_TUPLES_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(plan);
         metrics_db_error();
         fm_warn("usage query: %s", PQresultErrorMessage(res));
         if (PQstatus(conn) != CONNECTION_OK)
@@ -266,6 +286,12 @@ struct reply api_get_usage(const struct api_request *req)
         fm_buf_json_string(&b, q.function);
     else
         fm_buf_puts(&b, "null");
+    fm_buf_puts(&b, ",\"plan\":");
+    if (PQntuples(plan) == 1)
+        fm_buf_json_string(&b, PQgetvalue(plan, 0, 0));
+    else
+        fm_buf_puts(&b, "null");
+    PQclear(plan);
     fm_buf_puts(&b, ",\"note\":");
     fm_buf_json_string(&b, usage_note);
     fm_buf_puts(&b, ",\"usage\":[");

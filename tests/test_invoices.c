@@ -143,6 +143,28 @@ START_TEST(late_usage_lands_on_the_next_invoice)
     long sept = build("2026-09", 201, "0.93");
     ck_assert_int_eq(build("2026-09", 200, "0.93"), sept);
 
+    /* The usage API gives the same billed GB-seconds, under the tenant's plan, for a whole
+     * month; a day, or a month cut short, has none. */
+    struct http_reply u = call(
+        "GET", "/v1/usage?tenant=acme&from=2026-09-01&to=2026-10-01&window=month", acme_key, NULL);
+    ck_assert_int_eq(u.status, 200);
+    expect_member(u.body, "\"plan\":\"test-100ms\"");
+    expect_member(u.body, "\"function\":\"resize\",\"invocations\":2");
+    expect_member(u.body, "\"measured_gb_seconds\":\"0.52\",\"billed_gb_seconds\":\"0.6\"}");
+    expect_member(u.body, "\"measured_gb_seconds\":\"0.26\",\"billed_gb_seconds\":\"0.3\"}");
+    free(u.body);
+    static const char *const partial[] = {
+        "/v1/usage?tenant=acme&from=2026-09-01&to=2026-10-01&window=day",
+        "/v1/usage?tenant=acme&from=2026-09-02&to=2026-10-01&window=month",
+    };
+    for (size_t i = 0; i < sizeof partial / sizeof partial[0]; i++) {
+        u = call("GET", partial[i], acme_key, NULL);
+        ck_assert_int_eq(u.status, 200);
+        expect_member(u.body, "\"measured_gb_seconds\":\"0.52\",\"billed_gb_seconds\":null}");
+        ck_assert_ptr_null(strstr(u.body, "\"billed_gb_seconds\":\""));
+        free(u.body);
+    }
+
     char path[96];
     snprintf(path, sizeof path, "/v1/invoices/%ld/finalize", sept);
     struct http_reply r = call("POST", path, admin_key, "");

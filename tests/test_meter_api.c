@@ -150,16 +150,17 @@ static void expect_value(const char *sql, const char *param, const char *want)
 
 #define NOTE                                                                                  \
     "\"note\":\"measured_gb_seconds is memory_mb x duration summed without rounding (GB = "   \
-    "1024 MB); billed GB-seconds round each invocation up to the plan's steps and are on "    \
-    "invoices\""
-#define HEAD(tenant, window, from, to, function)                                              \
+    "1024 MB); billed_gb_seconds rounds each invocation up to the steps of the tenant's plan, " \
+    "as invoices do, and is kept per calendar month: null but for whole months\""
+#define PLAN "\"aws-lambda-x86\""
+#define HEAD(tenant, window, from, to, function, plan)                                        \
     "{\"tenant\":\"" tenant "\",\"window\":\"" window "\",\"from\":\"" from "\",\"to\":\"" to \
-    "\",\"function\":" function "," NOTE ",\"usage\":["
-#define ROW(from, to, fn, inv, err, cold, dur, dur_ms, init, cpu, cpu_ms, gbs)                \
+    "\",\"function\":" function ",\"plan\":" plan "," NOTE ",\"usage\":["
+#define ROW(from, to, fn, inv, err, cold, dur, dur_ms, init, cpu, cpu_ms, gbs, billed)        \
     "{\"from\":\"" from "\",\"to\":\"" to "\",\"function\":\"" fn "\",\"invocations\":" inv   \
     ",\"errors\":" err ",\"cold_starts\":" cold ",\"duration_us\":" dur                       \
     ",\"duration_ms\":\"" dur_ms "\",\"init_us\":" init ",\"cpu_us\":" cpu                    \
-    ",\"cpu_ms\":\"" cpu_ms "\",\"measured_gb_seconds\":\"" gbs "\"}"
+    ",\"cpu_ms\":\"" cpu_ms "\",\"measured_gb_seconds\":\"" gbs "\",\"billed_gb_seconds\":" billed "}"
 
 START_TEST(usage_per_hour_day_and_month)
 {
@@ -167,39 +168,39 @@ START_TEST(usage_per_hour_day_and_month)
     expect(get(acme_key, "/v1/usage?tenant=acme&from=2026-11-03T10:00:00Z"
                          "&to=2026-11-03T12:00:00Z&window=hour"),
            200,
-           HEAD("acme", "hour", "2026-11-03T10:00:00Z", "2026-11-03T12:00:00Z", "null")
+           HEAD("acme", "hour", "2026-11-03T10:00:00Z", "2026-11-03T12:00:00Z", "null", PLAN)
            ROW("2026-11-03T10:00:00Z", "2026-11-03T11:00:00Z", "thumbnail", "3", "1", "1",
-               "500001", "500.001", "50000", "3007", "3.007", "0.1500005") ","
+               "500001", "500.001", "50000", "3007", "3.007", "0.1500005", "null") ","
            ROW("2026-11-03T11:00:00Z", "2026-11-03T12:00:00Z", "thumbnail", "3", "0", "0",
-               "3", "0.003", "0", "1", "0.001", "0.00000075") "]}");
+               "3", "0.003", "0", "1", "0.001", "0.00000075", "null") "]}");
     /* Days by default; dates for from and to; the October and December rows stay out. */
     expect(get(acme_key, "/v1/usage?tenant=acme&from=2026-11-01&to=2026-12-01"), 200,
-           HEAD("acme", "day", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z", "null")
+           HEAD("acme", "day", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z", "null", PLAN)
            ROW("2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z", "thumbnail", "6", "1", "1",
-               "500004", "500.004", "50000", "3008", "3.008", "0.15000125") ","
+               "500004", "500.004", "50000", "3008", "3.008", "0.15000125", "null") ","
            ROW("2026-11-04T00:00:00Z", "2026-11-05T00:00:00Z", "resize", "1", "0", "1",
-               "1000000", "1000", "20000", "500", "0.5", "0.125") "]}");
+               "1000000", "1000", "20000", "500", "0.5", "0.125", "null") "]}");
     /* Months, cut to the range asked for at both ends. */
     expect(get(admin_key, "/v1/usage?tenant=acme&from=2026-11-03T11:00:00Z"
                           "&to=2026-12-01T01:00:00Z&window=month"),
            200,
-           HEAD("acme", "month", "2026-11-03T11:00:00Z", "2026-12-01T01:00:00Z", "null")
+           HEAD("acme", "month", "2026-11-03T11:00:00Z", "2026-12-01T01:00:00Z", "null", PLAN)
            ROW("2026-11-03T11:00:00Z", "2026-12-01T00:00:00Z", "resize", "1", "0", "1",
-               "1000000", "1000", "20000", "500", "0.5", "0.125") ","
+               "1000000", "1000", "20000", "500", "0.5", "0.125", "null") ","
            ROW("2026-11-03T11:00:00Z", "2026-12-01T00:00:00Z", "thumbnail", "3", "0", "0",
-               "3", "0.003", "0", "1", "0.001", "0.00000075") ","
+               "3", "0.003", "0", "1", "0.001", "0.00000075", "null") ","
            ROW("2026-12-01T00:00:00Z", "2026-12-01T01:00:00Z", "thumbnail", "1", "1", "0",
-               "1", "0.001", "0", "0", "0", "0.000001") "]}");
+               "1", "0.001", "0", "0", "0", "0.000001", "null") "]}");
     /* One function; a function without usage; to is exclusive. */
     expect(get(acme_key, "/v1/usage?tenant=acme&from=2026-11-01&to=2026-12-01&window=month"
                          "&function=resize"),
            200,
-           HEAD("acme", "month", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z", "\"resize\"")
+           HEAD("acme", "month", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z", "\"resize\"", PLAN)
            ROW("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z", "resize", "1", "0", "1",
-               "1000000", "1000", "20000", "500", "0.5", "0.125") "]}");
+               "1000000", "1000", "20000", "500", "0.5", "0.125", "null") "]}");
     expect(get(acme_key, "/v1/usage?tenant=acme&from=2026-11-01&to=2026-11-03T10:00:00Z"),
            200,
-           HEAD("acme", "day", "2026-11-01T00:00:00Z", "2026-11-03T10:00:00Z", "null") "]}");
+           HEAD("acme", "day", "2026-11-01T00:00:00Z", "2026-11-03T10:00:00Z", "null", PLAN) "]}");
 }
 END_TEST
 
@@ -215,9 +216,9 @@ START_TEST(usage_of_ingested_records)
                         "\"bytes_out\":2}\n"),
            200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
     expect(get(admin_key, "/v1/usage?tenant=initech&from=2026-09-01&to=2026-10-01"), 200,
-           HEAD("initech", "day", "2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z", "null")
+           HEAD("initech", "day", "2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z", "null", PLAN)
            ROW("2026-09-10T00:00:00Z", "2026-09-11T00:00:00Z", "ocr", "1", "0", "1",
-               "260000", "260", "0", "2000", "2", "0.065") "]}");
+               "260000", "260", "0", "2000", "2", "0.065", "null") "]}");
 }
 END_TEST
 
@@ -266,7 +267,7 @@ END_TEST
 
 #define ACME_NOV "/v1/usage?tenant=acme&from=2026-11-01&to=2026-11-02"
 #define ACME_NOV_EMPTY                                                                        \
-    HEAD("acme", "day", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "null") "]}"
+    HEAD("acme", "day", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "null", PLAN) "]}"
 
 START_TEST(tenants_see_only_their_own_usage)
 {
@@ -280,9 +281,9 @@ START_TEST(tenants_see_only_their_own_usage)
     expect(get(acme_key, ACME_NOV), 200, ACME_NOV_EMPTY);
     expect(get(admin_key, ACME_NOV), 200, ACME_NOV_EMPTY);
     expect(get(globex_key, "/v1/usage?tenant=globex&from=2026-11-03&to=2026-11-04"), 200,
-           HEAD("globex", "day", "2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z", "null")
+           HEAD("globex", "day", "2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z", "null", PLAN)
            ROW("2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z", "thumbnail", "9", "0", "0",
-               "9", "0.009", "0", "0", "0", "0.00000225") "]}");
+               "9", "0.009", "0", "0", "0", "0.00000225", "null") "]}");
     /* A tenant key cannot send records either. */
     expect(post_records(acme_key, "\n"), 403,
            "{\"error\":\"forbidden\",\"message\":\"records need an ingest or admin key\"}");
