@@ -734,6 +734,24 @@ START_TEST(large_batches_parse_whole)
            "zero byte\"}]}");
     fm_buf_free(&json);
     fm_buf_free(&ndjson);
+
+    /* At most 10,000 records a request, in either form: beyond, the request is refused. */
+    struct fm_buf over_json, over_nd;
+    fm_buf_init(&over_json, 1u << 20);
+    fm_buf_init(&over_nd, 1u << 20);
+    fm_buf_puts(&over_json, "[");
+    for (int i = 0; i < 10001; i++) {
+        fm_buf_puts(&over_json, i ? ",{}" : "{}");
+        fm_buf_puts(&over_nd, "{}\n");
+    }
+    fm_buf_puts(&over_json, "]");
+    ck_assert(!over_json.failed && !over_nd.failed);
+    static const char over[] =
+        "{\"error\":\"bad_request\",\"message\":\"more than 10000 records in one request\"}";
+    expect(post(ingest_key, "application/json", over_json.data), 400, over);
+    expect(post(ingest_key, "application/x-ndjson", over_nd.data), 400, over);
+    fm_buf_free(&over_json);
+    fm_buf_free(&over_nd);
 }
 END_TEST
 
