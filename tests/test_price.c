@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "billing/invoice.h"
+#include "tests/proc.h"
 #include "tests/suites.h"
 #include "tests/test_billing_util.h"
 
@@ -131,6 +132,43 @@ START_TEST(published_examples)
 END_TEST
 
 /* The per-function split of the mixed-memory example, by largest remainder. */
+/* faasbill quote --json, the binary: AWS's worked example (3 M calls of 1 s at 512 MB) in the
+ * shape DESIGN.md gives, every number a decimal string. */
+START_TEST(quote_json_from_the_command_line)
+{
+    char bin[512];
+    char *argv[] = {(char *)proc_bin("faasbill", bin, sizeof bin), "quote", "--plan",
+                    "aws-lambda-x86", "--memory-mb", "512", "--invocations", "3000000",
+                    "--avg-duration-ms", "1000", "--json", NULL};
+    struct proc_result r = proc_run(argv, NULL, 30);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.err, "");
+    cJSON *q = cJSON_Parse(r.out);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_str_eq(cJSON_GetObjectItem(q, "plan")->valuestring, "aws-lambda-x86");
+    ck_assert_str_eq(cJSON_GetObjectItem(q, "currency")->valuestring, "USD");
+    ck_assert_str_eq(cJSON_GetObjectItem(q, "total")->valuestring, "18.73");
+    static const char *const want[][4] = {
+        {"Requests", "2000000", "0.0000002", "0.40"},
+        {"Compute (GB-s)", "1100000", "0.0000166667", "18.33"},
+    };
+    const cJSON *lines = cJSON_GetObjectItem(q, "lines");
+    ck_assert_int_eq(cJSON_GetArraySize(lines), 2);
+    for (int i = 0; i < 2; i++) {
+        const cJSON *l = cJSON_GetArrayItem(lines, i);
+        static const char *const keys[] = {"item", "quantity", "unit_price", "amount"};
+        for (int k = 0; k < 4; k++) {
+            const cJSON *v = cJSON_GetObjectItem(l, keys[k]);
+            ck_assert_msg(cJSON_IsString(v), "line %d: %s is not a string", i, keys[k]);
+            ck_assert_str_eq(v->valuestring, want[i][k]);
+        }
+    }
+    cJSON_Delete(q);
+    free(r.out);
+    free(r.err);
+}
+END_TEST
+
 START_TEST(mixed_memory_shares)
 {
     struct bill_catalog *cat = tb_catalog();
@@ -480,6 +518,7 @@ Suite *suite_price(void)
     Suite *s = suite_create("price");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, published_examples);
+    tcase_add_test(tc, quote_json_from_the_command_line);
     tcase_add_test(tc, mixed_memory_shares);
     tcase_add_test(tc, half_up_once_per_line);
     tcase_add_test(tc, shares_by_largest_remainder);
