@@ -169,6 +169,38 @@ START_TEST(quote_json_from_the_command_line)
 }
 END_TEST
 
+/* Every command answers --help on stdout with its usage; the catalogs list what they hold. */
+START_TEST(every_command_has_help_and_the_catalogs_list)
+{
+    static const char *const commands[] = {"quote",   "plans",   "servers", "migrate",
+                                           "tenant",  "key",     "invoice", "compare",
+                                           "report",  "simulate"};
+    char bin[512];
+    proc_bin("faasbill", bin, sizeof bin);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char *argv[] = {bin, (char *)commands[i], "--help", NULL};
+        struct proc_result r = proc_run(argv, NULL, 30);
+        char head[64];
+        snprintf(head, sizeof head, "usage: faasbill %s ", commands[i]);
+        ck_assert_msg(r.status == 0 && strncmp(r.out, head, strlen(head)) == 0 &&
+                          r.err[0] == '\0',
+                      "%s --help: %d %s %s", commands[i], r.status, r.out, r.err);
+        free(r.out);
+        free(r.err);
+    }
+    static const char *const lists[][2] = {{"plans", "\naws-lambda-x86 "},
+                                           {"servers", "\naws-t3.micro "}};
+    for (size_t i = 0; i < 2; i++) {
+        char *argv[] = {bin, (char *)lists[i][0], NULL};
+        struct proc_result r = proc_run(argv, NULL, 30);
+        ck_assert_int_eq(r.status, 0);
+        ck_assert_msg(strstr(r.out, lists[i][1]) != NULL, "%s: %s", lists[i][0], r.out);
+        free(r.out);
+        free(r.err);
+    }
+}
+END_TEST
+
 START_TEST(mixed_memory_shares)
 {
     struct bill_catalog *cat = tb_catalog();
@@ -519,6 +551,7 @@ Suite *suite_price(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, published_examples);
     tcase_add_test(tc, quote_json_from_the_command_line);
+    tcase_add_test(tc, every_command_has_help_and_the_catalogs_list);
     tcase_add_test(tc, mixed_memory_shares);
     tcase_add_test(tc, half_up_once_per_line);
     tcase_add_test(tc, shares_by_largest_remainder);
