@@ -947,6 +947,37 @@ START_TEST(record_errors_name_the_field)
          "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
          "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"," STOP_TAIL,
          "correlation_id: expected a string of 0-128 characters"},
+        /* Every figure is checked for its sign, and the names for their length. */
+        {"{\"id\":\"e\",\"type\":\"stop\",\"duration_us\":-1," STOP_TAIL,
+         "duration_us: expected an integer 0-86400000000"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"init_us\":-1," STOP_TAIL,
+         "init_us: expected an integer 0-86400000000"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"cpu_user_us\":-1," STOP_TAIL,
+         "cpu_user_us: expected an integer 0-1099511627776"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"cpu_sys_us\":-1," STOP_TAIL,
+         "cpu_sys_us: expected an integer 0-1099511627776"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"max_rss_kb\":-1," STOP_TAIL,
+         "max_rss_kb: expected an integer 0-2147483648"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"bytes_in\":-1," STOP_TAIL,
+         "bytes_in: expected an integer 0-1099511627776"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"bytes_out\":-1," STOP_TAIL,
+         "bytes_out: expected an integer 0-1099511627776"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"tenant\":\""
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"," STOP_TAIL,
+         "tenant: expected [a-z0-9][a-z0-9_-]{0,63}"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"function\":\""
+         "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+         "fffffffffffffffffffffffffffffffffffffffffffffffff\"," STOP_TAIL,
+         "function: expected [A-Za-z0-9][A-Za-z0-9._-]{0,127}"},
+        {"{\"id\":\"e\",\"type\":\"stop\",\"invocation_id\":\""
+         "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"
+         "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii\"," STOP_TAIL,
+         "invocation_id: expected a string of 1-128 characters"},
+        /* A resource sample needs its own fields too. */
+        {"{\"id\":\"e:res:0\",\"type\":\"resource\",\"invocation_id\":\"e\","
+         "\"tenant\":\"acme\",\"function\":\"f\",\"time\":\"2026-11-05T10:00:00Z\","
+         "\"cpu_user_us\":1,\"cpu_sys_us\":1}",
+         "max_rss_kb: missing (required in a resource record)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct parsed p;
