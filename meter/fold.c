@@ -46,19 +46,25 @@ struct group {
     __int128 mb_us; /* usage_tenant_hourly.mb_us, numeric there */
 };
 
-/* The rows of one rollup: a dense array, found through an open-addressing index of row
- * numbers plus one (0: empty), grown at half full. */
-struct groups {
-    struct group *row;
-    size_t n, row_cap;
+/* An open-addressing index over rows kept in a dense array beside it: a slot holds a row
+ * number plus one (0: empty). Grown at half full. */
+struct row_index {
     uint32_t *slot;
     size_t cap;
 };
 
+/* The rows of one rollup. */
+struct groups {
+    struct group *row;
+    size_t n, row_cap;
+    struct row_index index;
+};
+
 /* Tenant and function names, each kept once, so that group keys compare by pointer. */
 struct names {
-    char **slot;
-    size_t cap, n;
+    char **row;
+    size_t n, row_cap;
+    struct row_index index;
 };
 
 /* Where a delta's row is in usage_delta (its ctid). The fold takes deltas in this order,
@@ -103,50 +109,103 @@ static uint64_t hash_bytes(const char *p, size_t n)
     return avalanche(h);
 }
 
+/* Room in x for one more of n rows: twice the slots once half full, each row placed again
+ * by hash(rows, i). false when out of memory. */
+static bool index_reserve(struct row_index *x, size_t n, uint64_t (*hash)(const void *, size_t),
+                          const void *rows)
+{
+    if ((n + 1) * 2 <= x->cap)
+        return true;
+    size_t cap = x->cap ? x->cap * 2 : 512;
+    uint32_t *slot = calloc(cap, sizeof *slot);
+    if (slot == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = hash(rows, i) & (cap - 1);
+        while (slot[at] != 0)
+            at = (at + 1) & (cap - 1);
+        slot[at] = (uint32_t)(i + 1);
+    }
+    free(x->slot);
+    x->slot = slot;
+    x->cap = cap;
+    return true;
+}
+
+/* The slot for a key of hash h: the one of the row that same(key, rows, row) accepts, else
+ * the empty one where that row belongs. */
+static size_t index_find(const struct row_index *x, uint64_t h,
+                         bool (*same)(const void *, const void *, size_t), const void *key,
+                         const void *rows)
+{
+    size_t at = h & (x->cap - 1);
+    while (x->slot[at] != 0 && !same(key, rows, x->slot[at] - 1))
+        at = (at + 1) & (x->cap - 1);
+    return at;
+}
+
+/* A dense array of n rows of size bytes with room for one more (*cap counts the room);
+ * NULL when out of memory, rows then as they were. */
+static void *rows_reserve(void *rows, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return rows;
+    size_t more = *cap ? *cap * 2 : 512;
+    void *grown = realloc(rows, more * size);
+    if (grown != NULL)
+        *cap = more;
+    return grown;
+}
+
 static void names_free(struct names *t)
 {
-    for (size_t i = 0; i < t->cap; i++)
-        free(t->slot[i]);
-    free(t->slot);
+    for (size_t i = 0; i < t->n; i++)
+        free(t->row[i]);
+    free(t->row);
+    free(t->index.slot);
     *t = (struct names){0};
 }
 
-static bool names_grow(struct names *t)
+static uint64_t name_hash(const void *rows, size_t i)
 {
-    struct names g = {.cap = t->cap ? t->cap * 2 : 256};
-    if ((g.slot = calloc(g.cap, sizeof *g.slot)) == NULL)
-        return false;
-    for (size_t i = 0; i < t->cap; i++) {
-        char *s = t->slot[i];
-        if (s == NULL)
-            continue;
-        size_t at = hash_bytes(s, strlen(s)) & (g.cap - 1);
-        while (g.slot[at] != NULL)
-            at = (at + 1) & (g.cap - 1);
-        g.slot[at] = s;
-    }
-    g.n = t->n;
-    free(t->slot);
-    *t = g;
-    return true;
+    const char *s = ((char *const *)rows)[i];
+    return hash_bytes(s, strlen(s));
+}
+
+/* A name as n bytes, not terminated. */
+struct name_key {
+    const char *p;
+    size_t n;
+};
+
+static bool same_name(const void *key, const void *rows, size_t i)
+{
+    const struct name_key *k = key;
+    const char *s = ((char *const *)rows)[i];
+    return strncmp(s, k->p, k->n) == 0 && s[k->n] == '\0';
 }
 
 /* The one copy of the n bytes at p; NULL when out of memory. */
 static const char *name_of(struct names *t, const char *p, size_t n)
 {
-    if ((t->n + 1) * 2 > t->cap && !names_grow(t))
+    char **row = rows_reserve(t->row, t->n, &t->row_cap, sizeof *t->row);
+    if (row == NULL)
         return NULL;
-    size_t at = hash_bytes(p, n) & (t->cap - 1);
-    for (; t->slot[at] != NULL; at = (at + 1) & (t->cap - 1))
-        if (strncmp(t->slot[at], p, n) == 0 && t->slot[at][n] == '\0')
-            return t->slot[at];
+    t->row = row;
+    if (!index_reserve(&t->index, t->n, name_hash, t->row))
+        return NULL;
+    struct name_key k = {p, n};
+    size_t at = index_find(&t->index, hash_bytes(p, n), same_name, &k, t->row);
+    if (t->index.slot[at] != 0)
+        return t->row[t->index.slot[at] - 1];
     char *s = malloc(n + 1);
     if (s == NULL)
         return NULL;
     memcpy(s, p, n);
     s[n] = '\0';
-    t->n++;
-    return t->slot[at] = s;
+    t->row[t->n++] = s;
+    t->index.slot[at] = (uint32_t)t->n;
+    return s;
 }
 
 static uint64_t group_hash(const struct group *k)
@@ -158,51 +217,34 @@ static uint64_t group_hash(const struct group *k)
     return avalanche(mix(h, (uint64_t)(uint32_t)k->mb));
 }
 
-static bool same_key(const struct group *a, const struct group *b)
+static uint64_t group_hash_at(const void *rows, size_t i)
 {
-    return a->tenant == b->tenant && a->function == b->function && a->plan == b->plan &&
-           a->at == b->at && a->mb == b->mb;
+    return group_hash(&((const struct group *)rows)[i]);
 }
 
-static bool groups_grow(struct groups *t)
+static bool same_group(const void *key, const void *rows, size_t i)
 {
-    size_t cap = t->cap ? t->cap * 2 : 1024;
-    uint32_t *slot = calloc(cap, sizeof *slot);
-    if (slot == NULL)
-        return false;
-    for (size_t i = 0; i < t->n; i++) {
-        size_t at = group_hash(&t->row[i]) & (cap - 1);
-        while (slot[at] != 0)
-            at = (at + 1) & (cap - 1);
-        slot[at] = (uint32_t)(i + 1);
-    }
-    free(t->slot);
-    t->slot = slot;
-    t->cap = cap;
-    return true;
+    const struct group *a = key, *b = &((const struct group *)rows)[i];
+    return a->tenant == b->tenant && a->function == b->function && a->plan == b->plan &&
+           a->at == b->at && a->mb == b->mb;
 }
 
 /* The row of key k, made with zero sums when new; NULL when out of memory. */
 static struct group *group_of(struct groups *t, const struct group *k)
 {
-    if ((t->n + 1) * 2 > t->cap && !groups_grow(t))
+    struct group *row = rows_reserve(t->row, t->n, &t->row_cap, sizeof *t->row);
+    if (row == NULL)
         return NULL;
-    size_t at = group_hash(k) & (t->cap - 1);
-    for (; t->slot[at] != 0; at = (at + 1) & (t->cap - 1))
-        if (same_key(&t->row[t->slot[at] - 1], k))
-            return &t->row[t->slot[at] - 1];
-    if (t->n == t->row_cap) {
-        size_t cap = t->row_cap ? t->row_cap * 2 : 512;
-        struct group *row = realloc(t->row, cap * sizeof *row);
-        if (row == NULL)
-            return NULL;
-        t->row = row;
-        t->row_cap = cap;
-    }
+    t->row = row;
+    if (!index_reserve(&t->index, t->n, group_hash_at, t->row))
+        return NULL;
+    size_t at = index_find(&t->index, group_hash(k), same_group, k, t->row);
+    if (t->index.slot[at] != 0)
+        return &t->row[t->index.slot[at] - 1];
     struct group *g = &t->row[t->n++];
     *g = (struct group){.tenant = k->tenant, .function = k->function, .plan = k->plan,
                         .at = k->at, .mb = k->mb};
-    t->slot[at] = (uint32_t)t->n;
+    t->index.slot[at] = (uint32_t)t->n;
     return g;
 }
 
@@ -232,7 +274,7 @@ static void fold_clear(struct fold *f)
     struct groups *all[] = {&f->hourly, &f->tenant_hourly, &f->monthly, &f->rated};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         free(all[i]->row);
-        free(all[i]->slot);
+        free(all[i]->index.slot);
         *all[i] = (struct groups){0};
     }
     names_free(&f->names);
