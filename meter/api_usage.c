@@ -270,9 +270,11 @@ struct reply api_get_usage(const struct api_request *req)
     PGresult *plan = PQexecParams(conn, plan_sql, 1, NULL, params, NULL, NULL, 0);
     res = PQexecParams(conn, usage_sql, 5, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(plan) != PGRES_TUPLES_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(plan);
         metrics_db_error();
-        fm_warn("usage query: %s", PQresultErrorMessage(res));
+        fm_warn("usage query: %s", PQresultStatus(plan) != PGRES_TUPLES_OK
+                                       ? PQresultErrorMessage(plan)
+                                       : PQresultErrorMessage(res));
+        PQclear(plan);
         if (PQstatus(conn) != CONNECTION_OK)
             meter_store_close();
         r = reply_error(E_UNAVAILABLE, "usage could not be read; retry later");
