@@ -337,15 +337,21 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
             fm_buf_append(&copy, "\t", 1);
         r.at[i] = (unsigned short)copy.len;
         r.len[i] = -1;
+        char num[INT_TEXT_SIZE];
+        const char *text = NULL;
         if (!(f->types & mask) || v[i] == NULL || (f->optional && cJSON_IsNull(v[i]))) {
             if ((f->types & mask) && !f->optional)
                 return fm_err_set(err, "%s: missing (required in a %s record)", f->name,
                                   type->valuestring);
+            /* A listed field of another type is checked all the same (null is absent), then
+             * dropped. */
+            struct meter_record scratch = {0};
+            if (!(f->types & mask) && v[i] != NULL && !cJSON_IsNull(v[i]) &&
+                check_field(f, v[i], &scratch, num, &text, err) != 0)
+                return -1;
             fm_buf_append(&copy, "\\N", 2);
             continue;
         }
-        char num[INT_TEXT_SIZE];
-        const char *text = NULL;
         if (check_field(f, v[i], &r, num, &text, err) != 0)
             return -1;
         fm_buf_append(&canon, first ? "{\"" : ",\"", 2);

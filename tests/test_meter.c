@@ -973,6 +973,15 @@ START_TEST(record_errors_name_the_field)
          "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"
          "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii\"," STOP_TAIL,
          "invocation_id: expected a string of 1-128 characters"},
+        /* A listed field of another type is checked too, though a start does not keep it. */
+        {"{\"id\":\"e:start\",\"type\":\"start\",\"invocation_id\":\"e\",\"tenant\":\"acme\","
+         "\"function\":\"f\",\"time\":\"2026-11-05T10:00:00Z\",\"memory_mb\":256,"
+         "\"timeout_ms\":1000,\"cold_start\":true,\"trigger\":\"http\",\"duration_us\":-5}",
+         "duration_us: expected an integer 0-86400000000"},
+        {"{\"id\":\"e:start\",\"type\":\"start\",\"invocation_id\":\"e\",\"tenant\":\"acme\","
+         "\"function\":\"f\",\"time\":\"2026-11-05T10:00:00Z\",\"memory_mb\":256,"
+         "\"timeout_ms\":1000,\"cold_start\":true,\"trigger\":\"http\",\"status\":\"bogus\"}",
+         "status: expected one of ok, error, timeout, oom, crashed, rejected"},
         /* A resource sample needs its own fields too. */
         {"{\"id\":\"e:res:0\",\"type\":\"resource\",\"invocation_id\":\"e\","
          "\"tenant\":\"acme\",\"function\":\"f\",\"time\":\"2026-11-05T10:00:00Z\","
