@@ -733,7 +733,8 @@ static const char fold_begin_sql[] =
 
 /* One round in the transaction open on conn: take deltas a chunk at a time, those after
  * *after, while there are more and the sums stay under FOLD_GROUPS rows, write the sums,
- * then tail. *n: how many deltas; *more: whether some may be left; *after: the last one. */
+ * then tail. *n: how many deltas; *more: whether some may be left; *after: where the next
+ * round goes on. */
 static int fold_round(PGconn *conn, const char *tail, struct row_at *after, long *n,
                       bool *more, struct fm_err *err)
 {
