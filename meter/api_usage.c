@@ -169,17 +169,16 @@ static const char usage_sql[] =
     "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
     "       function, sum(invocations), sum(errors), sum(cold_starts), sum(duration_us),"
     "       sum(init_us), sum(cpu_us), sum(memory_mb::numeric * duration_us),"
-    "       (SELECT r.mb_ms FROM usage_rated r JOIN tenants t"
-    "            ON t.tenant = r.tenant AND t.plan = r.plan"
+    "       (SELECT r.mb_ms FROM usage_rated r"
     "         WHERE $4 = 'month' AND w >= $2::timestamptz"
     "           AND w + interval '1 month' <= $3::timestamptz"
-    "           AND r.tenant = $1 AND r.month = w AND r.function = u.function)"
+    "           AND r.tenant = $1 AND r.month = w AND r.plan = $6 AND r.function = u.function)"
     "  FROM (SELECT date_trunc($4, hour, 'UTC') AS w, * FROM usage_hourly"
     "         WHERE tenant = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz"
     "           AND ($5::text IS NULL OR function = $5)) u"
     " GROUP BY w, function ORDER BY w, function";
 
-/* The tenant's plan, which billed_gb_seconds is under. */
+/* The tenant's plan, which billed_gb_seconds is under (usage_sql's $6). */
 static const char plan_sql[] = "SELECT plan FROM tenants WHERE tenant = $1";
 
 /* A sum column as a JSON integer; false when it is not one below 2^53. */
@@ -266,9 +265,12 @@ struct reply api_get_usage(const struct api_request *req)
         r = reply_error(E_UNAVAILABLE, "usage could not be read; retry later");
         goto out;
     }
-    const char *params[5] = {q.tenant, q.from, q.to, q.window, q.function};
+    const char *params[6] = {q.tenant, q.from, q.to, q.window, q.function, NULL};
     PGresult *plan = PQexecParams(conn, plan_sql, 1, NULL, params, NULL, NULL, 0);
-    res = PQexecParams(conn, usage_sql, 5, NULL, params, NULL, NULL, 0);
+    bool has_plan = PQresultStatus(plan) == PGRES_TUPLES_OK && PQntuples(plan) == 1;
+    params[5] = has_plan ? PQgetvalue(plan, 0, 0) : NULL;
+    if (PQresultStatus(plan) == PGRES_TUPLES_OK)
+        res = PQexecParams(conn, usage_sql, 6, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(plan) != PGRES_TUPLES_OK || PQresultStatus(res) != PGRES_TUPLES_OK) {
         metrics_db_error();
         fm_warn("usage query: %s", PQresultStatus(plan) != PGRES_TUPLES_OK
@@ -289,7 +291,7 @@ struct reply api_get_usage(const struct api_request *req)
     else
         fm_buf_puts(&b, "null");
     fm_buf_puts(&b, ",\"plan\":");
-    if (PQntuples(plan) == 1)
+    if (has_plan)
         fm_buf_json_string(&b, PQgetvalue(plan, 0, 0));
     else
         fm_buf_puts(&b, "null");

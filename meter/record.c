@@ -205,8 +205,8 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
     int64_t i = 0;
     switch (f->kind) {
     case F_STRING:
-        if (!cJSON_IsString(v) || utf8_length(v->valuestring) < (size_t)f->min ||
-            utf8_length(v->valuestring) > (size_t)f->max)
+        if (!cJSON_IsString(v) || (i = (int64_t)utf8_length(v->valuestring)) < f->min ||
+            i > f->max)
             return fm_err_set(err, "%s: expected a string of %" PRId64 "-%" PRId64 " characters",
                               f->name, f->min, f->max);
         if (!utf8_ok(v->valuestring))
