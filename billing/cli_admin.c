@@ -222,6 +222,11 @@ int cli_tenant(int argc, char **argv)
         fprintf(stderr, "faasbill tenant: expected 'add NAME' or 'list' (try --help)\n");
         return 2;
     }
+    if (list && (o.plan || o.catalog)) {
+        fprintf(stderr, "faasbill tenant: --%s is an option of 'add', not 'list'\n",
+                o.plan ? "plan" : "catalog");
+        return 2;
+    }
     const char *plan = o.plan ? o.plan : "aws-lambda-x86";
     if (add) {
         if (!tenant_name_ok(argv[optind + 1])) {

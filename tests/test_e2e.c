@@ -227,6 +227,8 @@ START_TEST(faasbill_usage_is_checked)
                   (char *[]){"migrate", "--role", "admin", "--db", conninfo, NULL});
     faasbill_says(2, "", "faasbill key: --plan is not an option of key (try --help)\n",
                   (char *[]){"key", "create", "--role", "admin", "--plan=x", NULL});
+    faasbill_says(2, "", "faasbill tenant: --plan is an option of 'add', not 'list'\n",
+                  (char *[]){"tenant", "list", "--plan", "x", "--db", conninfo, NULL});
     /* tenant add checks its plan in the catalog it is given. */
     free(run(0, NULL, "faasbill", "migrate", "--db", conninfo, NULL));
     unsetenv("FAASMETER_CATALOG");
