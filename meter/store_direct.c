@@ -235,12 +235,12 @@ static const char *const copy_sql[T_COUNT] = {
     "COPY record_ids (tenant, id, digest, time) FROM STDIN",
     "COPY records (tenant, id, type, invocation_id, time, body) FROM STDIN",
     "COPY invocation_ids (tenant, invocation_id, started_at) FROM STDIN",
-    "COPY invocations (tenant, invocation_id, started_at, function, has_start, has_stop,"
-    " memory_mb, timeout_ms, cold_start, trigger, correlation_id, stopped_at, duration_us,"
-    " init_us, status, exit_code, cpu_user_us, cpu_sys_us, max_rss_kb, bytes_in, bytes_out)"
-    " FROM STDIN",
-    "COPY usage_delta (tenant, function, started_at, sign, memory_mb, ok, cold_start,"
-    " duration_us, init_us, max_rss_kb, cpu_us, bytes_in, bytes_out) FROM STDIN",
+    ("COPY invocations (tenant, invocation_id, started_at, function, has_start, has_stop,"
+     " memory_mb, timeout_ms, cold_start, trigger, correlation_id, stopped_at, duration_us,"
+     " init_us, status, exit_code, cpu_user_us, cpu_sys_us, max_rss_kb, bytes_in, bytes_out)"
+     " FROM STDIN"),
+    ("COPY usage_delta (tenant, function, started_at, sign, memory_mb, ok, cold_start,"
+     " duration_us, init_us, max_rss_kb, cpu_us, bytes_in, bytes_out) FROM STDIN"),
 };
 
 static void put_field(struct fm_buf *b, const struct meter_record *r, enum meter_field f)

@@ -1,0 +1,215 @@
+/* The records of a request body, parsed into an arena of their own. */
+#include "meter/batch.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * A batch's parsed JSON lives in an arena: a record's tree is some fifty small allocations,
+ * all freed together when the request ends. cJSON's allocation hooks are process-wide and
+ * other code uses cJSON too, so the hooks are malloc and free for everyone but the thread
+ * that is parsing a batch, and only while it parses: then they take from that batch's arena,
+ * and free is a no-op for memory inside it. Trees are never freed node by node:
+ * meter_batch_free drops the arena whole, and each line of NDJSON empties it for the next.
+ */
+struct meter_batch_chunk {
+    struct meter_batch_chunk *next;
+    size_t size, used;
+    _Alignas(max_align_t) char mem[];
+};
+
+#define ARENA_CHUNK_MIN (64u * 1024)
+
+/* The arena this thread takes from. */
+static _Thread_local struct meter_batch_arena *parsing_into;
+
+static void *arena_malloc(size_t n)
+{
+    struct meter_batch_arena *a = parsing_into;
+    if (a == NULL)
+        return malloc(n);
+    size_t align = _Alignof(max_align_t);
+    if (n > SIZE_MAX / 2)
+        return NULL;
+    n = (n + align - 1) / align * align;
+    struct meter_batch_chunk *c = a->chunks;
+    if (c == NULL || c->size - c->used < n) {
+        /* Each chunk twice the last: a batch of any size takes a few. */
+        size_t size = c ? 2 * c->size : ARENA_CHUNK_MIN;
+        while (size < n)
+            size *= 2;
+        struct meter_batch_chunk *grown = malloc(sizeof *grown + size);
+        if (grown == NULL)
+            return NULL;
+        *grown = (struct meter_batch_chunk){.next = c, .size = size};
+        a->chunks = c = grown;
+    }
+    void *p = c->mem + c->used;
+    c->used += n;
+    return p;
+}
+
+static bool in_arena(const struct meter_batch_arena *a, const void *p)
+{
+    uintptr_t u = (uintptr_t)p;
+    for (const struct meter_batch_chunk *c = a->chunks; c; c = c->next)
+        if (u >= (uintptr_t)c->mem && u < (uintptr_t)c->mem + c->size)
+            return true;
+    return false;
+}
+
+static void arena_free(void *p)
+{
+    /* cJSON frees while parsing only what it allocated then (a tree that failed, in part). */
+    struct meter_batch_arena *a = parsing_into;
+    if (a != NULL && in_arena(a, p))
+        return;
+    free(p);
+}
+
+static void arena_release(struct meter_batch_arena *a)
+{
+    while (a->chunks) {
+        struct meter_batch_chunk *next = a->chunks->next;
+        free(a->chunks);
+        a->chunks = next;
+    }
+}
+
+/* Empty the arena for reuse: its newest chunk, the largest, is kept. */
+static void arena_clear(struct meter_batch_arena *a)
+{
+    struct meter_batch_chunk *keep = a->chunks;
+    if (keep == NULL)
+        return;
+    a->chunks = keep->next;
+    arena_release(a);
+    keep->next = NULL;
+    keep->used = 0;
+    a->chunks = keep;
+}
+
+/* Set the hooks before main, while no thread can be inside cJSON. */
+__attribute__((constructor)) static void install_cjson_hooks(void)
+{
+    cJSON_Hooks hooks = {.malloc_fn = arena_malloc, .free_fn = arena_free};
+    cJSON_InitHooks(&hooks);
+}
+
+struct meter_batch_line {
+    const char *text;
+    size_t len;
+};
+
+/* cJSON ends a string at a \u0000 escape or at a zero byte, so two different ids could
+ * become one: such text is refused before parsing. */
+static bool has_nul(const char *text, size_t len)
+{
+    if (memchr(text, '\0', len) != NULL)
+        return true;
+    /* Most bodies hold no backslash at all: look for those, and only then for the rest.
+     * An escape is a backslash and the character after it: in \\u0000 the second backslash
+     * is the one escaped, and u0000 is text. */
+    const char *end = text + len;
+    for (const char *p = text; (p = memchr(p, '\\', (size_t)(end - p))) != NULL; p += 2) {
+        if (end - p >= 6 && memcmp(p, "\\u0000", 6) == 0)
+            return true;
+        if (end - p < 2)
+            break;
+    }
+    return false;
+}
+
+#define NUL_ERROR "strings may not contain \\u0000 or a zero byte"
+
+void meter_batch_free(struct meter_batch *b)
+{
+    arena_release(&b->arena); /* every tree with it */
+    free(b->items);
+    free(b->lines);
+}
+
+/* cJSON_ParseWithLength into the batch's arena. */
+static cJSON *parse_into(struct meter_batch *b, const char *text, size_t len)
+{
+    parsing_into = &b->arena;
+    cJSON *json = cJSON_ParseWithLength(text, len);
+    parsing_into = NULL;
+    return json;
+}
+
+int meter_batch_parse(const char *body, size_t len, bool ndjson, struct meter_batch *out,
+                      const char **why)
+{
+    struct meter_batch b = {0};
+    if (!ndjson) {
+        if (has_nul(body, len)) {
+            *why = NUL_ERROR;
+            goto fail;
+        }
+        b.array = parse_into(&b, body, len);
+        if (b.array == NULL || !cJSON_IsArray(b.array)) {
+            *why = "the body is not a JSON array of records";
+            goto fail;
+        }
+        b.n = (size_t)cJSON_GetArraySize(b.array);
+        if (b.n > METER_BATCH_MAX) {
+            *why = "more than 10000 records in one request";
+            goto fail;
+        }
+        b.items = calloc(b.n ? b.n : 1, sizeof *b.items);
+        if (b.items == NULL)
+            goto oom;
+        size_t i = 0;
+        for (cJSON *it = b.array->child; it; it = it->next)
+            b.items[i++] = it;
+        *out = b;
+        return 0;
+    }
+    size_t cap = 64;
+    b.lines = calloc(cap, sizeof *b.lines);
+    if (b.lines == NULL)
+        goto oom;
+    for (size_t at = 0; at < len;) {
+        const char *nl = memchr(body + at, '\n', len - at);
+        size_t end = nl ? (size_t)(nl - body) : len;
+        size_t s = at;
+        while (s < end && (body[s] == ' ' || body[s] == '\t' || body[s] == '\r'))
+            s++;
+        if (s < end) {
+            if (b.n == METER_BATCH_MAX) {
+                *why = "more than 10000 records in one request";
+                goto fail;
+            }
+            if (b.n == cap) {
+                struct meter_batch_line *grown = realloc(b.lines, 2 * cap * sizeof *b.lines);
+                if (grown == NULL)
+                    goto oom;
+                b.lines = grown;
+                cap *= 2;
+            }
+            b.lines[b.n++] = (struct meter_batch_line){body + s, end - s};
+        }
+        at = end + 1;
+    }
+    *out = b;
+    return 0;
+oom:
+    *why = "out of memory";
+fail:
+    meter_batch_free(&b);
+    return -1;
+}
+
+/* An NDJSON line parsed only when its turn comes, in the place of the line before: its tree
+ * stays in the few kilobytes the cache holds instead of a whole batch's worth of trees. */
+const cJSON *meter_batch_record(struct meter_batch *b, size_t i)
+{
+    if (b->lines == NULL)
+        return b->items[i];
+    arena_clear(&b->arena);
+    const struct meter_batch_line *l = &b->lines[i];
+    return has_nul(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
+}
+
