@@ -2,7 +2,9 @@
 #
 #   make            the three binaries in bin/ (warnings are errors)
 #   make deps       install the missing Debian packages (through sudo when not root)
-#   make test       sanitizer build in build/test/, private PostgreSQL, every suite
+#   make test       sanitizer build in build/test/, private PostgreSQL, every suite, then
+#                   the fuzz targets over their seeds and a fixed number of inputs more
+#   make fuzz       the fuzz targets (clang's libFuzzer), FUZZ_SECONDS each (default 60)
 #   make demo       build, start a private PostgreSQL, run the sample pipeline, print invoices
 #   make bench      benchmarks: figures and ratios against baselines measured in the same run
 #   make clean      remove build output (the private PostgreSQL under var/ stays; see db-stop)
@@ -29,6 +31,14 @@ OUT      := build/test
 BINDIR   := build/test/bin
 CFLAGS   += -fsanitize=$(SANITIZER) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=$(SANITIZER)
+else ifeq ($(MODE),fuzz)
+# libFuzzer needs clang; the libraries are built with its coverage hooks and sanitizers.
+CC       := clang
+OUT      := build/fuzz
+BINDIR   := build/fuzz/bin
+CFLAGS   += -fsanitize=fuzzer-no-link,$(SANITIZER) -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=fuzzer,$(SANITIZER)
 else
 OUT      := build/release
 BINDIR   := bin
@@ -46,6 +56,7 @@ FAASBILL_SRC := billing/faasbill.c $(wildcard billing/cli_*.c) $(wildcard report
 FAASRUN_SRC  := runtime/faasrun.c $(wildcard runtime/cli_*.c)
 TEST_SRC     := $(wildcard tests/*.c)
 BENCH_SRC    := $(wildcard tests/bench/*.c)
+FUZZ_SRC     := $(wildcard tests/fuzz/*.c)
 FNS_SRC      := $(wildcard runtime/functions/*.c)
 
 obj = $(patsubst %.c,$(OUT)/%.o,$(1))
@@ -64,7 +75,7 @@ FNS  := $(patsubst runtime/functions/%.c,$(BINDIR)/fn/%,$(FNS_SRC))
 TESTBIN := $(BINDIR)/faasmeter-tests
 BENCHES := $(patsubst tests/bench/%.c,$(BINDIR)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test test-build demo bench clean db-start db-stop lint
+.PHONY: all deps test test-build demo bench fuzz fuzz-build clean db-start db-stop lint
 all: $(BINS) $(FNS)
 
 $(OUT)/%.o: %.c
@@ -109,6 +120,11 @@ $(BINDIR)/bench/%: $(OUT)/tests/bench/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
+# Fuzz targets (MODE=fuzz): libFuzzer's main, one parser each.
+$(BINDIR)/fuzz_%: $(OUT)/tests/fuzz/fuzz_%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 deps:
@@ -120,9 +136,17 @@ test-build: deps
 		$(patsubst runtime/functions/%.c,build/test/bin/fn/%,$(FNS_SRC))
 	@$(MAKE) --no-print-directory all
 
+fuzz-build: deps
+	@$(MAKE) --no-print-directory MODE=fuzz \
+		$(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
+
 # The suites run against the sanitizer build; end-to-end suites drive its binaries.
-test: test-build
+test: test-build fuzz-build
 	@scripts/run-tests.sh build/test/bin
+	@scripts/fuzz.sh --check
+
+fuzz: fuzz-build
+	@scripts/fuzz.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all

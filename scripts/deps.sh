@@ -8,6 +8,7 @@ packages=(
   libpq-dev postgresql postgresql-client
   libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev libssl-dev
   check libsubunit-dev
+  clang libclang-rt-dev
   curl
   chromium
   prometheus

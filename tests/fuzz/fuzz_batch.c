@@ -1,0 +1,39 @@
+/*
+ * A POST /v1/records body, as a JSON array (first byte even) or as NDJSON (odd), from any
+ * bytes: the batch is refused as a whole with a reason, or each of its records parses or
+ * is refused with a message. Nothing read outside the body, nothing leaked.
+ */
+
+#include "meter/batch.h"
+#include "meter/record.h"
+#include "tests/fuzz/fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    bool ndjson = data[0] & 1;
+    /* The server hands the body over NUL-terminated, as fuzz_string does. */
+    size_t len = size - 1;
+    char *body = fuzz_string(data + 1, len);
+    if (body == NULL)
+        return 0;
+    struct meter_batch b;
+    const char *why = NULL;
+    if (meter_batch_parse(body, len, ndjson, &b, &why) != 0) {
+        if (why == NULL || *why == '\0')
+            abort();
+        free(body);
+        return 0;
+    }
+    for (size_t i = 0; i < b.n; i++) {
+        const cJSON *item = meter_batch_record(&b, i);
+        struct meter_record r;
+        struct fm_err err;
+        if (item != NULL && meter_record_parse(item, &r, &err) == 0)
+            meter_record_clear(&r);
+    }
+    meter_batch_free(&b);
+    free(body);
+    return 0;
+}
