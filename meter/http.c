@@ -485,6 +485,23 @@ void meter_config_defaults(struct meter_config *cfg)
     };
 }
 
+/* libmicrohttpd's own messages are about requests it refused itself (malformed ones, which
+ * it answers with 400): a client's doing, so they are logged at debug level, where a client
+ * sending garbage cannot flood the log. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static void on_mhd_message(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    if (FM_LOG_DEBUG > fm_log_threshold)
+        return;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\r\n")] = '\0';
+    fm_debug("http: %s", msg);
+}
+#pragma GCC diagnostic pop
+
 /* Stop the blocking threads and the group, and free what s holds but its daemon. */
 static void server_free(struct meter_server *s)
 {
@@ -545,7 +562,8 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_message, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
         server_free(s);
         return fm_err_set(err, "cannot listen on %s:%u (in use, or not allowed)", host,
