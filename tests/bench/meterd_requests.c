@@ -245,6 +245,7 @@ struct client_thread {
     int64_t start_us, end_us; /* answers counted between these */
     long long ok, failed;
     long long answered; /* 200s, the warm-up's too: what the server's CPU time served */
+    long long cpu_us;   /* the thread's own CPU, user and system */
 };
 
 static void request_arm(CURL *h, const struct client_thread *t, long long seq,
@@ -329,13 +330,18 @@ static void *client_run(void *arg)
         curl_easy_cleanup(easy[i]);
     curl_multi_cleanup(multi);
     curl_slist_free_all(headers);
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0)
+        t->cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
+                    ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
     return NULL;
 }
 
 /* Drive the server on port for seconds (after a short warm-up): the answers it gave then;
- * *failed the others, and *answered adds every 200, the warm-up's too. */
+ * *failed the others, *answered adds every 200, the warm-up's too, and *client_us the
+ * client's CPU time for them. */
 static long long drive(unsigned port, const char *key, int seconds, int run,
-                       long long *failed, long long *answered)
+                       long long *failed, long long *answered, long long *client_us)
 {
     struct client_thread t[CLIENT_THREADS];
     int64_t start = fm_mono_us() + 500000; /* connections open, statements prepared */
@@ -352,6 +358,7 @@ static long long drive(unsigned port, const char *key, int seconds, int run,
         ok += t[i].ok;
         *failed += t[i].failed;
         *answered += t[i].answered;
+        *client_us += t[i].cpu_us;
     }
     return ok;
 }
@@ -377,11 +384,12 @@ int main(void)
     if (child_start(NULL, &hello) != 0)
         return fail("hello-world", "did not start");
     long long meterd_ok = 0, meterd_failed = 0, hello_ok = 0, hello_failed = 0, failed;
-    long long meterd_all = 0, hello_all = 0;
+    long long meterd_all = 0, hello_all = 0, meterd_client_us = 0, hello_client_us = 0;
     for (int r = 0; r < seconds; r++) {
-        meterd_ok += drive(meterd.port, key, 1, 2 * r, &failed, &meterd_all);
+        meterd_ok += drive(meterd.port, key, 1, 2 * r, &failed, &meterd_all, &meterd_client_us);
         meterd_failed += failed;
-        hello_ok += drive(hello.port, key, 1, 2 * r + 1, &failed, &hello_all);
+        hello_ok +=
+            drive(hello.port, key, 1, 2 * r + 1, &failed, &hello_all, &hello_client_us);
         hello_failed += failed;
     }
     long long meterd_rate = meterd_ok / seconds, hello_rate = hello_ok / seconds;
@@ -408,6 +416,9 @@ int main(void)
                "apart), hello-world %.0f + %.0f us per request\n",
                (double)meterd_cpu[0] / m, (double)meterd_cpu[1] / m, (double)hello_cpu[0] / h,
                (double)hello_cpu[1] / h);
+        printf("  client CPU   %.0f us per request to meterd, %.0f to hello-world (the same "
+               "client, on the same cores)\n",
+               (double)meterd_client_us / m, (double)hello_client_us / h);
     }
     printf("  target       %8d records/s: %s\n", 20000,
            meterd_rate >= 20000 ? "reached" : "not reached");
