@@ -1,81 +1,48 @@
 /* faasbill migrate, tenant and key: the database set-up an operator does. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "billing/catalog.h"
 #include "billing/cli.h"
+#include "billing/cli_args.h"
 #include "common/apikey.h"
 #include "common/db.h"
 #include "meter/plans.h"
 #include "meter/upkeep.h"
 #include "schema/migrate.h"
 
-/* Parse the options every database command shares (--db, --help) plus its own; returns
- * -1 after printing the error (exit 2), 1 for --help (exit 0), 0 to go on. */
+/* The options of the database commands, and their words that are not options. */
 struct db_opts {
     const char *db;
     const char *plan;
     const char *role;
     const char *tenant;
     const char *catalog;
+    const char *words[2]; /* "add NAME", "list", "create" */
+    size_t nwords;
 };
-
-enum { OPT_DB = 1000, OPT_PLAN, OPT_ROLE, OPT_TENANT, OPT_CATALOG, OPT_HELP };
 
 /* The options a command takes beyond --db and --help: another's is an unknown option. */
 enum { TAKES_PLAN = 1, TAKES_ROLE = 2, TAKES_TENANT = 4, TAKES_CATALOG = 8 };
 
+/* Returns -1 to go on, else the exit code (0 after --help, 2 on bad usage). */
 static int parse_opts(const char *cmd, int argc, char **argv, struct db_opts *o,
-                      const char *help, unsigned takes)
+                      void (*help)(const char *cmd), unsigned takes)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, OPT_DB},
-        {"plan", required_argument, NULL, OPT_PLAN},
-        {"role", required_argument, NULL, OPT_ROLE},
-        {"tenant", required_argument, NULL, OPT_TENANT},
-        {"catalog", required_argument, NULL, OPT_CATALOG},
-        {"help", no_argument, NULL, OPT_HELP},
-        {0, 0, 0, 0},
-    };
-    int c;
-    opterr = 0;
-    optind = 1;
-    int at;
-    while ((c = getopt_long(argc, argv, "", opts, &at)) != -1) {
-        if ((c == OPT_PLAN && !(takes & TAKES_PLAN)) || (c == OPT_ROLE && !(takes & TAKES_ROLE)) ||
-            (c == OPT_TENANT && !(takes & TAKES_TENANT)) ||
-            (c == OPT_CATALOG && !(takes & TAKES_CATALOG))) {
-            fprintf(stderr, "faasbill %s: --%s is not an option of %s (try --help)\n", cmd,
-                    opts[at].name, cmd);
-            return -1;
-        }
-        switch (c) {
-        case OPT_DB:
-            o->db = optarg;
-            break;
-        case OPT_PLAN:
-            o->plan = optarg;
-            break;
-        case OPT_ROLE:
-            o->role = optarg;
-            break;
-        case OPT_TENANT:
-            o->tenant = optarg;
-            break;
-        case OPT_CATALOG:
-            o->catalog = optarg;
-            break;
-        case OPT_HELP:
-            fputs(help, stdout);
-            return 1;
-        default:
-            fprintf(stderr, "faasbill %s: unknown or incomplete option '%s' (try --help)\n",
-                    cmd, argv[optind - 1]);
-            return -1;
-        }
-    }
-    return 0;
+    struct cli_opt opts[6];
+    size_t n = 0;
+    opts[n++] = (struct cli_opt)CLI_OPT_TEXT("--db", &o->db);
+    if (takes & TAKES_PLAN)
+        opts[n++] = (struct cli_opt)CLI_OPT_TEXT("--plan", &o->plan);
+    if (takes & TAKES_ROLE)
+        opts[n++] = (struct cli_opt)CLI_OPT_TEXT("--role", &o->role);
+    if (takes & TAKES_TENANT)
+        opts[n++] = (struct cli_opt)CLI_OPT_TEXT("--tenant", &o->tenant);
+    if (takes & TAKES_CATALOG)
+        opts[n++] = (struct cli_opt)CLI_OPT_TEXT("--catalog", &o->catalog);
+    opts[n] = (struct cli_opt)CLI_OPT_END;
+    return cli_parse(cmd, argc, argv, opts, help, o->words, &o->nwords,
+                     sizeof o->words / sizeof o->words[0]);
 }
 
 static PGconn *connect_or_say(const char *cmd, const char *db)
@@ -87,20 +54,25 @@ static PGconn *connect_or_say(const char *cmd, const char *db)
     return conn;
 }
 
+static void migrate_help(const char *cmd)
+{
+    (void)cmd;
+    fputs("usage: faasbill migrate [--db CONNINFO] [--catalog DIR]\n"
+          "Applies the schema/ migrations the database has not recorded yet, in order, then\n"
+          "registers the catalog's plans so that usage is rated under each as it arrives\n"
+          "(a new or changed plan is rated anew from the stored invocations). Run it again\n"
+          "after adding or changing a plan file.\n",
+          stdout);
+}
+
 int cli_migrate(int argc, char **argv)
 {
-    static const char help[] =
-        "usage: faasbill migrate [--db CONNINFO] [--catalog DIR]\n"
-        "Applies the schema/ migrations the database has not recorded yet, in order, then\n"
-        "registers the catalog's plans so that usage is rated under each as it arrives\n"
-        "(a new or changed plan is rated anew from the stored invocations). Run it again\n"
-        "after adding or changing a plan file.\n";
     struct db_opts o = {0};
-    int rc = parse_opts("migrate", argc, argv, &o, help, TAKES_CATALOG);
-    if (rc != 0)
-        return rc < 0 ? 2 : 0;
-    if (optind < argc) {
-        fprintf(stderr, "faasbill migrate: unexpected argument '%s'\n", argv[optind]);
+    int rc = parse_opts("migrate", argc, argv, &o, migrate_help, TAKES_CATALOG);
+    if (rc >= 0)
+        return rc;
+    if (o.nwords > 0) {
+        fprintf(stderr, "faasbill migrate: unexpected argument '%s'\n", o.words[0]);
         return 2;
     }
     PGconn *conn = connect_or_say("migrate", o.db);
@@ -202,22 +174,26 @@ static int tenant_list(PGconn *conn)
     return 0;
 }
 
+static void tenant_help(const char *cmd)
+{
+    (void)cmd;
+    fputs("usage: faasbill tenant add NAME [--plan ID] [--catalog DIR] [--db CONNINFO]\n"
+          "       faasbill tenant list [--db CONNINFO]\n"
+          "add creates the tenant (or changes its plan); the plan defaults to aws-lambda-x86\n"
+          "and must be in the catalog (--catalog DIR, else $FAASMETER_CATALOG, else\n"
+          "billing/catalog of the installation).\n",
+          stdout);
+}
+
 int cli_tenant(int argc, char **argv)
 {
-    static const char help[] =
-        "usage: faasbill tenant add NAME [--plan ID] [--catalog DIR] [--db CONNINFO]\n"
-        "       faasbill tenant list [--db CONNINFO]\n"
-        "add creates the tenant (or changes its plan); the plan defaults to aws-lambda-x86\n"
-        "and must be in the catalog (--catalog DIR, else $FAASMETER_CATALOG, else\n"
-        "billing/catalog of the installation).\n";
     struct db_opts o = {0};
-    int rc = parse_opts("tenant", argc, argv, &o, help, TAKES_PLAN | TAKES_CATALOG);
-    if (rc != 0)
-        return rc < 0 ? 2 : 0;
-    int nargs = argc - optind;
-    const char *verb = nargs > 0 ? argv[optind] : "";
-    bool add = strcmp(verb, "add") == 0 && nargs == 2;
-    bool list = strcmp(verb, "list") == 0 && nargs == 1;
+    int rc = parse_opts("tenant", argc, argv, &o, tenant_help, TAKES_PLAN | TAKES_CATALOG);
+    if (rc >= 0)
+        return rc;
+    const char *verb = o.nwords > 0 ? o.words[0] : "";
+    bool add = strcmp(verb, "add") == 0 && o.nwords == 2;
+    bool list = strcmp(verb, "list") == 0 && o.nwords == 1;
     if (!add && !list) {
         fprintf(stderr, "faasbill tenant: expected 'add NAME' or 'list' (try --help)\n");
         return 2;
@@ -229,10 +205,10 @@ int cli_tenant(int argc, char **argv)
     }
     const char *plan = o.plan ? o.plan : "aws-lambda-x86";
     if (add) {
-        if (!tenant_name_ok(argv[optind + 1])) {
+        if (!tenant_name_ok(o.words[1])) {
             fprintf(stderr, "faasbill tenant: NAME: expected [a-z0-9][a-z0-9_-]{0,63}, got "
                             "'%s'\n",
-                    argv[optind + 1]);
+                    o.words[1]);
             return 2;
         }
         if ((rc = check_plan(o.catalog, plan)) != 0)
@@ -241,22 +217,27 @@ int cli_tenant(int argc, char **argv)
     PGconn *conn = connect_or_say("tenant", o.db);
     if (conn == NULL)
         return 1;
-    rc = add ? tenant_add(conn, argv[optind + 1], plan) : tenant_list(conn);
+    rc = add ? tenant_add(conn, o.words[1], plan) : tenant_list(conn);
     PQfinish(conn);
     return rc;
 }
 
+static void key_help(const char *cmd)
+{
+    (void)cmd;
+    fputs("usage: faasbill key create --role admin|ingest|tenant [--tenant NAME] [--db CONNINFO]\n"
+          "Creates an API key for meterd and prints it alone on the last line. The key is\n"
+          "shown only now: the database keeps its SHA-256 only. A tenant key needs --tenant.\n",
+          stdout);
+}
+
 int cli_key(int argc, char **argv)
 {
-    static const char help[] =
-        "usage: faasbill key create --role admin|ingest|tenant [--tenant NAME] [--db CONNINFO]\n"
-        "Creates an API key for meterd and prints it alone on the last line. The key is\n"
-        "shown only now: the database keeps its SHA-256 only. A tenant key needs --tenant.\n";
     struct db_opts o = {0};
-    int rc = parse_opts("key", argc, argv, &o, help, TAKES_ROLE | TAKES_TENANT);
-    if (rc != 0)
-        return rc < 0 ? 2 : 0;
-    if (argc - optind != 1 || strcmp(argv[optind], "create") != 0) {
+    int rc = parse_opts("key", argc, argv, &o, key_help, TAKES_ROLE | TAKES_TENANT);
+    if (rc >= 0)
+        return rc;
+    if (o.nwords != 1 || strcmp(o.words[0], "create") != 0) {
         fprintf(stderr, "faasbill key: expected 'create' (try --help)\n");
         return 2;
     }

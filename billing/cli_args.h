@@ -8,46 +8,61 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "billing/catalog.h"
 
-struct cli_args {
-    const char *cmd; /* "quote", for messages */
-    int argc;
-    char **argv;
-    int i; /* the argument being looked at */
+/* What an option's value is, and what it is stored as in `to`. */
+enum cli_type {
+    CLI_FLAG,    /* no value: bool, set */
+    CLI_TEXT,    /* const char *, borrowed from argv */
+    CLI_INT,     /* int64_t, a whole integer in min..max */
+    CLI_MS,      /* int64_t microseconds, from milliseconds 0..max with at most 3 decimals */
+    CLI_LIST,    /* const char *[max], appended to; *count how many so far */
+    CLI_CHECKED, /* whatever check stores when it accepts the value */
 };
+
+/* One option of a command. A command's options are an array ending with a NULL name. */
+struct cli_opt {
+    const char *name; /* "--plan" */
+    enum cli_type type;
+    void *to;
+    bool *given; /* optional: set when the option appears */
+    int64_t min, max;
+    size_t *count;                              /* CLI_LIST */
+    bool (*check)(const char *value, void *to); /* CLI_CHECKED: parse value into to */
+    const char *expected; /* CLI_CHECKED: what it accepts, for the error ("YYYY-MM") */
+};
+
+/* The entries of a command's option table, one per kind. */
+#define CLI_OPT_FLAG(n, t) {.name = (n), .type = CLI_FLAG, .to = (t)}
+#define CLI_OPT_TEXT(n, t) {.name = (n), .type = CLI_TEXT, .to = (t)}
+#define CLI_OPT_INT(n, t, seen, lo, hi)                                                       \
+    {.name = (n), .type = CLI_INT, .to = (t), .given = (seen), .min = (lo), .max = (hi)}
+#define CLI_OPT_MS(n, t, seen, hi)                                                            \
+    {.name = (n), .type = CLI_MS, .to = (t), .given = (seen), .max = (hi)}
+#define CLI_OPT_LIST(n, t, cnt, hi)                                                           \
+    {.name = (n), .type = CLI_LIST, .to = (t), .count = (cnt), .max = (hi)}
+#define CLI_OPT_CHECKED(n, t, fn, what)                                                       \
+    {.name = (n), .type = CLI_CHECKED, .to = (t), .check = (fn), .expected = (what)}
+#define CLI_OPT_END {.name = NULL}
+
+/**
+ * Parse argv[1..] as cmd's options: "--name value" or "--name=value". --help or -h calls
+ * help(cmd). Arguments that are not options are put in positional, at most max of them
+ * (NULL: none is expected). The first error is printed as one line.
+ * @return -1 when the command goes on, 0 after the help, 2 on bad usage
+ */
+int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts,
+              void (*help)(const char *cmd), const char **positional, size_t *npositional,
+              size_t max);
 
 /** Print "faasbill <cmd>: <message>" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/** true when the current argument is exactly name (a flag without a value). */
-bool cli_flag(const struct cli_args *a, const char *name);
-
-/**
- * When the current argument is option name, store its value in *val (borrowed from argv)
- * and step past it. Returns 1 when it matched, 0 when it is another argument, -1 when the
- * value is missing (the error is printed).
- */
-int cli_option(struct cli_args *a, const char *name, const char **val);
-
-/**
- * Parse s as a whole integer in min..max for option flag; on failure print
- * "faasbill <cmd>: <flag>: expected an integer <min>-<max>, got '<s>'" and return -1.
- */
-int cli_int(const char *cmd, const char *flag, const char *s, int64_t min, int64_t max,
-            int64_t *out);
-
-/**
- * Parse s as milliseconds with at most 3 decimals into microseconds, in 0..max_ms.
- * Prints the error and returns -1 when it is not.
- */
-int cli_ms_to_us(const char *cmd, const char *flag, const char *s, int64_t max_ms,
-                 int64_t *out_us);
-
-/** Report an argument nobody asked for; returns 2, the bad-usage exit code. */
-int cli_unknown(const struct cli_args *a);
+/** A CLI_CHECKED check: a calendar month "YYYY-MM", kept as the text (const char *). */
+bool cli_check_period(const char *value, void *to);
 
 /** Load the catalog (dir may be NULL), printing the error. Returns 0, or 1 (the exit code). */
 int cli_load_catalog(const char *cmd, const char *dir, struct bill_catalog **out);

@@ -13,31 +13,24 @@
 
 #define OUTPUT_MAX (4 * 1024 * 1024)
 
-/* The options both listings take. Returns -1 to go on, else the exit code. */
-static int parse_listing(const char *cmd, const char *what, int argc, char **argv,
-                         const char **catalog, bool *json)
+static void help(const char *cmd)
 {
-    struct cli_args a = {.cmd = cmd, .argc = argc, .argv = argv};
-    for (a.i = 1; a.i < argc; a.i++) {
-        const char *v = NULL;
-        int m;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            printf("usage: faasbill %s [--json] [--catalog DIR]\n\n"
-                   "Lists the %s catalog: --catalog DIR, else $FAASMETER_CATALOG, else the\n"
-                   "installed billing/catalog.\n",
-                   cmd, what);
-            return 0;
-        } else if (cli_flag(&a, "--json")) {
-            *json = true;
-        } else if ((m = cli_option(&a, "--catalog", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            *catalog = v;
-        } else {
-            return cli_unknown(&a);
-        }
-    }
-    return -1;
+    printf("usage: faasbill %s [--json] [--catalog DIR]\n\n"
+           "Lists the %s catalog: --catalog DIR, else $FAASMETER_CATALOG, else the\n"
+           "installed billing/catalog.\n",
+           cmd, strcmp(cmd, "plans") == 0 ? "plan" : "server");
+}
+
+/* The options both listings take. Returns -1 to go on, else the exit code. */
+static int parse_listing(const char *cmd, int argc, char **argv, const char **catalog,
+                         bool *json)
+{
+    const struct cli_opt opts[] = {
+        CLI_OPT_FLAG("--json", json),
+        CLI_OPT_TEXT("--catalog", catalog),
+        CLI_OPT_END,
+    };
+    return cli_parse(cmd, argc, argv, opts, help, NULL, NULL, 0);
 }
 
 /* A listing under way: a JSON array or a text table, whichever --json chose. */
@@ -50,12 +43,12 @@ struct listing {
 
 /* Parse the options, load the catalog and start the output. Returns -1 to go on, else the
  * exit code. */
-static int listing_start(struct listing *l, const char *what, int argc, char **argv,
+static int listing_start(struct listing *l, int argc, char **argv,
                          size_t ncols, const char *align, const char *const *header)
 {
     const char *dir = NULL;
     bool json = false;
-    int rc = parse_listing(l->cmd, what, argc, argv, &dir, &json);
+    int rc = parse_listing(l->cmd, argc, argv, &dir, &json);
     if (rc >= 0)
         return rc;
     if (cli_load_catalog(l->cmd, dir, &l->cat) != 0)
@@ -130,7 +123,7 @@ int cli_plans(int argc, char **argv)
     static const char *const header[] = {"ID",     "NAME",         "CURRENCY", "DURATION",
                                          "MEMORY", "METERS",       "SUBSCRIPTION", "AS OF"};
     struct listing l = {.cmd = "plans"};
-    int rc = listing_start(&l, "plan", argc, argv, 8, "llllllrl", header);
+    int rc = listing_start(&l, argc, argv, 8, "llllllrl", header);
     if (rc >= 0)
         return rc;
     for (size_t i = 0; i < bill_catalog_plan_count(l.cat); i++) {
@@ -173,7 +166,7 @@ int cli_servers(int argc, char **argv)
     static const char *const header[] = {"ID",     "NAME",           "VCPUS",    "MEMORY MB",
                                          "HOURLY", "MONTHLY (730 h)", "CURRENCY", "AS OF"};
     struct listing l = {.cmd = "servers"};
-    int rc = listing_start(&l, "server", argc, argv, 8, "llrrrrll", header);
+    int rc = listing_start(&l, argc, argv, 8, "llrrrrll", header);
     if (rc >= 0)
         return rc;
     for (size_t i = 0; i < bill_catalog_server_count(l.cat); i++) {

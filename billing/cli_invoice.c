@@ -14,8 +14,9 @@
 
 #define CMD "invoice"
 
-static void help(void)
+static void help(const char *cmd)
 {
+    (void)cmd;
     fputs("usage: faasbill invoice --tenant T --period YYYY-MM [--plan ID] [--finalize]\n"
           "                        [--format text|json|csv] [--catalog DIR] [--db CONNINFO]\n"
           "\n"
@@ -37,55 +38,28 @@ struct invoice_args {
     bool finalize;
 };
 
+static bool check_format(const char *value, void *to)
+{
+    return bill_format_from_name(value, to) == 0;
+}
+
 /* Returns -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, struct invoice_args *o)
 {
-    struct cli_args a = {.cmd = CMD, .argc = argc, .argv = argv};
     o->format = BILL_FORMAT_TEXT;
-    for (a.i = 1; a.i < argc; a.i++) {
-        const char *v = NULL;
-        int m;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            help();
-            return 0;
-        } else if (cli_flag(&a, "--finalize")) {
-            o->finalize = true;
-        } else if ((m = cli_option(&a, "--tenant", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->tenant = v;
-        } else if ((m = cli_option(&a, "--period", &v)) != 0) {
-            int64_t from, to;
-            if (m < 0)
-                return 2;
-            if (fm_period_parse(v, &from, &to) != 0) {
-                cli_error(CMD, "--period: expected YYYY-MM, got '%s'", v);
-                return 2;
-            }
-            o->period = v;
-        } else if ((m = cli_option(&a, "--plan", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->plan = v;
-        } else if ((m = cli_option(&a, "--format", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            if (bill_format_from_name(v, &o->format) != 0) {
-                cli_error(CMD, "--format: expected text, json or csv, got '%s'", v);
-                return 2;
-            }
-        } else if ((m = cli_option(&a, "--catalog", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->catalog = v;
-        } else if ((m = cli_option(&a, "--db", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->db = v;
-        } else {
-            return cli_unknown(&a);
-        }
-    }
+    const struct cli_opt opts[] = {
+        CLI_OPT_FLAG("--finalize", &o->finalize),
+        CLI_OPT_TEXT("--tenant", &o->tenant),
+        CLI_OPT_CHECKED("--period", &o->period, cli_check_period, "YYYY-MM"),
+        CLI_OPT_TEXT("--plan", &o->plan),
+        CLI_OPT_CHECKED("--format", &o->format, check_format, "text, json or csv"),
+        CLI_OPT_TEXT("--catalog", &o->catalog),
+        CLI_OPT_TEXT("--db", &o->db),
+        CLI_OPT_END,
+    };
+    int rc = cli_parse(CMD, argc, argv, opts, help, NULL, NULL, 0);
+    if (rc >= 0)
+        return rc;
     const char *missing = !o->tenant ? "--tenant" : !o->period ? "--period" : NULL;
     if (missing) {
         cli_error(CMD, "%s: required (try faasbill invoice --help)", missing);

@@ -16,8 +16,9 @@
 #define MAX_EGRESS_KB INT64_C(1073741824)         /* a TiB per invocation */
 #define OUTPUT_MAX (4 * 1024 * 1024)
 
-static void help(void)
+static void help(const char *cmd)
 {
+    (void)cmd;
     printf("usage: faasbill quote (--plan ID | --plan-file FILE) --memory-mb M --invocations N\n"
            "                      --avg-duration-ms D [--observed-memory-mb M]\n"
            "                      [--cpu-ms-per-invocation C] [--egress-kb-per-invocation K]\n"
@@ -38,59 +39,25 @@ struct quote_args {
 /* Returns -1 to go on, else the exit code (0 after --help, 2 on bad usage). */
 static int parse(int argc, char **argv, struct quote_args *q)
 {
-    struct cli_args a = {.cmd = CMD, .argc = argc, .argv = argv};
     q->observed_mb = -1;
-    for (a.i = 1; a.i < argc; a.i++) {
-        const char *v = NULL;
-        int m;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            help();
-            return 0;
-        } else if (cli_flag(&a, "--json")) {
-            q->json = true;
-        } else if (cli_flag(&a, "--no-free-tier")) {
-            q->no_free = true;
-        } else if ((m = cli_option(&a, "--plan", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            q->plan_id = v;
-        } else if ((m = cli_option(&a, "--plan-file", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            q->plan_file = v;
-        } else if ((m = cli_option(&a, "--catalog", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            q->catalog = v;
-        } else if ((m = cli_option(&a, "--memory-mb", &v)) != 0) {
-            if (m < 0 || cli_int(CMD, "--memory-mb", v, 1, MAX_MEMORY_MB, &q->memory_mb) != 0)
-                return 2;
-            q->have_memory = true;
-        } else if ((m = cli_option(&a, "--observed-memory-mb", &v)) != 0) {
-            if (m < 0 || cli_int(CMD, "--observed-memory-mb", v, 1, MAX_MEMORY_MB,
-                                 &q->observed_mb) != 0)
-                return 2;
-        } else if ((m = cli_option(&a, "--invocations", &v)) != 0) {
-            if (m < 0 ||
-                cli_int(CMD, "--invocations", v, 0, MAX_INVOCATIONS, &q->invocations) != 0)
-                return 2;
-            q->have_invocations = true;
-        } else if ((m = cli_option(&a, "--avg-duration-ms", &v)) != 0) {
-            if (m < 0 || cli_ms_to_us(CMD, "--avg-duration-ms", v, MAX_MS, &q->duration_us) != 0)
-                return 2;
-            q->have_duration = true;
-        } else if ((m = cli_option(&a, "--cpu-ms-per-invocation", &v)) != 0) {
-            if (m < 0 || cli_ms_to_us(CMD, "--cpu-ms-per-invocation", v, MAX_MS, &q->cpu_us) != 0)
-                return 2;
-            q->have_cpu = true;
-        } else if ((m = cli_option(&a, "--egress-kb-per-invocation", &v)) != 0) {
-            if (m < 0 || cli_int(CMD, "--egress-kb-per-invocation", v, 0, MAX_EGRESS_KB,
-                                 &q->egress_kb) != 0)
-                return 2;
-        } else {
-            return cli_unknown(&a);
-        }
-    }
+    const struct cli_opt opts[] = {
+        CLI_OPT_FLAG("--json", &q->json),
+        CLI_OPT_FLAG("--no-free-tier", &q->no_free),
+        CLI_OPT_TEXT("--plan", &q->plan_id),
+        CLI_OPT_TEXT("--plan-file", &q->plan_file),
+        CLI_OPT_TEXT("--catalog", &q->catalog),
+        CLI_OPT_INT("--memory-mb", &q->memory_mb, &q->have_memory, 1, MAX_MEMORY_MB),
+        CLI_OPT_INT("--observed-memory-mb", &q->observed_mb, NULL, 1, MAX_MEMORY_MB),
+        CLI_OPT_INT("--invocations", &q->invocations, &q->have_invocations, 0,
+                    MAX_INVOCATIONS),
+        CLI_OPT_MS("--avg-duration-ms", &q->duration_us, &q->have_duration, MAX_MS),
+        CLI_OPT_MS("--cpu-ms-per-invocation", &q->cpu_us, &q->have_cpu, MAX_MS),
+        CLI_OPT_INT("--egress-kb-per-invocation", &q->egress_kb, NULL, 0, MAX_EGRESS_KB),
+        CLI_OPT_END,
+    };
+    int rc = cli_parse(CMD, argc, argv, opts, help, NULL, NULL, 0);
+    if (rc >= 0)
+        return rc;
     const char *missing = !q->plan_id && !q->plan_file ? "--plan or --plan-file"
                           : !q->have_memory            ? "--memory-mb"
                           : !q->have_invocations       ? "--invocations"

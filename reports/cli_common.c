@@ -64,3 +64,8 @@ int cli_write_comparison(const char *cmd, const struct bill_comparison *cmp,
     fm_buf_free(&out);
     return rc;
 }
+
+bool cli_check_report_format(const char *value, void *to)
+{
+    return report_format_from_name(value, to) == 0;
+}

@@ -3,6 +3,7 @@
 
 /* What faasbill's compare, report and simulate commands share. */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "billing/catalog.h"
@@ -12,6 +13,11 @@
 
 #define CLI_MAX_SERVERS 64
 #define CLI_OUTPUT_MAX (64u << 20)
+
+/** A CLI_CHECKED check: a report format's name into enum report_format. */
+bool cli_check_report_format(const char *value, void *to);
+
+#define CLI_REPORT_FORMATS "text, json, csv or html"
 
 /**
  * The servers to compare with: the catalog's --server ids, or every catalog server when

@@ -41,58 +41,21 @@ static void help(const char *cmd)
 /* Returns -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, struct compare_args *o)
 {
-    struct cli_args a = {.cmd = o->cmd, .argc = argc, .argv = argv};
     bool report = strcmp(o->cmd, "report") == 0;
-    for (a.i = 1; a.i < argc; a.i++) {
-        const char *v = NULL;
-        int m;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            help(o->cmd);
-            return 0;
-        } else if (!report && (m = cli_option(&a, "--tenant", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->tenant = v;
-        } else if ((m = cli_option(&a, "--period", &v)) != 0) {
-            int64_t from, to;
-            if (m < 0)
-                return 2;
-            if (fm_period_parse(v, &from, &to) != 0) {
-                cli_error(o->cmd, "--period: expected YYYY-MM, got '%s'", v);
-                return 2;
-            }
-            o->period = v;
-        } else if ((m = cli_option(&a, "--server", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            if (o->nservers == CLI_MAX_SERVERS) {
-                cli_error(o->cmd, "--server: at most %d", CLI_MAX_SERVERS);
-                return 2;
-            }
-            o->servers[o->nservers++] = v;
-        } else if (!report && (m = cli_option(&a, "--format", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            if (report_format_from_name(v, &o->format) != 0) {
-                cli_error(o->cmd, "--format: expected text, json, csv or html, got '%s'", v);
-                return 2;
-            }
-        } else if ((m = cli_option(&a, "-o", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->output = v;
-        } else if ((m = cli_option(&a, "--catalog", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->catalog = v;
-        } else if ((m = cli_option(&a, "--db", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->db = v;
-        } else {
-            return cli_unknown(&a);
-        }
-    }
+    const struct cli_opt opts[] = {
+        CLI_OPT_CHECKED("--period", &o->period, cli_check_period, "YYYY-MM"),
+        CLI_OPT_LIST("--server", o->servers, &o->nservers, CLI_MAX_SERVERS),
+        CLI_OPT_TEXT("-o", &o->output),
+        CLI_OPT_TEXT("--catalog", &o->catalog),
+        CLI_OPT_TEXT("--db", &o->db),
+        /* The table ends here for report, which covers every tenant, in HTML. */
+        report ? (struct cli_opt)CLI_OPT_END : (struct cli_opt)CLI_OPT_TEXT("--tenant", &o->tenant),
+        CLI_OPT_CHECKED("--format", &o->format, cli_check_report_format, CLI_REPORT_FORMATS),
+        CLI_OPT_END,
+    };
+    int rc = cli_parse(o->cmd, argc, argv, opts, help, NULL, NULL, 0);
+    if (rc >= 0)
+        return rc;
     const char *missing = !report && !o->tenant ? "--tenant"
                           : !o->period          ? "--period"
                           : report && !o->output ? "-o"

@@ -16,8 +16,9 @@
 #define MAX_PLANS 256
 #define MONTH_US ((int64_t)TRACE_DAYS_PER_MONTH * BILL_DAY_US)
 
-static void help(void)
+static void help(const char *cmd)
 {
+    (void)cmd;
     fputs("usage: faasbill simulate (--invocations N --avg-duration-ms D --memory-mb M\n"
           "                          | --trace DIR) [--plan ID] [--server ID]...\n"
           "                         [--format text|json|csv|html] [-o FILE] [--catalog DIR]\n\n"
@@ -43,61 +44,21 @@ struct sim_args {
 /* Returns -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, struct sim_args *o)
 {
-    struct cli_args a = {.cmd = CMD, .argc = argc, .argv = argv};
-    for (a.i = 1; a.i < argc; a.i++) {
-        const char *v = NULL;
-        int m;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            help();
-            return 0;
-        } else if ((m = cli_option(&a, "--invocations", &v)) != 0) {
-            if (m < 0 || cli_int(CMD, "--invocations", v, 0, MAX_INVOCATIONS,
-                                 &o->invocations) != 0)
-                return 2;
-            o->have_n = true;
-        } else if ((m = cli_option(&a, "--avg-duration-ms", &v)) != 0) {
-            if (m < 0 || cli_ms_to_us(CMD, "--avg-duration-ms", v, MAX_MS, &o->duration_us) != 0)
-                return 2;
-            o->have_d = true;
-        } else if ((m = cli_option(&a, "--memory-mb", &v)) != 0) {
-            if (m < 0 || cli_int(CMD, "--memory-mb", v, 1, 10240, &o->memory_mb) != 0)
-                return 2;
-            o->have_m = true;
-        } else if ((m = cli_option(&a, "--trace", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->trace = v;
-        } else if ((m = cli_option(&a, "--plan", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->plan = v;
-        } else if ((m = cli_option(&a, "--server", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            if (o->nservers == CLI_MAX_SERVERS) {
-                cli_error(CMD, "--server: at most %d", CLI_MAX_SERVERS);
-                return 2;
-            }
-            o->servers[o->nservers++] = v;
-        } else if ((m = cli_option(&a, "--format", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            if (report_format_from_name(v, &o->format) != 0) {
-                cli_error(CMD, "--format: expected text, json, csv or html, got '%s'", v);
-                return 2;
-            }
-        } else if ((m = cli_option(&a, "-o", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->output = v;
-        } else if ((m = cli_option(&a, "--catalog", &v)) != 0) {
-            if (m < 0)
-                return 2;
-            o->catalog = v;
-        } else {
-            return cli_unknown(&a);
-        }
-    }
+    const struct cli_opt opts[] = {
+        CLI_OPT_INT("--invocations", &o->invocations, &o->have_n, 0, MAX_INVOCATIONS),
+        CLI_OPT_MS("--avg-duration-ms", &o->duration_us, &o->have_d, MAX_MS),
+        CLI_OPT_INT("--memory-mb", &o->memory_mb, &o->have_m, 1, 10240),
+        CLI_OPT_TEXT("--trace", &o->trace),
+        CLI_OPT_TEXT("--plan", &o->plan),
+        CLI_OPT_LIST("--server", o->servers, &o->nservers, CLI_MAX_SERVERS),
+        CLI_OPT_CHECKED("--format", &o->format, cli_check_report_format, CLI_REPORT_FORMATS),
+        CLI_OPT_TEXT("-o", &o->output),
+        CLI_OPT_TEXT("--catalog", &o->catalog),
+        CLI_OPT_END,
+    };
+    int rc = cli_parse(CMD, argc, argv, opts, help, NULL, NULL, 0);
+    if (rc >= 0)
+        return rc;
     bool described = o->have_n || o->have_d || o->have_m;
     if (o->trace && described) {
         cli_error(CMD, "--trace: give either --trace or a described workload, not both");

@@ -223,10 +223,16 @@ static void faasbill_says(int status, const char *out, const char *err, char **a
 START_TEST(faasbill_usage_is_checked)
 {
     faasbill_says(2, "", "faasbill: missing command (try faasbill --help)\n", (char *[]){NULL});
-    faasbill_says(2, "", "faasbill migrate: --role is not an option of migrate (try --help)\n",
+    faasbill_says(2, "",
+                  "faasbill migrate: --role: unknown option (try faasbill migrate --help)\n",
                   (char *[]){"migrate", "--role", "admin", "--db", conninfo, NULL});
-    faasbill_says(2, "", "faasbill key: --plan is not an option of key (try --help)\n",
+    faasbill_says(2, "", "faasbill key: --plan=x: unknown option (try faasbill key --help)\n",
                   (char *[]){"key", "create", "--role", "admin", "--plan=x", NULL});
+    faasbill_says(2, "", "faasbill key: --role: missing its value\n",
+                  (char *[]){"key", "create", "--role", NULL});
+    faasbill_says(2, "",
+                  "faasbill tenant: 'extra': unexpected argument (try faasbill tenant --help)\n",
+                  (char *[]){"tenant", "add", "globex", "extra", "--db", conninfo, NULL});
     faasbill_says(2, "", "faasbill tenant: --plan is an option of 'add', not 'list'\n",
                   (char *[]){"tenant", "list", "--plan", "x", "--db", conninfo, NULL});
     /* tenant add checks its plan in the catalog it is given. */
