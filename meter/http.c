@@ -470,6 +470,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     atomic_fetch_sub(&srv->active, 1);
 }
 
+/* One polling thread a core: a request that waits for the database does not hold its
+ * thread, so more threads than cores only add wake-ups. On two cores, 2 threads served
+ * 6,700-7,400 one-record requests a second against 5,500-6,000 with 8, in alternating runs. */
+static unsigned default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}
+
 void meter_config_defaults(struct meter_config *cfg)
 {
     *cfg = (struct meter_config){
@@ -481,7 +490,7 @@ void meter_config_defaults(struct meter_config *cfg)
         .per_ip_limit = 0,
         .timeout_s = 30,
         .key_cache_ms = 30000,
-        .threads = 8,
+        .threads = default_threads(),
     };
 }
 
