@@ -39,6 +39,10 @@ static const struct {
      " WHERE key_id = $1 AND revoked_at IS NULL",
      1, false},
     {METER_DIRECT_PREPARE, "SELECT * FROM ingest_direct_prepare($1, $2, $3)", 3, true},
+    {METER_DIRECT_TENANTS,
+     "INSERT INTO tenants (tenant) SELECT t FROM unnest($1::text[]) t"
+     " WHERE NOT EXISTS (SELECT 1 FROM tenants x WHERE x.tenant = t) ON CONFLICT DO NOTHING",
+     1, true},
 };
 
 /* Prepare the statements on a new connection; with ingest_only, those that store records

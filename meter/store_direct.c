@@ -413,7 +413,7 @@ int meter_copy_in(PGconn *conn, const struct meter_copy *copies, int n, const ch
  * staged path (the names were validated: letters, digits, '_' and '-'). */
 static void add_tenants(const struct meter_direct *d, struct fm_buf *b)
 {
-    fm_buf_puts(b, "INSERT INTO tenants (tenant) SELECT t FROM unnest('{");
+    fm_buf_puts(b, "EXECUTE " METER_DIRECT_TENANTS "('{");
     const char *last = NULL;
     for (size_t k = 0; k < d->ngroups; k++) {
         const char *tenant = d->recs[d->by_inv[d->groups[k].first]].tenant;
@@ -422,8 +422,7 @@ static void add_tenants(const struct meter_direct *d, struct fm_buf *b)
             last = tenant;
         }
     }
-    fm_buf_puts(b, "}'::text[]) t WHERE NOT EXISTS (SELECT 1 FROM tenants x WHERE x.tenant = t)"
-                   " ON CONFLICT DO NOTHING");
+    fm_buf_puts(b, "}')");
 }
 
 int meter_direct_copy(PGconn *conn, struct meter_direct *d, const char *tail,

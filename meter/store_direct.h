@@ -24,6 +24,11 @@ struct meter_direct;
  * SELECT * FROM ingest_direct_prepare($1, $2, $3). */
 #define METER_DIRECT_PREPARE "direct_prepare"
 
+/* The name of the statement, prepared on every connection, that adds the tenants of a
+ * batch ($1, an array) that are new: meter_direct_copy runs it by SQL EXECUTE among its
+ * COPYs, since parsing and planning it anew cost more than running it. */
+#define METER_DIRECT_TENANTS "direct_tenants"
+
 /**
  * Decide which records of a batch may be stored directly, from the batch alone: none when
  * a record id repeats within the batch. @param recs borrowed until meter_direct_free.
