@@ -410,7 +410,9 @@ int meter_copy_in(PGconn *conn, const struct meter_copy *copies, int n, const ch
 }
 
 /* The statement that adds the direct records' tenants: after their record ids, as on the
- * staged path (the names were validated: letters, digits, '_' and '-'). */
+ * staged path. The names were validated (letters, digits, '_' and '-'), so nothing in them
+ * needs escaping in the SQL string; each is still quoted in the array, where a bare null
+ * would be NULL. */
 static void add_tenants(const struct meter_direct *d, struct fm_buf *b)
 {
     fm_buf_puts(b, "EXECUTE " METER_DIRECT_TENANTS "('{");
@@ -418,7 +420,7 @@ static void add_tenants(const struct meter_direct *d, struct fm_buf *b)
     for (size_t k = 0; k < d->ngroups; k++) {
         const char *tenant = d->recs[d->by_inv[d->groups[k].first]].tenant;
         if (d->groups[k].direct && (last == NULL || strcmp(last, tenant) != 0)) {
-            fm_buf_printf(b, "%s%s", last ? "," : "", tenant);
+            fm_buf_printf(b, "%s\"%s\"", last ? "," : "", tenant);
             last = tenant;
         }
     }

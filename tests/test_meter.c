@@ -692,6 +692,27 @@ START_TEST(direct_and_staged_paths_store_alike)
 }
 END_TEST
 
+START_TEST(a_tenant_named_null_is_a_tenant)
+{
+    /* Tenant names are letters, digits, '_' and '-': "null" is one, and must not become
+     * SQL's NULL on its way into an array, on the direct path (a new invocation) or the
+     * staged one (the stop of a stored start). */
+    static const char *const records[][3] = {{"start", "2026-11-07T10:00:00Z", START_REST},
+                                             {"stop", "2026-11-07T10:00:00.2Z", STOP_REST}};
+    for (int k = 0; k < 2; k++) {
+        struct fm_buf b;
+        fm_buf_init(&b, 4096);
+        add_record(&b, "null", records[k][0], "z1", records[k][1], "resize", records[k][2]);
+        expect(post(ingest_key, "application/x-ndjson", b.data), 200,
+               "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+        fm_buf_free(&b);
+    }
+    expect_value("SELECT count(*) FROM tenants WHERE tenant = $1", "null", "1");
+    expect_value("SELECT count(*) FROM invocations WHERE tenant = $1 AND has_start AND has_stop",
+                 "null", "1");
+}
+END_TEST
+
 START_TEST(large_batches_parse_whole)
 {
     /* Enough records that their parsed form outgrows a first block of memory many times. */
@@ -1157,6 +1178,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, direct_and_staged_paths_store_alike);
     tcase_add_test(tc, starts_and_stops_from_concurrent_senders_meet_once);
     tcase_add_test(tc, large_batches_parse_whole);
+    tcase_add_test(tc, a_tenant_named_null_is_a_tenant);
     suite_add_tcase(s, tc);
     TCase *one = tcase_create("record");
     tcase_add_test(one, copy_text_escapes_its_four_characters);
