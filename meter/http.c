@@ -5,6 +5,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -475,7 +476,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
  * 6,700-7,400 one-record requests a second against 5,500-6,000 with 8, in alternating runs. */
 static unsigned default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    /* The cores this process may run on (taskset, cpusets), else those online. */
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                         : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
 }
 
@@ -494,20 +498,30 @@ void meter_config_defaults(struct meter_config *cfg)
     };
 }
 
-/* libmicrohttpd's own messages are about requests it refused itself (malformed ones, which
- * it answers with 400): a client's doing, so they are logged at debug level, where a client
- * sending garbage cannot flood the log. */
+/* libmicrohttpd's own messages: mostly about requests it refused itself (malformed ones,
+ * which it answers with 400), sometimes about the server (a failed accept, no thread). They
+ * are warnings, but at most one a second is written, with a count of those left out, so
+ * that a client sending garbage cannot flood the log. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 static void on_mhd_message(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    if (FM_LOG_DEBUG > fm_log_threshold)
+    static atomic_llong last_s, left_out;
+    long long now = (long long)time(NULL), seen = atomic_load(&last_s);
+    if (FM_LOG_WARN > fm_log_threshold || seen == now ||
+        !atomic_compare_exchange_strong(&last_s, &seen, now)) {
+        atomic_fetch_add(&left_out, 1);
         return;
+    }
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\r\n")] = '\0';
-    fm_debug("http: %s", msg);
+    long long skipped = atomic_exchange(&left_out, 0);
+    if (skipped > 0)
+        fm_warn("http: %s (%lld more left out since the last one written)", msg, skipped);
+    else
+        fm_warn("http: %s", msg);
 }
 #pragma GCC diagnostic pop
 
@@ -566,13 +580,13 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
     if (cfg->threads <= 1)
         pool[0].option = MHD_OPTION_END;
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_ARRAY, pool,
         MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_message, NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         server_free(s);
         return fm_err_set(err, "cannot listen on %s:%u (in use, or not allowed)", host,

@@ -7,7 +7,7 @@
 #   scripts/fuzz.sh           FUZZ_SECONDS (default 60) per target, growing the corpus kept
 #                             in build/fuzz/corpus/<target>
 #
-# A crash stops the target; its input is saved under build/fuzz/crashes/<target>/ and the
+# A crash, or an input that takes more than 10 s, stops the target; its input is saved under build/fuzz/crashes/<target>/ and the
 # script fails. Once fixed, the input belongs in tests/fuzz/corpus/<target>/, so that the
 # check replays it from then on.
 set -euo pipefail
@@ -28,8 +28,9 @@ seeds_of() {
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=()
-for bin in build/fuzz/bin/fuzz_*; do
-  target=$(basename "$bin")
+for src in tests/fuzz/fuzz_*.c; do
+  target=$(basename "$src" .c)
+  bin="build/fuzz/bin/$target"
   crashes="build/fuzz/crashes/$target"
   mkdir -p "$crashes"
   seeds=()
@@ -45,7 +46,9 @@ for bin in build/fuzz/bin/fuzz_*; do
     args=(-max_total_time="${FUZZ_SECONDS:-60}")
   fi
   log=$(mktemp)
-  if "$bin" "${args[@]}" -artifact_prefix="$crashes/" "$corpus" "${seeds[@]}" >"$log" 2>&1; then
+  # An input that takes a parser more than 10 s is a hang, and fails like a crash.
+  if "$bin" "${args[@]}" -timeout=10 -artifact_prefix="$crashes/" "$corpus" "${seeds[@]}" \
+    >"$log" 2>&1; then
     echo "fuzz: $target: $(grep -Eo 'Done [0-9]+ runs.*' "$log" | tail -n 1 || echo done)"
   else
     cat "$log" >&2

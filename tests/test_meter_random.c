@@ -117,7 +117,7 @@ static const char *const json_values[] = {
     "\"1\"", "null", "true", "false", "[]", "{}", "\"\"", "\"\\u0000\"", "\"\\ud800\"",
     "\"stop\"", "\"start\"", "\"resource\"", "\"ok\"", "\"error\"", "\"timeout\"",
     "\"2026-11-03T10:00:00Z\"", "\"2026-11-03T10:00:00.1234567Z\"", "\"1969-12-31T23:59:59Z\"",
-    "\"acme\"", "\"globex\"", "\"Acme\"", "\"a b\"", "\"\xc3\xa9\"", "128", "10240", "10241"};
+    "\"acme\"", "\"globex\"", "\"null\"", "\"Acme\"", "\"a b\"", "\"\xc3\xa9\"", "128", "10240", "10241"};
 static const char *const fields[] = {
     "id", "type", "invocation_id", "tenant", "function", "time", "memory_mb", "timeout_ms",
     "cold_start", "trigger", "correlation_id", "duration_us", "init_us", "status",
