@@ -20,6 +20,7 @@
 #include "common/apikey.h"
 #include "common/buf.h"
 #include "meter/http.h"
+#include "tests/httpc.h"
 #include "tests/suites.h"
 #include "tests/testdb.h"
 
@@ -373,18 +374,9 @@ START_TEST(bytes_that_are_not_quite_http_leave_the_server_up)
         raw_exchange();
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", port);
-    CURL *curl = curl_easy_init();
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-    struct fm_buf out;
-    fm_buf_init(&out, 1u << 16);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out);
-    ck_assert_int_eq(curl_easy_perform(curl), CURLE_OK);
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    ck_assert_int_eq(status, 200);
-    curl_easy_cleanup(curl);
-    fm_buf_free(&out);
+    struct http_reply r = http_call("GET", url, NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
 }
 END_TEST
 
