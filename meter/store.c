@@ -43,6 +43,7 @@ static const struct {
      "INSERT INTO tenants (tenant) SELECT t FROM unnest($1::text[]) t"
      " WHERE NOT EXISTS (SELECT 1 FROM tenants x WHERE x.tenant = t) ON CONFLICT DO NOTHING",
      1, true},
+    {METER_DIRECT_STOPS, "SELECT count(*) FROM invocations_stop($1, true)", 1, true},
 };
 
 /* Prepare the statements on a new connection; with ingest_only, those that store records

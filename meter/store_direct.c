@@ -16,7 +16,8 @@ struct group {
     size_t first, count; /* its records in by_inv */
     size_t start, stop;  /* record indexes, or NONE */
     bool eligible;       /* at most one start and one stop, no resource sample */
-    bool direct;         /* eligible and new to the database */
+    bool direct;         /* eligible and new to the database: its rows are COPYed */
+    bool update;         /* a lone stop of a stored invocation: invocations_stop */
 };
 
 struct meter_direct {
@@ -120,14 +121,17 @@ none:
 
 bool meter_direct_stored(const struct meter_direct *d, size_t i)
 {
-    return d != NULL && i < d->n && d->groups[d->group_of[i]].direct;
+    if (d == NULL || i >= d->n)
+        return false;
+    const struct group *g = &d->groups[d->group_of[i]];
+    return g->direct || g->update;
 }
 
 size_t meter_direct_count(const struct meter_direct *d)
 {
     size_t n = 0;
     for (size_t k = 0; d != NULL && k < d->ngroups; k++)
-        n += d->groups[k].direct ? d->groups[k].count : 0;
+        n += d->groups[k].direct || d->groups[k].update ? d->groups[k].count : 0;
     return n;
 }
 
@@ -192,7 +196,25 @@ static int prepare_args(const struct meter_direct *d, struct fm_buf args[3])
     return failed ? -1 : 0;
 }
 
-/* Leave to the staged path the invocations that exist already. */
+/*
+ * A stored invocation's lone stop takes the direct path too when nothing of the batch is
+ * left to the staged path: its lock on the invocation then comes after every new key of
+ * the transaction, as on the staged path, and no staged lock comes after it. Otherwise it
+ * goes with the rest.
+ */
+static void take_lone_stops(struct meter_direct *d)
+{
+    bool staged = false;
+    for (size_t k = 0; k < d->ngroups; k++) {
+        struct group *g = &d->groups[k];
+        g->update = g->eligible && !g->direct && g->count == 1 && g->stop != NONE;
+        staged |= !g->direct && !g->update;
+    }
+    for (size_t k = 0; staged && k < d->ngroups; k++)
+        d->groups[k].update = false;
+}
+
+/* Leave to the staged path the invocations that exist already, but lone stops. */
 int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
 {
     struct fm_buf args[3];
@@ -221,6 +243,7 @@ int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
             d->groups[eligible[at - 1]].direct = false;
     }
     PQclear(res);
+    take_lone_stops(d);
     rc = 0;
 out:
     free(eligible);
@@ -346,11 +369,13 @@ static void record_rows(const struct meter_record *r, struct fm_buf *rows)
     fm_buf_puts(recs, "\n");
 }
 
-/* A refusal the staged path can settle: an existing key, or a missing partition. */
+/* A refusal the staged path can settle: an existing key, a missing partition, or a stop
+ * whose stored invocation was stopped already (invocations_stop). */
 static bool settled_by_staging(const PGresult *res)
 {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    return state && (strcmp(state, "23505") == 0 || strcmp(state, "23514") == 0);
+    return state && (strcmp(state, "23505") == 0 || strcmp(state, "23514") == 0 ||
+                     strcmp(state, "FM001") == 0);
 }
 
 /* Send one COPY's data, a chunk at a time (libpq takes an int length). */
@@ -370,8 +395,8 @@ static int put_copy(PGconn *conn, const struct meter_copy *c)
 int meter_copy_in(PGconn *conn, const struct meter_copy *copies, int n, const char *tail,
                   struct fm_err *err)
 {
-    struct fm_buf sql;
-    fm_buf_init(&sql, 1u << 16);
+    struct fm_buf sql; /* the tail may carry a batch's stops */
+    fm_buf_init(&sql, 1u << 30);
     for (int k = 0; k < n; k++)
         fm_buf_printf(&sql, "%s%s", k ? "; " : "", copies[k].sql);
     if (tail)
@@ -399,7 +424,7 @@ int meter_copy_in(PGconn *conn, const struct meter_copy *copies, int n, const ch
                     break;
                 }
             }
-        } else if (st != PGRES_COMMAND_OK && rc == 0) {
+        } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == 0) {
             rc = settled_by_staging(res) ? 1 : -1;
             if (rc < 0)
                 db_err_from(err, conn, res, "COPY of the batch");
@@ -409,22 +434,48 @@ int meter_copy_in(PGconn *conn, const struct meter_copy *copies, int n, const ch
     return rc;
 }
 
-/* The statement that adds the direct records' tenants: after their record ids, as on the
- * staged path. The names were validated (letters, digits, '_' and '-'), so nothing in them
- * needs escaping in the SQL string; each is still quoted in the array, where a bare null
- * would be NULL. */
+/* The statement that adds the tenants of the new invocations: after their record ids, as
+ * on the staged path. The names were validated (letters, digits, '_' and '-'), so nothing
+ * in them needs escaping in the SQL string; each is still quoted in the array, where a
+ * bare null would be NULL. Nothing when there is no new invocation. */
 static void add_tenants(const struct meter_direct *d, struct fm_buf *b)
 {
-    fm_buf_puts(b, "EXECUTE " METER_DIRECT_TENANTS "('{");
     const char *last = NULL;
     for (size_t k = 0; k < d->ngroups; k++) {
         const char *tenant = d->recs[d->by_inv[d->groups[k].first]].tenant;
         if (d->groups[k].direct && (last == NULL || strcmp(last, tenant) != 0)) {
-            fm_buf_printf(b, "%s\"%s\"", last ? "," : "", tenant);
+            fm_buf_printf(b, "%s\"%s\"", last ? "," : "EXECUTE " METER_DIRECT_TENANTS "('{",
+                          tenant);
             last = tenant;
         }
     }
-    fm_buf_puts(b, "}')");
+    if (last != NULL)
+        fm_buf_puts(b, "}'); ");
+}
+
+/* The statement that stores the lone stops of stored invocations: their canonical bodies
+ * as one JSON array, in key order (the groups' order), in an escaped string constant.
+ * Nothing when there is none. */
+static void update_stops(const struct meter_direct *d, struct fm_buf *b)
+{
+    bool first = true;
+    for (size_t k = 0; k < d->ngroups; k++) {
+        if (!d->groups[k].update)
+            continue;
+        fm_buf_puts(b, first ? "EXECUTE " METER_DIRECT_STOPS "(E'[" : ",");
+        first = false;
+        const char *body = d->recs[d->groups[k].stop].body;
+        for (const char *p = body, *q; *p; p = q) {
+            q = p + strcspn(p, "'\\");
+            fm_buf_append(b, p, (size_t)(q - p));
+            if (*q) {
+                char pair[2] = {'\\', *q++};
+                fm_buf_append(b, pair, 2);
+            }
+        }
+    }
+    if (!first)
+        fm_buf_puts(b, "]'); ");
 }
 
 int meter_direct_copy(PGconn *conn, struct meter_direct *d, const char *tail,
@@ -450,17 +501,21 @@ int meter_direct_copy(PGconn *conn, struct meter_direct *d, const char *tail,
             copies[n++] = (struct meter_copy){copy_sql[t], rows[t].data, rows[t].len};
         }
     }
+    /* After the COPYs, the statements that follow them, each ending in "; ", then tail. */
     struct fm_buf after;
-    fm_buf_init(&after, 1u << 28);
+    fm_buf_init(&after, 1u << 30);
     add_tenants(d, &after);
+    update_stops(d, &after);
     if (tail)
-        fm_buf_printf(&after, "; %s", tail);
+        fm_buf_puts(&after, tail);
+    else if (after.len > 0)
+        after.data[after.len -= 2] = '\0';
     if (after.failed) {
         fm_err_set(err, "out of memory");
         rc = -1;
     }
     if (rc == 0 && n > 0)
-        rc = meter_copy_in(conn, copies, n, after.data, err);
+        rc = meter_copy_in(conn, copies, n, after.len > 0 ? after.data : NULL, err);
     else if (rc == 0 && tail != NULL)
         rc = meter_copy_in(conn, NULL, 0, tail, err);
     fm_buf_free(&after);

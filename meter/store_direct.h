@@ -13,10 +13,13 @@
  * to the database, with at most one start and one stop each and no resource samples, are
  * joined into their invocation rows here and COPYed straight into record_ids, records,
  * invocation_ids, invocations and usage_delta, with no staging table and no per-row
- * conflict handling. The unique keys still judge: a COPY that meets an existing key fails,
- * and the caller then stores the whole batch on the staged path (ingest_staged), which
- * gives every record its exact outcome. The staged path also takes, in the same
- * transaction, the records that are not eligible here.
+ * conflict handling. The stop of a stored invocation, alone of its invocation in the
+ * batch, is COPYed into record_ids and records likewise and stored by one call of
+ * invocations_stop (schema/012_direct_stops.sql), when the whole batch takes this path.
+ * The unique keys still judge: a COPY that meets an existing key fails (as does a stop
+ * whose stored invocation has a stop already), and the caller then stores the whole batch
+ * on the staged path (ingest_staged), which gives every record its exact outcome. The
+ * staged path also takes, in the same transaction, the records that are not eligible here.
  */
 struct meter_direct;
 
@@ -29,6 +32,11 @@ struct meter_direct;
  * COPYs, since parsing and planning it anew cost more than running it. */
 #define METER_DIRECT_TENANTS "direct_tenants"
 
+/* The name of the statement, prepared on every connection, that stores the lone stops of
+ * stored invocations ($1, their bodies as a JSON array) with invocations_stop, all of them
+ * or none: run by SQL EXECUTE after the COPYs. */
+#define METER_DIRECT_STOPS "direct_stops"
+
 /**
  * Decide which records of a batch may be stored directly, from the batch alone: none when
  * a record id repeats within the batch. @param recs borrowed until meter_direct_free.
@@ -38,20 +46,21 @@ struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n
 
 /**
  * First, inside the caller's transaction: take the plans lock, add month partitions, and
- * leave to the staged path the invocations that exist already (after
- * this, meter_direct_stored tells which records the direct path takes).
+ * leave to the staged path the invocations that exist already, but for lone stops when
+ * nothing else is left to it (after this, meter_direct_stored tells which records the
+ * direct path takes).
  * @return 0, or -1 with err set when the database failed
  */
 int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err);
 
 /**
- * Then: COPY the direct path's rows and add the batch's tenants, followed by tail ("COMMIT" when nothing else is left
- * to do in the transaction, else NULL) in the same query. Before any staged work, so that
- * the transaction takes new keys before it locks existing invocations, as ingest_staged
- * does.
- * @return 0; 1 when a COPY met an existing key or a missing partition (the transaction is
- *         aborted: roll it back and take the staged path for every record); -1 with err set
- *         when the database failed
+ * Then: COPY the direct path's rows, add the batch's new tenants and store its lone stops
+ * of stored invocations, followed by tail ("COMMIT" when nothing else is left to do in the
+ * transaction, else NULL), in the same query. Before any staged work, so that the
+ * transaction takes new keys before it locks existing invocations, as ingest_staged does.
+ * @return 0; 1 when a COPY met an existing key or a missing partition, or a stop met a
+ *         stopped invocation (the transaction is aborted: roll it back and take the staged
+ *         path for every record); -1 with err set when the database failed
  */
 int meter_direct_copy(PGconn *conn, struct meter_direct *d, const char *tail,
                       struct fm_err *err);
@@ -73,11 +82,12 @@ struct meter_copy {
 };
 
 /**
- * Run n COPY statements and then tail (a statement such as "COMMIT", or NULL) as one query,
- * so that each costs the server one exchange with meterd rather than two.
- * @return 0; 1 when the database refused a row for an existing key or a missing partition
- *         (SQLSTATE 23505 or 23514; the statements after it did not run); -1 with err set
- *         otherwise
+ * Run n COPY statements and then tail (statements such as "COMMIT", or NULL; rows they
+ * return are ignored) as one query, so that each costs the server one exchange with meterd
+ * rather than two.
+ * @return 0; 1 when the database refused a row for an existing key or a missing partition,
+ *         or a stop for a stopped invocation (SQLSTATE 23505, 23514 or FM001; the
+ *         statements after it did not run); -1 with err set otherwise
  */
 int meter_copy_in(PGconn *conn, const struct meter_copy *copies, int n, const char *tail,
                   struct fm_err *err);

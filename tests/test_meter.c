@@ -93,6 +93,21 @@ static void expect_value(const char *sql, const char *param, const char *want)
     free(v);
 }
 
+/* How many records this test's server stored on the direct path, from its /metrics. */
+static long direct_total(void)
+{
+    char url[160];
+    snprintf(url, sizeof url, "%.*s/metrics", (int)(strlen(healthz_url) - strlen("/healthz")),
+             healthz_url);
+    struct http_reply r = http_call("GET", url, NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    const char *line = strstr(r.body, "\nfaasmeter_records_direct_total ");
+    ck_assert_ptr_nonnull(line);
+    long n = strtol(line + strlen("\nfaasmeter_records_direct_total "), NULL, 10);
+    free(r.body);
+    return n;
+}
+
 #define START(inv, time)                                                                      \
     "{\"id\":\"" inv ":start\",\"type\":\"start\",\"invocation_id\":\"" inv "\","             \
     "\"tenant\":\"acme\",\"function\":\"thumbnail\",\"time\":\"" time "\","                   \
@@ -370,6 +385,9 @@ START_TEST(orphans_are_closed_as_lost_and_replaced_by_a_late_stop)
            "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
     expect_value(q, "orph", "ok|1200000|t");
     expect_value(usage, "lonely", "1|1200000|0");
+    /* The start went the direct path; the stop found its invocation stopped (as lost), which
+     * only the staged path settles. */
+    ck_assert_int_eq(direct_total(), 1);
 }
 END_TEST
 
@@ -681,14 +699,110 @@ START_TEST(direct_and_staged_paths_store_alike)
     free(invocations);
     free(a);
 
-    /* Direct: m6's start, and the batch but m6's stop (its invocation existed). */
-    char url[160];
-    snprintf(url, sizeof url, "%.*s/metrics", (int)(strlen(healthz_url) - strlen("/healthz")),
-             healthz_url);
-    struct http_reply r = http_call("GET", url, NULL, NULL);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_ptr_nonnull(strstr(r.body, "\nfaasmeter_records_direct_total 10\n"));
-    free(r.body);
+    /* Direct: both m6 starts, and the whole first batch, m6's stop of a stored start too. */
+    ck_assert_int_eq(direct_total(), 11);
+}
+END_TEST
+
+/* Post the batch in b (then freed): as it is, or with its first record repeated at its
+ * end, which sends the whole batch down the staged path. Either way its records but the
+ * repeat are accepted; direct of them take the direct path when it is not staged. */
+static void post_batch(struct fm_buf *b, bool staged, int accepted, long direct)
+{
+    long before = direct_total();
+    if (staged) {
+        char *first = strndup(b->data, strcspn(b->data, "\n") + 1);
+        fm_buf_puts(b, first);
+        free(first);
+    }
+    ck_assert(!b->failed);
+    char answer[96];
+    snprintf(answer, sizeof answer, "{\"accepted\":%d,\"duplicates\":%d,\"rejected\":[]}",
+             accepted, staged ? 1 : 0);
+    expect(post(ingest_key, "application/x-ndjson", b->data), 200, answer);
+    fm_buf_free(b);
+    ck_assert_int_eq(direct_total(), before + (staged ? 0 : direct));
+}
+
+START_TEST(lone_stops_of_stored_starts_take_the_direct_path)
+{
+    for (int k = 0; k < 2; k++) {
+        const char *t = k ? "lone-staged" : "lone-direct";
+        bool staged = k == 1;
+        post_stored_starts(t);
+        /* Two lone stops of stored starts. */
+        struct fm_buf b;
+        fm_buf_init(&b, 8192);
+        add_record(&b, t, "stop", "s1", "2026-11-06T10:00:01Z", "renamed",
+                   STOP_REST ",\"correlation_id\":\"other\"");
+        add_record(&b, t, "stop", "s2", "2026-11-06T10:30:01Z", "renamed", STOP_REST);
+        post_batch(&b, staged, 2, 2);
+        /* A second stop of s1 under another id, which finds s1 stopped, and s3's stop: the
+         * whole batch then takes the staged path, where the second stop replaces the first. */
+        fm_buf_init(&b, 8192);
+        add_record(&b, t, "stop", "s3", "2026-11-06T11:00:02Z", "renamed", STOP_REST);
+        fm_buf_printf(&b,
+                      "{\"id\":\"s1:again\",\"type\":\"stop\",\"invocation_id\":\"s1\","
+                      "\"tenant\":\"%s\",\"function\":\"resize\","
+                      "\"time\":\"2026-11-06T10:00:05Z\",%s}\n",
+                      t,
+                      "\"memory_mb\":2048,\"cold_start\":false,\"duration_us\":5000000,"
+                      "\"init_us\":0,\"status\":\"error\",\"exit_code\":9,\"cpu_user_us\":1,"
+                      "\"cpu_sys_us\":1,\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1");
+        post_batch(&b, staged, 2, 0);
+        /* New invocations beside a sample of a stored one, the staged path's: they are
+         * direct. Then a lone stop beside a sample: the stop goes with the sample. */
+        fm_buf_init(&b, 8192);
+        add_record(&b, t, "start", "s4", "2026-11-06T12:00:00Z", "resize", START_REST);
+        add_record(&b, t, "stop", "s4", "2026-11-06T12:00:00.2Z", "resize", STOP_REST);
+        add_record(&b, t, "resource", "s2", "2026-11-06T10:30:00.5Z", "resize",
+                   "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":99999");
+        add_record(&b, t, "start", "s5", "2026-11-06T13:00:00Z", "resize", START_REST);
+        post_batch(&b, staged, 4, 3);
+        fm_buf_init(&b, 8192);
+        add_record(&b, t, "stop", "s5", "2026-11-06T13:00:01Z", "resize", STOP_REST);
+        add_record(&b, t, "resource", "s3", "2026-11-06T11:00:00.5Z", "resize",
+                   "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1");
+        post_batch(&b, staged, 2, 0);
+    }
+    char *a = stored_state("lone-direct"), *b = stored_state("lone-staged");
+    ck_assert_str_eq(a, b);
+    char *invocations = strndup(a, strcspn(a, "\n"));
+    ck_assert_str_eq(
+        invocations,
+        "(s1,\"2026-11-06 10:00:00+00\",resize,t,t,2048,9000,f,queue,up-1,"
+        "\"2026-11-06 10:00:05+00\",5000000,0,error,9,1,1,70000,1,1);"
+        "(s2,\"2026-11-06 10:30:00+00\",resize,t,t,512,9000,f,queue,,"
+        "\"2026-11-06 10:30:01+00\",200000,1500,ok,0,7000,900,99999,10,20);"
+        "(s3,\"2026-11-06 11:00:00+00\",resize,t,t,512,9000,f,queue,,"
+        "\"2026-11-06 11:00:02+00\",200000,1500,ok,0,7000,900,70000,10,20);"
+        "(s4,\"2026-11-06 12:00:00+00\",resize,t,t,512,9000,f,queue,,"
+        "\"2026-11-06 12:00:00.2+00\",200000,1500,ok,0,7000,900,70000,10,20);"
+        "(s5,\"2026-11-06 13:00:00+00\",resize,t,t,512,9000,f,queue,,"
+        "\"2026-11-06 13:00:01+00\",200000,1500,ok,0,7000,900,70000,10,20)");
+    free(invocations);
+    free(a);
+    free(b);
+
+    /* The stops go to the database in a string constant: a quote and a backslash in an
+     * invocation id must arrive as they are. */
+    static const char odd_id[] = "it's\\\\here";
+    static const char *const records[][3] = {{"start", "2026-11-07T10:00:00Z", START_REST},
+                                             {"stop", "2026-11-07T10:00:00.2Z", STOP_REST}};
+    long before = direct_total();
+    for (int k = 0; k < 2; k++) {
+        struct fm_buf nd;
+        fm_buf_init(&nd, 4096);
+        add_record(&nd, "lone-direct", records[k][0], odd_id, records[k][1], "resize",
+                   records[k][2]);
+        expect(post(ingest_key, "application/x-ndjson", nd.data), 200,
+               "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+        fm_buf_free(&nd);
+    }
+    ck_assert_int_eq(direct_total(), before + 2);
+    expect_value("SELECT concat_ws('|', has_start, has_stop, duration_us) FROM invocations"
+                 " WHERE tenant = 'lone-direct' AND invocation_id = $1",
+                 "it's\\here", "t|t|200000");
 }
 END_TEST
 
@@ -1176,6 +1290,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, a_stopped_group_answers_at_once);
     tcase_add_test(tc, stops_of_stored_starts_store_alike_alone_or_with_samples);
     tcase_add_test(tc, direct_and_staged_paths_store_alike);
+    tcase_add_test(tc, lone_stops_of_stored_starts_take_the_direct_path);
     tcase_add_test(tc, starts_and_stops_from_concurrent_senders_meet_once);
     tcase_add_test(tc, large_batches_parse_whole);
     tcase_add_test(tc, a_tenant_named_null_is_a_tenant);

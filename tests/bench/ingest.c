@@ -482,7 +482,7 @@ int main(int argc, char **argv)
     qsort(lat, (size_t)nbatches, sizeof *lat, cmp_i64);
 
     /* Invocations longer than a shipper's round: their starts and stops come in different
-     * requests, and each stop updates a stored invocation (the staged path). */
+     * requests, and each stop updates a stored invocation (invocations_stop). */
     long main_batches = nbatches;
     char **main_bodies = bodies;
     nbatches = main_batches / 10 ? main_batches / 10 : 1;
@@ -521,7 +521,7 @@ int main(int argc, char **argv)
     printf("meterd's own CPU: %.2f s of %.2f s and the runs below, %.1f us per record\n",
            meterd_cpu, http_s, meterd_cpu * 1e6 / (double)(records + 2 * split_records));
     printf("then %ld starts, then their stops in later requests: starts %.0f records/s, "
-           "stops of stored starts (the staged path) %.0f records/s\n",
+           "stops of stored starts %.0f records/s\n",
            split_records, (double)split_records / starts_s, (double)split_records / stops_s);
     printf("SUMMARY ingest: meterd %.0f records/s stored and folded = %.2f of raw COPY into the"
            " same five tables %.0f records/s (%.2f of the four record and invocation tables'"

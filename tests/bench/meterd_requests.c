@@ -2,11 +2,13 @@
  * One record per request from 64 keep-alive clients: how many records meterd acknowledges
  * per second (each 200 comes after its commit), against a hello-world libmicrohttpd server
  * with the same thread pool that answers every POST with a constant JSON, driven by the
- * same client in the same run. Also meterd's peak resident memory.
+ * same client in the same run. Also meterd's peak resident memory, and a third turn each
+ * round: one stop a request of invocations whose starts were stored beforehand (a runtime
+ * that sends each record as it happens), which update stored invocations.
  *
  * Each server runs in a child process of its own (started with meter_server_start, or
  * MHD_start_daemon for hello-world), so that its memory is measured apart from the client.
- * The two take turns, a second at a time, so that a busy machine weighs on both alike.
+ * They take turns, a second at a time, so that a busy machine weighs on all alike.
  * The database is faasmeter_bench_requests on the server of FAASMETER_DB, made afresh.
  *
  * Environment: FAASMETER_DB (required), FAASMETER_BENCH_SECONDS (per server, default 5,
@@ -92,6 +94,71 @@ out:
     PQfinish(bench);
     PQfinish(conn);
     return rc;
+}
+
+/* Starts stored beforehand, as the direct path stores them, for the stops of the second
+ * meterd phase: invocations "p<index>-<seq>" for the client indexes below n_index and seq
+ * below STORED_PER_INDEX. */
+#define STORED_PER_INDEX 12000
+static int store_starts(const char *conninfo, int n_index)
+{
+    struct fm_err err;
+    PGconn *conn = db_connect(conninfo, &err);
+    if (conn == NULL)
+        return fail("stored starts", err.msg);
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "BEGIN;"
+             " SELECT ensure_month_partition(t, '2026-05-01') FROM"
+             "  unnest(ARRAY['records', 'invocations']) t;"
+             " INSERT INTO tenants VALUES ('bench') ON CONFLICT DO NOTHING;"
+             " CREATE TEMP TABLE s AS SELECT 'p' || i || '-' || k AS inv"
+             "  FROM generate_series(0, %d) i, generate_series(0, %d) k;"
+             " INSERT INTO record_ids SELECT 'bench', inv || ':start', '\\x00',"
+             "  '2026-05-01T10:00:00Z' FROM s;"
+             " INSERT INTO records (tenant, id, type, invocation_id, time, body)"
+             "  SELECT 'bench', inv || ':start', 'start', inv, '2026-05-01T10:00:00Z',"
+             "  jsonb_build_object('id', inv || ':start', 'type', 'start', 'invocation_id', inv,"
+             "   'tenant', 'bench', 'function', 'f', 'time', '2026-05-01T10:00:00Z',"
+             "   'memory_mb', 128, 'timeout_ms', 3000, 'cold_start', false, 'trigger', 'http')"
+             "  FROM s;"
+             " INSERT INTO invocation_ids SELECT 'bench', inv, '2026-05-01T10:00:00Z' FROM s;"
+             " INSERT INTO invocations (tenant, invocation_id, started_at, function, has_start,"
+             "  memory_mb, timeout_ms, cold_start, trigger)"
+             "  SELECT 'bench', inv, '2026-05-01T10:00:00Z', 'f', true, 128, 3000, false, 'http'"
+             "  FROM s;"
+             " COMMIT",
+             n_index - 1, STORED_PER_INDEX - 1);
+    int rc = 0;
+    const char *steps[] = {sql, "VACUUM ANALYZE record_ids, invocation_ids, invocations"};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        PGresult *res = PQexec(conn, steps[i]);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = fail("stored starts", PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    PQfinish(conn);
+    return rc;
+}
+
+/* How many of the second phase's stops found their stored start. */
+static long long stops_of_stored(const char *conninfo, long long *stops)
+{
+    struct fm_err err;
+    PGconn *conn = db_connect(conninfo, &err);
+    if (conn == NULL)
+        return -1;
+    PGresult *res = PQexec(conn, "SELECT count(*) FILTER (WHERE has_start),"
+                                 " count(*) FROM invocations"
+                                 " WHERE invocation_id LIKE 'p%' AND has_stop");
+    long long n = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        *stops = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return n;
 }
 
 static long long stored_records(const char *conninfo)
@@ -240,6 +307,7 @@ static long long child_stop(struct child *c, long long cpu_us[2])
 struct client_thread {
     pthread_t thread;
     int index;
+    bool of_stored; /* stops of the starts stored beforehand ("p"), else of new invocations */
     unsigned port;
     const char *key;
     int64_t start_us, end_us; /* answers counted between these */
@@ -252,13 +320,14 @@ static void request_arm(CURL *h, const struct client_thread *t, long long seq,
                         struct curl_slist *headers, char *url)
 {
     char body[1024];
+    const char *kind = t->of_stored ? "p" : "b";
     snprintf(body, sizeof body,
-             "{\"id\":\"b%d-%lld:stop\",\"type\":\"stop\",\"invocation_id\":\"b%d-%lld\","
+             "{\"id\":\"%s%d-%lld:stop\",\"type\":\"stop\",\"invocation_id\":\"%s%d-%lld\","
              "\"tenant\":\"bench\",\"function\":\"f\",\"time\":\"2026-05-01T10:00:00Z\","
              "\"memory_mb\":128,\"cold_start\":false,\"duration_us\":1000,\"init_us\":0,"
              "\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,\"cpu_sys_us\":1,"
              "\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1}\n",
-             t->index, seq, t->index, seq);
+             kind, t->index, seq, kind, t->index, seq);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
@@ -340,14 +409,14 @@ static void *client_run(void *arg)
 /* Drive the server on port for seconds (after a short warm-up): the answers it gave then;
  * *failed the others, *answered adds every 200, the warm-up's too, and *client_us the
  * client's CPU time for them. */
-static long long drive(unsigned port, const char *key, int seconds, int run,
+static long long drive(unsigned port, const char *key, int seconds, int run, bool of_stored,
                        long long *failed, long long *answered, long long *client_us)
 {
     struct client_thread t[CLIENT_THREADS];
     int64_t start = fm_mono_us() + 500000; /* connections open, statements prepared */
     for (int i = 0; i < CLIENT_THREADS; i++) {
         t[i] = (struct client_thread){.index = run * CLIENT_THREADS + i, .port = port,
-                                      .key = key, .start_us = start,
+                                      .of_stored = of_stored, .key = key, .start_us = start,
                                       .end_us = start + (int64_t)seconds * 1000000};
         pthread_create(&t[i].thread, NULL, client_run, &t[i]);
     }
@@ -374,7 +443,8 @@ int main(void)
         seconds = 5;
     signal(SIGPIPE, SIG_IGN);
     char conninfo[2048], key[APIKEY_LEN + 1];
-    if (bench_db(base, conninfo, sizeof conninfo, key) != 0)
+    if (bench_db(base, conninfo, sizeof conninfo, key) != 0 ||
+        store_starts(conninfo, seconds * CLIENT_THREADS) != 0)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
@@ -385,14 +455,20 @@ int main(void)
         return fail("hello-world", "did not start");
     long long meterd_ok = 0, meterd_failed = 0, hello_ok = 0, hello_failed = 0, failed;
     long long meterd_all = 0, hello_all = 0, meterd_client_us = 0, hello_client_us = 0;
+    long long stops_ok = 0, stops_failed = 0, stops_all = 0, stops_client_us = 0;
     for (int r = 0; r < seconds; r++) {
-        meterd_ok += drive(meterd.port, key, 1, 2 * r, &failed, &meterd_all, &meterd_client_us);
+        meterd_ok += drive(meterd.port, key, 1, 2 * r, false, &failed, &meterd_all,
+                           &meterd_client_us);
         meterd_failed += failed;
         hello_ok +=
-            drive(hello.port, key, 1, 2 * r + 1, &failed, &hello_all, &hello_client_us);
+            drive(hello.port, key, 1, 2 * r + 1, false, &failed, &hello_all, &hello_client_us);
         hello_failed += failed;
+        stops_ok += drive(meterd.port, key, 1, r, true, &failed, &stops_all, &stops_client_us);
+        stops_failed += failed;
     }
     long long meterd_rate = meterd_ok / seconds, hello_rate = hello_ok / seconds;
+    long long stops_rate = stops_ok / seconds, stops_sent = 0;
+    long long stops_met = stops_of_stored(conninfo, &stops_sent);
     long long meterd_cpu[2], hello_cpu[2];
     long long peak_kb = child_stop(&meterd, meterd_cpu);
     long long stored = stored_records(conninfo);
@@ -411,15 +487,19 @@ int main(void)
         printf("  ratio        %8.3f of hello-world (target >= 0.35)\n",
                (double)meterd_rate / (double)hello_rate);
     if (meterd_rate > 0 && hello_rate > 0) {
-        double m = (double)meterd_all, h = (double)hello_all;
-        printf("  server CPU   meterd %.0f us user + %.0f us system per record (PostgreSQL's "
-               "apart), hello-world %.0f + %.0f us per request\n",
+        double m = (double)(meterd_all + stops_all), h = (double)hello_all;
+        printf("  server CPU   meterd %.0f us user + %.0f us system per record, both turns "
+               "(PostgreSQL's apart), hello-world %.0f + %.0f us per request\n",
                (double)meterd_cpu[0] / m, (double)meterd_cpu[1] / m, (double)hello_cpu[0] / h,
                (double)hello_cpu[1] / h);
         printf("  client CPU   %.0f us per request to meterd, %.0f to hello-world (the same "
                "client, on the same cores)\n",
-               (double)meterd_client_us / m, (double)hello_client_us / h);
+               (double)meterd_client_us / (double)meterd_all, (double)hello_client_us / h);
     }
+    printf("  stops of stored starts, one a request: %lld records/s (%lld failed), %.3f of "
+           "hello-world; %lld of %lld stops found their start stored\n",
+           stops_rate, stops_failed, hello_rate > 0 ? (double)stops_rate / (double)hello_rate : 0,
+           stops_met, stops_sent);
     printf("  target       %8d records/s: %s\n", 20000,
            meterd_rate >= 20000 ? "reached" : "not reached");
     if (peak_kb >= 0)
