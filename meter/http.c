@@ -539,10 +539,17 @@ static void server_free(struct meter_server *s)
 int meter_server_start(const struct meter_config *cfg, struct meter_server **out,
                        struct fm_err *err)
 {
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
     const char *host = cfg->listen_addr ? cfg->listen_addr : "127.0.0.1";
-    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1)
-        return fm_err_set(err, "listen address %s: expected an IPv4 address", host);
+    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(cfg->port)};
+    struct sockaddr *addr = (struct sockaddr *)&v4;
+    unsigned family = 0;
+    if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
+        addr = (struct sockaddr *)&v6;
+        family = MHD_USE_IPv6; /* the socket takes IPv6 alone */
+    } else if (inet_pton(AF_INET, host, &v4.sin_addr) != 1) {
+        return fm_err_set(err, "listen address %s: expected an IPv4 or IPv6 address", host);
+    }
     /* glibc gives threads up to eight malloc arenas a core, and every request thread's
      * arena keeps the peak of the batches it parsed (a few MB of cJSON for 1,000 records):
      * resident memory grew with the threads that happened to serve a batch. An arena a
@@ -573,7 +580,7 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
      * connection and quiescing the daemon need it. poll, not epoll: libmicrohttpd 0.9.75
      * quiesces a pool on epoll with a race that can abort the process. */
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC | family;
     /* One thread is the polling thread itself: no pool then. */
     struct MHD_OptionItem pool[] = {{MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
                                     {MHD_OPTION_END, 0, NULL}};
@@ -581,7 +588,7 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         pool[0].option = MHD_OPTION_END;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_SOCK_ADDR, addr,
         MHD_OPTION_ARRAY, pool,
         MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
@@ -589,8 +596,8 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         server_free(s);
-        return fm_err_set(err, "cannot listen on %s:%u (in use, or not allowed)", host,
-                          (unsigned)cfg->port);
+        return fm_err_set(err, "cannot listen on %s%s%s:%u (in use, or not allowed)",
+                          family ? "[" : "", host, family ? "]" : "", (unsigned)cfg->port);
     }
     *out = s;
     return 0;

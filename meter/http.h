@@ -10,7 +10,8 @@
 /* meterd's HTTP API (DESIGN.md, "HTTP API of meterd") on libmicrohttpd. */
 
 struct meter_config {
-    const char *listen_addr; /* IPv4 address to bind; "127.0.0.1" when NULL */
+    const char *listen_addr; /* IPv4 or IPv6 address to bind (no brackets; IPv6 alone, not
+                                mapped IPv4); "127.0.0.1" when NULL */
     uint16_t port;           /* 0: any free port (read it back with meter_server_port) */
     const char *conninfo;    /* libpq connection string */
     size_t body_limit;       /* bytes; a larger request body gets 413 */

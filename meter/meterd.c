@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,8 @@ static void usage(FILE *out)
             "Serves the metering API (POST /v1/records, GET /v1/usage, POST /v1/invoices,\n"
             "POST /v1/invoices/ID/finalize, GET /v1/invoices[/ID], GET /v1/compare,\n"
             "GET /healthz, GET /metrics). Listens on 127.0.0.1:8080 by default; port 0 picks\n"
-            "a free port; the address is IPv4 (or localhost).\n"
+            "a free port; the address is IPv4, IPv6 in brackets ([::1]:8080, IPv6 alone), or\n"
+            "localhost (127.0.0.1).\n"
             "The database is --db, else $FAASMETER_DB, else libpq's defaults.\n"
             "\n"
             "  --threads N          threads serving the connections (default: one a core);\n"
@@ -72,7 +74,8 @@ static int parse_uint(const char *opt, const char *s, unsigned long long min,
     return 0;
 }
 
-/* "ADDR:PORT" into its parts; addr_buf holds the address. */
+/* "ADDR:PORT" into its parts: ADDR is an IPv4 address, an IPv6 one in brackets, or
+ * localhost (127.0.0.1). addr_buf holds the address, without brackets. */
 static int parse_listen(const char *s, char *addr_buf, size_t n, uint16_t *port)
 {
     const char *colon = strrchr(s, ':');
@@ -83,14 +86,18 @@ static int parse_listen(const char *s, char *addr_buf, size_t n, uint16_t *port)
     }
     if (parse_uint("--listen port", colon + 1, 0, 65535, &p) != 0)
         return -1;
-    memcpy(addr_buf, s, (size_t)(colon - s));
-    addr_buf[colon - s] = '\0';
-    if (strcmp(addr_buf, "localhost") == 0)
+    size_t len = (size_t)(colon - s);
+    bool bracketed = len >= 2 && s[0] == '[' && s[len - 1] == ']';
+    memcpy(addr_buf, s + bracketed, len - 2 * bracketed);
+    addr_buf[len - 2 * bracketed] = '\0';
+    if (!bracketed && strcmp(addr_buf, "localhost") == 0)
         snprintf(addr_buf, n, "127.0.0.1");
-    struct in_addr a;
-    if (inet_pton(AF_INET, addr_buf, &a) != 1) {
-        fprintf(stderr, "meterd: --listen: expected an IPv4 address (or localhost), got '%s'\n",
-                addr_buf);
+    unsigned char a[sizeof(struct in6_addr)];
+    if (inet_pton(bracketed ? AF_INET6 : AF_INET, addr_buf, a) != 1) {
+        fprintf(stderr,
+                "meterd: --listen: expected an IPv4 address, an IPv6 address in brackets or"
+                " localhost, got '%.*s'\n",
+                (int)len, s);
         return -1;
     }
     *port = (uint16_t)p;
@@ -263,7 +270,9 @@ int main(int argc, char **argv)
         .policy = orphan_policy,
     };
     struct meter_upkeep *upkeep = meter_upkeep_start(&upkeep_cfg);
-    printf("meterd listening on %s:%u\n", cfg.listen_addr, (unsigned)meter_server_port(srv));
+    bool v6 = strchr(cfg.listen_addr, ':') != NULL;
+    printf("meterd listening on %s%s%s:%u\n", v6 ? "[" : "", cfg.listen_addr, v6 ? "]" : "",
+           (unsigned)meter_server_port(srv));
     fflush(stdout);
     int sig = 0;
     sigwait(&stop_signals, &sig);

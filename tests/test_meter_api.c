@@ -1248,7 +1248,14 @@ START_TEST(meterd_options_are_checked)
         {"--per-ip", "-1", "meterd: --per-ip: expected an integer 0-100000, got '-1'\n"},
         {"--listen", "127.0.0.1", "meterd: --listen: expected ADDR:PORT, got '127.0.0.1'\n"},
         {"--listen", "example.com:8080",
-         "meterd: --listen: expected an IPv4 address (or localhost), got 'example.com'\n"},
+         "meterd: --listen: expected an IPv4 address, an IPv6 address in brackets or"
+         " localhost, got 'example.com'\n"},
+        {"--listen", "::1:8080",
+         "meterd: --listen: expected an IPv4 address, an IPv6 address in brackets or"
+         " localhost, got '::1'\n"},
+        {"--listen", "[127.0.0.1]:8080",
+         "meterd: --listen: expected an IPv4 address, an IPv6 address in brackets or"
+         " localhost, got '[127.0.0.1]'\n"},
     };
     char bin[512];
     proc_bin("meterd", bin, sizeof bin);
@@ -1261,6 +1268,38 @@ START_TEST(meterd_options_are_checked)
         free(r.out);
         free(r.err);
     }
+}
+END_TEST
+
+/* An IPv6 address in brackets: meterd listens there, says so in the same form, and
+ * answers. Where this machine has no IPv6 loopback, only the refusal is checked. */
+START_TEST(meterd_listens_on_ipv6)
+{
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 lo = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool has_ipv6 = probe >= 0 && bind(probe, (struct sockaddr *)&lo, sizeof lo) == 0;
+    if (probe >= 0)
+        close(probe);
+    char bin[512], line[256];
+    char *argv[] = {(char *)proc_bin("meterd", bin, sizeof bin), "--listen", "[::1]:0", "--db",
+                    conninfo, NULL};
+    if (!has_ipv6) {
+        struct proc_result r = proc_run(argv, NULL, 10);
+        ck_assert_int_ne(r.status, 0);
+        ck_assert_ptr_nonnull(strstr(r.err, "cannot listen on [::1]:0"));
+        free(r.out);
+        free(r.err);
+        return;
+    }
+    pid_t pid = proc_start(argv, "meterd listening on", line, sizeof line, 30);
+    ck_assert_msg(strncmp(line, "meterd listening on [::1]:", 26) == 0, "%s", line);
+    char url[300];
+    snprintf(url, sizeof url, "http://[::1]:%s/healthz", line + 26);
+    struct http_reply r = http_call("GET", url, NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"status\":\"ok\",\"database\":\"ok\"}");
+    free(r.body);
+    ck_assert_int_eq(proc_stop(pid), 0);
 }
 END_TEST
 
@@ -1313,6 +1352,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, one_address_gets_at_most_per_ip_connections);
     tcase_add_test(tc, idle_connections_are_closed_after_the_timeout);
     tcase_add_test(tc, meterd_options_are_checked);
+    tcase_add_test(tc, meterd_listens_on_ipv6);
     tcase_add_test(tc, a_slow_report_does_not_hold_up_records);
     tcase_add_test(tc, a_batch_waiting_for_an_invocation_holds_none_after_it);
     tcase_add_test(tc, a_batch_that_loses_a_deadlock_is_tried_again);
