@@ -1,9 +1,7 @@
 #include "meter/http.h"
 
-#include <arpa/inet.h>
 #include <malloc.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -20,6 +18,7 @@
 #include "common/apikey.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/netaddr.h"
 #include "common/queue.h"
 #include "common/timeutil.h"
 #include "meter/api.h"
@@ -540,16 +539,11 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
                        struct fm_err *err)
 {
     const char *host = cfg->listen_addr ? cfg->listen_addr : "127.0.0.1";
-    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
-    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(cfg->port)};
-    struct sockaddr *addr = (struct sockaddr *)&v4;
-    unsigned family = 0;
-    if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
-        addr = (struct sockaddr *)&v6;
-        family = MHD_USE_IPv6; /* the socket takes IPv6 alone */
-    } else if (inet_pton(AF_INET, host, &v4.sin_addr) != 1) {
+    struct sockaddr_storage addr;
+    if (fm_sockaddr_of(host, cfg->port, &addr) == 0)
         return fm_err_set(err, "listen address %s: expected an IPv4 or IPv6 address", host);
-    }
+    /* An IPv6 socket takes IPv6 alone. */
+    unsigned family = addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0;
     /* glibc gives threads up to eight malloc arenas a core, and every request thread's
      * arena keeps the peak of the batches it parsed (a few MB of cJSON for 1,000 records):
      * resident memory grew with the threads that happened to serve a batch. An arena a
@@ -588,7 +582,7 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         pool[0].option = MHD_OPTION_END;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, NULL,
-        MHD_OPTION_SOCK_ADDR, addr,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_ARRAY, pool,
         MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
@@ -596,8 +590,9 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         server_free(s);
-        return fm_err_set(err, "cannot listen on %s%s%s:%u (in use, or not allowed)",
-                          family ? "[" : "", host, family ? "]" : "", (unsigned)cfg->port);
+        char where[FM_HOST_PORT_BUFSZ];
+        fm_host_port(host, cfg->port, where);
+        return fm_err_set(err, "cannot listen on %s (in use, or not allowed)", where);
     }
     *out = s;
     return 0;

@@ -1,5 +1,4 @@
 /* meterd: the metering service. Takes usage records over HTTP and stores them in PostgreSQL. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -13,6 +12,7 @@
 
 #include "common/db.h"
 #include "common/log.h"
+#include "common/netaddr.h"
 #include "billing/catalog.h"
 #include "meter/http.h"
 #include "meter/upkeep.h"
@@ -74,36 +74,6 @@ static int parse_uint(const char *opt, const char *s, unsigned long long min,
     return 0;
 }
 
-/* "ADDR:PORT" into its parts: ADDR is an IPv4 address, an IPv6 one in brackets, or
- * localhost (127.0.0.1). addr_buf holds the address, without brackets. */
-static int parse_listen(const char *s, char *addr_buf, size_t n, uint16_t *port)
-{
-    const char *colon = strrchr(s, ':');
-    unsigned long long p;
-    if (colon == NULL || (size_t)(colon - s) >= n || colon == s) {
-        fprintf(stderr, "meterd: --listen: expected ADDR:PORT, got '%s'\n", s);
-        return -1;
-    }
-    if (parse_uint("--listen port", colon + 1, 0, 65535, &p) != 0)
-        return -1;
-    size_t len = (size_t)(colon - s);
-    bool bracketed = len >= 2 && s[0] == '[' && s[len - 1] == ']';
-    memcpy(addr_buf, s + bracketed, len - 2 * bracketed);
-    addr_buf[len - 2 * bracketed] = '\0';
-    if (!bracketed && strcmp(addr_buf, "localhost") == 0)
-        snprintf(addr_buf, n, "127.0.0.1");
-    unsigned char a[sizeof(struct in6_addr)];
-    if (inet_pton(bracketed ? AF_INET6 : AF_INET, addr_buf, a) != 1) {
-        fprintf(stderr,
-                "meterd: --listen: expected an IPv4 address, an IPv6 address in brackets or"
-                " localhost, got '%.*s'\n",
-                (int)len, s);
-        return -1;
-    }
-    *port = (uint16_t)p;
-    return 0;
-}
-
 /* Best effort: with the database down at start, rating keeps the plans registered before. */
 static void register_plans(const char *conninfo, const struct bill_catalog *catalog)
 {
@@ -139,7 +109,7 @@ int main(int argc, char **argv)
     };
     struct meter_config cfg;
     meter_config_defaults(&cfg);
-    char addr[64];
+    char addr[FM_HOST_BUFSZ];
     const char *db = NULL;
     const char *catalog_dir = NULL;
     long orphan_grace_ms = 60000, orphan_sweep_ms = 10000, fold_ms = 1000;
@@ -149,11 +119,15 @@ int main(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'l':
-            if (parse_listen(optarg, addr, sizeof addr, &cfg.port) != 0)
+        case 'l': {
+            struct fm_err err;
+            if (fm_listen_parse(optarg, addr, &cfg.port, &err) != 0) {
+                fprintf(stderr, "meterd: --listen: %s\n", err.msg);
                 return 2;
+            }
             cfg.listen_addr = addr;
             break;
+        }
         case 'C':
             catalog_dir = optarg;
             break;
@@ -270,9 +244,9 @@ int main(int argc, char **argv)
         .policy = orphan_policy,
     };
     struct meter_upkeep *upkeep = meter_upkeep_start(&upkeep_cfg);
-    bool v6 = strchr(cfg.listen_addr, ':') != NULL;
-    printf("meterd listening on %s%s%s:%u\n", v6 ? "[" : "", cfg.listen_addr, v6 ? "]" : "",
-           (unsigned)meter_server_port(srv));
+    char where[FM_HOST_PORT_BUFSZ];
+    fm_host_port(cfg.listen_addr, meter_server_port(srv), where);
+    printf("meterd listening on %s\n", where);
     fflush(stdout);
     int sig = 0;
     sigwait(&stop_signals, &sig);

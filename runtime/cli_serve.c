@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/netaddr.h"
 #include "common/timeutil.h"
 #include "runtime/cgroup.h"
 #include "runtime/cli.h"
@@ -28,7 +29,8 @@ static const char usage[] =
     "\n"
     "Serve POST /invoke/{tenant}/{function or pipeline} over HTTP (default " DEFAULT_LISTEN
     ";\n"
-    "port 0 picks a free port) and ship the spool to the metering service continuously.\n"
+    "port 0 picks a free port; ADDR is IPv4, IPv6 in brackets, or localhost) and ship the\n"
+    "spool to the metering service continuously.\n"
     "Prints \"faasrun listening on ADDR:PORT\" once ready. Statuses: 200 ok, 404 unknown,\n"
     "413 request too large, 429 concurrency limit, 502 function failed, 504 timeout, 503\n"
     "when the invocation cannot be metered (spool over --spool-max-mb, default 1024, or not\n"
@@ -83,6 +85,13 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
     }
     if (a->manifest == NULL || a->meter == NULL || a->spool == NULL || optind != argc) {
         fprintf(stderr, "faasrun serve: --manifest, --meter and --spool are required\n");
+        return CLI_USAGE;
+    }
+    char host[FM_HOST_BUFSZ];
+    uint16_t port;
+    struct fm_err err;
+    if (fm_listen_parse(a->listen, host, &port, &err) != 0) {
+        fprintf(stderr, "faasrun serve: --listen: %s\n", err.msg);
         return CLI_USAGE;
     }
     if (a->key == NULL)
@@ -143,7 +152,7 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "faasrun serve: %s\n", err.msg);
         goto out;
     }
-    char addr[64];
+    char addr[FM_HOST_PORT_BUFSZ];
     rt_server_address(server, addr, sizeof addr);
     fprintf(stderr, "faasrun serve: functions' memory: %s\n", rt_cgroup_mechanism());
     printf("faasrun listening on %s\n", addr);

@@ -1,9 +1,7 @@
 #include "runtime/serve.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/netaddr.h"
 #include "common/timeutil.h"
 #include "runtime/invoke.h"
 #include "runtime/pipeline.h"
@@ -23,7 +22,8 @@
 struct rt_server {
     struct rt_server_config cfg;
     struct MHD_Daemon *daemon;
-    struct sockaddr_in addr;
+    char host[FM_HOST_BUFSZ];
+    uint16_t port;
     atomic_int in_flight;
 };
 
@@ -281,27 +281,6 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
-static enum rt_status parse_listen(const char *listen, struct sockaddr_in *sa, struct fm_err *err)
-{
-    char host[64];
-    const char *colon = strrchr(listen, ':');
-    char *end = NULL;
-    unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
-    if (colon == NULL || (size_t)(colon - listen) >= sizeof host || end == colon + 1 || *end ||
-        port > 65535) {
-        fm_err_set(err, "--listen: expected ADDR:PORT, got '%s'", listen);
-        return RT_EINVAL;
-    }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
-        fm_err_set(err, "--listen: '%s' is not an IPv4 address", host);
-        return RT_EINVAL;
-    }
-    return RT_OK;
-}
-
 enum rt_status rt_server_start(const struct rt_server_config *cfg, struct rt_server **out,
                                struct fm_err *err)
 {
@@ -311,18 +290,20 @@ enum rt_status rt_server_start(const struct rt_server_config *cfg, struct rt_ser
         return RT_ENOMEM;
     }
     s->cfg = *cfg;
-    enum rt_status st = parse_listen(cfg->listen, &s->addr, err);
-    if (st != RT_OK) {
+    struct sockaddr_storage addr;
+    if (fm_listen_parse(cfg->listen, s->host, &s->port, err) != 0) {
+        fm_err_prefix(err, "--listen");
         free(s);
-        return st;
+        return RT_EINVAL;
     }
+    fm_sockaddr_of(s->host, s->port, &addr);
     atomic_init(&s->in_flight, 0);
     /* A thread per connection: an invocation blocks only its own client, so the manifest's
      * concurrency limits (429) decide how many run at once, not a pool's size. */
     s->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-            MHD_USE_ITC,
-        0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&s->addr,
+            MHD_USE_ITC | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+        0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
         request_done, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
     if (s->daemon == NULL) {
@@ -331,16 +312,16 @@ enum rt_status rt_server_start(const struct rt_server_config *cfg, struct rt_ser
         return RT_EIO;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->addr.sin_port = htons(info->port);
+    s->port = info->port;
     *out = s;
     return RT_OK;
 }
 
 void rt_server_address(const struct rt_server *s, char *buf, size_t n)
 {
-    char host[INET_ADDRSTRLEN] = "";
-    inet_ntop(AF_INET, &s->addr.sin_addr, host, sizeof host);
-    snprintf(buf, n, "%s:%u", host, (unsigned)ntohs(s->addr.sin_port));
+    char where[FM_HOST_PORT_BUFSZ];
+    fm_host_port(s->host, s->port, where);
+    snprintf(buf, n, "%s", where);
 }
 
 void rt_server_stop(struct rt_server *s, int64_t deadline_us)

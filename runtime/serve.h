@@ -23,7 +23,8 @@ struct rt_server_config {
     struct rt_pool *pool;
     void (*on_recorded)(void *ctx);     /* optional: after each answered request */
     void *ctx;
-    const char *listen;                 /* "ADDR:PORT"; port 0 picks a free one */
+    const char *listen;                 /* "ADDR:PORT" (common/netaddr.h); port 0 picks a
+                                           free one */
     int64_t sample_every_ms;            /* resource records of long runs */
 };
 

@@ -716,6 +716,45 @@ START_TEST(serve_logs_shipping_failures_once)
 }
 END_TEST
 
+/* A bad --listen is bad usage: one line on stderr and exit code 2, before anything starts
+ * (the spool is not even made). */
+START_TEST(serve_listen_is_checked)
+{
+    static const struct {
+        const char *listen, *err;
+    } cases[] = {
+        {"127.0.0.1", "faasrun serve: --listen: expected ADDR:PORT, got '127.0.0.1'\n"},
+        {"127.0.0.1:http",
+         "faasrun serve: --listen: expected a port 0-65535 after the last ':', got"
+         " '127.0.0.1:http'\n"},
+        {"127.0.0.1:65536",
+         "faasrun serve: --listen: expected a port 0-65535 after the last ':', got"
+         " '127.0.0.1:65536'\n"},
+        {"example.com:8081",
+         "faasrun serve: --listen: expected an IPv4 address, an IPv6 address in brackets or"
+         " localhost, got 'example.com'\n"},
+        {"::1:8081",
+         "faasrun serve: --listen: expected an IPv4 address, an IPv6 address in brackets or"
+         " localhost, got '::1'\n"},
+    };
+    write_manifest();
+    char faasrun[PATH_MAX];
+    proc_bin("faasrun", faasrun, sizeof faasrun);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[] = {faasrun, "serve", "--manifest", (char *)in_tmp("manifest.json"),
+                        "--meter", "http://127.0.0.1:1", "--spool", (char *)in_tmp("unused"),
+                        "--listen", (char *)cases[i].listen, NULL};
+        struct proc_result r = proc_run(argv, NULL, 10);
+        ck_assert_int_eq(r.status, 2);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_str_eq(r.err, cases[i].err);
+        free(r.out);
+        free(r.err);
+        ck_assert_int_ne(access(in_tmp("unused"), F_OK), 0);
+    }
+}
+END_TEST
+
 Suite *suite_serve(void)
 {
     Suite *s = suite_create("serve");
@@ -730,6 +769,7 @@ Suite *suite_serve(void)
     tcase_add_test(tc, sigkill_ends_what_functions_left_running);
     tcase_add_test(tc, serve_delivers_to_a_slow_meter);
     tcase_add_test(tc, serve_logs_shipping_failures_once);
+    tcase_add_test(tc, serve_listen_is_checked);
     suite_add_tcase(s, tc);
     return s;
 }
