@@ -59,8 +59,10 @@ PGconn *db_connect(const char *conninfo, struct fm_err *err)
         PQfinish(conn);
         return NULL;
     }
+    /* What we send is UTF-8 (records are checked to be), whatever PGCLIENTENCODING says. */
     PGresult *res = PQexec(conn, "SET TIME ZONE 'UTC'; SET synchronous_commit = on; "
-                                 "SET client_min_messages = warning");
+                                 "SET client_min_messages = warning; "
+                                 "SET client_encoding = 'UTF8'");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         db_err_from(err, conn, res, "database session set-up failed");
         PQclear(res);

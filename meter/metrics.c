@@ -243,8 +243,8 @@ char *metrics_render(void)
                 "Usage records refused: invalid, or a conflict with a stored id.",
                 &records_rejected);
     put_counter(&b, "faasmeter_records_direct_total",
-                "Accepted records COPYed straight into their tables (new invocations); the "
-                "others took the staged path.",
+                "Accepted records COPYed straight into their tables (new invocations, and "
+                "lone stops of stored ones); the others took the staged path.",
                 &records_direct);
     put_counter(&b, "faasmeter_database_errors_total",
                 "Database failures: unreachable, or a statement that failed.", &db_errors);

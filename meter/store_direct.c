@@ -370,7 +370,7 @@ static void record_rows(const struct meter_record *r, struct fm_buf *rows)
 }
 
 /* A refusal the staged path can settle: an existing key, a missing partition, or a stop
- * whose stored invocation was stopped already (invocations_stop). */
+ * whose stored invocation was stopped already, or moved (invocations_stop). */
 static bool settled_by_staging(const PGresult *res)
 {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -468,10 +468,11 @@ static void update_stops(const struct meter_direct *d, struct fm_buf *b)
         for (const char *p = body, *q; *p; p = q) {
             q = p + strcspn(p, "'\\");
             fm_buf_append(b, p, (size_t)(q - p));
-            if (*q) {
-                char pair[2] = {'\\', *q++};
-                fm_buf_append(b, pair, 2);
-            }
+            if (*q == '\0')
+                break;
+            /* Each doubled: '' for a quote holds whatever backslash_quote says. */
+            fm_buf_append(b, *q == '\'' ? "''" : "\\\\", 2);
+            q++;
         }
     }
     if (!first)

@@ -14,8 +14,11 @@
 -- array: the stop's figures, the start's time, function and trigger, the first correlation
 -- id, the larger peak memory, and the invocation's usage delta. Each invocation is locked
 -- as everywhere else, its key and then its row, in the order of the array (the callers
--- give the byte order of the keys). A stop whose invocation has a stop already (a second
--- stop, or one closed as lost) is left alone. Returns the invocations it stopped.
+-- give the byte order of the keys; the lock comes after the sort by position, whatever the
+-- join's plan). A stop whose invocation has a stop already (a second stop, or one closed
+-- as lost) is left alone, and so is one whose invocation moved to another start time
+-- while the call waited for its lock (its start came meanwhile). Returns the invocations
+-- it stopped.
 --
 -- With p_all, every stop must be stored, or the function fails with SQLSTATE FM001: the
 -- direct path's stops, whose batch meterd then stores again on the staged path, which
@@ -40,12 +43,17 @@ BEGIN
     RETURN QUERY
     WITH alone AS MATERIALIZED (
         SELECT s.*, d.started_at AS at
-          FROM jsonb_to_recordset(p_stops) AS s(
+          FROM ROWS FROM (jsonb_to_recordset(p_stops) AS (
                    tenant text, invocation_id text, "time" timestamptz, memory_mb integer,
                    cold_start boolean, correlation_id text, duration_us bigint,
                    init_us bigint, status text, exit_code integer, cpu_user_us bigint,
-                   cpu_sys_us bigint, max_rss_kb bigint, bytes_in bigint, bytes_out bigint)
+                   cpu_sys_us bigint, max_rss_kb bigint, bytes_in bigint, bytes_out bigint))
+               WITH ORDINALITY AS s(tenant, invocation_id, "time", memory_mb, cold_start,
+                                    correlation_id, duration_us, init_us, status, exit_code,
+                                    cpu_user_us, cpu_sys_us, max_rss_kb, bytes_in,
+                                    bytes_out, position)
           JOIN invocation_ids d ON d.tenant = s.tenant AND d.invocation_id = s.invocation_id
+         ORDER BY s.position
            FOR UPDATE OF d),
     stopped AS (
         UPDATE invocations i SET
@@ -68,7 +76,7 @@ BEGIN
     SELECT v.tenant, v.invocation_id FROM stopped v;
     GET DIAGNOSTICS n = ROW_COUNT;
     IF p_all AND n <> jsonb_array_length(p_stops) THEN
-        RAISE EXCEPTION 'a stop of a stored invocation found it stopped already'
+        RAISE EXCEPTION 'a stop of a stored invocation found it stopped already, or moved'
             USING ERRCODE = 'FM001',
                   HINT = 'meterd stores such a batch on the staged path';
     END IF;

@@ -809,21 +809,25 @@ END_TEST
 START_TEST(a_tenant_named_null_is_a_tenant)
 {
     /* Tenant names are letters, digits, '_' and '-': "null" is one, and must not become
-     * SQL's NULL on its way into an array, on the direct path (a new invocation) or the
-     * staged one (the stop of a stored start). */
-    static const char *const records[][3] = {{"start", "2026-11-07T10:00:00Z", START_REST},
-                                             {"stop", "2026-11-07T10:00:00.2Z", STOP_REST}};
-    for (int k = 0; k < 2; k++) {
-        struct fm_buf b;
-        fm_buf_init(&b, 4096);
-        add_record(&b, "null", records[k][0], "z1", records[k][1], "resize", records[k][2]);
-        expect(post(ingest_key, "application/x-ndjson", b.data), 200,
-               "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
-        fm_buf_free(&b);
-    }
+     * SQL's NULL on its way into an array or a JSON constant, on the direct path (new
+     * invocations, then a lone stop of a stored one) or the staged one (a stop with a
+     * sample). */
+    struct fm_buf b;
+    fm_buf_init(&b, 4096);
+    add_record(&b, "null", "start", "z1", "2026-11-07T10:00:00Z", "resize", START_REST);
+    add_record(&b, "null", "start", "z2", "2026-11-07T10:00:00Z", "resize", START_REST);
+    post_batch(&b, false, 2, 2);
+    fm_buf_init(&b, 4096);
+    add_record(&b, "null", "stop", "z1", "2026-11-07T10:00:00.2Z", "resize", STOP_REST);
+    add_record(&b, "null", "resource", "z1", "2026-11-07T10:00:00.1Z", "resize",
+               "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1");
+    post_batch(&b, false, 2, 0);
+    fm_buf_init(&b, 4096);
+    add_record(&b, "null", "stop", "z2", "2026-11-07T10:00:00.2Z", "resize", STOP_REST);
+    post_batch(&b, false, 1, 1);
     expect_value("SELECT count(*) FROM tenants WHERE tenant = $1", "null", "1");
     expect_value("SELECT count(*) FROM invocations WHERE tenant = $1 AND has_start AND has_stop",
-                 "null", "1");
+                 "null", "2");
 }
 END_TEST
 
