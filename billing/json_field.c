@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
+
 int bill_json_string(const cJSON *item, const char *path, size_t max_len, const char **out,
                      struct fm_err *err)
 {
@@ -123,7 +125,7 @@ int bill_json_currency(const cJSON *item, const char *path, char out[4], struct 
 cJSON *bill_json_parse(const char *text, size_t len, struct fm_err *err)
 {
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    cJSON *root = fm_json_parse(text, len, &end);
     if (root != NULL)
         return root;
     int line = 1;

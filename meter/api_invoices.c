@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "meter/api.h"
@@ -76,7 +77,7 @@ struct reply api_post_invoices(const struct api_request *r)
         return refusal;
     if (!api_content_type_is(r, "application/json"))
         return reply_error(E_MEDIA_TYPE, "Content-Type must be application/json");
-    cJSON *body = cJSON_ParseWithLength(r->body, r->body_len);
+    cJSON *body = fm_json_parse(r->body, r->body_len, NULL);
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(body);
         return reply_error(E_BAD_REQUEST, "the body is not a JSON object");

@@ -111,8 +111,8 @@ struct reply api_post_records(const struct api_request *req)
         struct fm_err rerr;
         const cJSON *item = meter_batch_record(&j->batch, i);
         if (item == NULL)
-            fm_err_set(&rerr, "record: not valid JSON, or a string holds \\u0000 or a zero "
-                              "byte");
+            fm_err_set(&rerr, "record: not one valid JSON value on its line, or a string "
+                              "holds \\u0000 or a zero byte");
         else if (meter_record_parse(item, &j->recs[j->valid], &rerr) == 0) {
             j->origin[j->valid++] = i;
             continue;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
+
 /*
  * A batch's parsed JSON lives in an arena: a record's tree is some fifty small allocations,
  * all freed together when the request ends. cJSON's allocation hooks are process-wide and
@@ -130,11 +132,11 @@ void meter_batch_free(struct meter_batch *b)
     free(b->lines);
 }
 
-/* cJSON_ParseWithLength into the batch's arena. */
+/* One JSON value, whitespace around it, into the batch's arena. */
 static cJSON *parse_into(struct meter_batch *b, const char *text, size_t len)
 {
     parsing_into = &b->arena;
-    cJSON *json = cJSON_ParseWithLength(text, len);
+    cJSON *json = fm_json_parse(text, len, NULL);
     parsing_into = NULL;
     return json;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/json.h"
 
 #define MANIFEST_MAX_BYTES (1024 * 1024)
 #define MAX_ARGS 64
@@ -380,7 +381,7 @@ enum rt_status rt_manifest_parse(const char *text, const char *label, const char
 {
     enum rt_status st = RT_OK;
     struct rt_manifest *m = calloc(1, sizeof *m);
-    cJSON *root = cJSON_Parse(text);
+    cJSON *root = fm_json_parse(text, strlen(text), NULL);
     if (m == NULL) {
         st = RT_ENOMEM;
         goto out;

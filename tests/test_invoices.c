@@ -312,6 +312,8 @@ START_TEST(bad_invoice_requests)
          "{\"error\":\"bad_request\",\"message\":\"tenant: required, a string\"}"},
         {"POST", "/v1/invoices", "[1]", 400,
          "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON object\"}"},
+        {"POST", "/v1/invoices", "{\"tenant\": \"acme\", \"period\": \"2026-01\"} trailing", 400,
+         "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON object\"}"},
         {"POST", "/v1/invoices", "{\"tenant\": \"nobody\", \"period\": \"2026-01\"}", 404,
          "{\"error\":\"not_found\",\"message\":\"tenant: no tenant 'nobody'\"}"},
         {"POST", "/v1/invoices",

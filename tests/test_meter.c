@@ -112,6 +112,10 @@ static long direct_total(void)
     "{\"id\":\"" inv ":start\",\"type\":\"start\",\"invocation_id\":\"" inv "\","             \
     "\"tenant\":\"acme\",\"function\":\"thumbnail\",\"time\":\"" time "\","                   \
     "\"memory_mb\":256,\"timeout_ms\":3000,\"cold_start\":true,\"trigger\":\"http\"}"
+/* The error of an NDJSON line that is not one JSON value, as the reply's JSON holds it. */
+#define NOT_ONE_VALUE                                                                         \
+    "record: not one valid JSON value on its line, or a string holds \\\\u0000 or a zero byte"
+
 #define STOP(inv, time, dur)                                                                  \
     "{\"id\":\"" inv ":stop\",\"type\":\"stop\",\"invocation_id\":\"" inv "\","               \
     "\"tenant\":\"acme\",\"function\":\"thumbnail\",\"time\":\"" time "\","                   \
@@ -236,10 +240,33 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
                 "{\"id\":\"x\\u0000y\"}\n"),
            200,
            "{\"accepted\":1,\"duplicates\":0,\"rejected\":["
-           "{\"index\":0,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
-           "zero byte\"},"
-           "{\"index\":2,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
-           "zero byte\"}]}");
+           "{\"index\":0,\"error\":\"" NOT_ONE_VALUE "\"},"
+           "{\"index\":2,\"error\":\"" NOT_ONE_VALUE "\"}]}");
+    /* A line holds one record: a second one after it, or text, is that line's error (a
+     * bare carriage return does not end a line), never lost without a word. */
+    expect(post(ingest_key, "application/x-ndjson",
+                STOP("inv-g", "2026-11-06T12:00:00Z", "5") " "
+                STOP("inv-h", "2026-11-06T12:00:00Z", "5") "\n"
+                STOP("inv-i", "2026-11-06T12:00:00Z", "5") " garbage\r\n"
+                STOP("inv-k", "2026-11-06T12:00:00Z", "5") "\r"
+                STOP("inv-l", "2026-11-06T12:00:00Z", "5") "\r\n"
+                STOP("inv-n", "2026-11-06T12:00:00Z", "5") " \t\r\n"),
+           200,
+           "{\"accepted\":1,\"duplicates\":0,\"rejected\":["
+           "{\"index\":0,\"error\":\"" NOT_ONE_VALUE "\"},"
+           "{\"index\":1,\"error\":\"" NOT_ONE_VALUE "\"},"
+           "{\"index\":2,\"error\":\"" NOT_ONE_VALUE "\"}]}");
+    expect_value("SELECT string_agg(invocation_id, ',') FROM records"
+                 " WHERE invocation_id ~ $1",
+                 "^inv-[ghikln]$", "inv-n");
+    /* Nor does a JSON array take what follows it: the body is refused whole. */
+    expect(post(ingest_key, "application/json",
+                "[" STOP("inv-o", "2026-11-06T12:00:00Z", "5") "]"
+                "[" STOP("inv-p", "2026-11-06T12:00:00Z", "5") "]"),
+           400, "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of "
+                "records\"}");
+    expect_value("SELECT count(*) FROM records WHERE invocation_id IN ('inv-o', $1)", "inv-p",
+                 "0");
     /* In a JSON array, such a string refuses the request: nothing is stored. */
     expect(post(ingest_key, "application/json",
                 "[" STOP("inv-j", "2026-11-06T12:00:00Z", "5") ",{\"id\":\"a\\u0000\"}]"),
@@ -260,10 +287,8 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
     nd[0] = auth;
     expect(http_call_n("POST", records_url, nd, zero, sizeof zero - 1), 200,
            "{\"accepted\":0,\"duplicates\":0,\"rejected\":["
-           "{\"index\":0,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
-           "zero byte\"},"
-           "{\"index\":1,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
-           "zero byte\"}]}");
+           "{\"index\":0,\"error\":\"" NOT_ONE_VALUE "\"},"
+           "{\"index\":1,\"error\":\"" NOT_ONE_VALUE "\"}]}");
     static const char zero_array[] = "[{\"id\":\"z\0C\",\"type\":\"start\"}]";
     const char *js[] = {auth, "Content-Type: application/json", NULL};
     expect(http_call_n("POST", records_url, js, zero_array, sizeof zero_array - 1), 400,
@@ -857,7 +882,7 @@ START_TEST(large_batches_parse_whole)
     /* The same again as NDJSON, with a line cut short among them. */
     expect(post(ingest_key, "application/x-ndjson", ndjson.data), 200,
            "{\"accepted\":0,\"duplicates\":200,\"rejected\":[{\"index\":100,\"error\":"
-           "\"record: not valid JSON, or a string holds \\\\u0000 or a zero byte\"}]}");
+           "\"" NOT_ONE_VALUE "\"}]}");
     expect_value("SELECT count(*) FROM records WHERE invocation_id LIKE $1", "big-%", "200");
     /* After an escaped backslash, u0000 is text: those lines are read, and each fails on its
      * own (no type); a real \u0000 still refuses its line. */
@@ -869,8 +894,7 @@ START_TEST(large_batches_parse_whole)
            "{\"index\":0,\"error\":\"type: expected one of start, stop, resource\"},"
            "{\"index\":1,\"error\":\"type: expected one of start, stop, resource\"},"
            "{\"index\":2,\"error\":\"type: expected one of start, stop, resource\"},"
-           "{\"index\":3,\"error\":\"record: not valid JSON, or a string holds \\\\u0000 or a "
-           "zero byte\"}]}");
+           "{\"index\":3,\"error\":\"" NOT_ONE_VALUE "\"}]}");
     fm_buf_free(&json);
     fm_buf_free(&ndjson);
 

@@ -158,6 +158,10 @@ static const struct {
      "manifest.json: pipelines[0].steps[0]: expected the name of a function of the same "
      "tenant"},
     {"{\"functions\": [", "manifest.json: not valid JSON"},
+    /* cJSON alone would stop after the first object and take it. */
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"]}]}\n"
+     "{\"functions\": []}",
+     "manifest.json: not valid JSON"},
 };
 
 START_TEST(manifest_errors_name_entry_and_field)
