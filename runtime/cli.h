@@ -33,4 +33,14 @@ const char *cli_take_secret(char *arg);
 /** Parse a positive decimal integer of at most max; returns 0 and writes out, or -1. */
 int cli_parse_int(const char *s, int64_t max, int64_t *out);
 
+/* The option string of every command: options stop at the first other argument, and a
+ * missing value is told apart (':'). Commands set opterr to 0 and report with
+ * cli_bad_option. */
+#define CLI_GETOPT "+:"
+
+/** Report what getopt_long refused (c: '?' or ':') as one line on stderr, "faasrun CMD:
+ *  --name: unknown option (try faasrun CMD --help)" or "... --name: missing its value".
+ *  Returns CLI_USAGE. */
+int cli_bad_option(const char *cmd, char **argv, int c);
+
 #endif

@@ -76,7 +76,8 @@ static int parse_args(int argc, char **argv, struct invoke_args *a)
         {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, CLI_GETOPT, opts, NULL)) != -1) {
         switch (c) {
         case 'f': a->manifest = optarg; break;
         case 's': a->spool = optarg; break;
@@ -96,7 +97,7 @@ static int parse_args(int argc, char **argv, struct invoke_args *a)
             }
             break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: fputs(usage, stderr); return CLI_USAGE;
+        default: return cli_bad_option("invoke", argv, c);
         }
     }
     if (a->manifest == NULL || argc - optind != 2) {

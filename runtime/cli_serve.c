@@ -63,7 +63,8 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         {NULL, 0, NULL, 0},
     };
     int c, idx = 0;
-    while ((c = getopt_long(argc, argv, "+", opts, &idx)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, CLI_GETOPT, opts, &idx)) != -1) {
         int64_t *num = NULL, max = 0;
         switch (c) {
         case 'f': a->manifest = optarg; break;
@@ -75,7 +76,7 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         case 'S': num = &a->sample_ms, max = 3600000; break;
         case 'd': num = &a->drain_ms, max = 3600000; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: fputs(usage, stderr); return CLI_USAGE;
+        default: return cli_bad_option("serve", argv, c);
         }
         if (num && cli_parse_int(optarg, max, num) != 0) {
             fprintf(stderr, "faasrun serve: --%s: expected 1-%lld\n", opts[idx].name,

@@ -29,6 +29,19 @@ int cli_parse_int(const char *s, int64_t max, int64_t *out)
     return 0;
 }
 
+int cli_bad_option(const char *cmd, char **argv, int c)
+{
+    /* getopt has stepped past the argument it refused. */
+    const char *arg = argv[optind - 1];
+    int name_len = (int)strcspn(arg, "=");
+    if (c == ':')
+        fprintf(stderr, "faasrun %s: %.*s: missing its value\n", cmd, name_len, arg);
+    else
+        fprintf(stderr, "faasrun %s: %.*s: unknown option (try faasrun %s --help)\n", cmd,
+                name_len, arg, cmd);
+    return CLI_USAGE;
+}
+
 const char *cli_take_secret(char *arg)
 {
     static char *kept; /* the copy lives as long as the process; one secret a command */
@@ -76,7 +89,8 @@ int cli_ship(int argc, char **argv)
     const char *dir = NULL, *meter = NULL, *key = NULL;
     int64_t deadline_ms = SHIP_DEADLINE_MS;
     int c;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, CLI_GETOPT, opts, NULL)) != -1) {
         switch (c) {
         case 's': dir = optarg; break;
         case 'm': meter = optarg; break;
@@ -88,7 +102,7 @@ int cli_ship(int argc, char **argv)
             }
             break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: fputs(usage, stderr); return CLI_USAGE;
+        default: return cli_bad_option("ship", argv, c);
         }
     }
     if (dir == NULL || meter == NULL || optind != argc) {

@@ -34,7 +34,8 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &files);
     }
     if (argc < 2) {
-        fputs(usage, stderr);
+        fputs("faasrun: expected a command: invoke, serve or ship (try faasrun --help)\n",
+              stderr);
         return CLI_USAGE;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -755,6 +755,39 @@ START_TEST(serve_listen_is_checked)
 }
 END_TEST
 
+/* Every faasrun command reports bad usage the same way: one line, exit code 2. */
+START_TEST(faasrun_usage_is_one_line)
+{
+    static const struct {
+        const char *args[3], *err;
+    } cases[] = {
+        {{NULL}, "faasrun: expected a command: invoke, serve or ship (try faasrun --help)\n"},
+        {{"serve", "--bogus"},
+         "faasrun serve: --bogus: unknown option (try faasrun serve --help)\n"},
+        {{"serve", "--bogus=1"},
+         "faasrun serve: --bogus: unknown option (try faasrun serve --help)\n"},
+        {{"serve", "--listen"}, "faasrun serve: --listen: missing its value\n"},
+        {{"invoke", "-x"}, "faasrun invoke: -x: unknown option (try faasrun invoke --help)\n"},
+        {{"ship", "--spool"}, "faasrun ship: --spool: missing its value\n"},
+        {{"ship", "--meter-ky", "k"},
+         "faasrun ship: --meter-ky: unknown option (try faasrun ship --help)\n"},
+    };
+    char faasrun[PATH_MAX];
+    proc_bin("faasrun", faasrun, sizeof faasrun);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[5] = {faasrun};
+        for (int k = 0; k < 3 && cases[i].args[k]; k++)
+            argv[k + 1] = (char *)cases[i].args[k];
+        struct proc_result r = proc_run(argv, NULL, 10);
+        ck_assert_int_eq(r.status, 2);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_str_eq(r.err, cases[i].err);
+        free(r.out);
+        free(r.err);
+    }
+}
+END_TEST
+
 Suite *suite_serve(void)
 {
     Suite *s = suite_create("serve");
@@ -770,6 +803,7 @@ Suite *suite_serve(void)
     tcase_add_test(tc, serve_delivers_to_a_slow_meter);
     tcase_add_test(tc, serve_logs_shipping_failures_once);
     tcase_add_test(tc, serve_listen_is_checked);
+    tcase_add_test(tc, faasrun_usage_is_one_line);
     suite_add_tcase(s, tc);
     return s;
 }
