@@ -166,3 +166,13 @@ bool proc_ends(long pid)
     }
     return false;
 }
+
+void proc_expect_usage(char *const argv[], const char *err)
+{
+    struct proc_result r = proc_run(argv, NULL, 10);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_str_eq(r.err, err);
+    free(r.out);
+    free(r.err);
+}

@@ -22,6 +22,10 @@ const char *proc_bin(const char *name, char *buf, size_t n);
  */
 struct proc_result proc_run(char *const argv[], const char *input, int timeout_s);
 
+/** Run argv and check that it refused its usage: exit code 2, nothing on stdout, and
+ *  exactly err on stderr. */
+void proc_expect_usage(char *const argv[], const char *err);
+
 /**
  * Start argv in the background with stdout to a pipe; wait up to timeout_s for a first line
  * of output containing `ready` and copy that line into line. Returns the pid.
