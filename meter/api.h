@@ -35,6 +35,7 @@ struct reply {
     unsigned status;
     char *body;
     const char *content_type; /* static; NULL for application/json */
+    char allow[24];           /* a 405's Allow header: the path's methods */
 };
 
 #define API_PARAMS_MAX 2
@@ -60,7 +61,7 @@ struct api_request {
  * it calls api_defer, hands its work to another thread and returns REPLY_LATER. That thread
  * calls api_answer once; the connection waits meanwhile without a thread of its own.
  */
-#define REPLY_LATER ((struct reply){0, NULL, NULL})
+#define REPLY_LATER ((struct reply){.status = 0})
 
 /** Mark r as answered later (by api_answer); call before handing the work on. A request
  *  already running on a blocking thread is marked already. */

@@ -105,12 +105,12 @@ struct reply reply_error(enum api_error e, const char *fmt, ...)
     fm_buf_printf(&b, "{\"error\":\"%s\",\"message\":", api_errors[e].code);
     fm_buf_json_string(&b, message);
     fm_buf_puts(&b, "}");
-    return (struct reply){api_errors[e].status, fm_buf_steal(&b), NULL};
+    return (struct reply){.status = api_errors[e].status, .body = fm_buf_steal(&b)};
 }
 
 struct reply reply_json(unsigned status, char *body)
 {
-    return (struct reply){status, body, NULL};
+    return (struct reply){.status = status, .body = body};
 }
 
 const char *api_header(const struct api_request *r, const char *name)
@@ -291,12 +291,15 @@ static bool path_matches(const char *pattern, const char *url, const char **para
 }
 
 /* The route for method and url, filling params; NULL when none (*path_known tells
- * whether another method would have matched). */
+ * whether another method would have matched). HEAD takes GET's route: libmicrohttpd sends
+ * the headers alone. */
 static const struct route *route_find(const char *method, const char *url,
                                       const char **params,
                                       char storage[API_PARAMS_MAX][160], bool *path_known)
 {
     *path_known = false;
+    if (strcmp(method, "HEAD") == 0)
+        method = "GET";
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!path_matches(routes[i].pattern, url, params, storage))
             continue;
@@ -307,16 +310,34 @@ static const struct route *route_find(const char *method, const char *url,
     return NULL;
 }
 
+/* The methods url takes, for a 405's Allow header ("GET, HEAD, POST"). */
+static void allowed_methods(const char *url, char *out, size_t n)
+{
+    const char *params[API_PARAMS_MAX];
+    char storage[API_PARAMS_MAX][160];
+    bool get = false, post = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (path_matches(routes[i].pattern, url, params, storage)) {
+            get |= strcmp(routes[i].method, "GET") == 0;
+            post |= strcmp(routes[i].method, "POST") == 0;
+        }
+    }
+    snprintf(out, n, "%s%s%s", get ? "GET, HEAD" : "", get && post ? ", " : "",
+             post ? "POST" : "");
+}
+
 /* The route of req, its params filled; NULL with *refusal (404 or 405) when none. */
 static const struct route *route(struct request *req, struct reply *refusal)
 {
     struct api_request *r = &req->api;
     bool path_known;
     const struct route *rt = route_find(r->method, r->url, r->params, req->params, &path_known);
-    if (rt == NULL)
-        *refusal = path_known ? reply_error(E_METHOD, "%s is not allowed on %s", r->method,
-                                            r->url)
-                              : reply_error(E_NOT_FOUND, "no such endpoint");
+    if (rt == NULL && path_known) {
+        *refusal = reply_error(E_METHOD, "%s is not allowed on %s", r->method, r->url);
+        allowed_methods(r->url, refusal->allow, sizeof refusal->allow);
+    } else if (rt == NULL) {
+        *refusal = reply_error(E_NOT_FOUND, "no such endpoint");
+    }
     return rt;
 }
 
@@ -356,8 +377,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, const struct meter_s
                                   struct reply r, const struct route *rt, int64_t started_us)
 {
     if (r.body == NULL) /* only when memory ran out building it */
-        r = (struct reply){500, strdup("{\"error\":\"internal\",\"message\":\"out of memory\"}"),
-                           NULL};
+        r = (struct reply){
+            .status = 500,
+            .body = strdup("{\"error\":\"internal\",\"message\":\"out of memory\"}")};
     metrics_request(rt ? rt->method : NULL, rt ? rt->pattern : NULL, r.status,
                     fm_mono_us() - started_us);
     if (r.body == NULL)
@@ -370,6 +392,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, const struct meter_s
     }
     MHD_add_response_header(resp, "Content-Type",
                             r.content_type ? r.content_type : "application/json");
+    if (r.allow[0] != '\0')
+        MHD_add_response_header(resp, "Allow", r.allow);
     /* While stopping, a keep-alive client must not slip new requests into the drain. */
     if (atomic_load(&srv->stopping))
         MHD_add_response_header(resp, "Connection", "close");

@@ -3,6 +3,7 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/buf.h"
 
@@ -45,4 +46,54 @@ struct http_reply http_call_n(const char *method, const char *url, const char *c
     curl_slist_free_all(list);
     curl_easy_cleanup(curl);
     return r;
+}
+
+/* A header line into the buffer of http_header, when it is the one asked for. */
+struct wanted_header {
+    const char *name;
+    struct fm_buf value;
+};
+
+static size_t header_line(char *p, size_t size, size_t n, void *userdata)
+{
+    struct wanted_header *w = userdata;
+    size_t len = size * n, name_len = strlen(w->name);
+    if (len > name_len + 1 && strncasecmp(p, w->name, name_len) == 0 && p[name_len] == ':') {
+        const char *v = p + name_len + 1, *end = p + len;
+        while (v < end && *v == ' ')
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n'))
+            end--;
+        fm_buf_append(&w->value, v, (size_t)(end - v));
+    }
+    return len;
+}
+
+char *http_header(const char *method, const char *url, const char *name, long *status,
+                  size_t *body_len)
+{
+    CURL *curl = curl_easy_init();
+    ck_assert_ptr_nonnull(curl);
+    struct wanted_header w = {.name = name};
+    fm_buf_init(&w.value, 4096);
+    struct fm_buf body;
+    fm_buf_init(&body, 1u << 20);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    else
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_line);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &w);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(curl);
+    ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(rc));
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    *body_len = body.len;
+    fm_buf_free(&body);
+    curl_easy_cleanup(curl);
+    fm_buf_puts(&w.value, "");
+    return fm_buf_steal(&w.value);
 }

@@ -21,4 +21,12 @@ struct http_reply http_call(const char *method, const char *url, const char *con
 struct http_reply http_call_n(const char *method, const char *url, const char *const *headers,
                               const char *body, size_t len);
 
+/**
+ * Send a request without a body and return the value of the answer's header name (caller
+ * frees; "" when it has none), its status in *status and the length of its body in
+ * *body_len. HEAD is sent as HEAD: no body is read.
+ */
+char *http_header(const char *method, const char *url, const char *name, long *status,
+                  size_t *body_len);
+
 #endif

@@ -245,12 +245,12 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
     /* A line holds one record: a second one after it, or text, is that line's error (a
      * bare carriage return does not end a line), never lost without a word. */
     expect(post(ingest_key, "application/x-ndjson",
-                STOP("inv-g", "2026-11-06T12:00:00Z", "5") " "
-                STOP("inv-h", "2026-11-06T12:00:00Z", "5") "\n"
-                STOP("inv-i", "2026-11-06T12:00:00Z", "5") " garbage\r\n"
-                STOP("inv-k", "2026-11-06T12:00:00Z", "5") "\r"
-                STOP("inv-l", "2026-11-06T12:00:00Z", "5") "\r\n"
-                STOP("inv-n", "2026-11-06T12:00:00Z", "5") " \t\r\n"),
+                STOP("nd-1", "2026-11-06T12:00:00Z", "5") " "
+                STOP("nd-2", "2026-11-06T12:00:00Z", "5") "\n"
+                STOP("nd-3", "2026-11-06T12:00:00Z", "5") " garbage\r\n"
+                STOP("nd-4", "2026-11-06T12:00:00Z", "5") "\r"
+                STOP("nd-5", "2026-11-06T12:00:00Z", "5") "\r\n"
+                STOP("nd-6", "2026-11-06T12:00:00Z", "5") " \t\r\n"),
            200,
            "{\"accepted\":1,\"duplicates\":0,\"rejected\":["
            "{\"index\":0,\"error\":\"" NOT_ONE_VALUE "\"},"
@@ -258,14 +258,14 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
            "{\"index\":2,\"error\":\"" NOT_ONE_VALUE "\"}]}");
     expect_value("SELECT string_agg(invocation_id, ',') FROM records"
                  " WHERE invocation_id ~ $1",
-                 "^inv-[ghikln]$", "inv-n");
+                 "^nd-[1-6]$", "nd-6");
     /* Nor does a JSON array take what follows it: the body is refused whole. */
     expect(post(ingest_key, "application/json",
-                "[" STOP("inv-o", "2026-11-06T12:00:00Z", "5") "]"
-                "[" STOP("inv-p", "2026-11-06T12:00:00Z", "5") "]"),
+                "[" STOP("nd-7", "2026-11-06T12:00:00Z", "5") "]"
+                "[" STOP("nd-8", "2026-11-06T12:00:00Z", "5") "]"),
            400, "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of "
                 "records\"}");
-    expect_value("SELECT count(*) FROM records WHERE invocation_id IN ('inv-o', $1)", "inv-p",
+    expect_value("SELECT count(*) FROM records WHERE invocation_id IN ('nd-7', $1)", "nd-8",
                  "0");
     /* In a JSON array, such a string refuses the request: nothing is stored. */
     expect(post(ingest_key, "application/json",
@@ -352,6 +352,30 @@ START_TEST(health_and_unknown_paths)
     snprintf(url, sizeof url, "%s/nope", records_url);
     expect(http_call("GET", url, NULL, NULL), 404,
            "{\"error\":\"not_found\",\"message\":\"no such endpoint\"}");
+    /* A 405 says which methods the path takes; HEAD goes where GET does, without a body. */
+    static const struct {
+        const char *method, *path, *allow;
+        long status;
+    } cases[] = {
+        {"POST", "/healthz", "GET, HEAD", 405},
+        {"GET", "/v1/records", "POST", 405},
+        {"DELETE", "/v1/invoices", "GET, HEAD, POST", 405},
+        {"PUT", "/v1/invoices/7/finalize", "POST", 405},
+        {"HEAD", "/healthz", "", 200},
+        {"HEAD", "/v1/records", "POST", 405},
+    };
+    size_t base = strlen(records_url) - strlen("/v1/records");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(url, sizeof url, "%.*s%s", (int)base, records_url, cases[i].path);
+        long status = 0;
+        size_t body_len = 0;
+        char *allow = http_header(cases[i].method, url, "Allow", &status, &body_len);
+        ck_assert_int_eq(status, cases[i].status);
+        ck_assert_str_eq(allow, cases[i].allow);
+        if (strcmp(cases[i].method, "HEAD") != 0)
+            ck_assert_uint_gt(body_len, 0);
+        free(allow);
+    }
 }
 END_TEST
 
