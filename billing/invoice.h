@@ -116,7 +116,10 @@ int bill_format_from_name(const char *name, enum bill_format *out);
  *  - TEXT: an aligned table for people, a row per line and per function's share.
  *  - JSON: {"plan","plan_name","currency","tenant"?,"period"?,"lines":[{"item","meter",
  *    "usage","free","quantity","unit_price","tiers","amount","functions":[{"function",
- *    "amount"}]}],"subscription"?,"total"}, every number a decimal string.
+ *    "amount"}]}],"total"}, every number a decimal string. The subscription and each
+ *    adjustment are lines too ("meter" "subscription" or "adjustment", quantity 1, an
+ *    adjustment with its "period" and "invoice_id"), so that the total is the sum of the
+ *    lines' amounts.
  *  - CSV: header item,meter,function,quantity,unit_price,amount; a row per line, one per
  *    function's share, then subscription and total rows (RFC 4180 quoting).
  *

@@ -124,6 +124,18 @@ static cJSON *json_line(const struct bill_invoice *inv, const struct bill_line *
     return o;
 }
 
+/* A line of one fixed amount (the subscription, an adjustment). */
+static cJSON *json_fixed_line(const char *item, const char *kind, const char *amount)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "item", item);
+    cJSON_AddStringToObject(o, "meter", kind);
+    cJSON_AddStringToObject(o, "quantity", "1");
+    cJSON_AddStringToObject(o, "unit_price", amount);
+    cJSON_AddStringToObject(o, "amount", amount);
+    return o;
+}
+
 static int render_json(const struct bill_invoice *inv, const char *tenant, const char *period,
                        struct fm_buf *out)
 {
@@ -136,26 +148,23 @@ static int render_json(const struct bill_invoice *inv, const char *tenant, const
         cJSON_AddStringToObject(root, "tenant", tenant);
     if (period)
         cJSON_AddStringToObject(root, "period", period);
+    /* Every amount the total adds up is a line: the charges, then the subscription and the
+     * adjustments, each one of a "quantity" 1 at its amount. */
     cJSON *lines = cJSON_AddArrayToObject(root, "lines");
     for (size_t i = 0; lines && i < inv->nlines; i++)
         cJSON_AddItemToArray(lines, json_line(inv, &inv->lines[i]));
     if (inv->subscription != 0) {
         money(inv, inv->subscription, amount);
-        cJSON_AddStringToObject(root, "subscription", amount);
+        cJSON_AddItemToArray(lines, json_fixed_line("Subscription", "subscription", amount));
     }
-    if (inv->nadjustments > 0) {
-        cJSON *adj = cJSON_AddArrayToObject(root, "adjustments");
-        for (size_t i = 0; adj && i < inv->nadjustments; i++) {
-            cJSON *a = cJSON_CreateObject();
-            char label[128];
-            adjustment_label(&inv->adjustments[i], label, sizeof label);
-            money(inv, inv->adjustments[i].amount, amount);
-            cJSON_AddStringToObject(a, "item", label);
-            cJSON_AddStringToObject(a, "period", inv->adjustments[i].period);
-            bill_json_add_int(a, "invoice_id", inv->adjustments[i].invoice_id);
-            cJSON_AddStringToObject(a, "amount", amount);
-            cJSON_AddItemToArray(adj, a);
-        }
+    for (size_t i = 0; i < inv->nadjustments; i++) {
+        char label[128];
+        adjustment_label(&inv->adjustments[i], label, sizeof label);
+        money(inv, inv->adjustments[i].amount, amount);
+        cJSON *a = json_fixed_line(label, "adjustment", amount);
+        cJSON_AddStringToObject(a, "period", inv->adjustments[i].period);
+        bill_json_add_int(a, "invoice_id", inv->adjustments[i].invoice_id);
+        cJSON_AddItemToArray(lines, a);
     }
     money(inv, inv->total, amount);
     cJSON_AddStringToObject(root, "total", amount);

@@ -469,11 +469,27 @@ START_TEST(render_json)
     ck_assert_str_eq(cJSON_GetObjectItem(root, "currency")->valuestring, "USD");
     ck_assert_str_eq(cJSON_GetObjectItem(root, "tenant")->valuestring, "acme");
     ck_assert_str_eq(cJSON_GetObjectItem(root, "period")->valuestring, "2026-11");
-    ck_assert_str_eq(cJSON_GetObjectItem(root, "subscription")->valuestring, "5.00");
-    /* requests 5M over -> 1.50; CPU 50M + 55M = 105M ms - 30M = 75M -> 1.50 */
+    /* requests 5M over -> 1.50; CPU 50M + 55M = 105M ms - 30M = 75M -> 1.50; and the
+     * subscription, 5.00, a line too: the total is the sum of the lines. */
     ck_assert_str_eq(cJSON_GetObjectItem(root, "total")->valuestring, "8.00");
     cJSON *lines = cJSON_GetObjectItem(root, "lines");
-    ck_assert_int_eq(cJSON_GetArraySize(lines), 2);
+    ck_assert_int_eq(cJSON_GetArraySize(lines), 3);
+    cJSON *sub = cJSON_GetArrayItem(lines, 2);
+    ck_assert_str_eq(cJSON_GetObjectItem(sub, "item")->valuestring, "Subscription");
+    ck_assert_str_eq(cJSON_GetObjectItem(sub, "meter")->valuestring, "subscription");
+    ck_assert_str_eq(cJSON_GetObjectItem(sub, "quantity")->valuestring, "1");
+    ck_assert_str_eq(cJSON_GetObjectItem(sub, "amount")->valuestring, "5.00");
+    ck_assert_ptr_null(cJSON_GetObjectItem(root, "subscription"));
+    int64_t sum = 0;
+    for (int i = 0; i < 3; i++) {
+        struct bill_dec d;
+        const char *a = cJSON_GetObjectItem(cJSON_GetArrayItem(lines, i), "amount")->valuestring;
+        ck_assert_int_eq(bill_dec_parse(a, &d), 0);
+        __int128 cents;
+        ck_assert_int_eq(bill_dec_units_at(d, 2, &cents), 0);
+        sum += (int64_t)cents;
+    }
+    ck_assert_int_eq(sum, 800);
     cJSON *cpu = cJSON_GetArrayItem(lines, 1);
     ck_assert_str_eq(cJSON_GetObjectItem(cpu, "meter")->valuestring, "cpu_ms");
     ck_assert_str_eq(cJSON_GetObjectItem(cpu, "quantity")->valuestring, "75000000");
