@@ -18,7 +18,8 @@
  *    mean number running at once), rounded up; memory is an hour's configured MB × execution
  *    time over the hour, rounded up; CPU is an hour's CPU time over the hour. Each is the
  *    maximum over the period's hours on its own, so a fleet sized by them carries every
- *    hour. An execution counts in the hour it starts. Short bursts above the hourly mean are
+ *    hour. An execution counts in every hour it runs in, for the time it runs there (its
+ *    CPU time in proportion). Short bursts above the hourly mean are
  *    taken to queue briefly or be absorbed by headroom, as a server fleet would; sizing for
  *    the momentary peak would also need every invocation row, which a month-long report
  *    for every tenant cannot afford to read.

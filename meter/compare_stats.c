@@ -23,7 +23,10 @@
  * The load servers are sized for is therefore the busiest hour's mean, not the momentary
  * peak of overlapping executions (billing/compare.h says why that is also the right
  * sizing): per hour, execution time / 1 h, configured MB x execution time / 1 h and CPU
- * time / 1 h, each rounded up and each the maximum over the month on its own.
+ * time / 1 h, each rounded up and each the maximum over the month on its own. Each
+ * execution counts in every hour it runs in, for its time there (the busy_* columns,
+ * schema 013): a run of a day is one execution at once through 25 hours, not 24 in its
+ * first.
  */
 
 #define TENANTS_MAX 1000000 /* tenants in one report; more is refused */
@@ -250,7 +253,7 @@ static int read_tenant(PGconn *conn, const struct bill_catalog *cat, const bool 
     /* By hour: the usage over time and the busiest hour's load. */
     res = rows(conn,
                "SELECT (extract(epoch FROM hour) * 1000000)::bigint,"
-               "       invocations, errors, cold_starts, duration_us, mb_us, cpu_us"
+               "       invocations, errors, cold_starts, busy_us, busy_mb_us, busy_cpu_us"
                "  FROM usage_tenant_hourly"
                " WHERE tenant = $1 AND hour >= $2 AND hour < $3"
                " ORDER BY hour",
@@ -383,7 +386,7 @@ static int read_all(PGconn *conn, const struct bill_catalog *cat, const bool *ra
         goto done;
     PQclear(res);
     res = rows(conn,
-               "SELECT tenant, max(duration_us), max(mb_us), max(cpu_us)"
+               "SELECT tenant, max(busy_us), max(busy_mb_us), max(busy_cpu_us)"
                "  FROM usage_tenant_hourly WHERE hour >= $1 AND hour < $2"
                " GROUP BY tenant",
                2, params, "reading hourly usage", err);

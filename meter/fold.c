@@ -25,6 +25,8 @@
 /* PostgreSQL's timestamps count microseconds from 2000-01-01 00:00 UTC. */
 #define PG_EPOCH_US (INT64_C(946684800) * 1000000)
 #define MAX_SUMS 9
+/* The most hours a run touches: a day's run (meter/record.c's bound) that starts mid-hour. */
+#define RUN_HOURS_MAX 25
 
 /* A registered plan's rules, as the plans table holds them. */
 struct fold_plan {
@@ -43,7 +45,7 @@ struct group {
     int64_t at; /* hour or month, wall microseconds */
     int32_t mb;
     __int128 sum[MAX_SUMS];
-    __int128 mb_us; /* usage_tenant_hourly.mb_us, numeric there */
+    __int128 mb_us, busy_mb_us; /* usage_tenant_hourly's, numeric there */
 };
 
 /* An open-addressing index over rows kept in a dense array beside it: a slot holds a row
@@ -361,6 +363,36 @@ struct delta {
     " max_rss_kb, cpu_us, bytes_in, bytes_out, ctid"
 #define DELTA_FIELDS 14
 
+/*
+ * The execution's share of each hour it runs in, [started, started + duration), into
+ * usage_tenant_hourly's busy sums (schema 013): its time in the hour, its MB x that time,
+ * and its CPU time in proportion, by cumulative floors so that the shares add up to the
+ * whole (usage_busy_spread does the same in SQL). -1 when out of memory.
+ */
+static int add_busy(struct fold *f, const struct delta *d, int64_t hour)
+{
+    int64_t s = d->sign, start = d->started_at, end = start + d->duration_us;
+    int64_t upto = 0;       /* µs of the run up to the end of this hour's share */
+    __int128 cpu_before = 0; /* CPU µs given to the hours before */
+    for (int64_t h = hour;; h += HOUR_US) {
+        int64_t from = start > h ? start : h, to = end < h + HOUR_US ? end : h + HOUR_US;
+        upto += to - from;
+        __int128 cpu_upto = d->duration_us > 0
+                                ? (__int128)d->cpu_us * upto / d->duration_us
+                                : (__int128)d->cpu_us;
+        struct group *g = group_of(&f->tenant_hourly, &(struct group){.tenant = d->tenant,
+                                                                       .at = h});
+        if (g == NULL)
+            return -1;
+        g->sum[5] += (__int128)s * (to - from);
+        g->sum[6] += s * (cpu_upto - cpu_before);
+        g->busy_mb_us += (__int128)s * d->memory_mb * (to - from);
+        cpu_before = cpu_upto;
+        if (to >= end)
+            return 0;
+    }
+}
+
 /* Add one delta to every rollup, and under every plan to usage_rated. */
 static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
 {
@@ -384,7 +416,7 @@ static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
             add_sums(g, v, 5);
             g->mb_us += (__int128)s * d->memory_mb * d->duration_us;
         }
-        rc |= g == NULL ? -1 : 0;
+        rc |= g == NULL ? -1 : add_busy(f, d, hour);
     }
     {
         struct group k = {.tenant = d->tenant, .function = d->function, .at = month};
@@ -570,7 +602,8 @@ static int take_deltas(PGconn *conn, struct fold *f, long limit, long *took,
 
 /* A rollup and its temporary table, with the columns the fold writes, in this order:
  * tenant, function, plan, hour or month, memory_mb (those the rollup has), then the sums,
- * each added to the row already there. */
+ * each added to the row already there, then (wide: usage_tenant_hourly) mb_us and
+ * busy_mb_us. */
 struct rollup {
     const char *table, *temp, *columns, *key, *add;
     bool function, plan, mb, wide;
@@ -590,14 +623,18 @@ static const struct rollup rollups[] = {
      " bytes_in = u.bytes_in + excluded.bytes_in, bytes_out = u.bytes_out + excluded.bytes_out",
      true, false, true, false, 8},
     {"usage_tenant_hourly", "fold_tenant_hourly",
-     "tenant, hour, invocations, errors, cold_starts, duration_us, cpu_us, mb_us",
+     "tenant, hour, invocations, errors, cold_starts, duration_us, cpu_us, busy_us,"
+     " busy_cpu_us, mb_us, busy_mb_us",
      "tenant, hour",
      "invocations = u.invocations + excluded.invocations,"
      " errors = u.errors + excluded.errors,"
      " cold_starts = u.cold_starts + excluded.cold_starts,"
      " duration_us = u.duration_us + excluded.duration_us,"
-     " mb_us = u.mb_us + excluded.mb_us, cpu_us = u.cpu_us + excluded.cpu_us",
-     false, false, false, true, 5},
+     " mb_us = u.mb_us + excluded.mb_us, cpu_us = u.cpu_us + excluded.cpu_us,"
+     " busy_us = u.busy_us + excluded.busy_us,"
+     " busy_cpu_us = u.busy_cpu_us + excluded.busy_cpu_us,"
+     " busy_mb_us = u.busy_mb_us + excluded.busy_mb_us",
+     false, false, false, true, 7},
     {"usage_monthly", "fold_monthly",
      "tenant, function, month, invocations, errors, cold_starts, duration_us, init_us,"
      " mb_invocations, cpu_us, bytes_in, bytes_out",
@@ -667,6 +704,8 @@ static int put_groups(struct fm_buf *b, const struct rollup *r, const struct gro
         if (r->wide) {
             fm_buf_puts(b, "\t");
             put_wide(b, g->mb_us);
+            fm_buf_puts(b, "\t");
+            put_wide(b, g->busy_mb_us);
         }
         fm_buf_puts(b, "\n");
     }
@@ -749,8 +788,10 @@ static int fold_round(PGconn *conn, const char *tail, struct row_at *after, long
     if (rc == 0)
         rc = load_plans(res, &f, err);
     PQclear(res);
-    /* A delta makes at most a row in each rollup and one a plan in usage_rated. */
-    size_t per_delta = NROLLUPS - 1 + f.nplans;
+    /* A delta makes at most a row in each rollup, one a plan in usage_rated, and in
+     * usage_tenant_hourly one an hour its run lasts into (records are checked to run at most
+     * a day: 25 hours at most). */
+    size_t per_delta = NROLLUPS - 1 + f.nplans + RUN_HOURS_MAX - 1;
     bool done = false;
     while (rc == 0 && !done && groups_held(&f) < FOLD_GROUPS) {
         size_t room = (FOLD_GROUPS - groups_held(&f)) / per_delta;

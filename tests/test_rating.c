@@ -294,12 +294,21 @@ static const char *const fold_reference[][2] = {
      " coalesce(sum(sign) FILTER (WHERE cold_start), 0),"
      " sum(sign * duration_us), sum(sign * init_us), sum(sign * cpu_us), sum(sign * bytes_in),"
      " sum(sign * bytes_out) FROM fold_input GROUP BY 1, 2, 3, 4"},
+    /* Dated by the start, and each run shared out over the hours it lasts into, as
+     * usage_busy_spread (schema 013) shares it: every hour a run touches has a row. */
     {"usage_tenant_hourly",
-     "SELECT tenant, date_trunc('hour', started_at, 'UTC'), sum(sign),"
-     " coalesce(sum(sign) FILTER (WHERE NOT ok), 0),"
-     " coalesce(sum(sign) FILTER (WHERE cold_start), 0),"
-     " sum(sign * duration_us), sum(sign * memory_mb * duration_us::numeric),"
-     " sum(sign * cpu_us) FROM fold_input GROUP BY 1, 2"},
+     "SELECT b.tenant, b.hour, coalesce(s.i, 0), coalesce(s.e, 0), coalesce(s.c, 0),"
+     " coalesce(s.d, 0), coalesce(s.m, 0), coalesce(s.u, 0), b.bu, b.bc, b.bm"
+     " FROM (SELECT f.tenant, x.hour, sum(f.sign * x.busy_us) AS bu,"
+     "        sum(f.sign * x.busy_cpu_us) AS bc, sum(f.sign * x.busy_mb_us) AS bm"
+     "        FROM fold_input f, usage_busy_spread(f.started_at, f.duration_us, f.cpu_us,"
+     "        f.memory_mb) x GROUP BY 1, 2) b"
+     " LEFT JOIN (SELECT tenant, date_trunc('hour', started_at, 'UTC') AS hour, sum(sign) AS i,"
+     "        coalesce(sum(sign) FILTER (WHERE NOT ok), 0) AS e,"
+     "        coalesce(sum(sign) FILTER (WHERE cold_start), 0) AS c,"
+     "        sum(sign * duration_us) AS d, sum(sign * memory_mb * duration_us::numeric) AS m,"
+     "        sum(sign * cpu_us) AS u FROM fold_input GROUP BY 1, 2) s"
+     " ON s.tenant = b.tenant AND s.hour = b.hour"},
     {"usage_monthly",
      "SELECT tenant, date_trunc('month', started_at, 'UTC'), function, sum(sign),"
      " coalesce(sum(sign) FILTER (WHERE NOT ok), 0),"
@@ -359,10 +368,19 @@ START_TEST(a_backlog_folds_as_the_sql_reference_rates_it)
                       " sign, memory_mb, ok, cold_start, duration_us, init_us, max_rss_kb,"
                       " cpu_us, bytes_in, bytes_out FROM fold_input WHERE function = 'fn1'"
                       " LIMIT 300");
+    /* And runs of up to a day, some from the top of an hour to the top of another. */
+    testdb_exec(conn, "INSERT INTO fold_input SELECT tenant, function,"
+                      " CASE WHEN cpu_us % 3 = 0 THEN date_trunc('hour', started_at, 'UTC')"
+                      "      ELSE started_at END,"
+                      " sign, memory_mb, ok, cold_start,"
+                      " CASE cpu_us % 4 WHEN 0 THEN 86400000000 WHEN 1 THEN 3600000000"
+                      "      ELSE cpu_us * 17280017 % 86400000001 END,"
+                      " init_us, max_rss_kb, cpu_us * 1000003, bytes_in, bytes_out"
+                      " FROM fold_input WHERE function = 'fn2' LIMIT 500");
     testdb_exec(conn, "INSERT INTO usage_delta SELECT * FROM fold_input");
     long folded = 0;
     ck_assert_msg(meter_usage_fold(conn, &folded, &err) == 0, "%s", err.msg);
-    ck_assert_int_eq(folded, 45300);
+    ck_assert_int_eq(folded, 45800);
     char *left = testdb_value(conn, "SELECT count(*) FROM usage_delta", 0, NULL);
     ck_assert_str_eq(left, "0");
     free(left);
@@ -382,14 +400,14 @@ START_TEST(a_backlog_folds_as_the_sql_reference_rates_it)
     ck_assert_int_eq(meter_usage_fold(conn, NULL, &err), -1); /* not inside a transaction */
     ck_assert_msg(strstr(err.msg, "not idle") != NULL, "%s", err.msg);
     ck_assert_msg(meter_usage_fold_in_transaction(conn, &folded, &err) == 0, "%s", err.msg);
-    ck_assert_int_eq(folded, 45300);
+    ck_assert_int_eq(folded, 45800);
     testdb_exec(conn, "COMMIT");
     char *nonzero = testdb_value(
         conn,
         "SELECT (SELECT count(*) FROM usage_hourly WHERE (invocations, errors, cold_starts,"
         " duration_us, init_us, cpu_us, bytes_in, bytes_out) <> (0, 0, 0, 0, 0, 0, 0, 0))"
-        " + (SELECT count(*) FROM usage_tenant_hourly WHERE (invocations, duration_us, mb_us)"
-        " <> (0, 0, 0)) + (SELECT count(*) FROM usage_monthly WHERE (invocations,"
+        " + (SELECT count(*) FROM usage_tenant_hourly WHERE (invocations, duration_us, mb_us,"
+        " busy_us, busy_cpu_us, busy_mb_us) <> (0, 0, 0, 0, 0, 0)) + (SELECT count(*) FROM usage_monthly WHERE (invocations,"
         " mb_invocations, bytes_out) <> (0, 0, 0)) + (SELECT count(*) FROM usage_rated WHERE"
         " (invocations, billed_ms, mb_ms, mhz_ms, cpu_us, egress_bytes) <> (0, 0, 0, 0, 0, 0))",
         0, NULL);

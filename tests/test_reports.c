@@ -165,6 +165,46 @@ START_TEST(load_and_totals_from_rollups)
 }
 END_TEST
 
+/* A run counts in every hour it lasts into, for its time there: one execution of a day at
+ * 10 GB is one at once, not 24 in the hour it started. */
+START_TEST(a_long_run_counts_in_each_hour_it_lasts)
+{
+    PGconn *db = testdb_connect(conninfo);
+    testdb_exec(db, "INSERT INTO tenants (tenant, plan) VALUES ('longrun', 'aws-lambda-x86')");
+    testdb_exec(db,
+                "INSERT INTO invocations (tenant, invocation_id, started_at, function, has_start,"
+                " has_stop, memory_mb, cold_start, duration_us, init_us, status, cpu_user_us,"
+                " cpu_sys_us, max_rss_kb, bytes_in, bytes_out) VALUES"
+                " ('longrun', 'day', '2026-11-05T10:30:00Z', 'etl', true, true, 10240, false,"
+                "  86400000000, 0, 'ok', 86400000000, 0, 100000, 0, 0)");
+    testdb_exec(db, "SELECT usage_apply(i, 1) FROM invocations i WHERE tenant = 'longrun'");
+    struct bill_catalog *cat = tb_catalog();
+    struct bill_stats *st = NULL;
+    struct bill_comparison *cmp = NULL;
+    struct fm_err err = {{0}};
+    char plan[64];
+    ck_assert_int_eq(meter_compare_stats(db, cat, "longrun", "2026-11", plan, sizeof plan, &st,
+                                         &err),
+                     METER_INVOICE_OK);
+    ck_assert_int_eq(bill_compare(st, plan, NULL, 0, "longrun", "2026-11", &cmp, &err), BILL_OK);
+    ck_assert_int_eq(cmp->peak_concurrency, 1);
+    ck_assert_int_eq(cmp->peak_memory_mb, 10240);
+    ck_assert_int_eq(cmp->peak_cpu_millicores, 1000);
+    ck_assert_int_eq(cmp->busy_us, INT64_C(86400000000));
+    /* Its first hour holds half an hour of it, the next 23 whole ones, the last half. */
+    char *hours = testdb_value(db,
+                               "SELECT count(*) || ' ' || min(busy_us) || ' ' || max(busy_us)"
+                               "  FROM usage_tenant_hourly WHERE tenant = 'longrun'",
+                               0, NULL);
+    ck_assert_str_eq(hours, "25 1800000000 3600000000");
+    free(hours);
+    bill_comparison_free(cmp);
+    bill_stats_free(st);
+    bill_catalog_free(cat);
+    PQfinish(db);
+}
+END_TEST
+
 /* Every tenant at once gives each the figures it gets alone, and a plan the database does
  * not rate is rounded from the rows to the same bill. */
 START_TEST(every_tenant_and_unrated_plan)
@@ -510,6 +550,7 @@ Suite *suite_reports(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, load_and_totals_from_rollups);
+    tcase_add_test(tc, a_long_run_counts_in_each_hour_it_lasts);
     tcase_add_test(tc, every_tenant_and_unrated_plan);
     tcase_add_test(tc, retraction_from_report_rollups);
     tcase_add_test(tc, compare_json_and_csv);
