@@ -36,6 +36,7 @@ struct meter_server {
     struct meter_group *group;
     atomic_uint active;   /* requests between their headers and their completion */
     atomic_bool stopping; /* set by meter_server_stop: answers close their connection */
+    atomic_bool started;  /* the daemon runs: before, its messages are about starting */
     /* The blocking requests waiting for a thread, and those threads. */
     struct fm_queue jobs; /* requests for the blocking threads */
     pthread_t blocking[BLOCKING_THREADS];
@@ -529,8 +530,17 @@ void meter_config_defaults(struct meter_config *cfg)
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 static void on_mhd_message(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    struct meter_server *srv = cls;
     static atomic_llong last_s, left_out;
+    if (!atomic_load(&srv->started)) {
+        /* A daemon that cannot start is reported once, by meter_server_start: libmicrohttpd's
+         * own words (it names port 0 for a busy address) are for debugging only. */
+        char msg[512];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        msg[strcspn(msg, "\r\n")] = '\0';
+        fm_debug("http: %s", msg);
+        return;
+    }
     long long now = (long long)time(NULL), seen = atomic_load(&last_s);
     if (FM_LOG_WARN > fm_log_threshold || seen == now ||
         !atomic_compare_exchange_strong(&last_s, &seen, now)) {
@@ -605,13 +615,14 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
     if (cfg->threads <= 1)
         pool[0].option = MHD_OPTION_END;
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, NULL,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_ARRAY, pool,
         MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    atomic_store(&s->started, s->daemon != NULL);
     if (s->daemon == NULL) {
         server_free(s);
         char where[FM_HOST_PORT_BUFSZ];

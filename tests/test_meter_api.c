@@ -1266,6 +1266,31 @@ START_TEST(meterd_options_are_checked)
 }
 END_TEST
 
+/* An address another socket holds: meterd says so in one line and exits 1. */
+START_TEST(a_busy_address_is_one_line)
+{
+    int holder = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in at = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof at;
+    ck_assert_int_eq(bind(holder, (struct sockaddr *)&at, sizeof at), 0);
+    ck_assert_int_eq(listen(holder, 1), 0);
+    ck_assert_int_eq(getsockname(holder, (struct sockaddr *)&at, &len), 0);
+    char bin[512], listen_at[32], want[128];
+    snprintf(listen_at, sizeof listen_at, "127.0.0.1:%u", (unsigned)ntohs(at.sin_port));
+    snprintf(want, sizeof want, "meterd: cannot listen on %s (in use, or not allowed)\n",
+             listen_at);
+    char *argv[] = {(char *)proc_bin("meterd", bin, sizeof bin), "--listen", listen_at, "--db",
+                    conninfo, NULL};
+    struct proc_result r = proc_run(argv, NULL, 10);
+    close(holder);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_str_eq(r.err, want);
+    free(r.out);
+    free(r.err);
+}
+END_TEST
+
 /* An IPv6 address in brackets: meterd listens there, says so in the same form, and
  * answers. Where this machine has no IPv6 loopback, only the refusal is checked. */
 START_TEST(meterd_listens_on_ipv6)
@@ -1348,6 +1373,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, idle_connections_are_closed_after_the_timeout);
     tcase_add_test(tc, meterd_options_are_checked);
     tcase_add_test(tc, meterd_listens_on_ipv6);
+    tcase_add_test(tc, a_busy_address_is_one_line);
     tcase_add_test(tc, a_slow_report_does_not_hold_up_records);
     tcase_add_test(tc, a_batch_waiting_for_an_invocation_holds_none_after_it);
     tcase_add_test(tc, a_batch_that_loses_a_deadlock_is_tried_again);
