@@ -25,8 +25,8 @@
  * sizing): per hour, execution time / 1 h, configured MB x execution time / 1 h and CPU
  * time / 1 h, each rounded up and each the maximum over the month on its own. Each
  * execution counts in every hour it runs in, for its time there (the busy_* columns,
- * schema 013): a run of a day is one execution at once through 25 hours, not 24 in its
- * first.
+ * schema 013): a run of a day is one execution at once through the hours it touches, not
+ * 24 in its first.
  */
 
 #define TENANTS_MAX 1000000 /* tenants in one report; more is refused */

@@ -367,10 +367,17 @@ struct delta {
  * The execution's share of each hour it runs in, [started, started + duration), into
  * usage_tenant_hourly's busy sums (schema 013): its time in the hour, its MB x that time,
  * and its CPU time in proportion, by cumulative floors so that the shares add up to the
- * whole (usage_busy_spread does the same in SQL). -1 when out of memory.
+ * whole (usage_busy_spread does the same in SQL). -1 with err set when the run is longer than
+ * records may be, or memory ran out.
  */
-static int add_busy(struct fold *f, const struct delta *d, int64_t hour)
+static int add_busy(struct fold *f, const struct delta *d, int64_t hour, struct fm_err *err)
 {
+    /* Records run at most a day (meter/record.c): a delta that runs longer was not made by
+     * ingestion, and would take an hour row for every hour it claims. It stops the fold,
+     * pending, as a delta the plans cannot rate does. */
+    if (d->duration_us < 0 || d->duration_us > (RUN_HOURS_MAX - 1) * HOUR_US)
+        return fm_err_set(err, "a usage delta of %s/%s runs %" PRId64 " us, outside 0 to a day",
+                          d->tenant, d->function, d->duration_us);
     int64_t s = d->sign, start = d->started_at, end = start + d->duration_us;
     int64_t upto = 0;       /* µs of the run up to the end of this hour's share */
     __int128 cpu_before = 0; /* CPU µs given to the hours before */
@@ -383,7 +390,7 @@ static int add_busy(struct fold *f, const struct delta *d, int64_t hour)
         struct group *g = group_of(&f->tenant_hourly, &(struct group){.tenant = d->tenant,
                                                                        .at = h});
         if (g == NULL)
-            return -1;
+            return fm_err_set(err, "out of memory");
         g->sum[5] += (__int128)s * (to - from);
         g->sum[6] += s * (cpu_upto - cpu_before);
         g->busy_mb_us += (__int128)s * d->memory_mb * (to - from);
@@ -416,7 +423,7 @@ static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
             add_sums(g, v, 5);
             g->mb_us += (__int128)s * d->memory_mb * d->duration_us;
         }
-        rc |= g == NULL ? -1 : add_busy(f, d, hour);
+        rc |= g == NULL ? -1 : 0;
     }
     {
         struct group k = {.tenant = d->tenant, .function = d->function, .at = month};
@@ -452,6 +459,8 @@ static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
     }
     if (rc != 0)
         return fm_err_set(err, "out of memory");
+    if (add_busy(f, d, hour, err) != 0)
+        return -1;
     f->deltas++;
     return 0;
 }

@@ -8,6 +8,11 @@
 -- busy_cpu_us its CPU time in proportion (by cumulative floors, so that the shares add up to
 -- the whole exactly). meterd's fold keeps them (meter/fold.c); the comparison sizes servers
 -- by them (meter/compare_stats.c). The columns dated by the start stay as they were.
+--
+-- The fold's lock first, as the fold takes it before the rollups: no fold runs meanwhile,
+-- and the two cannot deadlock. (A meterd of an earlier build must not run after this: its
+-- fold would leave the new columns out. Stop meterd, migrate, then start the new one.)
+SELECT pg_advisory_xact_lock(hashtext('faasmeter.fold'));
 
 ALTER TABLE usage_tenant_hourly
     ADD COLUMN busy_us     bigint  NOT NULL DEFAULT 0,
@@ -42,9 +47,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- What was folded before: every stopped invocation as it stands, less what is still pending
--- (those deltas fold later, with their shares). Under the fold's lock, so that no fold takes
--- deltas meanwhile.
-SELECT pg_advisory_xact_lock(hashtext('faasmeter.fold'));
+-- (those deltas fold later, with their shares).
 WITH src AS (
     SELECT i.tenant, i.started_at, coalesce(i.duration_us, 0) AS duration_us,
            coalesce(i.cpu_user_us, 0) + coalesce(i.cpu_sys_us, 0) AS cpu_us,

@@ -438,6 +438,14 @@ START_TEST(a_backlog_folds_as_the_sql_reference_rates_it)
     ck_assert_str_eq(nonzero, "0");
     free(nonzero);
     testdb_exec(conn, "DELETE FROM usage_delta WHERE duration_us < 0");
+    /* So does one that runs longer than a record may: it would claim a row an hour. */
+    testdb_exec(conn, "INSERT INTO usage_delta SELECT tenant, function, started_at, sign,"
+                      " memory_mb, ok, cold_start, 86400000001, init_us, max_rss_kb, cpu_us,"
+                      " bytes_in, bytes_out FROM fold_input WHERE function = 'fn2' LIMIT 1");
+    ck_assert_int_eq(meter_usage_fold(conn, NULL, &err), -1);
+    ck_assert_msg(strstr(err.msg, "runs 86400000001 us, outside 0 to a day") != NULL, "%s",
+                  err.msg);
+    testdb_exec(conn, "DELETE FROM usage_delta WHERE duration_us > 86400000000");
     ck_assert_msg(meter_usage_fold(conn, &folded, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(folded, 5);
     PQfinish(conn);
