@@ -1,5 +1,6 @@
 #include "meter/http.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -291,51 +292,38 @@ static bool path_matches(const char *pattern, const char *url, const char **para
     return *pattern == '\0' && *url == '\0';
 }
 
-/* The route for method and url, filling params; NULL when none (*path_known tells
- * whether another method would have matched). HEAD takes GET's route: libmicrohttpd sends
- * the headers alone. */
+/* The route for method and url, filling params; NULL when none, and then the methods the
+ * path takes (a 405's Allow header, "GET, HEAD, POST") into allow, "" when none would match
+ * it. HEAD takes GET's route: libmicrohttpd sends the headers alone. */
 static const struct route *route_find(const char *method, const char *url,
-                                      const char **params,
-                                      char storage[API_PARAMS_MAX][160], bool *path_known)
+                                      const char **params, char storage[API_PARAMS_MAX][160],
+                                      char allow[24])
 {
-    *path_known = false;
     if (strcmp(method, "HEAD") == 0)
         method = "GET";
+    bool get = false, post = false;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!path_matches(routes[i].pattern, url, params, storage))
             continue;
-        *path_known = true;
         if (strcmp(routes[i].method, method) == 0)
             return &routes[i];
+        get |= strcmp(routes[i].method, "GET") == 0;
+        post |= strcmp(routes[i].method, "POST") == 0;
     }
-    return NULL;
-}
-
-/* The methods url takes, for a 405's Allow header ("GET, HEAD, POST"). */
-static void allowed_methods(const char *url, char *out, size_t n)
-{
-    const char *params[API_PARAMS_MAX];
-    char storage[API_PARAMS_MAX][160];
-    bool get = false, post = false;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (path_matches(routes[i].pattern, url, params, storage)) {
-            get |= strcmp(routes[i].method, "GET") == 0;
-            post |= strcmp(routes[i].method, "POST") == 0;
-        }
-    }
-    snprintf(out, n, "%s%s%s", get ? "GET, HEAD" : "", get && post ? ", " : "",
+    snprintf(allow, 24, "%s%s%s", get ? "GET, HEAD" : "", get && post ? ", " : "",
              post ? "POST" : "");
+    return NULL;
 }
 
 /* The route of req, its params filled; NULL with *refusal (404 or 405) when none. */
 static const struct route *route(struct request *req, struct reply *refusal)
 {
     struct api_request *r = &req->api;
-    bool path_known;
-    const struct route *rt = route_find(r->method, r->url, r->params, req->params, &path_known);
-    if (rt == NULL && path_known) {
+    char allow[24];
+    const struct route *rt = route_find(r->method, r->url, r->params, req->params, allow);
+    if (rt == NULL && allow[0] != '\0') {
         *refusal = reply_error(E_METHOD, "%s is not allowed on %s", r->method, r->url);
-        allowed_methods(r->url, refusal->allow, sizeof refusal->allow);
+        memcpy(refusal->allow, allow, sizeof allow);
     } else if (rt == NULL) {
         *refusal = reply_error(E_NOT_FOUND, "no such endpoint");
     }
@@ -410,8 +398,8 @@ static enum MHD_Result send_too_large(struct MHD_Connection *c, const struct met
     int64_t started = fm_mono_us();
     char storage[API_PARAMS_MAX][160];
     const char *params[API_PARAMS_MAX];
-    bool path_known;
-    const struct route *rt = route_find(method, url, params, storage, &path_known);
+    char allow[24];
+    const struct route *rt = route_find(method, url, params, storage, allow);
     return send_reply(c, srv, reply_error(E_TOO_LARGE, "the request body is too large"), rt,
                       started);
 }
@@ -614,6 +602,7 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
                                     {MHD_OPTION_END, 0, NULL}};
     if (cfg->threads <= 1)
         pool[0].option = MHD_OPTION_END;
+    errno = 0;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
@@ -622,12 +611,14 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    int why = errno; /* what the socket calls said, when they failed */
     atomic_store(&s->started, s->daemon != NULL);
     if (s->daemon == NULL) {
         server_free(s);
         char where[FM_HOST_PORT_BUFSZ];
         fm_host_port(host, cfg->port, where);
-        return fm_err_set(err, "cannot listen on %s (in use, or not allowed)", where);
+        return fm_err_set(err, "cannot listen on %s: %s", where,
+                          why ? strerror(why) : "not allowed, or no threads");
     }
     *out = s;
     return 0;

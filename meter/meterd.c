@@ -13,6 +13,7 @@
 #include "common/db.h"
 #include "common/log.h"
 #include "common/netaddr.h"
+#include "common/opts.h"
 #include "billing/catalog.h"
 #include "meter/http.h"
 #include "meter/upkeep.h"
@@ -117,7 +118,7 @@ int main(int argc, char **argv)
     unsigned long long v;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'l': {
             struct fm_err err;
@@ -199,10 +200,12 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
-        default:
-            fprintf(stderr, "meterd: unknown or incomplete option '%s' (try --help)\n",
-                    argv[optind - 1]);
+        default: {
+            char what[256];
+            fm_opt_refused(opts, argv, c, what, sizeof what);
+            fprintf(stderr, "meterd: %s (try meterd --help)\n", what);
             return 2;
+        }
         }
     }
     if (optind < argc) {

@@ -1,6 +1,7 @@
 #ifndef RT_CLI_H
 #define RT_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,8 +40,8 @@ int cli_parse_int(const char *s, int64_t max, int64_t *out);
 #define CLI_GETOPT "+:"
 
 /** Report what getopt_long refused (c: '?' or ':') as one line on stderr, "faasrun CMD:
- *  --name: unknown option (try faasrun CMD --help)" or "... --name: missing its value".
- *  Returns CLI_USAGE. */
-int cli_bad_option(const char *cmd, char **argv, int c);
+ *  --name: unknown or ambiguous option (try faasrun CMD --help)" (fm_opt_refused says
+ *  which). Returns CLI_USAGE. */
+int cli_bad_option(const char *cmd, const struct option *opts, char **argv, int c);
 
 #endif

@@ -97,7 +97,7 @@ static int parse_args(int argc, char **argv, struct invoke_args *a)
             }
             break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_bad_option("invoke", argv, c);
+        default: return cli_bad_option("invoke", opts, argv, c);
         }
     }
     if (a->manifest == NULL || argc - optind != 2) {

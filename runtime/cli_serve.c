@@ -76,7 +76,7 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         case 'S': num = &a->sample_ms, max = 3600000; break;
         case 'd': num = &a->drain_ms, max = 3600000; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_bad_option("serve", argv, c);
+        default: return cli_bad_option("serve", opts, argv, c);
         }
         if (num && cli_parse_int(optarg, max, num) != 0) {
             fprintf(stderr, "faasrun serve: --%s: expected 1-%lld\n", opts[idx].name,

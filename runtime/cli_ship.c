@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/opts.h"
 #include "common/timeutil.h"
 #include "runtime/cli.h"
 #include "runtime/ship.h"
@@ -29,16 +30,11 @@ int cli_parse_int(const char *s, int64_t max, int64_t *out)
     return 0;
 }
 
-int cli_bad_option(const char *cmd, char **argv, int c)
+int cli_bad_option(const char *cmd, const struct option *opts, char **argv, int c)
 {
-    /* getopt has stepped past the argument it refused. */
-    const char *arg = argv[optind - 1];
-    int name_len = (int)strcspn(arg, "=");
-    if (c == ':')
-        fprintf(stderr, "faasrun %s: %.*s: missing its value\n", cmd, name_len, arg);
-    else
-        fprintf(stderr, "faasrun %s: %.*s: unknown option (try faasrun %s --help)\n", cmd,
-                name_len, arg, cmd);
+    char what[256];
+    fm_opt_refused(opts, argv, c, what, sizeof what);
+    fprintf(stderr, "faasrun %s: %s (try faasrun %s --help)\n", cmd, what, cmd);
     return CLI_USAGE;
 }
 
@@ -102,7 +98,7 @@ int cli_ship(int argc, char **argv)
             }
             break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_bad_option("ship", argv, c);
+        default: return cli_bad_option("ship", opts, argv, c);
         }
     }
     if (dir == NULL || meter == NULL || optind != argc) {

@@ -1247,6 +1247,10 @@ START_TEST(meterd_options_are_checked)
         {"--threads", "two", "meterd: --threads: expected an integer 1-256, got 'two'\n"},
         {"--per-ip", "-1", "meterd: --per-ip: expected an integer 0-100000, got '-1'\n"},
         {"--listen", "127.0.0.1", "meterd: --listen: expected ADDR:PORT, got '127.0.0.1'\n"},
+        {"--bogus", "1", "meterd: --bogus: unknown or ambiguous option (try meterd --help)\n"},
+        {"--help=2", "x", "meterd: --help: takes no value (try meterd --help)\n"},
+        {"-xyz", "x", "meterd: -x: unknown option (try meterd --help)\n"},
+        {"--threads", NULL, "meterd: --threads: missing its value (try meterd --help)\n"},
         {"--listen", "example.com:8080",
          "meterd: --listen: expected an IPv4 address, an IPv6 address in brackets or"
          " localhost, got 'example.com'\n"},
@@ -1277,7 +1281,7 @@ START_TEST(a_busy_address_is_one_line)
     ck_assert_int_eq(getsockname(holder, (struct sockaddr *)&at, &len), 0);
     char bin[512], listen_at[32], want[128];
     snprintf(listen_at, sizeof listen_at, "127.0.0.1:%u", (unsigned)ntohs(at.sin_port));
-    snprintf(want, sizeof want, "meterd: cannot listen on %s (in use, or not allowed)\n",
+    snprintf(want, sizeof want, "meterd: cannot listen on %s: Address already in use\n",
              listen_at);
     char *argv[] = {(char *)proc_bin("meterd", bin, sizeof bin), "--listen", listen_at, "--db",
                     conninfo, NULL};
@@ -1306,7 +1310,7 @@ START_TEST(meterd_listens_on_ipv6)
     if (!has_ipv6) {
         struct proc_result r = proc_run(argv, NULL, 10);
         ck_assert_int_ne(r.status, 0);
-        ck_assert_ptr_nonnull(strstr(r.err, "cannot listen on [::1]:0"));
+        ck_assert_ptr_nonnull(strstr(r.err, "cannot listen on [::1]:0: "));
         free(r.out);
         free(r.err);
         return;

@@ -758,14 +758,22 @@ START_TEST(faasrun_usage_is_one_line)
     } cases[] = {
         {{NULL}, "faasrun: expected a command: invoke, serve or ship (try faasrun --help)\n"},
         {{"serve", "--bogus"},
-         "faasrun serve: --bogus: unknown option (try faasrun serve --help)\n"},
+         "faasrun serve: --bogus: unknown or ambiguous option (try faasrun serve --help)\n"},
         {{"serve", "--bogus=1"},
-         "faasrun serve: --bogus: unknown option (try faasrun serve --help)\n"},
-        {{"serve", "--listen"}, "faasrun serve: --listen: missing its value\n"},
+         "faasrun serve: --bogus: unknown or ambiguous option (try faasrun serve --help)\n"},
+        {{"serve", "--listen"},
+         "faasrun serve: --listen: missing its value (try faasrun serve --help)\n"},
+        {{"serve", "--help=3"},
+         "faasrun serve: --help: takes no value (try faasrun serve --help)\n"},
         {{"invoke", "-x"}, "faasrun invoke: -x: unknown option (try faasrun invoke --help)\n"},
-        {{"ship", "--spool"}, "faasrun ship: --spool: missing its value\n"},
+        /* A letter refused inside its argument is named, not the argument before it. */
+        {{"invoke", "--spool=a", "-qz"},
+         "faasrun invoke: -q: unknown option (try faasrun invoke --help)\n"},
+        {{"invoke", "--m", "x"},
+         "faasrun invoke: --m: unknown or ambiguous option (try faasrun invoke --help)\n"},
+        {{"ship", "--spool"}, "faasrun ship: --spool: missing its value (try faasrun ship --help)\n"},
         {{"ship", "--meter-ky", "k"},
-         "faasrun ship: --meter-ky: unknown option (try faasrun ship --help)\n"},
+         "faasrun ship: --meter-ky: unknown or ambiguous option (try faasrun ship --help)\n"},
     };
     char faasrun[PATH_MAX];
     proc_bin("faasrun", faasrun, sizeof faasrun);
