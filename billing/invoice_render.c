@@ -153,11 +153,11 @@ static int render_json(const struct bill_invoice *inv, const char *tenant, const
     cJSON *lines = cJSON_AddArrayToObject(root, "lines");
     for (size_t i = 0; lines && i < inv->nlines; i++)
         cJSON_AddItemToArray(lines, json_line(inv, &inv->lines[i]));
-    if (inv->subscription != 0) {
+    if (lines != NULL && inv->subscription != 0) {
         money(inv, inv->subscription, amount);
         cJSON_AddItemToArray(lines, json_fixed_line("Subscription", "subscription", amount));
     }
-    for (size_t i = 0; i < inv->nadjustments; i++) {
+    for (size_t i = 0; lines != NULL && i < inv->nadjustments; i++) {
         char label[128];
         adjustment_label(&inv->adjustments[i], label, sizeof label);
         money(inv, inv->adjustments[i].amount, amount);

@@ -135,13 +135,15 @@ static struct reply invoice_by_id(const struct api_request *r, bool finalize)
                                                                      &inv, &err)
                                             : meter_invoice_get(conn, id, NULL, NULL, &inv, &err);
     struct reply out;
-    bool theirs = st == METER_INVOICE_OK && api_may_read(&key, inv.tenant);
-    if (strcmp(key.role, "tenant") == 0 && !theirs &&
-        (st == METER_INVOICE_OK || st == METER_INVOICE_NOT_FOUND)) {
+    bool tenant_key = strcmp(key.role, "tenant") == 0;
+    if ((st == METER_INVOICE_OK && !api_may_read(&key, inv.tenant)) ||
+        (tenant_key && st == METER_INVOICE_NOT_FOUND)) {
         /* To a tenant key, another tenant's invoice and a missing one look alike: neither
          * whose it is nor whether it exists may be learnt by trying ids. */
-        out = reply_error(E_FORBIDDEN, "this key reads the invoices of tenant %s only",
-                          key.tenant);
+        out = tenant_key ? reply_error(E_FORBIDDEN, "this key reads the invoices of tenant %s"
+                                                    " only",
+                                       key.tenant)
+                         : reply_error(E_FORBIDDEN, "this key may not read this invoice");
     } else {
         out = invoice_reply(st, 200, &inv, &err);
     }

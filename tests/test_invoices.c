@@ -384,6 +384,44 @@ START_TEST(bad_invoice_requests)
 }
 END_TEST
 
+/* An invoice stored in the earlier JSON shape is made over by schema 014: its subscription
+ * and adjustments become lines, in order, and a document in the new shape stays as it is. */
+START_TEST(stored_documents_take_the_lines_shape)
+{
+    PGconn *conn = testdb_connect(conninfo);
+    static const char old_doc[] =
+        "{\"plan\": \"p\", \"lines\": [{\"item\": \"Requests\", \"amount\": \"1.00\"}],"
+        " \"subscription\": \"5.00\", \"adjustments\": ["
+        "{\"item\": \"Adjustment for 2026-08 (invoice 2)\", \"period\": \"2026-08\","
+        " \"invoice_id\": 2, \"amount\": \"-0.10\"},"
+        "{\"item\": \"Adjustment for 2026-09 (invoice 3)\", \"period\": \"2026-09\","
+        " \"invoice_id\": 3, \"amount\": \"0.11\"}], \"total\": \"6.01\"}";
+    const char *params[] = {old_doc};
+    char *made_over = testdb_value(conn, "SELECT invoice_document_lines($1::jsonb)::text", 1,
+                                   params);
+    char *want = testdb_value(
+        conn,
+        "SELECT '{\"plan\": \"p\", \"lines\": [{\"item\": \"Requests\", \"amount\": \"1.00\"},"
+        " {\"item\": \"Subscription\", \"meter\": \"subscription\", \"quantity\": \"1\","
+        " \"unit_price\": \"5.00\", \"amount\": \"5.00\"},"
+        " {\"item\": \"Adjustment for 2026-08 (invoice 2)\", \"meter\": \"adjustment\","
+        " \"quantity\": \"1\", \"unit_price\": \"-0.10\", \"amount\": \"-0.10\","
+        " \"period\": \"2026-08\", \"invoice_id\": 2},"
+        " {\"item\": \"Adjustment for 2026-09 (invoice 3)\", \"meter\": \"adjustment\","
+        " \"quantity\": \"1\", \"unit_price\": \"0.11\", \"amount\": \"0.11\","
+        " \"period\": \"2026-09\", \"invoice_id\": 3}], \"total\": \"6.01\"}'::jsonb::text",
+        0, NULL);
+    ck_assert_str_eq(made_over, want);
+    const char *again[] = {made_over};
+    char *twice = testdb_value(conn, "SELECT invoice_document_lines($1::jsonb)::text", 1, again);
+    ck_assert_str_eq(twice, made_over);
+    free(twice);
+    free(want);
+    free(made_over);
+    PQfinish(conn);
+}
+END_TEST
+
 Suite *suite_invoices(void)
 {
     Suite *s = suite_create("invoices");
@@ -393,6 +431,7 @@ Suite *suite_invoices(void)
     tcase_add_test(tc, late_usage_lands_on_the_next_invoice);
     tcase_add_test(tc, bad_invoice_requests);
     tcase_add_test(tc, compare_serves_the_same_bill);
+    tcase_add_test(tc, stored_documents_take_the_lines_shape);
     suite_add_tcase(s, tc);
     return s;
 }
