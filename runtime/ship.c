@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 
@@ -240,7 +241,7 @@ static enum rt_status build_body(const struct rt_spool_batch *b, struct fm_buf *
 {
     *nsent = *nbad = 0;
     for (size_t i = 0; i < b->nlines; i++) {
-        cJSON *rec = cJSON_ParseWithLength(b->line[i], b->line_len[i]);
+        cJSON *rec = fm_json_parse(b->line[i], b->line_len[i], NULL);
         bool is_object = cJSON_IsObject(rec);
         cJSON_Delete(rec);
         if (!is_object) {
