@@ -10,8 +10,9 @@
 -- by them (meter/compare_stats.c). The columns dated by the start stay as they were.
 --
 -- The fold's lock first, as the fold takes it before the rollups: no fold runs meanwhile,
--- and the two cannot deadlock. (A meterd of an earlier build must not run after this: its
--- fold would leave the new columns out. Stop meterd, migrate, then start the new one.)
+-- and the two cannot deadlock. (A meterd of an earlier build must not run through this: its
+-- sessions' staging tables predate the new columns, and its fold would leave them out.
+-- Stop meterd, migrate, then start the new one.)
 SELECT pg_advisory_xact_lock(hashtext('faasmeter.fold'));
 
 ALTER TABLE usage_tenant_hourly
