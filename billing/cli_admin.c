@@ -117,6 +117,9 @@ static bool tenant_name_ok(const char *s)
 
 /* The plan must exist in the catalog (dir, or the default one when NULL), so that invoices
  * can be built. */
+/* The plan of a tenant added without --plan. */
+#define DEFAULT_PLAN "aws-lambda-x86"
+
 static int check_plan(const char *dir, const char *plan)
 {
     struct bill_catalog *cat = NULL;
@@ -136,14 +139,17 @@ static int check_plan(const char *dir, const char *plan)
     return rc;
 }
 
+/* Add the tenant with plan (NULL: the default), or give an existing one plan (NULL: keep
+ * its own; a plan decides what a tenant pays, so it changes only when asked). */
 static int tenant_add(PGconn *conn, const char *name, const char *plan)
 {
-    const char *params[2] = {name, plan};
+    const char *params[3] = {name, plan, DEFAULT_PLAN};
     PGresult *res = PQexecParams(conn,
-                                 "INSERT INTO tenants (tenant, plan) VALUES ($1, $2)"
-                                 " ON CONFLICT (tenant) DO UPDATE SET plan = excluded.plan"
-                                 " RETURNING (xmax = 0)",
-                                 2, NULL, params, NULL, NULL, 0);
+                                 "INSERT INTO tenants AS t (tenant, plan)"
+                                 " VALUES ($1, coalesce($2, $3))"
+                                 " ON CONFLICT (tenant) DO UPDATE SET plan = coalesce($2, t.plan)"
+                                 " RETURNING (xmax = 0), plan",
+                                 3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         struct fm_err err;
         db_err_from(&err, conn, res, "adding the tenant");
@@ -152,7 +158,8 @@ static int tenant_add(PGconn *conn, const char *name, const char *plan)
         return 1;
     }
     bool created = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    printf("tenant %s %s with plan %s\n", name, created ? "added" : "updated", plan);
+    printf("tenant %s %s with plan %s\n", name,
+           created ? "added" : plan ? "updated" : "exists already", PQgetvalue(res, 0, 1));
     PQclear(res);
     return 0;
 }
@@ -179,9 +186,10 @@ static void tenant_help(const char *cmd)
     (void)cmd;
     fputs("usage: faasbill tenant add NAME [--plan ID] [--catalog DIR] [--db CONNINFO]\n"
           "       faasbill tenant list [--db CONNINFO]\n"
-          "add creates the tenant (or changes its plan); the plan defaults to aws-lambda-x86\n"
-          "and must be in the catalog (--catalog DIR, else $FAASMETER_CATALOG, else\n"
-          "billing/catalog of the installation).\n",
+          "add creates the tenant with --plan, by default " DEFAULT_PLAN ", or gives an\n"
+          "existing one --plan (without it, its plan stays as it is). The plan must be in\n"
+          "the catalog (--catalog DIR, else $FAASMETER_CATALOG, else billing/catalog of the\n"
+          "installation).\n",
           stdout);
 }
 
@@ -203,7 +211,7 @@ int cli_tenant(int argc, char **argv)
                 o.plan ? "plan" : "catalog");
         return 2;
     }
-    const char *plan = o.plan ? o.plan : "aws-lambda-x86";
+    const char *plan = o.plan; /* NULL: the default for a new tenant, else unchanged */
     if (add) {
         if (!tenant_name_ok(o.words[1])) {
             fprintf(stderr, "faasbill tenant: NAME: expected [a-z0-9][a-z0-9_-]{0,63}, got "
@@ -211,7 +219,7 @@ int cli_tenant(int argc, char **argv)
                     o.words[1]);
             return 2;
         }
-        if ((rc = check_plan(o.catalog, plan)) != 0)
+        if ((rc = check_plan(o.catalog, plan ? plan : DEFAULT_PLAN)) != 0)
             return rc;
     }
     PGconn *conn = connect_or_say("tenant", o.db);

@@ -246,6 +246,14 @@ START_TEST(faasbill_usage_is_checked)
     faasbill_says(0, "tenant globex added with plan e2e-metered\n", "",
                   (char *[]){"tenant", "add", "globex", "--plan", "e2e-metered", "--catalog",
                              (char *)in_dir(1, "catalog"), "--db", conninfo, NULL});
+    /* Added again without --plan, it keeps its plan; with one, it takes it. */
+    faasbill_says(0, "tenant globex exists already with plan e2e-metered\n", "",
+                  (char *[]){"tenant", "add", "globex", "--db", conninfo, NULL});
+    faasbill_says(0, "tenant globex updated with plan aws-lambda-arm64\n", "",
+                  (char *[]){"tenant", "add", "globex", "--plan", "aws-lambda-arm64", "--db",
+                             conninfo, NULL});
+    faasbill_says(0, "tenant umbrella added with plan aws-lambda-x86\n", "",
+                  (char *[]){"tenant", "add", "umbrella", "--db", conninfo, NULL});
 }
 END_TEST
 
