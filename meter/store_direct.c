@@ -16,9 +16,19 @@ struct group {
     size_t first, count; /* its records in by_inv */
     size_t start, stop;  /* record indexes, or NONE */
     bool eligible;       /* at most one start and one stop, no resource sample */
+    bool sampled;        /* a stop and resource samples, nothing else */
+    int64_t samples_rss; /* the largest max_rss_kb of its samples */
     bool direct;         /* eligible and new to the database: its rows are COPYed */
-    bool update;         /* a lone stop of a stored invocation: invocations_stop */
+    bool update;         /* the stop of a stored invocation, alone or with samples:
+                            invocations_stop */
 };
+
+/* Whether the probe asks for the group's invocation: a new one goes direct when eligible,
+ * a stored one when its records are a stop, with samples or without. */
+static bool probed(const struct group *g)
+{
+    return g->eligible || g->sampled;
+}
 
 struct meter_direct {
     const struct meter_record *recs;
@@ -93,22 +103,30 @@ struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n
     size_t eligible = 0;
     for (size_t k = 0; k < n;) {
         struct group *g = &d->groups[d->ngroups];
-        *g = (struct group){.first = k, .start = NONE, .stop = NONE, .eligible = true};
-        size_t at = d->by_inv[k];
+        *g = (struct group){.first = k, .start = NONE, .stop = NONE};
+        size_t at = d->by_inv[k], samples = 0;
+        bool repeated = false;
         for (; k < n && same_invocation(&recs[at], &recs[d->by_inv[k]]); k++) {
             size_t i = d->by_inv[k];
             size_t *slot = strcmp(recs[i].type, "start") == 0  ? &g->start
                            : strcmp(recs[i].type, "stop") == 0 ? &g->stop
                                                                : NULL;
-            if (slot == NULL || *slot != NONE)
-                g->eligible = false;
-            else
+            if (slot == NULL) {
+                samples++;
+                int64_t rss = meter_record_int(&recs[i], MF_MAX_RSS_KB);
+                g->samples_rss = rss > g->samples_rss ? rss : g->samples_rss;
+            } else if (*slot != NONE) {
+                repeated = true;
+            } else {
                 *slot = i;
+            }
             d->group_of[i] = d->ngroups;
             g->count++;
         }
+        g->eligible = !repeated && samples == 0;
+        g->sampled = !repeated && samples > 0 && g->start == NONE && g->stop != NONE;
         g->direct = g->eligible;
-        eligible += g->eligible;
+        eligible += probed(g);
         d->ngroups++;
     }
     if (eligible == 0)
@@ -178,7 +196,7 @@ static int prepare_args(const struct meter_direct *d, struct fm_buf args[3])
     for (size_t k = 0; k < d->ngroups; k++) {
         const struct group *g = &d->groups[k];
         const struct meter_record *r = &d->recs[d->by_inv[g->first]];
-        if (!g->eligible)
+        if (!probed(g))
             continue;
         fm_time_format(started_us(d, g), months[nm++], FM_TIME_BUFSZ);
         array_item(&args[1], r->tenant);
@@ -197,17 +215,19 @@ static int prepare_args(const struct meter_direct *d, struct fm_buf args[3])
 }
 
 /*
- * A stored invocation's lone stop takes the direct path too when nothing of the batch is
- * left to the staged path: its lock on the invocation then comes after every new key of
- * the transaction, as on the staged path, and no staged lock comes after it. Otherwise it
- * goes with the rest.
+ * A stored invocation's stop, alone or with resource samples, takes the direct path too
+ * when nothing of the batch is left to the staged path: its lock on the invocation then
+ * comes after every new key of the transaction, as on the staged path, and no staged lock
+ * comes after it. Otherwise it goes with the rest. stored[k]: whether the probe found
+ * group k's invocation.
  */
-static void take_lone_stops(struct meter_direct *d)
+static void take_lone_stops(struct meter_direct *d, const bool *stored)
 {
     bool staged = false;
     for (size_t k = 0; k < d->ngroups; k++) {
         struct group *g = &d->groups[k];
-        g->update = g->eligible && !g->direct && g->count == 1 && g->stop != NONE;
+        g->update = stored[k] && g->start == NONE && g->stop != NONE &&
+                    (g->sampled || (g->eligible && g->count == 1));
         staged |= !g->direct && !g->update;
     }
     for (size_t k = 0; staged && k < d->ngroups; k++)
@@ -221,14 +241,15 @@ int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
     for (int a = 0; a < 3; a++)
         fm_buf_init(&args[a], 1u << 28);
     size_t *eligible = malloc(d->ngroups * sizeof *eligible);
+    bool *stored = calloc(d->ngroups, sizeof *stored);
     int rc = -1;
-    if (eligible == NULL || prepare_args(d, args) != 0) {
+    if (eligible == NULL || stored == NULL || prepare_args(d, args) != 0) {
         fm_err_set(err, "out of memory");
         goto out;
     }
     size_t ne = 0;
     for (size_t k = 0; k < d->ngroups; k++)
-        if (d->groups[k].eligible)
+        if (probed(&d->groups[k]))
             eligible[ne++] = k;
     const char *params[3] = {args[0].data, args[1].data, args[2].data};
     PGresult *res = PQexecPrepared(conn, METER_DIRECT_PREPARE, 3, params, NULL, NULL, 0);
@@ -239,13 +260,16 @@ int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
     }
     for (int row = 0; row < PQntuples(res); row++) {
         long at = strtol(PQgetvalue(res, row, 0), NULL, 10);
-        if (at >= 1 && (size_t)at <= ne)
+        if (at >= 1 && (size_t)at <= ne) {
             d->groups[eligible[at - 1]].direct = false;
+            stored[eligible[at - 1]] = true;
+        }
     }
     PQclear(res);
-    take_lone_stops(d);
+    take_lone_stops(d, stored);
     rc = 0;
 out:
+    free(stored);
     free(eligible);
     for (int a = 0; a < 3; a++)
         fm_buf_free(&args[a]);
@@ -453,9 +477,9 @@ static void add_tenants(const struct meter_direct *d, struct fm_buf *b)
         fm_buf_puts(b, "}'); ");
 }
 
-/* The statement that stores the lone stops of stored invocations: their canonical bodies
- * as one JSON array, in key order (the groups' order), in an escaped string constant.
- * Nothing when there is none. */
+/* The statement that stores the stops of stored invocations: their canonical bodies as one
+ * JSON array, in key order (the groups' order), in an escaped string constant. Nothing when
+ * there is none. */
 static void update_stops(const struct meter_direct *d, struct fm_buf *b)
 {
     bool first = true;
@@ -473,6 +497,13 @@ static void update_stops(const struct meter_direct *d, struct fm_buf *b)
             /* Each doubled: '' for a quote holds whatever backslash_quote says. */
             fm_buf_append(b, *q == '\'' ? "''" : "\\\\", 2);
             q++;
+        }
+        /* The samples' peak memory, for the stop to keep the larger (as the staged path
+         * applies samples before the stop): a member added before the body's last brace. */
+        if (d->groups[k].sampled && b->len > 0 && b->data[b->len - 1] == '}') {
+            b->len--;
+            fm_buf_printf(b, ",\"samples_max_rss_kb\":%lld}",
+                          (long long)d->groups[k].samples_rss);
         }
     }
     if (!first)

@@ -3,16 +3,20 @@
 -- A stop whose start came in an earlier request (an invocation that outlasted a shipping
 -- round, or a runtime that sends each record as it happens) took the staged path, which
 -- cost the server 2.5-3.8 ms of CPU for a stop alone: the staging tables, emptied at every
--- commit, and the PL/pgSQL steps around them. Now, when such a stop is the only record of
--- its invocation in the batch and the rest of the batch takes the direct path too, meterd
--- COPYs its record ids and records with the others (the keys still judge repeats) and
+-- commit, and the PL/pgSQL steps around them. Now, when such a stop is the only start or
+-- stop of its invocation in the batch (resource samples may come with it) and the rest of
+-- the batch takes the direct path too, meterd COPYs its records and their ids with the
+-- others (the keys still judge repeats) and
 -- stores the stops with invocations_stop, in the same query as its COPYs
 -- (meter/store_direct.c). The staged path stores its lone stops with the same function:
 -- it is 008's update, moved here.
 
 -- Store stops of stored invocations, given as the records' canonical bodies in a JSON
 -- array: the stop's figures, the start's time, function and trigger, the first correlation
--- id, the larger peak memory, and the invocation's usage delta. Each invocation is locked
+-- id, the larger peak memory, and the invocation's usage delta. A stop that came with
+-- resource samples of its invocation carries their largest peak as samples_max_rss_kb:
+-- the staged path applies samples before the stop, and of theirs only the peak outlasts
+-- it (the stop's CPU figures are final). Each invocation is locked
 -- as everywhere else, its key and then its row, in the order of the array (the callers
 -- give the byte order of the keys; the lock comes after the sort by position, whatever the
 -- join's plan). A stop whose invocation has a stop already (a second stop, or one closed
@@ -47,11 +51,12 @@ BEGIN
                    tenant text, invocation_id text, "time" timestamptz, memory_mb integer,
                    cold_start boolean, correlation_id text, duration_us bigint,
                    init_us bigint, status text, exit_code integer, cpu_user_us bigint,
-                   cpu_sys_us bigint, max_rss_kb bigint, bytes_in bigint, bytes_out bigint))
+                   cpu_sys_us bigint, max_rss_kb bigint, bytes_in bigint, bytes_out bigint,
+                   samples_max_rss_kb bigint))
                WITH ORDINALITY AS s(tenant, invocation_id, "time", memory_mb, cold_start,
                                     correlation_id, duration_us, init_us, status, exit_code,
                                     cpu_user_us, cpu_sys_us, max_rss_kb, bytes_in,
-                                    bytes_out, position)
+                                    bytes_out, samples_max_rss_kb, position)
           JOIN invocation_ids d ON d.tenant = s.tenant AND d.invocation_id = s.invocation_id
          ORDER BY s.position
            FOR UPDATE OF d),
@@ -61,7 +66,8 @@ BEGIN
             correlation_id = coalesce(i.correlation_id, a.correlation_id),
             stopped_at = a.time, duration_us = a.duration_us, init_us = a.init_us,
             status = a.status, exit_code = a.exit_code, cpu_user_us = a.cpu_user_us,
-            cpu_sys_us = a.cpu_sys_us, max_rss_kb = greatest(i.max_rss_kb, a.max_rss_kb),
+            cpu_sys_us = a.cpu_sys_us,
+            max_rss_kb = greatest(i.max_rss_kb, a.max_rss_kb, a.samples_max_rss_kb),
             bytes_in = a.bytes_in, bytes_out = a.bytes_out, updated_at = now()
           FROM alone a
          WHERE i.tenant = a.tenant AND i.invocation_id = a.invocation_id

@@ -807,12 +807,20 @@ START_TEST(lone_stops_of_stored_starts_take_the_direct_path)
         add_record(&b, t, "resource", "s2", "2026-11-06T10:30:00.5Z", "resize",
                    "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":99999");
         add_record(&b, t, "start", "s5", "2026-11-06T13:00:00Z", "resize", START_REST);
-        post_batch(&b, staged, 4, 3);
+        add_record(&b, t, "start", "s6", "2026-11-06T14:00:00Z", "resize", START_REST);
+        post_batch(&b, staged, 5, 4);
         fm_buf_init(&b, 8192);
         add_record(&b, t, "stop", "s5", "2026-11-06T13:00:01Z", "resize", STOP_REST);
         add_record(&b, t, "resource", "s3", "2026-11-06T11:00:00.5Z", "resize",
                    "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1");
         post_batch(&b, staged, 2, 0);
+        /* A stop with a sample of its stored invocation, above its own peak and with more
+         * CPU: direct, keeping the sample's peak and the stop's CPU. */
+        fm_buf_init(&b, 8192);
+        add_record(&b, t, "resource", "s6", "2026-11-06T14:00:00.5Z", "resize",
+                   "\"cpu_user_us\":99999,\"cpu_sys_us\":9,\"max_rss_kb\":123456");
+        add_record(&b, t, "stop", "s6", "2026-11-06T14:00:01Z", "resize", STOP_REST);
+        post_batch(&b, staged, 2, 2);
     }
     char *a = stored_state("lone-direct"), *b = stored_state("lone-staged");
     ck_assert_str_eq(a, b);
@@ -828,7 +836,9 @@ START_TEST(lone_stops_of_stored_starts_take_the_direct_path)
         "(s4,\"2026-11-06 12:00:00+00\",resize,t,t,512,9000,f,queue,,"
         "\"2026-11-06 12:00:00.2+00\",200000,1500,ok,0,7000,900,70000,10,20);"
         "(s5,\"2026-11-06 13:00:00+00\",resize,t,t,512,9000,f,queue,,"
-        "\"2026-11-06 13:00:01+00\",200000,1500,ok,0,7000,900,70000,10,20)");
+        "\"2026-11-06 13:00:01+00\",200000,1500,ok,0,7000,900,70000,10,20);"
+        "(s6,\"2026-11-06 14:00:00+00\",resize,t,t,512,9000,f,queue,,"
+        "\"2026-11-06 14:00:01+00\",200000,1500,ok,0,7000,900,123456,10,20)");
     free(invocations);
     free(a);
     free(b);
@@ -860,7 +870,7 @@ START_TEST(a_tenant_named_null_is_a_tenant)
     /* Tenant names are letters, digits, '_' and '-': "null" is one, and must not become
      * SQL's NULL on its way into an array or a JSON constant, on the direct path (new
      * invocations, then a lone stop of a stored one) or the staged one (a stop with a
-     * sample). */
+     * sample, and a repeated record). */
     struct fm_buf b;
     fm_buf_init(&b, 4096);
     add_record(&b, "null", "start", "z1", "2026-11-07T10:00:00Z", "resize", START_REST);
@@ -870,7 +880,7 @@ START_TEST(a_tenant_named_null_is_a_tenant)
     add_record(&b, "null", "stop", "z1", "2026-11-07T10:00:00.2Z", "resize", STOP_REST);
     add_record(&b, "null", "resource", "z1", "2026-11-07T10:00:00.1Z", "resize",
                "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1");
-    post_batch(&b, false, 2, 0);
+    post_batch(&b, true, 2, 0);
     fm_buf_init(&b, 4096);
     add_record(&b, "null", "stop", "z2", "2026-11-07T10:00:00.2Z", "resize", STOP_REST);
     post_batch(&b, false, 1, 1);
