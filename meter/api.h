@@ -31,11 +31,14 @@ enum api_error {
 };
 
 /* What a handler answers: a status and a body (owned), JSON unless content_type says. */
+/* Room for a 405's Allow header, "GET, HEAD, POST". */
+#define API_ALLOW_LEN 24
+
 struct reply {
     unsigned status;
     char *body;
     const char *content_type; /* static; NULL for application/json */
-    char allow[24];           /* a 405's Allow header: the path's methods */
+    char allow[API_ALLOW_LEN]; /* a 405's Allow header: the path's methods */
 };
 
 #define API_PARAMS_MAX 2

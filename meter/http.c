@@ -297,7 +297,7 @@ static bool path_matches(const char *pattern, const char *url, const char **para
  * it. HEAD takes GET's route: libmicrohttpd sends the headers alone. */
 static const struct route *route_find(const char *method, const char *url,
                                       const char **params, char storage[API_PARAMS_MAX][160],
-                                      char allow[24])
+                                      char allow[API_ALLOW_LEN])
 {
     if (strcmp(method, "HEAD") == 0)
         method = "GET";
@@ -310,7 +310,7 @@ static const struct route *route_find(const char *method, const char *url,
         get |= strcmp(routes[i].method, "GET") == 0;
         post |= strcmp(routes[i].method, "POST") == 0;
     }
-    snprintf(allow, 24, "%s%s%s", get ? "GET, HEAD" : "", get && post ? ", " : "",
+    snprintf(allow, API_ALLOW_LEN, "%s%s%s", get ? "GET, HEAD" : "", get && post ? ", " : "",
              post ? "POST" : "");
     return NULL;
 }
@@ -319,7 +319,7 @@ static const struct route *route_find(const char *method, const char *url,
 static const struct route *route(struct request *req, struct reply *refusal)
 {
     struct api_request *r = &req->api;
-    char allow[24];
+    char allow[API_ALLOW_LEN];
     const struct route *rt = route_find(r->method, r->url, r->params, req->params, allow);
     if (rt == NULL && allow[0] != '\0') {
         *refusal = reply_error(E_METHOD, "%s is not allowed on %s", r->method, r->url);
@@ -398,7 +398,7 @@ static enum MHD_Result send_too_large(struct MHD_Connection *c, const struct met
     int64_t started = fm_mono_us();
     char storage[API_PARAMS_MAX][160];
     const char *params[API_PARAMS_MAX];
-    char allow[24];
+    char allow[API_ALLOW_LEN];
     const struct route *rt = route_find(method, url, params, storage, allow);
     return send_reply(c, srv, reply_error(E_TOO_LARGE, "the request body is too large"), rt,
                       started);

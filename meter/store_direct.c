@@ -100,7 +100,7 @@ struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n
     for (size_t k = 1; k < n; k++)
         if (by_id(&d->by_id[k - 1], &d->by_id[k]) == 0)
             goto none;
-    size_t eligible = 0;
+    size_t nprobed = 0;
     for (size_t k = 0; k < n;) {
         struct group *g = &d->groups[d->ngroups];
         *g = (struct group){.first = k, .start = NONE, .stop = NONE};
@@ -126,10 +126,10 @@ struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n
         g->eligible = !repeated && samples == 0;
         g->sampled = !repeated && samples > 0 && g->start == NONE && g->stop != NONE;
         g->direct = g->eligible;
-        eligible += probed(g);
+        nprobed += probed(g);
         d->ngroups++;
     }
-    if (eligible == 0)
+    if (nprobed == 0)
         goto none;
     return d;
 none:
@@ -181,7 +181,7 @@ static int64_t started_us(const struct meter_direct *d, const struct group *g)
 
 /*
  * The arguments of ingest_direct_prepare: the months of the batch's records and
- * invocations ("YYYY-MM-01"), and its eligible invocations as tenants and ids.
+ * invocations ("YYYY-MM-01"), and the invocations it probes as tenants and ids.
  */
 static int prepare_args(const struct meter_direct *d, struct fm_buf args[3])
 {
@@ -240,17 +240,17 @@ int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
     struct fm_buf args[3];
     for (int a = 0; a < 3; a++)
         fm_buf_init(&args[a], 1u << 28);
-    size_t *eligible = malloc(d->ngroups * sizeof *eligible);
+    size_t *asked = malloc(d->ngroups * sizeof *asked); /* the probe's groups, in order */
     bool *stored = calloc(d->ngroups, sizeof *stored);
     int rc = -1;
-    if (eligible == NULL || stored == NULL || prepare_args(d, args) != 0) {
+    if (asked == NULL || stored == NULL || prepare_args(d, args) != 0) {
         fm_err_set(err, "out of memory");
         goto out;
     }
     size_t ne = 0;
     for (size_t k = 0; k < d->ngroups; k++)
         if (probed(&d->groups[k]))
-            eligible[ne++] = k;
+            asked[ne++] = k;
     const char *params[3] = {args[0].data, args[1].data, args[2].data};
     PGresult *res = PQexecPrepared(conn, METER_DIRECT_PREPARE, 3, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -261,8 +261,8 @@ int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
     for (int row = 0; row < PQntuples(res); row++) {
         long at = strtol(PQgetvalue(res, row, 0), NULL, 10);
         if (at >= 1 && (size_t)at <= ne) {
-            d->groups[eligible[at - 1]].direct = false;
-            stored[eligible[at - 1]] = true;
+            d->groups[asked[at - 1]].direct = false;
+            stored[asked[at - 1]] = true;
         }
     }
     PQclear(res);
@@ -270,7 +270,7 @@ int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
     rc = 0;
 out:
     free(stored);
-    free(eligible);
+    free(asked);
     for (int a = 0; a < 3; a++)
         fm_buf_free(&args[a]);
     return rc;
