@@ -15,8 +15,8 @@
  * MB), unrounded. A plan bills GB-seconds after rounding each invocation's duration and
  * memory up to its steps, so the billed figure on an invoice is at least this one.
  * billed_gb_seconds is that billed figure under the tenant's plan (named in the answer), as
- * usage_rated keeps it: per calendar month, so it is given for a row that is a whole month
- * (window=month, not cut by from or to) and null otherwise, or when the plan is not rated.
+ * usage_rated_hourly keeps it per hour the invocations started in, summed like the rest;
+ * null when the plan is not registered for rating.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,7 +37,7 @@
 static const char usage_note[] =
     "measured_gb_seconds is memory_mb x duration summed without rounding (GB = 1024 MB); "
     "billed_gb_seconds rounds each invocation up to the steps of the tenant's plan, as "
-    "invoices do, and is kept per calendar month: null but for whole months";
+    "invoices do; both date an invocation by the hour it started in";
 
 /* One name: a first character from `first`, then up to max - 1 from `rest`. */
 static bool name_valid(const char *s, const char *first, const char *rest, size_t max)
@@ -163,20 +163,28 @@ static bool query_parse(const struct api_request *req, struct usage_query *q,
 }
 
 static const char usage_sql[] =
-    "SELECT to_char(greatest(w, $2::timestamptz) AT TIME ZONE 'UTC',"
+    "SELECT to_char(greatest(u.w, $2::timestamptz) AT TIME ZONE 'UTC',"
     "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-    "       to_char(least(w + ('1 ' || $4)::interval, $3::timestamptz) AT TIME ZONE 'UTC',"
+    "       to_char(least(u.w + ('1 ' || $4)::interval, $3::timestamptz) AT TIME ZONE 'UTC',"
     "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-    "       function, sum(invocations), sum(errors), sum(cold_starts), sum(duration_us),"
-    "       sum(init_us), sum(cpu_us), sum(memory_mb::numeric * duration_us),"
-    "       (SELECT r.mb_ms FROM usage_rated r"
-    "         WHERE $4 = 'month' AND w >= $2::timestamptz"
-    "           AND w + interval '1 month' <= $3::timestamptz"
-    "           AND r.tenant = $1 AND r.month = w AND r.plan = $6 AND r.function = u.function)"
-    "  FROM (SELECT date_trunc($4, hour, 'UTC') AS w, * FROM usage_hourly"
+    "       u.function, u.invocations, u.errors, u.cold_starts, u.duration_us, u.init_us,"
+    "       u.cpu_us, u.mb_us,"
+    "       CASE WHEN EXISTS (SELECT 1 FROM plans p WHERE p.plan = $6)"
+    "            THEN coalesce(r.mb_ms, 0) END"
+    "  FROM (SELECT date_trunc($4, hour, 'UTC') AS w, function, sum(invocations) AS invocations,"
+    "               sum(errors) AS errors, sum(cold_starts) AS cold_starts,"
+    "               sum(duration_us) AS duration_us, sum(init_us) AS init_us,"
+    "               sum(cpu_us) AS cpu_us, sum(memory_mb::numeric * duration_us) AS mb_us"
+    "          FROM usage_hourly"
     "         WHERE tenant = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz"
-    "           AND ($5::text IS NULL OR function = $5)) u"
-    " GROUP BY w, function ORDER BY w, function";
+    "           AND ($5::text IS NULL OR function = $5)"
+    "         GROUP BY 1, 2) u"
+    "  LEFT JOIN (SELECT date_trunc($4, hour, 'UTC') AS w, function, sum(mb_ms) AS mb_ms"
+    "               FROM usage_rated_hourly"
+    "              WHERE tenant = $1 AND plan = $6 AND hour >= $2::timestamptz"
+    "                AND hour < $3::timestamptz AND ($5::text IS NULL OR function = $5)"
+    "              GROUP BY 1, 2) r ON r.w = u.w AND r.function = u.function"
+    " ORDER BY u.w, u.function";
 
 /* The tenant's plan, which billed_gb_seconds is under (usage_sql's $6). */
 static const char plan_sql[] = "SELECT plan FROM tenants WHERE tenant = $1";

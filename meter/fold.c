@@ -82,7 +82,7 @@ struct fold {
     struct fold_plan *plans;
     size_t nplans;
     struct names names;
-    struct groups hourly, tenant_hourly, monthly, rated;
+    struct groups hourly, tenant_hourly, monthly, rated, rated_hourly;
     long deltas;
 };
 
@@ -268,12 +268,13 @@ static int add(struct groups *t, const struct group *k, const int64_t *v, int n)
 
 static size_t groups_held(const struct fold *f)
 {
-    return f->hourly.n + f->tenant_hourly.n + f->monthly.n + f->rated.n;
+    return f->hourly.n + f->tenant_hourly.n + f->monthly.n + f->rated.n + f->rated_hourly.n;
 }
 
 static void fold_clear(struct fold *f)
 {
-    struct groups *all[] = {&f->hourly, &f->tenant_hourly, &f->monthly, &f->rated};
+    struct groups *all[] = {&f->hourly, &f->tenant_hourly, &f->monthly, &f->rated,
+                            &f->rated_hourly};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         free(all[i]->row);
         free(all[i]->index.slot);
@@ -400,7 +401,8 @@ static int add_busy(struct fold *f, const struct delta *d, int64_t hour, struct 
     }
 }
 
-/* Add one delta to every rollup, and under every plan to usage_rated. */
+/* Add one delta to every rollup, and under every plan to usage_rated and
+ * usage_rated_hourly. */
 static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
 {
     int64_t s = d->sign;
@@ -446,7 +448,9 @@ static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
         struct group k = {.tenant = d->tenant, .function = d->function, .plan = p->id,
                           .at = month};
         struct group *g = group_of(&f->rated, &k);
-        if (g == NULL) {
+        k.at = hour;
+        struct group *h = g ? group_of(&f->rated_hourly, &k) : NULL;
+        if (h == NULL) {
             rc = -1;
             break;
         }
@@ -456,6 +460,9 @@ static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
         g->sum[3] += (__int128)s * ms * mhz;
         g->sum[4] += (__int128)s * d->cpu_us;
         g->sum[5] += (__int128)s * d->bytes_out;
+        h->sum[0] += s;
+        h->sum[1] += (__int128)s * ms;
+        h->sum[2] += (__int128)s * ms * mb;
     }
     if (rc != 0)
         return fm_err_set(err, "out of memory");
@@ -666,6 +673,12 @@ static const struct rollup rollups[] = {
      " mhz_ms = u.mhz_ms + excluded.mhz_ms, cpu_us = u.cpu_us + excluded.cpu_us,"
      " egress_bytes = u.egress_bytes + excluded.egress_bytes",
      true, true, false, false, 6},
+    {"usage_rated_hourly", "fold_rated_hourly",
+     "tenant, function, plan, hour, invocations, billed_ms, mb_ms",
+     "tenant, plan, hour, function",
+     "invocations = u.invocations + excluded.invocations,"
+     " billed_ms = u.billed_ms + excluded.billed_ms, mb_ms = u.mb_ms + excluded.mb_ms",
+     true, true, false, false, 3},
 };
 #define NROLLUPS (sizeof rollups / sizeof rollups[0])
 
@@ -730,7 +743,7 @@ static int write_rollups(PGconn *conn, const struct fold *f, const char *tail,
                          struct fm_err *err)
 {
     const struct groups *sums[NROLLUPS] = {&f->hourly, &f->tenant_hourly, &f->monthly,
-                                           &f->rated};
+                                           &f->rated, &f->rated_hourly};
     struct fm_buf text[NROLLUPS], sql, copy_sql[NROLLUPS];
     struct meter_copy copies[NROLLUPS];
     fm_buf_init(&sql, 1u << 16);
@@ -776,6 +789,8 @@ static const char fold_begin_sql[] =
     " ON COMMIT DELETE ROWS;"
     " CREATE TEMP TABLE IF NOT EXISTS fold_monthly (LIKE usage_monthly) ON COMMIT DELETE ROWS;"
     " CREATE TEMP TABLE IF NOT EXISTS fold_rated (LIKE usage_rated) ON COMMIT DELETE ROWS;"
+    " CREATE TEMP TABLE IF NOT EXISTS fold_rated_hourly (LIKE usage_rated_hourly)"
+    " ON COMMIT DELETE ROWS;"
     " SELECT plan, step_ms, min_ms, include_init, basis, step_mb, min_mb, max_mb, ghz"
     " FROM plans ORDER BY plan";
 
@@ -797,10 +812,10 @@ static int fold_round(PGconn *conn, const char *tail, struct row_at *after, long
     if (rc == 0)
         rc = load_plans(res, &f, err);
     PQclear(res);
-    /* A delta makes at most a row in each rollup, one a plan in usage_rated, and in
-     * usage_tenant_hourly one an hour its run lasts into (records are checked to run at most
-     * a day: 25 hours at most). */
-    size_t per_delta = NROLLUPS - 1 + f.nplans + RUN_HOURS_MAX - 1;
+    /* A delta makes at most a row in each rollup, one a plan in usage_rated and in
+     * usage_rated_hourly, and in usage_tenant_hourly one an hour its run lasts into
+     * (records are checked to run at most a day: 25 hours at most). */
+    size_t per_delta = NROLLUPS - 2 + 2 * f.nplans + RUN_HOURS_MAX - 1;
     bool done = false;
     while (rc == 0 && !done && groups_held(&f) < FOLD_GROUPS) {
         size_t room = (FOLD_GROUPS - groups_held(&f)) / per_delta;

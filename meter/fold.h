@@ -8,7 +8,8 @@
 /*
  * The fold: every change to a finished invocation leaves a signed delta row (usage_delta);
  * the fold takes pending deltas out and adds them to the rollups (usage_hourly,
- * usage_tenant_hourly, usage_monthly, and usage_rated per registered plan), both in the
+ * usage_tenant_hourly, usage_monthly, and per registered plan usage_rated and
+ * usage_rated_hourly), both in the
  * same transaction. Rating happens here, with the billing library's rounding
  * (billing/plan.h) under the rules registered in the plans table, so that a delta is rated
  * exactly as an invoice from raw records would rate it. Folds take turns on an advisory

@@ -56,7 +56,22 @@ static const char usage_rows[] =
     " ('acme', 'thumbnail', '2026-12-01T00:00:00Z', 1024, 1, 1, 0, 1, 0, 0),"
     " ('acme', 'thumbnail', '2026-10-31T23:00:00Z', 256, 1, 0, 0, 10, 0, 0),"
     " ('globex', 'thumbnail', '2026-11-03T10:00:00Z', 256, 9, 0, 0, 9, 0, 0),"
-    " ('huge', 'f', '2026-11-03T10:00:00Z', 128, 1, 0, 0, 9007199254740992, 0, 0)";
+    " ('huge', 'f', '2026-11-03T10:00:00Z', 128, 1, 0, 0, 9007199254740992, 0, 0),"
+    " ('unrated', 'f', '2026-11-03T10:00:00Z', 128, 1, 0, 0, 1000, 0, 0)";
+
+/* What the plans bill of them, each invocation rounded (tenant, plan, hour, function,
+ * invocations, billed_ms, mb_ms): acme's under its plan and under another, which its usage
+ * must leave out. */
+static const char rated_rows[] =
+    "INSERT INTO usage_rated_hourly (tenant, plan, hour, function, invocations, billed_ms,"
+    " mb_ms) VALUES"
+    " ('acme', 'aws-lambda-x86', '2026-11-03T10:00:00Z', 'thumbnail', 3, 601, 153856),"
+    " ('acme', 'aws-lambda-x86', '2026-11-03T11:00:00Z', 'thumbnail', 3, 3, 768),"
+    " ('acme', 'aws-lambda-x86', '2026-11-04T23:00:00Z', 'resize', 1, 1000, 128000),"
+    " ('acme', 'aws-lambda-x86', '2026-12-01T00:00:00Z', 'thumbnail', 1, 1, 1024),"
+    " ('acme', 'aws-lambda-x86', '2026-10-31T23:00:00Z', 'thumbnail', 1, 10, 2560),"
+    " ('acme', 'gcp-functions-gen2', '2026-11-03T10:00:00Z', 'thumbnail', 3, 900, 999999),"
+    " ('globex', 'aws-lambda-x86', '2026-11-03T10:00:00Z', 'thumbnail', 9, 9, 2304)";
 
 /* Once, in the runner: a fresh database, tenants, keys and hourly usage. */
 static void suite_setup(void)
@@ -64,11 +79,13 @@ static void suite_setup(void)
     testdb_create("faasmeter_test_meter_api", conninfo, sizeof conninfo);
     PGconn *conn = testdb_connect(conninfo);
     testdb_exec(conn, "INSERT INTO tenants (tenant) VALUES ('acme'), ('globex'), ('huge')");
+    testdb_exec(conn, "INSERT INTO tenants (tenant, plan) VALUES ('unrated', 'not-registered')");
     testdb_add_key(conn, admin_key, "admin", NULL);
     testdb_add_key(conn, ingest_key, "ingest", NULL);
     testdb_add_key(conn, acme_key, "tenant", "acme");
     testdb_add_key(conn, globex_key, "tenant", "globex");
     testdb_exec(conn, usage_rows);
+    testdb_exec(conn, rated_rows);
     PQfinish(conn);
 }
 
@@ -151,7 +168,7 @@ static void expect_value(const char *sql, const char *param, const char *want)
 #define NOTE                                                                                  \
     "\"note\":\"measured_gb_seconds is memory_mb x duration summed without rounding (GB = "   \
     "1024 MB); billed_gb_seconds rounds each invocation up to the steps of the tenant's plan, " \
-    "as invoices do, and is kept per calendar month: null but for whole months\""
+    "as invoices do; both date an invocation by the hour it started in\""
 #define PLAN "\"aws-lambda-x86\""
 #define HEAD(tenant, window, from, to, function, plan)                                        \
     "{\"tenant\":\"" tenant "\",\"window\":\"" window "\",\"from\":\"" from "\",\"to\":\"" to \
@@ -170,37 +187,43 @@ START_TEST(usage_per_hour_day_and_month)
            200,
            HEAD("acme", "hour", "2026-11-03T10:00:00Z", "2026-11-03T12:00:00Z", "null", PLAN)
            ROW("2026-11-03T10:00:00Z", "2026-11-03T11:00:00Z", "thumbnail", "3", "1", "1",
-               "500001", "500.001", "50000", "3007", "3.007", "0.1500005", "null") ","
+               "500001", "500.001", "50000", "3007", "3.007", "0.1500005", "\"0.15025\"") ","
            ROW("2026-11-03T11:00:00Z", "2026-11-03T12:00:00Z", "thumbnail", "3", "0", "0",
-               "3", "0.003", "0", "1", "0.001", "0.00000075", "null") "]}");
+               "3", "0.003", "0", "1", "0.001", "0.00000075", "\"0.00075\"") "]}");
     /* Days by default; dates for from and to; the October and December rows stay out. */
     expect(get(acme_key, "/v1/usage?tenant=acme&from=2026-11-01&to=2026-12-01"), 200,
            HEAD("acme", "day", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z", "null", PLAN)
            ROW("2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z", "thumbnail", "6", "1", "1",
-               "500004", "500.004", "50000", "3008", "3.008", "0.15000125", "null") ","
+               "500004", "500.004", "50000", "3008", "3.008", "0.15000125", "\"0.151\"") ","
            ROW("2026-11-04T00:00:00Z", "2026-11-05T00:00:00Z", "resize", "1", "0", "1",
-               "1000000", "1000", "20000", "500", "0.5", "0.125", "null") "]}");
+               "1000000", "1000", "20000", "500", "0.5", "0.125", "\"0.125\"") "]}");
     /* Months, cut to the range asked for at both ends. */
     expect(get(admin_key, "/v1/usage?tenant=acme&from=2026-11-03T11:00:00Z"
                           "&to=2026-12-01T01:00:00Z&window=month"),
            200,
            HEAD("acme", "month", "2026-11-03T11:00:00Z", "2026-12-01T01:00:00Z", "null", PLAN)
            ROW("2026-11-03T11:00:00Z", "2026-12-01T00:00:00Z", "resize", "1", "0", "1",
-               "1000000", "1000", "20000", "500", "0.5", "0.125", "null") ","
+               "1000000", "1000", "20000", "500", "0.5", "0.125", "\"0.125\"") ","
            ROW("2026-11-03T11:00:00Z", "2026-12-01T00:00:00Z", "thumbnail", "3", "0", "0",
-               "3", "0.003", "0", "1", "0.001", "0.00000075", "null") ","
+               "3", "0.003", "0", "1", "0.001", "0.00000075", "\"0.00075\"") ","
            ROW("2026-12-01T00:00:00Z", "2026-12-01T01:00:00Z", "thumbnail", "1", "1", "0",
-               "1", "0.001", "0", "0", "0", "0.000001", "null") "]}");
+               "1", "0.001", "0", "0", "0", "0.000001", "\"0.001\"") "]}");
     /* One function; a function without usage; to is exclusive. */
     expect(get(acme_key, "/v1/usage?tenant=acme&from=2026-11-01&to=2026-12-01&window=month"
                          "&function=resize"),
            200,
            HEAD("acme", "month", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z", "\"resize\"", PLAN)
            ROW("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z", "resize", "1", "0", "1",
-               "1000000", "1000", "20000", "500", "0.5", "0.125", "null") "]}");
+               "1000000", "1000", "20000", "500", "0.5", "0.125", "\"0.125\"") "]}");
     expect(get(acme_key, "/v1/usage?tenant=acme&from=2026-11-01&to=2026-11-03T10:00:00Z"),
            200,
            HEAD("acme", "day", "2026-11-01T00:00:00Z", "2026-11-03T10:00:00Z", "null", PLAN) "]}");
+    /* A plan that is not registered for rating bills nothing known: null, not zero. */
+    expect(get(admin_key, "/v1/usage?tenant=unrated&from=2026-11-03&to=2026-11-04"), 200,
+           HEAD("unrated", "day", "2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z", "null",
+                "\"not-registered\"")
+           ROW("2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z", "f", "1", "0", "0", "1000",
+               "1", "0", "0", "0", "0.000125", "null") "]}");
 }
 END_TEST
 
@@ -218,7 +241,7 @@ START_TEST(usage_of_ingested_records)
     expect(get(admin_key, "/v1/usage?tenant=initech&from=2026-09-01&to=2026-10-01"), 200,
            HEAD("initech", "day", "2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z", "null", PLAN)
            ROW("2026-09-10T00:00:00Z", "2026-09-11T00:00:00Z", "ocr", "1", "0", "1",
-               "260000", "260", "0", "2000", "2", "0.065", "null") "]}");
+               "260000", "260", "0", "2000", "2", "0.065", "\"0.065\"") "]}");
 }
 END_TEST
 
@@ -283,7 +306,7 @@ START_TEST(tenants_see_only_their_own_usage)
     expect(get(globex_key, "/v1/usage?tenant=globex&from=2026-11-03&to=2026-11-04"), 200,
            HEAD("globex", "day", "2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z", "null", PLAN)
            ROW("2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z", "thumbnail", "9", "0", "0",
-               "9", "0.009", "0", "0", "0", "0.00000225", "null") "]}");
+               "9", "0.009", "0", "0", "0", "0.00000225", "\"0.00225\"") "]}");
     /* A tenant key cannot send records either. */
     expect(post_records(acme_key, "\n"), 403,
            "{\"error\":\"forbidden\",\"message\":\"records need an ingest or admin key\"}");

@@ -142,6 +142,22 @@ static void compare_all_plans(PGconn *conn, const struct bill_catalog *cat)
         PQclear(rated);
         PQclear(rows);
     }
+    /* The hours the usage API reads add up to the months invoices read, plan by plan. */
+    char *apart = testdb_value(
+        conn,
+        "SELECT count(*) FROM (SELECT tenant, plan, function, date_trunc('month', hour, 'UTC'),"
+        " sum(invocations), sum(billed_ms), sum(mb_ms) FROM usage_rated_hourly"
+        " GROUP BY 1, 2, 3, 4 HAVING sum(invocations) <> 0"
+        " EXCEPT SELECT tenant, plan, function, month, invocations, billed_ms, mb_ms"
+        " FROM usage_rated) x",
+        0, NULL);
+    char *rated_rows = testdb_value(
+        conn, "SELECT count(*) FROM usage_rated WHERE invocations <> 0", 0, NULL);
+    ck_assert_msg(strcmp(apart, "0") == 0 && strcmp(rated_rows, "0") != 0,
+                  "%s rows of usage_rated_hourly differ from usage_rated's %s", apart,
+                  rated_rows);
+    free(apart);
+    free(rated_rows);
 }
 
 /* The report's rollups hold exactly the sums of usage_hourly over their coarser keys, row
@@ -267,6 +283,12 @@ START_TEST(rollups_match_the_library_in_any_arrival_order)
                               0, NULL);
     ck_assert_str_eq(check, want);
     free(check);
+    check = testdb_value(conn,
+                         "SELECT sum(billed_ms) FROM usage_rated_hourly WHERE plan = "
+                         "'aws-lambda-x86'",
+                         0, NULL);
+    ck_assert_str_eq(check, want);
+    free(check);
     free(want);
     ck_assert_int_eq(meter_plans_register(conn, cat, NULL, &err), 0);
     compare_all_plans(conn, cat);
@@ -325,6 +347,13 @@ static const char *const fold_reference[][2] = {
      " LATERAL (SELECT plan_billed_ms(p, d.duration_us, d.init_us) AS ms,"
      "                 plan_billed_mb(p, d.memory_mb, d.max_rss_kb) AS mb) q"
      " LEFT JOIN plan_clock c ON c.plan = p.plan AND c.mb = q.mb GROUP BY 1, 2, 3, 4"},
+    {"usage_rated_hourly",
+     "SELECT d.tenant, date_trunc('hour', d.started_at, 'UTC'), p.plan, d.function,"
+     " sum(d.sign), sum(d.sign * q.ms), sum(d.sign * q.ms * q.mb)"
+     " FROM fold_input d CROSS JOIN plans p CROSS JOIN"
+     " LATERAL (SELECT plan_billed_ms(p, d.duration_us, d.init_us) AS ms,"
+     "                 plan_billed_mb(p, d.memory_mb, d.max_rss_kb) AS mb) q"
+     " GROUP BY 1, 2, 3, 4"},
 };
 
 /* "N of M": N rows of rollup i differ from the reference, either way, of M rows. */
@@ -409,7 +438,9 @@ START_TEST(a_backlog_folds_as_the_sql_reference_rates_it)
         " + (SELECT count(*) FROM usage_tenant_hourly WHERE (invocations, duration_us, mb_us,"
         " busy_us, busy_cpu_us, busy_mb_us) <> (0, 0, 0, 0, 0, 0)) + (SELECT count(*) FROM usage_monthly WHERE (invocations,"
         " mb_invocations, bytes_out) <> (0, 0, 0)) + (SELECT count(*) FROM usage_rated WHERE"
-        " (invocations, billed_ms, mb_ms, mhz_ms, cpu_us, egress_bytes) <> (0, 0, 0, 0, 0, 0))",
+        " (invocations, billed_ms, mb_ms, mhz_ms, cpu_us, egress_bytes) <> (0, 0, 0, 0, 0, 0))"
+        " + (SELECT count(*) FROM usage_rated_hourly WHERE (invocations, billed_ms, mb_ms)"
+        " <> (0, 0, 0))",
         0, NULL);
     ck_assert_str_eq(nonzero, "0");
     free(nonzero);
