@@ -89,7 +89,8 @@ static void truncate_usage(void)
     if (c == NULL)
         die("database", err.msg);
     exec_or_die(c, "TRUNCATE record_ids, records, invocation_ids, invocations, usage_delta,"
-                   " usage_hourly, usage_rated, usage_tenant_hourly, usage_monthly; CHECKPOINT");
+                   " usage_hourly, usage_rated, usage_rated_hourly, usage_tenant_hourly, usage_monthly;"
+                   " CHECKPOINT");
     PQfinish(c);
 }
 
