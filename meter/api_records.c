@@ -114,8 +114,13 @@ struct reply api_post_records(const struct api_request *req)
             fm_err_set(&rerr, "record: not one valid JSON value on its line, or a string "
                               "holds \\u0000 or a zero byte");
         else if (meter_record_parse(item, &j->recs[j->valid], &rerr) == 0) {
-            j->origin[j->valid++] = i;
-            continue;
+            int written = meter_batch_written_int(&j->batch, i);
+            if (written < 0) {
+                j->origin[j->valid++] = i;
+                continue;
+            }
+            meter_record_clear(&j->recs[j->valid]);
+            meter_record_int_refused((enum meter_field)written, &rerr);
         }
         fm_buf_printf(&j->rejected, "%s{\"index\":%zu,\"error\":", j->nrejected++ ? "," : "",
                       i);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "meter/record.h"
 
 /*
  * A batch's parsed JSON lives in an arena: a record's tree is some fifty small allocations,
@@ -125,11 +126,93 @@ static bool has_nul(const char *text, size_t len)
 
 #define NUL_ERROR "strings may not contain \\u0000 or a zero byte"
 
+/* The integer field a member's name (the text between its quotes) names, or -1. A name
+ * with escapes is read back first: \u0064uration_us is duration_us. */
+static int int_field_of(const char *raw, size_t len)
+{
+    char name[32];
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = raw[i];
+        if (c == '\\' && i + 1 < len) {
+            c = raw[++i];
+            if (c == 'u' && i + 4 < len) {
+                char hex[5] = {raw[i + 1], raw[i + 2], raw[i + 3], raw[i + 4], '\0'};
+                char *end;
+                long u = strtol(hex, &end, 16);
+                if (*end != '\0' || u <= 0 || u >= 0x80)
+                    return -1; /* no field name holds it */
+                c = (char)u;
+                i += 4;
+            }
+        }
+        if (n == sizeof name)
+            return -1;
+        name[n++] = c;
+    }
+    enum meter_field f = meter_record_int_field(name, n);
+    return f == MF_COUNT ? -1 : (int)f;
+}
+
+/*
+ * meter_batch_written_int for the records in text, which cJSON parsed already: one record
+ * when depth is 1, an array of n records when it is 2 (out[k] for the k-th). Records are
+ * the objects at that depth; only their own members count, not those of nested values.
+ */
+static void scan_written_ints(const char *t, size_t len, int depth_of_records, int *out,
+                              size_t n)
+{
+    int depth = 0, field = -1;
+    size_t rec = 0;
+    bool expect_name = false;
+    uint32_t seen = 0; /* integer fields whose first member was met, in this record */
+    for (size_t i = 0; i < len; i++) {
+        char c = t[i];
+        bool here = depth == depth_of_records;
+        if (c == '"') {
+            size_t from = ++i;
+            for (; i < len && t[i] != '"'; i++)
+                if (t[i] == '\\')
+                    i++;
+            if (here && expect_name) {
+                expect_name = false;
+                field = int_field_of(t + from, i - from);
+                if (field >= 0 && (seen & (UINT32_C(1) << field)))
+                    field = -1; /* a later member of the name: not the one read */
+                else if (field >= 0)
+                    seen |= UINT32_C(1) << field;
+            }
+        } else if (c == '{' || c == '[') {
+            depth++;
+            if (depth == depth_of_records && c == '{') {
+                expect_name = true;
+                seen = 0;
+            }
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',') {
+            if (here)
+                expect_name = true;
+            else if (depth == depth_of_records - 1)
+                rec++;
+            field = -1;
+        } else if (here && (c == '-' || (c >= '0' && c <= '9'))) {
+            bool integer = true; /* digits and a sign only */
+            for (; i + 1 < len && memchr("0123456789+-.eE", t[i + 1], 15) != NULL; i++)
+                integer &= t[i + 1] != '.' && t[i + 1] != 'e' && t[i + 1] != 'E';
+            if (field >= 0 && !integer && rec < n && out[rec] < 0)
+                out[rec] = field;
+            field = -1;
+        }
+    }
+}
+
 void meter_batch_free(struct meter_batch *b)
 {
     arena_release(&b->arena); /* every tree with it */
     free(b->items);
     free(b->lines);
+    free(b->written);
 }
 
 /* One JSON value, whitespace around it, into the batch's arena. */
@@ -161,8 +244,12 @@ int meter_batch_parse(const char *body, size_t len, bool ndjson, struct meter_ba
             goto fail;
         }
         b.items = calloc(b.n ? b.n : 1, sizeof *b.items);
-        if (b.items == NULL)
+        b.written = malloc((b.n ? b.n : 1) * sizeof *b.written);
+        if (b.items == NULL || b.written == NULL)
             goto oom;
+        for (size_t k = 0; k < b.n; k++)
+            b.written[k] = -1;
+        scan_written_ints(body, len, 2, b.written, b.n);
         size_t i = 0;
         for (cJSON *it = b.array->child; it; it = it->next)
             b.items[i++] = it;
@@ -215,3 +302,11 @@ const cJSON *meter_batch_record(struct meter_batch *b, size_t i)
     return has_nul(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
 }
 
+int meter_batch_written_int(const struct meter_batch *b, size_t i)
+{
+    if (b->lines == NULL)
+        return b->written[i];
+    int field = -1;
+    scan_written_ints(b->lines[i].text, b->lines[i].len, 1, &field, 1);
+    return field;
+}

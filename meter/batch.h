@@ -27,6 +27,7 @@ struct meter_batch {
     cJSON **items;                  /* a JSON body's records */
     cJSON *array;                   /* a JSON body, parsed; in the arena */
     struct meter_batch_line *lines; /* NDJSON's records, each parsed when its turn comes */
+    int *written;                   /* a JSON body's records: see meter_batch_written_int */
     struct meter_batch_arena arena;  /* where the trees live */
 };
 
@@ -47,6 +48,14 @@ int meter_batch_parse(const char *body, size_t len, bool ndjson, struct meter_ba
  * whose tree must no longer be in use.
  */
 const cJSON *meter_batch_record(struct meter_batch *b, size_t i);
+
+/**
+ * The first integer field of record i (as a record reads it: the first member of its
+ * name) whose number is written with a fraction or an exponent, or -1. cJSON reads numbers
+ * as doubles, so "1000.00000000000001" would pass for the integer 1000: the text decides.
+ * The field is an enum meter_field.
+ */
+int meter_batch_written_int(const struct meter_batch *b, size_t i);
 
 /** Free the batch's trees and arrays (not b itself). */
 void meter_batch_free(struct meter_batch *b);

@@ -233,8 +233,7 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
         return 0;
     case F_INT:
         if (!int_in_range(v, f->min, f->max, &i))
-            return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, f->name,
-                              f->min, f->max);
+            return meter_record_int_refused((enum meter_field)(f - fields), err);
         r->ints[f - fields] = i;
         num[INT_TEXT_SIZE - 1] = '\0';
         *text = int_text(i, num + INT_TEXT_SIZE - 1);
@@ -424,6 +423,21 @@ void meter_record_put(struct fm_buf *b, const struct meter_record *r, enum meter
         fm_buf_puts(b, "\\N");
     else
         fm_buf_append(b, r->copy_row + r->at[f], (size_t)r->len[f]);
+}
+
+enum meter_field meter_record_int_field(const char *name, size_t len)
+{
+    for (size_t k = 0; k < MF_COUNT; k++)
+        if (fields[k].kind == F_INT && strlen(fields[k].name) == len &&
+            memcmp(fields[k].name, name, len) == 0)
+            return (enum meter_field)k;
+    return MF_COUNT;
+}
+
+int meter_record_int_refused(enum meter_field f, struct fm_err *err)
+{
+    return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, fields[f].name,
+                      fields[f].min, fields[f].max);
 }
 
 void meter_record_clear(struct meter_record *r)

@@ -65,6 +65,13 @@ bool meter_record_is(const struct meter_record *r, enum meter_field f, const cha
 /** Append field f's COPY text to b, or \N when it is absent. */
 void meter_record_put(struct fm_buf *b, const struct meter_record *r, enum meter_field f);
 
+/** The integer field named name (len bytes, not NUL-terminated), or MF_COUNT. */
+enum meter_field meter_record_int_field(const char *name, size_t len);
+
+/** Set err to integer field f's refusal ("memory_mb: expected an integer 1-10240").
+ *  @return -1 */
+int meter_record_int_refused(enum meter_field f, struct fm_err *err);
+
 /** Free what meter_record_parse allocated in r (safe on a zeroed record). */
 void meter_record_clear(struct meter_record *r);
 

@@ -267,6 +267,46 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
                 "records\"}");
     expect_value("SELECT count(*) FROM records WHERE invocation_id IN ('nd-7', $1)", "nd-8",
                  "0");
+    /* An integer written with a fraction or an exponent is refused, in either body: cJSON
+     * reads 1000.00000000000001 as the double 1000, so only the text tells. Only the
+     * record's own first member of the name counts, as only it is read; a number of
+     * another field, or inside a nested value, may be anything. */
+    static const char *const written[][2] = {
+        {"\"duration_us\":1000.00000000000001", "duration_us: expected an integer 0-86400000000"},
+        {"\"duration_us\":1000.0", "duration_us: expected an integer 0-86400000000"},
+        {"\"duration_us\":1e3", "duration_us: expected an integer 0-86400000000"},
+        {"\"duration_u\\u0073\":2E1", "duration_us: expected an integer 0-86400000000"},
+        {"\"cpu_sys_us\":-0.0", "cpu_sys_us: expected an integer 0-1099511627776"},
+        {"\"latency\":0.25,\"duration_us\":7,\"extra\":{\"duration_us\":1.5},"
+         "\"duration_us\":2.5", NULL},
+    };
+    for (int nd = 0; nd < 2; nd++) {
+        for (size_t i = 0; i < sizeof written / sizeof written[0]; i++) {
+            char inv[32], rec[1024], body[1200], want[400];
+            snprintf(inv, sizeof inv, "num-%d-%zu", nd, i);
+            snprintf(rec, sizeof rec,
+                     "{\"id\":\"%s:stop\",\"type\":\"stop\",\"invocation_id\":\"%s\","
+                     "\"tenant\":\"acme\",\"function\":\"f\",\"time\":\"2026-11-06T12:00:00Z\","
+                     "%s,\"memory_mb\":256,\"cold_start\":true,\"duration_us\":5,"
+                     "\"init_us\":0,\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,"
+                     "\"cpu_sys_us\":1,\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1}",
+                     inv, inv, written[i][0]);
+            snprintf(body, sizeof body, nd ? "%s\n" : "[%s]", rec);
+            if (written[i][1] == NULL)
+                snprintf(want, sizeof want,
+                         "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+            else
+                snprintf(want, sizeof want,
+                         "{\"accepted\":0,\"duplicates\":0,\"rejected\":[{\"index\":0,"
+                         "\"error\":\"%s\"}]}",
+                         written[i][1]);
+            expect(post(ingest_key, nd ? "application/x-ndjson" : "application/json", body),
+                   200, want);
+        }
+    }
+    expect_value("SELECT string_agg(invocation_id || '=' || duration_us, ',' ORDER BY"
+                 " invocation_id) FROM invocations WHERE invocation_id ~ $1",
+                 "^num-", "num-0-5=7,num-1-5=7");
     /* In a JSON array, such a string refuses the request: nothing is stored. */
     expect(post(ingest_key, "application/json",
                 "[" STOP("inv-j", "2026-11-06T12:00:00Z", "5") ",{\"id\":\"a\\u0000\"}]"),
