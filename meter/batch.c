@@ -127,24 +127,32 @@ static bool has_nul(const char *text, size_t len)
 #define NUL_ERROR "strings may not contain \\u0000 or a zero byte"
 
 /* The integer field a member's name (the text between its quotes) names, or -1. A name
- * with escapes is read back first: \u0064uration_us is duration_us. */
+ * with escapes is read back first: \u0064uration_us is duration_us. Any other escape
+ * stands for a character no field name holds (a quote, a slash, a control character). */
 static int int_field_of(const char *raw, size_t len)
 {
     char name[32];
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         char c = raw[i];
-        if (c == '\\' && i + 1 < len) {
-            c = raw[++i];
-            if (c == 'u' && i + 4 < len) {
-                char hex[5] = {raw[i + 1], raw[i + 2], raw[i + 3], raw[i + 4], '\0'};
-                char *end;
-                long u = strtol(hex, &end, 16);
-                if (*end != '\0' || u <= 0 || u >= 0x80)
-                    return -1; /* no field name holds it */
-                c = (char)u;
-                i += 4;
+        if (c == '\\') {
+            if (i + 5 >= len || raw[i + 1] != 'u')
+                return -1;
+            unsigned u = 0;
+            for (size_t k = i + 2; k <= i + 5; k++) {
+                char h = raw[k];
+                int v = h >= '0' && h <= '9'   ? h - '0'
+                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                               : -1;
+                if (v < 0)
+                    return -1;
+                u = u * 16 + (unsigned)v;
             }
+            if (u == 0 || u >= 0x80)
+                return -1;
+            c = (char)u;
+            i += 5;
         }
         if (n == sizeof name)
             return -1;
@@ -174,6 +182,8 @@ static void scan_written_ints(const char *t, size_t len, int depth_of_records, i
             for (; i < len && t[i] != '"'; i++)
                 if (t[i] == '\\')
                     i++;
+            if (i > len) /* a backslash at the very end, in text that is not JSON */
+                i = len;
             if (here && expect_name) {
                 expect_name = false;
                 field = int_field_of(t + from, i - from);
@@ -302,11 +312,16 @@ const cJSON *meter_batch_record(struct meter_batch *b, size_t i)
     return has_nul(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
 }
 
+int meter_record_text_written_int(const char *text, size_t len)
+{
+    int field = -1;
+    scan_written_ints(text, len, 1, &field, 1);
+    return field;
+}
+
 int meter_batch_written_int(const struct meter_batch *b, size_t i)
 {
     if (b->lines == NULL)
         return b->written[i];
-    int field = -1;
-    scan_written_ints(b->lines[i].text, b->lines[i].len, 1, &field, 1);
-    return field;
+    return meter_record_text_written_int(b->lines[i].text, b->lines[i].len);
 }

@@ -675,7 +675,7 @@ static const struct rollup rollups[] = {
      true, true, false, false, 6},
     {"usage_rated_hourly", "fold_rated_hourly",
      "tenant, function, plan, hour, invocations, billed_ms, mb_ms",
-     "tenant, plan, hour, function",
+     "plan, tenant, hour, function",
      "invocations = u.invocations + excluded.invocations,"
      " billed_ms = u.billed_ms + excluded.billed_ms, mb_ms = u.mb_ms + excluded.mb_ms",
      true, true, false, false, 3},

@@ -21,8 +21,8 @@ CREATE TABLE usage_rated_hourly (
     invocations bigint NOT NULL DEFAULT 0,
     billed_ms   bigint NOT NULL DEFAULT 0,
     mb_ms       bigint NOT NULL DEFAULT 0,
-    -- A usage query reads a tenant's hours under its plan.
-    PRIMARY KEY (tenant, plan, hour, function)
+    -- A usage query reads a tenant's hours under its plan; plan_register rates a plan anew.
+    PRIMARY KEY (plan, tenant, hour, function)
 );
 
 -- What was folded before: every stopped invocation as it stands, less what is still
@@ -46,7 +46,7 @@ rated AS (
 INSERT INTO usage_rated_hourly (tenant, hour, plan, function, invocations, billed_ms, mb_ms)
 SELECT * FROM rated WHERE invocations <> 0 OR billed_ms <> 0 OR mb_ms <> 0;
 
--- 009's plan_register, rating usage_rated_hourly anew with usage_rated.
+-- 009's plan_register, rating usage_rated_hourly anew with usage_rated, in one pass.
 CREATE OR REPLACE FUNCTION plan_register(p_plan text, p_step_ms bigint, p_min_ms bigint,
                                          p_include_init boolean, p_basis text,
                                          p_step_mb integer, p_min_mb integer,
@@ -88,26 +88,30 @@ BEGIN
                       ORDER BY (e->>0)::bigint DESC LIMIT 1))
       FROM generate_series(p_min_mb::bigint, p_max_mb::bigint) AS m(mb)
      WHERE jsonb_array_length(p_ghz) > 0;
+    -- One pass over the invocations: their rated sums per hour, which make the hourly rows
+    -- and add up to the monthly ones.
     DELETE FROM usage_rated WHERE plan = p_plan;
+    DELETE FROM usage_rated_hourly WHERE plan = p_plan;
+    WITH hours AS (
+        SELECT i.tenant, date_trunc('hour', i.started_at, 'UTC') AS hour, i.function,
+               count(*) AS invocations, sum(q.ms) AS billed_ms, sum(q.ms * q.mb) AS mb_ms,
+               sum(q.ms * coalesce(c.mhz, 0)) AS mhz_ms,
+               sum(i.cpu_user_us + i.cpu_sys_us) AS cpu_us, sum(i.bytes_out) AS egress_bytes
+          FROM invocations i CROSS JOIN plans p CROSS JOIN
+               LATERAL (SELECT plan_billed_ms(p, i.duration_us, i.init_us) AS ms,
+                               plan_billed_mb(p, i.memory_mb, i.max_rss_kb) AS mb) q
+               LEFT JOIN plan_clock c ON c.plan = p.plan AND c.mb = q.mb
+         WHERE i.has_stop AND p.plan = p_plan
+         GROUP BY 1, 2, 3),
+    hourly AS (
+        INSERT INTO usage_rated_hourly (tenant, hour, plan, function, invocations, billed_ms,
+                                        mb_ms)
+        SELECT tenant, hour, p_plan, function, invocations, billed_ms, mb_ms FROM hours)
     INSERT INTO usage_rated (tenant, month, plan, function, invocations, billed_ms, mb_ms,
                              mhz_ms, cpu_us, egress_bytes)
-    SELECT i.tenant, date_trunc('month', i.started_at, 'UTC'), p.plan, i.function, count(*),
-           sum(q.ms), sum(q.ms * q.mb), sum(q.ms * coalesce(c.mhz, 0)),
-           sum(i.cpu_user_us + i.cpu_sys_us), sum(i.bytes_out)
-      FROM invocations i CROSS JOIN plans p CROSS JOIN
-           LATERAL (SELECT plan_billed_ms(p, i.duration_us, i.init_us) AS ms,
-                           plan_billed_mb(p, i.memory_mb, i.max_rss_kb) AS mb) q
-           LEFT JOIN plan_clock c ON c.plan = p.plan AND c.mb = q.mb
-     WHERE i.has_stop AND p.plan = p_plan
-     GROUP BY 1, 2, 3, 4;
-    DELETE FROM usage_rated_hourly WHERE plan = p_plan;
-    INSERT INTO usage_rated_hourly (tenant, hour, plan, function, invocations, billed_ms, mb_ms)
-    SELECT i.tenant, date_trunc('hour', i.started_at, 'UTC'), p.plan, i.function, count(*),
-           sum(q.ms), sum(q.ms * q.mb)
-      FROM invocations i CROSS JOIN plans p CROSS JOIN
-           LATERAL (SELECT plan_billed_ms(p, i.duration_us, i.init_us) AS ms,
-                           plan_billed_mb(p, i.memory_mb, i.max_rss_kb) AS mb) q
-     WHERE i.has_stop AND p.plan = p_plan
+    SELECT tenant, date_trunc('month', hour, 'UTC'), p_plan, function, sum(invocations),
+           sum(billed_ms), sum(mb_ms), sum(mhz_ms), sum(cpu_us), sum(egress_bytes)
+      FROM hours
      GROUP BY 1, 2, 3, 4;
     RETURN true;
 END $$;
