@@ -13,6 +13,7 @@
 #include "common/buf.h"
 #include "common/db.h"
 #include "common/timeutil.h"
+#include "meter/metrics.h"
 #include "meter/record.h"
 #include "meter/store_direct.h"
 
@@ -854,9 +855,11 @@ int meter_usage_fold_in_transaction(PGconn *conn, long *folded, struct fm_err *e
     return 0;
 }
 
-int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err)
+/* meter_usage_fold, without its metrics. */
+static int fold_pending(PGconn *conn, long *folded, struct fm_err *err)
 {
     long total = 0, n;
+    *folded = 0;
     /* It commits its own rounds: inside a caller's transaction it would commit that too. */
     if (PQtransactionStatus(conn) != PQTRANS_IDLE)
         return fm_err_set(err, "folding usage: the connection is not idle (in a transaction"
@@ -881,8 +884,17 @@ int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err)
             return -1;
         }
         total += n;
+        *folded = total; /* committed */
     }
-    if (folded)
-        *folded = total;
     return 0;
+}
+
+int meter_usage_fold(PGconn *conn, long *folded, struct fm_err *err)
+{
+    long n = 0;
+    int rc = fold_pending(conn, &n, err);
+    metrics_fold(rc == 0, n);
+    if (folded)
+        *folded = n;
+    return rc;
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -50,6 +51,8 @@ static atomic_uint_fast64_t records_accepted, records_duplicates, records_reject
 static atomic_uint_fast64_t records_direct;
 static atomic_uint_fast64_t store_retries;
 static atomic_uint_fast64_t db_errors;
+static atomic_uint_fast64_t folded_deltas, fold_failures;
+static atomic_uint_fast64_t last_fold_s; /* Unix time of the last fold that left nothing pending */
 static atomic_uint_fast64_t batch_buckets[BATCH_BUCKETS + 1];
 static atomic_uint_fast64_t batch_sum;
 
@@ -141,6 +144,15 @@ void metrics_db_error(void)
 void metrics_store_retry(void)
 {
     add(&store_retries, 1);
+}
+
+void metrics_fold(bool ok, long deltas)
+{
+    add(&folded_deltas, deltas > 0 ? (uint64_t)deltas : 0);
+    if (ok)
+        atomic_store(&last_fold_s, (uint64_t)time(NULL));
+    else
+        add(&fold_failures, 1);
 }
 
 /* A count of microseconds as seconds in plain decimal notation ("0.00025", "2"). */
@@ -251,6 +263,16 @@ char *metrics_render(void)
     put_counter(&b, "faasmeter_store_retries_total",
                 "Batches tried again after losing a deadlock to another transaction.",
                 &store_retries);
+    put_counter(&b, "faasmeter_usage_folded_deltas_total",
+                "Usage deltas folded into the rollups that usage, invoices and comparisons "
+                "read.",
+                &folded_deltas);
+    put_counter(&b, "faasmeter_usage_fold_failures_total",
+                "Folds that failed, leaving usage pending (the log says why).", &fold_failures);
+    put_family(&b, "faasmeter_usage_last_fold_timestamp_seconds", "gauge",
+               "When a fold last left nothing pending (Unix time; 0: not yet).");
+    fm_buf_printf(&b, "faasmeter_usage_last_fold_timestamp_seconds %" PRIu64 "\n",
+                  get(&last_fold_s));
 
     put_family(&b, "faasmeter_http_requests_total", "counter",
                "HTTP requests answered, by endpoint and status class.");

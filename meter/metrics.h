@@ -8,6 +8,7 @@
  * on each other to count.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,10 @@ void metrics_db_error(void);
 
 /** Count a batch tried again after it lost a deadlock (store.c). Thread-safe. */
 void metrics_store_retry(void);
+
+/** A fold of the pending usage: whether it ended with nothing pending (ok), and how many
+ *  deltas it folded and committed either way. */
+void metrics_fold(bool ok, long deltas);
 
 /**
  * Render every metric in the Prometheus text exposition format (version 0.0.4).

@@ -390,6 +390,49 @@ static void expect_promtool_clean(const char *exposition)
     free(r.err);
 }
 
+/* The fold's figures: deltas folded, failures, and when a fold last left nothing pending
+ * (for an alert on a fold that stopped). The test server has no background fold: reads
+ * fold, so the counts are exact. */
+START_TEST(metrics_follow_the_fold)
+{
+    time_t before = time(NULL);
+    expect(post_records(ingest_key,
+                        "{\"id\":\"mf1:stop\",\"type\":\"stop\",\"invocation_id\":\"mf1\","
+                        "\"tenant\":\"globex\",\"function\":\"f\","
+                        "\"time\":\"2026-07-10T08:00:00Z\",\"memory_mb\":128,"
+                        "\"cold_start\":false,\"duration_us\":1000,\"init_us\":0,"
+                        "\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,"
+                        "\"cpu_sys_us\":1,\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1}\n"),
+           200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    struct http_reply r = get(admin_key, "/v1/usage?tenant=globex&from=2026-07-01&to=2026-08-01");
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    r = get(NULL, "/metrics");
+    expect_line(r.body, "faasmeter_usage_folded_deltas_total 1");
+    expect_line(r.body, "faasmeter_usage_fold_failures_total 0");
+    const char *at = strstr(r.body, "\nfaasmeter_usage_last_fold_timestamp_seconds ");
+    ck_assert_ptr_nonnull(at);
+    long long last = strtoll(at + strlen("\nfaasmeter_usage_last_fold_timestamp_seconds "),
+                             NULL, 10);
+    ck_assert_int_ge(last, (long long)before);
+    ck_assert_int_le(last, (long long)time(NULL));
+    expect_promtool_clean(r.body);
+    free(r.body);
+
+    /* A delta that no plan can rate stops the fold: the read is refused, and counted. */
+    testdb_exec(db, "INSERT INTO usage_delta VALUES ('globex', 'f', '2026-07-10T09:00:00Z', 1,"
+                    " 128, true, false, -1, 0, 1, 2, 1, 1)");
+    r = get(admin_key, "/v1/usage?tenant=globex&from=2026-07-01&to=2026-08-01");
+    ck_assert_int_eq(r.status, 503);
+    free(r.body);
+    r = get(NULL, "/metrics");
+    testdb_exec(db, "DELETE FROM usage_delta WHERE tenant = 'globex' AND duration_us = -1");
+    expect_line(r.body, "faasmeter_usage_folded_deltas_total 1");
+    expect_line(r.body, "faasmeter_usage_fold_failures_total 1");
+    free(r.body);
+}
+END_TEST
+
 START_TEST(metrics_count_records_requests_and_batches)
 {
     const char *one = "{\"id\":\"m1:start\",\"type\":\"start\",\"invocation_id\":\"m1\","
@@ -1396,6 +1439,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, revoked_keys_stop_working_after_the_cache_expires);
     tcase_add_test(tc, unknown_keys_are_not_cached);
     tcase_add_test(tc, metrics_count_records_requests_and_batches);
+    tcase_add_test(tc, metrics_follow_the_fold);
     tcase_add_test(tc, one_address_gets_at_most_per_ip_connections);
     tcase_add_test(tc, idle_connections_are_closed_after_the_timeout);
     tcase_add_test(tc, meterd_options_are_checked);
