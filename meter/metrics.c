@@ -149,10 +149,14 @@ void metrics_store_retry(void)
 void metrics_fold(bool ok, long deltas)
 {
     add(&folded_deltas, deltas > 0 ? (uint64_t)deltas : 0);
-    if (ok)
-        atomic_store(&last_fold_s, (uint64_t)time(NULL));
-    else
+    if (!ok) {
         add(&fold_failures, 1);
+        return;
+    }
+    /* Folds end on several threads: the latest time wins, whatever the order. */
+    uint64_t now = (uint64_t)time(NULL), seen = atomic_load(&last_fold_s);
+    while (seen < now && !atomic_compare_exchange_weak(&last_fold_s, &seen, now))
+        ;
 }
 
 /* A count of microseconds as seconds in plain decimal notation ("0.00025", "2"). */

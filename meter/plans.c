@@ -7,6 +7,7 @@
 #include "common/buf.h"
 #include "common/db.h"
 #include "meter/fold.h"
+#include "meter/metrics.h"
 
 /* The plan's rules as the text parameters of plan_register and of the rated check. */
 struct plan_params {
@@ -57,9 +58,10 @@ static int register_one(PGconn *conn, const struct bill_plan *plan, struct plan_
     if (db_command(conn, "BEGIN", err) != 0)
         return -1;
     int rc = -1;
+    long folded = 0;
     PGresult *res = NULL;
     if (db_command(conn, "LOCK TABLE plans IN EXCLUSIVE MODE", err) != 0 ||
-        meter_usage_fold_in_transaction(conn, NULL, err) != 0)
+        meter_usage_fold_in_transaction(conn, &folded, err) != 0)
         goto out;
     res = PQexecParams(conn, "SELECT plan_register($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
                        9, NULL, p->values, NULL, NULL, 0);
@@ -70,6 +72,8 @@ static int register_one(PGconn *conn, const struct bill_plan *plan, struct plan_
     rc = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     if (db_command(conn, "COMMIT", err) != 0)
         rc = -1;
+    else
+        metrics_fold(true, folded); /* what it folded is committed, and nothing is pending */
 out:
     PQclear(res);
     if (rc < 0)

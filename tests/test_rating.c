@@ -147,9 +147,10 @@ static void compare_all_plans(PGconn *conn, const struct bill_catalog *cat)
         conn,
         "WITH h AS (SELECT tenant, plan, function, date_trunc('month', hour, 'UTC') AS month,"
         "   sum(invocations) AS i, sum(billed_ms) AS b, sum(mb_ms) AS m"
-        "   FROM usage_rated_hourly GROUP BY 1, 2, 3, 4 HAVING sum(invocations) <> 0),"
+        "   FROM usage_rated_hourly GROUP BY 1, 2, 3, 4"
+        "   HAVING (sum(invocations), sum(billed_ms), sum(mb_ms)) <> (0, 0, 0)),"
         " r AS (SELECT tenant, plan, function, month, invocations AS i, billed_ms AS b,"
-        "   mb_ms AS m FROM usage_rated WHERE invocations <> 0)"
+        "   mb_ms AS m FROM usage_rated WHERE (invocations, billed_ms, mb_ms) <> (0, 0, 0))"
         " SELECT (SELECT count(*) FROM (SELECT * FROM h EXCEPT SELECT * FROM r) x)"
         "      + (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM h) y)",
         0, NULL);
