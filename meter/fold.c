@@ -785,6 +785,9 @@ static int write_rollups(PGconn *conn, const struct fold *f, const char *tail,
 static const char fold_begin_sql[] =
     "SELECT pg_advisory_xact_lock(hashtext('faasmeter.fold'));"
     " SET LOCAL client_min_messages = warning;"
+    /* The rollups this fold keeps (schema 015 refuses a writer of usage_rated that does
+     * not say, or keeps fewer). */
+    " SET LOCAL faasmeter.rollups = '015';"
     " CREATE TEMP TABLE IF NOT EXISTS fold_hourly (LIKE usage_hourly) ON COMMIT DELETE ROWS;"
     " CREATE TEMP TABLE IF NOT EXISTS fold_tenant_hourly (LIKE usage_tenant_hourly)"
     " ON COMMIT DELETE ROWS;"

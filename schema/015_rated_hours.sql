@@ -46,6 +46,25 @@ rated AS (
 INSERT INTO usage_rated_hourly (tenant, hour, plan, function, invocations, billed_ms, mb_ms)
 SELECT * FROM rated WHERE invocations <> 0 OR billed_ms <> 0 OR mb_ms <> 0;
 
+-- A fold of an earlier build would go on writing the other rollups, but not this one,
+-- which would stay short for good. So every writer of usage_rated now says which rollups it
+-- keeps: the fold sets faasmeter.rollups for its transaction, plan_register for its call.
+-- A writer that does not is refused, and its deltas wait, pending, for a fold of this build.
+-- A later migration that adds a rollup raises the version asked for.
+CREATE FUNCTION usage_rated_writer_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting('faasmeter.rollups', true), '') < '015' THEN
+        RAISE EXCEPTION 'usage_rated: written by a fold older than schema 015, which would'
+                        ' leave usage_rated_hourly short'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'run meterd and faasbill of the build that migrated the database';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER usage_rated_writer BEFORE INSERT ON usage_rated
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_rated_writer_check();
+
 -- 009's plan_register, rating usage_rated_hourly anew with usage_rated, in one pass.
 CREATE OR REPLACE FUNCTION plan_register(p_plan text, p_step_ms bigint, p_min_ms bigint,
                                          p_include_init boolean, p_basis text,
@@ -54,6 +73,7 @@ CREATE OR REPLACE FUNCTION plan_register(p_plan text, p_step_ms bigint, p_min_ms
 RETURNS boolean
 LANGUAGE plpgsql
 SET jit = off
+SET faasmeter.rollups = '015'
 AS $$
 DECLARE
     cur plans;

@@ -521,6 +521,55 @@ START_TEST(a_plan_is_rated_anew_only_once_pending_usage_is_folded)
 }
 END_TEST
 
+/* A fold of a build before schema 015 wrote usage_rated but not usage_rated_hourly, which
+ * would then stay short. Such a writer is refused, and the deltas wait for a fold of this
+ * build; the fold and plan_register of this build pass. */
+START_TEST(a_fold_of_an_earlier_build_is_refused)
+{
+    struct fm_err err;
+    PGconn *conn = meter_store_conn(conninfo, &err);
+    ck_assert_msg(conn != NULL, "%s", err.msg);
+    int64_t at = fm_civil_to_us(2026, 11, 4);
+    char *batch[1] = {stop_json(90007, at, 256, 1000, 0, 10, 10)};
+    ck_assert_int_eq(store(conn, batch, 1), 1);
+    static const char rated_sql[] =
+        "SELECT (SELECT count(*) FROM usage_delta) || '/' || coalesce((SELECT"
+        " sum(invocations) FROM usage_rated_hourly WHERE tenant = 't1' AND function = 'f2'"
+        " AND plan = 'aws-lambda-x86' AND hour = '2026-11-04T00:00:00Z'), 0)";
+    char *before = testdb_value(conn, rated_sql, 0, NULL);
+    /* What 007's SQL fold did with usage_rated, as an earlier meterd would. */
+    testdb_exec(conn, "BEGIN");
+    PGresult *res = PQexec(conn,
+                           "WITH d AS (DELETE FROM usage_delta RETURNING *)"
+                           " INSERT INTO usage_rated (tenant, month, plan, function,"
+                           "  invocations) SELECT tenant, date_trunc('month', started_at,"
+                           "  'UTC'), 'aws-lambda-x86', function, count(*) FROM d"
+                           " GROUP BY 1, 2, 3, 4");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+    ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+                     "usage_rated: written by a fold older than schema 015, which would leave"
+                     " usage_rated_hourly short");
+    PQclear(res);
+    testdb_exec(conn, "ROLLBACK");
+    char *left = testdb_value(conn, rated_sql, 0, NULL);
+    ck_assert_str_eq(left, before); /* nothing taken out, nothing added */
+    free(left);
+    ck_assert_msg(meter_usage_fold(conn, NULL, &err) == 0, "%s", err.msg);
+    /* Before: the delta pending and the hour without it; after: folded into the hour. */
+    char *after = testdb_value(conn, rated_sql, 0, NULL);
+    long pending = strtol(before, NULL, 10);
+    long hour_before = strtol(strchr(before, '/') + 1, NULL, 10);
+    char want[64];
+    snprintf(want, sizeof want, "0/%ld", hour_before + 1);
+    ck_assert_int_ge(pending, 1);
+    ck_assert_str_eq(after, want);
+    free(before);
+    free(after);
+    free(batch[0]);
+    meter_store_close();
+}
+END_TEST
+
 Suite *suite_rating(void)
 {
     Suite *s = suite_create("rating");
@@ -534,6 +583,7 @@ Suite *suite_rating(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_backlog_folds_as_the_sql_reference_rates_it);
     tcase_add_test(tc, a_plan_is_rated_anew_only_once_pending_usage_is_folded);
+    tcase_add_test(tc, a_fold_of_an_earlier_build_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }
