@@ -312,7 +312,7 @@ const cJSON *meter_batch_record(struct meter_batch *b, size_t i)
     return has_nul(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
 }
 
-int meter_record_text_written_int(const char *text, size_t len)
+int meter_batch_line_written_int(const char *text, size_t len)
 {
     int field = -1;
     scan_written_ints(text, len, 1, &field, 1);
@@ -323,5 +323,5 @@ int meter_batch_written_int(const struct meter_batch *b, size_t i)
 {
     if (b->lines == NULL)
         return b->written[i];
-    return meter_record_text_written_int(b->lines[i].text, b->lines[i].len);
+    return meter_batch_line_written_int(b->lines[i].text, b->lines[i].len);
 }

@@ -57,8 +57,8 @@ const cJSON *meter_batch_record(struct meter_batch *b, size_t i);
  */
 int meter_batch_written_int(const struct meter_batch *b, size_t i);
 
-/** The same for one record's JSON text (len bytes), whatever it holds. */
-int meter_record_text_written_int(const char *text, size_t len);
+/** The same for one line of NDJSON (len bytes), whatever it holds. */
+int meter_batch_line_written_int(const char *text, size_t len);
 
 /** Free the batch's trees and arrays (not b itself). */
 void meter_batch_free(struct meter_batch *b);

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (copy == NULL)
         return 0;
     memcpy(copy, data + 1, len);
-    int scanned = meter_record_text_written_int(copy, len);
+    int scanned = meter_batch_line_written_int(copy, len);
     free(copy);
     if (scanned < -1 || scanned >= MF_COUNT)
         abort();
