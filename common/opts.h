@@ -11,9 +11,18 @@
  */
 
 /**
- * Describe the argument getopt_long just refused (c: '?' or ':') into out: "--name:
- * missing its value", "--name: takes no value", "--name: unknown or ambiguous option" or
- * "-x: unknown option". opts is the table getopt_long was given.
+ * getopt_long, but a long option is taken only written in full. getopt_long also takes any
+ * unambiguous prefix ("--lis" for --listen), which an option added later can make
+ * ambiguous, and faasbill, with a parser of its own, takes none. A prefix comes back as
+ * '?', which fm_opt_refused words. idx: as getopt_long's longindex (may be NULL).
+ */
+int fm_getopt(int argc, char *const argv[], const char *optstring, const struct option *opts,
+              int *idx);
+
+/**
+ * Describe the argument fm_getopt (or getopt_long) (c: '?' or ':') into out: "--name:
+ * missing its value", "--name: takes no value", "--name: unknown or ambiguous option",
+ * "--na: write --name in full" or "-x: unknown option". opts is the table it was given.
  */
 void fm_opt_refused(const struct option *opts, char *const argv[], int c, char *out,
                     size_t n);

@@ -118,7 +118,7 @@ int main(int argc, char **argv)
     unsigned long long v;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    while ((c = fm_getopt(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'l': {
             struct fm_err err;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/opts.h"
 #include "runtime/cli.h"
 #include "runtime/invoke.h"
 #include "runtime/manifest.h"
@@ -77,7 +78,7 @@ static int parse_args(int argc, char **argv, struct invoke_args *a)
     };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, CLI_GETOPT, opts, NULL)) != -1) {
+    while ((c = fm_getopt(argc, argv, CLI_GETOPT, opts, NULL)) != -1) {
         switch (c) {
         case 'f': a->manifest = optarg; break;
         case 's': a->spool = optarg; break;

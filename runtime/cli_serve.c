@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/netaddr.h"
+#include "common/opts.h"
 #include "common/timeutil.h"
 #include "runtime/cgroup.h"
 #include "runtime/cli.h"
@@ -64,7 +65,7 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
     };
     int c, idx = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, CLI_GETOPT, opts, &idx)) != -1) {
+    while ((c = fm_getopt(argc, argv, CLI_GETOPT, opts, &idx)) != -1) {
         int64_t *num = NULL, max = 0;
         switch (c) {
         case 'f': a->manifest = optarg; break;

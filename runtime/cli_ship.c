@@ -86,7 +86,7 @@ int cli_ship(int argc, char **argv)
     int64_t deadline_ms = SHIP_DEADLINE_MS;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, CLI_GETOPT, opts, NULL)) != -1) {
+    while ((c = fm_getopt(argc, argv, CLI_GETOPT, opts, NULL)) != -1) {
         switch (c) {
         case 's': dir = optarg; break;
         case 'm': meter = optarg; break;

@@ -1331,6 +1331,9 @@ START_TEST(meterd_options_are_checked)
         {"--listen", "127.0.0.1", "meterd: --listen: expected ADDR:PORT, got '127.0.0.1'\n"},
         {"--bogus", "1", "meterd: --bogus: unknown or ambiguous option (try meterd --help)\n"},
         {"--help=2", "x", "meterd: --help: takes no value (try meterd --help)\n"},
+        /* Long options are taken written in full only, as faasbill takes them. */
+        {"--thr", "2", "meterd: --thr: write --threads in full (try meterd --help)\n"},
+        {"--thr=2", "x", "meterd: --thr: write --threads in full (try meterd --help)\n"},
         {"-xyz", "x", "meterd: -x: unknown option (try meterd --help)\n"},
         {"--threads", NULL, "meterd: --threads: missing its value (try meterd --help)\n"},
         {"--listen", "example.com:8080",

@@ -774,6 +774,12 @@ START_TEST(faasrun_usage_is_one_line)
         {{"ship", "--spool"}, "faasrun ship: --spool: missing its value (try faasrun ship --help)\n"},
         {{"ship", "--meter-ky", "k"},
          "faasrun ship: --meter-ky: unknown or ambiguous option (try faasrun ship --help)\n"},
+        /* Long options are taken written in full only, as faasbill takes them. */
+        {{"ship", "--meter-k", "k"},
+         "faasrun ship: --meter-k: write --meter-key in full (try faasrun ship --help)\n"},
+        {{"serve", "--he"}, "faasrun serve: --he: write --help in full (try faasrun serve --help)\n"},
+        {{"invoke", "--verb"},
+         "faasrun invoke: --verb: write --verbose in full (try faasrun invoke --help)\n"},
     };
     char faasrun[PATH_MAX];
     proc_bin("faasrun", faasrun, sizeof faasrun);
