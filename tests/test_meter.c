@@ -1376,6 +1376,108 @@ START_TEST(starts_and_stops_from_concurrent_senders_meet_once)
 }
 END_TEST
 
+/* A value of sql run on conn with up to two text parameters; the caller frees it. */
+static char *value_on(PGconn *conn, const char *sql, const char *p1, const char *p2)
+{
+    const char *params[] = {p1, p2};
+    return testdb_value(conn, sql, p2 ? 2 : p1 ? 1 : 0, params);
+}
+
+static void expect_on(PGconn *conn, const char *sql, const char *p1, const char *p2,
+                      const char *want)
+{
+    char *v = value_on(conn, sql, p1, p2);
+    ck_assert_str_eq(v, want);
+    free(v);
+}
+
+#define PROBE_SQL                                                                             \
+    "SELECT coalesce(string_agg(o::text, ',' ORDER BY o), '') FROM ingest_direct_prepare("   \
+    "ARRAY['2026-11-06T00:00:00Z'::timestamptz], $1::text[], $2::text[]) o"
+#define STOP_SQL                                                                              \
+    "SELECT coalesce(string_agg(invocation_id, ',' ORDER BY invocation_id), '')"             \
+    " FROM invocations_stop((SELECT jsonb_agg(jsonb_build_object('tenant', 'p',"             \
+    " 'invocation_id', i, 'time', '2026-11-06T12:00:00Z', 'memory_mb', 128, 'cold_start',"   \
+    " false, 'duration_us', 1000, 'init_us', 0, 'status', 'ok', 'exit_code', 0,"             \
+    " 'cpu_user_us', 1, 'cpu_sys_us', 1, 'max_rss_kb', 1, 'bytes_in', 1, 'bytes_out', 1)"    \
+    " ORDER BY o) FROM unnest($1::text[]) WITH ORDINALITY AS u(i, o)), $2::boolean)"
+
+#define STAGE_SQL                                                                             \
+    "INSERT INTO ingest_stage (id, type, invocation_id, tenant, function, time, memory_mb,"    \
+    " cold_start, duration_us, init_us, status, exit_code, cpu_user_us, cpu_sys_us,"          \
+    " max_rss_kb, bytes_in, bytes_out, ord, digest, body)"                                    \
+    " SELECT i, 'stop', i, 'p', 'f', '2026-11-06T12:00:00Z', 128, false, 1000, 0, 'ok', 0,"   \
+    " 1, 1, 1, 1, 1, o - 1, '\\x00', '{}' FROM unnest($1::text[]) WITH ORDINALITY AS u(i, o)" \
+    " RETURNING ord"
+#define STAGED_SQL "SELECT string_agg(ord || outcome, ',' ORDER BY ord) FROM ingest_staged()"
+
+/*
+ * A writer's session keeps the plans of the direct path's probe, of the stops of stored
+ * invocations and of the staged path. Made while the tables were empty and analyzed so,
+ * they must still reach each key by an index probe once the tables hold rows: the index
+ * entries and the rows the calls read are counted, one a key found, none by a sequential
+ * scan.
+ */
+START_TEST(probes_stay_probes_over_tables_analyzed_empty)
+{
+    char plans_db[1024];
+    testdb_create("faasmeter_test_meter_plans", plans_db, sizeof plans_db);
+    PGconn *writer = testdb_connect(plans_db), *other = testdb_connect(plans_db);
+    testdb_exec(other, "SELECT ensure_month_partition('invocations', '2026-11-06T00:00:00Z');"
+                       " ANALYZE");
+    /* The writer's first batches, over empty tables: PL/pgSQL keeps a generic plan from the
+     * sixth call on. Each staged batch is a new stop, rolled back. */
+    testdb_exec(writer, "SELECT ingest_prepare_session()");
+    for (int i = 0; i < 6; i++) {
+        expect_on(writer, PROBE_SQL, "{p}", "{i7}", "");
+        expect_on(writer, STOP_SQL, "{i7}", "false", "");
+        char ids[16];
+        snprintf(ids, sizeof ids, "{e%d}", i);
+        testdb_exec(writer, "BEGIN");
+        free(value_on(writer, STAGE_SQL, ids, NULL));
+        expect_on(writer, STAGED_SQL, NULL, NULL, "0accepted");
+        testdb_exec(writer, "ROLLBACK");
+    }
+    testdb_exec(other,
+                "INSERT INTO invocation_ids SELECT 'p', 'i' || k,"
+                " '2026-11-06T00:00:00Z'::timestamptz + k * interval '1 second'"
+                " FROM generate_series(1, 2000) k;"
+                " INSERT INTO invocations (tenant, invocation_id, started_at, function, has_start,"
+                " memory_mb, timeout_ms, cold_start, trigger)"
+                " SELECT tenant, invocation_id, started_at, 'f', true, 128, 60000, false, 'http'"
+                " FROM invocation_ids;"
+                " INSERT INTO record_ids SELECT tenant, invocation_id, '\\x00', started_at"
+                " FROM invocation_ids");
+    testdb_exec(writer, "BEGIN");
+    expect_on(writer, PROBE_SQL, "{p,p,p}", "{i7,new,i1500}", "1,3");
+    expect_on(writer, STOP_SQL, "{i7,i1500}", "true", "i1500,i7");
+    /* A stored record again (the same digest) and a new stop. */
+    free(value_on(writer, STAGE_SQL, "{i9,n1}", NULL));
+    expect_on(writer, STAGED_SQL, NULL, NULL, "0duplicate,1accepted");
+    /* Index entries read through invocation_ids' key (the probe and the stops' locks: two
+     * each; none for the new stop), through the invocations' (the two rows stopped) and
+     * through record_ids' (the repeat's: its claim and its digest); rows of record_ids and
+     * invocation_ids read by sequential scans. */
+    expect_on(writer,
+              "SELECT concat_ws('/', pg_stat_get_xact_tuples_returned('invocation_ids_pkey'"
+              "::regclass), (SELECT sum(pg_stat_get_xact_tuples_returned(x.indexrelid))"
+              " FROM pg_inherits h JOIN pg_index x ON x.indrelid = h.inhrelid AND x.indisprimary"
+              " WHERE h.inhparent = 'invocations'::regclass),"
+              " pg_stat_get_xact_tuples_returned('record_ids_pkey'::regclass),"
+              " pg_stat_get_xact_tuples_returned('record_ids'::regclass),"
+              " pg_stat_get_xact_tuples_returned('invocation_ids'::regclass))",
+              NULL, NULL, "4/2/2/0/0");
+    testdb_exec(writer, "COMMIT");
+    expect_on(other,
+              "SELECT concat_ws('|', count(*) FILTER (WHERE has_stop),"
+              " string_agg(invocation_id, ',' ORDER BY invocation_id) FILTER (WHERE has_stop),"
+              " (SELECT count(*) FROM usage_delta)) FROM invocations",
+              NULL, NULL, "3|i1500,i7,n1|3");
+    PQfinish(writer);
+    PQfinish(other);
+}
+END_TEST
+
 Suite *suite_meter(void)
 {
     Suite *s = suite_create("meter");
@@ -1399,6 +1501,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, starts_and_stops_from_concurrent_senders_meet_once);
     tcase_add_test(tc, large_batches_parse_whole);
     tcase_add_test(tc, a_tenant_named_null_is_a_tenant);
+    tcase_add_test(tc, probes_stay_probes_over_tables_analyzed_empty);
     suite_add_tcase(s, tc);
     TCase *one = tcase_create("record");
     tcase_add_test(one, copy_text_escapes_its_four_characters);
