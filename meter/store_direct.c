@@ -17,17 +17,24 @@ struct group {
     size_t start, stop;  /* record indexes, or NONE */
     bool eligible;       /* at most one start and one stop, no resource sample */
     bool sampled;        /* a stop and resource samples, nothing else */
+    bool running;        /* resource samples alone, of an invocation that runs on */
     int64_t samples_rss; /* the largest max_rss_kb of its samples */
+    int64_t samples_user, samples_sys; /* and the largest CPU figures */
     bool direct;         /* eligible and new to the database: its rows are COPYed */
-    bool update;         /* the stop of a stored invocation, alone or with samples:
-                            invocations_stop */
+    bool update;         /* the stop of a stored invocation, alone or with samples, or
+                            samples alone: invocations_stop */
 };
 
 /* Whether the probe asks for the group's invocation: a new one goes direct when eligible,
- * a stored one when its records are a stop, with samples or without. */
+ * a stored one when its records are a stop, with samples or without, or samples alone. */
 static bool probed(const struct group *g)
 {
-    return g->eligible || g->sampled;
+    return g->eligible || g->sampled || g->running;
+}
+
+static int64_t larger(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
 }
 
 struct meter_direct {
@@ -113,8 +120,10 @@ struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n
                                                                : NULL;
             if (slot == NULL) {
                 samples++;
-                int64_t rss = meter_record_int(&recs[i], MF_MAX_RSS_KB);
-                g->samples_rss = rss > g->samples_rss ? rss : g->samples_rss;
+                const struct meter_record *r = &recs[i];
+                g->samples_rss = larger(g->samples_rss, meter_record_int(r, MF_MAX_RSS_KB));
+                g->samples_user = larger(g->samples_user, meter_record_int(r, MF_CPU_USER_US));
+                g->samples_sys = larger(g->samples_sys, meter_record_int(r, MF_CPU_SYS_US));
             } else if (*slot != NONE) {
                 repeated = true;
             } else {
@@ -125,6 +134,7 @@ struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n
         }
         g->eligible = !repeated && samples == 0;
         g->sampled = !repeated && samples > 0 && g->start == NONE && g->stop != NONE;
+        g->running = !repeated && samples > 0 && g->start == NONE && g->stop == NONE;
         g->direct = g->eligible;
         nprobed += probed(g);
         d->ngroups++;
@@ -198,7 +208,9 @@ static int prepare_args(const struct meter_direct *d, struct fm_buf args[3])
         const struct meter_record *r = &d->recs[d->by_inv[g->first]];
         if (!probed(g))
             continue;
-        fm_time_format(started_us(d, g), months[nm++], FM_TIME_BUFSZ);
+        /* Samples alone are stored only into a stored invocation, in its month. */
+        if (!g->running)
+            fm_time_format(started_us(d, g), months[nm++], FM_TIME_BUFSZ);
         array_item(&args[1], r->tenant);
         array_item(&args[2], r->invocation_id);
     }
@@ -215,26 +227,27 @@ static int prepare_args(const struct meter_direct *d, struct fm_buf args[3])
 }
 
 /*
- * A stored invocation's stop, alone or with resource samples, takes the direct path too
- * when nothing of the batch is left to the staged path: its lock on the invocation then
- * comes after every new key of the transaction, as on the staged path, and no staged lock
- * comes after it. Otherwise it goes with the rest. stored[k]: whether the probe found
- * group k's invocation.
+ * A stored invocation's stop, alone or with resource samples, and its samples alone, take
+ * the direct path too when nothing of the batch is left to the staged path: the lock on the
+ * invocation then comes after every new key of the transaction, as on the staged path, and
+ * no staged lock comes after it. Otherwise they go with the rest. stored[k]: whether the
+ * probe found group k's invocation.
  */
 static void take_lone_stops(struct meter_direct *d, const bool *stored)
 {
     bool staged = false;
     for (size_t k = 0; k < d->ngroups; k++) {
         struct group *g = &d->groups[k];
-        g->update = stored[k] && g->start == NONE && g->stop != NONE &&
-                    (g->sampled || (g->eligible && g->count == 1));
+        g->update = stored[k] && g->start == NONE &&
+                    (g->running || (g->stop != NONE &&
+                                    (g->sampled || (g->eligible && g->count == 1))));
         staged |= !g->direct && !g->update;
     }
     for (size_t k = 0; staged && k < d->ngroups; k++)
         d->groups[k].update = false;
 }
 
-/* Leave to the staged path the invocations that exist already, but lone stops. */
+/* Leave to the staged path the invocations that exist already, but lone stops and samples. */
 int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
 {
     struct fm_buf args[3];
@@ -477,35 +490,66 @@ static void add_tenants(const struct meter_direct *d, struct fm_buf *b)
         fm_buf_puts(b, "}'); ");
 }
 
-/* The statement that stores the stops of stored invocations: their canonical bodies as one
- * JSON array, in key order (the groups' order), in an escaped string constant. Nothing when
- * there is none. */
+/* Append text to an escaped SQL string constant (E'...'): quotes and backslashes doubled
+ * ('' holds whatever backslash_quote says). */
+static void put_escaped(struct fm_buf *b, const char *text, size_t len)
+{
+    for (const char *p = text, *end = text + len, *q; p < end; p = q + 1) {
+        for (q = p; q < end && *q != '\'' && *q != '\\'; q++)
+            ;
+        fm_buf_append(b, p, (size_t)(q - p));
+        if (q == end)
+            break;
+        fm_buf_append(b, *q == '\'' ? "''" : "\\\\", 2);
+    }
+}
+
+/* One group's element of invocations_stop's array, as JSON: the stop's canonical body
+ * (with the peak memory of samples that came with it, for the stop to keep the larger, as
+ * the staged path applies samples before the stop), or for samples alone their peaks. */
+static void stop_element(const struct meter_direct *d, const struct group *g, struct fm_buf *out)
+{
+    if (g->running) {
+        const struct meter_record *r = &d->recs[d->by_inv[g->first]];
+        fm_buf_puts(out, "{\"type\":\"resource\",\"tenant\":");
+        fm_buf_json_string(out, r->tenant);
+        fm_buf_puts(out, ",\"invocation_id\":");
+        fm_buf_json_string(out, r->invocation_id);
+        fm_buf_printf(out,
+                      ",\"samples_max_rss_kb\":%lld,\"samples_cpu_user_us\":%lld,"
+                      "\"samples_cpu_sys_us\":%lld}",
+                      (long long)g->samples_rss, (long long)g->samples_user,
+                      (long long)g->samples_sys);
+        return;
+    }
+    fm_buf_puts(out, d->recs[g->stop].body);
+    if (g->sampled && out->len > 0 && out->data[out->len - 1] == '}') {
+        out->len--;
+        fm_buf_printf(out, ",\"samples_max_rss_kb\":%lld}", (long long)g->samples_rss);
+    }
+}
+
+/* The statement that stores the stops and samples of stored invocations: one JSON array,
+ * in key order (the groups' order), in an escaped string constant. Nothing when there is
+ * none. */
 static void update_stops(const struct meter_direct *d, struct fm_buf *b)
 {
+    struct fm_buf element;
+    fm_buf_init(&element, 1u << 28);
     bool first = true;
     for (size_t k = 0; k < d->ngroups; k++) {
         if (!d->groups[k].update)
             continue;
         fm_buf_puts(b, first ? "EXECUTE " METER_DIRECT_STOPS "(E'[" : ",");
         first = false;
-        const char *body = d->recs[d->groups[k].stop].body;
-        for (const char *p = body, *q; *p; p = q) {
-            q = p + strcspn(p, "'\\");
-            fm_buf_append(b, p, (size_t)(q - p));
-            if (*q == '\0')
-                break;
-            /* Each doubled: '' for a quote holds whatever backslash_quote says. */
-            fm_buf_append(b, *q == '\'' ? "''" : "\\\\", 2);
-            q++;
-        }
-        /* The samples' peak memory, for the stop to keep the larger (as the staged path
-         * applies samples before the stop): a member added before the body's last brace. */
-        if (d->groups[k].sampled && b->len > 0 && b->data[b->len - 1] == '}') {
-            b->len--;
-            fm_buf_printf(b, ",\"samples_max_rss_kb\":%lld}",
-                          (long long)d->groups[k].samples_rss);
-        }
+        element.len = 0;
+        stop_element(d, &d->groups[k], &element);
+        if (element.failed)
+            b->failed = true;
+        else
+            put_escaped(b, element.data, element.len);
     }
+    fm_buf_free(&element);
     if (!first)
         fm_buf_puts(b, "]'); ");
 }

@@ -14,8 +14,9 @@
  * joined into their invocation rows here and COPYed straight into record_ids, records,
  * invocation_ids, invocations and usage_delta, with no staging table and no per-row
  * conflict handling. The stop of a stored invocation, alone of its invocation in the
- * batch, is COPYed into record_ids and records likewise and stored by one call of
- * invocations_stop (schema/012_direct_stops.sql), when the whole batch takes this path.
+ * batch, and the resource samples of a stored invocation that come without its start and
+ * stop, are COPYed into record_ids and records likewise and stored by one call of
+ * invocations_stop (schemas 012 and 017), when the whole batch takes this path.
  * The unique keys still judge: a COPY that meets an existing key fails (as does a stop
  * whose stored invocation has a stop already), and the caller then stores the whole batch
  * on the staged path (ingest_staged), which gives every record its exact outcome. The
@@ -32,8 +33,8 @@ struct meter_direct;
  * COPYs, since parsing and planning it anew cost more than running it. */
 #define METER_DIRECT_TENANTS "direct_tenants"
 
-/* The name of the statement, prepared on every connection, that stores the lone stops of
- * stored invocations ($1, their bodies as a JSON array) with invocations_stop, all of them
+/* The name of the statement, prepared on every connection, that stores the lone stops and
+ * the samples of stored invocations ($1, a JSON array) with invocations_stop, all of them
  * or none: run by SQL EXECUTE after the COPYs. */
 #define METER_DIRECT_STOPS "direct_stops"
 
@@ -46,20 +47,21 @@ struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n
 
 /**
  * First, inside the caller's transaction: take the plans lock, add month partitions, and
- * leave to the staged path the invocations that exist already, but for lone stops when
- * nothing else is left to it (after this, meter_direct_stored tells which records the
- * direct path takes).
+ * leave to the staged path the invocations that exist already, but for lone stops and
+ * samples alone when nothing else is left to it (after this, meter_direct_stored tells
+ * which records the direct path takes).
  * @return 0, or -1 with err set when the database failed
  */
 int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err);
 
 /**
  * Then: COPY the direct path's rows, add the batch's new tenants and store its lone stops
- * of stored invocations, followed by tail ("COMMIT" when nothing else is left to do in the
- * transaction, else NULL), in the same query. Before any staged work, so that the
- * transaction takes new keys before it locks existing invocations, as ingest_staged does.
- * @return 0; 1 when a COPY met an existing key or a missing partition, or a stop met a
- *         stopped invocation (the transaction is aborted: roll it back and take the staged
+ * and samples of stored invocations, followed by tail ("COMMIT" when nothing else is left
+ * to do in the transaction, else NULL), in the same query. Before any staged work, so that
+ * the transaction takes new keys before it locks existing invocations, as ingest_staged
+ * does.
+ * @return 0; 1 when a COPY met an existing key or a missing partition, or a stop or sample
+ *         met a stopped invocation (the transaction is aborted: roll it back and take the staged
  *         path for every record); -1 with err set when the database failed
  */
 int meter_direct_copy(PGconn *conn, struct meter_direct *d, const char *tail,

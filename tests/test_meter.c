@@ -842,8 +842,9 @@ START_TEST(lone_stops_of_stored_starts_take_the_direct_path)
                       "\"init_us\":0,\"status\":\"error\",\"exit_code\":9,\"cpu_user_us\":1,"
                       "\"cpu_sys_us\":1,\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1");
         post_batch(&b, staged, 2, 0);
-        /* New invocations beside a sample of a stored one, the staged path's: they are
-         * direct. Then a lone stop beside a sample: the stop goes with the sample. */
+        /* New invocations beside a late sample of a stored invocation that has its stop
+         * (s2): the sample fails the direct call, and the whole batch is stored again on the
+         * staged path. Then a lone stop beside such a sample: the same. */
         fm_buf_init(&b, 8192);
         add_record(&b, t, "start", "s4", "2026-11-06T12:00:00Z", "resize", START_REST);
         add_record(&b, t, "stop", "s4", "2026-11-06T12:00:00.2Z", "resize", STOP_REST);
@@ -851,12 +852,28 @@ START_TEST(lone_stops_of_stored_starts_take_the_direct_path)
                    "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":99999");
         add_record(&b, t, "start", "s5", "2026-11-06T13:00:00Z", "resize", START_REST);
         add_record(&b, t, "start", "s6", "2026-11-06T14:00:00Z", "resize", START_REST);
-        post_batch(&b, staged, 5, 4);
+        post_batch(&b, staged, 5, 0);
         fm_buf_init(&b, 8192);
         add_record(&b, t, "stop", "s5", "2026-11-06T13:00:01Z", "resize", STOP_REST);
         add_record(&b, t, "resource", "s3", "2026-11-06T11:00:00.5Z", "resize",
                    "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1");
         post_batch(&b, staged, 2, 0);
+        /* Samples of a running invocation (s6), without its start or stop: direct. Its row
+         * keeps the largest of each figure. */
+        fm_buf_init(&b, 8192);
+        static const char *const running[][2] = {
+            {"1", "\"cpu_user_us\":5,\"cpu_sys_us\":9,\"max_rss_kb\":100"},
+            {"2", "\"cpu_user_us\":8,\"cpu_sys_us\":2,\"max_rss_kb\":50"}};
+        for (int i = 0; i < 2; i++)
+            fm_buf_printf(&b,
+                          "{\"id\":\"s6:res:%s\",\"type\":\"resource\",\"invocation_id\":"
+                          "\"s6\",\"tenant\":\"%s\",\"function\":\"resize\","
+                          "\"time\":\"2026-11-06T14:00:00.%sZ\",%s}\n",
+                          running[i][0], t, running[i][0], running[i][1]);
+        post_batch(&b, staged, 2, 2);
+        expect_value("SELECT concat_ws('|', has_stop, cpu_user_us, cpu_sys_us, max_rss_kb)"
+                     " FROM invocations WHERE tenant = $1 AND invocation_id = 's6'",
+                     t, "f|8|9|100");
         /* A stop with a sample of its stored invocation, above its own peak and with more
          * CPU: direct, keeping the sample's peak and the stop's CPU. */
         fm_buf_init(&b, 8192);
@@ -886,13 +903,16 @@ START_TEST(lone_stops_of_stored_starts_take_the_direct_path)
     free(a);
     free(b);
 
-    /* The stops go to the database in a string constant: a quote and a backslash in an
-     * invocation id must arrive as they are. */
+    /* The stops and samples go to the database in a string constant: a quote and a
+     * backslash in an invocation id must arrive as they are. */
     static const char odd_id[] = "it's\\\\here";
-    static const char *const records[][3] = {{"start", "2026-11-07T10:00:00Z", START_REST},
-                                             {"stop", "2026-11-07T10:00:00.2Z", STOP_REST}};
+    static const char *const records[][3] = {
+        {"start", "2026-11-07T10:00:00Z", START_REST},
+        {"resource", "2026-11-07T10:00:00.1Z",
+         "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":99999"},
+        {"stop", "2026-11-07T10:00:00.2Z", STOP_REST}};
     long before = direct_total();
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         struct fm_buf nd;
         fm_buf_init(&nd, 4096);
         add_record(&nd, "lone-direct", records[k][0], odd_id, records[k][1], "resize",
@@ -901,10 +921,10 @@ START_TEST(lone_stops_of_stored_starts_take_the_direct_path)
                "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
         fm_buf_free(&nd);
     }
-    ck_assert_int_eq(direct_total(), before + 2);
-    expect_value("SELECT concat_ws('|', has_start, has_stop, duration_us) FROM invocations"
-                 " WHERE tenant = 'lone-direct' AND invocation_id = $1",
-                 "it's\\here", "t|t|200000");
+    ck_assert_int_eq(direct_total(), before + 3);
+    expect_value("SELECT concat_ws('|', has_start, has_stop, duration_us, max_rss_kb)"
+                 " FROM invocations WHERE tenant = 'lone-direct' AND invocation_id = $1",
+                 "it's\\here", "t|t|200000|99999");
 }
 END_TEST
 
