@@ -1,5 +1,5 @@
 -- Lookups of a batch's keys that stay index probes whatever the planner was told about
--- table sizes.
+-- table sizes; and resource samples of running invocations on the direct path.
 --
 -- Ingestion looks a batch's keys up in invocation_ids, invocations and record_ids: the
 -- direct path's probe (ingest_direct_prepare, 006), the stops of stored invocations
@@ -15,12 +15,20 @@
 -- Now each lookup is a subquery of its own, parameterized by one key, with sequential
 -- scans off: a scalar subquery, or for the stops a lateral one that locks. PostgreSQL does
 -- not merge either kind into a join, so the only plan is an index probe a key. The stopped
--- rows are then updated by their row address (tableoid, ctid), which only a TID scan a row
--- reaches. The probe and the staged path look keys up through the two functions below (the
--- staged path's own statements plan the staging tables, which only sequential scans read,
--- so they keep sequential scans on). Results and locks stay as they were, in the same
--- order: each invocation's key, then its row, in the order the callers give (the keys'
--- order), as the staged path and the orphan sweep lock them.
+-- rows are then updated by their row address (tableoid, ctid) and start time, with index
+-- scans off, which only a TID scan of the row's partition reaches. The probe and the
+-- staged path look keys up through the two functions below (the staged path's own
+-- statements plan the staging tables, which only sequential scans read, so they keep
+-- sequential scans on). Results and locks stay as they were, in the same order: each
+-- invocation's key, then its row, in the order the callers give (the keys' order), as the
+-- staged path and the orphan sweep lock them.
+--
+-- A long run sends a resource sample every so often (faasrun: every 10 s) before its stop.
+-- Its invocation is stored by then (its start came first), so the sample took the staged
+-- path, which costs PostgreSQL 2.5-3.8 ms of CPU a transaction whatever its size, and took
+-- the lone stops of stored invocations of its batch with it. Now the samples of a stored
+-- invocation that come without its start or stop go with the lone stops, in the same call
+-- of invocations_stop (meter/store_direct.c).
 
 -- A batch's keys looked up, the arrays going pairwise: the pairs that invocation_ids holds,
 -- with their positions (from 1); each pair with the digest record_ids holds for it (NULL
@@ -75,43 +83,42 @@ BEGIN
     RETURN QUERY SELECT h.pos FROM invocation_ids_held(p_inv_tenants, p_inv_ids) h;
 END $$;
 
-CREATE OR REPLACE FUNCTION invocations_stop(p_stops jsonb, p_all boolean)
+-- 012's invocations_stop in two steps. The first locks each invocation's key, then its
+-- row at the start time the key holds once locked (a start that came meanwhile moved it),
+-- in the array's order, and notes the row's address; a row with a stop already, or moved,
+-- is left alone. The second, invocations_stop_locked, updates the rows by their address and
+-- start time. It runs as a statement of its own, so that its snapshot shows the rows as
+-- they were locked: one that another transaction updated while the first step waited for
+-- the key is seen in that transaction's version. It runs with index scans off, so that a
+-- TID scan of the row's partition (pruned by the start time) is the only way to a row.
+--
+-- An element of type 'resource' stands for resource samples of a running invocation that
+-- came without its start or stop (meter/store_direct.c): it raises the invocation's peak
+-- memory and CPU to the samples' peaks, as invocation_apply does for an invocation with no
+-- stop yet. One whose invocation has a stop already is left alone like a second stop: with
+-- p_all, the call fails and the batch takes the staged path, which retracts and adds again
+-- the invocation's usage.
+CREATE FUNCTION invocations_stop_locked(p_locked jsonb)
 RETURNS TABLE (tenant text, invocation_id text)
 LANGUAGE plpgsql
 SET jit = off
 SET enable_hashjoin = off
 SET enable_mergejoin = off
 SET enable_seqscan = off
+SET enable_indexscan = off
+SET enable_bitmapscan = off
 AS $$
 #variable_conflict use_column
-DECLARE
-    n bigint;
 BEGIN
     RETURN QUERY
     WITH alone AS MATERIALIZED (
-        SELECT s.*, v.toid, v.tid
-          FROM ROWS FROM (jsonb_to_recordset(p_stops) AS (
-                   tenant text, invocation_id text, "time" timestamptz, memory_mb integer,
-                   cold_start boolean, correlation_id text, duration_us bigint,
-                   init_us bigint, status text, exit_code integer, cpu_user_us bigint,
-                   cpu_sys_us bigint, max_rss_kb bigint, bytes_in bigint, bytes_out bigint,
-                   samples_max_rss_kb bigint))
-               WITH ORDINALITY AS s(tenant, invocation_id, "time", memory_mb, cold_start,
-                                    correlation_id, duration_us, init_us, status, exit_code,
-                                    cpu_user_us, cpu_sys_us, max_rss_kb, bytes_in,
-                                    bytes_out, samples_max_rss_kb, position)
-         -- The key, locked; then the row at the start time the key holds once locked (a
-         -- start that came meanwhile moved it), if it has no stop yet.
-         CROSS JOIN LATERAL (
-               SELECT d.started_at FROM invocation_ids d
-                WHERE d.tenant = s.tenant AND d.invocation_id = s.invocation_id
-                  FOR UPDATE) d
-         CROSS JOIN LATERAL (
-               SELECT i.tableoid AS toid, i.ctid AS tid FROM invocations i
-                WHERE i.tenant = s.tenant AND i.invocation_id = s.invocation_id
-                  AND i.started_at = d.started_at AND NOT i.has_stop
-                  FOR UPDATE) v
-         ORDER BY s.position),
+        SELECT * FROM jsonb_to_recordset(p_locked) AS (
+            tenant text, invocation_id text, "time" timestamptz, memory_mb integer,
+            cold_start boolean, correlation_id text, duration_us bigint, init_us bigint,
+            status text, exit_code integer, cpu_user_us bigint, cpu_sys_us bigint,
+            max_rss_kb bigint, bytes_in bigint, bytes_out bigint, samples_max_rss_kb bigint,
+            type text, samples_cpu_user_us bigint, samples_cpu_sys_us bigint, toid oid,
+            tid tid, at timestamptz)),
     stopped AS (
         UPDATE invocations i SET
             has_stop = true, memory_mb = a.memory_mb, cold_start = a.cold_start,
@@ -122,18 +129,59 @@ BEGIN
             max_rss_kb = greatest(i.max_rss_kb, a.max_rss_kb, a.samples_max_rss_kb),
             bytes_in = a.bytes_in, bytes_out = a.bytes_out, updated_at = now()
           FROM alone a
-         WHERE i.tableoid = a.toid AND i.ctid = a.tid
+         WHERE i.tableoid = a.toid AND i.ctid = a.tid AND i.started_at = a.at
+           AND a.type IS DISTINCT FROM 'resource'
         RETURNING i.*),
+    sampled AS (
+        UPDATE invocations i SET
+            max_rss_kb = greatest(i.max_rss_kb, a.samples_max_rss_kb),
+            cpu_user_us = greatest(i.cpu_user_us, a.samples_cpu_user_us),
+            cpu_sys_us = greatest(i.cpu_sys_us, a.samples_cpu_sys_us), updated_at = now()
+          FROM alone a
+         WHERE i.tableoid = a.toid AND i.ctid = a.tid AND i.started_at = a.at
+           AND a.type = 'resource'
+        RETURNING i.tenant, i.invocation_id),
     deltas AS (
         INSERT INTO usage_delta
         SELECT v.tenant, v.function, v.started_at, 1, v.memory_mb, v.status = 'ok',
                coalesce(v.cold_start, false), v.duration_us, v.init_us, v.max_rss_kb,
                v.cpu_user_us + v.cpu_sys_us, v.bytes_in, v.bytes_out
           FROM stopped v)
-    SELECT v.tenant, v.invocation_id FROM stopped v;
+    SELECT v.tenant, v.invocation_id FROM stopped v
+    UNION ALL SELECT s.tenant, s.invocation_id FROM sampled s;
+END $$;
+
+CREATE OR REPLACE FUNCTION invocations_stop(p_stops jsonb, p_all boolean)
+RETURNS TABLE (tenant text, invocation_id text)
+LANGUAGE plpgsql
+SET jit = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET enable_seqscan = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_locked jsonb;
+    n bigint;
+BEGIN
+    SELECT jsonb_agg(s.e || jsonb_build_object('toid', v.toid, 'tid', v.tid, 'at', d.started_at)
+                     ORDER BY s.position)
+      INTO v_locked
+      FROM jsonb_array_elements(p_stops) WITH ORDINALITY AS s(e, position)
+     CROSS JOIN LATERAL (
+           SELECT k.started_at FROM invocation_ids k
+            WHERE k.tenant = s.e->>'tenant' AND k.invocation_id = s.e->>'invocation_id'
+              FOR UPDATE) d
+     CROSS JOIN LATERAL (
+           SELECT i.tableoid AS toid, i.ctid::text AS tid FROM invocations i
+            WHERE i.tenant = s.e->>'tenant' AND i.invocation_id = s.e->>'invocation_id'
+              AND i.started_at = d.started_at AND NOT i.has_stop
+              FOR UPDATE) v;
+    RETURN QUERY SELECT * FROM invocations_stop_locked(coalesce(v_locked, '[]'));
     GET DIAGNOSTICS n = ROW_COUNT;
     IF p_all AND n <> jsonb_array_length(p_stops) THEN
-        RAISE EXCEPTION 'a stop of a stored invocation found it stopped already, or moved'
+        RAISE EXCEPTION 'a stop or sample of a stored invocation found it stopped already,'
+                        ' or moved'
             USING ERRCODE = 'FM001',
                   HINT = 'meterd stores such a batch on the staged path';
     END IF;
@@ -227,12 +275,12 @@ BEGIN
            b.time, b.duration_us, b.init_us, b.status, b.exit_code, b.cpu_user_us, b.cpu_sys_us,
            b.max_rss_kb, b.bytes_in, b.bytes_out, now()
       FROM a FULL JOIN b ON a.tenant = b.tenant AND a.invocation_id = b.invocation_id
-     WHERE NOT EXISTS (SELECT 1 FROM repeated r
-                        WHERE r.tenant = coalesce(a.tenant, b.tenant)
-                          AND r.invocation_id = coalesce(a.invocation_id, b.invocation_id))
-       AND NOT EXISTS (SELECT 1 FROM held h
-                        WHERE h.tenant = coalesce(a.tenant, b.tenant)
-                          AND h.invocation_id = coalesce(a.invocation_id, b.invocation_id));
+     -- NOT IN over the batch's own keys (never NULL): a hashed subplan, whatever the
+     -- estimates; NOT EXISTS let a misestimate make it a nested loop over both.
+     WHERE (coalesce(a.tenant, b.tenant), coalesce(a.invocation_id, b.invocation_id))
+           NOT IN (SELECT r.tenant, r.invocation_id FROM repeated r)
+       AND (coalesce(a.tenant, b.tenant), coalesce(a.invocation_id, b.invocation_id))
+           NOT IN (SELECT h.tenant, h.invocation_id FROM held h);
     IF large THEN
         ANALYZE ingest_fresh (tenant, invocation_id);
         PERFORM set_config('faasmeter.stage_analyzed', 'on', false);
