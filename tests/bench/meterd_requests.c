@@ -2,9 +2,10 @@
  * One record per request from 64 keep-alive clients: how many records meterd acknowledges
  * per second (each 200 comes after its commit), against a hello-world libmicrohttpd server
  * with the same thread pool that answers every POST with a constant JSON, driven by the
- * same client in the same run. Also meterd's peak resident memory, and a third turn each
- * round: one stop a request of invocations whose starts were stored beforehand (a runtime
- * that sends each record as it happens), which update stored invocations.
+ * same client in the same run. Also meterd's peak resident memory, and two more turns each
+ * round, on invocations whose starts were stored beforehand (a runtime that sends each
+ * record as it happens), which update stored invocations: one resource sample a request of
+ * invocations still running, then one stop a request.
  *
  * Each server runs in a child process of its own (started with meter_server_start, or
  * MHD_start_daemon for hello-world), so that its memory is measured apart from the client.
@@ -307,7 +308,7 @@ static long long child_stop(struct child *c, long long cpu_us[2])
 struct client_thread {
     pthread_t thread;
     int index;
-    bool of_stored; /* stops of the starts stored beforehand ("p"), else of new invocations */
+    enum sent { NEW_STOPS, STORED_SAMPLES, STORED_STOPS } sent; /* stored: "p", else "b" */
     unsigned port;
     const char *key;
     int64_t start_us, end_us; /* answers counted between these */
@@ -320,14 +321,23 @@ static void request_arm(CURL *h, const struct client_thread *t, long long seq,
                         struct curl_slist *headers, char *url)
 {
     char body[1024];
-    const char *kind = t->of_stored ? "p" : "b";
-    snprintf(body, sizeof body,
-             "{\"id\":\"%s%d-%lld:stop\",\"type\":\"stop\",\"invocation_id\":\"%s%d-%lld\","
-             "\"tenant\":\"bench\",\"function\":\"f\",\"time\":\"2026-05-01T10:00:00Z\","
-             "\"memory_mb\":128,\"cold_start\":false,\"duration_us\":1000,\"init_us\":0,"
-             "\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,\"cpu_sys_us\":1,"
-             "\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1}\n",
-             kind, t->index, seq, kind, t->index, seq);
+    const char *kind = t->sent == NEW_STOPS ? "b" : "p";
+    if (t->sent == STORED_SAMPLES)
+        snprintf(body, sizeof body,
+                 "{\"id\":\"p%d-%lld:res:1\",\"type\":\"resource\",\"invocation_id\":"
+                 "\"p%d-%lld\",\"tenant\":\"bench\",\"function\":\"f\","
+                 "\"time\":\"2026-05-01T10:00:00.0005Z\",\"cpu_user_us\":1,\"cpu_sys_us\":1,"
+                 "\"max_rss_kb\":2}\n",
+                 t->index, seq, t->index, seq);
+    else
+        snprintf(body, sizeof body,
+                 "{\"id\":\"%s%d-%lld:stop\",\"type\":\"stop\",\"invocation_id\":"
+                 "\"%s%d-%lld\",\"tenant\":\"bench\",\"function\":\"f\","
+                 "\"time\":\"2026-05-01T10:00:00.001Z\",\"memory_mb\":128,\"cold_start\":false,"
+                 "\"duration_us\":1000,\"init_us\":0,\"status\":\"ok\",\"exit_code\":0,"
+                 "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1,\"bytes_in\":1,"
+                 "\"bytes_out\":1}\n",
+                 kind, t->index, seq, kind, t->index, seq);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
@@ -409,14 +419,14 @@ static void *client_run(void *arg)
 /* Drive the server on port for seconds (after a short warm-up): the answers it gave then;
  * *failed the others, *answered adds every 200, the warm-up's too, and *client_us the
  * client's CPU time for them. */
-static long long drive(unsigned port, const char *key, int seconds, int run, bool of_stored,
+static long long drive(unsigned port, const char *key, int seconds, int run, enum sent sent,
                        long long *failed, long long *answered, long long *client_us)
 {
     struct client_thread t[CLIENT_THREADS];
     int64_t start = fm_mono_us() + 500000; /* connections open, statements prepared */
     for (int i = 0; i < CLIENT_THREADS; i++) {
         t[i] = (struct client_thread){.index = run * CLIENT_THREADS + i, .port = port,
-                                      .of_stored = of_stored, .key = key, .start_us = start,
+                                      .sent = sent, .key = key, .start_us = start,
                                       .end_us = start + (int64_t)seconds * 1000000};
         pthread_create(&t[i].thread, NULL, client_run, &t[i]);
     }
@@ -456,18 +466,25 @@ int main(void)
     long long meterd_ok = 0, meterd_failed = 0, hello_ok = 0, hello_failed = 0, failed;
     long long meterd_all = 0, hello_all = 0, meterd_client_us = 0, hello_client_us = 0;
     long long stops_ok = 0, stops_failed = 0, stops_all = 0, stops_client_us = 0;
+    long long samples_ok = 0, samples_failed = 0;
     for (int r = 0; r < seconds; r++) {
-        meterd_ok += drive(meterd.port, key, 1, 2 * r, false, &failed, &meterd_all,
+        meterd_ok += drive(meterd.port, key, 1, 2 * r, NEW_STOPS, &failed, &meterd_all,
                            &meterd_client_us);
         meterd_failed += failed;
-        hello_ok +=
-            drive(hello.port, key, 1, 2 * r + 1, false, &failed, &hello_all, &hello_client_us);
+        hello_ok += drive(hello.port, key, 1, 2 * r + 1, NEW_STOPS, &failed, &hello_all,
+                          &hello_client_us);
         hello_failed += failed;
-        stops_ok += drive(meterd.port, key, 1, r, true, &failed, &stops_all, &stops_client_us);
+        /* Samples of the invocations that the stops then end, as a long run sends them. */
+        samples_ok += drive(meterd.port, key, 1, r, STORED_SAMPLES, &failed, &stops_all,
+                            &stops_client_us);
+        samples_failed += failed;
+        stops_ok += drive(meterd.port, key, 1, r, STORED_STOPS, &failed, &stops_all,
+                          &stops_client_us);
         stops_failed += failed;
     }
     long long meterd_rate = meterd_ok / seconds, hello_rate = hello_ok / seconds;
     long long stops_rate = stops_ok / seconds, stops_sent = 0;
+    long long samples_rate = samples_ok / seconds;
     long long stops_met = stops_of_stored(conninfo, &stops_sent);
     long long meterd_cpu[2], hello_cpu[2];
     long long peak_kb = child_stop(&meterd, meterd_cpu);
@@ -488,7 +505,7 @@ int main(void)
                (double)meterd_rate / (double)hello_rate);
     if (meterd_rate > 0 && hello_rate > 0) {
         double m = (double)(meterd_all + stops_all), h = (double)hello_all;
-        printf("  server CPU   meterd %.0f us user + %.0f us system per record, both turns "
+        printf("  server CPU   meterd %.0f us user + %.0f us system per record, all its turns "
                "(PostgreSQL's apart), hello-world %.0f + %.0f us per request\n",
                (double)meterd_cpu[0] / m, (double)meterd_cpu[1] / m, (double)hello_cpu[0] / h,
                (double)hello_cpu[1] / h);
@@ -496,6 +513,10 @@ int main(void)
                "client, on the same cores)\n",
                (double)meterd_client_us / (double)meterd_all, (double)hello_client_us / h);
     }
+    printf("  samples of running invocations (their starts stored), one a request: %lld "
+           "records/s (%lld failed), %.3f of hello-world\n",
+           samples_rate, samples_failed,
+           hello_rate > 0 ? (double)samples_rate / (double)hello_rate : 0);
     printf("  stops of stored starts, one a request: %lld records/s (%lld failed), %.3f of "
            "hello-world; %lld of %lld stops found their start stored\n",
            stops_rate, stops_failed, hello_rate > 0 ? (double)stops_rate / (double)hello_rate : 0,
