@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/apikey.h"
 #include "common/buf.h"
@@ -1509,6 +1510,61 @@ START_TEST(probes_stay_probes_over_tables_analyzed_empty)
 }
 END_TEST
 
+/*
+ * A stop of a stored invocation waits for the invocation's key while another transaction
+ * holds it and updates the invocation (here a resource sample, record by record). Once
+ * that commits, the stop is stored on the invocation as the other left it.
+ */
+START_TEST(a_stop_stores_onto_the_row_another_updated_while_it_waited)
+{
+    testdb_exec(db, "SELECT ensure_month_partition('invocations', '2026-11-06T00:00:00Z');"
+                    " INSERT INTO invocation_ids VALUES ('waiter', 'w1', '2026-11-06T10:00:00Z');"
+                    " INSERT INTO invocations (tenant, invocation_id, started_at, function,"
+                    " has_start, memory_mb, timeout_ms, cold_start, trigger, max_rss_kb)"
+                    " VALUES ('waiter', 'w1', '2026-11-06T10:00:00Z', 'f', true, 128, 60000,"
+                    " false, 'http', 10)");
+    PGconn *holder = testdb_connect(conninfo), *stopper = testdb_connect(conninfo);
+    testdb_exec(holder, "BEGIN; SELECT invocation_apply('waiter', 'resource',"
+                        " '2026-11-06T10:00:05Z', '{\"invocation_id\":\"w1\",\"max_rss_kb\":50,"
+                        "\"cpu_user_us\":5,\"cpu_sys_us\":5}')");
+    ck_assert_int_eq(
+        PQsendQuery(stopper,
+                    "SELECT string_agg(invocation_id, ',') FROM invocations_stop('[{\"tenant\":"
+                    "\"waiter\",\"invocation_id\":\"w1\",\"time\":\"2026-11-06T10:00:09Z\","
+                    "\"memory_mb\":256,\"cold_start\":false,\"duration_us\":9000000,"
+                    "\"init_us\":0,\"status\":\"ok\",\"exit_code\":0,\"cpu_user_us\":1,"
+                    "\"cpu_sys_us\":1,\"max_rss_kb\":20,\"bytes_in\":1,\"bytes_out\":1}]',"
+                    " true)"),
+        1);
+    /* Until the stopper waits for the key. */
+    for (int i = 0; i < 500; i++) {
+        char *waiting = testdb_value(db,
+                                     "SELECT count(*) FROM pg_stat_activity"
+                                     " WHERE wait_event_type = 'Lock' AND query LIKE"
+                                     " '%invocations_stop(%' AND pid <> pg_backend_pid()",
+                                     0, NULL);
+        bool found = strcmp(waiting, "1") == 0;
+        free(waiting);
+        if (found)
+            break;
+        usleep(10000);
+    }
+    testdb_exec(holder, "COMMIT");
+    PGresult *res = PQgetResult(stopper);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "w1");
+    PQclear(res);
+    while ((res = PQgetResult(stopper)) != NULL)
+        PQclear(res);
+    expect_value("SELECT concat_ws('|', has_stop, memory_mb, max_rss_kb, cpu_user_us,"
+                 " (SELECT sum(invocations) FROM usage_hourly WHERE tenant = $1))"
+                 " FROM invocations WHERE tenant = $1",
+                 "waiter", "t|256|50|1|1");
+    PQfinish(holder);
+    PQfinish(stopper);
+}
+END_TEST
+
 Suite *suite_meter(void)
 {
     Suite *s = suite_create("meter");
@@ -1533,6 +1589,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, large_batches_parse_whole);
     tcase_add_test(tc, a_tenant_named_null_is_a_tenant);
     tcase_add_test(tc, probes_stay_probes_over_tables_analyzed_empty);
+    tcase_add_test(tc, a_stop_stores_onto_the_row_another_updated_while_it_waited);
     suite_add_tcase(s, tc);
     TCase *one = tcase_create("record");
     tcase_add_test(one, copy_text_escapes_its_four_characters);
