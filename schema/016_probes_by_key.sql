@@ -85,12 +85,13 @@ END $$;
 
 -- 012's invocations_stop in two steps. The first locks each invocation's key, then its
 -- row at the start time the key holds once locked (a start that came meanwhile moved it),
--- in the array's order, and notes the row's address; a row with a stop already, or moved,
--- is left alone. The second, invocations_stop_locked, updates the rows by their address and
--- start time. It runs as a statement of its own, so that its snapshot shows the rows as
--- they were locked: one that another transaction updated while the first step waited for
--- the key is seen in that transaction's version. It runs with index scans off, so that a
--- TID scan of the row's partition (pruned by the start time) is the only way to a row.
+-- in the array's order, and notes the row's address (with the element's position in the
+-- array); a row with a stop already, or moved, is left alone. The second,
+-- invocations_stop_locked, updates the rows by their address and start time. It runs as a
+-- statement of its own, so that its snapshot shows the rows as they were locked: one that
+-- another transaction updated while the first step waited for the key is seen in that
+-- transaction's version. It runs with index scans off, so that a TID scan of the row's
+-- partition (pruned by the start time) is the only way to a row.
 --
 -- An element of type 'resource' stands for resource samples of a running invocation that
 -- came without its start or stop (meter/store_direct.c): it raises the invocation's peak
@@ -98,7 +99,8 @@ END $$;
 -- stop yet. One whose invocation has a stop already is left alone like a second stop: with
 -- p_all, the call fails and the batch takes the staged path, which retracts and adds again
 -- the invocation's usage.
-CREATE FUNCTION invocations_stop_locked(p_locked jsonb)
+CREATE FUNCTION invocations_stop_locked(p_stops jsonb, p_pos bigint[], p_toid oid[],
+                                        p_tid tid[], p_at timestamptz[])
 RETURNS TABLE (tenant text, invocation_id text)
 LANGUAGE plpgsql
 SET jit = off
@@ -112,13 +114,14 @@ AS $$
 BEGIN
     RETURN QUERY
     WITH alone AS MATERIALIZED (
-        SELECT * FROM jsonb_to_recordset(p_locked) AS (
+        SELECT s.*, l.toid, l.tid, l.at
+          FROM unnest(p_pos, p_toid, p_tid, p_at) AS l(pos, toid, tid, at)
+         CROSS JOIN LATERAL jsonb_to_record(p_stops -> (l.pos - 1)::integer) AS s(
             tenant text, invocation_id text, "time" timestamptz, memory_mb integer,
             cold_start boolean, correlation_id text, duration_us bigint, init_us bigint,
             status text, exit_code integer, cpu_user_us bigint, cpu_sys_us bigint,
             max_rss_kb bigint, bytes_in bigint, bytes_out bigint, samples_max_rss_kb bigint,
-            type text, samples_cpu_user_us bigint, samples_cpu_sys_us bigint, toid oid,
-            tid tid, at timestamptz)),
+            type text, samples_cpu_user_us bigint, samples_cpu_sys_us bigint)),
     stopped AS (
         UPDATE invocations i SET
             has_stop = true, memory_mb = a.memory_mb, cold_start = a.cold_start,
@@ -161,23 +164,26 @@ SET enable_seqscan = off
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_locked jsonb;
+    v_pos bigint[];
+    v_toid oid[];
+    v_tid tid[];
+    v_at timestamptz[];
     n bigint;
 BEGIN
-    SELECT jsonb_agg(s.e || jsonb_build_object('toid', v.toid, 'tid', v.tid, 'at', d.started_at)
-                     ORDER BY s.position)
-      INTO v_locked
+    SELECT array_agg(s.position ORDER BY s.position), array_agg(v.toid ORDER BY s.position),
+           array_agg(v.tid ORDER BY s.position), array_agg(d.started_at ORDER BY s.position)
+      INTO v_pos, v_toid, v_tid, v_at
       FROM jsonb_array_elements(p_stops) WITH ORDINALITY AS s(e, position)
      CROSS JOIN LATERAL (
            SELECT k.started_at FROM invocation_ids k
             WHERE k.tenant = s.e->>'tenant' AND k.invocation_id = s.e->>'invocation_id'
               FOR UPDATE) d
      CROSS JOIN LATERAL (
-           SELECT i.tableoid AS toid, i.ctid::text AS tid FROM invocations i
+           SELECT i.tableoid AS toid, i.ctid AS tid FROM invocations i
             WHERE i.tenant = s.e->>'tenant' AND i.invocation_id = s.e->>'invocation_id'
               AND i.started_at = d.started_at AND NOT i.has_stop
               FOR UPDATE) v;
-    RETURN QUERY SELECT * FROM invocations_stop_locked(coalesce(v_locked, '[]'));
+    RETURN QUERY SELECT * FROM invocations_stop_locked(p_stops, v_pos, v_toid, v_tid, v_at);
     GET DIAGNOSTICS n = ROW_COUNT;
     IF p_all AND n <> jsonb_array_length(p_stops) THEN
         RAISE EXCEPTION 'a stop or sample of a stored invocation found it stopped already,'
