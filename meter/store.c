@@ -313,8 +313,8 @@ static int store_records_once(PGconn *conn, const struct meter_record *recs, siz
     struct meter_direct *d = meter_direct_plan(recs, n);
     int rc = store_once(conn, d, recs, n, outcomes, err);
     if (rc > 0) {
-        /* An existing key, or a stop that met its invocation stopped: every record takes
-         * the staged path, which tells each one's outcome. */
+        /* An existing key, or a stop or samples that met their invocation stopped: every
+         * record takes the staged path, which tells each one's outcome. */
         PQclear(PQexec(conn, "ROLLBACK"));
         stage_forget(conn);
         meter_direct_free(d);

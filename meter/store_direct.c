@@ -238,9 +238,8 @@ static void take_lone_stops(struct meter_direct *d, const bool *stored)
     bool staged = false;
     for (size_t k = 0; k < d->ngroups; k++) {
         struct group *g = &d->groups[k];
-        g->update = stored[k] && g->start == NONE &&
-                    (g->running || (g->stop != NONE &&
-                                    (g->sampled || (g->eligible && g->count == 1))));
+        g->update = stored[k] && (g->running || g->sampled ||
+                                  (g->eligible && g->count == 1 && g->stop != NONE));
         staged |= !g->direct && !g->update;
     }
     for (size_t k = 0; staged && k < d->ngroups; k++)
@@ -406,8 +405,8 @@ static void record_rows(const struct meter_record *r, struct fm_buf *rows)
     fm_buf_puts(recs, "\n");
 }
 
-/* A refusal the staged path can settle: an existing key, a missing partition, or a stop
- * whose stored invocation was stopped already, or moved (invocations_stop). */
+/* A refusal the staged path can settle: an existing key, a missing partition, or a stop or
+ * samples whose stored invocation was stopped already, or moved (invocations_stop). */
 static bool settled_by_staging(const PGresult *res)
 {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -542,7 +541,7 @@ static void update_stops(const struct meter_direct *d, struct fm_buf *b)
             continue;
         fm_buf_puts(b, first ? "EXECUTE " METER_DIRECT_STOPS "(E'[" : ",");
         first = false;
-        element.len = 0;
+        fm_buf_reset(&element);
         stop_element(d, &d->groups[k], &element);
         if (element.failed)
             b->failed = true;

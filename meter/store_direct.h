@@ -16,7 +16,7 @@
  * conflict handling. The stop of a stored invocation, alone of its invocation in the
  * batch, and the resource samples of a stored invocation that come without its start and
  * stop, are COPYed into record_ids and records likewise and stored by one call of
- * invocations_stop (schemas 012 and 017), when the whole batch takes this path.
+ * invocations_stop (schemas 012 and 016), when the whole batch takes this path.
  * The unique keys still judge: a COPY that meets an existing key fails (as does a stop
  * whose stored invocation has a stop already), and the caller then stores the whole batch
  * on the staged path (ingest_staged), which gives every record its exact outcome. The

@@ -170,6 +170,9 @@ DECLARE
     v_at timestamptz[];
     n bigint;
 BEGIN
+    -- One aggregate row: SELECT INTO would stop at the first row otherwise, and lock no
+    -- more. The callers give an invocation once (meterd one element a group, the staged
+    -- path its lone stops).
     SELECT array_agg(s.position ORDER BY s.position), array_agg(v.toid ORDER BY s.position),
            array_agg(v.tid ORDER BY s.position), array_agg(d.started_at ORDER BY s.position)
       INTO v_pos, v_toid, v_tid, v_at
@@ -232,10 +235,9 @@ BEGIN
     -- Repeats are few: one index probe each.
     UPDATE ingest_stage s
        SET outcome = CASE WHEN h.digest = s.digest THEN 'duplicate' ELSE 'conflict' END
-      FROM record_ids_digests(
-               ARRAY(SELECT r.tenant FROM ingest_stage r
-                      WHERE r.outcome IS NULL ORDER BY r.ord),
-               ARRAY(SELECT r.id FROM ingest_stage r WHERE r.outcome IS NULL ORDER BY r.ord)) h
+      FROM (SELECT array_agg(r.tenant) AS tenants, array_agg(r.id) AS ids
+              FROM ingest_stage r WHERE r.outcome IS NULL) k
+     CROSS JOIN LATERAL record_ids_digests(k.tenants, k.ids) h
      WHERE s.outcome IS NULL AND s.tenant = h.tenant AND s.id = h.id;
     IF large THEN
         ANALYZE ingest_stage (outcome);
@@ -266,9 +268,10 @@ BEGIN
     a AS (SELECT * FROM acc WHERE type = 'start'),
     b AS (SELECT * FROM acc WHERE type = 'stop'),
     held AS (
-        SELECT h.tenant, h.invocation_id FROM invocation_ids_held(
-            ARRAY(SELECT x.tenant FROM acc x ORDER BY x.ord),
-            ARRAY(SELECT x.invocation_id FROM acc x ORDER BY x.ord)) h)
+        SELECT h.tenant, h.invocation_id
+          FROM (SELECT array_agg(x.tenant) AS tenants, array_agg(x.invocation_id) AS ids
+                  FROM acc x) k
+         CROSS JOIN LATERAL invocation_ids_held(k.tenants, k.ids) h)
     SELECT coalesce(a.tenant, b.tenant), coalesce(a.invocation_id, b.invocation_id),
            coalesce(a.time, b.time - b.duration_us * interval '1 microsecond'),
            CASE WHEN b.ord IS NULL OR a.ord < b.ord THEN a.function ELSE b.function END,
