@@ -17,7 +17,7 @@ struct group {
     size_t start, stop;  /* record indexes, or NONE */
     bool eligible;       /* at most one start and one stop, no resource sample */
     bool sampled;        /* a stop and resource samples, nothing else */
-    bool running;        /* resource samples alone, of an invocation that runs on */
+    bool samples_alone;  /* resource samples, without the start or the stop */
     int64_t samples_rss; /* the largest max_rss_kb of its samples */
     int64_t samples_user, samples_sys; /* and the largest CPU figures */
     bool direct;         /* eligible and new to the database: its rows are COPYed */
@@ -29,7 +29,7 @@ struct group {
  * a stored one when its records are a stop, with samples or without, or samples alone. */
 static bool probed(const struct group *g)
 {
-    return g->eligible || g->sampled || g->running;
+    return g->eligible || g->sampled || g->samples_alone;
 }
 
 static int64_t larger(int64_t a, int64_t b)
@@ -134,7 +134,7 @@ struct meter_direct *meter_direct_plan(const struct meter_record *recs, size_t n
         }
         g->eligible = !repeated && samples == 0;
         g->sampled = !repeated && samples > 0 && g->start == NONE && g->stop != NONE;
-        g->running = !repeated && samples > 0 && g->start == NONE && g->stop == NONE;
+        g->samples_alone = !repeated && samples > 0 && g->start == NONE && g->stop == NONE;
         g->direct = g->eligible;
         nprobed += probed(g);
         d->ngroups++;
@@ -209,7 +209,7 @@ static int prepare_args(const struct meter_direct *d, struct fm_buf args[3])
         if (!probed(g))
             continue;
         /* Samples alone are stored only into a stored invocation, in its month. */
-        if (!g->running)
+        if (!g->samples_alone)
             fm_time_format(started_us(d, g), months[nm++], FM_TIME_BUFSZ);
         array_item(&args[1], r->tenant);
         array_item(&args[2], r->invocation_id);
@@ -238,7 +238,7 @@ static void take_lone_stops(struct meter_direct *d, const bool *stored)
     bool staged = false;
     for (size_t k = 0; k < d->ngroups; k++) {
         struct group *g = &d->groups[k];
-        g->update = stored[k] && (g->running || g->sampled ||
+        g->update = stored[k] && (g->samples_alone || g->sampled ||
                                   (g->eligible && g->count == 1 && g->stop != NONE));
         staged |= !g->direct && !g->update;
     }
@@ -508,7 +508,7 @@ static void put_escaped(struct fm_buf *b, const char *text, size_t len)
  * the staged path applies samples before the stop), or for samples alone their peaks. */
 static void stop_element(const struct meter_direct *d, const struct group *g, struct fm_buf *out)
 {
-    if (g->running) {
+    if (g->samples_alone) {
         const struct meter_record *r = &d->recs[d->by_inv[g->first]];
         fm_buf_puts(out, "{\"type\":\"resource\",\"tenant\":");
         fm_buf_json_string(out, r->tenant);

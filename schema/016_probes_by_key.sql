@@ -28,7 +28,7 @@
 -- path, which costs PostgreSQL 2.5-3.8 ms of CPU a transaction whatever its size, and took
 -- the lone stops of stored invocations of its batch with it. Now the samples of a stored
 -- invocation that come without its start or stop go with the lone stops, in the same call
--- of invocations_stop (meter/store_direct.c).
+-- of invocations_stop (meter/store_direct.c), before or after the invocation's stop.
 
 -- A batch's keys looked up, the arrays going pairwise: the pairs that invocation_ids holds,
 -- with their positions (from 1); each pair with the digest record_ids holds for it (NULL
@@ -93,14 +93,14 @@ END $$;
 -- transaction's version. It runs with index scans off, so that a TID scan of the row's
 -- partition (pruned by the start time) is the only way to a row.
 --
--- An element of type 'resource' stands for resource samples of a running invocation that
--- came without its start or stop (meter/store_direct.c): it raises the invocation's peak
--- memory and CPU to the samples' peaks, as invocation_apply does for an invocation with no
--- stop yet. One whose invocation has a stop already is left alone like a second stop: with
--- p_all, the call fails and the batch takes the staged path, which retracts and adds again
--- the invocation's usage.
+-- An element of type 'resource' stands for resource samples of a stored invocation that
+-- came without its start or stop (meter/store_direct.c), as invocation_apply applies them:
+-- they raise a running invocation's peak memory and CPU to the samples' peaks; after the
+-- stop, whose figures are final, they may only raise the peak memory, and the
+-- invocation's usage is then retracted and added again.
 CREATE FUNCTION invocations_stop_locked(p_stops jsonb, p_pos bigint[], p_toid oid[],
-                                        p_tid tid[], p_at timestamptz[])
+                                        p_tid tid[], p_at timestamptz[], p_stopped boolean[],
+                                        p_rss bigint[])
 RETURNS TABLE (tenant text, invocation_id text)
 LANGUAGE plpgsql
 SET jit = off
@@ -114,8 +114,9 @@ AS $$
 BEGIN
     RETURN QUERY
     WITH alone AS MATERIALIZED (
-        SELECT s.*, l.toid, l.tid, l.at
-          FROM unnest(p_pos, p_toid, p_tid, p_at) AS l(pos, toid, tid, at)
+        SELECT s.*, l.toid, l.tid, l.at, l.stopped, l.rss
+          FROM unnest(p_pos, p_toid, p_tid, p_at, p_stopped, p_rss)
+               AS l(pos, toid, tid, at, stopped, rss)
          CROSS JOIN LATERAL jsonb_to_record(p_stops -> (l.pos - 1)::integer) AS s(
             tenant text, invocation_id text, "time" timestamptz, memory_mb integer,
             cold_start boolean, correlation_id text, duration_us bigint, init_us bigint,
@@ -142,8 +143,26 @@ BEGIN
             cpu_sys_us = greatest(i.cpu_sys_us, a.samples_cpu_sys_us), updated_at = now()
           FROM alone a
          WHERE i.tableoid = a.toid AND i.ctid = a.tid AND i.started_at = a.at
-           AND a.type = 'resource'
+           AND a.type = 'resource' AND NOT a.stopped
         RETURNING i.tenant, i.invocation_id),
+    -- Samples that came after the stop: the stop's figures are final, but for the peak
+    -- memory, which may rise. Its usage is retracted and added again, as invocation_apply
+    -- does, when it does.
+    late AS (
+        UPDATE invocations i SET
+            max_rss_kb = greatest(i.max_rss_kb, a.samples_max_rss_kb), updated_at = now()
+          FROM alone a
+         WHERE i.tableoid = a.toid AND i.ctid = a.tid AND i.started_at = a.at
+           AND a.type = 'resource' AND a.stopped
+        RETURNING i.*, a.rss AS rss_before),
+    late_deltas AS (
+        INSERT INTO usage_delta
+        SELECT v.tenant, v.function, v.started_at, s.sign, v.memory_mb, v.status = 'ok',
+               coalesce(v.cold_start, false), v.duration_us, v.init_us,
+               CASE s.sign WHEN 1 THEN v.max_rss_kb ELSE v.rss_before END,
+               v.cpu_user_us + v.cpu_sys_us, v.bytes_in, v.bytes_out
+          FROM late v CROSS JOIN (VALUES (-1), (1)) AS s(sign)
+         WHERE v.max_rss_kb IS DISTINCT FROM v.rss_before),
     deltas AS (
         INSERT INTO usage_delta
         SELECT v.tenant, v.function, v.started_at, 1, v.memory_mb, v.status = 'ok',
@@ -151,7 +170,8 @@ BEGIN
                v.cpu_user_us + v.cpu_sys_us, v.bytes_in, v.bytes_out
           FROM stopped v)
     SELECT v.tenant, v.invocation_id FROM stopped v
-    UNION ALL SELECT s.tenant, s.invocation_id FROM sampled s;
+    UNION ALL SELECT s.tenant, s.invocation_id FROM sampled s
+    UNION ALL SELECT l.tenant, l.invocation_id FROM late l;
 END $$;
 
 CREATE OR REPLACE FUNCTION invocations_stop(p_stops jsonb, p_all boolean)
@@ -168,25 +188,32 @@ DECLARE
     v_toid oid[];
     v_tid tid[];
     v_at timestamptz[];
+    v_stopped boolean[];
+    v_rss bigint[];
     n bigint;
 BEGIN
     -- One aggregate row: SELECT INTO would stop at the first row otherwise, and lock no
     -- more. The callers give an invocation once (meterd one element a group, the staged
     -- path its lone stops).
     SELECT array_agg(s.position ORDER BY s.position), array_agg(v.toid ORDER BY s.position),
-           array_agg(v.tid ORDER BY s.position), array_agg(d.started_at ORDER BY s.position)
-      INTO v_pos, v_toid, v_tid, v_at
+           array_agg(v.tid ORDER BY s.position), array_agg(d.started_at ORDER BY s.position),
+           array_agg(v.has_stop ORDER BY s.position),
+           array_agg(v.max_rss_kb ORDER BY s.position)
+      INTO v_pos, v_toid, v_tid, v_at, v_stopped, v_rss
       FROM jsonb_array_elements(p_stops) WITH ORDINALITY AS s(e, position)
      CROSS JOIN LATERAL (
            SELECT k.started_at FROM invocation_ids k
             WHERE k.tenant = s.e->>'tenant' AND k.invocation_id = s.e->>'invocation_id'
               FOR UPDATE) d
      CROSS JOIN LATERAL (
-           SELECT i.tableoid AS toid, i.ctid AS tid FROM invocations i
+           SELECT i.tableoid AS toid, i.ctid AS tid, i.has_stop, i.max_rss_kb
+             FROM invocations i
             WHERE i.tenant = s.e->>'tenant' AND i.invocation_id = s.e->>'invocation_id'
-              AND i.started_at = d.started_at AND NOT i.has_stop
+              AND i.started_at = d.started_at
+              AND (NOT i.has_stop OR s.e->>'type' = 'resource')
               FOR UPDATE) v;
-    RETURN QUERY SELECT * FROM invocations_stop_locked(p_stops, v_pos, v_toid, v_tid, v_at);
+    RETURN QUERY SELECT * FROM invocations_stop_locked(p_stops, v_pos, v_toid, v_tid, v_at,
+                                                       v_stopped, v_rss);
     GET DIAGNOSTICS n = ROW_COUNT;
     IF p_all AND n <> jsonb_array_length(p_stops) THEN
         RAISE EXCEPTION 'a stop or sample of a stored invocation found it stopped already,'

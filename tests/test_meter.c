@@ -844,8 +844,8 @@ START_TEST(lone_stops_of_stored_starts_take_the_direct_path)
                       "\"cpu_sys_us\":1,\"max_rss_kb\":1,\"bytes_in\":1,\"bytes_out\":1");
         post_batch(&b, staged, 2, 0);
         /* New invocations beside a late sample of a stored invocation that has its stop
-         * (s2): the sample fails the direct call, and the whole batch is stored again on the
-         * staged path. Then a lone stop beside such a sample: the same. */
+         * (s2), above its peak: all direct, the sample raising the peak (and the usage with
+         * it). Then a lone stop beside a late sample below the peak (s3): direct too. */
         fm_buf_init(&b, 8192);
         add_record(&b, t, "start", "s4", "2026-11-06T12:00:00Z", "resize", START_REST);
         add_record(&b, t, "stop", "s4", "2026-11-06T12:00:00.2Z", "resize", STOP_REST);
@@ -853,12 +853,12 @@ START_TEST(lone_stops_of_stored_starts_take_the_direct_path)
                    "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":99999");
         add_record(&b, t, "start", "s5", "2026-11-06T13:00:00Z", "resize", START_REST);
         add_record(&b, t, "start", "s6", "2026-11-06T14:00:00Z", "resize", START_REST);
-        post_batch(&b, staged, 5, 0);
+        post_batch(&b, staged, 5, 5);
         fm_buf_init(&b, 8192);
         add_record(&b, t, "stop", "s5", "2026-11-06T13:00:01Z", "resize", STOP_REST);
         add_record(&b, t, "resource", "s3", "2026-11-06T11:00:00.5Z", "resize",
                    "\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1");
-        post_batch(&b, staged, 2, 0);
+        post_batch(&b, staged, 2, 2);
         /* Samples of a running invocation (s6), without its start or stop: direct. Its row
          * keeps the largest of each figure. */
         fm_buf_init(&b, 8192);
