@@ -233,7 +233,7 @@ static int prepare_args(const struct meter_direct *d, struct fm_buf args[3])
  * no staged lock comes after it. Otherwise they go with the rest. stored[k]: whether the
  * probe found group k's invocation.
  */
-static void take_lone_stops(struct meter_direct *d, const bool *stored)
+static void take_updates(struct meter_direct *d, const bool *stored)
 {
     bool staged = false;
     for (size_t k = 0; k < d->ngroups; k++) {
@@ -278,7 +278,7 @@ int meter_direct_begin(PGconn *conn, struct meter_direct *d, struct fm_err *err)
         }
     }
     PQclear(res);
-    take_lone_stops(d, stored);
+    take_updates(d, stored);
     rc = 0;
 out:
     free(stored);
