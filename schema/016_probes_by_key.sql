@@ -104,8 +104,6 @@ CREATE FUNCTION invocations_stop_locked(p_stops jsonb, p_pos bigint[], p_toid oi
 RETURNS TABLE (tenant text, invocation_id text)
 LANGUAGE plpgsql
 SET jit = off
-SET enable_hashjoin = off
-SET enable_mergejoin = off
 SET enable_seqscan = off
 SET enable_indexscan = off
 SET enable_bitmapscan = off
@@ -178,8 +176,6 @@ CREATE OR REPLACE FUNCTION invocations_stop(p_stops jsonb, p_all boolean)
 RETURNS TABLE (tenant text, invocation_id text)
 LANGUAGE plpgsql
 SET jit = off
-SET enable_hashjoin = off
-SET enable_mergejoin = off
 SET enable_seqscan = off
 AS $$
 #variable_conflict use_column
