@@ -1,5 +1,5 @@
 -- Lookups of a batch's keys that stay index probes whatever the planner was told about
--- table sizes; and resource samples of running invocations on the direct path.
+-- table sizes; and resource samples of stored invocations on the direct path.
 --
 -- Ingestion looks a batch's keys up in invocation_ids, invocations and record_ids: the
 -- direct path's probe (ingest_direct_prepare, 006), the stops of stored invocations
@@ -86,7 +86,7 @@ END $$;
 -- 012's invocations_stop in two steps. The first locks each invocation's key, then its
 -- row at the start time the key holds once locked (a start that came meanwhile moved it),
 -- in the array's order, and notes the row's address (with the element's position in the
--- array); a row with a stop already, or moved, is left alone. The second,
+-- array); a stop whose row has a stop already, or a row that moved, is left alone. The second,
 -- invocations_stop_locked, updates the rows by their address and start time. It runs as a
 -- statement of its own, so that its snapshot shows the rows as they were locked: one that
 -- another transaction updated while the first step waited for the key is seen in that
