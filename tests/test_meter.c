@@ -1536,19 +1536,20 @@ START_TEST(a_stop_stores_onto_the_row_another_updated_while_it_waited)
                     "\"cpu_sys_us\":1,\"max_rss_kb\":20,\"bytes_in\":1,\"bytes_out\":1}]',"
                     " true)"),
         1);
-    /* Until the stopper waits for the key. */
-    for (int i = 0; i < 500; i++) {
+    /* Until the stopper waits for the key (the test is about that wait). */
+    bool waits = false;
+    for (int i = 0; i < 1000 && !waits; i++) {
         char *waiting = testdb_value(db,
                                      "SELECT count(*) FROM pg_stat_activity"
                                      " WHERE wait_event_type = 'Lock' AND query LIKE"
                                      " '%invocations_stop(%' AND pid <> pg_backend_pid()",
                                      0, NULL);
-        bool found = strcmp(waiting, "1") == 0;
+        waits = strcmp(waiting, "1") == 0;
         free(waiting);
-        if (found)
-            break;
-        usleep(10000);
+        if (!waits)
+            usleep(10000);
     }
+    ck_assert_msg(waits, "the stop never waited for the key");
     testdb_exec(holder, "COMMIT");
     PGresult *res = PQgetResult(stopper);
     ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
