@@ -17,4 +17,13 @@ int cli_compare(int argc, char **argv);
 int cli_report(int argc, char **argv);
 int cli_simulate(int argc, char **argv);
 
+/* What the subcommands share beyond their options, which common/cli.h parses. */
+struct bill_catalog;
+
+/** Print "faasbill <cmd>: <message>" on stderr, one line. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Load the catalog (dir may be NULL), printing the error. Returns 0, or 1 (the exit code). */
+int cli_load_catalog(const char *cmd, const char *dir, struct bill_catalog **out);
+
 #endif

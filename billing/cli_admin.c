@@ -4,8 +4,8 @@
 
 #include "billing/catalog.h"
 #include "billing/cli.h"
-#include "billing/cli_args.h"
 #include "common/apikey.h"
+#include "common/cli.h"
 #include "common/db.h"
 #include "meter/plans.h"
 #include "meter/upkeep.h"
@@ -29,20 +29,28 @@ enum { TAKES_PLAN = 1, TAKES_ROLE = 2, TAKES_TENANT = 4, TAKES_CATALOG = 8 };
 static int parse_opts(const char *cmd, int argc, char **argv, struct db_opts *o,
                       void (*help)(const char *cmd), unsigned takes)
 {
-    struct cli_opt opts[6];
+    struct fm_cli_opt opts[6];
     size_t n = 0;
-    opts[n++] = (struct cli_opt)CLI_OPT_TEXT("--db", &o->db);
+    opts[n++] = (struct fm_cli_opt)FM_OPT_TEXT("--db", &o->db);
     if (takes & TAKES_PLAN)
-        opts[n++] = (struct cli_opt)CLI_OPT_TEXT("--plan", &o->plan);
+        opts[n++] = (struct fm_cli_opt)FM_OPT_TEXT("--plan", &o->plan);
     if (takes & TAKES_ROLE)
-        opts[n++] = (struct cli_opt)CLI_OPT_TEXT("--role", &o->role);
+        opts[n++] = (struct fm_cli_opt)FM_OPT_TEXT("--role", &o->role);
     if (takes & TAKES_TENANT)
-        opts[n++] = (struct cli_opt)CLI_OPT_TEXT("--tenant", &o->tenant);
+        opts[n++] = (struct fm_cli_opt)FM_OPT_TEXT("--tenant", &o->tenant);
     if (takes & TAKES_CATALOG)
-        opts[n++] = (struct cli_opt)CLI_OPT_TEXT("--catalog", &o->catalog);
-    opts[n] = (struct cli_opt)CLI_OPT_END;
-    return cli_parse(cmd, argc, argv, opts, help, o->words, &o->nwords,
-                     sizeof o->words / sizeof o->words[0]);
+        opts[n++] = (struct fm_cli_opt)FM_OPT_TEXT("--catalog", &o->catalog);
+    opts[n] = (struct fm_cli_opt)FM_OPT_END;
+    const struct fm_cli cli = {
+        .prog = "faasbill",
+        .cmd = cmd,
+        .opts = opts,
+        .help = help,
+        .positional = o->words,
+        .npositional = &o->nwords,
+        .max = sizeof o->words / sizeof o->words[0],
+    };
+    return fm_cli_parse(&cli, argc, argv);
 }
 
 static PGconn *connect_or_say(const char *cmd, const char *db)

@@ -7,9 +7,9 @@
 
 #include "billing/catalog.h"
 #include "billing/cli.h"
-#include "billing/cli_args.h"
 #include "billing/json_field.h"
 #include "billing/table.h"
+#include "common/cli.h"
 
 #define OUTPUT_MAX (4 * 1024 * 1024)
 
@@ -25,12 +25,13 @@ static void help(const char *cmd)
 static int parse_listing(const char *cmd, int argc, char **argv, const char **catalog,
                          bool *json)
 {
-    const struct cli_opt opts[] = {
-        CLI_OPT_FLAG("--json", json),
-        CLI_OPT_TEXT("--catalog", catalog),
-        CLI_OPT_END,
+    const struct fm_cli_opt opts[] = {
+        FM_OPT_FLAG("--json", json),
+        FM_OPT_TEXT("--catalog", catalog),
+        FM_OPT_END,
     };
-    return cli_parse(cmd, argc, argv, opts, help, NULL, NULL, 0);
+    const struct fm_cli cli = {.prog = "faasbill", .cmd = cmd, .opts = opts, .help = help};
+    return fm_cli_parse(&cli, argc, argv);
 }
 
 /* A listing under way: a JSON array or a text table, whichever --json chose. */

@@ -5,9 +5,9 @@
 
 #include "billing/catalog.h"
 #include "billing/cli.h"
-#include "billing/cli_args.h"
 #include "billing/invoice.h"
 #include "common/buf.h"
+#include "common/cli.h"
 #include "common/db.h"
 #include "common/timeutil.h"
 #include "meter/invoices.h"
@@ -47,17 +47,18 @@ static bool check_format(const char *value, void *to)
 static int parse(int argc, char **argv, struct invoice_args *o)
 {
     o->format = BILL_FORMAT_TEXT;
-    const struct cli_opt opts[] = {
-        CLI_OPT_FLAG("--finalize", &o->finalize),
-        CLI_OPT_TEXT("--tenant", &o->tenant),
-        CLI_OPT_CHECKED("--period", &o->period, cli_check_period, "YYYY-MM"),
-        CLI_OPT_TEXT("--plan", &o->plan),
-        CLI_OPT_CHECKED("--format", &o->format, check_format, "text, json or csv"),
-        CLI_OPT_TEXT("--catalog", &o->catalog),
-        CLI_OPT_TEXT("--db", &o->db),
-        CLI_OPT_END,
+    const struct fm_cli_opt opts[] = {
+        FM_OPT_FLAG("--finalize", &o->finalize),
+        FM_OPT_TEXT("--tenant", &o->tenant),
+        FM_OPT_CHECKED("--period", &o->period, fm_cli_check_period, "YYYY-MM"),
+        FM_OPT_TEXT("--plan", &o->plan),
+        FM_OPT_CHECKED("--format", &o->format, check_format, "text, json or csv"),
+        FM_OPT_TEXT("--catalog", &o->catalog),
+        FM_OPT_TEXT("--db", &o->db),
+        FM_OPT_END,
     };
-    int rc = cli_parse(CMD, argc, argv, opts, help, NULL, NULL, 0);
+    const struct fm_cli cli = {.prog = "faasbill", .cmd = CMD, .opts = opts, .help = help};
+    int rc = fm_cli_parse(&cli, argc, argv);
     if (rc >= 0)
         return rc;
     const char *missing = !o->tenant ? "--tenant" : !o->period ? "--period" : NULL;

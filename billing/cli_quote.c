@@ -5,9 +5,9 @@
 
 #include "billing/catalog.h"
 #include "billing/cli.h"
-#include "billing/cli_args.h"
 #include "billing/invoice.h"
 #include "billing/usage.h"
+#include "common/cli.h"
 
 #define CMD "quote"
 #define MAX_MEMORY_MB 10240
@@ -40,22 +40,23 @@ struct quote_args {
 static int parse(int argc, char **argv, struct quote_args *q)
 {
     q->observed_mb = -1;
-    const struct cli_opt opts[] = {
-        CLI_OPT_FLAG("--json", &q->json),
-        CLI_OPT_FLAG("--no-free-tier", &q->no_free),
-        CLI_OPT_TEXT("--plan", &q->plan_id),
-        CLI_OPT_TEXT("--plan-file", &q->plan_file),
-        CLI_OPT_TEXT("--catalog", &q->catalog),
-        CLI_OPT_INT("--memory-mb", &q->memory_mb, &q->have_memory, 1, MAX_MEMORY_MB),
-        CLI_OPT_INT("--observed-memory-mb", &q->observed_mb, NULL, 1, MAX_MEMORY_MB),
-        CLI_OPT_INT("--invocations", &q->invocations, &q->have_invocations, 0,
-                    MAX_INVOCATIONS),
-        CLI_OPT_MS("--avg-duration-ms", &q->duration_us, &q->have_duration, MAX_MS),
-        CLI_OPT_MS("--cpu-ms-per-invocation", &q->cpu_us, &q->have_cpu, MAX_MS),
-        CLI_OPT_INT("--egress-kb-per-invocation", &q->egress_kb, NULL, 0, MAX_EGRESS_KB),
-        CLI_OPT_END,
+    const struct fm_cli_opt opts[] = {
+        FM_OPT_FLAG("--json", &q->json),
+        FM_OPT_FLAG("--no-free-tier", &q->no_free),
+        FM_OPT_TEXT("--plan", &q->plan_id),
+        FM_OPT_TEXT("--plan-file", &q->plan_file),
+        FM_OPT_TEXT("--catalog", &q->catalog),
+        FM_OPT_INT("--memory-mb", &q->memory_mb, &q->have_memory, 1, MAX_MEMORY_MB),
+        FM_OPT_INT("--observed-memory-mb", &q->observed_mb, NULL, 1, MAX_MEMORY_MB),
+        FM_OPT_INT("--invocations", &q->invocations, &q->have_invocations, 0,
+                   MAX_INVOCATIONS),
+        FM_OPT_MS("--avg-duration-ms", &q->duration_us, &q->have_duration, MAX_MS),
+        FM_OPT_MS("--cpu-ms-per-invocation", &q->cpu_us, &q->have_cpu, MAX_MS),
+        FM_OPT_INT("--egress-kb-per-invocation", &q->egress_kb, NULL, 0, MAX_EGRESS_KB),
+        FM_OPT_END,
     };
-    int rc = cli_parse(CMD, argc, argv, opts, help, NULL, NULL, 0);
+    const struct fm_cli cli = {.prog = "faasbill", .cmd = CMD, .opts = opts, .help = help};
+    int rc = fm_cli_parse(&cli, argc, argv);
     if (rc >= 0)
         return rc;
     const char *missing = !q->plan_id && !q->plan_file ? "--plan or --plan-file"

@@ -1,7 +1,9 @@
 /* faasbill: prices usage, manages tenants and keys, builds invoices and reports. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "billing/catalog.h"
 #include "billing/cli.h"
 
 struct command {
@@ -22,6 +24,26 @@ static const struct command commands[] = {
     {"report", cli_report, "every tenant's comparison as one HTML page"},
     {"simulate", cli_simulate, "price a described or replayed workload, storing nothing"},
 };
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "faasbill %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_load_catalog(const char *cmd, const char *dir, struct bill_catalog **out)
+{
+    struct fm_err err = {{0}};
+    if (bill_catalog_load(dir, out, &err) != BILL_OK) {
+        cli_error(cmd, "catalog: %s", err.msg);
+        return 1;
+    }
+    return 0;
+}
 
 static void usage(FILE *out)
 {

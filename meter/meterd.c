@@ -1,7 +1,4 @@
 /* meterd: the metering service. Takes usage records over HTTP and stores them in PostgreSQL. */
-#include <errno.h>
-#include <getopt.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -10,10 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/cli.h"
 #include "common/db.h"
 #include "common/log.h"
 #include "common/netaddr.h"
-#include "common/opts.h"
 #include "billing/catalog.h"
 #include "meter/http.h"
 #include "meter/upkeep.h"
@@ -60,21 +57,6 @@ static void usage(FILE *out)
             "and exits.\n");
 }
 
-static int parse_uint(const char *opt, const char *s, unsigned long long min,
-                      unsigned long long max, unsigned long long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end != '\0' || s[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "meterd: %s: expected an integer %llu-%llu, got '%s'\n", opt, min, max,
-                s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Best effort: with the database down at start, rating keeps the plans registered before. */
 static void register_plans(const char *conninfo, const struct bill_catalog *catalog)
 {
@@ -88,137 +70,109 @@ static void register_plans(const char *conninfo, const struct bill_catalog *cata
     PQfinish(conn);
 }
 
+static bool check_orphan_policy(const char *value, void *to)
+{
+    enum meter_orphan_policy *policy = to;
+    if (strcmp(value, "timeout") == 0)
+        *policy = METER_ORPHAN_BILL_TIMEOUT;
+    else if (strcmp(value, "none") == 0)
+        *policy = METER_ORPHAN_BILL_NONE;
+    else
+        return false;
+    return true;
+}
+
+static bool check_log_level(const char *value, void *to)
+{
+    (void)to;
+    return fm_log_set_level(value) == 0;
+}
+
+static void help(const char *cmd)
+{
+    (void)cmd;
+    usage(stdout);
+}
+
+/* meterd's options, beyond what goes straight into the server's configuration. */
+struct meterd_args {
+    const char *listen, *db, *catalog_dir;
+    int64_t orphan_grace_ms, orphan_sweep_ms, fold_ms;
+    enum meter_orphan_policy orphan_policy;
+    int64_t body_limit, connection_limit, threads, per_ip_limit, timeout_s, key_cache_ms;
+};
+
+/* Returns -1 to go on, else the exit code (0 after --help, 2 on bad usage). */
+static int parse_args(int argc, char **argv, struct meterd_args *a, struct meter_config *cfg,
+                      char addr[FM_HOST_BUFSZ])
+{
+    *a = (struct meterd_args){
+        .orphan_grace_ms = 60000,
+        .orphan_sweep_ms = 10000,
+        .fold_ms = 1000,
+        .orphan_policy = METER_ORPHAN_BILL_TIMEOUT,
+        .body_limit = (int64_t)cfg->body_limit,
+        .connection_limit = cfg->connection_limit,
+        .threads = cfg->threads,
+        .per_ip_limit = cfg->per_ip_limit,
+        .timeout_s = cfg->timeout_s,
+        .key_cache_ms = cfg->key_cache_ms,
+    };
+    const struct fm_cli_opt opts[] = {
+        FM_OPT_TEXT("--listen", &a->listen),
+        FM_OPT_TEXT("--db", &a->db),
+        FM_OPT_TEXT("--catalog", &a->catalog_dir),
+        FM_OPT_INT("--orphan-grace-ms", &a->orphan_grace_ms, NULL, 0, 86400000),
+        FM_OPT_CHECKED("--orphan-policy", &a->orphan_policy, check_orphan_policy,
+                       "timeout or none"),
+        FM_OPT_INT("--orphan-sweep-ms", &a->orphan_sweep_ms, NULL, 0, 86400000),
+        FM_OPT_INT("--fold-ms", &a->fold_ms, NULL, 0, 3600000),
+        FM_OPT_INT("--body-limit", &a->body_limit, NULL, 0, 1 << 30),
+        FM_OPT_INT("--max-connections", &a->connection_limit, NULL, 0, 100000),
+        FM_OPT_INT("--threads", &a->threads, NULL, 1, 256),
+        FM_OPT_INT("--per-ip", &a->per_ip_limit, NULL, 0, 100000),
+        FM_OPT_INT("--timeout", &a->timeout_s, NULL, 0, 3600),
+        FM_OPT_INT("--key-cache-ms", &a->key_cache_ms, NULL, 0, 3600000),
+        FM_OPT_CHECKED("--log-level", NULL, check_log_level, "error, warn, info or debug"),
+        FM_OPT_END,
+    };
+    const struct fm_cli cli = {.prog = "meterd", .opts = opts, .help = help};
+    int rc = fm_cli_parse(&cli, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (a->listen != NULL) {
+        struct fm_err err;
+        if (fm_listen_parse(a->listen, addr, &cfg->port, &err) != 0) {
+            fprintf(stderr, "meterd: --listen: %s\n", err.msg);
+            return 2;
+        }
+        cfg->listen_addr = addr;
+    }
+    cfg->body_limit = (size_t)a->body_limit;
+    cfg->connection_limit = (unsigned)a->connection_limit;
+    cfg->threads = (unsigned)a->threads;
+    cfg->per_ip_limit = (unsigned)a->per_ip_limit;
+    cfg->timeout_s = (unsigned)a->timeout_s;
+    cfg->key_cache_ms = (unsigned)a->key_cache_ms;
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"db", required_argument, NULL, 'd'},
-        {"catalog", required_argument, NULL, 'C'},
-        {"orphan-grace-ms", required_argument, NULL, 'G'},
-        {"orphan-policy", required_argument, NULL, 'P'},
-        {"orphan-sweep-ms", required_argument, NULL, 'S'},
-        {"fold-ms", required_argument, NULL, 'F'},
-        {"body-limit", required_argument, NULL, 'b'},
-        {"max-connections", required_argument, NULL, 'c'},
-        {"threads", required_argument, NULL, 't'},
-        {"per-ip", required_argument, NULL, 'p'},
-        {"timeout", required_argument, NULL, 'T'},
-        {"key-cache-ms", required_argument, NULL, 'K'},
-        {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0},
-    };
     struct meter_config cfg;
     meter_config_defaults(&cfg);
     char addr[FM_HOST_BUFSZ];
-    const char *db = NULL;
-    const char *catalog_dir = NULL;
-    long orphan_grace_ms = 60000, orphan_sweep_ms = 10000, fold_ms = 1000;
-    enum meter_orphan_policy orphan_policy = METER_ORPHAN_BILL_TIMEOUT;
-    unsigned long long v;
-    int c;
-    opterr = 0;
-    while ((c = fm_getopt(argc, argv, ":", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l': {
-            struct fm_err err;
-            if (fm_listen_parse(optarg, addr, &cfg.port, &err) != 0) {
-                fprintf(stderr, "meterd: --listen: %s\n", err.msg);
-                return 2;
-            }
-            cfg.listen_addr = addr;
-            break;
-        }
-        case 'C':
-            catalog_dir = optarg;
-            break;
-        case 'G':
-            if (parse_uint("--orphan-grace-ms", optarg, 0, 86400000, &v) != 0)
-                return 2;
-            orphan_grace_ms = (long)v;
-            break;
-        case 'F':
-            if (parse_uint("--fold-ms", optarg, 0, 3600000, &v) != 0)
-                return 2;
-            fold_ms = (long)v;
-            break;
-        case 'S':
-            if (parse_uint("--orphan-sweep-ms", optarg, 0, 86400000, &v) != 0)
-                return 2;
-            orphan_sweep_ms = (long)v;
-            break;
-        case 'P':
-            if (strcmp(optarg, "timeout") == 0) {
-                orphan_policy = METER_ORPHAN_BILL_TIMEOUT;
-            } else if (strcmp(optarg, "none") == 0) {
-                orphan_policy = METER_ORPHAN_BILL_NONE;
-            } else {
-                fprintf(stderr, "meterd: --orphan-policy: expected timeout or none, got '%s'\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        case 'd':
-            db = optarg;
-            break;
-        case 'b':
-            if (parse_uint("--body-limit", optarg, 0, 1ull << 30, &v) != 0)
-                return 2;
-            cfg.body_limit = (size_t)v;
-            break;
-        case 'c':
-            if (parse_uint("--max-connections", optarg, 0, 100000, &v) != 0)
-                return 2;
-            cfg.connection_limit = (unsigned)v;
-            break;
-        case 't':
-            if (parse_uint("--threads", optarg, 1, 256, &v) != 0)
-                return 2;
-            cfg.threads = (unsigned)v;
-            break;
-        case 'p':
-            if (parse_uint("--per-ip", optarg, 0, 100000, &v) != 0)
-                return 2;
-            cfg.per_ip_limit = (unsigned)v;
-            break;
-        case 'T':
-            if (parse_uint("--timeout", optarg, 0, 3600, &v) != 0)
-                return 2;
-            cfg.timeout_s = (unsigned)v;
-            break;
-        case 'K':
-            if (parse_uint("--key-cache-ms", optarg, 0, 3600000, &v) != 0)
-                return 2;
-            cfg.key_cache_ms = (unsigned)v;
-            break;
-        case 'L':
-            if (fm_log_set_level(optarg) != 0) {
-                fprintf(stderr, "meterd: --log-level: expected error, warn, info or debug\n");
-                return 2;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default: {
-            char what[256];
-            fm_opt_refused(opts, argv, c, what, sizeof what);
-            fprintf(stderr, "meterd: %s (try meterd --help)\n", what);
-            return 2;
-        }
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "meterd: unexpected argument '%s' (try --help)\n", argv[optind]);
-        return 2;
-    }
-    cfg.conninfo = db_conninfo(db);
+    struct meterd_args a;
+    int rc = parse_args(argc, argv, &a, &cfg, addr);
+    if (rc >= 0)
+        return rc;
+    cfg.conninfo = db_conninfo(a.db);
 
     /* The invoice endpoints price with the catalog; its plans are registered for rating
      * here too, so a plan file added since the last migrate is rated from now on. */
     struct fm_err err;
     struct bill_catalog *catalog = NULL;
-    if (bill_catalog_load(catalog_dir, &catalog, &err) != BILL_OK) {
+    if (bill_catalog_load(a.catalog_dir, &catalog, &err) != BILL_OK) {
         fprintf(stderr, "meterd: %s\n", err.msg);
         return 1;
     }
@@ -241,10 +195,10 @@ int main(int argc, char **argv)
     }
     struct meter_upkeep_config upkeep_cfg = {
         .conninfo = cfg.conninfo,
-        .fold_ms = fold_ms,
-        .sweep_ms = orphan_sweep_ms,
-        .grace_ms = orphan_grace_ms,
-        .policy = orphan_policy,
+        .fold_ms = a.fold_ms,
+        .sweep_ms = a.orphan_sweep_ms,
+        .grace_ms = a.orphan_grace_ms,
+        .policy = a.orphan_policy,
     };
     struct meter_upkeep *upkeep = meter_upkeep_start(&upkeep_cfg);
     char where[FM_HOST_PORT_BUFSZ];

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "billing/cli_args.h"
+#include "billing/cli.h"
 
 int cli_pick_servers(const char *cmd, const struct bill_catalog *cat, const char *const *ids,
                      size_t nids, const struct bill_server **out, size_t *n)

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "billing/cli.h"
-#include "billing/cli_args.h"
+#include "common/cli.h"
 #include "common/db.h"
 #include "common/timeutil.h"
 #include "meter/compare_stats.h"
@@ -42,18 +42,20 @@ static void help(const char *cmd)
 static int parse(int argc, char **argv, struct compare_args *o)
 {
     bool report = strcmp(o->cmd, "report") == 0;
-    const struct cli_opt opts[] = {
-        CLI_OPT_CHECKED("--period", &o->period, cli_check_period, "YYYY-MM"),
-        CLI_OPT_LIST("--server", o->servers, &o->nservers, CLI_MAX_SERVERS),
-        CLI_OPT_TEXT("-o", &o->output),
-        CLI_OPT_TEXT("--catalog", &o->catalog),
-        CLI_OPT_TEXT("--db", &o->db),
+    const struct fm_cli_opt opts[] = {
+        FM_OPT_CHECKED("--period", &o->period, fm_cli_check_period, "YYYY-MM"),
+        FM_OPT_LIST("--server", o->servers, &o->nservers, CLI_MAX_SERVERS),
+        FM_OPT_TEXT("-o", &o->output),
+        FM_OPT_TEXT("--catalog", &o->catalog),
+        FM_OPT_TEXT("--db", &o->db),
         /* The table ends here for report, which covers every tenant, in HTML. */
-        report ? (struct cli_opt)CLI_OPT_END : (struct cli_opt)CLI_OPT_TEXT("--tenant", &o->tenant),
-        CLI_OPT_CHECKED("--format", &o->format, cli_check_report_format, CLI_REPORT_FORMATS),
-        CLI_OPT_END,
+        report ? (struct fm_cli_opt)FM_OPT_END
+               : (struct fm_cli_opt)FM_OPT_TEXT("--tenant", &o->tenant),
+        FM_OPT_CHECKED("--format", &o->format, cli_check_report_format, CLI_REPORT_FORMATS),
+        FM_OPT_END,
     };
-    int rc = cli_parse(o->cmd, argc, argv, opts, help, NULL, NULL, 0);
+    const struct fm_cli cli = {.prog = "faasbill", .cmd = o->cmd, .opts = opts, .help = help};
+    int rc = fm_cli_parse(&cli, argc, argv);
     if (rc >= 0)
         return rc;
     const char *missing = !report && !o->tenant ? "--tenant"

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "billing/cli.h"
-#include "billing/cli_args.h"
+#include "common/cli.h"
 #include "common/timeutil.h"
 #include "reports/cli_common.h"
 #include "reports/trace.h"
@@ -44,19 +44,20 @@ struct sim_args {
 /* Returns -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, struct sim_args *o)
 {
-    const struct cli_opt opts[] = {
-        CLI_OPT_INT("--invocations", &o->invocations, &o->have_n, 0, MAX_INVOCATIONS),
-        CLI_OPT_MS("--avg-duration-ms", &o->duration_us, &o->have_d, MAX_MS),
-        CLI_OPT_INT("--memory-mb", &o->memory_mb, &o->have_m, 1, 10240),
-        CLI_OPT_TEXT("--trace", &o->trace),
-        CLI_OPT_TEXT("--plan", &o->plan),
-        CLI_OPT_LIST("--server", o->servers, &o->nservers, CLI_MAX_SERVERS),
-        CLI_OPT_CHECKED("--format", &o->format, cli_check_report_format, CLI_REPORT_FORMATS),
-        CLI_OPT_TEXT("-o", &o->output),
-        CLI_OPT_TEXT("--catalog", &o->catalog),
-        CLI_OPT_END,
+    const struct fm_cli_opt opts[] = {
+        FM_OPT_INT("--invocations", &o->invocations, &o->have_n, 0, MAX_INVOCATIONS),
+        FM_OPT_MS("--avg-duration-ms", &o->duration_us, &o->have_d, MAX_MS),
+        FM_OPT_INT("--memory-mb", &o->memory_mb, &o->have_m, 1, 10240),
+        FM_OPT_TEXT("--trace", &o->trace),
+        FM_OPT_TEXT("--plan", &o->plan),
+        FM_OPT_LIST("--server", o->servers, &o->nservers, CLI_MAX_SERVERS),
+        FM_OPT_CHECKED("--format", &o->format, cli_check_report_format, CLI_REPORT_FORMATS),
+        FM_OPT_TEXT("-o", &o->output),
+        FM_OPT_TEXT("--catalog", &o->catalog),
+        FM_OPT_END,
     };
-    int rc = cli_parse(CMD, argc, argv, opts, help, NULL, NULL, 0);
+    const struct fm_cli cli = {.prog = "faasbill", .cmd = CMD, .opts = opts, .help = help};
+    int rc = fm_cli_parse(&cli, argc, argv);
     if (rc >= 0)
         return rc;
     bool described = o->have_n || o->have_d || o->have_m;

@@ -1,7 +1,6 @@
 #ifndef RT_CLI_H
 #define RT_CLI_H
 
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,23 +24,5 @@ int cli_ship(int argc, char **argv);
  */
 int cli_ship_spool(struct rt_spool *spool, const char *meter_url, const char *key,
                    int64_t deadline_ms, bool summary);
-
-/** A secret given on the command line (--meter-key), copied; the argument itself is
- *  overwritten, so that other users cannot read it in /proc/PID/cmdline. The copy lasts
- *  until the next call (a command takes one secret). */
-const char *cli_take_secret(char *arg);
-
-/** Parse a positive decimal integer of at most max; returns 0 and writes out, or -1. */
-int cli_parse_int(const char *s, int64_t max, int64_t *out);
-
-/* The option string of every command: options stop at the first other argument, and a
- * missing value is told apart (':'). Commands set opterr to 0 and report with
- * cli_bad_option. */
-#define CLI_GETOPT "+:"
-
-/** Report what getopt_long refused (c: '?' or ':') as one line on stderr, "faasrun CMD:
- *  --name: unknown or ambiguous option (try faasrun CMD --help)" (fm_opt_refused says
- *  which). Returns CLI_USAGE. */
-int cli_bad_option(const char *cmd, const struct option *opts, char **argv, int c);
 
 #endif

@@ -1,12 +1,11 @@
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/opts.h"
+#include "common/cli.h"
 #include "runtime/cli.h"
 #include "runtime/invoke.h"
 #include "runtime/manifest.h"
@@ -68,45 +67,36 @@ struct invoke_args {
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, struct invoke_args *a)
 {
-    static const struct option opts[] = {
-        {"manifest", required_argument, NULL, 'f'}, {"spool", required_argument, NULL, 's'},
-        {"meter", required_argument, NULL, 'm'},    {"meter-key", required_argument, NULL, 'k'},
-        {"ship-deadline-ms", required_argument, NULL, 'd'},
-        {"sample-ms", required_argument, NULL, 'S'},
-        {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct fm_cli_opt opts[] = {
+        FM_OPT_TEXT("--manifest", &a->manifest),
+        FM_OPT_TEXT("--spool", &a->spool),
+        FM_OPT_TEXT("--meter", &a->meter),
+        FM_OPT_SECRET("--meter-key", &a->key),
+        FM_OPT_INT("--ship-deadline-ms", &a->ship_deadline_ms, NULL, 1, 3600000),
+        FM_OPT_INT("--sample-ms", &a->sample_ms, NULL, 1, 3600000),
+        FM_OPT_FLAG("--verbose", &a->verbose),
+        FM_OPT_END,
     };
-    int c;
-    opterr = 0;
-    while ((c = fm_getopt(argc, argv, CLI_GETOPT, opts, NULL)) != -1) {
-        switch (c) {
-        case 'f': a->manifest = optarg; break;
-        case 's': a->spool = optarg; break;
-        case 'm': a->meter = optarg; break;
-        case 'k': a->key = cli_take_secret(optarg); break;
-        case 'v': a->verbose = true; break;
-        case 'd':
-            if (cli_parse_int(optarg, 3600000, &a->ship_deadline_ms) != 0) {
-                fprintf(stderr, "faasrun invoke: --ship-deadline-ms: expected 1-3600000\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'S':
-            if (cli_parse_int(optarg, 3600000, &a->sample_ms) != 0) {
-                fprintf(stderr, "faasrun invoke: --sample-ms: expected 1-3600000\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_bad_option("invoke", opts, argv, c);
-        }
-    }
-    if (a->manifest == NULL || argc - optind != 2) {
+    const char *names[2];
+    size_t nnames = 0;
+    const struct fm_cli cli = {
+        .prog = "faasrun",
+        .cmd = "invoke",
+        .opts = opts,
+        .usage = usage,
+        .positional = names,
+        .npositional = &nnames,
+        .max = 2,
+    };
+    int rc = fm_cli_parse(&cli, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (a->manifest == NULL || nnames != 2) {
         fprintf(stderr, "faasrun invoke: needs --manifest FILE, TENANT and FUNCTION\n");
         return CLI_USAGE;
     }
-    a->tenant = argv[optind];
-    a->function = argv[optind + 1];
+    a->tenant = names[0];
+    a->function = names[1];
     if (a->spool == NULL)
         a->spool = getenv("FAASMETER_SPOOL");
     if (a->spool == NULL || *a->spool == '\0')

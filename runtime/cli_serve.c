@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -7,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cli.h"
 #include "common/netaddr.h"
-#include "common/opts.h"
 #include "common/timeutil.h"
 #include "runtime/cgroup.h"
 #include "runtime/cli.h"
@@ -55,37 +54,22 @@ struct serve_args {
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, struct serve_args *a)
 {
-    static const struct option opts[] = {
-        {"manifest", required_argument, NULL, 'f'},  {"meter", required_argument, NULL, 'm'},
-        {"meter-key", required_argument, NULL, 'k'}, {"spool", required_argument, NULL, 's'},
-        {"listen", required_argument, NULL, 'l'},    {"spool-max-mb", required_argument, NULL, 'M'},
-        {"sample-ms", required_argument, NULL, 'S'},
-        {"drain-ms", required_argument, NULL, 'd'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct fm_cli_opt opts[] = {
+        FM_OPT_TEXT("--manifest", &a->manifest),
+        FM_OPT_TEXT("--meter", &a->meter),
+        FM_OPT_SECRET("--meter-key", &a->key),
+        FM_OPT_TEXT("--spool", &a->spool),
+        FM_OPT_TEXT("--listen", &a->listen),
+        FM_OPT_INT("--spool-max-mb", &a->spool_max_mb, NULL, 1, 1 << 20),
+        FM_OPT_INT("--sample-ms", &a->sample_ms, NULL, 1, 3600000),
+        FM_OPT_INT("--drain-ms", &a->drain_ms, NULL, 1, 3600000),
+        FM_OPT_END,
     };
-    int c, idx = 0;
-    opterr = 0;
-    while ((c = fm_getopt(argc, argv, CLI_GETOPT, opts, &idx)) != -1) {
-        int64_t *num = NULL, max = 0;
-        switch (c) {
-        case 'f': a->manifest = optarg; break;
-        case 'm': a->meter = optarg; break;
-        case 'k': a->key = cli_take_secret(optarg); break;
-        case 's': a->spool = optarg; break;
-        case 'l': a->listen = optarg; break;
-        case 'M': num = &a->spool_max_mb, max = 1 << 20; break;
-        case 'S': num = &a->sample_ms, max = 3600000; break;
-        case 'd': num = &a->drain_ms, max = 3600000; break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_bad_option("serve", opts, argv, c);
-        }
-        if (num && cli_parse_int(optarg, max, num) != 0) {
-            fprintf(stderr, "faasrun serve: --%s: expected 1-%lld\n", opts[idx].name,
-                    (long long)max);
-            return CLI_USAGE;
-        }
-    }
-    if (a->manifest == NULL || a->meter == NULL || a->spool == NULL || optind != argc) {
+    const struct fm_cli cli = {.prog = "faasrun", .cmd = "serve", .opts = opts, .usage = usage};
+    int rc = fm_cli_parse(&cli, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (a->manifest == NULL || a->meter == NULL || a->spool == NULL) {
         fprintf(stderr, "faasrun serve: --manifest, --meter and --spool are required\n");
         return CLI_USAGE;
     }

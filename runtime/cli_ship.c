@@ -1,9 +1,8 @@
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/opts.h"
+#include "common/cli.h"
 #include "common/timeutil.h"
 #include "runtime/cli.h"
 #include "runtime/ship.h"
@@ -19,35 +18,6 @@ static const char usage[] =
     "in the spool when it gives up.\n"
     "\n"
     "  --meter-key KEY   bearer key (default $FAASMETER_KEY)\n";
-
-int cli_parse_int(const char *s, int64_t max, int64_t *out)
-{
-    char *end = NULL;
-    long long v = strtoll(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v <= 0 || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int cli_bad_option(const char *cmd, const struct option *opts, char **argv, int c)
-{
-    char what[256];
-    fm_opt_refused(opts, argv, c, what, sizeof what);
-    fprintf(stderr, "faasrun %s: %s (try faasrun %s --help)\n", cmd, what, cmd);
-    return CLI_USAGE;
-}
-
-const char *cli_take_secret(char *arg)
-{
-    static char *kept; /* the copy lives as long as the process; one secret a command */
-    free(kept);
-    kept = strdup(arg);
-    if (kept == NULL)
-        return arg;
-    memset(arg, 'x', strlen(arg));
-    return kept;
-}
 
 int cli_ship_spool(struct rt_spool *spool, const char *meter_url, const char *key,
                    int64_t deadline_ms, bool summary)
@@ -77,32 +47,21 @@ int cli_ship_spool(struct rt_spool *spool, const char *meter_url, const char *ke
 
 int cli_ship(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"spool", required_argument, NULL, 's'},   {"meter", required_argument, NULL, 'm'},
-        {"meter-key", required_argument, NULL, 'k'}, {"deadline-ms", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
-    };
     const char *dir = NULL, *meter = NULL, *key = NULL;
     int64_t deadline_ms = SHIP_DEADLINE_MS;
-    int c;
-    opterr = 0;
-    while ((c = fm_getopt(argc, argv, CLI_GETOPT, opts, NULL)) != -1) {
-        switch (c) {
-        case 's': dir = optarg; break;
-        case 'm': meter = optarg; break;
-        case 'k': key = cli_take_secret(optarg); break;
-        case 'd':
-            if (cli_parse_int(optarg, 3600000, &deadline_ms) != 0) {
-                fprintf(stderr, "faasrun ship: --deadline-ms: expected 1-3600000\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_bad_option("ship", opts, argv, c);
-        }
-    }
-    if (dir == NULL || meter == NULL || optind != argc) {
-        fprintf(stderr, "faasrun ship: --spool and --meter are required, nothing else\n");
+    const struct fm_cli_opt opts[] = {
+        FM_OPT_TEXT("--spool", &dir),
+        FM_OPT_TEXT("--meter", &meter),
+        FM_OPT_SECRET("--meter-key", &key),
+        FM_OPT_INT("--deadline-ms", &deadline_ms, NULL, 1, 3600000),
+        FM_OPT_END,
+    };
+    const struct fm_cli cli = {.prog = "faasrun", .cmd = "ship", .opts = opts, .usage = usage};
+    int rc = fm_cli_parse(&cli, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (dir == NULL || meter == NULL) {
+        fprintf(stderr, "faasrun ship: --spool and --meter are required\n");
         return CLI_USAGE;
     }
     struct fm_err err = {""};
@@ -111,7 +70,7 @@ int cli_ship(int argc, char **argv)
         fprintf(stderr, "faasrun ship: %s\n", err.msg);
         return CLI_FAILED;
     }
-    int rc = cli_ship_spool(spool, meter, key, deadline_ms, true);
+    rc = cli_ship_spool(spool, meter, key, deadline_ms, true);
     rt_spool_close(spool);
     return rc;
 }

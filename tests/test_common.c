@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
+#include "common/cli.h"
 #include "common/queue.h"
 #include "common/sha256.h"
 #include "common/timeutil.h"
@@ -248,6 +250,190 @@ START_TEST(queue_takes_in_order_what_fits_and_drains_when_closed)
 }
 END_TEST
 
+/* ---- command-line options (common/cli.c) ---- */
+
+/* The values one parse stores. */
+static struct cli_seen {
+    bool flag;
+    const char *text, *secret, *list[2];
+    int64_t num, us;
+    size_t nlist, npos;
+    const char *pos[2];
+} seen;
+
+static bool check_even(const char *value, void *to)
+{
+    size_t n = strlen(value);
+    if (n == 0 || n % 2 != 0)
+        return false;
+    *(const char **)to = value;
+    return true;
+}
+
+static const char *helped; /* the command whose help was asked for */
+
+static void say_help(const char *cmd)
+{
+    helped = cmd;
+}
+
+/* Parse args (NULL-ended, without argv[0]) as "prog cmd"'s options; return what it
+ * returned, and what it printed on stderr into err. */
+static int cli_run(char **args, char *err, size_t n)
+{
+    static const struct fm_cli_opt opts[] = {
+        FM_OPT_FLAG("--flag", &seen.flag),
+        FM_OPT_TEXT("--text", &seen.text),
+        FM_OPT_SECRET("--secret", &seen.secret),
+        FM_OPT_INT("--num", &seen.num, NULL, -5, 100),
+        FM_OPT_MS("--ms", &seen.us, NULL, 900000),
+        FM_OPT_LIST("--item", seen.list, &seen.nlist, 2),
+        FM_OPT_CHECKED("--even", &seen.text, check_even, "an even length"),
+        FM_OPT_TEXT("-o", &seen.text),
+        FM_OPT_END,
+    };
+    const struct fm_cli cli = {
+        .prog = "prog",
+        .cmd = "cmd",
+        .opts = opts,
+        .help = say_help,
+        .positional = seen.pos,
+        .npositional = &seen.npos,
+        .max = 2,
+    };
+    memset(&seen, 0, sizeof seen);
+    helped = NULL;
+    char *argv[16] = {"cmd"};
+    int argc = 1;
+    while (args[argc - 1] != NULL)
+        argv[argc] = args[argc - 1], argc++;
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(f), 2);
+    int rc = fm_cli_parse(&cli, argc, argv);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    size_t got = fread(err, 1, n - 1, f);
+    err[got] = '\0';
+    fclose(f);
+    return rc;
+}
+
+#define CLI_ARGS(...) ((char *[]){__VA_ARGS__, NULL})
+
+START_TEST(cli_takes_each_kind_of_option)
+{
+    char err[256];
+    char secret[] = "s3cret";
+    ck_assert_int_eq(cli_run(CLI_ARGS("--flag", "a", "--num", "-5", "--ms=0.125", "--text",
+                                      "t", "--item", "x", "--item=y", "--secret", secret, "b"),
+                             err, sizeof err),
+                     -1);
+    ck_assert_str_eq(err, "");
+    ck_assert(seen.flag);
+    ck_assert_str_eq(seen.text, "t");
+    ck_assert_int_eq(seen.num, -5);
+    ck_assert_int_eq(seen.us, 125);
+    ck_assert_int_eq(seen.nlist, 2);
+    ck_assert_str_eq(seen.list[1], "y");
+    /* The secret is a copy; the argument is overwritten. */
+    ck_assert_str_eq(seen.secret, "s3cret");
+    ck_assert_str_eq(secret, "xxxxxx");
+    ck_assert_int_eq(seen.npos, 2);
+    ck_assert_str_eq(seen.pos[0], "a");
+    ck_assert_str_eq(seen.pos[1], "b");
+    /* "--" ends the options; "-" is an argument. */
+    ck_assert_int_eq(cli_run(CLI_ARGS("-", "--", "--flag"), err, sizeof err), -1);
+    ck_assert(!seen.flag);
+    ck_assert_str_eq(seen.pos[0], "-");
+    ck_assert_str_eq(seen.pos[1], "--flag");
+    ck_assert_int_eq(cli_run(CLI_ARGS("--ms", "900000", "-o", "out", "--even=ab"), err,
+                             sizeof err),
+                     -1);
+    ck_assert_int_eq(seen.us, INT64_C(900000000));
+    ck_assert_str_eq(seen.text, "ab");
+    ck_assert_int_eq(cli_run(CLI_ARGS("--ms", "7.5"), err, sizeof err), -1);
+    ck_assert_int_eq(seen.us, 7500);
+}
+END_TEST
+
+START_TEST(cli_refuses_in_one_line_naming_the_option)
+{
+    static const struct {
+        const char *args[4], *err;
+    } cases[] = {
+        {{"--num", "101"}, "prog cmd: --num: expected an integer -5-100, got '101'\n"},
+        {{"--num", "-6"}, "prog cmd: --num: expected an integer -5-100, got '-6'\n"},
+        {{"--num", "+1"}, "prog cmd: --num: expected an integer -5-100, got '+1'\n"},
+        {{"--num", " 1"}, "prog cmd: --num: expected an integer -5-100, got ' 1'\n"},
+        {{"--num", "1x"}, "prog cmd: --num: expected an integer -5-100, got '1x'\n"},
+        {{"--num", "-"}, "prog cmd: --num: expected an integer -5-100, got '-'\n"},
+        {{"--num="}, "prog cmd: --num: expected an integer -5-100, got ''\n"},
+        {{"--ms", "1.2345"},
+         "prog cmd: --ms: expected milliseconds 0-900000 with at most 3 decimals,"
+         " got '1.2345'\n"},
+        {{"--ms", "900000.001"},
+         "prog cmd: --ms: expected milliseconds 0-900000 with at most 3 decimals,"
+         " got '900000.001'\n"},
+        {{"--ms", "99999999999999999999"},
+         "prog cmd: --ms: expected milliseconds 0-900000 with at most 3 decimals,"
+         " got '99999999999999999999'\n"},
+        {{"--ms", ".5"},
+         "prog cmd: --ms: expected milliseconds 0-900000 with at most 3 decimals,"
+         " got '.5'\n"},
+        {{"--ms", "5."},
+         "prog cmd: --ms: expected milliseconds 0-900000 with at most 3 decimals,"
+         " got '5.'\n"},
+        {{"--ms", "1.2.3"},
+         "prog cmd: --ms: expected milliseconds 0-900000 with at most 3 decimals,"
+         " got '1.2.3'\n"},
+        {{"--ms", "-1"},
+         "prog cmd: --ms: expected milliseconds 0-900000 with at most 3 decimals,"
+         " got '-1'\n"},
+        {{"--even", "abc"}, "prog cmd: --even: expected an even length, got 'abc'\n"},
+        {{"--item", "1", "--item", "2"}, NULL},
+        {{"--text"}, "prog cmd: --text: missing its value (try prog cmd --help)\n"},
+        {{"--flag=1"}, "prog cmd: --flag: takes no value (try prog cmd --help)\n"},
+        {{"--help=1"}, "prog cmd: --help: takes no value (try prog cmd --help)\n"},
+        {{"--fla"}, "prog cmd: --fla: write --flag in full (try prog cmd --help)\n"},
+        {{"--he"}, "prog cmd: --he: write --help in full (try prog cmd --help)\n"},
+        {{"--te=x"}, "prog cmd: --te: write --text in full (try prog cmd --help)\n"},
+        {{"--"}, NULL},
+        {{"--x"}, "prog cmd: --x: unknown option (try prog cmd --help)\n"},
+        {{"-x", "1"}, "prog cmd: -x: unknown option (try prog cmd --help)\n"},
+        {{"-oout"}, "prog cmd: -oout: unknown option (try prog cmd --help)\n"},
+        {{"a", "b", "c"}, "prog cmd: 'c': unexpected argument (try prog cmd --help)\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *args[5] = {NULL};
+        for (int k = 0; k < 4 && cases[i].args[k]; k++)
+            args[k] = (char *)cases[i].args[k];
+        char err[256];
+        int rc = cli_run(args, err, sizeof err);
+        if (cases[i].err == NULL) {
+            ck_assert_int_eq(rc, -1);
+            ck_assert_str_eq(err, "");
+            continue;
+        }
+        ck_assert_msg(rc == 2, "%s: returned %d", cases[i].err, rc);
+        ck_assert_str_eq(err, cases[i].err);
+    }
+    char err[256];
+    ck_assert_int_eq(cli_run(CLI_ARGS("--item", "1", "--item", "2", "--item", "3"), err,
+                             sizeof err),
+                     2);
+    ck_assert_str_eq(err, "prog cmd: --item: at most 2\n");
+    /* --help and -h print the help, and the parse ends there. */
+    ck_assert_int_eq(cli_run(CLI_ARGS("--num", "1", "-h", "--bogus"), err, sizeof err), 0);
+    ck_assert_str_eq(err, "");
+    ck_assert_str_eq(helped, "cmd");
+}
+END_TEST
+
 Suite *suite_common(void)
 {
     Suite *s = suite_create("common");
@@ -261,6 +447,8 @@ Suite *suite_common(void)
     tcase_add_test(tc, buf_printf_fills_or_fails_whole);
     tcase_add_test(tc, sha256_known_answers);
     tcase_add_test(tc, queue_takes_in_order_what_fits_and_drains_when_closed);
+    tcase_add_test(tc, cli_takes_each_kind_of_option);
+    tcase_add_test(tc, cli_refuses_in_one_line_naming_the_option);
     suite_add_tcase(s, tc);
     return s;
 }

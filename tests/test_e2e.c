@@ -226,9 +226,9 @@ START_TEST(faasbill_usage_is_checked)
     faasbill_says(2, "",
                   "faasbill migrate: --role: unknown option (try faasbill migrate --help)\n",
                   (char *[]){"migrate", "--role", "admin", "--db", conninfo, NULL});
-    faasbill_says(2, "", "faasbill key: --plan=x: unknown option (try faasbill key --help)\n",
+    faasbill_says(2, "", "faasbill key: --plan: unknown option (try faasbill key --help)\n",
                   (char *[]){"key", "create", "--role", "admin", "--plan=x", NULL});
-    faasbill_says(2, "", "faasbill key: --role: missing its value\n",
+    faasbill_says(2, "", "faasbill key: --role: missing its value (try faasbill key --help)\n",
                   (char *[]){"key", "create", "--role", NULL});
     faasbill_says(2, "",
                   "faasbill tenant: 'extra': unexpected argument (try faasbill tenant --help)\n",

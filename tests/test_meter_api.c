@@ -1329,12 +1329,18 @@ START_TEST(meterd_options_are_checked)
         {"--threads", "two", "meterd: --threads: expected an integer 1-256, got 'two'\n"},
         {"--per-ip", "-1", "meterd: --per-ip: expected an integer 0-100000, got '-1'\n"},
         {"--listen", "127.0.0.1", "meterd: --listen: expected ADDR:PORT, got '127.0.0.1'\n"},
-        {"--bogus", "1", "meterd: --bogus: unknown or ambiguous option (try meterd --help)\n"},
+        {"--bogus", "1", "meterd: --bogus: unknown option (try meterd --help)\n"},
         {"--help=2", "x", "meterd: --help: takes no value (try meterd --help)\n"},
-        /* Long options are taken written in full only, as faasbill takes them. */
+        /* Long options are taken written in full only. */
         {"--thr", "2", "meterd: --thr: write --threads in full (try meterd --help)\n"},
         {"--thr=2", "x", "meterd: --thr: write --threads in full (try meterd --help)\n"},
-        {"-xyz", "x", "meterd: -x: unknown option (try meterd --help)\n"},
+        {"-xyz", "x", "meterd: -xyz: unknown option (try meterd --help)\n"},
+        {"--orphan-policy", "all",
+         "meterd: --orphan-policy: expected timeout or none, got 'all'\n"},
+        {"--log-level", "loud",
+         "meterd: --log-level: expected error, warn, info or debug, got 'loud'\n"},
+        {"--fold-ms", "1e3", "meterd: --fold-ms: expected an integer 0-3600000, got '1e3'\n"},
+        {"stray", NULL, "meterd: 'stray': unexpected argument (try meterd --help)\n"},
         {"--threads", NULL, "meterd: --threads: missing its value (try meterd --help)\n"},
         {"--listen", "example.com:8080",
          "meterd: --listen: expected an IPv4 address, an IPv6 address in brackets or"

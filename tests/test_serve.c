@@ -758,23 +758,23 @@ START_TEST(faasrun_usage_is_one_line)
     } cases[] = {
         {{NULL}, "faasrun: expected a command: invoke, serve or ship (try faasrun --help)\n"},
         {{"serve", "--bogus"},
-         "faasrun serve: --bogus: unknown or ambiguous option (try faasrun serve --help)\n"},
+         "faasrun serve: --bogus: unknown option (try faasrun serve --help)\n"},
         {{"serve", "--bogus=1"},
-         "faasrun serve: --bogus: unknown or ambiguous option (try faasrun serve --help)\n"},
+         "faasrun serve: --bogus: unknown option (try faasrun serve --help)\n"},
         {{"serve", "--listen"},
          "faasrun serve: --listen: missing its value (try faasrun serve --help)\n"},
         {{"serve", "--help=3"},
          "faasrun serve: --help: takes no value (try faasrun serve --help)\n"},
         {{"invoke", "-x"}, "faasrun invoke: -x: unknown option (try faasrun invoke --help)\n"},
-        /* A letter refused inside its argument is named, not the argument before it. */
+        /* The refused argument is named, not the one before it. */
         {{"invoke", "--spool=a", "-qz"},
-         "faasrun invoke: -q: unknown option (try faasrun invoke --help)\n"},
+         "faasrun invoke: -qz: unknown option (try faasrun invoke --help)\n"},
         {{"invoke", "--m", "x"},
-         "faasrun invoke: --m: unknown or ambiguous option (try faasrun invoke --help)\n"},
+         "faasrun invoke: --m: unknown option (try faasrun invoke --help)\n"},
         {{"ship", "--spool"}, "faasrun ship: --spool: missing its value (try faasrun ship --help)\n"},
         {{"ship", "--meter-ky", "k"},
-         "faasrun ship: --meter-ky: unknown or ambiguous option (try faasrun ship --help)\n"},
-        /* Long options are taken written in full only, as faasbill takes them. */
+         "faasrun ship: --meter-ky: unknown option (try faasrun ship --help)\n"},
+        /* Long options are taken written in full only: a prefix of one is told which. */
         {{"ship", "--meter-k", "k"},
          "faasrun ship: --meter-k: write --meter-key in full (try faasrun ship --help)\n"},
         {{"serve", "--he"}, "faasrun serve: --he: write --help in full (try faasrun serve --help)\n"},
