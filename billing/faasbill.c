@@ -5,6 +5,7 @@
 
 #include "billing/catalog.h"
 #include "billing/cli.h"
+#include "common/cli.h"
 
 struct command {
     const char *name;
@@ -57,6 +58,8 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    if (fm_cli_std_fds() != 0)
+        return 1;
     if (argc < 2) {
         fprintf(stderr, "faasbill: missing command (try faasbill --help)\n");
         return 2;

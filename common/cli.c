@@ -1,11 +1,13 @@
 #include "common/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/timeutil.h"
 
@@ -147,6 +149,7 @@ int fm_cli_parse(const struct fm_cli *cli, int argc, char **argv)
 {
     if (cli->npositional)
         *cli->npositional = 0;
+    uint64_t given = 0; /* which options appeared, by their place in the table */
     bool options = true;
     for (int i = 1; i < argc; i++) {
         char *arg = argv[i];
@@ -174,6 +177,11 @@ int fm_cli_parse(const struct fm_cli *cli, int argc, char **argv)
         const struct fm_cli_opt *o = find(cli, arg, n);
         if (o == NULL)
             return unknown(cli, arg, n);
+        /* A second value would silently replace the first: only lists take several. */
+        uint64_t bit = UINT64_C(1) << ((o - cli->opts) % 64);
+        if (o->type != FM_CLI_LIST && (given & bit))
+            return refuse(cli, true, "%s: given twice", o->name);
+        given |= bit;
         char *value = NULL;
         if (o->type == FM_CLI_FLAG) {
             if (has_value)
@@ -198,4 +206,20 @@ bool fm_cli_check_period(const char *value, void *to)
         return false;
     *(const char **)to = value;
     return true;
+}
+
+int fm_cli_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        /* The lowest free number is fd itself: those below it are open by now. */
+        int got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (got != fd) {
+            if (got >= 0)
+                close(got);
+            return -1;
+        }
+    }
+    return 0;
 }

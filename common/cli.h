@@ -27,7 +27,8 @@ enum fm_cli_type {
     FM_CLI_CHECKED, /* whatever check stores when it accepts the value */
 };
 
-/* One option of a command. A command's options are an array ending with a NULL name. */
+/* One option of a command. A command's options are an array ending with a NULL name, at
+ * most 64 of them. Only a list may be given more than once. */
 struct fm_cli_opt {
     const char *name; /* "--plan", or "-o" */
     enum fm_cli_type type;
@@ -72,11 +73,20 @@ struct fm_cli {
  * The first mistake is printed as one line: "<prog> <cmd>: --name: missing its value (try
  * <prog> <cmd> --help)", "expected an integer 1-256, got 'two'", "expected milliseconds
  * 0-900000 with at most 3 decimals, got '1e3'", "unknown option",
- * "write --name in full" (for a prefix of one option), "takes no value", "'word':
+ * "write --name in full" (for a prefix of one option), "takes no value", "given twice", "'word':
  * unexpected argument", "at most N", or "expected <expected>, got 'value'".
  * @return -1 when the command goes on, 0 after the help, 2 on bad usage
  */
 int fm_cli_parse(const struct fm_cli *cli, int argc, char **argv);
+
+/**
+ * Open /dev/null on whichever of standard input, output and error is closed. A program
+ * started with one of them closed would otherwise give its number to the next file it
+ * opens, and write there what was meant for the terminal: faasrun's spool would take a
+ * function's response as records. Every program calls it first thing.
+ * @return 0, or -1 when /dev/null could not be opened (the program should exit)
+ */
+int fm_cli_std_fds(void);
 
 /** A FM_CLI_CHECKED check: a calendar month "YYYY-MM", kept as the text (const char *). */
 bool fm_cli_check_period(const char *value, void *to);

@@ -159,6 +159,8 @@ static int parse_args(int argc, char **argv, struct meterd_args *a, struct meter
 
 int main(int argc, char **argv)
 {
+    if (fm_cli_std_fds() != 0)
+        return 1;
     struct meter_config cfg;
     meter_config_defaults(&cfg);
     char addr[FM_HOST_BUFSZ];

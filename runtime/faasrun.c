@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "common/cli.h"
 #include "runtime/cli.h"
 
 static const char usage[] =
@@ -24,6 +25,8 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+    if (fm_cli_std_fds() != 0)
+        return 1;
     /* A function may close its stdin before reading the request; that is not our death. */
     signal(SIGPIPE, SIG_IGN);
     /* Each warm worker and each running invocation holds a few descriptors: take all the

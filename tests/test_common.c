@@ -403,6 +403,8 @@ START_TEST(cli_refuses_in_one_line_naming_the_option)
         {{"--he"}, "prog cmd: --he: write --help in full (try prog cmd --help)\n"},
         {{"--te=x"}, "prog cmd: --te: write --text in full (try prog cmd --help)\n"},
         {{"--"}, NULL},
+        {{"--num", "1", "--num=2"}, "prog cmd: --num: given twice (try prog cmd --help)\n"},
+        {{"--flag", "--flag"}, "prog cmd: --flag: given twice (try prog cmd --help)\n"},
         {{"--x"}, "prog cmd: --x: unknown option (try prog cmd --help)\n"},
         {{"-x", "1"}, "prog cmd: -x: unknown option (try prog cmd --help)\n"},
         {{"-oout"}, "prog cmd: -oout: unknown option (try prog cmd --help)\n"},

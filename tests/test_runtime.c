@@ -690,6 +690,31 @@ START_TEST(cli_invoke_exit_codes)
 }
 END_TEST
 
+/* faasrun started with its standard output or error closed: what it writes there goes
+ * nowhere, and never into the spool, which would otherwise be given their number. */
+START_TEST(closed_standard_streams_stay_out_of_the_spool)
+{
+    write_manifest();
+    const char *spool = in_tmp("spool");
+    char script[1024];
+    snprintf(script, sizeof script,
+             "echo you | \"$0\" invoke --manifest %s --spool %s acme hello >&- || exit 10\n"
+             "\"$0\" invoke --manifest %s --spool %s acme fail 2>&- </dev/null\n"
+             "[ $? -eq 1 ] || exit 11\n",
+             in_tmp("manifest.json"), spool, in_tmp("manifest.json"), spool);
+    char *argv[] = {"/bin/sh", "-c", script, (char *)bin("faasrun"), NULL};
+    struct rt_exec_result r = run_argv(argv, environ, 0, 30000, NULL);
+    ck_assert_msg(r.exit_code == 0, "exit %d: %s", r.exit_code, r.errlog);
+    rt_exec_result_free(&r);
+    /* Two invocations: a start and a stop each, and nothing else. */
+    char *text = read_segments(spool);
+    ck_assert_uint_eq(count_lines(text), 4);
+    for (char *line = text; *line; line = strchr(line, '\n') + 1)
+        ck_assert_msg(strncmp(line, "{\"id\":", 6) == 0, "not a record: %.60s", line);
+    free(text);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- a scripted meterd */
 
 #define MAX_SCRIPT 8
@@ -1239,6 +1264,7 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, proc_readings_reuse_their_files);
     tcase_add_test(tc, records_in_spool_are_exact);
     tcase_add_test(tc, cli_invoke_exit_codes);
+    tcase_add_test(tc, closed_standard_streams_stay_out_of_the_spool);
     suite_add_tcase(s, tc);
     return s;
 }
