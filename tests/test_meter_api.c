@@ -985,6 +985,50 @@ START_TEST(database_down_gives_503_and_recovery_stores_once)
 }
 END_TEST
 
+/* The database closed meterd's idle connections (a restart): the next request is stored on
+ * new ones at its first try, not refused with 503. */
+START_TEST(connections_closed_by_the_server_are_made_anew_at_once)
+{
+    struct meter_config cfg;
+    test_config(&cfg);
+    serve(&cfg);
+    /* Requests in turn, so that each writer has its connection (whichever takes them). */
+    for (int i = 0; i < 4; i++) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "open-%d", i);
+        char *batch = stops(prefix, 2);
+        expect(post_records(ingest_key, batch), 200,
+               "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+        free(batch);
+    }
+    free(testdb_value(db,
+                      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                      " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                      0, NULL));
+    /* Until they are gone. */
+    for (int i = 0; i < 500; i++) {
+        char *left = testdb_value(db,
+                                  "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                                  " current_database() AND pid <> pg_backend_pid()",
+                                  0, NULL);
+        bool gone = strcmp(left, "0") == 0;
+        free(left);
+        if (gone)
+            break;
+        usleep(10 * 1000);
+    }
+    for (int i = 0; i < 4; i++) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "closed-%d", i);
+        char *batch = stops(prefix, 2);
+        expect(post_records(ingest_key, batch), 200,
+               "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+        ck_assert_str_eq(stored_count(prefix), "2");
+        free(batch);
+    }
+}
+END_TEST
+
 /* A POST made on its own thread, so that the test can act while it is in flight. */
 struct background_post {
     pthread_t thread;
@@ -1482,6 +1526,7 @@ Suite *suite_meter_api(void)
     tcase_add_checked_fixture(tc, proxied_setup, proxied_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, database_down_gives_503_and_recovery_stores_once);
+    tcase_add_test(tc, connections_closed_by_the_server_are_made_anew_at_once);
     tcase_add_test(tc, database_lost_mid_batch_stores_all_or_nothing);
     tcase_add_test(tc, sigterm_finishes_the_request_in_flight);
     tcase_add_test(tc, a_client_that_leaves_before_its_answer_loses_nothing);
