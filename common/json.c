@@ -1,6 +1,7 @@
 #include "common/json.h"
 
 #include <stdbool.h>
+#include <string.h>
 
 cJSON *fm_json_parse(const char *text, size_t len, const char **end)
 {
@@ -19,4 +20,21 @@ cJSON *fm_json_parse(const char *text, size_t len, const char **end)
     if (end != NULL)
         *end = stop;
     return NULL;
+}
+
+bool fm_json_has_nul(const char *text, size_t len)
+{
+    if (memchr(text, '\0', len) != NULL)
+        return true;
+    /* Most texts hold no backslash at all: look for those, and only then for the rest.
+     * An escape is a backslash and the character after it: in \\u0000 the second backslash
+     * is the one escaped, and u0000 is text. */
+    const char *end = text + len;
+    for (const char *p = text; (p = memchr(p, '\\', (size_t)(end - p))) != NULL; p += 2) {
+        if (end - p >= 6 && memcmp(p, "\\u0000", 6) == 0)
+            return true;
+        if (end - p < 2)
+            break;
+    }
+    return false;
 }

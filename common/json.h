@@ -2,6 +2,7 @@
 #define FM_JSON_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /**
@@ -12,5 +13,12 @@
  * @return the tree (free with cJSON_Delete), or NULL
  */
 cJSON *fm_json_parse(const char *text, size_t len, const char **end);
+
+/**
+ * Whether text holds a zero byte or a \u0000 escape. cJSON ends a string at either, so two
+ * different values could read as one ("acme\u0000x" as "acme"): such text is refused
+ * before it is parsed.
+ */
+bool fm_json_has_nul(const char *text, size_t len);
 
 #endif

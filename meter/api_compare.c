@@ -57,8 +57,10 @@ struct reply api_get_compare(const struct api_request *r)
     int64_t from, to;
     if (tenant == NULL)
         return reply_error(E_BAD_REQUEST, "tenant: required");
-    if (period == NULL || fm_period_parse(period, &from, &to) != 0)
+    if (period == NULL)
         return reply_error(E_BAD_REQUEST, "period: required, YYYY-MM");
+    if (fm_period_parse(period, &from, &to) != 0)
+        return reply_error(E_BAD_REQUEST, "period: expected YYYY-MM, got '%s'", period);
     if (!api_may_read(&key, tenant))
         return reply_error(E_FORBIDDEN, "this key may not read tenant %s", tenant);
 

@@ -77,6 +77,8 @@ struct reply api_post_invoices(const struct api_request *r)
         return refusal;
     if (!api_content_type_is(r, "application/json"))
         return reply_error(E_MEDIA_TYPE, "Content-Type must be application/json");
+    if (fm_json_has_nul(r->body, r->body_len))
+        return reply_error(E_BAD_REQUEST, "strings may not contain \\u0000 or a zero byte");
     cJSON *body = fm_json_parse(r->body, r->body_len, NULL);
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(body);
@@ -90,8 +92,10 @@ struct reply api_post_invoices(const struct api_request *r)
     int64_t from, to;
     if (tenant == NULL) {
         out = reply_error(E_BAD_REQUEST, "tenant: required, a string");
-    } else if (period == NULL || fm_period_parse(period, &from, &to) != 0) {
+    } else if (period == NULL) {
         out = reply_error(E_BAD_REQUEST, "period: required, YYYY-MM");
+    } else if (fm_period_parse(period, &from, &to) != 0) {
+        out = reply_error(E_BAD_REQUEST, "period: expected YYYY-MM, got '%s'", period);
     } else if (plan_item && !cJSON_IsNull(plan_item) && plan == NULL) {
         out = reply_error(E_BAD_REQUEST, "plan: expected a plan id string");
     } else {
@@ -107,15 +111,16 @@ struct reply api_post_invoices(const struct api_request *r)
     return out;
 }
 
-/* The {id} of the path as a positive integer, or -1. */
+/* The {id} of the path as a positive integer written as the API writes it ("7", never
+ * "07" or "+7"), or -1. */
 static int64_t path_id(const struct api_request *r)
 {
-    char *end = NULL;
-    errno = 0;
-    long long id = strtoll(r->params[0], &end, 10);
-    if (errno || *end != '\0' || id <= 0 || r->params[0][0] == '+')
+    const char *text = r->params[0];
+    if (text[0] < '1' || text[0] > '9' || strspn(text, "0123456789") != strlen(text))
         return -1;
-    return id;
+    errno = 0;
+    long long id = strtoll(text, NULL, 10);
+    return errno ? -1 : id;
 }
 
 /* GET /v1/invoices/{id} (finalize false) and POST /v1/invoices/{id}/finalize (true). */
@@ -172,7 +177,7 @@ struct reply api_list_invoices(const struct api_request *r)
     const char *period = api_query(r, "period");
     int64_t from, to;
     if (period && fm_period_parse(period, &from, &to) != 0)
-        return reply_error(E_BAD_REQUEST, "period: expected YYYY-MM");
+        return reply_error(E_BAD_REQUEST, "period: expected YYYY-MM, got '%s'", period);
     if (strcmp(key.role, "tenant") == 0) {
         if (tenant == NULL)
             tenant = key.tenant;

@@ -105,25 +105,6 @@ struct meter_batch_line {
     size_t len;
 };
 
-/* cJSON ends a string at a \u0000 escape or at a zero byte, so two different ids could
- * become one: such text is refused before parsing. */
-static bool has_nul(const char *text, size_t len)
-{
-    if (memchr(text, '\0', len) != NULL)
-        return true;
-    /* Most bodies hold no backslash at all: look for those, and only then for the rest.
-     * An escape is a backslash and the character after it: in \\u0000 the second backslash
-     * is the one escaped, and u0000 is text. */
-    const char *end = text + len;
-    for (const char *p = text; (p = memchr(p, '\\', (size_t)(end - p))) != NULL; p += 2) {
-        if (end - p >= 6 && memcmp(p, "\\u0000", 6) == 0)
-            return true;
-        if (end - p < 2)
-            break;
-    }
-    return false;
-}
-
 #define NUL_ERROR "strings may not contain \\u0000 or a zero byte"
 
 /* The integer field a member's name (the text between its quotes) names, or -1. A name
@@ -239,7 +220,7 @@ int meter_batch_parse(const char *body, size_t len, bool ndjson, struct meter_ba
 {
     struct meter_batch b = {0};
     if (!ndjson) {
-        if (has_nul(body, len)) {
+        if (fm_json_has_nul(body, len)) {
             *why = NUL_ERROR;
             goto fail;
         }
@@ -309,7 +290,7 @@ const cJSON *meter_batch_record(struct meter_batch *b, size_t i)
         return b->items[i];
     arena_clear(&b->arena);
     const struct meter_batch_line *l = &b->lines[i];
-    return has_nul(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
+    return fm_json_has_nul(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
 }
 
 int meter_batch_line_written_int(const char *text, size_t len)

@@ -315,17 +315,35 @@ static const struct route *route_find(const char *method, const char *url,
     return NULL;
 }
 
-/* The route of req, its params filled; NULL with *refusal (404 or 405) when none. */
+/* A query argument's name or value holding a zero byte (%00): its name, kept in *cls. */
+static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    if (strlen(key) == key_size && (value == NULL || strlen(value) == value_size))
+        return MHD_YES;
+    *(const char **)cls = key;
+    return MHD_NO;
+}
+
+/* The route of req, its params filled; NULL with *refusal (404, 405, or 400 for a query
+ * argument that a zero byte would cut short) when none. */
 static const struct route *route(struct request *req, struct reply *refusal)
 {
     struct api_request *r = &req->api;
     char allow[API_ALLOW_LEN];
     const struct route *rt = route_find(r->method, r->url, r->params, req->params, allow);
+    const char *cut = NULL;
     if (rt == NULL && allow[0] != '\0') {
         *refusal = reply_error(E_METHOD, "%s is not allowed on %s", r->method, r->url);
         memcpy(refusal->allow, allow, sizeof allow);
     } else if (rt == NULL) {
         *refusal = reply_error(E_NOT_FOUND, "no such endpoint");
+    } else if (MHD_get_connection_values_n(r->conn_handle, MHD_GET_ARGUMENT_KIND, find_nul,
+                                           &cut) >= 0 &&
+               cut != NULL) {
+        *refusal = reply_error(E_BAD_REQUEST, "%s: may not contain a zero byte (%%00)", cut);
+        rt = NULL;
     }
     return rt;
 }

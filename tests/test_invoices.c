@@ -301,6 +301,12 @@ START_TEST(compare_serves_the_same_bill)
          "{\"error\":\"forbidden\",\"message\":\"this needs an admin or tenant key\"}"},
         {"/v1/compare?tenant=acme", "admin", 400,
          "{\"error\":\"bad_request\",\"message\":\"period: required, YYYY-MM\"}"},
+        {"/v1/compare?tenant=acme&period=2026-13", "admin", 400,
+         "{\"error\":\"bad_request\",\"message\":\"period: expected YYYY-MM, got "
+         "'2026-13'\"}"},
+        {"/v1/compare?tenant=acme&period=2026-09%00x", "admin", 400,
+         "{\"error\":\"bad_request\",\"message\":\"period: may not contain a zero byte "
+         "(%00)\"}"},
         {"/v1/compare?tenant=acme&period=2026-09&server=nope", "admin", 400,
          "{\"error\":\"bad_request\",\"message\":\"server: no server 'nope' in the "
          "catalog\"}"},
@@ -327,7 +333,20 @@ START_TEST(bad_invoice_requests)
         const char *reply;
     } cases[] = {
         {"POST", "/v1/invoices", "{\"tenant\": \"acme\", \"period\": \"2026-13\"}", 400,
+         "{\"error\":\"bad_request\",\"message\":\"period: expected YYYY-MM, got "
+         "'2026-13'\"}"},
+        {"POST", "/v1/invoices", "{\"tenant\": \"acme\"}", 400,
          "{\"error\":\"bad_request\",\"message\":\"period: required, YYYY-MM\"}"},
+        /* cJSON would read "acme\u0000x" as "acme", and make acme's draft. */
+        {"POST", "/v1/invoices", "{\"tenant\": \"acme\\u0000x\", \"period\": \"2026-01\"}",
+         400,
+         "{\"error\":\"bad_request\",\"message\":\"strings may not contain \\\\u0000 or a "
+         "zero byte\"}"},
+        {"GET", "/v1/invoices?tenant=acme%00x", NULL, 400,
+         "{\"error\":\"bad_request\",\"message\":\"tenant: may not contain a zero byte "
+         "(%00)\"}"},
+        {"GET", "/v1/invoices/01", NULL, 404,
+         "{\"error\":\"not_found\",\"message\":\"invoice: no such invoice\"}"},
         {"POST", "/v1/invoices", "{\"period\": \"2026-01\"}", 400,
          "{\"error\":\"bad_request\",\"message\":\"tenant: required, a string\"}"},
         {"POST", "/v1/invoices", "[1]", 400,
@@ -353,6 +372,11 @@ START_TEST(bad_invoice_requests)
         ck_assert_str_eq(r.body, cases[i].reply);
         free(r.body);
     }
+    /* None of them made a draft. */
+    struct http_reply none = call("GET", "/v1/invoices?tenant=acme&period=2026-01", admin_key,
+                                  NULL);
+    ck_assert_str_eq(none.body, "{\"invoices\": []}");
+    free(none.body);
     /* Building needs an admin key. */
     struct http_reply r = call("POST", "/v1/invoices", acme_key,
                                "{\"tenant\": \"acme\", \"period\": \"2026-01\"}");

@@ -271,6 +271,11 @@ START_TEST(usage_parameters_are_checked)
          "window: expected hour, day or month"},
         {"tenant=acme&from=2026-11-01&to=2026-12-01&function=-x",
          "function: expected [A-Za-z0-9][A-Za-z0-9._-]{0,127}"},
+        /* A zero byte would cut the value short: usage of f1 for "f1%00zz". */
+        {"tenant=acme&from=2026-11-01&to=2026-12-01&function=f1%00zz",
+         "function: may not contain a zero byte (%00)"},
+        {"tenant=acme%00&from=2026-11-01&to=2026-12-01",
+         "tenant: may not contain a zero byte (%00)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[512], want[512];
