@@ -66,6 +66,7 @@ struct request {
     struct fm_qnode job; /* in the server's queue of blocking requests; first, see queue.h */
     struct fm_buf body;
     bool too_large;
+    bool refused;           /* answered before its body was read (refuse_framing) */
     bool deferred;          /* suspended until api_answer; then its answer is sent */
     struct api_request api; /* what the handler sees, from the end of the body on */
     char params[API_PARAMS_MAX][160]; /* api.params point here */
@@ -401,6 +402,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, const struct meter_s
                             r.content_type ? r.content_type : "application/json");
     if (r.allow[0] != '\0')
         MHD_add_response_header(resp, "Allow", r.allow);
+    if (r.status == 401) /* how to authenticate (RFC 6750) */
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     /* While stopping, a keep-alive client must not slip new requests into the drain. */
     if (atomic_load(&srv->stopping))
         MHD_add_response_header(resp, "Connection", "close");
@@ -422,6 +425,42 @@ static enum MHD_Result send_too_large(struct MHD_Connection *c, const struct met
                       started);
 }
 
+/* Content-Length headers seen, and whether they disagree. */
+struct lengths {
+    const char *first;
+    bool differ;
+};
+
+static enum MHD_Result count_lengths(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    struct lengths *l = cls;
+    if (strcasecmp(key, "Content-Length") != 0 || value == NULL)
+        return MHD_YES;
+    if (l->first == NULL)
+        l->first = value;
+    else if (strcmp(l->first, value) != 0)
+        l->differ = true;
+    return MHD_YES;
+}
+
+/* A body meterd would not read as its sender meant, refused before it is read: two
+ * Content-Lengths that disagree (a proxy in between may have split the body at the other
+ * one), or a compressed body. Status 0 when there is none. */
+static struct reply refuse_framing(struct MHD_Connection *c)
+{
+    struct lengths l = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_lengths, &l);
+    if (l.differ)
+        return reply_error(E_BAD_REQUEST, "Content-Length: given twice with different values");
+    const char *coding = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
+    if (coding != NULL && strcasecmp(coding, "identity") != 0)
+        return reply_error(E_MEDIA_TYPE, "Content-Encoding: only identity is taken, got '%s'",
+                           coding);
+    return (struct reply){0};
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **req_cls)
@@ -436,12 +475,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         fm_buf_init(&req->body, srv->cfg.body_limit);
         *req_cls = req;
         atomic_fetch_add(&srv->active, 1);
+        struct reply refused = refuse_framing(c);
+        if (refused.status != 0) {
+            req->refused = true;
+            return send_reply(c, srv, refused, NULL, fm_mono_us());
+        }
         /* Refuse a declared oversized body before reading it. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > srv->cfg.body_limit) {
             req->too_large = true;
             return send_too_large(c, srv, method, url);
         }
+        return MHD_YES;
+    }
+    if (req->refused) { /* its answer is queued: the body is not read */
+        *upload_size = 0;
         return MHD_YES;
     }
     if (*upload_size > 0) {

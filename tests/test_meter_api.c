@@ -596,6 +596,54 @@ START_TEST(idle_connections_are_closed_after_the_timeout)
 }
 END_TEST
 
+/* A body meterd would not read as its sender meant is refused before it is read; a 401
+ * says how to authenticate. */
+START_TEST(ambiguous_or_compressed_bodies_are_refused)
+{
+    struct meter_config cfg;
+    test_config(&cfg);
+    serve(&cfg);
+    static const struct {
+        const char *headers, *status, *body;
+    } cases[] = {
+        {"Content-Length: 2\r\nContent-Length: 5\r\n", "HTTP/1.1 400 ",
+         "{\"error\":\"bad_request\",\"message\":\"Content-Length: given twice with "
+         "different values\"}"},
+        {"Content-Length: 2\r\nContent-Encoding: gzip\r\n", "HTTP/1.1 415 ",
+         "{\"error\":\"unsupported_media_type\",\"message\":\"Content-Encoding: only "
+         "identity is taken, got 'gzip'\"}"},
+        /* The same length twice says nothing new. */
+        {"Content-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n", "HTTP/1.1 200 ",
+         "{\"accepted\":0,\"duplicates\":0,\"rejected\":[]}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char req[1024], buf[2048];
+        snprintf(req, sizeof req,
+                 "POST /v1/records HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer %s\r\n"
+                 "Content-Type: application/json\r\n%s\r\n[]",
+                 ingest_key, cases[i].headers);
+        int fd = tcp_connect();
+        ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+        buf[0] = '\0';
+        wait_closed(fd, 5000, buf, sizeof buf);
+        close(fd);
+        ck_assert_msg(strncmp(buf, cases[i].status, strlen(cases[i].status)) == 0, "%s", buf);
+        const char *body = strstr(buf, "\r\n\r\n");
+        ck_assert_ptr_nonnull(body);
+        ck_assert_str_eq(body + 4, cases[i].body);
+    }
+    static const char no_key[] = "GET " ACME_NOV " HTTP/1.1\r\nHost: test\r\n"
+                                 "Connection: close\r\n\r\n";
+    int fd = tcp_connect();
+    ck_assert_int_eq(send(fd, no_key, sizeof no_key - 1, MSG_NOSIGNAL), (ssize_t)sizeof no_key - 1);
+    char buf[2048] = "";
+    wait_closed(fd, 5000, buf, sizeof buf);
+    close(fd);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 401 ", 13) == 0, "%s", buf);
+    ck_assert_msg(strstr(buf, "\r\nWWW-Authenticate: Bearer\r\n") != NULL, "%s", buf);
+}
+END_TEST
+
 /* ---- a TCP proxy between meterd and PostgreSQL, that the test can cut ------------------ */
 
 #define PROXY_LINKS 64
@@ -1516,6 +1564,7 @@ Suite *suite_meter_api(void)
     tcase_add_test(tc, metrics_follow_the_fold);
     tcase_add_test(tc, one_address_gets_at_most_per_ip_connections);
     tcase_add_test(tc, idle_connections_are_closed_after_the_timeout);
+    tcase_add_test(tc, ambiguous_or_compressed_bodies_are_refused);
     tcase_add_test(tc, meterd_options_are_checked);
     tcase_add_test(tc, meterd_listens_on_ipv6);
     tcase_add_test(tc, a_busy_address_is_one_line);
