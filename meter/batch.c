@@ -188,7 +188,11 @@ static void scan_written_ints(const char *t, size_t len, int depth_of_records, i
                 rec++;
             field = -1;
         } else if (here && (c == '-' || (c >= '0' && c <= '9'))) {
-            bool integer = true; /* digits and a sign only */
+            /* Digits and a sign only, and no leading zero (0128 is not JSON, though cJSON
+             * reads it as 128). */
+            size_t lead = i + (c == '-');
+            bool integer = !(lead + 1 < len && t[lead] == '0' && t[lead + 1] >= '0' &&
+                             t[lead + 1] <= '9');
             for (; i + 1 < len && memchr("0123456789+-.eE", t[i + 1], 15) != NULL; i++)
                 integer &= t[i + 1] != '.' && t[i + 1] != 'e' && t[i + 1] != 'E';
             if (field >= 0 && !integer && rec < n && out[rec] < 0)

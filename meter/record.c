@@ -222,7 +222,7 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
         break;
     case F_TIME:
         if (!cJSON_IsString(v) || fm_time_parse(v->valuestring, &r->time_us) != 0)
-            return fm_err_set(err, "%s: expected an RFC 3339 UTC time such as "
+            return fm_err_set(err, "%s: expected an RFC 3339 UTC time from 1970 on, such as "
                                    "2026-01-31T12:00:00.000000Z",
                               f->name);
         if (time_is_canonical(v->valuestring))
@@ -327,6 +327,8 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
     const cJSON *v[MF_COUNT];
     find_fields(json, v);
     const cJSON *type = v[MF_TYPE];
+    if (type == NULL)
+        return fm_err_set(err, "type: missing (start, stop or resource)");
     if (!cJSON_IsString(type) || enum_index(record_types, type->valuestring) < 0)
         return fm_err_set(err, "type: expected one of start, stop, resource");
     int mask = type_mask(type->valuestring);
@@ -377,6 +379,11 @@ int meter_record_parse(const cJSON *json, struct meter_record *out, struct fm_er
     fm_buf_append(&canon, "}", 1);
     if (canon.failed || copy.failed)
         return fm_err_set(err, "record: too large");
+    /* A stop alone dates its invocation by its time less its duration: usage before 1970
+     * could be stored but never billed, as no period precedes 1970-01. */
+    if (strcmp(type->valuestring, "stop") == 0 && r.time_us < r.ints[MF_DURATION_US])
+        return fm_err_set(err, "duration_us: longer than the time since 1970-01-01, when "
+                               "the invocation would have started");
     /* Lengths were checked against these buffers' sizes above. */
     memcpy(r.tenant, v[MF_TENANT]->valuestring, strlen(v[MF_TENANT]->valuestring) + 1);
     memcpy(r.type, type->valuestring, strlen(type->valuestring) + 1);

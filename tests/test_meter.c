@@ -197,13 +197,15 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
                 "{\"id\":\"x\",\"type\":\"start\"},"
                 "{\"id\":\"y\",\"type\":\"launch\"},"
                 "7,"
-                "{\"id\":\"z:stop\",\"type\":\"stop\",\"invocation_id\":\"z\",\"tenant\":\"Acme\"}]"),
+                "{\"id\":\"z:stop\",\"type\":\"stop\",\"invocation_id\":\"z\",\"tenant\":\"Acme\"},"
+                "{\"id\":\"w\"}]"),
            200,
            "{\"accepted\":1,\"duplicates\":0,\"rejected\":["
            "{\"index\":1,\"error\":\"invocation_id: missing (required in a start record)\"},"
            "{\"index\":2,\"error\":\"type: expected one of start, stop, resource\"},"
            "{\"index\":3,\"error\":\"record: expected a JSON object\"},"
-           "{\"index\":4,\"error\":\"tenant: expected [a-z0-9][a-z0-9_-]{0,63}\"}]}");
+           "{\"index\":4,\"error\":\"tenant: expected [a-z0-9][a-z0-9_-]{0,63}\"},"
+           "{\"index\":5,\"error\":\"type: missing (start, stop or resource)\"}]}");
     /* Field by field: each rule names its field. */
     static const struct {
         const char *from, *to, *error;
@@ -218,8 +220,10 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
         {"\"trigger\":\"http\"", "\"trigger\":\"cron\"",
          "trigger: expected one of http, queue, event, timer, pipeline, cli"},
         {"2026-11-06T10:00:00Z", "2026-11-06T10:00:00+02:00",
-         "time: expected an RFC 3339 UTC time such as 2026-01-31T12:00:00.000000Z"},
+         "time: expected an RFC 3339 UTC time from 1970 on, such as 2026-01-31T12:00:00.000000Z"},
         {"\"thumbnail\"", "\"-thumb\"", "function: expected [A-Za-z0-9][A-Za-z0-9._-]{0,127}"},
+        {"2026-11-06T10:00:00Z", "1969-12-31T23:59:59Z",
+         "time: expected an RFC 3339 UTC time from 1970 on, such as 2026-01-31T12:00:00.000000Z"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char rec[1024], body[1200], want[400];
@@ -278,6 +282,10 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
         {"\"duration_us\":1e3", "duration_us: expected an integer 0-86400000000"},
         {"\"duration_u\\u0073\":2E1", "duration_us: expected an integer 0-86400000000"},
         {"\"cpu_sys_us\":-0.0", "cpu_sys_us: expected an integer 0-1099511627776"},
+        /* JSON has no leading zeros; cJSON would read 0128 as 128. */
+        {"\"memory_mb\":0128", "memory_mb: expected an integer 1-10240"},
+        {"\"bytes_in\":-01", "bytes_in: expected an integer 0-1099511627776"},
+        {"\"bytes_in\":00", "bytes_in: expected an integer 0-1099511627776"},
         /* A name with another escape is no field's: the real member after it is judged. */
         {"\"dura\\tion_us\":1,\"duration_us\":1000.00000000000001",
          "duration_us: expected an integer 0-86400000000"},
@@ -310,7 +318,14 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
     }
     expect_value("SELECT string_agg(invocation_id || '=' || duration_us, ',' ORDER BY"
                  " invocation_id) FROM invocations WHERE invocation_id ~ $1",
-                 "^num-", "num-0-6=7,num-1-6=7");
+                 "^num-", "num-0-9=7,num-1-9=7");
+    /* A stop alone is dated by its time less its duration: never before 1970. */
+    expect(post(ingest_key, "application/json",
+                "[" STOP("e1970", "1970-01-01T00:00:00.5Z", "1000000") ","
+                STOP("e1970b", "1970-01-01T00:00:01Z", "1000000") "]"),
+           200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[{\"index\":0,\"error\":"
+                "\"duration_us: longer than the time since 1970-01-01, when the invocation "
+                "would have started\"}]}");
     /* In a JSON array, such a string refuses the request: nothing is stored. */
     expect(post(ingest_key, "application/json",
                 "[" STOP("inv-j", "2026-11-06T12:00:00Z", "5") ",{\"id\":\"a\\u0000\"}]"),
@@ -989,9 +1004,9 @@ START_TEST(large_batches_parse_whole)
                 "{\"id\":\"x\\\\\\u0000\"}"),
            200,
            "{\"accepted\":0,\"duplicates\":0,\"rejected\":["
-           "{\"index\":0,\"error\":\"type: expected one of start, stop, resource\"},"
-           "{\"index\":1,\"error\":\"type: expected one of start, stop, resource\"},"
-           "{\"index\":2,\"error\":\"type: expected one of start, stop, resource\"},"
+           "{\"index\":0,\"error\":\"type: missing (start, stop or resource)\"},"
+           "{\"index\":1,\"error\":\"type: missing (start, stop or resource)\"},"
+           "{\"index\":2,\"error\":\"type: missing (start, stop or resource)\"},"
            "{\"index\":3,\"error\":\"" NOT_ONE_VALUE "\"}]}");
     fm_buf_free(&json);
     fm_buf_free(&ndjson);
@@ -1188,7 +1203,8 @@ START_TEST(record_errors_name_the_field)
         const char *text, *error;
     } cases[] = {
         {"7", "record: expected a JSON object"},
-        {"{\"id\":\"e\"," STOP_TAIL, "type: expected one of start, stop, resource"},
+        {"{\"id\":\"e\"," STOP_TAIL, "type: missing (start, stop or resource)"},
+        {"{\"id\":\"e\",\"type\":null," STOP_TAIL, "type: expected one of start, stop, resource"},
         {"{\"type\":\"stop\"," STOP_TAIL, "id: missing (required in a stop record)"},
         {"{\"id\":\"\",\"type\":\"stop\"," STOP_TAIL, "id: expected a string of 1-128 characters"},
         {"{\"id\":\"e\xff\",\"type\":\"stop\"," STOP_TAIL, "id: not valid UTF-8"},
@@ -1203,7 +1219,7 @@ START_TEST(record_errors_name_the_field)
         {"{\"id\":\"e\",\"type\":\"stop\",\"cold_start\":0," STOP_TAIL,
          "cold_start: expected true or false"},
         {"{\"id\":\"e\",\"type\":\"stop\",\"time\":\"2026-11-05\"," STOP_TAIL,
-         "time: expected an RFC 3339 UTC time such as 2026-01-31T12:00:00.000000Z"},
+         "time: expected an RFC 3339 UTC time from 1970 on, such as 2026-01-31T12:00:00.000000Z"},
         {"{\"id\":\"e\",\"type\":\"stop\",\"correlation_id\":\""
          "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
          "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"," STOP_TAIL,
