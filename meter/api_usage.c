@@ -178,7 +178,9 @@ static const char usage_sql[] =
     "          FROM usage_hourly"
     "         WHERE tenant = $1 AND hour >= $2::timestamptz AND hour < $3::timestamptz"
     "           AND ($5::text IS NULL OR function = $5)"
-    "         GROUP BY 1, 2) u"
+    "         GROUP BY 1, 2"
+    /* An hour every invocation left (dated anew by its start, come later) sums to nothing. */
+    "        HAVING sum(invocations) <> 0) u"
     "  LEFT JOIN (SELECT date_trunc($4, hour, 'UTC') AS w, function, sum(mb_ms) AS mb_ms"
     "               FROM usage_rated_hourly"
     "              WHERE tenant = $1 AND plan = $6 AND hour >= $2::timestamptz"

@@ -242,6 +242,19 @@ START_TEST(usage_of_ingested_records)
            HEAD("initech", "day", "2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z", "null", PLAN)
            ROW("2026-09-10T00:00:00Z", "2026-09-11T00:00:00Z", "ocr", "1", "0", "1",
                "260000", "260", "0", "2000", "2", "0.065", "\"0.065\"") "]}");
+    /* Its start, come later, dates it an hour earlier: the hour it left shows no row. */
+    expect(post_records(ingest_key,
+                        "{\"id\":\"u1:start\",\"type\":\"start\",\"invocation_id\":\"u1\","
+                        "\"tenant\":\"initech\",\"function\":\"ocr\","
+                        "\"time\":\"2026-09-10T07:59:59Z\",\"memory_mb\":256,"
+                        "\"timeout_ms\":3000,\"cold_start\":true,\"trigger\":\"http\"}\n"),
+           200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    expect(get(admin_key, "/v1/usage?tenant=initech&from=2026-09-10T07:00:00Z"
+                          "&to=2026-09-10T09:00:00Z&window=hour"),
+           200,
+           HEAD("initech", "hour", "2026-09-10T07:00:00Z", "2026-09-10T09:00:00Z", "null", PLAN)
+           ROW("2026-09-10T07:00:00Z", "2026-09-10T08:00:00Z", "ocr", "1", "0", "1",
+               "260000", "260", "0", "2000", "2", "0.065", "\"0.065\"") "]}");
 }
 END_TEST
 
