@@ -5,10 +5,14 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "meter/api.h"
 #include "meter/batch.h"
 #include "meter/metrics.h"
 #include "meter/record.h"
+
+/* How far ahead of meterd's clock a record may be dated: clocks differ, by less. */
+#define FUTURE_MAX_US (INT64_C(86400) * 1000000)
 
 /* A batch from its parsing to its answer, which comes from a writer thread when the
  * records are stored. */
@@ -107,6 +111,9 @@ struct reply api_post_records(const struct api_request *req)
         job_free(j);
         return reply_error(E_INTERNAL, "out of memory");
     }
+    /* A record dated further ahead comes from a clock gone wrong; each month it names
+     * would also get partitions of its own. */
+    int64_t latest = fm_wall_us() + FUTURE_MAX_US;
     for (size_t i = 0; i < j->batch.n; i++) {
         struct fm_err rerr;
         const cJSON *item = meter_batch_record(&j->batch, i);
@@ -115,12 +122,15 @@ struct reply api_post_records(const struct api_request *req)
                               "holds \\u0000 or a zero byte");
         else if (meter_record_parse(item, &j->recs[j->valid], &rerr) == 0) {
             int written = meter_batch_written_int(&j->batch, i);
-            if (written < 0) {
+            if (written < 0 && j->recs[j->valid].time_us <= latest) {
                 j->origin[j->valid++] = i;
                 continue;
             }
             meter_record_clear(&j->recs[j->valid]);
-            meter_record_int_refused((enum meter_field)written, &rerr);
+            if (written >= 0)
+                meter_record_int_refused((enum meter_field)written, &rerr);
+            else
+                fm_err_set(&rerr, "time: more than a day ahead of meterd's clock");
         }
         fm_buf_printf(&j->rejected, "%s{\"index\":%zu,\"error\":", j->nrejected++ ? "," : "",
                       i);

@@ -151,7 +151,7 @@ START_TEST(repeats_are_duplicates_and_changes_are_conflicts)
            "{\"accepted\":0,\"duplicates\":1,\"rejected\":[]}");
     /* The same id with another time, in another month: a conflict, stored nowhere. */
     expect(post(ingest_key, "application/x-ndjson",
-                START("inv-b", "2026-12-04T10:00:00Z") "\n"),
+                START("inv-b", "2026-10-04T10:00:00Z") "\n"),
            200,
            "{\"accepted\":0,\"duplicates\":0,\"rejected\":[{\"index\":0,\"error\":\"id: already "
            "stored with different content (conflict)\"}]}");
@@ -442,14 +442,28 @@ START_TEST(months_get_their_own_partitions)
 {
     expect(post(ingest_key, "application/json",
                 "[" STOP("inv-h", "2026-10-31T23:59:59.900Z", "200000") "," STOP(
-                    "inv-i", "2027-01-01T00:00:00.100Z", "50000") "]"),
+                    "inv-i", "2026-01-01T00:00:00.100Z", "50000") "]"),
            200, "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
     expect_value("SELECT tableoid::regclass FROM invocations WHERE invocation_id = $1", "inv-h",
                  "invocations_2026_10");
     expect_value("SELECT tableoid::regclass FROM invocations WHERE invocation_id = $1", "inv-i",
-                 "invocations_2027_01");
+                 "invocations_2026_01");
     expect_value("SELECT tableoid::regclass FROM records WHERE id = $1", "inv-i:stop",
-                 "records_2027_01");
+                 "records_2026_01");
+    /* A record dated more than a day ahead is refused (a clock gone wrong), and makes no
+     * partition: up to a day ahead is taken. */
+    char ahead[32], far[32], body[2048];
+    fm_time_format(fm_wall_us() + INT64_C(23) * 3600 * 1000000, ahead, sizeof ahead);
+    fm_time_format(fm_wall_us() + INT64_C(400) * 86400 * 1000000, far, sizeof far);
+    snprintf(body, sizeof body, "[" STOP("inv-ahead", "%s", "1000") "," STOP("inv-far", "%s",
+                                                                           "1000") "]",
+             ahead, far);
+    expect(post(ingest_key, "application/json", body), 200,
+           "{\"accepted\":1,\"duplicates\":0,\"rejected\":[{\"index\":1,\"error\":\"time: "
+           "more than a day ahead of meterd's clock\"}]}");
+    char partition[32];
+    snprintf(partition, sizeof partition, "records_%.4s_%.2s", far, far + 5);
+    expect_value("SELECT count(*) FROM pg_class WHERE relname = $1", partition, "0");
 }
 END_TEST
 
@@ -605,7 +619,7 @@ static char *mixed_batch(const char *t)
     add_record(&b, t, "stop", "m2", "2026-11-05T11:00:01Z", "late-name", STOP_REST ",\"correlation_id\":\"up-stop\"");
     add_record(&b, t, "start", "m2", "2026-11-05T11:00:00.8Z", "resize", START_REST ",\"correlation_id\":\"up-start\"");
     /* A stop alone, whose run began in the month before its record. */
-    add_record(&b, t, "stop", "m3", "2026-12-01T00:00:00.1Z", "resize", STOP_REST);
+    add_record(&b, t, "stop", "m3", "2026-11-01T00:00:00.1Z", "resize", STOP_REST);
     /* A start alone. */
     add_record(&b, t, "start", "m4", "2026-11-05T12:00:00Z", "resize", START_REST);
     /* Start first without a correlation, the stop with one. */
@@ -797,7 +811,7 @@ START_TEST(direct_and_staged_paths_store_alike)
         "\"2026-11-05 10:00:00.2+00\",200000,1500,ok,0,7000,900,70000,10,20);"
         "(m2,\"2026-11-05 11:00:00.8+00\",late-name,t,t,512,9000,f,queue,up-stop,"
         "\"2026-11-05 11:00:01+00\",200000,1500,ok,0,7000,900,70000,10,20);"
-        "(m3,\"2026-11-30 23:59:59.9+00\",resize,f,t,512,,f,,,\"2026-12-01 00:00:00.1+00\","
+        "(m3,\"2026-10-31 23:59:59.9+00\",resize,f,t,512,,f,,,\"2026-11-01 00:00:00.1+00\","
         "200000,1500,ok,0,7000,900,70000,10,20);"
         "(m4,\"2026-11-05 12:00:00+00\",resize,t,f,512,9000,t,queue,,,,,,,,,,,);"
         "(m5,\"2026-11-05 13:00:00+00\",resize,t,t,512,9000,t,queue,up-5,"
