@@ -7,6 +7,7 @@
 #include "common/timeutil.h"
 #include "meter/api.h"
 #include "meter/compare_stats.h"
+#include "meter/record.h"
 
 #define COMPARE_SERVERS_MAX 32
 #define COMPARE_REPLY_MAX (4u << 20)
@@ -57,6 +58,8 @@ struct reply api_get_compare(const struct api_request *r)
     int64_t from, to;
     if (tenant == NULL)
         return reply_error(E_BAD_REQUEST, "tenant: required");
+    if (!meter_name_ok(tenant, false))
+        return reply_error(E_BAD_REQUEST, "tenant: expected " METER_TENANT_RULE);
     if (period == NULL)
         return reply_error(E_BAD_REQUEST, "period: required, YYYY-MM");
     if (fm_period_parse(period, &from, &to) != 0)

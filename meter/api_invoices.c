@@ -10,6 +10,7 @@
 #include "common/timeutil.h"
 #include "meter/api.h"
 #include "meter/invoices.h"
+#include "meter/record.h"
 
 /* The reply for a status of meter/invoices.c that is not OK. */
 static struct reply invoice_error(enum meter_invoice_status st, const struct fm_err *err)
@@ -92,6 +93,8 @@ struct reply api_post_invoices(const struct api_request *r)
     int64_t from, to;
     if (tenant == NULL) {
         out = reply_error(E_BAD_REQUEST, "tenant: required, a string");
+    } else if (!meter_name_ok(tenant, false)) {
+        out = reply_error(E_BAD_REQUEST, "tenant: expected " METER_TENANT_RULE);
     } else if (period == NULL) {
         out = reply_error(E_BAD_REQUEST, "period: required, YYYY-MM");
     } else if (fm_period_parse(period, &from, &to) != 0) {
@@ -178,6 +181,8 @@ struct reply api_list_invoices(const struct api_request *r)
     int64_t from, to;
     if (period && fm_period_parse(period, &from, &to) != 0)
         return reply_error(E_BAD_REQUEST, "period: expected YYYY-MM, got '%s'", period);
+    if (tenant && !meter_name_ok(tenant, false))
+        return reply_error(E_BAD_REQUEST, "tenant: expected " METER_TENANT_RULE);
     if (strcmp(key.role, "tenant") == 0) {
         if (tenant == NULL)
             tenant = key.tenant;

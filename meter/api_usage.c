@@ -29,6 +29,7 @@
 #include "meter/api.h"
 #include "meter/fold.h"
 #include "meter/metrics.h"
+#include "meter/record.h"
 
 #define USAGE_REPLY_MAX (16u << 20)
 #define US_PER_HOUR INT64_C(3600000000)
@@ -40,15 +41,6 @@ static const char usage_note[] =
     "invoices do; both date an invocation by the hour it started in";
 
 /* One name: a first character from `first`, then up to max - 1 from `rest`. */
-static bool name_valid(const char *s, const char *first, const char *rest, size_t max)
-{
-    size_t n = strlen(s);
-    return n >= 1 && n <= max && strchr(first, s[0]) != NULL && strspn(s + 1, rest) == n - 1;
-}
-
-#define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789"
-#define ALNUM LOWER_DIGITS "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
 /* Two digits at s into *v; false when they are not digits. */
 static bool two_digits(const char *s, int *v)
 {
@@ -125,9 +117,9 @@ static bool query_parse(const struct api_request *req, struct usage_query *q,
     const char *function = api_query(req, "function");
     const char *why = NULL;
     int64_t from_us = 0, to_us = 0;
-    if (tenant == NULL || !name_valid(tenant, LOWER_DIGITS, LOWER_DIGITS "_-", 64)) {
+    if (tenant == NULL || !meter_name_ok(tenant, false)) {
         *refusal = reply_error(E_BAD_REQUEST, "tenant: %s",
-                               tenant ? "expected [a-z0-9][a-z0-9_-]{0,63}" : "required");
+                               tenant ? "expected " METER_TENANT_RULE : "required");
         return false;
     }
     if (from == NULL || instant_parse(from, &from_us, &why) != 0) {
@@ -149,9 +141,8 @@ static bool query_parse(const struct api_request *req, struct usage_query *q,
         *refusal = reply_error(E_BAD_REQUEST, "window: expected hour, day or month");
         return false;
     }
-    if (function != NULL && !name_valid(function, ALNUM, ALNUM "._-", 128)) {
-        *refusal =
-            reply_error(E_BAD_REQUEST, "function: expected [A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    if (function != NULL && !meter_name_ok(function, true)) {
+        *refusal = reply_error(E_BAD_REQUEST, "function: expected " METER_FUNCTION_RULE);
         return false;
     }
     q->tenant = tenant;

@@ -95,7 +95,7 @@ static bool utf8_ok(const char *s)
     return true;
 }
 
-static bool name_ok(const char *s, bool function)
+bool meter_name_ok(const char *s, bool function)
 {
     size_t len = strlen(s);
     size_t max = function ? 128 : 64;
@@ -213,12 +213,12 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
             return fm_err_set(err, "%s: not valid UTF-8", f->name);
         break;
     case F_TENANT:
-        if (!cJSON_IsString(v) || !name_ok(v->valuestring, false))
-            return fm_err_set(err, "%s: expected [a-z0-9][a-z0-9_-]{0,63}", f->name);
+        if (!cJSON_IsString(v) || !meter_name_ok(v->valuestring, false))
+            return fm_err_set(err, "%s: expected " METER_TENANT_RULE, f->name);
         break;
     case F_FUNCTION:
-        if (!cJSON_IsString(v) || !name_ok(v->valuestring, true))
-            return fm_err_set(err, "%s: expected [A-Za-z0-9][A-Za-z0-9._-]{0,127}", f->name);
+        if (!cJSON_IsString(v) || !meter_name_ok(v->valuestring, true))
+            return fm_err_set(err, "%s: expected " METER_FUNCTION_RULE, f->name);
         break;
     case F_TIME:
         if (!cJSON_IsString(v) || fm_time_parse(v->valuestring, &r->time_us) != 0)

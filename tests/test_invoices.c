@@ -301,6 +301,9 @@ START_TEST(compare_serves_the_same_bill)
          "{\"error\":\"forbidden\",\"message\":\"this needs an admin or tenant key\"}"},
         {"/v1/compare?tenant=acme", "admin", 400,
          "{\"error\":\"bad_request\",\"message\":\"period: required, YYYY-MM\"}"},
+        {"/v1/compare?tenant=Acme&period=2026-09", "admin", 400,
+         "{\"error\":\"bad_request\",\"message\":\"tenant: expected "
+         "[a-z0-9][a-z0-9_-]{0,63}\"}"},
         {"/v1/compare?tenant=acme&period=2026-13", "admin", 400,
          "{\"error\":\"bad_request\",\"message\":\"period: expected YYYY-MM, got "
          "'2026-13'\"}"},
@@ -353,6 +356,12 @@ START_TEST(bad_invoice_requests)
          "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON object\"}"},
         {"POST", "/v1/invoices", "{\"tenant\": \"acme\", \"period\": \"2026-01\"} trailing", 400,
          "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON object\"}"},
+        {"POST", "/v1/invoices", "{\"tenant\": \"CALC\", \"period\": \"2026-01\"}", 400,
+         "{\"error\":\"bad_request\",\"message\":\"tenant: expected "
+         "[a-z0-9][a-z0-9_-]{0,63}\"}"},
+        {"GET", "/v1/invoices?tenant=CALC", NULL, 400,
+         "{\"error\":\"bad_request\",\"message\":\"tenant: expected "
+         "[a-z0-9][a-z0-9_-]{0,63}\"}"},
         {"POST", "/v1/invoices", "{\"tenant\": \"nobody\", \"period\": \"2026-01\"}", 404,
          "{\"error\":\"not_found\",\"message\":\"tenant: no tenant 'nobody'\"}"},
         {"POST", "/v1/invoices",
