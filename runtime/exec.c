@@ -299,13 +299,11 @@ static void classify(struct rt_exec_result *r, int wstatus, int ended_by_us)
         r->exit_code = 128 + SIGKILL;
     } else if (WIFEXITED(wstatus)) {
         r->exit_code = WEXITSTATUS(wstatus);
-        r->status = r->exit_code == 0           ? RT_RUN_OK
-                    : r->exit_code == RT_EXIT_OOM ? RT_RUN_OOM
-                                                  : RT_RUN_ERROR;
+        r->status = r->exit_code == 0 ? RT_RUN_OK : RT_RUN_ERROR;
     } else {
-        int sig = WTERMSIG(wstatus);
-        r->exit_code = 128 + sig;
-        r->status = sig == SIGKILL ? RT_RUN_OOM : RT_RUN_CRASHED;
+        /* A SIGKILL too: whether the OOM killer sent it, only the group's count can say. */
+        r->exit_code = 128 + WTERMSIG(wstatus);
+        r->status = RT_RUN_CRASHED;
     }
 }
 
@@ -385,7 +383,7 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
     } else {
         classify(&r, wstatus, ended_by_us);
         /* A failure after the OOM killer ended one of the function's processes is the
-         * memory limit's doing, whichever process it was. */
+         * memory limit's doing, whichever process it was; nothing else is "oom". */
         bool failed = r.status == RT_RUN_ERROR || r.status == RT_RUN_CRASHED;
         if (failed && ended_by_us == 0 && rt_cgroup_oom_kills(&cg) > oom_before &&
             oom_before >= 0)

@@ -12,9 +12,6 @@
 
 #define RT_OUTPUT_MAX ((size_t)6 * 1024 * 1024)
 #define RT_ERRLOG_MAX ((size_t)64 * 1024)
-/* 128 + SIGKILL: what a shell reports for a child the kernel's OOM killer ended. A function
- * whose allocation failed exits with it to be reported as "oom" (see rt_exec_run). */
-#define RT_EXIT_OOM 137
 
 /* How an invocation ended: the record's "status". */
 enum rt_run_status {
@@ -87,9 +84,12 @@ struct rt_exec_result {
  * code 127. Memory: the child and every process it starts share a memory cgroup of
  * memory_mb (cgroup.h), and whatever is left of them is killed when the invocation ends;
  * where no cgroup can be made, the child runs under RLIMIT_AS = memory_mb instead, so that
- * allocations beyond it fail inside the function. "oom" is reported when the child exits
- * with RT_EXIT_OOM or is killed by a SIGKILL the runtime did not send (the kernel's OOM
- * killer). Any other non-zero exit is "error", any other fatal signal "crashed".
+ * allocations beyond it fail inside the function. "oom" is reported only when the kernel's
+ * OOM killer ended a process of the function's group (its count of OOM kills rose) and the
+ * function then failed; otherwise a non-zero exit is "error" and a fatal signal "crashed",
+ * whatever the exit code or signal (a function's own exit 137, a SIGKILL from elsewhere).
+ * Under the address-space limit nothing is "oom": an allocation that fails there ends the
+ * function as the function makes it end, which the runtime cannot tell from other failures.
  *
  * The caller must ignore SIGPIPE (a child may close stdin before reading all input).
  * Thread-safe as long as each call has its own spec and result.

@@ -426,15 +426,15 @@ static void failed(struct rt_worker *w, enum xchg how, const struct rt_usage *ba
         break;
     case XCHG_EXITED:
     case XCHG_FRAME:
+        /* "oom" only when the group's count of OOM kills rose (rt_worker_invoke). */
         if (WIFEXITED(w->wstatus)) {
             r->exit_code = WEXITSTATUS(w->wstatus);
-            r->status = r->exit_code == RT_EXIT_OOM ? RT_RUN_OOM : RT_RUN_ERROR;
+            r->status = RT_RUN_ERROR;
             snprintf(r->reason, sizeof r->reason, "the worker exited with %d without replying",
                      r->exit_code);
         } else {
-            int sig = WTERMSIG(w->wstatus);
-            r->exit_code = 128 + sig;
-            r->status = sig == SIGKILL ? RT_RUN_OOM : RT_RUN_CRASHED;
+            r->exit_code = 128 + WTERMSIG(w->wstatus);
+            r->status = RT_RUN_CRASHED;
         }
         break;
     }
@@ -456,7 +456,7 @@ static enum rt_status replied(struct rt_worker *w, size_t frame_len, const struc
     r->output[r->output_len] = '\0';
     consume(w, frame_len);
     r->exit_code = code;
-    r->status = code == 0 ? RT_RUN_OK : code == RT_EXIT_OOM ? RT_RUN_OOM : RT_RUN_ERROR;
+    r->status = code == 0 ? RT_RUN_OK : RT_RUN_ERROR;
     struct rt_usage after;
     if (w->have_proc && rt_proc_usage(&w->proc, &after) == 0) {
         rt_usage_split(base, &after, &r->cpu_user_us, &r->cpu_sys_us);

@@ -40,10 +40,11 @@ enum rt_status rt_worker_start(const struct rt_worker_spec *spec, struct rt_work
  * timeout_ms for the invocation. CPU time and peak RSS of the result are this invocation's
  * own, read from /proc by the runtime (see procstat.h), not reported by the function.
  *
- * Statuses as in rt_exec_run: reply code 0 "ok", 137 "oom", other codes "error"; a
- * timeout kills the worker's process group ("timeout"); a worker that dies is "crashed"
- * (signal), "oom" (SIGKILL not sent by us) or "error" (exit). After anything but a reply
- * the worker is dead: rt_worker_usable says false and the caller stops it.
+ * Statuses as in rt_exec_run: reply code 0 "ok", other codes "error"; a timeout kills the
+ * worker's process group ("timeout"); a worker that dies is "crashed" (signal) or "error"
+ * (exit). A failure after the kernel's OOM killer ended a process of the worker's memory
+ * group is "oom" instead. After anything but a reply the worker is dead: rt_worker_usable
+ * says false and the caller stops it.
  *
  * @param request_id  at most 128 bytes without spaces
  * @param out  on RT_OK the outcome (caller frees with rt_exec_result_free); untouched on error

@@ -1,6 +1,7 @@
 /*
- * hog MB: allocates MB mebibytes and touches every page. When an allocation fails it exits
- * with 137, which the runtime reports as status "oom".
+ * hog MB: allocates MB mebibytes and touches every page. When an allocation fails (under an
+ * address-space limit) it exits with 137, which the runtime reports as status "error": only
+ * the kernel's OOM killer, ending it under a memory cgroup, makes "oom".
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,6 +5,8 @@
  *   "count"      answers how many requests this worker has served
  *   "fail"       fails with code 3
  *   "crash"      dies of SIGSEGV
+ *   "kill"       dies of SIGKILL, sent to itself
+ *   "code N"     replies with code N and no output
  *   "sleep MS"   sleeps MS milliseconds
  *   "burn MS"    spins until it has used MS milliseconds of CPU
  *   "hog MB"     allocates and touches MB mebibytes (code 137 when that fails)
@@ -46,6 +48,10 @@ static int probe(const struct warm_request *req, FILE *out, void *ctx)
         return 3;
     } else if (starts(req, "crash")) {
         raise(SIGSEGV);
+    } else if (starts(req, "kill")) {
+        raise(SIGKILL);
+    } else if (starts(req, "code ")) {
+        return (int)arg_of(req, 5);
     } else if (starts(req, "sleep ")) {
         long ms = arg_of(req, 6);
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

@@ -22,8 +22,9 @@
  *     runtime: INVOKE <request-id> <deadline-unix-ms> <len>\n<payload>
  *     worker:  DONE <code> <len>\n<payload>               code 0 ok, else as an exit code
  *
- * End of file on fd 3 asks the worker to exit. A handler that returns 137 reports that it
- * ran out of memory (the runtime records status "oom").
+ * End of file on fd 3 asks the worker to exit. A handler's code counts as an exit code: 0
+ * is status "ok", any other "error" (137 too, which the helpers below return when memory
+ * runs out); the runtime records "oom" only when the kernel's OOM killer ended a process.
  */
 #ifndef FN_WARM_H
 #define FN_WARM_H
