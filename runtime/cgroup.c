@@ -266,15 +266,38 @@ static struct rt_cgroup spares[SPARE_MAX];
 static int nspares;
 static pthread_mutex_t spares_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Close a group's files and remove it (refused while it has members: left to a sweep). */
+static void remove_group(struct rt_cgroup *g)
+{
+    close(g->join_fd);
+    if (g->peak_fd >= 0)
+        close(g->peak_fd);
+    rmdir(g->path);
+    *g = RT_CGROUP_NONE;
+}
+
 static void drop_spares(void)
 {
     pthread_mutex_lock(&spares_lock);
-    for (int i = 0; i < nspares; i++) {
-        close(spares[i].join_fd);
-        rmdir(spares[i].path);
-    }
+    for (int i = 0; i < nspares; i++)
+        remove_group(&spares[i]);
     nspares = 0;
     pthread_mutex_unlock(&spares_lock);
+}
+
+/* The group's peak file, open for reading and resetting, or -1. v2's memory.peak can be
+ * reset (for the descriptor that resets it) from Linux 6.12 on; before, it is read-only,
+ * and a reused group's peak would be that of every invocation it served. */
+static int open_peak(const char *dir, bool v1)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", dir, v1 ? "memory.max_usage_in_bytes" : "memory.peak");
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0 && !v1 && write(fd, "0\n", 2) != 2) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
 }
 
 /* A new group, its OOM killer on (v1 groups inherit the parent's choice). */
@@ -294,6 +317,7 @@ static int make_group(struct rt_cgroup *g)
         *g = RT_CGROUP_NONE;
         return -1;
     }
+    g->peak_fd = open_peak(g->path, v1); /* without one, memory is measured otherwise */
     return 0;
 }
 
@@ -330,17 +354,13 @@ int rt_cgroup_open(int memory_mb, struct rt_cgroup *cg)
     if (nspares > 0)
         g = spares[--nspares];
     pthread_mutex_unlock(&spares_lock);
-    if (rt_cgroup_active(&g) && set_limit(&g, (long long)memory_mb << 20) != 0) {
-        close(g.join_fd); /* removed under us, or refusing: make another */
-        rmdir(g.path);
-        g = RT_CGROUP_NONE;
-    }
+    if (rt_cgroup_active(&g) && set_limit(&g, (long long)memory_mb << 20) != 0)
+        remove_group(&g); /* removed under us, or refusing: make another */
     if (!rt_cgroup_active(&g)) {
         if (make_group(&g) != 0)
             return -1;
         if (set_limit(&g, (long long)memory_mb << 20) != 0) {
-            close(g.join_fd);
-            rmdir(g.path);
+            remove_group(&g);
             return -1;
         }
     }
@@ -393,6 +413,36 @@ long long rt_cgroup_oom_kills(const struct rt_cgroup *cg)
     return n;
 }
 
+/* A number of bytes, as a peak file holds it, read through fd; -1 when it cannot. */
+static long long read_bytes(int fd)
+{
+    char text[32];
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    if (n <= 0)
+        return -1;
+    text[n] = '\0';
+    char *end = NULL;
+    long long v = strtoll(text, &end, 10);
+    return end != text && v >= 0 ? v : -1;
+}
+
+long long rt_cgroup_peak_reset(const struct rt_cgroup *cg)
+{
+    if (cg->peak_fd < 0)
+        return -1;
+    /* v1 takes "0"; v2 any text, and then reports the peak since to this descriptor. The
+     * file is a seq_file, which refuses pwrite; where write leaves the offset is no matter,
+     * as reads are preads. */
+    if (write(cg->peak_fd, "0\n", 2) != 2)
+        return -1;
+    return read_bytes(cg->peak_fd);
+}
+
+long long rt_cgroup_peak(const struct rt_cgroup *cg)
+{
+    return cg->peak_fd < 0 ? -1 : read_bytes(cg->peak_fd);
+}
+
 /* SIGKILL every process listed in the group; how many there were. */
 static int kill_members(const char *dir)
 {
@@ -430,9 +480,7 @@ void rt_cgroup_close(struct rt_cgroup *cg)
         }
         pthread_mutex_unlock(&spares_lock);
     }
-    if (!kept) {
-        close(cg->join_fd);
-        rmdir(cg->path); /* refused if it could not be emptied: left to a later sweep */
-    }
+    if (!kept)
+        remove_group(cg); /* refused if it could not be emptied: left to a later sweep */
     *cg = RT_CGROUP_NONE;
 }

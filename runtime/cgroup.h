@@ -21,9 +21,12 @@ struct rt_cgroup {
     char path[PATH_MAX]; /* "" when none */
     int join_fd;         /* the file a process writes "0" to join: v1 tasks, v2 cgroup.procs;
                           * open for writing; -1 when none */
+    int peak_fd;         /* the group's peak charge (v1 memory.max_usage_in_bytes, v2
+                          * memory.peak), open for reading and resetting; -1 when the kernel
+                          * has no peak that can be reset (v2 before Linux 6.12) */
 };
 
-#define RT_CGROUP_NONE ((struct rt_cgroup){.path = "", .join_fd = -1})
+#define RT_CGROUP_NONE ((struct rt_cgroup){.path = "", .join_fd = -1, .peak_fd = -1})
 
 /**
  * Make a memory cgroup limited to memory_mb (> 0) for one process tree.
@@ -42,6 +45,18 @@ bool rt_cgroup_active(const struct rt_cgroup *cg);
 /** How many processes the kernel's OOM killer has ended in cg since it was made; -1 when
  *  unknown (no group, or a kernel that does not count them). */
 long long rt_cgroup_oom_kills(const struct rt_cgroup *cg);
+
+/**
+ * Start measuring the peak memory charged to cg: reset the group's peak to its charge now.
+ * A group is reused from one invocation to the next, and what earlier ones left charged to
+ * it (page cache, kernel objects) stays charged: the caller subtracts the charge returned.
+ * Not thread-safe for one group (a group serves one invocation or worker at a time).
+ * @return the group's charge now, in bytes; -1 when cg has no peak that can be reset
+ */
+long long rt_cgroup_peak_reset(const struct rt_cgroup *cg);
+
+/** The peak memory charged to cg since rt_cgroup_peak_reset, in bytes; -1 when unknown. */
+long long rt_cgroup_peak(const struct rt_cgroup *cg);
 
 /** How memory limits hold in this process: "memory cgroups under PATH (cgroup v1|v2)", or
  *  "address-space limits (no memory cgroup can be made here)". Static. */

@@ -39,7 +39,9 @@ struct pump {
     bool overflow;
     pid_t pid;
     const struct rt_sampler *sampler;
-    struct rt_proc proc; /* the child's /proc files, opened by the first sample */
+    struct rt_proc proc; /* the child's /proc files, opened by their first reading */
+    bool watch_hwm;      /* read the child's VmHWM at every wake-up (see run_peak_kb) */
+    int64_t hwm_kb;      /* the largest VmHWM read so far, by that or by a sample */
 };
 
 static void close_fd(int *fd)
@@ -85,8 +87,8 @@ int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_
         return -1;
     /* A group the system refuses to take the child into (a co-mounted controller with
      * nothing assigned, a security module) leaves the address-space limit to hold. */
-    if (!(rt_cgroup_active(cg) && rt_cgroup_join(cg) == 0) && memory_mb > 0 &&
-        setrlimit(RLIMIT_AS, &as) != 0)
+    bool joined = rt_cgroup_active(cg) && rt_cgroup_join(cg) == 0;
+    if (!joined && memory_mb > 0 && setrlimit(RLIMIT_AS, &as) != 0)
         return -1;
     if (become(user) != 0)
         return -1;
@@ -99,7 +101,7 @@ int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    return 0;
+    return joined ? 1 : 0;
 }
 
 /* What the child of one exec-mode invocation needs. */
@@ -109,6 +111,7 @@ struct exec_child {
     pid_t parent;
     const struct rt_cgroup *cg;
     volatile int start_errno; /* why it could not start; read once the child exec'd or exited */
+    volatile bool joined;     /* it runs in cg */
 };
 
 /* Runs in the child of vfork (see rt_child_spawn). */
@@ -119,8 +122,10 @@ static void child_exec(void *ctx)
     rt_child_isolate();
     /* Limits before the moves: the memory group is joined through a descriptor that they
      * could overwrite. */
-    if (rt_child_confine(spec->memory_mb, &spec->user, c->cg, c->parent) != 0)
+    int confined = rt_child_confine(spec->memory_mb, &spec->user, c->cg, c->parent);
+    if (confined < 0)
         goto fail;
+    c->joined = confined == 1;
     if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0)
         goto fail;
     /* Descriptors someone opened without O_CLOEXEC must not leak into tenants' code. */
@@ -172,15 +177,27 @@ void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n)
     *len += n;
 }
 
-void rt_sample_take(const struct rt_sampler *sm, struct rt_proc *proc,
-                    const struct rt_usage *base)
+int64_t rt_sample_take(const struct rt_sampler *sm, struct rt_proc *proc,
+                       const struct rt_usage *base)
 {
     struct rt_usage now;
     if (rt_proc_usage(proc, &now) != 0)
-        return;
+        return -1;
     struct rt_usage_sample s = {.max_rss_kb = now.hwm_kb};
     rt_usage_split(base, &now, &s.cpu_user_us, &s.cpu_sys_us);
     sm->fn(sm->ctx, &s);
+    return now.hwm_kb;
+}
+
+int64_t rt_self_peak_kb(void)
+{
+    struct rusage self;
+    return getrusage(RUSAGE_SELF, &self) == 0 ? self.ru_maxrss : 0;
+}
+
+int64_t rt_child_own_peak_kb(const struct rusage *ru, int64_t spawn_peak_kb)
+{
+    return ru->ru_maxrss > spawn_peak_kb ? ru->ru_maxrss : -1;
 }
 
 int64_t rt_sample_wait_ms(int64_t deadline_us, int64_t *next_sample_us)
@@ -229,6 +246,20 @@ static void feed(struct pump *p)
     close_fd(&p->in);
 }
 
+static void note_hwm(struct pump *p, int64_t kb)
+{
+    if (kb > p->hwm_kb)
+        p->hwm_kb = kb;
+}
+
+/* With watch_hwm, a reading of the child's peak RSS so far. */
+static void watch(struct pump *p)
+{
+    int64_t kb;
+    if (p->watch_hwm && rt_proc_hwm(&p->proc, &kb) == 0)
+        note_hwm(p, kb);
+}
+
 /*
  * Move bytes until the child exits, the deadline passes or stdout overflows. Pipes held
  * open by a grandchild do not keep the invocation alive: the child's exit ends it.
@@ -240,8 +271,11 @@ static int pump_until_exit(struct pump *p, int64_t deadline_us)
         close_fd(&p->in);
     struct rt_usage base = {0};
     int64_t next_sample = INT64_MAX;
-    if (p->sampler && rt_proc_init(&p->proc, p->pid) == 0)
+    bool have_proc = rt_proc_init(&p->proc, p->pid) == 0;
+    if (p->sampler && have_proc)
         next_sample = fm_mono_us() + p->sampler->every_us;
+    p->watch_hwm = p->watch_hwm && have_proc;
+    watch(p);
     while (p->exited >= 0) {
         struct pollfd fds[4] = {
             {.fd = p->in, .events = POLLOUT},
@@ -252,7 +286,7 @@ static int pump_until_exit(struct pump *p, int64_t deadline_us)
         if (fm_mono_us() >= deadline_us)
             return 1;
         if (fm_mono_us() >= next_sample) {
-            rt_sample_take(p->sampler, &p->proc, &base);
+            note_hwm(p, rt_sample_take(p->sampler, &p->proc, &base));
             next_sample += p->sampler->every_us;
         }
         int n = poll(fds, 4, (int)rt_sample_wait_ms(deadline_us, &next_sample));
@@ -260,6 +294,9 @@ static int pump_until_exit(struct pump *p, int64_t deadline_us)
             return 1;
         if (n <= 0)
             continue;
+        /* Output usually comes last, just before the exit: a reading now comes close to
+         * the peak. */
+        watch(p);
         if (fds[0].revents)
             feed(p);
         if (fds[1].revents && drain(p, &p->out, true) != 0)
@@ -287,6 +324,22 @@ static int make_pipe(int fds[2], int parent_end)
 static int64_t tv_us(struct timeval tv)
 {
     return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+/*
+ * The function's peak memory in kB (see rt_exec_run). wait4's ru_maxrss alone will not do:
+ * it is never below the runtime's own peak when the child was spawned (rt_child_own_peak_kb),
+ * so a function of 1 MB run by a runtime that once held 40 MB would be billed 40 MB. A
+ * group's peak counts every process of the function together and nothing of the runtime's.
+ */
+static int64_t run_peak_kb(const struct rt_cgroup *cg, long long charged_before,
+                           const struct rusage *ru, int64_t spawn_peak_kb, int64_t hwm_kb)
+{
+    long long peak = charged_before >= 0 ? rt_cgroup_peak(cg) : -1;
+    if (peak >= 0)
+        return peak > charged_before ? (peak - charged_before + 1023) / 1024 : 0;
+    int64_t own = rt_child_own_peak_kb(ru, spawn_peak_kb);
+    return own > hwm_kb ? own : hwm_kb;
 }
 
 static void classify(struct rt_exec_result *r, int wstatus, int ended_by_us)
@@ -331,6 +384,7 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
     }
     rt_cgroup_open(spec->memory_mb, &cg); /* else the child limits its address space */
     long long oom_before = rt_cgroup_oom_kills(&cg);
+    long long charged_before = rt_cgroup_peak_reset(&cg);
     int64_t t0 = fm_mono_us();
     struct exec_child child = {.spec = spec, .in = in[0], .out = o[1], .err = e[1],
                                .parent = getpid(), .cg = &cg};
@@ -340,6 +394,11 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
         fm_err_set(err, "vfork: %s", strerror(errno));
         goto out;
     }
+    /* A child the system would not take into its group is measured as without one. */
+    if (!child.joined)
+        charged_before = -1;
+    int64_t spawn_peak_kb = charged_before < 0 ? rt_self_peak_kb() : 0;
+    p.watch_hwm = charged_before < 0;
     /* The parent resumes only once the child exec'd or exited, so its process group (the
      * child's first call) exists and start_errno is final. */
     close_fd(&in[0]);
@@ -375,7 +434,7 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
     r.duration_us = fm_mono_us() - t0;
     r.cpu_user_us = tv_us(ru.ru_utime);
     r.cpu_sys_us = tv_us(ru.ru_stime);
-    r.max_rss_kb = ru.ru_maxrss;
+    r.max_rss_kb = run_peak_kb(&cg, charged_before, &ru, spawn_peak_kb, p.hwm_kb);
     r.pid = pid;
     if (start_errno != 0) {
         r.status = RT_RUN_ERROR;

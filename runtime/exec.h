@@ -68,7 +68,7 @@ struct rt_exec_result {
     pid_t pid;           /* the process that ran it */
     int64_t cpu_user_us;
     int64_t cpu_sys_us;
-    int64_t max_rss_kb;
+    int64_t max_rss_kb;  /* peak memory: see rt_exec_run, and rt_worker_invoke for warm */
     char *output;        /* stdout, NUL-terminated for convenience; output_len excludes it */
     size_t output_len;
     char *errlog;        /* the last RT_ERRLOG_MAX bytes of stderr, NUL-terminated */
@@ -91,6 +91,18 @@ struct rt_exec_result {
  * Under the address-space limit nothing is "oom": an allocation that fails there ends the
  * function as the function makes it end, which the runtime cannot tell from other failures.
  *
+ * Peak memory (max_rss_kb): in a memory group with a peak counter (cgroup v1, v2 from
+ * Linux 6.12), the most memory charged to the group during the run, less what earlier
+ * invocations left charged to the reused group: every process of the function together, as
+ * the limit counts them; its resident anonymous memory and page tables, and the page cache
+ * it brought in, but not the pages of shared libraries another process loaded first. It is
+ * exact unless the kernel reclaimed that leftover during the run (near the limit), which
+ * makes it less. Otherwise (the address-space limit) wait4's ru_maxrss, the peak RSS of the
+ * largest of its processes, where it exceeds the runtime's own peak at the spawn; below
+ * that, ru_maxrss may be the runtime's own peak (see rt_child_own_peak_kb), and the largest
+ * VmHWM read while the function ran (at each wake-up of the runtime and each sample) is
+ * reported instead: a lower bound.
+ *
  * The caller must ignore SIGPIPE (a child may close stdin before reading all input).
  * Thread-safe as long as each call has its own spec and result.
  *
@@ -109,6 +121,7 @@ void rt_exec_result_free(struct rt_exec_result *r);
 struct rt_usage;
 struct rt_proc;
 struct rt_cgroup;
+struct rusage;
 
 /**
  * Start a child process that runs child(ctx), which must end in execve or _exit, and
@@ -126,16 +139,30 @@ void rt_child_isolate(void);
  *  it), else as RLIMIT_AS; when user is set, that user's identity, so that the function can
  *  change neither its group's limits nor the runtime's files; killed when the thread that
  *  forked it ends (also when the runtime is killed; it exits at once when parent is already
- *  gone); last, no signal blocked. Signal-safe. Returns 0 or -1 with errno. */
+ *  gone); last, no signal blocked. Signal-safe. Returns 1 when it joined cg, 0 when it
+ *  did not (the address-space limit holds), or -1 with errno. */
 int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_cgroup *cg,
                      pid_t parent);
 
 /** Append data to a log of at most RT_ERRLOG_MAX bytes, keeping the newest bytes. */
 void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n);
 
-/** Read the usage of proc's process since base and hand it to the sampler; silent when pid is gone. */
-void rt_sample_take(const struct rt_sampler *sm, struct rt_proc *proc,
-                    const struct rt_usage *base);
+/** Read the usage of proc's process since base and hand it to the sampler; silent when pid
+ *  is gone. Returns the peak RSS read (kB), or -1 when nothing was read. */
+int64_t rt_sample_take(const struct rt_sampler *sm, struct rt_proc *proc,
+                       const struct rt_usage *base);
+
+/** The runtime's own peak RSS so far, in kB. */
+int64_t rt_self_peak_kb(void);
+
+/**
+ * The peak RSS (kB) in wait4's usage of a child, when it can only be the child's: above
+ * spawn_peak_kb, the runtime's own peak read after the child exec'd. At execve the kernel
+ * keeps the peak RSS of the memory the process leaves in its ru_maxrss, and a child of
+ * vfork leaves the runtime's: its ru_maxrss is never below what the runtime had used then.
+ * Returns -1 when ru_maxrss is not above spawn_peak_kb.
+ */
+int64_t rt_child_own_peak_kb(const struct rusage *ru, int64_t spawn_peak_kb);
 
 /** Milliseconds to poll before the deadline or the next sample (NULL: none), 0-60000. */
 int64_t rt_sample_wait_ms(int64_t deadline_us, int64_t *next_sample_us);

@@ -103,6 +103,16 @@ int rt_proc_usage(struct rt_proc *p, struct rt_usage *out)
     return 0;
 }
 
+int rt_proc_hwm(struct rt_proc *p, int64_t *kb)
+{
+    char text[4096];
+    if (proc_file(p, "status", O_RDONLY, &p->status_fd) != 0 ||
+        read_small(p->status_fd, text, sizeof text) < 0)
+        return -1;
+    *kb = parse_hwm(text);
+    return 0;
+}
+
 int rt_proc_reset_peak(struct rt_proc *p)
 {
     if (proc_file(p, "clear_refs", O_WRONLY, &p->clear_refs_fd) != 0)

@@ -54,6 +54,10 @@ int rt_proc_usage(struct rt_proc *p, struct rt_usage *out);
  *  used: one /proc file fewer. */
 int rt_proc_cpu(struct rt_proc *p, struct rt_usage *out);
 
+/** The process's peak RSS (VmHWM) so far, in kB, into *kb (written only on success): one
+ *  /proc file. 0 once it has exited (a zombie holds no memory). Returns 0 or -1. */
+int rt_proc_hwm(struct rt_proc *p, int64_t *kb);
+
 /** Reset the process's peak RSS to its current RSS, so the next peak is per invocation.
  *  Returns 0 or -1. */
 int rt_proc_reset_peak(struct rt_proc *p);

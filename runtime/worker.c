@@ -31,6 +31,8 @@ struct rt_worker {
     struct rt_proc proc; /* its CPU clock and /proc files, kept open from one call to the next */
     struct rt_cgroup cg; /* its memory group, when one could be made */
     long long oom_seen;  /* its OOM kills as last read */
+    int64_t spawn_peak_kb; /* the runtime's own peak RSS once the worker exec'd */
+    int64_t seen_hwm_kb;   /* the largest VmHWM the samples of this invocation read */
     bool have_proc;
     bool ready;
     bool dead;    /* gone or to be discarded */
@@ -70,7 +72,7 @@ static void child_start(void *ctx)
     rt_child_isolate();
     /* Limits before the moves: the memory group is joined through a descriptor that they
      * could overwrite. */
-    if (rt_child_confine(c->spec->memory_mb, &c->spec->user, c->cg, c->parent) != 0)
+    if (rt_child_confine(c->spec->memory_mb, &c->spec->user, c->cg, c->parent) < 0)
         _exit(EXIT_CANNOT_START);
     int r = fcntl(c->req, F_DUPFD_CLOEXEC, 10), w = fcntl(c->rep, F_DUPFD_CLOEXEC, 10);
     int l = fcntl(c->log, F_DUPFD_CLOEXEC, 10), n = fcntl(c->devnull, F_DUPFD_CLOEXEC, 10);
@@ -199,6 +201,7 @@ enum rt_status rt_worker_start(const struct rt_worker_spec *spec, struct rt_work
         fm_err_set(err, "vfork: %s", strerror(errno));
         goto out;
     }
+    w->spawn_peak_kb = rt_self_peak_kb();
     w->pid = pid;
     w->req = req[1];
     w->rep = rep[0];
@@ -336,7 +339,9 @@ static enum xchg exchange(struct rt_worker *w, struct outgoing *o, int64_t deadl
         if (fm_mono_us() >= deadline_us)
             return XCHG_TIMEOUT;
         if (fm_mono_us() >= next_sample) {
-            rt_sample_take(sm, &w->proc, base);
+            int64_t kb = rt_sample_take(sm, &w->proc, base);
+            if (kb > w->seen_hwm_kb)
+                w->seen_hwm_kb = kb;
             next_sample += sm->every_us;
         }
         struct pollfd fds[4] = {
@@ -399,18 +404,30 @@ static int64_t tv_us(struct timeval tv)
     return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
-/* The outcome of an exchange that ended without a reply: the worker is done for. */
+/*
+ * The outcome of an exchange that ended without a reply: the worker is done for.
+ *
+ * Its peak RSS since the invocation began: VmHWM (reset before the invocation), read before
+ * the kill while it still runs. A worker that exited leaves only wait4's ru_maxrss, which
+ * counts when above the runtime's own peak at its spawn (rt_child_own_peak_kb); else the
+ * samples' largest reading is all there is, a lower bound.
+ */
 static void failed(struct rt_worker *w, enum xchg how, const struct rt_usage *base,
                    struct rt_exec_result *r)
 {
+    int64_t peak = w->seen_hwm_kb, kb;
+    if (how != XCHG_EXITED && !w->reaped && w->have_proc && rt_proc_hwm(&w->proc, &kb) == 0 &&
+        kb > peak)
+        peak = kb;
     reap(w);
+    int64_t own = rt_child_own_peak_kb(&w->ru, w->spawn_peak_kb);
+    r->max_rss_kb = own > peak ? own : peak;
     int64_t user = tv_us(w->ru.ru_utime), sys = tv_us(w->ru.ru_stime);
     int64_t spent = user + sys - base->cpu_us;
     if (spent < 0)
         spent = 0;
     r->cpu_user_us = user + sys > 0 ? (int64_t)((__int128)spent * user / (user + sys)) : 0;
     r->cpu_sys_us = spent - r->cpu_user_us;
-    r->max_rss_kb = w->ru.ru_maxrss;
     r->exit_code = 128 + SIGKILL;
     r->status = RT_RUN_ERROR;
     switch (how) {
@@ -488,6 +505,7 @@ enum rt_status rt_worker_invoke(struct rt_worker *w, const char *request_id, int
     struct rt_usage base = {0};
     enum rt_status st = RT_OK;
     w->log_len = 0;
+    w->seen_hwm_kb = 0;
     drain_log(w);
     int64_t t0 = fm_mono_us();
     if (!w->ready) {

@@ -382,6 +382,58 @@ START_TEST(exec_cgroup_holds_every_process_of_the_function)
 }
 END_TEST
 
+/* The runtime (this test) touches 96 MB more than it held so far and keeps them. */
+static char *grow_runtime(void)
+{
+    size_t n = (size_t)96 << 20;
+    int64_t before = rt_self_peak_kb();
+    char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(p, MAP_FAILED);
+    memset(p, 1, n);
+    ck_assert_int_ge(rt_self_peak_kb(), before + 96 * 1024);
+    return p;
+}
+
+/*
+ * A function's peak memory is its own, whatever the runtime's: at execve the kernel keeps
+ * the peak RSS of the memory a child of vfork leaves, the runtime's, in the child's
+ * ru_maxrss, which made /bin/true as large as the runtime had ever been.
+ */
+START_TEST(exec_peak_memory_is_the_functions_own)
+{
+    char *ballast = grow_runtime();
+    int64_t runtime_kb = rt_self_peak_kb();
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    char *truth[] = {"/bin/true", NULL};
+    /* In a memory group: what the group was charged; else the readings of its VmHWM. */
+    struct rt_exec_result r = run_argv(truth, envp, 64, 5000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "ok");
+    ck_assert_int_lt(r.max_rss_kb, 4 * 1024);
+    rt_exec_result_free(&r);
+    r = run_fn("fn/hog", "32", NULL, 64, 10000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "ok");
+    ck_assert_int_ge(r.max_rss_kb, 32 * 1024);
+    ck_assert_int_lt(r.max_rss_kb, 40 * 1024);
+    rt_exec_result_free(&r);
+
+    /* Without a group (memory_mb 0): wait4's figure where it exceeds the runtime's own
+     * peak, exactly the function's; below it, a lower bound of what was read. */
+    r = run_argv(truth, envp, 0, 5000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "ok");
+    ck_assert_int_lt(r.max_rss_kb, 4 * 1024);
+    rt_exec_result_free(&r);
+    long mb = (long)(runtime_kb / 1024) + 32;
+    char arg[32];
+    snprintf(arg, sizeof arg, "%ld", mb);
+    r = run_fn("fn/hog", arg, NULL, 0, 20000, NULL);
+    ck_assert_str_eq(rt_run_status_name(r.status), "ok");
+    ck_assert_int_ge(r.max_rss_kb, mb * 1024);
+    ck_assert_int_lt(r.max_rss_kb, (mb + 8) * 1024);
+    rt_exec_result_free(&r);
+    munmap(ballast, (size_t)96 << 20);
+}
+END_TEST
+
 /* Only the kernel's OOM killer makes "oom": a function's own exit code 137 is an error like
  * any other, and a SIGKILL that did not come from the OOM killer is a crash. */
 START_TEST(exec_137_and_sigkill_are_not_oom)
@@ -1294,6 +1346,7 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, functions_run_as_their_user);
     tcase_add_test(tc, exec_signal_is_crashed);
     tcase_add_test(tc, exec_137_and_sigkill_are_not_oom);
+    tcase_add_test(tc, exec_peak_memory_is_the_functions_own);
     tcase_add_test(tc, exec_output_over_cap_is_error);
     tcase_add_test(tc, exec_missing_program_is_error_127);
     tcase_add_test(tc, proc_readings_reuse_their_files);

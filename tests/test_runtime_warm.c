@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -326,6 +327,33 @@ START_TEST(warm_137_and_sigkill_are_not_oom)
 }
 END_TEST
 
+/*
+ * A warm invocation that fails reports the worker's peak, not the runtime's: wait4's
+ * ru_maxrss of a worker is never below the runtime's own peak when it was spawned (see
+ * rt_child_own_peak_kb). The runtime (this test) first touches 96 MB and keeps them.
+ */
+START_TEST(failed_warm_invocation_reports_the_workers_peak)
+{
+    size_t n = (size_t)96 << 20;
+    char *ballast = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(ballast, MAP_FAILED);
+    memset(ballast, 1, n);
+    ck_assert_int_ge(rt_self_peak_kb(), 96 * 1024);
+    /* Killed by the deadline: its VmHWM, read before the kill. */
+    struct rt_invoke_result a = call("probe", "sleep 5000");
+    ck_assert_str_eq(rt_run_status_name(a.run.status), "timeout");
+    ck_assert_int_gt(a.run.max_rss_kb, 0);
+    ck_assert_int_lt(a.run.max_rss_kb, 8 * 1024);
+    /* Dead before it replied: nothing of the runtime's. */
+    struct rt_invoke_result b = call("probe", "kill");
+    ck_assert_str_eq(rt_run_status_name(b.run.status), "crashed");
+    ck_assert_int_lt(b.run.max_rss_kb, 8 * 1024);
+    rt_exec_result_free(&a.run);
+    rt_exec_result_free(&b.run);
+    munmap(ballast, n);
+}
+END_TEST
+
 START_TEST(idle_workers_are_reaped)
 {
     struct rt_invoke_result a = call("probe", "pid");
@@ -564,6 +592,7 @@ Suite *suite_runtime_warm(void)
     tcase_add_test(tc, warm_timeout_kills_the_worker);
     tcase_add_test(tc, warm_memory_limit_is_oom);
     tcase_add_test(tc, warm_137_and_sigkill_are_not_oom);
+    tcase_add_test(tc, failed_warm_invocation_reports_the_workers_peak);
     tcase_add_test(tc, memory_group_on_a_low_descriptor);
     tcase_add_test(tc, idle_workers_are_reaped);
     tcase_add_test(tc, usage_is_per_invocation);
