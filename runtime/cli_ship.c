@@ -12,10 +12,10 @@
 static const char usage[] =
     "usage: faasrun ship --spool DIR --meter URL [--meter-key KEY] [--deadline-ms N]\n"
     "\n"
-    "Send every unsent record of the spool to the metering service and print what it\n"
-    "answered. Records it rejects go to DIR/dead-letter.ndjson with the reason. While it is\n"
-    "unreachable the shipper retries until the deadline (default 30000 ms); the records stay\n"
-    "in the spool when it gives up.\n"
+    "Send every unsent record of the spool (the folder DIR, which must exist) to the\n"
+    "metering service and print what it answered. Records it rejects go to\n"
+    "DIR/dead-letter.ndjson with the reason. While it is unreachable the shipper retries\n"
+    "until the deadline (default 30000 ms); the records stay in the spool when it gives up.\n"
     "\n"
     "  --meter-key KEY   bearer key (default $FAASMETER_KEY)\n";
 
@@ -66,9 +66,11 @@ int cli_ship(int argc, char **argv)
     }
     struct fm_err err = {""};
     struct rt_spool *spool = NULL;
-    if (rt_spool_open(dir, 0, &spool, &err) != RT_OK) {
-        fprintf(stderr, "faasrun ship: %s\n", err.msg);
-        return CLI_FAILED;
+    /* A spool that is not there is a mistake on the command line, not an empty spool. */
+    enum rt_status st = rt_spool_open_existing(dir, &spool, &err);
+    if (st != RT_OK) {
+        fprintf(stderr, "faasrun ship: --spool: %s\n", err.msg);
+        return st == RT_EINVAL ? CLI_USAGE : CLI_FAILED;
     }
     rc = cli_ship_spool(spool, meter, key, deadline_ms, true);
     rt_spool_close(spool);

@@ -142,14 +142,23 @@ static int mkdir_parents(const char *dir)
     return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-enum rt_status rt_spool_open(const char *dir, size_t segment_bytes, struct rt_spool **out,
-                             struct fm_err *err)
+static enum rt_status spool_open(const char *dir, size_t segment_bytes, bool create,
+                                 struct rt_spool **out, struct fm_err *err)
 {
     if (strlen(dir) >= sizeof ((struct rt_spool *)NULL)->dir) {
         fm_err_set(err, "spool folder name too long");
         return RT_EINVAL;
     }
-    if (mkdir_parents(dir) != 0)
+    struct stat sb;
+    if (!create && stat(dir, &sb) != 0) {
+        fm_err_set(err, "no spool folder %s: %s", dir, strerror(errno));
+        return RT_EINVAL;
+    }
+    if (!create && !S_ISDIR(sb.st_mode)) {
+        fm_err_set(err, "no spool folder %s: %s", dir, strerror(ENOTDIR));
+        return RT_EINVAL;
+    }
+    if (create && mkdir_parents(dir) != 0)
         return sys_err(err, "cannot create", dir);
     struct rt_spool *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -166,6 +175,18 @@ enum rt_status rt_spool_open(const char *dir, size_t segment_bytes, struct rt_sp
     pthread_cond_init(&s->synced_cv[1], NULL);
     *out = s;
     return RT_OK;
+}
+
+enum rt_status rt_spool_open(const char *dir, size_t segment_bytes, struct rt_spool **out,
+                             struct fm_err *err)
+{
+    return spool_open(dir, segment_bytes, true, out, err);
+}
+
+enum rt_status rt_spool_open_existing(const char *dir, struct rt_spool **out,
+                                      struct fm_err *err)
+{
+    return spool_open(dir, 0, false, out, err);
 }
 
 void rt_spool_close(struct rt_spool *s)

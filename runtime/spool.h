@@ -38,6 +38,15 @@ struct rt_spool_batch {
 enum rt_status rt_spool_open(const char *dir, size_t segment_bytes, struct rt_spool **out,
                              struct fm_err *err);
 
+/**
+ * Open a spool folder that exists already, creating nothing (for a shipper: a folder that
+ * is not there holds no records, and a mistyped name must not become a new spool).
+ * @return as rt_spool_open; RT_EINVAL when dir is not an existing folder (the message names
+ *         dir and why)
+ */
+enum rt_status rt_spool_open_existing(const char *dir, struct rt_spool **out,
+                                      struct fm_err *err);
+
 /** Close a spool (and release a claim); NULL is a no-op. */
 void rt_spool_close(struct rt_spool *s);
 

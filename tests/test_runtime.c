@@ -1174,6 +1174,37 @@ START_TEST(cli_invoke_ships_to_meter)
 }
 END_TEST
 
+/* faasrun ship sends a spool that exists: a folder that is not there (or not a folder) is
+ * bad usage, one line and exit code 2, and nothing is created, neither the folder nor its
+ * lock. */
+START_TEST(cli_ship_refuses_a_missing_spool)
+{
+    meter_start((int[]){200, 0}, NULL);
+    const char *missing = in_tmp("no-such/spool");
+    const char *args[] = {"ship", "--spool", missing, "--meter", meter_url(), NULL};
+    struct rt_exec_result r = faasrun(NULL, args);
+    char want[PATH_MAX + 128];
+    snprintf(want, sizeof want,
+             "faasrun ship: --spool: no spool folder %s: No such file or directory\n", missing);
+    ck_assert_int_eq(r.exit_code, 2);
+    ck_assert_str_eq(r.output, "");
+    ck_assert_str_eq(r.errlog, want);
+    rt_exec_result_free(&r);
+    ck_assert_int_ne(access(in_tmp("no-such"), F_OK), 0);
+
+    write_file(in_tmp("a-file"), "");
+    const char *file[] = {"ship", "--spool", in_tmp("a-file"), "--meter", meter_url(), NULL};
+    r = faasrun(NULL, file);
+    snprintf(want, sizeof want, "faasrun ship: --spool: no spool folder %s: Not a directory\n",
+             in_tmp("a-file"));
+    ck_assert_int_eq(r.exit_code, 2);
+    ck_assert_str_eq(r.errlog, want);
+    rt_exec_result_free(&r);
+    ck_assert_int_eq(meter.requests, 0);
+    meter_stop();
+}
+END_TEST
+
 START_TEST(spool_cap_counts_only_unshipped_records)
 {
     /* Far less than a segment: what was shipped stays on disk until a newer segment exists,
@@ -1371,6 +1402,7 @@ Suite *suite_runtime_ship(void)
     tcase_add_test(tc, spool_rotates_and_survives_a_torn_record);
     tcase_add_test(tc, group_commit_across_rotations_keeps_every_record);
     tcase_add_test(tc, cli_invoke_ships_to_meter);
+    tcase_add_test(tc, cli_ship_refuses_a_missing_spool);
     tcase_add_test(tc, spool_cap_counts_only_unshipped_records);
     tcase_add_test(tc, torn_line_is_dead_lettered_once_when_delivered);
     tcase_add_test(tc, short_write_leaves_no_fragment);
