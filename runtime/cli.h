@@ -9,6 +9,16 @@
 /* Exit codes of every faasrun command. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
+/* FM_CLI_CHECKED checks of the options faasrun's commands share, with what they expect. */
+#define CLI_METER_EXPECTED "an http:// or https:// URL"
+#define CLI_FOLDER_EXPECTED "a folder"
+
+/** --meter: a URL that rt_ship_url_valid takes, stored as const char *. */
+bool cli_check_meter(const char *value, void *to);
+
+/** --spool: a folder's name, not empty, stored as const char *. */
+bool cli_check_folder(const char *value, void *to);
+
 /** faasrun invoke: argv[0] is "invoke". Returns an exit code. */
 int cli_invoke(int argc, char **argv);
 

@@ -69,8 +69,8 @@ static int parse_args(int argc, char **argv, struct invoke_args *a)
 {
     const struct fm_cli_opt opts[] = {
         FM_OPT_TEXT("--manifest", &a->manifest),
-        FM_OPT_TEXT("--spool", &a->spool),
-        FM_OPT_TEXT("--meter", &a->meter),
+        FM_OPT_CHECKED("--spool", &a->spool, cli_check_folder, CLI_FOLDER_EXPECTED),
+        FM_OPT_CHECKED("--meter", &a->meter, cli_check_meter, CLI_METER_EXPECTED),
         FM_OPT_SECRET("--meter-key", &a->key),
         FM_OPT_INT("--ship-deadline-ms", &a->ship_deadline_ms, NULL, 1, 3600000),
         FM_OPT_INT("--sample-ms", &a->sample_ms, NULL, 1, 3600000),

@@ -56,9 +56,9 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 {
     const struct fm_cli_opt opts[] = {
         FM_OPT_TEXT("--manifest", &a->manifest),
-        FM_OPT_TEXT("--meter", &a->meter),
+        FM_OPT_CHECKED("--meter", &a->meter, cli_check_meter, CLI_METER_EXPECTED),
         FM_OPT_SECRET("--meter-key", &a->key),
-        FM_OPT_TEXT("--spool", &a->spool),
+        FM_OPT_CHECKED("--spool", &a->spool, cli_check_folder, CLI_FOLDER_EXPECTED),
         FM_OPT_TEXT("--listen", &a->listen),
         FM_OPT_INT("--spool-max-mb", &a->spool_max_mb, NULL, 1, 1 << 20),
         FM_OPT_INT("--sample-ms", &a->sample_ms, NULL, 1, 3600000),

@@ -19,6 +19,22 @@ static const char usage[] =
     "\n"
     "  --meter-key KEY   bearer key (default $FAASMETER_KEY)\n";
 
+bool cli_check_meter(const char *value, void *to)
+{
+    if (!rt_ship_url_valid(value))
+        return false;
+    *(const char **)to = value;
+    return true;
+}
+
+bool cli_check_folder(const char *value, void *to)
+{
+    if (*value == '\0')
+        return false;
+    *(const char **)to = value;
+    return true;
+}
+
 int cli_ship_spool(struct rt_spool *spool, const char *meter_url, const char *key,
                    int64_t deadline_ms, bool summary)
 {
@@ -50,8 +66,8 @@ int cli_ship(int argc, char **argv)
     const char *dir = NULL, *meter = NULL, *key = NULL;
     int64_t deadline_ms = SHIP_DEADLINE_MS;
     const struct fm_cli_opt opts[] = {
-        FM_OPT_TEXT("--spool", &dir),
-        FM_OPT_TEXT("--meter", &meter),
+        FM_OPT_CHECKED("--spool", &dir, cli_check_folder, CLI_FOLDER_EXPECTED),
+        FM_OPT_CHECKED("--meter", &meter, cli_check_meter, CLI_METER_EXPECTED),
         FM_OPT_SECRET("--meter-key", &key),
         FM_OPT_INT("--deadline-ms", &deadline_ms, NULL, 1, 3600000),
         FM_OPT_END,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -53,11 +54,53 @@ static size_t on_reply(char *data, size_t size, size_t n, void *user)
     return fm_buf_append(b, data, size * n) == 0 ? size * n : 0;
 }
 
+bool rt_ship_url_valid(const char *url)
+{
+    size_t scheme = strncasecmp(url, "http://", 7) == 0    ? 7
+                    : strncasecmp(url, "https://", 8) == 0 ? 8
+                                                           : 0;
+    if (scheme == 0)
+        return false;
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return false;
+    /* The authority: [userinfo@]host[:port], up to the path, query or fragment. */
+    const char *host = url + scheme, *end = host + strcspn(host, "/?#");
+    for (const char *p = host; p < end; p++)
+        if (*p == '@')
+            host = p + 1;
+    const char *port;
+    if (*host == '[') {
+        const char *close = memchr(host, ']', (size_t)(end - host));
+        if (close == NULL || close == host + 1)
+            return false;
+        port = close + 1;
+    } else {
+        port = memchr(host, ':', (size_t)(end - host));
+        if (port == NULL)
+            port = end;
+        if (port == host)
+            return false;
+    }
+    if (port == end)
+        return true;
+    if (*port != ':' || port + 1 == end || end - port > 6)
+        return false;
+    long n = 0;
+    for (const char *p = port + 1; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        n = n * 10 + (*p - '0');
+    }
+    return n >= 1 && n <= 65535;
+}
+
 enum rt_status rt_shipper_new(const char *meter_url, const char *key, struct rt_shipper **out,
                               struct fm_err *err)
 {
-    if (meter_url == NULL || *meter_url == '\0') {
-        fm_err_set(err, "no metering service URL");
+    if (meter_url == NULL || !rt_ship_url_valid(meter_url)) {
+        fm_err_set(err, "expected an http:// or https:// URL for the metering service, got "
+                        "'%s'", meter_url ? meter_url : "");
         return RT_EINVAL;
     }
     if (key && strpbrk(key, "\r\n")) {

@@ -1,6 +1,7 @@
 #ifndef RT_SHIP_H
 #define RT_SHIP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,10 +23,17 @@ struct rt_ship_stats {
 };
 
 /**
+ * Whether url can name a metering service: http:// or https:// (in any case), a host (a
+ * name, an address, or an IPv6 address in brackets), an optional :PORT of 1-65535 and
+ * anything after a '/', '?' or '#'; no spaces or control characters.
+ */
+bool rt_ship_url_valid(const char *url);
+
+/**
  * Prepare a shipper for meter_url (e.g. "http://127.0.0.1:8080"), sending key as a bearer
  * token when it is non-NULL and non-empty.
  * @param out  on RT_OK the shipper (caller frees with rt_shipper_free); untouched on error
- * @return RT_OK, RT_EINVAL for an empty URL, RT_ENOMEM
+ * @return RT_OK, RT_EINVAL for a URL that rt_ship_url_valid refuses, RT_ENOMEM
  */
 enum rt_status rt_shipper_new(const char *meter_url, const char *key, struct rt_shipper **out,
                               struct fm_err *err);

@@ -960,6 +960,33 @@ static void expect_received(int from, int to)
     fm_buf_free(&want);
 }
 
+/* What --meter takes: an http:// or https:// URL with a host, as curl would read it. */
+START_TEST(meter_urls)
+{
+    static const char *const good[] = {
+        "http://127.0.0.1:8080", "https://meter.example.com", "HTTP://Meter:1/base/",
+        "http://[::1]:65535/", "https://user:pw@meter/x?y#z", "http://meter?x", "http://m#f",
+    };
+    static const char *const bad[] = {
+        "", "notaurl", "ftp://x", "http:/x", "http://", "https://:80", "http://@",
+        "http://m:", "http://m:0", "http://m:65536", "http://m:123456", "http://m:8a",
+        "http://[::1", "http://[]", "http://[::1]x", "http://a b", "http://m/\t", "http://m\n",
+        "http://user@:80",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_msg(rt_ship_url_valid(good[i]), "refused %s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(!rt_ship_url_valid(bad[i]), "took '%s'", bad[i]);
+    struct rt_shipper *sh = (struct rt_shipper *)&sh;
+    struct fm_err err = {""};
+    ck_assert_int_eq(rt_shipper_new("notaurl", NULL, &sh, &err), RT_EINVAL);
+    ck_assert_str_eq(err.msg,
+                     "expected an http:// or https:// URL for the metering service, got "
+                     "'notaurl'");
+    ck_assert_ptr_eq(sh, (struct rt_shipper *)&sh);
+}
+END_TEST
+
 START_TEST(ship_sends_ndjson_with_key)
 {
     meter_start((int[]){200, 0}, NULL);
@@ -1394,6 +1421,7 @@ Suite *suite_runtime_ship(void)
     TCase *tc = tcase_create("ship");
     tcase_add_checked_fixture(tc, make_tmp, remove_tmp);
     tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, meter_urls);
     tcase_add_test(tc, ship_sends_ndjson_with_key);
     tcase_add_test(tc, ship_retries_5xx_and_429);
     tcase_add_test(tc, ship_resumes_after_crash);

@@ -750,6 +750,64 @@ START_TEST(serve_listen_is_checked)
 }
 END_TEST
 
+/* --meter must be an http:// or https:// URL with a host and --spool a folder's name, in
+ * every command that takes them: else bad usage before anything runs (the function does
+ * not run, no spool is made). */
+START_TEST(meter_and_spool_are_checked)
+{
+    static const struct {
+        const char *cmd, *meter, *spool, *err;
+    } cases[] = {
+        {"invoke", "notaurl", NULL,
+         "faasrun invoke: --meter: expected an http:// or https:// URL, got 'notaurl'\n"},
+        {"serve", "notaurl", NULL,
+         "faasrun serve: --meter: expected an http:// or https:// URL, got 'notaurl'\n"},
+        {"ship", "notaurl", NULL,
+         "faasrun ship: --meter: expected an http:// or https:// URL, got 'notaurl'\n"},
+        {"serve", "ftp://x", NULL,
+         "faasrun serve: --meter: expected an http:// or https:// URL, got 'ftp://x'\n"},
+        {"invoke", "", NULL,
+         "faasrun invoke: --meter: expected an http:// or https:// URL, got ''\n"},
+        {"serve", "http://", NULL,
+         "faasrun serve: --meter: expected an http:// or https:// URL, got 'http://'\n"},
+        {"ship", "https://:8080/", NULL,
+         "faasrun ship: --meter: expected an http:// or https:// URL, got 'https://:8080/'\n"},
+        {"invoke", "http://meter:0", NULL,
+         "faasrun invoke: --meter: expected an http:// or https:// URL, got 'http://meter:0'\n"},
+        {"serve", "http://meter:x", NULL,
+         "faasrun serve: --meter: expected an http:// or https:// URL, got 'http://meter:x'\n"},
+        {"ship", "http://a b", NULL,
+         "faasrun ship: --meter: expected an http:// or https:// URL, got 'http://a b'\n"},
+        {"serve", "http://[]:80", NULL,
+         "faasrun serve: --meter: expected an http:// or https:// URL, got 'http://[]:80'\n"},
+        {"invoke", NULL, "", "faasrun invoke: --spool: expected a folder, got ''\n"},
+        {"serve", NULL, "", "faasrun serve: --spool: expected a folder, got ''\n"},
+        {"ship", NULL, "", "faasrun ship: --spool: expected a folder, got ''\n"},
+    };
+    write_manifest();
+    char faasrun[PATH_MAX];
+    proc_bin("faasrun", faasrun, sizeof faasrun);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *url = cases[i].meter ? cases[i].meter : "http://127.0.0.1:1";
+        const char *spool = cases[i].spool ? cases[i].spool : in_tmp("unused");
+        char *argv[16] = {faasrun, (char *)cases[i].cmd, "--meter", (char *)url, "--spool",
+                          (char *)spool};
+        int n = 6;
+        if (strcmp(cases[i].cmd, "ship") != 0) {
+            argv[n++] = "--manifest";
+            argv[n++] = (char *)in_tmp("manifest.json");
+        }
+        if (strcmp(cases[i].cmd, "invoke") == 0) {
+            argv[n++] = "acme";
+            argv[n++] = "leaver"; /* would write its pid file */
+        }
+        proc_expect_usage(argv, cases[i].err);
+        ck_assert_int_ne(access(in_tmp("unused"), F_OK), 0);
+        ck_assert_int_ne(access(leaver_pidfile(), F_OK), 0);
+    }
+}
+END_TEST
+
 /* Every faasrun command reports bad usage the same way: one line, exit code 2. */
 START_TEST(faasrun_usage_is_one_line)
 {
@@ -808,6 +866,7 @@ Suite *suite_serve(void)
     tcase_add_test(tc, serve_logs_shipping_failures_once);
     tcase_add_test(tc, serve_listen_is_checked);
     tcase_add_test(tc, faasrun_usage_is_one_line);
+    tcase_add_test(tc, meter_and_spool_are_checked);
     suite_add_tcase(s, tc);
     return s;
 }
