@@ -376,13 +376,91 @@ static enum rt_status parse_all(const cJSON *root, const char *label, const char
     return RT_OK;
 }
 
+/*
+ * cJSON ends a string at a \u0000 escape and keeps what came before, so {"A": "x\u0000y"}
+ * would set A=x without a word. Each such escape is parsed as \uDBFF\uDFFF instead, a
+ * character (U+10FFFF) that check_tree then finds and refuses with the field it is in.
+ */
+#define NUL_ESCAPE "\\u0000"
+#define NUL_STAND_IN "\\uDBFF\\uDFFF"
+#define NUL_STAND_IN_UTF8 "\xF4\x8F\xBF\xBF"
+
+/* text with every \u0000 escape replaced, or NULL when there is none (*nomem on failure). */
+static char *replace_nul_escapes(const char *text, bool *nomem)
+{
+    size_t n = 0, len = strlen(text);
+    /* An escape is a backslash and the character after it: in \\u0000 the second
+     * backslash is the one escaped, and u0000 is text. */
+    for (const char *p = text; (p = strchr(p, '\\')) != NULL && p[1]; p += 2)
+        n += strncmp(p, NUL_ESCAPE, 6) == 0;
+    if (n == 0)
+        return NULL;
+    char *copy = malloc(len + n * (sizeof NUL_STAND_IN - sizeof NUL_ESCAPE) + 1);
+    if (copy == NULL) {
+        *nomem = true;
+        return NULL;
+    }
+    char *w = copy;
+    for (const char *p = text; *p;) {
+        if (p[0] == '\\' && strncmp(p, NUL_ESCAPE, 6) == 0) {
+            memcpy(w, NUL_STAND_IN, sizeof NUL_STAND_IN - 1);
+            w += sizeof NUL_STAND_IN - 1;
+            p += 6;
+        } else if (p[0] == '\\' && p[1]) {
+            *w++ = *p++;
+            *w++ = *p++;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    return copy;
+}
+
+/*
+ * What the fields' own checks cannot see in the tree: a key given twice in one object
+ * (cJSON keeps both, and a lookup finds the first) and a \u0000 in a string or a key
+ * (with had_nul). path is where node is ("functions[0].env"), "" at the top.
+ */
+static enum rt_status check_tree(const cJSON *node, const char *path, bool had_nul,
+                                 const char *label, struct fm_err *err)
+{
+    char where[512];
+    if (cJSON_IsString(node) && had_nul && strstr(node->valuestring, NUL_STAND_IN_UTF8))
+        return bad_top(err, label, path, "expected a string without \\u0000");
+    int i = 0;
+    for (const cJSON *c = node->child; c; c = c->next, i++) {
+        if (cJSON_IsObject(node)) {
+            const char *key = c->string;
+            const char *nul = had_nul ? strstr(key, NUL_STAND_IN_UTF8) : NULL;
+            int shown = nul ? (int)(nul - key) : 128;
+            snprintf(where, sizeof where, "%s%s%.*s", path, *path ? "." : "", shown, key);
+            if (nul)
+                return bad_top(err, label, where, "expected a key without \\u0000");
+            for (const cJSON *b = node->child; b != c; b = b->next)
+                if (strcmp(b->string, key) == 0)
+                    return bad_top(err, label, where, "duplicate key");
+        } else {
+            snprintf(where, sizeof where, "%s[%d]", path, i);
+        }
+        enum rt_status st = check_tree(c, where, had_nul, label, err);
+        if (st != RT_OK)
+            return st;
+    }
+    return RT_OK;
+}
+
 enum rt_status rt_manifest_parse(const char *text, const char *label, const char *base_dir,
                                  struct rt_manifest **out, struct fm_err *err)
 {
     enum rt_status st = RT_OK;
+    bool nomem = false;
+    char *replaced = replace_nul_escapes(text, &nomem);
+    const char *parsed = replaced ? replaced : text;
     struct rt_manifest *m = calloc(1, sizeof *m);
-    cJSON *root = fm_json_parse(text, strlen(text), NULL);
-    if (m == NULL) {
+    cJSON *root = nomem ? NULL : fm_json_parse(parsed, strlen(parsed), NULL);
+    if (m == NULL || nomem) {
+        fm_err_set(err, "%s: out of memory", label);
         st = RT_ENOMEM;
         goto out;
     }
@@ -391,7 +469,9 @@ enum rt_status rt_manifest_parse(const char *text, const char *label, const char
         st = RT_EINVAL;
         goto out;
     }
-    st = parse_all(root, label, base_dir, m, err);
+    st = check_tree(root, "", replaced != NULL, label, err);
+    if (st == RT_OK)
+        st = parse_all(root, label, base_dir, m, err);
     if (st == RT_ENOMEM)
         fm_err_set(err, "%s: out of memory", label);
     if (st != RT_OK)
@@ -401,6 +481,7 @@ enum rt_status rt_manifest_parse(const char *text, const char *label, const char
 out:
     cJSON_Delete(root);
     rt_manifest_free(m);
+    free(replaced);
     return st;
 }
 
@@ -424,6 +505,12 @@ static enum rt_status read_file(const char *path, char **out, struct fm_err *err
         fm_err_set(err, "%s: %s", path,
                    b.failed ? "larger than 1 MiB" : "read error");
         st = b.failed ? RT_EINVAL : RT_EIO;
+        goto out;
+    }
+    /* A zero byte would end the text early: no valid JSON holds one. */
+    if (b.data && memchr(b.data, '\0', b.len) != NULL) {
+        fm_err_set(err, "%s: not valid JSON", path);
+        st = RT_EINVAL;
         goto out;
     }
     *out = b.data ? fm_buf_steal(&b) : strdup("");

@@ -157,6 +157,29 @@ static const struct {
      " \"pipelines\": [{\"tenant\": \"b\", \"name\": \"p\", \"steps\": [\"f\"]}]}",
      "manifest.json: pipelines[0].steps[0]: expected the name of a function of the same "
      "tenant"},
+    /* cJSON would end a string at \u0000 and keep what came before (A=x). */
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"],"
+     " \"env\": {\"A\": \"x\\u0000y\"}}]}",
+     "manifest.json: functions[0].env.A: expected a string without \\u0000"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\","
+     " \"command\": [\"/x\", \"\\\\\\u0000\"]}]}",
+     "manifest.json: functions[0].command[1]: expected a string without \\u0000"},
+    {"{\"functions\": [{\"tenant\": \"a\\u0000b\", \"name\": \"f\","
+     " \"command\": [\"/x\"]}]}",
+     "manifest.json: functions[0].tenant: expected a string without \\u0000"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"],"
+     " \"env\": {\"A\\u0000B\": \"x\"}}]}",
+     "manifest.json: functions[0].env.A: expected a key without \\u0000"},
+    /* cJSON keeps both members of a key given twice, and a lookup finds the first. */
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"],"
+     " \"memory_mb\": 64, \"memory_mb\": 10240}]}",
+     "manifest.json: functions[0].memory_mb: duplicate key"},
+    {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"],"
+     " \"env\": {\"A\": \"1\", \"B\": \"2\", \"A\": \"3\"}}]}",
+     "manifest.json: functions[0].env.A: duplicate key"},
+    {"{\"functions\": [], \"functions\": [{\"tenant\": \"a\", \"name\": \"f\","
+     " \"command\": [\"/x\"]}]}",
+     "manifest.json: functions: duplicate key"},
     {"{\"functions\": [", "manifest.json: not valid JSON"},
     /* cJSON alone would stop after the first object and take it. */
     {"{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\", \"command\": [\"/x\"]}]}\n"
@@ -173,6 +196,34 @@ START_TEST(manifest_errors_name_entry_and_field)
                      RT_EINVAL);
     ck_assert_str_eq(err.msg, bad_manifests[_i].message);
     ck_assert_ptr_eq(m, (struct rt_manifest *)&err);
+}
+END_TEST
+
+/* An escaped backslash before u0000 is text, not a zero character; and a zero byte in the
+ * file is no JSON (it would end the text early). */
+START_TEST(manifest_zero_characters)
+{
+    struct rt_manifest *m = NULL;
+    struct fm_err err = {""};
+    ck_assert_int_eq(rt_manifest_parse("{\"functions\": [{\"tenant\": \"a\", \"name\": \"f\","
+                                       " \"command\": [\"/x\"], \"env\": {\"A\": \"x\\\\u0000\","
+                                       " \"B\": \"\\\\\\u0041\"}}]}",
+                                       "manifest.json", "/base", &m, &err),
+                     RT_OK);
+    ck_assert_str_eq(m->functions[0].env[0], "A=x\\u0000");
+    ck_assert_str_eq(m->functions[0].env[1], "B=\\A");
+    rt_manifest_free(m);
+    m = NULL;
+    static const char text[] = "{\"functions\": []}\0{\"extra\": 1}";
+    FILE *f = fopen(in_tmp("zero.json"), "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, sizeof text - 1, f), sizeof text - 1);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(rt_manifest_load(in_tmp("zero.json"), &m, &err), RT_EINVAL);
+    char want[PATH_MAX + 32];
+    snprintf(want, sizeof want, "%s: not valid JSON", in_tmp("zero.json"));
+    ck_assert_str_eq(err.msg, want);
+    ck_assert_ptr_null(m);
 }
 END_TEST
 
@@ -1391,6 +1442,7 @@ Suite *suite_runtime(void)
     tcase_add_loop_test(tc, manifest_errors_name_entry_and_field, 0,
                         (int)(sizeof bad_manifests / sizeof bad_manifests[0]));
     tcase_add_test(tc, manifest_defaults_and_paths);
+    tcase_add_test(tc, manifest_zero_characters);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("exec");
