@@ -31,7 +31,8 @@ static const char usage[] =
     "  --verbose         print the invocation id and the function's stderr on stderr\n"
     "\n"
     "Exit status: 0 when the function succeeded, 1 when it failed (its status is named on\n"
-    "stderr) or could not be metered, 2 on bad usage.\n";
+    "stderr) or could not be metered, 2 on bad usage: bad options, a manifest that is\n"
+    "missing or invalid, an unknown function, a request over 6291456 bytes.\n";
 
 static int read_all(FILE *f, struct fm_buf *b)
 {
@@ -159,8 +160,13 @@ int cli_invoke(int argc, char **argv)
     const char *failed_step = NULL;
     struct fm_buf input;
     fm_buf_init(&input, RT_OUTPUT_MAX);
-    if (rt_manifest_load(a.manifest, &m, &err) != RT_OK || rt_pool_new(m, &pool, &err) != RT_OK) {
+    enum rt_status st = rt_manifest_load(a.manifest, &m, &err);
+    if (st == RT_OK)
+        st = rt_pool_new(m, &pool, &err);
+    if (st != RT_OK) {
         fprintf(stderr, "faasrun: %s\n", err.msg);
+        /* A manifest that is missing or invalid is bad input on the command line. */
+        rc = st == RT_EINVAL ? CLI_USAGE : CLI_FAILED;
         goto out;
     }
     if (rt_manifest_find(m, a.tenant, a.function) == NULL &&
@@ -173,6 +179,9 @@ int cli_invoke(int argc, char **argv)
     if (read_all(stdin, &input) != 0) {
         fprintf(stderr, "faasrun: request: %s\n",
                 input.failed ? "larger than 6291456 bytes" : strerror(errno));
+        /* A request over the cap is the caller's input, refused before anything ran (serve
+         * answers it 413); a failing read is not. */
+        rc = input.failed ? CLI_USAGE : CLI_FAILED;
         goto out;
     }
     if (rt_spool_open(a.spool, 0, &spool, &err) != RT_OK) {

@@ -123,8 +123,14 @@ int cli_serve(int argc, char **argv)
     struct rt_pool *pool = NULL;
     struct rt_ship_loop *loop = NULL;
     struct rt_server *server = NULL;
-    if (rt_manifest_load(a.manifest, &m, &err) != RT_OK || rt_pool_new(m, &pool, &err) != RT_OK ||
-        rt_spool_open(a.spool, 0, &spool, &err) != RT_OK ||
+    enum rt_status st = rt_manifest_load(a.manifest, &m, &err);
+    if (st != RT_OK) {
+        fprintf(stderr, "faasrun serve: %s\n", err.msg);
+        /* A manifest that is missing or invalid is bad input on the command line. */
+        rc = st == RT_EINVAL ? CLI_USAGE : CLI_FAILED;
+        goto out;
+    }
+    if (rt_pool_new(m, &pool, &err) != RT_OK || rt_spool_open(a.spool, 0, &spool, &err) != RT_OK ||
         rt_ship_loop_start(a.spool, a.meter, a.key, &loop, &err) != RT_OK) {
         fprintf(stderr, "faasrun serve: %s\n", err.msg);
         goto out;

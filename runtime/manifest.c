@@ -490,21 +490,25 @@ static enum rt_status read_file(const char *path, char **out, struct fm_err *err
     enum rt_status st = RT_OK;
     struct fm_buf b;
     fm_buf_init(&b, MANIFEST_MAX_BYTES);
+    /* A file that is not there, not readable or a folder is a wrong name on the command
+     * line (RT_EINVAL); only the runtime's own trouble is RT_EIO. */
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         fm_err_set(err, "%s: %s", path, strerror(errno));
-        st = RT_EIO;
+        st = errno == EMFILE || errno == ENFILE || errno == ENOMEM ? RT_EIO : RT_EINVAL;
         goto out;
     }
     char chunk[8192];
     size_t n;
+    errno = 0;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
         if (fm_buf_append(&b, chunk, n) != 0)
             break;
     if (ferror(f) || b.failed) {
+        bool folder = !b.failed && errno == EISDIR;
         fm_err_set(err, "%s: %s", path,
-                   b.failed ? "larger than 1 MiB" : "read error");
-        st = b.failed ? RT_EINVAL : RT_EIO;
+                   b.failed ? "larger than 1 MiB" : folder ? strerror(EISDIR) : "read error");
+        st = b.failed || folder ? RT_EINVAL : RT_EIO;
         goto out;
     }
     /* A zero byte would end the text early: no valid JSON holds one. */

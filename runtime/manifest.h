@@ -49,8 +49,8 @@ struct rt_manifest {
  *
  * @param out  on RT_OK the manifest (caller frees with rt_manifest_free); untouched on error
  * @param err  optional; "PATH: functions[2].memory_mb: expected an integer 1-10240" and alike
- * @return RT_OK, RT_EIO when the file cannot be read, RT_EINVAL when it is not valid,
- *         RT_ENOMEM
+ * @return RT_OK; RT_EINVAL when it is not valid, or when path names no readable file (not
+ *         there, a folder, no permission); RT_EIO when reading it failed otherwise; RT_ENOMEM
  */
 enum rt_status rt_manifest_load(const char *path, struct rt_manifest **out, struct fm_err *err);
 

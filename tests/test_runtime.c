@@ -852,6 +852,51 @@ START_TEST(closed_standard_streams_stay_out_of_the_spool)
 }
 END_TEST
 
+/* A manifest that is missing or invalid, and a request over the cap, are bad input: one
+ * line, exit code 2, and nothing runs (no spool is made). */
+START_TEST(cli_invoke_bad_input_is_usage)
+{
+    write_file(in_tmp("bad.json"), "{\"functions\": [{\"tenant\": \"acme\"}]}");
+    ck_assert_int_eq(mkdir(in_tmp("folder.json"), 0700), 0);
+    static const struct {
+        const char *manifest, *err;
+    } cases[] = {
+        {"missing.json", "No such file or directory"},
+        {"bad.json", "functions[0].name: expected a name matching "
+                     "[A-Za-z0-9][A-Za-z0-9._-]{0,127}"},
+        {"folder.json", "Is a directory"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = in_tmp(cases[i].manifest);
+        struct rt_exec_result r = faasrun(
+            "x", (const char *[]){"invoke", "--manifest", path, "--spool", in_tmp("spool"),
+                                  "acme", "hello", NULL});
+        char want[PATH_MAX + 128];
+        snprintf(want, sizeof want, "faasrun: %s: %s\n", path, cases[i].err);
+        ck_assert_int_eq(r.exit_code, 2);
+        ck_assert_str_eq(r.output, "");
+        ck_assert_str_eq(r.errlog, want);
+        rt_exec_result_free(&r);
+    }
+
+    write_manifest();
+    size_t n = RT_OUTPUT_MAX + 1;
+    char *big = malloc(n + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    struct rt_exec_result r = faasrun(
+        big, (const char *[]){"invoke", "--manifest", in_tmp("manifest.json"), "--spool",
+                              in_tmp("spool"), "acme", "hello", NULL});
+    free(big);
+    ck_assert_int_eq(r.exit_code, 2);
+    ck_assert_str_eq(r.output, "");
+    ck_assert_str_eq(r.errlog, "faasrun: request: larger than 6291456 bytes\n");
+    rt_exec_result_free(&r);
+    ck_assert_int_ne(access(in_tmp("spool"), F_OK), 0);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- a scripted meterd */
 
 #define MAX_SCRIPT 8
@@ -1463,6 +1508,7 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, records_in_spool_are_exact);
     tcase_add_test(tc, cli_invoke_exit_codes);
     tcase_add_test(tc, closed_standard_streams_stay_out_of_the_spool);
+    tcase_add_test(tc, cli_invoke_bad_input_is_usage);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -808,6 +808,31 @@ START_TEST(meter_and_spool_are_checked)
 }
 END_TEST
 
+/* A manifest that is missing or invalid is bad usage: one line, exit code 2, before
+ * anything starts (the spool is not made). */
+START_TEST(serve_manifest_is_checked)
+{
+    FILE *f = fopen(in_tmp("bad.json"), "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"functions\": [], \"functions\": []}", f);
+    ck_assert_int_eq(fclose(f), 0);
+    char faasrun[PATH_MAX], want[2][PATH_MAX + 64];
+    proc_bin("faasrun", faasrun, sizeof faasrun);
+    snprintf(want[0], sizeof want[0], "faasrun serve: %s: No such file or directory\n",
+             in_tmp("missing.json"));
+    snprintf(want[1], sizeof want[1], "faasrun serve: %s: functions: duplicate key\n",
+             in_tmp("bad.json"));
+    const char *manifests[] = {in_tmp("missing.json"), in_tmp("bad.json")};
+    for (size_t i = 0; i < 2; i++) {
+        char *argv[] = {faasrun, "serve", "--manifest", (char *)manifests[i], "--meter",
+                        "http://127.0.0.1:1", "--spool", (char *)in_tmp("unused"), "--listen",
+                        "127.0.0.1:0", NULL};
+        proc_expect_usage(argv, want[i]);
+        ck_assert_int_ne(access(in_tmp("unused"), F_OK), 0);
+    }
+}
+END_TEST
+
 /* Every faasrun command reports bad usage the same way: one line, exit code 2. */
 START_TEST(faasrun_usage_is_one_line)
 {
@@ -867,6 +892,7 @@ Suite *suite_serve(void)
     tcase_add_test(tc, serve_listen_is_checked);
     tcase_add_test(tc, faasrun_usage_is_one_line);
     tcase_add_test(tc, meter_and_spool_are_checked);
+    tcase_add_test(tc, serve_manifest_is_checked);
     suite_add_tcase(s, tc);
     return s;
 }
