@@ -1,5 +1,6 @@
 #include "runtime/serve.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -300,14 +301,17 @@ enum rt_status rt_server_start(const struct rt_server_config *cfg, struct rt_ser
     atomic_init(&s->in_flight, 0);
     /* A thread per connection: an invocation blocks only its own client, so the manifest's
      * concurrency limits (429) decide how many run at once, not a pool's size. */
+    errno = 0;
     s->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
             MHD_USE_ITC | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
         request_done, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+    int why = errno; /* what the socket calls said, when they failed */
     if (s->daemon == NULL) {
-        fm_err_set(err, "cannot listen on %s", cfg->listen);
+        fm_err_set(err, "cannot listen on %s: %s", cfg->listen,
+                   why ? strerror(why) : "not allowed, or no threads");
         free(s);
         return RT_EIO;
     }

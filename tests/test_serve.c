@@ -10,12 +10,14 @@
 #include <ftw.h>
 #include <limits.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -833,6 +835,36 @@ START_TEST(serve_manifest_is_checked)
 }
 END_TEST
 
+/* A port another socket listens on: one line that says why, exit code 1. */
+START_TEST(serve_says_why_it_cannot_listen)
+{
+    int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(busy, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(bind(busy, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(busy, 1), 0);
+    ck_assert_int_eq(getsockname(busy, (struct sockaddr *)&a, &len), 0);
+    char listen_at[32], want[128];
+    snprintf(listen_at, sizeof listen_at, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    snprintf(want, sizeof want, "faasrun serve: cannot listen on %s: Address already in use\n",
+             listen_at);
+    write_manifest();
+    char faasrun[PATH_MAX];
+    char *argv[] = {(char *)proc_bin("faasrun", faasrun, sizeof faasrun), "serve",
+                    "--manifest", (char *)in_tmp("manifest.json"), "--meter",
+                    "http://127.0.0.1:1", "--spool", (char *)in_tmp("spool"), "--listen",
+                    listen_at, NULL};
+    struct proc_result r = proc_run(argv, NULL, 20);
+    close(busy);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_str_eq(r.err, want);
+    free(r.out);
+    free(r.err);
+}
+END_TEST
+
 /* Every faasrun command reports bad usage the same way: one line, exit code 2. */
 START_TEST(faasrun_usage_is_one_line)
 {
@@ -893,6 +925,7 @@ Suite *suite_serve(void)
     tcase_add_test(tc, faasrun_usage_is_one_line);
     tcase_add_test(tc, meter_and_spool_are_checked);
     tcase_add_test(tc, serve_manifest_is_checked);
+    tcase_add_test(tc, serve_says_why_it_cannot_listen);
     suite_add_tcase(s, tc);
     return s;
 }
