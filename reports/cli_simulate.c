@@ -160,12 +160,14 @@ int cli_simulate(int argc, char **argv)
     rc = 1;
     if (o.trace) {
         struct progress p = {.started = fm_mono_us()};
-        int replayed = trace_replay(o.trace, plans, nplans, isatty(2) ? show_progress : NULL,
-                                    &p, &st, &err);
+        enum bill_status replayed = trace_replay(
+            o.trace, plans, nplans, isatty(2) ? show_progress : NULL, &p, &st, &err);
         if (p.shown)
             fputs("\n", stderr);
-        if (replayed != 0) {
+        if (replayed != BILL_OK) {
+            /* What the trace holds is the user's input; only running out of memory is not. */
             cli_error(CMD, "--trace: %s", err.msg);
+            rc = replayed == BILL_ENOMEM ? 1 : 2;
             goto done;
         }
     } else if (described(&o, plans, nplans, &st, &err) != 0) {

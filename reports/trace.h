@@ -29,16 +29,28 @@ typedef void (*trace_progress_fn)(int64_t done, int64_t total, void *ctx);
 
 #define TRACE_DAYS_PER_MONTH 30
 
+/*
+ * The most a replay takes: it draws every invocation on its own, so its time grows with the
+ * day's count (a few million a second in the release build). A function's minute holds at
+ * most TRACE_MINUTE_MAX (about 170,000 a second), the day at most TRACE_DAY_MAX; beyond is
+ * refused, not looped over for hours.
+ */
+#define TRACE_MINUTE_MAX INT64_C(10000000)
+#define TRACE_DAY_MAX INT64_C(1000000000)
+
 /**
- * Replay the trace in dir into stats over the plans.
+ * Replay the trace in dir into stats over the plans. Execution times are at most a day
+ * (86,400,000 ms) and memory at most 10240 MB, as in usage records.
  *
  * @param plans     borrowed; must outlive the stats
  * @param progress  optional
- * @param out       on 0, the month's stats (caller frees with bill_stats_free)
- * @return 0, or -1 with err naming the file and line that was wrong
+ * @param out       on BILL_OK, the month's stats (caller frees with bill_stats_free)
+ * @return BILL_OK; BILL_EINVAL (a file missing, or a value out of bounds or malformed) or
+ *         BILL_EOVERFLOW (totals too large) with err naming the file and line, and the
+ *         column or minute, that was wrong; BILL_ENOMEM
  */
-int trace_replay(const char *dir, const struct bill_plan *const *plans, size_t nplans,
-                 trace_progress_fn progress, void *ctx, struct bill_stats **out,
-                 struct fm_err *err);
+enum bill_status trace_replay(const char *dir, const struct bill_plan *const *plans,
+                              size_t nplans, trace_progress_fn progress, void *ctx,
+                              struct bill_stats **out, struct fm_err *err);
 
 #endif

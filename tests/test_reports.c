@@ -469,6 +469,134 @@ START_TEST(trace_replay_tiny)
 }
 END_TEST
 
+/* A trace of one function "aaaa...": minute 1 called first times, minute 2 second times,
+ * the rest never; every percentile of its execution time run_ms except the 100th, run_max,
+ * and every memory percentile mem_mb. */
+static void write_trace(const char *first, const char *second, const char *run_ms,
+                        const char *run_max, const char *mem_mb)
+{
+    struct fm_buf b;
+    fm_buf_init(&b, 1u << 20);
+    fm_buf_puts(&b, "HashFunction,HashApp,HashOwner");
+    for (int m = 1; m <= 1440; m++)
+        fm_buf_printf(&b, ",minute_%d", m);
+    fm_buf_printf(&b, "\naaaaaaaaaaaaaaaa,aaaaaaaaaaaaaaaa,oooooooooooooooo,%s,%s", first,
+                  second);
+    for (int m = 3; m <= 1440; m++)
+        fm_buf_puts(&b, ",0");
+    fm_buf_puts(&b, "\n");
+    write_file("1_inv.csv", b.data);
+    fm_buf_reset(&b);
+    fm_buf_printf(&b,
+                  "HashFunction,HashApp,HashOwner,Count,Average,Minimum,Maximum,"
+                  "percentile_Average_0,percentile_Average_1,percentile_Average_25,"
+                  "percentile_Average_50,percentile_Average_75,percentile_Average_99,"
+                  "percentile_Average_100\n"
+                  "aaaaaaaaaaaaaaaa,aaaaaaaaaaaaaaaa,oooooooooooooooo,1,1,1,1,%s,%s,%s,%s,%s,%s,"
+                  "%s\n",
+                  run_ms, run_ms, run_ms, run_ms, run_ms, run_ms, run_max);
+    write_file("1_run.csv", b.data);
+    fm_buf_reset(&b);
+    fm_buf_printf(&b,
+                  "HashApp,HashOwner,SampleCount,AverageAllocatedMb,AverageAllocatedMb_pct1,"
+                  "AverageAllocatedMb_pct5,AverageAllocatedMb_pct25,AverageAllocatedMb_pct50,"
+                  "AverageAllocatedMb_pct75,AverageAllocatedMb_pct95,AverageAllocatedMb_pct99,"
+                  "AverageAllocatedMb_pct100\n"
+                  "aaaaaaaaaaaaaaaa,oooooooooooooooo,9,1,%s,%s,%s,%s,%s,%s,%s,%s\n",
+                  mem_mb, mem_mb, mem_mb, mem_mb, mem_mb, mem_mb, mem_mb, mem_mb);
+    write_file("1_mem.csv", b.data);
+    fm_buf_free(&b);
+}
+
+/* A replayed trace is bounded as usage records are (an execution of at most a day, at most
+ * 10240 MB) and in what a replay can go through; beyond is refused with the place named. */
+START_TEST(trace_values_are_bounded)
+{
+    char *err = NULL, want[512];
+    /* Executions of exactly a day at the most memory: 3000 of them run at once. */
+    write_trace("3000", "0", "86400000", "86400000", "10240");
+    char *out = faasbill(0, NULL, "simulate", "--trace", dir, "--server", "aws-t3.micro",
+                         "--format", "json", NULL);
+    cJSON *root = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(root);
+    const cJSON *u = cJSON_GetObjectItem(root, "usage");
+    ck_assert_int_eq(cJSON_GetObjectItem(u, "invocations")->valueint, 90000);
+    ck_assert_int_eq(cJSON_GetObjectItem(u, "peak_concurrency")->valueint, 3000);
+    ck_assert_int_eq(cJSON_GetObjectItem(u, "peak_memory_mb")->valueint, 3000 * 10240);
+    ck_assert_str_eq(cJSON_GetObjectItem(u, "mean_duration_ms")->valuestring, "86400000");
+    cJSON_Delete(root);
+    free(out);
+
+    write_trace("3000", "0", "0", "9000000000000000", "256");
+    free(faasbill(2, &err, "simulate", "--trace", dir, "--plan", "aws-lambda-x86", NULL));
+    snprintf(want, sizeof want,
+             "faasbill simulate: --trace: %s/1_run.csv:2: column 14 (percentile_Average_100): "
+             "more than 86400000 ms\n",
+             dir);
+    ck_assert_str_eq(err, want);
+    free(err);
+    write_trace("3000", "0", "0", "86400000.5", "256");
+    free(faasbill(2, &err, "simulate", "--trace", dir, NULL));
+    ck_assert_str_eq(err, want);
+    free(err);
+    write_trace("3000", "0", "1", "1", "10241");
+    free(faasbill(2, &err, "simulate", "--trace", dir, NULL));
+    snprintf(want, sizeof want,
+             "faasbill simulate: --trace: %s/1_mem.csv:2: column 5 (AverageAllocatedMb_pct1): "
+             "more than 10240 MB\n",
+             dir);
+    ck_assert_str_eq(err, want);
+    free(err);
+    /* A count the replay would loop over for days is refused before any is replayed. */
+    write_trace("0", "100000000000000000", "1", "1", "256");
+    free(faasbill(2, &err, "simulate", "--trace", dir, NULL));
+    snprintf(want, sizeof want,
+             "faasbill simulate: --trace: %s/1_inv.csv:2: minute_2: more than 10000000 "
+             "invocations\n",
+             dir);
+    ck_assert_str_eq(err, want);
+    free(err);
+    write_trace("-1", "0", "1", "1", "256");
+    free(faasbill(2, &err, "simulate", "--trace", dir, NULL));
+    snprintf(want, sizeof want,
+             "faasbill simulate: --trace: %s/1_inv.csv:2: minute_1: not a count from 0 to "
+             "10000000 invocations\n",
+             dir);
+    ck_assert_str_eq(err, want);
+    free(err);
+    free(faasbill(2, &err, "simulate", "--trace", "/nonexistent", NULL));
+    ck_assert_str_eq(err, "faasbill simulate: --trace: /nonexistent: no N_run.csv file\n");
+    free(err);
+}
+END_TEST
+
+/* The day's total is bounded too: 101 minutes of 10,000,000 calls each pass the minute's
+ * bound and exceed the day's, which is told before any of them is replayed. */
+START_TEST(trace_day_is_bounded)
+{
+    write_trace("0", "0", "1", "1", "256");
+    struct fm_buf b;
+    fm_buf_init(&b, 1u << 20);
+    fm_buf_puts(&b, "HashFunction,HashApp,HashOwner");
+    for (int m = 1; m <= 1440; m++)
+        fm_buf_printf(&b, ",minute_%d", m);
+    fm_buf_puts(&b, "\naaaaaaaaaaaaaaaa,aaaaaaaaaaaaaaaa,oooooooooooooooo");
+    for (int m = 1; m <= 1440; m++)
+        fm_buf_puts(&b, m <= 101 ? ",10000000" : ",0");
+    fm_buf_puts(&b, "\n");
+    write_file("1_inv.csv", b.data);
+    fm_buf_free(&b);
+    char *err = NULL, want[512];
+    free(faasbill(2, &err, "simulate", "--trace", dir, NULL));
+    snprintf(want, sizeof want,
+             "faasbill simulate: --trace: %s/1_inv.csv:2: minute_101: more than 1000000000 "
+             "invocations in the day, the most a replay takes\n",
+             dir);
+    ck_assert_str_eq(err, want);
+    free(err);
+}
+END_TEST
+
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -556,6 +684,8 @@ Suite *suite_reports(void)
     tcase_add_test(tc, compare_json_and_csv);
     tcase_add_test(tc, cli_usage_errors);
     tcase_add_test(tc, trace_replay_tiny);
+    tcase_add_test(tc, trace_values_are_bounded);
+    tcase_add_test(tc, trace_day_is_bounded);
     tcase_add_test(tc, html_in_headless_chromium);
     suite_add_tcase(s, tc);
     return s;
