@@ -289,8 +289,29 @@ void bill_comparison_free(struct bill_comparison *cmp)
         bill_invoice_free(cmp->plans[i].invoice);
     free(cmp->plans);
     free(cmp->servers);
+    free(cmp->left_out);
     free(cmp->functions);
     free(cmp);
+}
+
+bool bill_compare_left_out_server(const struct bill_comparison *cmp, const char *id)
+{
+    for (size_t i = 0; i < cmp->nleft_out; i++)
+        if (cmp->left_out[i].server && strcmp(cmp->left_out[i].id, id) == 0)
+            return true;
+    return false;
+}
+
+int bill_compare_left_out_text(const struct bill_comparison *cmp, struct fm_buf *out)
+{
+    for (size_t i = 0; i < cmp->nleft_out; i++) {
+        const struct bill_left_out *l = &cmp->left_out[i];
+        if (i == 0)
+            fm_buf_printf(out, "Left out, priced in another currency than %s: ", cmp->currency);
+        fm_buf_printf(out, "%s%s %s (%s)%s", i ? ", " : "", l->server ? "server" : "plan",
+                      l->id, l->currency, i + 1 == cmp->nleft_out ? ".\n" : "");
+    }
+    return out->failed ? -1 : 0;
 }
 
 /* num/den rounded half-up to a whole number (den > 0, num >= 0); 0 when den is 0. */
@@ -729,19 +750,38 @@ enum bill_status bill_compare(const struct bill_stats *st, const char *own_plan,
 
     cmp->plans = calloc(st->nplans ? st->nplans : 1, sizeof *cmp->plans);
     cmp->servers = calloc(nservers ? nservers : 1, sizeof *cmp->servers);
-    if (cmp->plans == NULL || cmp->servers == NULL)
+    cmp->left_out = calloc(st->nplans + nservers + 1, sizeof *cmp->left_out);
+    if (cmp->plans == NULL || cmp->servers == NULL || cmp->left_out == NULL)
         goto nomem;
-    for (; cmp->nplans < st->nplans; cmp->nplans++) {
+    /* Amounts in two currencies cannot be set side by side: the others are left out. */
+    size_t own = cmp->own;
+    for (size_t i = 0; i < st->nplans; i++) {
+        const char *currency = bill_plan_currency(st->plans[i]);
+        if (strcmp(currency, cmp->currency) != 0) {
+            struct bill_left_out *l = &cmp->left_out[cmp->nleft_out++];
+            *l = (struct bill_left_out){.server = false, .id = bill_plan_id(st->plans[i])};
+            snprintf(l->currency, sizeof l->currency, "%s", currency);
+            continue;
+        }
         struct bill_plan_cost *p = &cmp->plans[cmp->nplans];
-        p->plan = st->plans[cmp->nplans];
-        p->own = cmp->nplans == cmp->own;
+        p->plan = st->plans[i];
+        p->own = i == own;
         p->breakeven = -1;
-        if ((rc = bill_price(p->plan, st->uses[cmp->nplans], &p->invoice, err)) != BILL_OK)
+        if (p->own)
+            cmp->own = cmp->nplans;
+        cmp->nplans++; /* counted before pricing so that a failure frees what was priced */
+        if ((rc = bill_price(p->plan, st->uses[i], &p->invoice, err)) != BILL_OK)
             goto fail;
     }
-    for (; cmp->nservers < nservers; cmp->nservers++) {
+    for (size_t i = 0; i < nservers; i++) {
+        if (strcmp(servers[i]->currency, cmp->currency) != 0) {
+            struct bill_left_out *l = &cmp->left_out[cmp->nleft_out++];
+            *l = (struct bill_left_out){.server = true, .id = servers[i]->id};
+            snprintf(l->currency, sizeof l->currency, "%s", servers[i]->currency);
+            continue;
+        }
         struct bill_server_fit *fit = &cmp->servers[cmp->nservers];
-        fit_server(fit, servers[cmp->nservers], st, cmp->busy_us, cmp->period_us);
+        fit_server(fit, servers[i], st, cmp->busy_us, cmp->period_us);
         if (bill_server_monthly_fee(fit->server, &fit->unit_fee) != 0 ||
             __builtin_mul_overflow(fit->unit_fee, fit->count, &fit->fee)) {
             rc = BILL_EOVERFLOW;
@@ -750,6 +790,7 @@ enum bill_status bill_compare(const struct bill_stats *st, const char *own_plan,
         }
         if (cmp->best < 0 || fit->fee < cmp->servers[cmp->best].fee)
             cmp->best = (long)cmp->nservers;
+        cmp->nservers++;
     }
     for (size_t i = 0; cmp->best >= 0 && i < cmp->nplans; i++)
         if ((rc = breakeven(cmp, i, cmp->servers[cmp->best].fee, &cmp->plans[i].breakeven,
@@ -875,6 +916,14 @@ static void json_plans_servers(cJSON *root, const struct bill_comparison *cmp, b
     else
         cJSON_AddNullToObject(root, "best_server");
     cJSON_AddStringToObject(root, "verdict", bill_compare_verdict(cmp));
+    cJSON *left = cJSON_AddArrayToObject(root, "left_out");
+    for (size_t i = 0; i < cmp->nleft_out; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(left, o);
+        cJSON_AddStringToObject(o, "kind", cmp->left_out[i].server ? "server" : "plan");
+        cJSON_AddStringToObject(o, "id", cmp->left_out[i].id);
+        cJSON_AddStringToObject(o, "currency", cmp->left_out[i].currency);
+    }
 }
 
 static void json_functions(cJSON *root, const struct bill_comparison *cmp, bool *big)

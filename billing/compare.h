@@ -29,6 +29,8 @@
  *  - Utilisation is busy time (sum of execution durations) over capacity (servers × vCPUs ×
  *    the period's length): the fleet's mean load over the period, at most the busiest
  *    hour's load that sized it.
+ *  - Amounts are set side by side only in one currency, the tenant's plan's: plans and
+ *    servers priced in another are left out of the comparison and listed as left out.
  *  - The break-even volume prices N identical "mean" invocations (each field the period's
  *    mean, rounded half-up to its unit) and keeps the server fee fixed at the sizing for the
  *    busiest hour. Cost under a plan never falls as N grows (allowances and tiers are
@@ -186,6 +188,13 @@ struct bill_fn_cost {
     bool cheaper_on_server;                /* server_fee < cost */
 };
 
+/* A plan or server left out of a comparison: it is priced in another currency. */
+struct bill_left_out {
+    bool server;    /* a server, else a plan */
+    const char *id; /* borrowed from the plan or server */
+    char currency[4];
+};
+
 struct bill_comparison {
     const struct bill_stats *stats; /* borrowed */
     char tenant[72];
@@ -194,9 +203,11 @@ struct bill_comparison {
     int minor_digits;
     size_t own;                     /* index of the tenant's plan in plans */
     size_t nplans;
-    struct bill_plan_cost *plans;   /* in the stats' plan order */
+    struct bill_plan_cost *plans;   /* in the stats' plan order, those in currency */
     size_t nservers;
-    struct bill_server_fit *servers; /* in catalog order */
+    struct bill_server_fit *servers; /* in the order given, those in currency */
+    size_t nleft_out;
+    struct bill_left_out *left_out;  /* plans, then servers, in another currency */
     long best;                      /* index of the cheapest server fit, -1 without servers */
     size_t nfunctions;
     struct bill_fn_cost *functions; /* by cost, highest first */
@@ -211,7 +222,9 @@ struct bill_comparison {
  *
  * @param st        borrowed; must outlive the comparison
  * @param own_plan  id of the tenant's plan; must be one of the stats' plans
- * @param servers   the servers to size (borrowed, must outlive the comparison); may be empty
+ * @param servers   the servers to size (borrowed, must outlive the comparison); may be empty.
+ *                  Those priced in another currency than own_plan are left out, as are
+ *                  the stats' plans in another currency (cmp->left_out lists both).
  * @param tenant    label ("acme"), copied; period likewise ("2026-11")
  * @param out       on BILL_OK, the comparison (caller frees with bill_comparison_free)
  * @return BILL_OK, BILL_ENOTFOUND (own_plan), BILL_EOVERFLOW, BILL_ENOMEM
@@ -223,6 +236,19 @@ enum bill_status bill_compare(const struct bill_stats *st, const char *own_plan,
 
 /** Free a comparison. NULL is a no-op. */
 void bill_comparison_free(struct bill_comparison *cmp);
+
+/**
+ * Whether cmp left out server s (by its id) for its currency. The commands that name
+ * servers refuse such a one rather than compare without it.
+ */
+bool bill_compare_left_out_server(const struct bill_comparison *cmp, const char *id);
+
+/**
+ * Append cmp's left-out plans and servers as one sentence to out ("Left out, priced in
+ * another currency than USD: server eur-box (EUR)."), nothing when there is none.
+ * @return 0, or -1 when out reached its cap
+ */
+int bill_compare_left_out_text(const struct bill_comparison *cmp, struct fm_buf *out);
 
 /**
  * The monthly bill, in minor units, under plan i of cmp for volume identical mean
@@ -253,7 +279,7 @@ void bill_compare_money(const struct bill_comparison *cmp, int64_t minor,
  *  "plans":[{"plan","name","own","total","breakeven_invocations"}],
  *  "servers":[{"server","name","vcpus","memory_mb","count","unit_monthly_fee",
  *              "monthly_fee","utilisation_percent"}],
- *  "best_server","verdict",
+ *  "best_server","verdict","left_out":[{"kind":"plan"|"server","id","currency"}],
  *  "functions":[{"function","invocations","errors","cold_starts","mean_duration_ms",
  *                "mean_memory_mb","cost","share_percent","driver","server",
  *                "server_monthly_fee","cheaper_on_server"}],

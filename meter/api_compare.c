@@ -18,6 +18,7 @@ struct server_pick {
     size_t n;
     const char *unknown; /* the first id not in the catalog */
     bool too_many;
+    bool named; /* chosen by server=ID, not the whole catalog */
 };
 
 /* Each server=ID argument, in order. */
@@ -74,6 +75,7 @@ struct reply api_get_compare(const struct api_request *r)
                            pick.unknown);
     if (pick.too_many)
         return reply_error(E_BAD_REQUEST, "server: at most %d", COMPARE_SERVERS_MAX);
+    pick.named = pick.n > 0;
     if (pick.n == 0)
         for (size_t i = 0; i < bill_catalog_server_count(pick.cat) && i < COMPARE_SERVERS_MAX;
              i++)
@@ -100,6 +102,16 @@ struct reply api_get_compare(const struct api_request *r)
         out = reply_error(E_UNAVAILABLE, "the comparison could not be built; retry later");
         goto done;
     }
+    /* A server asked for by name must be priced in the plan's currency; unnamed ones in
+     * another are left out of the comparison and listed as such. */
+    const char *currency = bill_plan_currency(bill_catalog_plan(pick.cat, plan));
+    for (size_t i = 0; pick.named && i < pick.n; i++)
+        if (strcmp(pick.chosen[i]->currency, currency) != 0) {
+            out = reply_error(E_BAD_REQUEST,
+                              "server: '%s' is priced in %s, the tenant's plan in %s",
+                              pick.chosen[i]->id, pick.chosen[i]->currency, currency);
+            goto done;
+        }
     if (bill_compare(st, plan, pick.chosen, pick.n, tenant, period, &cmp, &err) != BILL_OK ||
         bill_compare_json(cmp, &body) != 0 || body.failed) {
         fm_warn("compare: %s", err.msg);

@@ -24,6 +24,20 @@ int cli_pick_servers(const char *cmd, const struct bill_catalog *cat, const char
     return 0;
 }
 
+int cli_check_server_currency(const char *cmd, const struct bill_server *const *servers,
+                              size_t n, const struct bill_plan *plan, const char *whose)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(servers[i]->currency, bill_plan_currency(plan)) != 0) {
+            cli_error(cmd, "--server: '%s' is priced in %s, %s plan %s in %s: amounts in two "
+                           "currencies are not compared",
+                      servers[i]->id, servers[i]->currency, whose, bill_plan_id(plan),
+                      bill_plan_currency(plan));
+            return 2;
+        }
+    return 0;
+}
+
 size_t cli_catalog_plans(const struct bill_catalog *cat, const struct bill_plan **out,
                          size_t max)
 {

@@ -27,6 +27,15 @@ bool cli_check_report_format(const char *value, void *to);
 int cli_pick_servers(const char *cmd, const struct bill_catalog *cat, const char *const *ids,
                      size_t nids, const struct bill_server **out, size_t *n);
 
+/**
+ * Servers named with --server must be priced in the plan's currency (who names one asks for
+ * it to be compared); prints the error for the first that is not. Servers taken from the
+ * catalog unnamed are left out of the comparison instead (bill_compare).
+ * @return 0, or 2 (bad usage)
+ */
+int cli_check_server_currency(const char *cmd, const struct bill_server *const *servers,
+                              size_t n, const struct bill_plan *plan, const char *whose);
+
 /** Every catalog plan into out (at most max). Returns the count. */
 size_t cli_catalog_plans(const struct bill_catalog *cat, const struct bill_plan **out,
                          size_t max);

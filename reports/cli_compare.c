@@ -86,6 +86,9 @@ static int compare_one(PGconn *conn, const struct bill_catalog *cat, const struc
         cli_error(o->cmd, "%s: %s", tenant, err.msg);
         return 1;
     }
+    if (o->nservers && cli_check_server_currency(o->cmd, servers, nservers,
+                                                 bill_catalog_plan(cat, plan), "the tenant's"))
+        return 2;
     if (bill_compare(*st, plan, servers, nservers, tenant, o->period, cmp, &err) != BILL_OK) {
         cli_error(o->cmd, "%s: %s", tenant, err.msg);
         return 1;

@@ -153,10 +153,13 @@ int cli_simulate(int argc, char **argv)
         cli_error(CMD, "the catalog has no plans");
         goto done;
     }
-    if (o.plan && bill_catalog_plan(cat, o.plan) == NULL) {
+    const struct bill_plan *verdict = o.plan ? bill_catalog_plan(cat, o.plan) : plans[0];
+    if (verdict == NULL) {
         cli_error(CMD, "--plan: no plan '%s' in the catalog (see faasbill plans)", o.plan);
         goto done;
     }
+    if (o.nservers && cli_check_server_currency(CMD, servers, nservers, verdict, "the") != 0)
+        goto done;
     rc = 1;
     if (o.trace) {
         struct progress p = {.started = fm_mono_us()};
@@ -174,7 +177,7 @@ int cli_simulate(int argc, char **argv)
         cli_error(CMD, "%s", err.msg);
         goto done;
     }
-    if (bill_compare(st, o.plan ? o.plan : bill_plan_id(plans[0]), servers, nservers,
+    if (bill_compare(st, bill_plan_id(verdict), servers, nservers,
                      o.trace ? "trace" : "workload", NULL, &cmp, &err) != BILL_OK) {
         cli_error(CMD, "%s", err.msg);
         goto done;

@@ -188,6 +188,8 @@ static int render_text(const struct bill_comparison *cmp, struct fm_buf *out)
         return -1;
     fm_buf_puts(out, "\n");
     verdict_text(cmp, out);
+    if (bill_compare_left_out_text(cmp, out) != 0)
+        return -1;
     fm_buf_puts(out, "\n");
     if (functions_table(cmp, out) != 0)
         return -1;
@@ -214,6 +216,11 @@ static int render_csv(const struct bill_comparison *cmp, struct fm_buf *out)
         bill_compare_money(cmp, f->fee, a);
         fm_buf_printf(out, "server,%s,,%" PRId64 ",%s,,%s,,%s\r\n", f->server->id, f->count, a,
                       f->utilisation, (long)i == cmp->best ? "best" : "");
+    }
+    for (size_t i = 0; i < cmp->nleft_out; i++) {
+        const struct bill_left_out *l = &cmp->left_out[i];
+        fm_buf_printf(out, "%s,%s,,,,,,,left out: priced in %s\r\n",
+                      l->server ? "server" : "plan", l->id, l->currency);
     }
     for (size_t i = 0; i < cmp->nfunctions; i++) {
         const struct bill_fn_cost *c = &cmp->functions[i];
@@ -480,11 +487,17 @@ static int render_html(const struct bill_comparison *cmp, struct fm_buf *out)
     html_escape(out, bill_plan_id(cmp->plans[cmp->own].plan));
     fm_buf_puts(out, "</b>.</p>\n<p class=\"verdict\">");
     struct fm_buf v;
-    fm_buf_init(&v, 1024);
+    fm_buf_init(&v, 16384);
     verdict_text(cmp, &v);
     html_escape(out, v.data ? v.data : "");
-    fm_buf_free(&v);
     fm_buf_puts(out, "</p>\n");
+    fm_buf_reset(&v);
+    if (bill_compare_left_out_text(cmp, &v) == 0 && v.len > 0) {
+        fm_buf_puts(out, "<p class=\"note\">");
+        html_escape(out, v.data ? v.data : "");
+        fm_buf_puts(out, "</p>\n");
+    }
+    fm_buf_free(&v);
     html_tables(cmp, out);
     fm_buf_puts(out, "<h2>Cost against volume</h2>\n");
     if (html_cost_curves(cmp, out) != 0)
@@ -531,61 +544,169 @@ static int top_desc(const void *a, const void *b)
     return x->fn->cost != y->fn->cost ? (x->fn->cost > y->fn->cost ? -1 : 1) : 0;
 }
 
-int report_tenants_html(const char *period, const struct bill_comparison *const *cmps,
-                        size_t n, struct fm_buf *out)
+/* The distinct currencies of cmps, in the order they first appear (at most n). */
+static size_t currencies_of(const struct bill_comparison *const *cmps, size_t n,
+                            const char **out)
 {
-    char title[120], a[BILL_NUM_BUFSZ], b[BILL_NUM_BUFSZ], c[BILL_NUM_BUFSZ], d[BILL_NUM_BUFSZ];
-    snprintf(title, sizeof title, "Every tenant, %s: functions or servers", period);
-    html_head(out, title);
-    int64_t inv = 0, bill = 0, fees = 0, to_servers = 0;
-    size_t nfns = 0;
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        inv += cmps[i]->invocations;
-        bill += cmps[i]->plans[cmps[i]->own].invoice->total;
-        if (cmps[i]->best >= 0)
-            fees += cmps[i]->servers[cmps[i]->best].fee;
-        to_servers += strcmp(bill_compare_verdict(cmps[i]), "servers") == 0;
-        nfns += cmps[i]->nfunctions;
+        size_t j = 0;
+        while (j < k && strcmp(out[j], cmps[i]->currency) != 0)
+            j++;
+        if (j == k)
+            out[k++] = cmps[i]->currency;
     }
-    const struct bill_comparison *first = n ? cmps[0] : NULL;
-    if (first) {
-        bill_compare_money(first, bill, a);
-        bill_compare_money(first, fees, b);
+    return k;
+}
+
+/* "12.34 USD" for the tenants in currency: their bills (own) or best servers' fees. */
+static void currency_total(const struct bill_comparison *const *cmps, size_t n,
+                           const char *currency, bool fees, struct fm_buf *out)
+{
+    const struct bill_comparison *any = NULL;
+    int64_t sum = 0;
+    bool big = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct bill_comparison *m = cmps[i];
+        if (strcmp(m->currency, currency) != 0)
+            continue;
+        any = m;
+        int64_t v = !fees ? m->plans[m->own].invoice->total
+                    : m->best >= 0 ? m->servers[m->best].fee
+                                   : 0;
+        big = big || __builtin_add_overflow(sum, v, &sum);
     }
-    fm_buf_printf(out,
-                  "<p class=\"verdict\">%zu tenants, %" PRId64 " invocations. Pay-per-use "
-                  "total: %s %s; best servers total: %s %s. %" PRId64
-                  " tenants would pay less on servers.</p>\n",
-                  n, inv, first ? a : "0", first ? first->currency : "", first ? b : "0",
-                  first ? first->currency : "", to_servers);
-    /* The tenants with the largest bills, as bars beside their best server's fee. */
-    size_t nb = n < TOP_FUNCTIONS ? n : TOP_FUNCTIONS;
+    char a[BILL_NUM_BUFSZ];
+    if (any == NULL || big) {
+        fm_buf_printf(out, "too large to add up (%s)", currency);
+        return;
+    }
+    bill_compare_money(any, sum, a);
+    fm_buf_printf(out, "%s %s", a, currency);
+}
+
+/* The largest bills as bars (bars), or the costliest functions, of the tenants in
+ * currency; several says whether there are other currencies, named then in the titles. */
+static int currency_section(const struct bill_comparison *const *cmps, size_t n,
+                            const char *currency, bool several, bool bars, struct top_fn *order,
+                            struct top_fn *top, struct bill_fn_cost *totals, struct fm_buf *out)
+{
     const char *labels[TOP_FUNCTIONS], *texts[TOP_FUNCTIONS];
     int64_t values[TOP_FUNCTIONS];
-    char buf[TOP_FUNCTIONS][BILL_NUM_BUFSZ];
-    struct top_fn *order = calloc(n ? n : 1, sizeof *order);
-    struct top_fn *top = calloc(nfns ? nfns : 1, sizeof *top);
-    struct bill_fn_cost *totals = calloc(n ? n : 1, sizeof *totals);
-    int rc = -1;
-    if (order == NULL || top == NULL || totals == NULL)
-        goto done;
+    char buf[TOP_FUNCTIONS][BILL_NUM_BUFSZ], title[120], a[BILL_NUM_BUFSZ], b[BILL_NUM_BUFSZ];
+    char in[16] = "";
+    if (several)
+        snprintf(in, sizeof in, ", %s", currency);
+    size_t no = 0, k = 0;
     for (size_t i = 0; i < n; i++) {
+        if (strcmp(cmps[i]->currency, currency) != 0)
+            continue;
         totals[i].cost = cmps[i]->plans[cmps[i]->own].invoice->total;
-        order[i] = (struct top_fn){cmps[i], &totals[i]};
+        order[no++] = (struct top_fn){cmps[i], &totals[i]};
+        for (size_t j = 0; j < cmps[i]->nfunctions; j++)
+            top[k++] = (struct top_fn){cmps[i], &cmps[i]->functions[j]};
     }
-    qsort(order, n, sizeof *order, top_desc);
+    /* The tenants with the largest bills, as bars. */
+    qsort(order, no, sizeof *order, top_desc);
+    size_t nb = no < TOP_FUNCTIONS ? no : TOP_FUNCTIONS;
     for (size_t i = 0; i < nb; i++) {
         labels[i] = order[i].cmp->tenant;
         values[i] = order[i].fn->cost;
         bill_compare_money(order[i].cmp, values[i], buf[i]);
         texts[i] = buf[i];
     }
-    if (svg_hbars(out, "Largest pay-per-use bills", labels, values, texts, nb, "#1f77b4") != 0)
+    snprintf(title, sizeof title, "Largest pay-per-use bills%s", in);
+    if (bars)
+        return svg_hbars(out, title, labels, values, texts, nb, "#1f77b4");
+    qsort(top, k, sizeof *top, top_desc);
+    fm_buf_printf(out, "<h2>Top functions%s</h2><table>\n", in);
+    const char *fh[] = {"Tenant", "Function", "Invocations", "Cost", "Share of tenant %"};
+    html_row(out, "th", fh, 5, NULL);
+    for (size_t i = 0; i < k && i < TOP_FUNCTIONS; i++) {
+        count(top[i].fn->stats->invocations, a);
+        bill_compare_money(top[i].cmp, top[i].fn->cost, b);
+        const char *row[] = {top[i].cmp->tenant, top[i].fn->stats->function, a, b,
+                             top[i].fn->share};
+        html_row(out, "td", row, 5, NULL);
+    }
+    fm_buf_puts(out, "</table>\n");
+    return out->failed ? -1 : 0;
+}
+
+/* The plans and servers some tenant's comparison left out for their currency, each once. */
+static void left_out_note(const struct bill_comparison *const *cmps, size_t n,
+                          struct fm_buf *out)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < cmps[i]->nleft_out; j++) {
+            const struct bill_left_out *l = &cmps[i]->left_out[j];
+            bool seen = false;
+            for (size_t p = 0; p <= i && !seen; p++)
+                for (size_t q = 0; q < (p == i ? j : cmps[p]->nleft_out) && !seen; q++)
+                    seen = cmps[p]->left_out[q].server == l->server &&
+                           strcmp(cmps[p]->left_out[q].id, l->id) == 0;
+            if (seen)
+                continue;
+            fm_buf_puts(out, any ? ", " : "<p class=\"note\">Left out of the comparisons of "
+                                          "tenants whose plan is priced in another currency: ");
+            fm_buf_printf(out, "%s ", l->server ? "server" : "plan");
+            html_escape(out, l->id);
+            fm_buf_printf(out, " (%s)", l->currency);
+            any = true;
+        }
+    if (any)
+        fm_buf_puts(out, ".</p>\n");
+}
+
+int report_tenants_html(const char *period, const struct bill_comparison *const *cmps,
+                        size_t n, struct fm_buf *out)
+{
+    char title[120], a[BILL_NUM_BUFSZ], b[BILL_NUM_BUFSZ], c[BILL_NUM_BUFSZ], d[BILL_NUM_BUFSZ];
+    snprintf(title, sizeof title, "Every tenant, %s: functions or servers", period);
+    html_head(out, title);
+    int64_t inv = 0, to_servers = 0;
+    size_t nfns = 0;
+    for (size_t i = 0; i < n; i++) {
+        inv += cmps[i]->invocations;
+        to_servers += strcmp(bill_compare_verdict(cmps[i]), "servers") == 0;
+        nfns += cmps[i]->nfunctions;
+    }
+    struct top_fn *order = calloc(n ? n : 1, sizeof *order);
+    struct top_fn *top = calloc(nfns ? nfns : 1, sizeof *top);
+    struct bill_fn_cost *totals = calloc(n ? n : 1, sizeof *totals);
+    const char **currencies = calloc(n ? n : 1, sizeof *currencies);
+    int rc = -1;
+    if (order == NULL || top == NULL || totals == NULL || currencies == NULL)
         goto done;
+    /* Amounts in different currencies are never added up nor set side by side. */
+    size_t ncur = currencies_of(cmps, n, currencies);
+    struct fm_buf sums;
+    fm_buf_init(&sums, 65536);
+    for (size_t i = 0; i < ncur; i++) {
+        fm_buf_puts(&sums, i ? " and " : "");
+        currency_total(cmps, n, currencies[i], false, &sums);
+    }
+    fm_buf_puts(&sums, ncur ? "; best servers total: " : "0; best servers total: 0");
+    for (size_t i = 0; i < ncur; i++) {
+        fm_buf_puts(&sums, i ? " and " : "");
+        currency_total(cmps, n, currencies[i], true, &sums);
+    }
+    fm_buf_printf(out,
+                  "<p class=\"verdict\">%zu tenants, %" PRId64 " invocations. Pay-per-use "
+                  "total: ",
+                  n, inv);
+    html_escape(out, sums.failed || sums.data == NULL ? "?" : sums.data);
+    fm_buf_printf(out, ". %" PRId64 " tenants would pay less on servers.</p>\n", to_servers);
+    fm_buf_free(&sums);
+    for (size_t i = 0; i < ncur; i++)
+        if (currency_section(cmps, n, currencies[i], ncur > 1, true, order, top, totals,
+                             out) != 0)
+            goto done;
     fm_buf_puts(out, "<h2>Tenants</h2><table>\n");
-    const char *h[] = {"Tenant", "Plan", "Invocations", "Bill", "Best server", "Server fee",
-                       "Break-even invocations/month", "Cheaper on"};
-    html_row(out, "th", h, 8, NULL);
+    const char *h[] = {"Tenant", "Plan", "Currency", "Invocations", "Bill", "Best server",
+                       "Server fee", "Break-even invocations/month", "Cheaper on"};
+    html_row(out, "th", h, 9, NULL);
     for (size_t i = 0; i < n; i++) {
         const struct bill_comparison *m = cmps[i];
         count(m->invocations, a);
@@ -598,26 +719,17 @@ int report_tenants_html(const char *period, const struct bill_comparison *const 
                      m->servers[m->best].server->id);
             breakeven_text(m->plans[m->own].breakeven, be);
         }
-        const char *row[] = {m->tenant, bill_plan_id(m->plans[m->own].plan), a, b, c, d, be,
-                             bill_compare_verdict(m)};
-        html_row(out, "td", row, 8, NULL);
+        const char *row[] = {m->tenant, bill_plan_id(m->plans[m->own].plan), m->currency, a, b,
+                             c, d, be, bill_compare_verdict(m)};
+        html_row(out, "td", row, 9, NULL);
     }
-    fm_buf_puts(out, "</table>\n<h2>Top functions</h2><table>\n");
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < cmps[i]->nfunctions; j++)
-            top[k++] = (struct top_fn){cmps[i], &cmps[i]->functions[j]};
-    qsort(top, k, sizeof *top, top_desc);
-    const char *fh[] = {"Tenant", "Function", "Invocations", "Cost", "Share of tenant %"};
-    html_row(out, "th", fh, 5, NULL);
-    for (size_t i = 0; i < k && i < TOP_FUNCTIONS; i++) {
-        count(top[i].fn->stats->invocations, a);
-        bill_compare_money(top[i].cmp, top[i].fn->cost, b);
-        const char *row[] = {top[i].cmp->tenant, top[i].fn->stats->function, a, b,
-                             top[i].fn->share};
-        html_row(out, "td", row, 5, NULL);
-    }
-    fm_buf_puts(out, "</table>\n<p class=\"note\">");
+    fm_buf_puts(out, "</table>\n");
+    left_out_note(cmps, n, out);
+    for (size_t i = 0; i < ncur; i++)
+        if (currency_section(cmps, n, currencies[i], ncur > 1, false, order, top, totals,
+                             out) != 0)
+            goto done;
+    fm_buf_puts(out, "<p class=\"note\">");
     html_escape(out, assumptions);
     fm_buf_puts(out, "</p>\n</body></html>\n");
     rc = out->failed ? -1 : 0;
@@ -625,5 +737,6 @@ done:
     free(order);
     free(top);
     free(totals);
+    free(currencies);
     return rc;
 }

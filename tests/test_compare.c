@@ -436,6 +436,94 @@ START_TEST(breakeven_agrees_with_invoices)
 }
 END_TEST
 
+/* A plan and a server priced in euros beside the dollar ones: a comparison under a dollar
+ * plan sets neither beside its amounts but lists them as left out, and under the euro plan
+ * the dollar ones are left out. */
+START_TEST(other_currencies_are_left_out)
+{
+    struct fixture f = {0};
+    build(&f);
+    static const char euro_plan[] =
+        "{\"id\": \"euro\", \"name\": \"euro\", \"currency\": \"EUR\","
+        " \"duration\": {\"step_ms\": 1, \"min_ms\": 0, \"include_init\": false},"
+        " \"memory\": {\"basis\": \"configured\", \"step_mb\": 1, \"min_mb\": 128,"
+        " \"max_mb\": 10240}, \"charges\": [{\"meter\": \"requests\","
+        " \"tiers\": [{\"up_to\": null, \"unit_price\": \"0.03\"}]}]}";
+    static const char euro_server[] =
+        "{\"id\": \"eur-box\", \"name\": \"box\", \"provider\": \"t\", \"vcpus\": 64,"
+        " \"memory_mb\": 65536, \"hourly_price\": \"0.001\", \"currency\": \"EUR\","
+        " \"source\": \"t\", \"as_of\": \"2024-01-01\"}";
+    struct bill_plan *euro = tb_plan_json(euro_plan);
+    struct bill_server *box = NULL;
+    size_t nbox = 0;
+    struct fm_err err = {{0}};
+    ck_assert_int_eq(bill_servers_parse(euro_server, strlen(euro_server), "e.json", &box, &nbox,
+                                        &err),
+                     BILL_OK);
+    const struct bill_plan *plans[] = {f.flat, euro, f.free50};
+    int64_t from, to;
+    ck_assert_int_eq(fm_period_parse("2026-11", &from, &to), 0);
+    struct bill_stats *st = NULL;
+    ck_assert_int_eq(bill_stats_new(plans, 3, from, to, BILL_HOUR_US, &st, &err), BILL_OK);
+    struct bill_invocation a = {.duration_us = 1000000, .memory_mb = 1024};
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(bill_stats_add(st, "a", &a, 0, &err), BILL_OK);
+    bill_stats_set_peak(st, 3, 3072, 2500);
+    /* The euro box would be far the cheapest (0.73 a month) if its fee were taken as dollars. */
+    const struct bill_server *sv[] = {box, &f.servers[0], &f.servers[1]};
+    struct bill_comparison *cmp = NULL;
+    ck_assert_msg(bill_compare(st, "free50", sv, 3, "acme", "2026-11", &cmp, &err) == BILL_OK,
+                  "%s", err.msg);
+    ck_assert_str_eq(cmp->currency, "USD");
+    ck_assert_uint_eq(cmp->nplans, 2);
+    ck_assert_str_eq(bill_plan_id(cmp->plans[0].plan), "flat");
+    ck_assert_str_eq(bill_plan_id(cmp->plans[cmp->own].plan), "free50");
+    ck_assert_uint_eq(cmp->nservers, 2);
+    ck_assert_str_eq(cmp->servers[cmp->best].server->id, "s2");
+    ck_assert(bill_compare_left_out_server(cmp, "eur-box"));
+    ck_assert(!bill_compare_left_out_server(cmp, "s2"));
+    cJSON *root = to_json(cmp);
+    ck_assert_str_eq(str(root, "best_server"), "s2");
+    ck_assert_int_eq(cJSON_GetArraySize(field(root, "plans")), 2);
+    ck_assert_int_eq(cJSON_GetArraySize(field(root, "servers")), 2);
+    const cJSON *left = field(root, "left_out");
+    ck_assert_int_eq(cJSON_GetArraySize(left), 2);
+    ck_assert_str_eq(str(cJSON_GetArrayItem(left, 0), "kind"), "plan");
+    ck_assert_str_eq(str(cJSON_GetArrayItem(left, 0), "id"), "euro");
+    ck_assert_str_eq(str(cJSON_GetArrayItem(left, 0), "currency"), "EUR");
+    ck_assert_str_eq(str(cJSON_GetArrayItem(left, 1), "kind"), "server");
+    ck_assert_str_eq(str(cJSON_GetArrayItem(left, 1), "id"), "eur-box");
+    cJSON_Delete(root);
+    struct fm_buf b;
+    fm_buf_init(&b, 4096);
+    ck_assert_int_eq(bill_compare_left_out_text(cmp, &b), 0);
+    ck_assert_str_eq(b.data, "Left out, priced in another currency than USD: plan euro (EUR), "
+                             "server eur-box (EUR).\n");
+    bill_comparison_free(cmp);
+
+    /* Under the euro plan: the euro box alone, its fee in euros (0.001 x 730 = 0.73). */
+    ck_assert_msg(bill_compare(st, "euro", sv, 3, "acme", "2026-11", &cmp, &err) == BILL_OK,
+                  "%s", err.msg);
+    ck_assert_str_eq(cmp->currency, "EUR");
+    ck_assert_uint_eq(cmp->nplans, 1);
+    ck_assert_uint_eq(cmp->own, 0);
+    ck_assert_uint_eq(cmp->nservers, 1);
+    ck_assert_int_eq(cmp->servers[0].fee, 73);
+    ck_assert_int_eq(cmp->plans[0].invoice->total, 300); /* 100 x 0.03 */
+    ck_assert_uint_eq(cmp->nleft_out, 4);
+    fm_buf_reset(&b);
+    ck_assert_int_eq(bill_compare_left_out_text(cmp, &b), 0);
+    ck_assert_str_eq(b.data, "Left out, priced in another currency than EUR: plan flat (USD), "
+                             "plan free50 (USD), server s2 (USD), server s8 (USD).\n");
+    fm_buf_free(&b);
+    bill_comparison_free(cmp);
+    bill_stats_free(st);
+    bill_servers_free(box, nbox);
+    bill_plan_free(euro);
+    release(&f);
+}
+END_TEST
+
 START_TEST(errors_are_reported)
 {
     struct fixture f = {0};
@@ -468,6 +556,7 @@ Suite *suite_compare(void)
     tcase_add_test(tc, catalog_plans_and_servers_by_hand);
     tcase_add_test(tc, breakeven_agrees_with_invoices);
     tcase_add_test(tc, errors_are_reported);
+    tcase_add_test(tc, other_currencies_are_left_out);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -52,6 +52,18 @@ static void setup(void)
     ck_assert_ptr_nonnull(f);
     fputs(test_plan, f);
     fclose(f);
+    /* A server in the plan's currency and one in another, which comparisons leave out. */
+    snprintf(path, sizeof path, "%s/servers/s.json", catalog_dir);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("[{\"id\": \"usd-box\", \"name\": \"usd\", \"provider\": \"t\", \"vcpus\": 2,"
+          " \"memory_mb\": 4096, \"hourly_price\": \"0.01\", \"currency\": \"USD\","
+          " \"source\": \"t\", \"as_of\": \"2024-01-01\"},"
+          " {\"id\": \"eur-box\", \"name\": \"eur\", \"provider\": \"t\", \"vcpus\": 2,"
+          " \"memory_mb\": 4096, \"hourly_price\": \"0.001\", \"currency\": \"EUR\","
+          " \"source\": \"t\", \"as_of\": \"2024-01-01\"}]",
+          f);
+    fclose(f);
     struct fm_err err;
     ck_assert_msg(bill_catalog_load(catalog_dir, &catalog, &err) == BILL_OK, "%s", err.msg);
 
@@ -80,6 +92,8 @@ static void teardown(void)
     bill_catalog_free(catalog);
     char path[160];
     snprintf(path, sizeof path, "%s/plans/test.json", catalog_dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/servers/s.json", catalog_dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/plans", catalog_dir);
     rmdir(path);
@@ -289,6 +303,11 @@ START_TEST(compare_serves_the_same_bill)
     expect_member(r.body, "\"function\":\"resize\",\"invocations\":2");
     expect_member(r.body, "\"cost\":\"0.62\"");
     expect_member(r.body, "\"cost\":\"0.31\"");
+    /* The euro server is not set beside dollar amounts, and the answer says so. */
+    expect_member(r.body, "\"best_server\":\"usd-box\",\"verdict\":\"functions\","
+                          "\"left_out\":[{\"kind\":\"server\",\"id\":\"eur-box\","
+                          "\"currency\":\"EUR\"}]");
+    ck_assert_ptr_null(strstr(r.body, "\"server\":\"eur-box\""));
     free(r.body);
     static const struct {
         const char *path, *key_name;
@@ -313,6 +332,9 @@ START_TEST(compare_serves_the_same_bill)
         {"/v1/compare?tenant=acme&period=2026-09&server=nope", "admin", 400,
          "{\"error\":\"bad_request\",\"message\":\"server: no server 'nope' in the "
          "catalog\"}"},
+        {"/v1/compare?tenant=acme&period=2026-09&server=usd-box&server=eur-box", "admin", 400,
+         "{\"error\":\"bad_request\",\"message\":\"server: 'eur-box' is priced in EUR, the "
+         "tenant's plan in USD\"}"},
         {"/v1/compare?tenant=nobody&period=2026-09", "admin", 404,
          "{\"error\":\"not_found\",\"message\":\"tenant: no tenant 'nobody'\"}"},
     };

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/db.h"
+#include "common/paths.h"
 #include "meter/compare_stats.h"
 #include "meter/fold.h"
 #include "tests/proc.h"
@@ -622,6 +623,88 @@ static int occurrences(const char *hay, const char *needle)
     return n;
 }
 
+/* The shipped catalog copied to dir/catalog, with a plan and a server priced in euros; a
+ * tenant "euro" on that plan with one invocation. */
+static void euro_catalog(void)
+{
+    char src[512], dst[256];
+    ck_assert_int_eq(fm_home_path("billing/catalog", src, sizeof src), 0);
+    snprintf(dst, sizeof dst, "%s/catalog", dir);
+    char *argv[] = {"/bin/cp", "-r", src, dst, NULL};
+    struct proc_result r = proc_run(argv, NULL, 30);
+    ck_assert_int_eq(r.status, 0);
+    free(r.out);
+    free(r.err);
+    write_file("catalog/plans/euro.json",
+               "{\"id\": \"euro-flat\", \"name\": \"euro\", \"currency\": \"EUR\","
+               " \"duration\": {\"step_ms\": 1, \"min_ms\": 0, \"include_init\": false},"
+               " \"memory\": {\"basis\": \"configured\", \"step_mb\": 1, \"min_mb\": 128,"
+               " \"max_mb\": 10240}, \"charges\": [{\"meter\": \"requests\","
+               " \"tiers\": [{\"up_to\": null, \"unit_price\": \"0.5\"}]}]}");
+    write_file("catalog/servers/eur.json",
+               "{\"id\": \"eur-box\", \"name\": \"box\", \"provider\": \"t\", \"vcpus\": 2,"
+               " \"memory_mb\": 4096, \"hourly_price\": \"0.001\", \"currency\": \"EUR\","
+               " \"source\": \"t\", \"as_of\": \"2024-01-01\"}");
+    PGconn *db = testdb_connect(conninfo);
+    testdb_exec(db, "INSERT INTO tenants (tenant, plan) VALUES ('euro', 'euro-flat')");
+    testdb_exec(db,
+                "INSERT INTO invocations (tenant, invocation_id, started_at, function, has_start,"
+                " has_stop, memory_mb, cold_start, duration_us, init_us, status, cpu_user_us,"
+                " cpu_sys_us, max_rss_kb, bytes_in, bytes_out) VALUES"
+                " ('euro', 'e1', '2026-11-03T10:00:00Z', 'f', true, true, 256, false,"
+                "  1000000, 0, 'ok', 1000000, 0, 1000, 0, 0)");
+    testdb_exec(db, "SELECT usage_apply(i, 1) FROM invocations i WHERE tenant = 'euro'");
+    PQfinish(db);
+}
+
+/* Amounts are set side by side in one currency only: under a dollar plan a euro server is
+ * left out and said to be, named with --server it is refused; under a euro plan the dollar
+ * servers are left out; the report adds up each currency on its own. */
+START_TEST(compare_keeps_to_one_currency)
+{
+    euro_catalog();
+    char cat[256], *err = NULL;
+    snprintf(cat, sizeof cat, "%s/catalog", dir);
+    char *out = faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-11",
+                         "--catalog", cat, "--db", conninfo, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "Best server: 1 x aws-t3.micro at 7.59 USD a month"));
+    ck_assert_ptr_nonnull(strstr(out, "Left out, priced in another currency than USD: plan "
+                                      "euro-flat (EUR), server eur-box (EUR).\n"));
+    ck_assert_ptr_null(strstr(out, "eur-box  "));
+    free(out);
+    free(faasbill(2, &err, "compare", "--tenant", "acme", "--period", "2026-11", "--server",
+                  "eur-box", "--catalog", cat, "--db", conninfo, NULL));
+    ck_assert_str_eq(err, "faasbill compare: --server: 'eur-box' is priced in EUR, the tenant's "
+                          "plan aws-lambda-x86 in USD: amounts in two currencies are not "
+                          "compared\n");
+    free(err);
+    out = faasbill(0, NULL, "compare", "--tenant", "euro", "--period", "2026-11", "--catalog",
+                   cat, "--format", "csv", "--db", conninfo, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "\r\nplan,euro-flat,1,,0.50,"));
+    ck_assert_ptr_nonnull(strstr(out, "\r\nserver,eur-box,,1,0.73,,"));
+    ck_assert_ptr_nonnull(strstr(out, "\r\nserver,aws-t3.micro,,,,,,,left out: priced in USD\r\n"));
+    ck_assert_ptr_null(strstr(out, "plan,aws-lambda-x86,1,"));
+    free(out);
+    free(faasbill(2, &err, "simulate", "--invocations", "10", "--avg-duration-ms", "1",
+                  "--memory-mb", "128", "--plan", "euro-flat", "--server", "aws-t3.micro",
+                  "--catalog", cat, NULL));
+    ck_assert_str_eq(err, "faasbill simulate: --server: 'aws-t3.micro' is priced in USD, the "
+                          "plan euro-flat in EUR: amounts in two currencies are not compared\n");
+    free(err);
+    char report[256];
+    snprintf(report, sizeof report, "%s/report.html", dir);
+    free(faasbill(0, NULL, "report", "--period", "2026-11", "-o", report, "--catalog", cat,
+                  "--db", conninfo, NULL));
+    char *page = slurp(report);
+    ck_assert_ptr_nonnull(strstr(page, "3 tenants, 6 invocations. Pay-per-use total: 0.00 USD "
+                                       "and 0.50 EUR; best servers total: 15.18 USD and 0.73 "
+                                       "EUR."));
+    ck_assert_ptr_nonnull(strstr(page, "<td>euro</td><td>euro-flat</td><td>EUR</td>"));
+    ck_assert_ptr_nonnull(strstr(page, "Largest pay-per-use bills, EUR"));
+    free(page);
+}
+END_TEST
+
 START_TEST(html_in_headless_chromium)
 {
     char html[256], png[256], profile[256], url[300], shot[300], prof[300];
@@ -686,6 +769,7 @@ Suite *suite_reports(void)
     tcase_add_test(tc, trace_replay_tiny);
     tcase_add_test(tc, trace_values_are_bounded);
     tcase_add_test(tc, trace_day_is_bounded);
+    tcase_add_test(tc, compare_keeps_to_one_currency);
     tcase_add_test(tc, html_in_headless_chromium);
     suite_add_tcase(s, tc);
     return s;
