@@ -23,7 +23,11 @@ struct bill_catalog;
 /** Print "faasbill <cmd>: <message>" on stderr, one line. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/** Load the catalog (dir may be NULL), printing the error. Returns 0, or 1 (the exit code). */
+/**
+ * Load the catalog (dir, from --catalog, may be NULL for the default), printing the error.
+ * @return 0, or the exit code: 2 when dir is empty or cannot be loaded (missing, not a
+ *         folder, a bad file), 1 when the default catalog cannot be, or memory ran out
+ */
 int cli_load_catalog(const char *cmd, const char *dir, struct bill_catalog **out);
 
 #endif

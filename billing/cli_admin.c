@@ -83,18 +83,22 @@ int cli_migrate(int argc, char **argv)
         fprintf(stderr, "faasbill migrate: unexpected argument '%s'\n", o.words[0]);
         return 2;
     }
+    /* The catalog is checked before the database is touched: a bad one changes nothing. */
+    struct bill_catalog *cat = NULL;
+    if ((rc = cli_load_catalog("migrate", o.catalog, &cat)) != 0)
+        return rc;
     PGconn *conn = connect_or_say("migrate", o.db);
-    if (conn == NULL)
+    if (conn == NULL) {
+        bill_catalog_free(cat);
         return 1;
+    }
     struct fm_err err;
     int applied = 0, changed = 0;
-    struct bill_catalog *cat = NULL;
     rc = 1;
     if (schema_migrate(conn, NULL, &applied, &err) != 0)
         goto out;
     printf("migrate: %d migration%s applied\n", applied, applied == 1 ? "" : "s");
-    if (bill_catalog_load(o.catalog, &cat, &err) != BILL_OK ||
-        meter_plans_register(conn, cat, &changed, &err) != 0)
+    if (meter_plans_register(conn, cat, &changed, &err) != 0)
         goto out;
     printf("migrate: %d plan%s registered for rating\n", changed, changed == 1 ? "" : "s");
     if (!meter_partitions_ready(conn, &err))
@@ -131,12 +135,9 @@ static bool tenant_name_ok(const char *s)
 static int check_plan(const char *dir, const char *plan)
 {
     struct bill_catalog *cat = NULL;
-    struct fm_err err;
-    if (bill_catalog_load(dir, &cat, &err) != BILL_OK) {
-        fprintf(stderr, "faasbill tenant: %s\n", err.msg);
-        return 1;
-    }
-    int rc = 0;
+    int rc = cli_load_catalog("tenant", dir, &cat);
+    if (rc != 0)
+        return rc;
     if (bill_catalog_plan(cat, plan) == NULL) {
         fprintf(stderr, "faasbill tenant: --plan: no plan '%s' in the catalog "
                         "(faasbill plans lists them)\n",

@@ -39,11 +39,17 @@ void cli_error(const char *cmd, const char *fmt, ...)
 int cli_load_catalog(const char *cmd, const char *dir, struct bill_catalog **out)
 {
     struct fm_err err = {{0}};
-    if (bill_catalog_load(dir, out, &err) != BILL_OK) {
-        cli_error(cmd, "catalog: %s", err.msg);
-        return 1;
+    if (dir != NULL && *dir == '\0') {
+        cli_error(cmd, "--catalog: empty; give the catalog folder (with plans/ and servers/)");
+        return 2;
     }
-    return 0;
+    enum bill_status st = bill_catalog_load(dir, out, &err);
+    if (st == BILL_OK)
+        return 0;
+    /* A folder named on the command line is the user's input; the default one is the
+     * installation's, and running out of memory is nobody's input. */
+    cli_error(cmd, "%s: %s", dir ? "--catalog" : "catalog", err.msg);
+    return dir != NULL && st != BILL_ENOMEM ? 2 : 1;
 }
 
 static void usage(FILE *out)

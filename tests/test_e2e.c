@@ -257,6 +257,34 @@ START_TEST(faasbill_usage_is_checked)
 }
 END_TEST
 
+/* A catalog that does not load is refused before the database is touched: a fresh database
+ * stays empty, and the exit code says the input was bad. */
+START_TEST(migrate_checks_the_catalog_first)
+{
+    char fresh[1024];
+    testdb_create_empty("faasmeter_test_e2e_fresh", fresh, sizeof fresh);
+    faasbill_says(2, "",
+                  "faasbill migrate: --catalog: /nonexistent/plans: No such file or directory\n",
+                  (char *[]){"migrate", "--catalog", "/nonexistent", "--db", fresh, NULL});
+    write_file(in_dir(2, "catalog/plans/bad.json"), "{\"id\": \"bad\"}");
+    faasbill_says(2, "", "faasbill migrate: --catalog: plans/bad.json: name: missing\n",
+                  (char *[]){"migrate", "--catalog", (char *)in_dir(1, "catalog"), "--db", fresh,
+                             NULL});
+    faasbill_says(2, "",
+                  "faasbill migrate: --catalog: empty; give the catalog folder (with plans/ and "
+                  "servers/)\n",
+                  (char *[]){"migrate", "--catalog", "", "--db", fresh, NULL});
+    PGconn *conn = testdb_connect(fresh);
+    char *tables = testdb_value(conn,
+                                "SELECT count(*) FROM pg_class c JOIN pg_namespace n"
+                                " ON n.oid = c.relnamespace WHERE n.nspname = 'public'",
+                                0, NULL);
+    ck_assert_str_eq(tables, "0");
+    free(tables);
+    PQfinish(conn);
+}
+END_TEST
+
 Suite *suite_e2e(void)
 {
     Suite *s = suite_create("e2e");
@@ -265,6 +293,7 @@ Suite *suite_e2e(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, a_metered_invocation_becomes_an_invoice);
     tcase_add_test(tc, faasbill_usage_is_checked);
+    tcase_add_test(tc, migrate_checks_the_catalog_first);
     suite_add_tcase(s, tc);
     return s;
 }

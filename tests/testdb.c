@@ -63,7 +63,7 @@ char *testdb_value(PGconn *conn, const char *sql, int nparams, const char *const
     return copy;
 }
 
-void testdb_create(const char *name, char *out, size_t n)
+void testdb_create_empty(const char *name, char *out, size_t n)
 {
     const char *base = getenv("FAASMETER_DB");
     ck_assert_msg(base && *base, "FAASMETER_DB is not set");
@@ -76,6 +76,11 @@ void testdb_create(const char *name, char *out, size_t n)
     PQfinish(admin);
 
     with_dbname(base, name, out, n);
+}
+
+void testdb_create(const char *name, char *out, size_t n)
+{
+    testdb_create_empty(name, out, n);
     PGconn *conn = testdb_connect(out);
     struct fm_err err;
     int applied = 0;

@@ -12,6 +12,10 @@
 /** Create database `name` (fails the test on error) and write its conninfo into out. */
 void testdb_create(const char *name, char *out, size_t n);
 
+/** Create database `name` empty, without the schema (fails the test on error), and write
+ *  its conninfo into out. */
+void testdb_create_empty(const char *name, char *out, size_t n);
+
 /** Connect to conninfo or fail the test. */
 PGconn *testdb_connect(const char *conninfo);
 
