@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/paths.h"
 
@@ -39,7 +40,14 @@ static enum bill_status read_file(const char *path, const char *origin, char **t
         return BILL_EIO;
     }
     enum bill_status st = BILL_EIO;
-    char *buf = malloc(BILL_FILE_MAX + 1);
+    char *buf = NULL;
+    struct stat sb;
+    /* A folder opens for reading but reads as an error: say what it is. */
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fm_err_set(err, "%s: a folder, not a file", origin);
+        goto done;
+    }
+    buf = malloc(BILL_FILE_MAX + 1);
     if (buf == NULL) {
         st = BILL_ENOMEM;
         fm_err_set(err, "out of memory");
@@ -47,7 +55,7 @@ static enum bill_status read_file(const char *path, const char *origin, char **t
     }
     size_t n = fread(buf, 1, BILL_FILE_MAX + 1, f);
     if (ferror(f)) {
-        fm_err_set(err, "%s: read error", origin);
+        fm_err_set(err, "%s: %s", origin, strerror(errno));
         goto done;
     }
     if (n > BILL_FILE_MAX) {

@@ -1,6 +1,8 @@
 #ifndef FM_BILLING_CLI_H
 #define FM_BILLING_CLI_H
 
+#include <stdbool.h>
+
 /*
  * faasbill's subcommands. Each takes the arguments after its name (argv[0] is the
  * subcommand name) and returns the process exit code: 0 success, 1 failure, 2 bad usage.
@@ -19,6 +21,15 @@ int cli_simulate(int argc, char **argv);
 
 /* What the subcommands share beyond their options, which common/cli.h parses. */
 struct bill_catalog;
+
+/** Whether name is a tenant name, [a-z0-9][a-z0-9_-]{0,63} (DESIGN.md, usage records). */
+bool cli_tenant_name_ok(const char *name);
+
+/**
+ * Check the --tenant option's value as a tenant name, printing the error.
+ * @return 0, or 2 (bad usage)
+ */
+int cli_check_tenant(const char *cmd, const char *name);
 
 /** Print "faasbill <cmd>: <message>" on stderr, one line. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -112,21 +112,6 @@ out:
     return rc;
 }
 
-static bool tenant_name_ok(const char *s)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > 64)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  (i > 0 && (c == '_' || c == '-'));
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 /* The plan must exist in the catalog (dir, or the default one when NULL), so that invoices
  * can be built. */
 /* The plan of a tenant added without --plan. */
@@ -222,7 +207,7 @@ int cli_tenant(int argc, char **argv)
     }
     const char *plan = o.plan; /* NULL: the default for a new tenant, else unchanged */
     if (add) {
-        if (!tenant_name_ok(o.words[1])) {
+        if (!cli_tenant_name_ok(o.words[1])) {
             fprintf(stderr, "faasbill tenant: NAME: expected [a-z0-9][a-z0-9_-]{0,63}, got "
                             "'%s'\n",
                     o.words[1]);
@@ -269,6 +254,8 @@ int cli_key(int argc, char **argv)
                 tenant_role ? "required with --role tenant" : "only for --role tenant");
         return 2;
     }
+    if (o.tenant && (rc = cli_check_tenant("key", o.tenant)) != 0)
+        return rc;
     char key[APIKEY_LEN + 1];
     char id[APIKEY_ID_LEN + 1];
     unsigned char hash[APIKEY_HASH_LEN];

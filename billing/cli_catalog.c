@@ -52,8 +52,8 @@ static int listing_start(struct listing *l, int argc, char **argv,
     int rc = parse_listing(l->cmd, argc, argv, &dir, &json);
     if (rc >= 0)
         return rc;
-    if (cli_load_catalog(l->cmd, dir, &l->cat) != 0)
-        return 1;
+    if ((rc = cli_load_catalog(l->cmd, dir, &l->cat)) != 0)
+        return rc;
     if (json)
         l->root = cJSON_CreateArray();
     else if ((l->table = bill_table_new(ncols, align)) != NULL)

@@ -66,7 +66,7 @@ static int parse(int argc, char **argv, struct invoice_args *o)
         cli_error(CMD, "%s: required (try faasbill invoice --help)", missing);
         return 2;
     }
-    return -1;
+    return cli_check_tenant(CMD, o->tenant) != 0 ? 2 : -1;
 }
 
 int cli_invoice(int argc, char **argv)
@@ -79,9 +79,9 @@ int cli_invoice(int argc, char **argv)
     PGconn *conn = NULL;
     struct meter_invoice inv = {0};
     struct fm_err err;
-    rc = 1;
-    if (cli_load_catalog(CMD, o.catalog, &cat) != 0)
+    if ((rc = cli_load_catalog(CMD, o.catalog, &cat)) != 0)
         goto out;
+    rc = 1;
     if (o.plan && bill_catalog_plan(cat, o.plan) == NULL) {
         cli_error(CMD, "--plan: no plan '%s' in the catalog (faasbill plans lists them)",
                   o.plan);
@@ -103,6 +103,7 @@ int cli_invoice(int argc, char **argv)
         }
     } else if (st == METER_INVOICE_NO_TENANT) {
         cli_error(CMD, "--tenant: no tenant '%s' (faasbill tenant list)", o.tenant);
+        rc = 2;
         goto out;
     } else if (st != METER_INVOICE_OK) {
         cli_error(CMD, "%s", err.msg);

@@ -75,6 +75,39 @@ static int parse(int argc, char **argv, struct quote_args *q)
     return -1;
 }
 
+/*
+ * all = each x --invocations, quantity by quantity, so that one too large for 64 bits is
+ * told with the options it comes from. Returns 0, or 2 after printing the error.
+ */
+static int scale(const struct quote_args *q, const struct bill_plan *plan,
+                 const struct bill_quantities *each, struct bill_quantities *all)
+{
+    bool observed =
+        bill_plan_rounding(plan)->basis == BILL_MEMORY_OBSERVED && q->observed_mb >= 0;
+    const char *memory = observed ? "--avg-duration-ms and --observed-memory-mb"
+                                  : "--avg-duration-ms and --memory-mb";
+    const struct {
+        int64_t v, *to;
+        const char *from;
+    } f[] = {
+        {each->requests, &all->requests, "--invocations"},
+        {each->billed_ms, &all->billed_ms, "--avg-duration-ms"},
+        {each->mb_ms, &all->mb_ms, memory},
+        {each->mhz_ms, &all->mhz_ms, memory},
+        {each->cpu_us, &all->cpu_us,
+         q->have_cpu ? "--cpu-ms-per-invocation" : "--avg-duration-ms (the CPU time)"},
+        {each->egress_bytes, &all->egress_bytes, "--egress-kb-per-invocation"},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (__builtin_mul_overflow(f[i].v, q->invocations, f[i].to)) {
+            cli_error(CMD, "%s times --invocations %" PRId64 ": usage quantities overflow 64 "
+                           "bits",
+                      f[i].from, q->invocations);
+            return 2;
+        }
+    return 0;
+}
+
 int cli_quote(int argc, char **argv)
 {
     struct quote_args q = {0};
@@ -91,13 +124,16 @@ int cli_quote(int argc, char **argv)
     fm_buf_init(&out, OUTPUT_MAX);
     const struct bill_plan *plan = NULL;
     if (q.plan_file) {
-        if (bill_plan_load_file(q.plan_file, &own, &err) != BILL_OK) {
+        enum bill_status st = bill_plan_load_file(q.plan_file, &own, &err);
+        if (st != BILL_OK) {
+            /* The file is the user's input, whatever is wrong with it. */
             cli_error(CMD, "--plan-file: %s", err.msg);
+            rc = st == BILL_ENOMEM ? 1 : 2;
             goto done;
         }
         plan = own;
     } else {
-        if (cli_load_catalog(CMD, q.catalog, &cat) != 0)
+        if ((rc = cli_load_catalog(CMD, q.catalog, &cat)) != 0)
             goto done;
         if ((plan = bill_catalog_plan(cat, q.plan_id)) == NULL) {
             cli_error(CMD, "--plan: no plan '%s' in the catalog (see faasbill plans)",
@@ -115,14 +151,26 @@ int cli_quote(int argc, char **argv)
     };
     struct bill_quantities each, all;
     struct bill_price_options opts = {.no_free_tier = q.no_free};
-    if (bill_plan_round(plan, &one, &each, &err) != BILL_OK ||
-        bill_quantities_scale(&each, q.invocations, &all, &err) != BILL_OK ||
-        (use = bill_usage_new()) == NULL ||
-        bill_usage_add_quantities(use, "workload", &all, &err) != BILL_OK ||
-        bill_price_with(plan, use, &opts, &inv, &err) != BILL_OK) {
-        cli_error(CMD, "%s", use == NULL && err.msg[0] == '\0' ? "out of memory" : err.msg);
+    enum bill_status st = bill_plan_round(plan, &one, &each, &err);
+    if (st == BILL_OK && (rc = scale(&q, plan, &each, &all)) != 0)
+        goto done;
+    if (st == BILL_OK && (use = bill_usage_new()) == NULL)
+        st = BILL_ENOMEM;
+    if (st == BILL_OK)
+        st = bill_usage_add_quantities(use, "workload", &all, &err);
+    if (st == BILL_OK)
+        st = bill_price_with(plan, use, &opts, &inv, &err);
+    if (st != BILL_OK) {
+        /* Every figure comes from the options and the plan: only memory is not input. */
+        if (st == BILL_ENOMEM)
+            cli_error(CMD, "out of memory");
+        else
+            cli_error(CMD, "--invocations %" PRId64 " under plan %s: %s", q.invocations,
+                      bill_plan_id(plan), err.msg);
+        rc = st == BILL_ENOMEM ? 1 : 2;
         goto done;
     }
+    rc = 1;
     char ms[BILL_NUM_BUFSZ];
     bill_dec_format((struct bill_dec){.units = q.duration_us, .scale = 3}, ms, sizeof ms);
     if (!q.json)

@@ -36,6 +36,29 @@ void cli_error(const char *cmd, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+bool cli_tenant_name_ok(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  (i > 0 && (c == '_' || c == '-'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+int cli_check_tenant(const char *cmd, const char *name)
+{
+    if (cli_tenant_name_ok(name))
+        return 0;
+    cli_error(cmd, "--tenant: expected a tenant name [a-z0-9][a-z0-9_-]{0,63}, got '%s'", name);
+    return 2;
+}
+
 int cli_load_catalog(const char *cmd, const char *dir, struct bill_catalog **out)
 {
     struct fm_err err = {{0}};

@@ -66,7 +66,7 @@ static int parse(int argc, char **argv, struct compare_args *o)
         cli_error(o->cmd, "%s: required (try faasbill %s --help)", missing, o->cmd);
         return 2;
     }
-    return -1;
+    return o->tenant && cli_check_tenant(o->cmd, o->tenant) != 0 ? 2 : -1;
 }
 
 /* One tenant's comparison; prints the error. Returns 0, 1 or 2. */
@@ -81,7 +81,7 @@ static int compare_one(PGconn *conn, const struct bill_catalog *cat, const struc
         break;
     case METER_INVOICE_NO_TENANT:
         cli_error(o->cmd, "--tenant: no tenant '%s' (faasbill tenant list)", tenant);
-        return 1;
+        return 2;
     default:
         cli_error(o->cmd, "%s: %s", tenant, err.msg);
         return 1;
@@ -111,8 +111,7 @@ static int run(const char *cmd, int argc, char **argv)
     struct bill_comparison **cmps = NULL;
     struct fm_buf out;
     fm_buf_init(&out, CLI_OUTPUT_MAX);
-    rc = 1;
-    if (cli_load_catalog(cmd, o.catalog, &cat) != 0)
+    if ((rc = cli_load_catalog(cmd, o.catalog, &cat)) != 0)
         goto done;
     if ((rc = cli_pick_servers(cmd, cat, o.servers, o.nservers, servers, &nservers)) != 0)
         goto done;

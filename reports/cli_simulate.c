@@ -1,4 +1,5 @@
 /* faasbill simulate: price a described or replayed workload without storing it. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,14 +98,33 @@ static void show_progress(int64_t done, int64_t total, void *ctx)
     p->shown = true;
 }
 
+/* Say what went wrong with the workload: the figures that do not fit come from the options
+ * (or the trace), so they are named. */
+static void workload_error(const struct sim_args *o, enum bill_status st, const char *msg)
+{
+    if (st == BILL_ENOMEM)
+        cli_error(CMD, "out of memory");
+    else if (o->trace)
+        cli_error(CMD, "--trace %s: %s", o->trace, msg);
+    char ms[BILL_NUM_BUFSZ];
+    bill_dec_format((struct bill_dec){.units = o->duration_us, .scale = 3}, ms, sizeof ms);
+    if (st != BILL_ENOMEM && !o->trace)
+        cli_error(CMD, "--invocations %" PRId64 " of --avg-duration-ms %s at --memory-mb %" PRId64
+                       ": %s",
+                  o->invocations, ms, o->memory_mb, msg);
+}
+
 /* N identical invocations over a 30-day month, spread evenly. */
-static int described(const struct sim_args *o, const struct bill_plan *const *plans,
-                     size_t nplans, struct bill_stats **out, struct fm_err *err)
+static enum bill_status described(const struct sim_args *o,
+                                  const struct bill_plan *const *plans, size_t nplans,
+                                  struct bill_stats **out, struct fm_err *err)
 {
     int64_t from = fm_civil_to_us(2000, 1, 1); /* nominal: a described month has no date */
     struct bill_stats *st = NULL;
-    if (bill_stats_new(plans, nplans, from, from + MONTH_US, BILL_DAY_US, &st, err) != BILL_OK)
-        return -1;
+    enum bill_status rc =
+        bill_stats_new(plans, nplans, from, from + MONTH_US, BILL_DAY_US, &st, err);
+    if (rc != BILL_OK)
+        return rc;
     struct bill_invocation one = {.duration_us = o->duration_us,
                                   .memory_mb = (int32_t)o->memory_mb,
                                   .max_rss_kb = o->memory_mb * 1024,
@@ -119,14 +139,14 @@ static int described(const struct sim_args *o, const struct bill_plan *const *pl
                                 per_day + (d < o->invocations % TRACE_DAYS_PER_MONTH), 0, 0,
                                 NULL);
     if (o->invocations > 0 &&
-        (bill_stats_add(st, "workload", &one, 0, err) != BILL_OK ||
-         bill_stats_scale(st, o->invocations, MONTH_US, err) != BILL_OK)) {
+        ((rc = bill_stats_add(st, "workload", &one, 0, err)) != BILL_OK ||
+         (rc = bill_stats_scale(st, o->invocations, MONTH_US, err)) != BILL_OK)) {
         bill_stats_free(st);
-        return -1;
+        return rc;
     }
     bill_stats_set_peak(st, peak, peak * o->memory_mb, peak * 1000);
     *out = st;
-    return 0;
+    return BILL_OK;
 }
 
 int cli_simulate(int argc, char **argv)
@@ -142,8 +162,7 @@ int cli_simulate(int argc, char **argv)
     const struct bill_plan *plans[MAX_PLANS];
     const struct bill_server *servers[CLI_MAX_SERVERS];
     size_t nservers = 0;
-    rc = 1;
-    if (cli_load_catalog(CMD, o.catalog, &cat) != 0)
+    if ((rc = cli_load_catalog(CMD, o.catalog, &cat)) != 0)
         goto done;
     if ((rc = cli_pick_servers(CMD, cat, o.servers, o.nservers, servers, &nservers)) != 0)
         goto done;
@@ -173,13 +192,16 @@ int cli_simulate(int argc, char **argv)
             rc = replayed == BILL_ENOMEM ? 1 : 2;
             goto done;
         }
-    } else if (described(&o, plans, nplans, &st, &err) != 0) {
-        cli_error(CMD, "%s", err.msg);
+    } else if ((rc = described(&o, plans, nplans, &st, &err)) != BILL_OK) {
+        workload_error(&o, rc, err.msg);
+        rc = rc == BILL_ENOMEM ? 1 : 2;
         goto done;
     }
-    if (bill_compare(st, bill_plan_id(verdict), servers, nservers,
-                     o.trace ? "trace" : "workload", NULL, &cmp, &err) != BILL_OK) {
-        cli_error(CMD, "%s", err.msg);
+    enum bill_status compared = bill_compare(st, bill_plan_id(verdict), servers, nservers,
+                                             o.trace ? "trace" : "workload", NULL, &cmp, &err);
+    if (compared != BILL_OK) {
+        workload_error(&o, compared, err.msg);
+        rc = compared == BILL_ENOMEM ? 1 : 2;
         goto done;
     }
     rc = cli_write_comparison(CMD, cmp, o.format, o.output);

@@ -199,7 +199,7 @@ START_TEST(a_metered_invocation_becomes_an_invoice)
     /* Bad input is one line on stderr and exit 2, or 1 for an unknown tenant. */
     free(run(2, NULL, "faasbill", "invoice", "--tenant", "acme", "--period", "2026-13", "--db",
              conninfo, NULL));
-    free(run(1, NULL, "faasbill", "invoice", "--tenant", "nobody", "--period", period, "--db",
+    free(run(2, NULL, "faasbill", "invoice", "--tenant", "nobody", "--period", period, "--db",
              conninfo, NULL));
 }
 END_TEST
@@ -254,6 +254,33 @@ START_TEST(faasbill_usage_is_checked)
                              conninfo, NULL});
     faasbill_says(0, "tenant umbrella added with plan aws-lambda-x86\n", "",
                   (char *[]){"tenant", "add", "umbrella", "--db", conninfo, NULL});
+    /* A tenant that does not exist is bad input for every command that names one; a name
+     * that cannot be a tenant's is told as such. */
+    faasbill_says(2, "", "faasbill invoice: --tenant: no tenant 'nosuch' (faasbill tenant list)\n",
+                  (char *[]){"invoice", "--tenant", "nosuch", "--period", "2026-11", "--db",
+                             conninfo, NULL});
+    faasbill_says(2, "", "faasbill compare: --tenant: no tenant 'nosuch' (faasbill tenant list)\n",
+                  (char *[]){"compare", "--tenant", "nosuch", "--period", "2026-11", "--db",
+                             conninfo, NULL});
+    faasbill_says(2, "", "faasbill key: --tenant: no tenant 'nosuch' (faasbill tenant add)\n",
+                  (char *[]){"key", "create", "--role", "tenant", "--tenant", "nosuch", "--db",
+                             conninfo, NULL});
+    static const char *const by_tenant[] = {"invoice", "compare"};
+    for (size_t i = 0; i < 2; i++) {
+        char want[160];
+        snprintf(want, sizeof want,
+                 "faasbill %s: --tenant: expected a tenant name [a-z0-9][a-z0-9_-]{0,63}, got "
+                 "'BAD'\n",
+                 by_tenant[i]);
+        faasbill_says(2, "", want,
+                      (char *[]){(char *)by_tenant[i], "--tenant", "BAD", "--period", "2026-11",
+                                 "--db", conninfo, NULL});
+    }
+    faasbill_says(2, "",
+                  "faasbill key: --tenant: expected a tenant name [a-z0-9][a-z0-9_-]{0,63}, got "
+                  "'BAD'\n",
+                  (char *[]){"key", "create", "--role", "tenant", "--tenant", "BAD", "--db",
+                             conninfo, NULL});
 }
 END_TEST
 

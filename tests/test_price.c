@@ -2,6 +2,8 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "billing/invoice.h"
 #include "tests/proc.h"
@@ -166,6 +168,92 @@ START_TEST(quote_json_from_the_command_line)
     cJSON_Delete(q);
     free(r.out);
     free(r.err);
+}
+END_TEST
+
+/* Run faasbill with args; check its exit status, that stdout is empty and stderr is err. */
+static void faasbill_refuses(int status, const char *err, char **args)
+{
+    char bin[512];
+    char *argv[24] = {(char *)proc_bin("faasbill", bin, sizeof bin)};
+    for (int n = 1; n < 23 && args[n - 1]; n++)
+        argv[n] = args[n - 1];
+    struct proc_result r = proc_run(argv, NULL, 30);
+    ck_assert_msg(r.status == status, "%s %s: exited %d, wanted %d; %s", argv[1], argv[2],
+                  r.status, status, r.err);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_str_eq(r.err, err);
+    free(r.out);
+    free(r.err);
+}
+
+/* What the user gives quote and simulate, files and folders included, is bad input when it
+ * is wrong: exit code 2 and one line naming it, including figures too large to add up. */
+START_TEST(quote_and_simulate_input_errors_exit_2)
+{
+    char dir[] = "/tmp/fm-quote-XXXXXX", path[128], cat[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/plan.json", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"id\": \"x\"}", f);
+    ck_assert_int_eq(fclose(f), 0);
+    char want[512];
+    snprintf(want, sizeof want, "faasbill quote: --plan-file: %s: name: missing\n", path);
+    faasbill_refuses(2, want,
+                     (char *[]){"quote", "--plan-file", path, "--memory-mb", "128",
+                                "--invocations", "1", "--avg-duration-ms", "1", NULL});
+    snprintf(want, sizeof want, "faasbill quote: --plan-file: %s: a folder, not a file\n", dir);
+    faasbill_refuses(2, want,
+                     (char *[]){"quote", "--plan-file", dir, "--memory-mb", "128",
+                                "--invocations", "1", "--avg-duration-ms", "1", NULL});
+    snprintf(cat, sizeof cat, "%s/missing.json", dir);
+    snprintf(want, sizeof want, "faasbill quote: --plan-file: %s: No such file or directory\n",
+             cat);
+    faasbill_refuses(2, want,
+                     (char *[]){"quote", "--plan-file", cat, "--memory-mb", "128",
+                                "--invocations", "1", "--avg-duration-ms", "1", NULL});
+    faasbill_refuses(2,
+                     "faasbill quote: --catalog: /nonexistent/plans: No such file or "
+                     "directory\n",
+                     (char *[]){"quote", "--plan", "x", "--catalog", "/nonexistent",
+                                "--memory-mb", "128", "--invocations", "1",
+                                "--avg-duration-ms", "1", NULL});
+    /* A catalog folder holding a bad plan file. */
+    snprintf(cat, sizeof cat, "%s/plans", dir);
+    ck_assert_int_eq(mkdir(cat, 0700), 0);
+    snprintf(cat, sizeof cat, "%s/plans/p.json", dir);
+    ck_assert_int_eq(rename(path, cat), 0);
+    faasbill_refuses(2, "faasbill plans: --catalog: plans/p.json: name: missing\n",
+                     (char *[]){"plans", "--catalog", dir, NULL});
+    ck_assert_int_eq(unlink(cat), 0);
+    snprintf(cat, sizeof cat, "%s/plans", dir);
+    ck_assert_int_eq(rmdir(cat), 0);
+    ck_assert_int_eq(rmdir(dir), 0);
+    /* Products that do not fit 64 bits are the options' doing, and named. */
+    faasbill_refuses(2,
+                     "faasbill quote: --avg-duration-ms times --invocations 1000000000000000: "
+                     "usage quantities overflow 64 bits\n",
+                     (char *[]){"quote", "--plan", "aws-lambda-x86", "--memory-mb", "10240",
+                                "--invocations", "1000000000000000", "--avg-duration-ms",
+                                "86400000", NULL});
+    faasbill_refuses(2,
+                     "faasbill quote: --avg-duration-ms and --memory-mb times --invocations "
+                     "1000000000000000: usage quantities overflow 64 bits\n",
+                     (char *[]){"quote", "--plan", "aws-lambda-x86", "--memory-mb", "10240",
+                                "--invocations", "1000000000000000", "--avg-duration-ms",
+                                "1000", NULL});
+    faasbill_refuses(2,
+                     "faasbill quote: --egress-kb-per-invocation times --invocations "
+                     "1000000000000000: usage quantities overflow 64 bits\n",
+                     (char *[]){"quote", "--plan", "aws-lambda-x86", "--memory-mb", "128",
+                                "--invocations", "1000000000000000", "--avg-duration-ms", "1",
+                                "--egress-kb-per-invocation", "1073741824", NULL});
+    faasbill_refuses(2,
+                     "faasbill simulate: --invocations 1000000000000 of --avg-duration-ms "
+                     "900000 at --memory-mb 10240: scaled totals overflow 64 bits\n",
+                     (char *[]){"simulate", "--invocations", "1000000000000",
+                                "--avg-duration-ms", "900000", "--memory-mb", "10240", NULL});
 }
 END_TEST
 
@@ -568,6 +656,7 @@ Suite *suite_price(void)
     tcase_add_test(tc, published_examples);
     tcase_add_test(tc, quote_json_from_the_command_line);
     tcase_add_test(tc, every_command_has_help_and_the_catalogs_list);
+    tcase_add_test(tc, quote_and_simulate_input_errors_exit_2);
     tcase_add_test(tc, mixed_memory_shares);
     tcase_add_test(tc, half_up_once_per_line);
     tcase_add_test(tc, shares_by_largest_remainder);
