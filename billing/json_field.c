@@ -44,25 +44,52 @@ int bill_json_int(const cJSON *item, const char *path, int64_t min, int64_t max,
     if (item == NULL)
         return fm_err_set(err, "%s: missing", path);
     int64_t v = 0;
-    if (cJSON_IsNumber(item)) {
-        /* cJSON prints a whole value as plain digits, anything else with a point or an
-         * exponent, so its text tells an integer apart without looking at the binary value. */
-        char text[64];
-        if (!cJSON_PrintPreallocated((cJSON *)item, text, sizeof text, false) ||
-            parse_int(text, &v) != 0)
-            return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, path, min,
-                              max);
-    } else if (cJSON_IsString(item)) {
-        if (parse_int(item->valuestring, &v) != 0)
-            return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, path, min,
-                              max);
-    } else {
+    /* cJSON prints a whole value as plain digits, anything else with a point or an exponent,
+     * so its text tells an integer apart without looking at the binary value. */
+    char text[64];
+    if (!cJSON_IsNumber(item) ||
+        !cJSON_PrintPreallocated((cJSON *)item, text, sizeof text, false) ||
+        parse_int(text, &v) != 0)
         return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, path, min, max);
-    }
     if (v < min || v > max)
         return fm_err_set(err, "%s: %" PRId64 " is outside %" PRId64 "-%" PRId64, path, v, min,
                           max);
     *out = v;
+    return 0;
+}
+
+int bill_json_int_text(const char *text, const char *path, int64_t min, int64_t max,
+                       int64_t *out, struct fm_err *err)
+{
+    int64_t v = 0;
+    if (parse_int(text, &v) != 0)
+        return fm_err_set(err, "%s: expected an integer %" PRId64 "-%" PRId64, path, min, max);
+    if (v < min || v > max)
+        return fm_err_set(err, "%s: %" PRId64 " is outside %" PRId64 "-%" PRId64, path, v, min,
+                          max);
+    *out = v;
+    return 0;
+}
+
+int bill_json_known(const cJSON *obj, const char *path, const char *const *known,
+                    struct fm_err *err)
+{
+    for (const cJSON *c = obj->child; c != NULL; c = c->next) {
+        size_t i = 0;
+        while (known[i] != NULL && strcmp(known[i], c->string) != 0)
+            i++;
+        if (known[i] != NULL)
+            continue;
+        char list[512] = "";
+        size_t used = 0;
+        for (size_t k = 0; known[k] != NULL && used < sizeof list; k++) {
+            int w = snprintf(list + used, sizeof list - used, "%s%s",
+                             k == 0 ? "" : known[k + 1] == NULL ? " or " : ", ", known[k]);
+            used += w > 0 ? (size_t)w : 0;
+        }
+        return fm_err_set(err, "%s%s%.64s: unknown field (expected %s)", path, *path ? "." : "",
+                          c->string, list);
+    }
     return 0;
 }
 
@@ -122,10 +149,56 @@ int bill_json_currency(const cJSON *item, const char *path, char out[4], struct 
     return 0;
 }
 
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+/* Refuse a key given twice in any object under item (whose path is path). */
+static int unique_keys(const cJSON *item, const char *path, struct fm_err *err)
+{
+    if (!cJSON_IsObject(item) && !cJSON_IsArray(item))
+        return 0;
+    size_t n = 0, i = 0;
+    for (const cJSON *c = item->child; c != NULL; c = c->next)
+        n++;
+    if (cJSON_IsObject(item) && n > 1) {
+        /* Sorted, so that an object of many keys costs n log n, not n squared. */
+        const cJSON **keys = malloc(n * sizeof *keys);
+        if (keys == NULL)
+            return fm_err_set(err, "out of memory");
+        for (const cJSON *c = item->child; c != NULL; c = c->next)
+            keys[i++] = c;
+        qsort(keys, n, sizeof *keys, cmp_key);
+        const char *twice = NULL;
+        for (i = 1; i < n && twice == NULL; i++)
+            if (strcmp(keys[i - 1]->string, keys[i]->string) == 0)
+                twice = keys[i]->string;
+        free(keys);
+        if (twice != NULL)
+            return fm_err_set(err, "%s%s%.64s: given twice", path, *path ? "." : "", twice);
+    }
+    i = 0;
+    for (const cJSON *c = item->child; c != NULL; c = c->next, i++) {
+        char sub[160];
+        if (cJSON_IsArray(item))
+            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+        else
+            snprintf(sub, sizeof sub, "%s%s%.64s", path, *path ? "." : "", c->string);
+        if (unique_keys(c, sub, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 cJSON *bill_json_parse(const char *text, size_t len, struct fm_err *err)
 {
     const char *end = NULL;
     cJSON *root = fm_json_parse(text, len, &end);
+    if (root != NULL && unique_keys(root, "", err) != 0) {
+        cJSON_Delete(root);
+        return NULL;
+    }
     if (root != NULL)
         return root;
     int line = 1;

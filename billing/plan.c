@@ -112,7 +112,9 @@ static int parse_duration(const cJSON *root, struct bill_rounding *r, struct fm_
     const cJSON *d = NULL;
     int64_t step = 0, min = 0;
     bool init = false;
+    static const char *const known[] = {"step_ms", "min_ms", "include_init", NULL};
     if (object_field(root, "duration", &d, err) != 0 ||
+        bill_json_known(d, "duration", known, err) != 0 ||
         bill_json_int(cJSON_GetObjectItemCaseSensitive(d, "step_ms"), "duration.step_ms", 1,
                       MAX_DURATION_MS, &step, err) != 0 ||
         bill_json_int(cJSON_GetObjectItemCaseSensitive(d, "min_ms"), "duration.min_ms", 0,
@@ -131,7 +133,9 @@ static int parse_memory(const cJSON *root, struct bill_rounding *r, struct fm_er
     const cJSON *m = NULL;
     const char *basis = NULL;
     int64_t step = 0, min = 0, max = 0;
+    static const char *const known[] = {"basis", "step_mb", "min_mb", "max_mb", NULL};
     if (object_field(root, "memory", &m, err) != 0 ||
+        bill_json_known(m, "memory", known, err) != 0 ||
         bill_json_string(cJSON_GetObjectItemCaseSensitive(m, "basis"), "memory.basis", 32,
                          &basis, err) != 0)
         return -1;
@@ -177,9 +181,12 @@ static int parse_tiers(const cJSON *arr, const char *cpath, struct bill_charge *
     cJSON_ArrayForEach(t, arr)
     {
         struct bill_tier *tier = &c->tiers[i];
+        static const char *const known[] = {"up_to", "unit_price", NULL};
         snprintf(path, sizeof path, "%s.tiers[%d]", cpath, i);
         if (!cJSON_IsObject(t))
             return fm_err_set(err, "%s: expected an object", path);
+        if (bill_json_known(t, path, known, err) != 0)
+            return -1;
         snprintf(path, sizeof path, "%s.tiers[%d].up_to", cpath, i);
         const cJSON *up = cJSON_GetObjectItemCaseSensitive(t, "up_to");
         if (up == NULL)
@@ -219,9 +226,12 @@ static int parse_charges(const cJSON *root, struct bill_plan *plan, struct fm_er
     cJSON_ArrayForEach(c, arr)
     {
         char cpath[32], path[PATH_MAX_LEN];
+        static const char *const known[] = {"meter", "item", "free", "tiers", NULL};
         snprintf(cpath, sizeof cpath, "charges[%d]", i);
         if (!cJSON_IsObject(c))
             return fm_err_set(err, "%s: expected an object", cpath);
+        if (bill_json_known(c, cpath, known, err) != 0)
+            return -1;
         const char *name = NULL;
         enum bill_meter m;
         snprintf(path, sizeof path, "%s.meter", cpath);
@@ -306,16 +316,18 @@ static int parse_ghz(const cJSON *root, struct bill_plan *plan, struct fm_err *e
         int64_t mb = 0;
         if (cJSON_IsObject(t)) {
             snprintf(path, sizeof path, "ghz_by_memory_mb.%.64s", e->string);
-            cJSON key = {.type = cJSON_String, .valuestring = e->string};
-            if (bill_json_int(&key, path, 1, MAX_MEMORY_MB, &mb, err) != 0 ||
+            if (bill_json_int_text(e->string, path, 1, MAX_MEMORY_MB, &mb, err) != 0 ||
                 ghz_to_mhz(e, path, &g->mhz, err) != 0)
                 return -1;
         } else {
+            static const char *const known[] = {"memory_mb", "ghz", NULL};
             char ipath[PATH_MAX_LEN], epath[48];
             snprintf(epath, sizeof epath, "ghz_by_memory_mb[%zu]", plan->nghz);
             snprintf(path, sizeof path, "%s", epath);
             if (!cJSON_IsObject(e))
                 return fm_err_set(err, "%s: expected an object", path);
+            if (bill_json_known(e, epath, known, err) != 0)
+                return -1;
             snprintf(ipath, sizeof ipath, "%s.memory_mb", epath);
             if (bill_json_int(cJSON_GetObjectItemCaseSensitive(e, "memory_mb"), ipath, 1,
                               MAX_MEMORY_MB, &mb, err) != 0)
@@ -339,8 +351,14 @@ static int parse_ghz(const cJSON *root, struct bill_plan *plan, struct fm_err *e
 static enum bill_status build_plan(const cJSON *root, struct bill_plan *plan, struct fm_err *err)
 {
     enum bill_status st;
+    static const char *const known[] = {"id",           "name",     "currency", "minor_unit",
+                                        "source",       "as_of",    "subscription",
+                                        "duration",     "memory",   "charges",
+                                        "ghz_by_memory_mb", NULL};
     if (!cJSON_IsObject(root))
         return fm_err_set(err, "expected a JSON object"), BILL_EINVAL;
+    if (bill_json_known(root, "", known, err) != 0)
+        return BILL_EINVAL;
     if ((st = take_string(root, "id", ID_MAX, true, &plan->id, err)) != BILL_OK)
         return st;
     if (!valid_id(plan->id))

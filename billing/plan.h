@@ -87,7 +87,8 @@ struct bill_charge {
 struct bill_plan;
 
 /**
- * Parse and validate a plan from JSON text. Unknown top-level fields are ignored.
+ * Parse and validate a plan from JSON text. Every field must be one the format knows, given
+ * once, of its type: an unknown field (a typo) or a key given twice is refused.
  *
  * @param origin  names the text in messages ("plans/x.json")
  * @param out     on BILL_OK, the plan (caller frees with bill_plan_free); untouched on error

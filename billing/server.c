@@ -48,8 +48,16 @@ static int parse_one(const cJSON *o, const char *prefix, struct bill_server *s,
     char path[64];
     int64_t vcpus = 0, mem = 0;
     const char *date = NULL;
+    static const char *const known[] = {"id",       "name",         "provider", "vcpus",
+                                        "memory_mb", "hourly_price", "currency", "source",
+                                        "as_of",     NULL};
     if (!cJSON_IsObject(o))
         return fm_err_set(err, "%sexpected an object", prefix);
+    /* The path of the object itself: "[2]" in an array, "" alone. */
+    char self[24];
+    snprintf(self, sizeof self, "%.*s", (int)(strlen(prefix) ? strlen(prefix) - 1 : 0), prefix);
+    if (bill_json_known(o, self, known, err) != 0)
+        return -1;
     if (copy_field(o, prefix, "id", 64, &s->id, err) != 0 ||
         copy_field(o, prefix, "name", 200, &s->name, err) != 0 ||
         copy_field(o, prefix, "provider", 64, &s->provider, err) != 0 ||

@@ -263,6 +263,30 @@ START_TEST(catalog_errors_name_the_file)
     ck_assert_str_eq(err.msg,
                      "servers/s.json: [0].hourly_price: expected a decimal string such as \"0.20\"");
 
+    /* Server files are held to the same rules as plans: known fields, each of its type,
+     * given once. */
+    static const struct {
+        const char *json, *error;
+    } bad_servers[] = {
+        {"[{\"id\":\"s1\",\"name\":\"S\",\"provider\":\"p\",\"vcpus\":\"2\","
+         "\"memory_mb\":1024,\"hourly_price\":\"0.01\",\"currency\":\"USD\","
+         "\"source\":\"here\",\"as_of\":\"2024-01-01\"}]",
+         "servers/s.json: [0].vcpus: expected an integer 1-4096"},
+        {"{\"id\":\"s1\",\"name\":\"S\",\"provider\":\"p\",\"vcpus\":2,\"memory_mb\":1024,"
+         "\"hourly_price\":\"0.01\",\"currency\":\"USD\",\"source\":\"here\","
+         "\"as_of\":\"2024-01-01\",\"monthly_price\":\"7\"}",
+         "servers/s.json: monthly_price: unknown field (expected id, name, provider, vcpus, "
+         "memory_mb, hourly_price, currency, source or as_of)"},
+        {"[{\"id\":\"s1\",\"name\":\"S\",\"provider\":\"p\",\"vcpus\":2,\"memory_mb\":1024,"
+         "\"hourly_price\":\"0.01\",\"currency\":\"USD\",\"source\":\"here\","
+         "\"as_of\":\"2024-01-01\",\"hourly_price\":\"0.001\"}]",
+         "servers/s.json: [0].hourly_price: given twice"},
+    };
+    for (size_t i = 0; i < sizeof bad_servers / sizeof bad_servers[0]; i++) {
+        write_file("servers/s.json", bad_servers[i].json);
+        ck_assert_int_eq(bill_catalog_load(tmp_root, &cat, &err), BILL_EINVAL);
+        ck_assert_str_eq(err.msg, bad_servers[i].error);
+    }
     write_file("servers/s.json", "{\"id\":\"s1\",\"name\":\"S\",\"provider\":\"p\",\"vcpus\":2,"
                                  "\"memory_mb\":1024,\"hourly_price\":\"0.01\",\"currency\":\"USD\","
                                  "\"source\":\"here\",\"as_of\":\"2024-01-01\"}");
