@@ -179,7 +179,8 @@ int cli_servers(int argc, char **argv)
             return listing_finish(&l, 1);
         }
         bill_dec_format(s->hourly, hourly, sizeof hourly);
-        bill_money_format(fee, 2, monthly, sizeof monthly);
+        bill_money_format(fee, bill_currency_minor_digits(s->currency), monthly,
+                          sizeof monthly);
         if (l.table) {
             snprintf(vcpus, sizeof vcpus, "%d", (int)s->vcpus);
             snprintf(mem, sizeof mem, "%d", (int)s->memory_mb);

@@ -24,9 +24,10 @@ static void help(const char *cmd)
           "calendar month, UTC), stores it and prints it. It prices the finished invocations\n"
           "that started in the period under the tenant's plan, or under --plan. Each\n"
           "invocation is rounded on its own, as the provider does; each line is rounded\n"
-          "half-up to the cent and the total is the sum of the lines. Per-function shares\n"
-          "of each line add up to the line. Usage that arrived for an earlier, final invoice\n"
-          "after it was frozen appears as an adjustment line.\n"
+          "half-up to the currency's minor unit (the cent for USD) and the total is the sum\n"
+          "of the lines. Per-function shares of each line add up to the line. Usage that\n"
+          "arrived for an earlier, final invoice after it was frozen appears as an\n"
+          "adjustment line.\n"
           "--finalize freezes the invoice after building it. A final invoice is printed as\n"
           "it was issued and never rebuilt.\n",
           stdout);

@@ -145,6 +145,11 @@ int bill_json_currency(const cJSON *item, const char *path, char out[4], struct 
     for (int i = 0; i < 3; i++)
         if (s[i] < 'A' || s[i] > 'Z')
             return fm_err_set(err, "%s: expected an ISO 4217 code such as \"USD\"", path);
+    /* Amounts are rounded to the currency's minor unit: a code whose unit is not known would
+     * be rounded by a guess. */
+    if (bill_currency_minor_digits(s) < 0)
+        return fm_err_set(err, "%s: \"%s\" is not an ISO 4217 currency with a minor unit",
+                          path, s);
     memcpy(out, s, 4);
     return 0;
 }

@@ -47,7 +47,8 @@ int bill_json_bool(const cJSON *item, const char *path, bool *out, struct fm_err
 /** A calendar date "YYYY-MM-DD". *out borrows from item. */
 int bill_json_date(const cJSON *item, const char *path, const char **out, struct fm_err *err);
 
-/** An ISO 4217 currency code of three capital letters, copied into out with its NUL. */
+/** An ISO 4217 currency code of three capital letters whose minor unit is known
+ *  (bill_currency_minor_digits), copied into out with its NUL. */
 int bill_json_currency(const cJSON *item, const char *path, char out[4], struct fm_err *err);
 
 /**

@@ -187,3 +187,42 @@ int bill_money_format(int64_t minor, int digits, char *buf, size_t n)
     buf[len] = '\0';
     return 0;
 }
+
+/* ISO 4217's active currencies (and fund codes) by their minor unit. Every code not listed
+ * under another count has 2 digits. */
+static const char *const minor_0[] = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF",
+                                      "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
+                                      "XAF", "XOF", "XPF"};
+static const char *const minor_3[] = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"};
+static const char *const minor_4[] = {"CLF", "UYW"};
+static const char *const minor_2[] = {
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
+    "CHE", "CHF", "CHW", "CNY", "COP", "COU", "CRC", "CUP", "CVE", "CZK", "DKK", "DOP", "DZD",
+    "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GTQ", "GYD",
+    "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IRR", "JMD", "KES", "KGS", "KHR", "KPW",
+    "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT",
+    "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK",
+    "NPR", "NZD", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR",
+    "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP",
+    "SZL", "THB", "TJS", "TMT", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "USD", "USN", "UYU",
+    "UZS", "VED", "VES", "WST", "XCD", "YER", "ZAR", "ZMW", "ZWG"};
+
+int bill_currency_minor_digits(const char *code)
+{
+    static const struct {
+        const char *const *codes;
+        size_t n;
+        int digits;
+    } by_digits[] = {
+        {minor_2, sizeof minor_2 / sizeof minor_2[0], 2},
+        {minor_0, sizeof minor_0 / sizeof minor_0[0], 0},
+        {minor_3, sizeof minor_3 / sizeof minor_3[0], 3},
+        {minor_4, sizeof minor_4 / sizeof minor_4[0], 4},
+    };
+    for (size_t k = 0; k < sizeof by_digits / sizeof by_digits[0]; k++)
+        for (size_t i = 0; i < by_digits[k].n; i++)
+            if (strcmp(by_digits[k].codes[i], code) == 0)
+                return by_digits[k].digits;
+    return -1;
+}

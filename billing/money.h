@@ -58,4 +58,11 @@ int bill_ratio_format(__int128 num, __int128 den, int max_frac, char *buf, size_
 /** Format an amount of minor units as a decimal with digits places ("-0.05", "2.73"). */
 int bill_money_format(int64_t minor, int digits, char *buf, size_t n);
 
+/**
+ * The digits of an ISO 4217 currency's minor unit: 2 for "USD" (cents), 0 for "JPY", 3 for
+ * "KWD". Returns -1 for a code that is not an active currency's (including "XAU" and the
+ * other codes without a minor unit), so that nothing is rounded by a guess.
+ */
+int bill_currency_minor_digits(const char *code);
+
 #endif

@@ -351,10 +351,9 @@ static int parse_ghz(const cJSON *root, struct bill_plan *plan, struct fm_err *e
 static enum bill_status build_plan(const cJSON *root, struct bill_plan *plan, struct fm_err *err)
 {
     enum bill_status st;
-    static const char *const known[] = {"id",           "name",     "currency", "minor_unit",
-                                        "source",       "as_of",    "subscription",
-                                        "duration",     "memory",   "charges",
-                                        "ghz_by_memory_mb", NULL};
+    static const char *const known[] = {"id",       "name",    "currency", "source",
+                                        "as_of",    "subscription",        "duration",
+                                        "memory",   "charges", "ghz_by_memory_mb", NULL};
     if (!cJSON_IsObject(root))
         return fm_err_set(err, "expected a JSON object"), BILL_EINVAL;
     if (bill_json_known(root, "", known, err) != 0)
@@ -371,11 +370,7 @@ static enum bill_status build_plan(const cJSON *root, struct bill_plan *plan, st
     if (bill_json_currency(cJSON_GetObjectItemCaseSensitive(root, "currency"), "currency",
                            plan->currency, err) != 0)
         return BILL_EINVAL;
-    const cJSON *minor = cJSON_GetObjectItemCaseSensitive(root, "minor_unit");
-    int64_t digits = 2;
-    if (minor != NULL && bill_json_int(minor, "minor_unit", 0, 4, &digits, err) != 0)
-        return BILL_EINVAL;
-    plan->minor_digits = (int)digits;
+    plan->minor_digits = bill_currency_minor_digits(plan->currency); /* known: checked */
     const cJSON *as_of = cJSON_GetObjectItemCaseSensitive(root, "as_of");
     const char *date = "";
     if (as_of != NULL && bill_json_date(as_of, "as_of", &date, err) != 0)

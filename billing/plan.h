@@ -106,7 +106,7 @@ const char *bill_plan_name(const struct bill_plan *plan);
 const char *bill_plan_currency(const struct bill_plan *plan); /* "USD" */
 const char *bill_plan_source(const struct bill_plan *plan);   /* "" when the file names none */
 const char *bill_plan_as_of(const struct bill_plan *plan);    /* "YYYY-MM-DD" or "" */
-/** Digits of the currency's minor unit (2 for cents). */
+/** Digits of the currency's minor unit, by ISO 4217 (2 for cents, 0 for yen). */
 int bill_plan_minor_digits(const struct bill_plan *plan);
 const struct bill_rounding *bill_plan_rounding(const struct bill_plan *plan);
 /** The flat fee per period. */

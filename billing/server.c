@@ -141,5 +141,6 @@ int bill_server_monthly_fee(const struct bill_server *s, int64_t *out)
     if (bill_pow10(s->hourly.scale, &den) != 0 ||
         __builtin_mul_overflow(s->hourly.units, (__int128)BILL_HOURS_PER_MONTH, &num))
         return -1;
-    return bill_ratio_round(num, den, 2, out);
+    int digits = bill_currency_minor_digits(s->currency);
+    return digits < 0 ? -1 : bill_ratio_round(num, den, digits, out);
 }

@@ -46,7 +46,8 @@ void bill_servers_free(struct bill_server *servers, size_t n);
 void bill_server_clear(struct bill_server *s);
 
 /**
- * The monthly fee: hourly price × 730 hours, rounded half-up to cents (minor units).
+ * The monthly fee: hourly price × 730 hours, rounded half-up to the minor unit of the
+ * server's currency (cents for USD, yen for JPY), in those minor units.
  * @return 0, or -1 when it does not fit (out untouched)
  */
 int bill_server_monthly_fee(const struct bill_server *s, int64_t *out);

@@ -336,6 +336,76 @@ static struct bill_invoice *price_requests(const struct bill_plan *p, const char
     return inv;
 }
 
+#define CURRENCY_PLAN(currency, price)                                                         \
+    "{\"id\":\"p\",\"name\":\"P\",\"currency\":\"" currency "\","                              \
+    "\"duration\":{\"step_ms\":1,\"min_ms\":0,\"include_init\":false},"                        \
+    "\"memory\":{\"basis\":\"configured\",\"step_mb\":1,\"min_mb\":1,\"max_mb\":1024},"        \
+    "\"subscription\":\"0.0005\","                                                             \
+    "\"charges\":[{\"meter\":\"requests\",\"tiers\":[{\"up_to\":null,\"unit_price\":\"" price  \
+    "\"}]}]}"
+
+/* Each line is rounded to its currency's ISO 4217 minor unit: yen and won have none, the
+ * dinars of Kuwait and Bahrain three decimals, the others cents. */
+START_TEST(minor_unit_of_the_currency)
+{
+    static const struct {
+        const char *json;
+        int digits;
+        const char *requests, *subscription, *total;
+    } cases[] = {
+        /* 3 requests at 0.5: 1.5 rounds half-up to 2 yen; the subscription to 0. */
+        {CURRENCY_PLAN("JPY", "0.5"), 0, "2", "0", "2"},
+        {CURRENCY_PLAN("KRW", "0.5"), 0, "2", "0", "2"},
+        /* 3 x 0.0005 = 0.0015: 0.002 dinar; the subscription 0.001. */
+        {CURRENCY_PLAN("KWD", "0.0005"), 3, "0.002", "0.001", "0.003"},
+        {CURRENCY_PLAN("BHD", "0.0005"), 3, "0.002", "0.001", "0.003"},
+        {CURRENCY_PLAN("EUR", "0.005"), 2, "0.02", "0.00", "0.02"},
+        {CURRENCY_PLAN("INR", "0.005"), 2, "0.02", "0.00", "0.02"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct bill_plan *p = tb_plan_json(cases[i].json);
+        ck_assert_int_eq(bill_plan_minor_digits(p), cases[i].digits);
+        const char *fns[] = {"f"};
+        const int64_t counts[] = {3};
+        struct bill_invoice *inv = price_requests(p, fns, counts, 1);
+        char buf[BILL_NUM_BUFSZ];
+        ck_assert_int_eq(bill_money_format(inv->lines[0].amount, inv->minor_digits, buf,
+                                           sizeof buf),
+                         0);
+        ck_assert_str_eq(buf, cases[i].requests);
+        bill_money_format(inv->subscription, inv->minor_digits, buf, sizeof buf);
+        ck_assert_str_eq(buf, cases[i].subscription);
+        bill_money_format(inv->total, inv->minor_digits, buf, sizeof buf);
+        ck_assert_str_eq(buf, cases[i].total);
+        bill_invoice_free(inv);
+        bill_plan_free(p);
+    }
+    static const struct {
+        const char *code;
+        int digits;
+    } iso[] = {{"USD", 2}, {"EUR", 2}, {"GBP", 2}, {"CHF", 2}, {"CAD", 2}, {"AUD", 2},
+               {"CNY", 2}, {"INR", 2}, {"BRL", 2}, {"JPY", 0}, {"KRW", 0}, {"BHD", 3},
+               {"KWD", 3}, {"JOD", 3}, {"OMR", 3}, {"TND", 3}, {"CLF", 4}, {"XAU", -1},
+               {"XYZ", -1}, {"usd", -1}, {"", -1}};
+    for (size_t i = 0; i < sizeof iso / sizeof iso[0]; i++)
+        ck_assert_msg(bill_currency_minor_digits(iso[i].code) == iso[i].digits, "%s",
+                      iso[i].code);
+    /* A server's monthly fee too: 0.5 yen an hour x 730 = 365 yen. */
+    static const char yen_server[] =
+        "{\"id\": \"y\", \"name\": \"y\", \"provider\": \"t\", \"vcpus\": 1, \"memory_mb\": 1,"
+        " \"hourly_price\": \"0.5\", \"currency\": \"JPY\", \"source\": \"t\","
+        " \"as_of\": \"2024-01-01\"}";
+    struct bill_server *s = NULL;
+    size_t n = 0;
+    int64_t fee = 0;
+    ck_assert_int_eq(bill_servers_parse(yen_server, strlen(yen_server), "y.json", &s, &n, NULL),
+                     BILL_OK);
+    ck_assert_int_eq(bill_server_monthly_fee(&s[0], &fee), 0);
+    ck_assert_int_eq(fee, 365);
+    bill_servers_free(s, n);
+}
+END_TEST
+
 START_TEST(half_up_once_per_line)
 {
     struct bill_plan *p = tb_plan_json(REQ_PLAN("0.005"));
@@ -659,6 +729,7 @@ Suite *suite_price(void)
     tcase_add_test(tc, quote_and_simulate_input_errors_exit_2);
     tcase_add_test(tc, mixed_memory_shares);
     tcase_add_test(tc, half_up_once_per_line);
+    tcase_add_test(tc, minor_unit_of_the_currency);
     tcase_add_test(tc, shares_by_largest_remainder);
     tcase_add_test(tc, tier_boundaries);
     tcase_add_test(tc, rounding_is_per_invocation);
