@@ -23,7 +23,9 @@ static void help(const char *cmd)
         fputs("usage: faasbill report --period YYYY-MM -o FILE.html [--server ID]...\n"
               "                       [--catalog DIR] [--db CONNINFO]\n\n"
               "Writes one HTML page for every tenant: totals, each tenant's bill against the\n"
-              "servers its busiest hour would need, the break-even volume, the top functions.\n",
+              "servers its busiest hour would need, the break-even volume, the top functions.\n"
+              "A tenant whose plan is not in the catalog is shown as not priced; the page is\n"
+              "still written, and the command then exits 1.\n",
               stdout);
         return;
     }
@@ -96,6 +98,83 @@ static int compare_one(PGconn *conn, const struct bill_catalog *cat, const struc
     return 0;
 }
 
+/* The tenants the every-tenant report could not price. */
+struct unpriced {
+    struct report_unpriced *list; /* its strings are owned here */
+    size_t n;
+};
+
+static void unpriced_free(struct unpriced *u)
+{
+    for (size_t i = 0; i < u->n; i++) {
+        free((char *)u->list[i].tenant);
+        free((char *)u->list[i].plan);
+    }
+    free(u->list);
+}
+
+/*
+ * meter_compare_stats_all, tenant by tenant, when some tenant's plan is no longer in the
+ * catalog: those are listed in unpriced, the others read as they would be alone (each in a
+ * snapshot of its own). Returns METER_INVOICE_OK, or the status that stopped it (err set).
+ */
+static enum meter_invoice_status each_tenant(PGconn *conn, const struct bill_catalog *cat,
+                                             const char *period,
+                                             struct meter_tenant_stats **out, size_t *nout,
+                                             struct unpriced *unpriced, struct fm_err *err)
+{
+    char **names = NULL;
+    size_t nnames = 0, n = 0;
+    enum meter_invoice_status rc = METER_INVOICE_FAILED;
+    struct meter_tenant_stats *ts = NULL;
+    if (meter_tenants(conn, &names, &nnames, err) != 0)
+        return METER_INVOICE_FAILED;
+    ts = calloc(nnames ? nnames : 1, sizeof *ts);
+    unpriced->list = calloc(nnames ? nnames : 1, sizeof *unpriced->list);
+    if (ts == NULL || unpriced->list == NULL) {
+        fm_err_set(err, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < nnames; i++) {
+        struct meter_tenant_stats *t = &ts[n];
+        rc = meter_compare_stats(conn, cat, names[i], period, t->plan, sizeof t->plan,
+                                 &t->stats, err);
+        if (rc == METER_INVOICE_OK) {
+            t->tenant = names[i];
+            names[i] = NULL;
+            n++;
+            continue;
+        }
+        if (rc == METER_INVOICE_NO_TENANT) /* removed meanwhile */
+            continue;
+        if (rc != METER_INVOICE_NO_PLAN)
+            goto done;
+        char plan[256];
+        struct report_unpriced *u = &unpriced->list[unpriced->n];
+        if (meter_tenant_plan(conn, names[i], plan, sizeof plan, err) != 1) {
+            rc = METER_INVOICE_FAILED;
+            goto done;
+        }
+        u->tenant = names[i];
+        names[i] = NULL;
+        u->reason = "its plan is not in the catalog";
+        unpriced->n++;
+        if ((u->plan = strdup(plan)) == NULL) {
+            fm_err_set(err, "out of memory");
+            rc = METER_INVOICE_FAILED;
+            goto done;
+        }
+    }
+    *out = ts;
+    *nout = n;
+    ts = NULL;
+    rc = METER_INVOICE_OK;
+done:
+    meter_tenant_stats_free(ts, n);
+    meter_tenants_free(names, nnames);
+    return rc;
+}
+
 static int run(const char *cmd, int argc, char **argv)
 {
     struct compare_args o = {.cmd = cmd, .format = REPORT_TEXT};
@@ -108,6 +187,7 @@ static int run(const char *cmd, int argc, char **argv)
     const struct bill_server *servers[CLI_MAX_SERVERS];
     size_t nservers = 0, ntenants = 0, done = 0;
     struct meter_tenant_stats *all = NULL;
+    struct unpriced unpriced = {0};
     struct bill_comparison **cmps = NULL;
     struct fm_buf out;
     fm_buf_init(&out, CLI_OUTPUT_MAX);
@@ -130,8 +210,11 @@ static int run(const char *cmd, int argc, char **argv)
         bill_stats_free(st);
         goto done;
     }
-    if (meter_compare_stats_all(conn, cat, o.period, &all, &ntenants, &err) !=
-        METER_INVOICE_OK) {
+    enum meter_invoice_status read =
+        meter_compare_stats_all(conn, cat, o.period, &all, &ntenants, &err);
+    if (read == METER_INVOICE_NO_PLAN)
+        read = each_tenant(conn, cat, o.period, &all, &ntenants, &unpriced, &err);
+    if (read != METER_INVOICE_OK) {
         cli_error(cmd, "%s", err.msg);
         goto done;
     }
@@ -147,14 +230,23 @@ static int run(const char *cmd, int argc, char **argv)
             goto done;
         }
     if (report_tenants_html(o.period, (const struct bill_comparison *const *)cmps, ntenants,
-                            &out) != 0 ||
+                            unpriced.list, unpriced.n, &out) != 0 ||
         out.failed) {
         cli_error(cmd, "the report could not be rendered (larger than %u bytes?)",
                   CLI_OUTPUT_MAX);
         goto done;
     }
     rc = cli_write_output(cmd, &out, o.output);
+    if (rc == 0 && unpriced.n > 0) {
+        /* Written, yet incomplete: said on stderr and in the exit code. */
+        cli_error(cmd, "%zu tenant%s not priced, shown as such in %s: %s (plan %s): %s%s",
+                  unpriced.n, unpriced.n == 1 ? "" : "s", o.output, unpriced.list[0].tenant,
+                  unpriced.list[0].plan, unpriced.list[0].reason,
+                  unpriced.n > 1 ? "; and others" : "");
+        rc = 1;
+    }
 done:
+    unpriced_free(&unpriced);
     for (size_t i = 0; i < ntenants && cmps; i++)
         bill_comparison_free(cmps[i]);
     free(cmps);

@@ -660,7 +660,8 @@ static void left_out_note(const struct bill_comparison *const *cmps, size_t n,
 }
 
 int report_tenants_html(const char *period, const struct bill_comparison *const *cmps,
-                        size_t n, struct fm_buf *out)
+                        size_t n, const struct report_unpriced *unpriced, size_t nunpriced,
+                        struct fm_buf *out)
 {
     char title[120], a[BILL_NUM_BUFSZ], b[BILL_NUM_BUFSZ], c[BILL_NUM_BUFSZ], d[BILL_NUM_BUFSZ];
     snprintf(title, sizeof title, "Every tenant, %s: functions or servers", period);
@@ -692,6 +693,11 @@ int report_tenants_html(const char *period, const struct bill_comparison *const 
         fm_buf_puts(&sums, i ? " and " : "");
         currency_total(cmps, n, currencies[i], true, &sums);
     }
+    if (nunpriced > 0)
+        fm_buf_printf(out,
+                      "<p class=\"verdict\">%zu tenant%s not priced (below): left out of every "
+                      "figure.</p>\n",
+                      nunpriced, nunpriced == 1 ? "" : "s");
     fm_buf_printf(out,
                   "<p class=\"verdict\">%zu tenants, %" PRId64 " invocations. Pay-per-use "
                   "total: ",
@@ -724,6 +730,16 @@ int report_tenants_html(const char *period, const struct bill_comparison *const 
         html_row(out, "td", row, 9, NULL);
     }
     fm_buf_puts(out, "</table>\n");
+    if (nunpriced > 0) {
+        fm_buf_puts(out, "<h2>Tenants not priced</h2><table>\n");
+        const char *uh[] = {"Tenant", "Plan", "Why"};
+        html_row(out, "th", uh, 3, NULL);
+        for (size_t i = 0; i < nunpriced; i++) {
+            const char *row[] = {unpriced[i].tenant, unpriced[i].plan, unpriced[i].reason};
+            html_row(out, "td", row, 3, NULL);
+        }
+        fm_buf_puts(out, "</table>\n");
+    }
     left_out_note(cmps, n, out);
     for (size_t i = 0; i < ncur; i++)
         if (currency_section(cmps, n, currencies[i], ncur > 1, false, order, top, totals,

@@ -30,12 +30,21 @@ int report_format_from_name(const char *name, enum report_format *out);
 int report_compare_render(const struct bill_comparison *cmp, enum report_format fmt,
                           struct fm_buf *out);
 
+/* A tenant the every-tenant report could not price, and why. */
+struct report_unpriced {
+    const char *tenant;
+    const char *plan;   /* its plan's id */
+    const char *reason; /* "its plan is not in the catalog" */
+};
+
 /**
  * Append the multi-tenant HTML page for period: totals, every tenant's bill against its best
- * server, the top functions across tenants. cmps holds one comparison per tenant.
+ * server, the top functions across tenants. cmps holds one comparison per tenant priced;
+ * unpriced lists those that could not be (shown as not priced, with the reason).
  * @return 0, or -1 when out reached its cap or memory ran out
  */
 int report_tenants_html(const char *period, const struct bill_comparison *const *cmps,
-                        size_t n, struct fm_buf *out);
+                        size_t n, const struct report_unpriced *unpriced, size_t nunpriced,
+                        struct fm_buf *out);
 
 #endif

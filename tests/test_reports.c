@@ -706,6 +706,47 @@ START_TEST(compare_keeps_to_one_currency)
 }
 END_TEST
 
+/* A tenant whose plan has left the catalog does not keep the others out of the report: the
+ * page is written with every other tenant priced as before, that one shown as not priced
+ * with the reason, and the exit code and stderr say that the report is incomplete. */
+START_TEST(report_with_a_plan_gone_from_the_catalog)
+{
+    PGconn *db = testdb_connect(conninfo);
+    testdb_exec(db, "INSERT INTO tenants (tenant, plan) VALUES ('gone', 'retired-plan')");
+    PQfinish(db);
+    char report[256], *err = NULL;
+    snprintf(report, sizeof report, "%s/report.html", dir);
+    free(faasbill(1, &err, "report", "--period", "2026-11", "-o", report, "--server",
+                  "aws-t3.micro", "--db", conninfo, NULL));
+    char want[512];
+    snprintf(want, sizeof want,
+             "faasbill report: 1 tenant not priced, shown as such in %s: gone (plan "
+             "retired-plan): its plan is not in the catalog\n",
+             report);
+    ck_assert_str_eq(err, want);
+    free(err);
+    char *page = slurp(report);
+    ck_assert_ptr_nonnull(strstr(page, "1 tenant not priced (below)"));
+    ck_assert_ptr_nonnull(strstr(page, "<h2>Tenants not priced</h2>"));
+    ck_assert_ptr_nonnull(
+        strstr(page, "<tr><td>gone</td><td>retired-plan</td><td>its plan is not in the "
+                     "catalog</td></tr>"));
+    /* The others as they are without it: acme and zeta, a server each (7.59). */
+    ck_assert_ptr_nonnull(strstr(page, "2 tenants, 5 invocations. Pay-per-use total: 0.00 USD; "
+                                       "best servers total: 15.18 USD."));
+    ck_assert_ptr_nonnull(strstr(page, "<td>acme</td><td>aws-lambda-x86</td><td>USD</td><td>4"
+                                       "</td>"));
+    ck_assert_ptr_nonnull(strstr(page, "<td>zeta</td><td>gcf-gen1-tier1</td>"));
+    free(page);
+    /* A comparison of that tenant alone cannot be made, and says why. */
+    free(faasbill(1, &err, "compare", "--tenant", "gone", "--period", "2026-11", "--db",
+                  conninfo, NULL));
+    ck_assert_str_eq(err, "faasbill compare: gone: plan: the tenant's plan 'retired-plan' is "
+                          "not in the catalog\n");
+    free(err);
+}
+END_TEST
+
 START_TEST(html_in_headless_chromium)
 {
     char html[256], png[256], profile[256], url[300], shot[300], prof[300];
@@ -771,6 +812,7 @@ Suite *suite_reports(void)
     tcase_add_test(tc, trace_values_are_bounded);
     tcase_add_test(tc, trace_day_is_bounded);
     tcase_add_test(tc, compare_keeps_to_one_currency);
+    tcase_add_test(tc, report_with_a_plan_gone_from_the_catalog);
     tcase_add_test(tc, html_in_headless_chromium);
     suite_add_tcase(s, tc);
     return s;
