@@ -219,9 +219,12 @@ static int render_csv(const struct bill_invoice *inv, struct fm_buf *out)
             csv_row(out, share);
         }
     }
-    money(inv, inv->subscription, amount);
-    const char *sub[] = {"Subscription", NULL, NULL, NULL, NULL, amount};
-    csv_row(out, sub);
+    /* As in text and JSON: a plan without a subscription has no such line. */
+    if (inv->subscription != 0) {
+        money(inv, inv->subscription, amount);
+        const char *sub[] = {"Subscription", NULL, NULL, NULL, NULL, amount};
+        csv_row(out, sub);
+    }
     for (size_t i = 0; i < inv->nadjustments; i++) {
         char label[128];
         adjustment_label(&inv->adjustments[i], label, sizeof label);

@@ -719,6 +719,32 @@ START_TEST(render_csv_and_text)
 }
 END_TEST
 
+/* Without a subscription no format shows a Subscription line, and all three agree. */
+START_TEST(no_subscription_line_in_any_format)
+{
+    struct bill_plan *p = tb_plan_json(REQ_PLAN("0.01"));
+    const char *fns[] = {"f"};
+    const int64_t counts[] = {150};
+    struct bill_invoice *inv = price_requests(p, fns, counts, 1);
+    ck_assert_int_eq(inv->subscription, 0);
+    struct fm_buf b;
+    fm_buf_init(&b, 1 << 20);
+    ck_assert_int_eq(bill_invoice_render(inv, BILL_FORMAT_CSV, NULL, NULL, &b), 0);
+    ck_assert_str_eq(b.data, "item,meter,function,quantity,unit_price,amount\r\n"
+                             "Requests,requests,,150,0.01,1.50\r\n"
+                             "Requests,requests,f,,,1.50\r\n"
+                             "Total,,,,,1.50\r\n");
+    for (int fmt = BILL_FORMAT_TEXT; fmt <= BILL_FORMAT_JSON; fmt++) {
+        fm_buf_reset(&b);
+        ck_assert_int_eq(bill_invoice_render(inv, (enum bill_format)fmt, NULL, NULL, &b), 0);
+        ck_assert_ptr_null(strstr(b.data, "Subscription"));
+    }
+    fm_buf_free(&b);
+    bill_invoice_free(inv);
+    bill_plan_free(p);
+}
+END_TEST
+
 Suite *suite_price(void)
 {
     Suite *s = suite_create("price");
@@ -738,6 +764,7 @@ Suite *suite_price(void)
     TCase *render = tcase_create("render");
     tcase_add_test(render, render_json);
     tcase_add_test(render, render_csv_and_text);
+    tcase_add_test(render, no_subscription_line_in_any_format);
     suite_add_tcase(s, render);
     return s;
 }
