@@ -80,7 +80,9 @@ int cli_migrate(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (o.nwords > 0) {
-        fprintf(stderr, "faasbill migrate: unexpected argument '%s'\n", o.words[0]);
+        fprintf(stderr,
+                "faasbill migrate: '%s': unexpected argument (try faasbill migrate --help)\n",
+                o.words[0]);
         return 2;
     }
     /* The catalog is checked before the database is touched: a bad one changes nothing. */
@@ -239,8 +241,13 @@ int cli_key(int argc, char **argv)
     int rc = parse_opts("key", argc, argv, &o, key_help, TAKES_ROLE | TAKES_TENANT);
     if (rc >= 0)
         return rc;
-    if (o.nwords != 1 || strcmp(o.words[0], "create") != 0) {
-        fprintf(stderr, "faasbill key: expected 'create' (try --help)\n");
+    if (o.nwords == 0 || strcmp(o.words[0], "create") != 0) {
+        fprintf(stderr, "faasbill key: expected 'create' (try faasbill key --help)\n");
+        return 2;
+    }
+    if (o.nwords > 1) {
+        fprintf(stderr, "faasbill key: '%s': unexpected argument (try faasbill key --help)\n",
+                o.words[1]);
         return 2;
     }
     if (o.role == NULL || (strcmp(o.role, "admin") != 0 && strcmp(o.role, "ingest") != 0 &&

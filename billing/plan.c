@@ -380,6 +380,17 @@ static enum bill_status build_plan(const cJSON *root, struct bill_plan *plan, st
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(root, "subscription");
     if (sub != NULL && bill_json_dec(sub, "subscription", &plan->subscription, err) != 0)
         return BILL_EINVAL;
+    /* Checked here, where the file is named, rather than on every invoice. */
+    __int128 den;
+    int64_t minor;
+    if (bill_pow10(plan->subscription.scale, &den) != 0 ||
+        bill_ratio_round(plan->subscription.units, den, plan->minor_digits, &minor) != 0) {
+        char most[BILL_NUM_BUFSZ];
+        bill_money_format(INT64_MAX, plan->minor_digits, most, sizeof most);
+        return fm_err_set(err, "subscription: more than an amount can hold (%s %s)", most,
+                          plan->currency),
+               BILL_EINVAL;
+    }
     if (parse_duration(root, &plan->rounding, err) != 0 ||
         parse_memory(root, &plan->rounding, err) != 0 || parse_charges(root, plan, err) != 0 ||
         parse_ghz(root, plan, err) != 0)

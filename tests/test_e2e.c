@@ -230,6 +230,13 @@ START_TEST(faasbill_usage_is_checked)
                   (char *[]){"key", "create", "--role", "admin", "--plan=x", NULL});
     faasbill_says(2, "", "faasbill key: --role: missing its value (try faasbill key --help)\n",
                   (char *[]){"key", "create", "--role", NULL});
+    faasbill_says(2, "", "faasbill key: 'extra': unexpected argument (try faasbill key --help)\n",
+                  (char *[]){"key", "create", "--role", "admin", "extra", NULL});
+    faasbill_says(2, "", "faasbill key: expected 'create' (try faasbill key --help)\n",
+                  (char *[]){"key", "--role", "admin", NULL});
+    faasbill_says(2, "",
+                  "faasbill migrate: 'extra': unexpected argument (try faasbill migrate --help)\n",
+                  (char *[]){"migrate", "extra", "--db", conninfo, NULL});
     faasbill_says(2, "",
                   "faasbill tenant: 'extra': unexpected argument (try faasbill tenant --help)\n",
                   (char *[]){"tenant", "add", "globex", "extra", "--db", conninfo, NULL});
