@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing/money.h"
 #include "billing/usage.h"
 #include "common/db.h"
 #include "common/timeutil.h"
@@ -193,24 +194,18 @@ static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *
     return res;
 }
 
-/* "-12.34" (a numeric(24,2)) into minor units. */
-static int64_t parse_cents(const char *s)
+/* A stored amount ("-12.34", "1500", "0.011") in units of 10^-digits, the minor unit of
+ * its currency, to which it was rounded before it was stored. -1 when it is not one. */
+static int stored_amount(const char *s, int digits, int64_t *out)
 {
     bool neg = *s == '-';
-    int64_t v = 0;
-    int frac = -1;
-    for (const char *p = s + neg; *p; p++) {
-        if (*p == '.')
-            frac = 0;
-        else if (frac < 2) {
-            v = v * 10 + (*p - '0');
-            if (frac >= 0)
-                frac++;
-        }
-    }
-    for (; frac < 2; frac = frac < 0 ? 1 : frac + 1)
-        v *= 10;
-    return neg ? -v : v;
+    struct bill_dec d;
+    __int128 units;
+    if (bill_dec_parse(s + neg, &d) != 0 || bill_dec_units_at(d, digits, &units) != 0 ||
+        units > INT64_MAX)
+        return -1;
+    *out = neg ? -(int64_t)units : (int64_t)units;
+    return 0;
 }
 
 void meter_invoice_clear(struct meter_invoice *inv)
@@ -299,8 +294,18 @@ static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill
             st = METER_INVOICE_FAILED;
             break;
         }
-        int64_t charged = now->total - parse_cents(PQgetvalue(res, i, 3)) -
-                          parse_cents(PQgetvalue(res, i, 4));
+        int64_t own, adjusted;
+        if (stored_amount(PQgetvalue(res, i, 3), now->minor_digits, &own) != 0 ||
+            stored_amount(PQgetvalue(res, i, 4), now->minor_digits, &adjusted) != 0) {
+            fm_err_set(err, "invoice %s (%s): stored amounts %s and %s are not in %s's minor "
+                            "unit",
+                       PQgetvalue(res, i, 0), old_period, PQgetvalue(res, i, 3),
+                       PQgetvalue(res, i, 4), now->currency);
+            bill_invoice_free(now);
+            st = METER_INVOICE_FAILED;
+            break;
+        }
+        int64_t charged = now->total - own - adjusted;
         bill_invoice_free(now);
         if (charged != 0 &&
             bill_invoice_add_adjustment(inv, old_period, strtoll(PQgetvalue(res, i, 0), NULL, 10),

@@ -37,6 +37,38 @@ static const char test_plan[] =
     "  {\"meter\": \"gb_seconds\", \"free\": \"0\","
     "   \"tiers\": [{\"up_to\": null, \"unit_price\": \"1\"}]}]}";
 
+/* Plans in currencies whose minor unit is not the cent: the yen has none, the Bahraini
+ * dinar three decimals. */
+static const char yen_plan[] =
+    "{\"id\": \"test-jpy\", \"name\": \"yen\", \"currency\": \"JPY\","
+    " \"duration\": {\"step_ms\": 100, \"min_ms\": 0, \"include_init\": true},"
+    " \"memory\": {\"basis\": \"configured\", \"step_mb\": 1, \"min_mb\": 128, \"max_mb\": 10240},"
+    " \"subscription\": \"0\", \"charges\": ["
+    "  {\"meter\": \"requests\", \"free\": \"0\","
+    "   \"tiers\": [{\"up_to\": null, \"unit_price\": \"1\"}]},"
+    "  {\"meter\": \"gb_seconds\", \"free\": \"0\","
+    "   \"tiers\": [{\"up_to\": null, \"unit_price\": \"1\"}]}]}";
+static const char dinar_plan[] =
+    "{\"id\": \"test-bhd\", \"name\": \"dinar\", \"currency\": \"BHD\","
+    " \"duration\": {\"step_ms\": 100, \"min_ms\": 0, \"include_init\": true},"
+    " \"memory\": {\"basis\": \"configured\", \"step_mb\": 1, \"min_mb\": 128, \"max_mb\": 10240},"
+    " \"subscription\": \"0\", \"charges\": ["
+    "  {\"meter\": \"requests\", \"free\": \"0\","
+    "   \"tiers\": [{\"up_to\": null, \"unit_price\": \"0.001\"}]},"
+    "  {\"meter\": \"gb_seconds\", \"free\": \"0\","
+    "   \"tiers\": [{\"up_to\": null, \"unit_price\": \"0.1\"}]}]}";
+
+/* Write text to catalog_dir/rel. */
+static void put_file(const char *rel, const char *text)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s", catalog_dir, rel);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static void setup(void)
 {
     testdb_create("faasmeter_test_invoices", conninfo, sizeof conninfo);
@@ -47,11 +79,10 @@ static void setup(void)
     ck_assert_int_eq(mkdir(path, 0700), 0);
     snprintf(path, sizeof path, "%s/servers", catalog_dir);
     ck_assert_int_eq(mkdir(path, 0700), 0);
-    snprintf(path, sizeof path, "%s/plans/test.json", catalog_dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(test_plan, f);
-    fclose(f);
+    put_file("plans/test.json", test_plan);
+    put_file("plans/yen.json", yen_plan);
+    put_file("plans/dinar.json", dinar_plan);
+    FILE *f;
     /* A server in the plan's currency and one in another, which comparisons leave out. */
     snprintf(path, sizeof path, "%s/servers/s.json", catalog_dir);
     f = fopen(path, "w");
@@ -70,7 +101,7 @@ static void setup(void)
     PGconn *conn = testdb_connect(conninfo);
     ck_assert_msg(meter_plans_register(conn, catalog, NULL, &err) == 0, "%s", err.msg);
     testdb_exec(conn, "INSERT INTO tenants VALUES ('acme', 'test-100ms'),"
-                      " ('globex', 'test-100ms')");
+                      " ('globex', 'test-100ms'), ('tokyo', 'test-jpy'), ('manama', 'test-bhd')");
     testdb_add_key(conn, admin_key, "admin", NULL);
     testdb_add_key(conn, ingest_key, "ingest", NULL);
     testdb_add_key(conn, acme_key, "tenant", "acme");
@@ -91,8 +122,12 @@ static void teardown(void)
     meter_server_stop(server);
     bill_catalog_free(catalog);
     char path[160];
-    snprintf(path, sizeof path, "%s/plans/test.json", catalog_dir);
-    unlink(path);
+    static const char *const files[] = {"plans/test.json", "plans/yen.json",
+                                        "plans/dinar.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", catalog_dir, files[i]);
+        unlink(path);
+    }
     snprintf(path, sizeof path, "%s/servers/s.json", catalog_dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/plans", catalog_dir);
@@ -112,21 +147,27 @@ static struct http_reply call(const char *method, const char *path, const char *
     return http_call(method, url, headers, body);
 }
 
-/* One finished invocation of tenant acme, function fn, 1024 MB, stopped at time. */
-static void invocation(const char *id, const char *fn, const char *time, long duration_us)
+/* One finished invocation of tenant, function fn, 1024 MB, stopped at time. */
+static void invocation_of(const char *tenant, const char *id, const char *fn, const char *time,
+                          long duration_us)
 {
     char body[1024];
     snprintf(body, sizeof body,
              "[{\"id\":\"%s:stop\",\"type\":\"stop\",\"invocation_id\":\"%s\","
-             "\"tenant\":\"acme\",\"function\":\"%s\",\"time\":\"%s\",\"memory_mb\":1024,"
+             "\"tenant\":\"%s\",\"function\":\"%s\",\"time\":\"%s\",\"memory_mb\":1024,"
              "\"cold_start\":false,\"duration_us\":%ld,\"init_us\":0,\"status\":\"ok\","
              "\"exit_code\":0,\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1,"
              "\"bytes_in\":0,\"bytes_out\":0}]",
-             id, id, fn, time, duration_us);
+             id, id, tenant, fn, time, duration_us);
     struct http_reply r = call("POST", "/v1/records", ingest_key, body);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
     free(r.body);
+}
+
+static void invocation(const char *id, const char *fn, const char *time, long duration_us)
+{
+    invocation_of("acme", id, fn, time, duration_us);
 }
 
 /* A JSON member's text in a reply body: enough for the flat fields checked here. */
@@ -135,10 +176,11 @@ static void expect_member(const char *body, const char *needle)
     ck_assert_msg(strstr(body, needle) != NULL, "'%s' not in %s", needle, body);
 }
 
-static long build(const char *period, long want_status, const char *want_total)
+static long build_for(const char *tenant, const char *period, long want_status,
+                      const char *want_total)
 {
     char req[128];
-    snprintf(req, sizeof req, "{\"tenant\": \"acme\", \"period\": \"%s\"}", period);
+    snprintf(req, sizeof req, "{\"tenant\": \"%s\", \"period\": \"%s\"}", tenant, period);
     struct http_reply r = call("POST", "/v1/invoices", admin_key, req);
     ck_assert_msg(r.status == want_status, "%ld: %s", r.status, r.body);
     char total[64];
@@ -153,6 +195,51 @@ static long build(const char *period, long want_status, const char *want_total)
     free(r.body);
     return n;
 }
+
+static long build(const char *period, long want_status, const char *want_total)
+{
+    return build_for("acme", period, want_status, want_total);
+}
+
+/* Amounts stored and read back in the minor unit of their currency: a late invocation's
+ * adjustment is what it adds, in yen and in dinars as in dollars. */
+START_TEST(adjustments_keep_to_the_minor_unit_of_the_currency)
+{
+    static const struct {
+        const char *tenant, *march, *adjustment;
+    } cases[] = {
+        /* One request (1) and 0.1 GB-s (0.1, rounded to none): 1 yen; one more, 1 more. */
+        {"tokyo", "1", "1"},
+        /* 0.001 and 0.01 dinar: 0.011, stored with its three decimals; one more, as much. */
+        {"manama", "0.011", "0.011"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *t = cases[i].tenant;
+        char id[32];
+        snprintf(id, sizeof id, "%s-1", t);
+        invocation_of(t, id, "f", "2026-03-10T10:00:00.1Z", 100000);
+        long march = build_for(t, "2026-03", 201, cases[i].march);
+        char path[96];
+        snprintf(path, sizeof path, "/v1/invoices/%ld/finalize", march);
+        struct http_reply r = call("POST", path, admin_key, "");
+        ck_assert_int_eq(r.status, 200);
+        free(r.body);
+        snprintf(id, sizeof id, "%s-2", t);
+        invocation_of(t, id, "f", "2026-03-11T10:00:00.1Z", 100000);
+        build_for(t, "2026-04", 201, cases[i].adjustment);
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT total || '/' || usage_total FROM invoices"
+                                  " WHERE tenant = '%s' AND period = '2026-03'", t);
+        PGconn *conn = testdb_connect(conninfo);
+        char *stored = testdb_value(conn, sql, 0, NULL);
+        char want[64];
+        snprintf(want, sizeof want, "%s/%s", cases[i].march, cases[i].march);
+        ck_assert_str_eq(stored, want);
+        free(stored);
+        PQfinish(conn);
+    }
+}
+END_TEST
 
 START_TEST(late_usage_lands_on_the_next_invoice)
 {
@@ -303,9 +390,12 @@ START_TEST(compare_serves_the_same_bill)
     expect_member(r.body, "\"function\":\"resize\",\"invocations\":2");
     expect_member(r.body, "\"cost\":\"0.62\"");
     expect_member(r.body, "\"cost\":\"0.31\"");
-    /* The euro server is not set beside dollar amounts, and the answer says so. */
+    /* The euro server, and the plans in yen and dinars, are not set beside dollar amounts,
+     * and the answer says so. */
     expect_member(r.body, "\"best_server\":\"usd-box\",\"verdict\":\"functions\","
-                          "\"left_out\":[{\"kind\":\"server\",\"id\":\"eur-box\","
+                          "\"left_out\":[{\"kind\":\"plan\",\"id\":\"test-bhd\","
+                          "\"currency\":\"BHD\"},{\"kind\":\"plan\",\"id\":\"test-jpy\","
+                          "\"currency\":\"JPY\"},{\"kind\":\"server\",\"id\":\"eur-box\","
                           "\"currency\":\"EUR\"}]");
     ck_assert_ptr_null(strstr(r.body, "\"server\":\"eur-box\""));
     free(r.body);
@@ -484,6 +574,7 @@ Suite *suite_invoices(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, late_usage_lands_on_the_next_invoice);
+    tcase_add_test(tc, adjustments_keep_to_the_minor_unit_of_the_currency);
     tcase_add_test(tc, bad_invoice_requests);
     tcase_add_test(tc, compare_serves_the_same_bill);
     tcase_add_test(tc, stored_documents_take_the_lines_shape);
