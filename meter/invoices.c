@@ -306,6 +306,19 @@ static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill
             break;
         }
         int64_t charged = now->total - own - adjusted;
+        /* Amounts in two currencies do not add up: a tenant moved to a plan billed in
+         * another currency cannot carry the correction of a month billed in the first. */
+        if (charged != 0 && strcmp(now->currency, inv->currency) != 0) {
+            char amount[BILL_NUM_BUFSZ];
+            bill_money_format(charged, now->minor_digits, amount, sizeof amount);
+            fm_err_set(err, "invoice %s (%s) was billed in %s, and this one is in %s: its "
+                            "correction of %s %s cannot be carried",
+                       PQgetvalue(res, i, 0), old_period, now->currency, inv->currency, amount,
+                       now->currency);
+            bill_invoice_free(now);
+            st = METER_INVOICE_BAD_INPUT;
+            break;
+        }
         bill_invoice_free(now);
         if (charged != 0 &&
             bill_invoice_add_adjustment(inv, old_period, strtoll(PQgetvalue(res, i, 0), NULL, 10),

@@ -238,6 +238,24 @@ START_TEST(adjustments_keep_to_the_minor_unit_of_the_currency)
         free(stored);
         PQfinish(conn);
     }
+    /* A tenant moved to a plan in dollars cannot carry a correction counted in yen. */
+    PGconn *conn = testdb_connect(conninfo);
+    testdb_exec(conn, "UPDATE tenants SET plan = 'test-100ms' WHERE tenant = 'tokyo'");
+    char *march = testdb_value(conn, "SELECT invoice_id FROM invoices WHERE tenant = 'tokyo'"
+                                     " AND period = '2026-03'", 0, NULL);
+    PQfinish(conn);
+    invocation_of("tokyo", "tokyo-3", "f", "2026-03-12T10:00:00.1Z", 100000);
+    struct http_reply r = call("POST", "/v1/invoices", admin_key,
+                               "{\"tenant\": \"tokyo\", \"period\": \"2026-05\"}");
+    char want[256];
+    snprintf(want, sizeof want,
+             "{\"error\":\"unprocessable\",\"message\":\"invoice %s (2026-03) was billed in "
+             "JPY, and this one is in USD: its correction of 2 JPY cannot be carried\"}",
+             march);
+    ck_assert_int_eq(r.status, 422);
+    ck_assert_str_eq(r.body, want);
+    free(r.body);
+    free(march);
 }
 END_TEST
 
