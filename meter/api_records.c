@@ -98,10 +98,10 @@ struct reply api_post_records(const struct api_request *req)
         return reply_error(E_INTERNAL, "out of memory");
     j->req = req;
     fm_buf_init(&j->rejected, 8u << 20);
-    const char *why = NULL;
+    struct fm_err why;
     if (meter_batch_parse(req->body, req->body_len, ndjson, &j->batch, &why) != 0) {
         free(j);
-        return reply_error(E_BAD_REQUEST, "%s", why);
+        return reply_error(E_BAD_REQUEST, "%s", why.msg);
     }
     size_t n = j->batch.n ? j->batch.n : 1;
     j->recs = calloc(n, sizeof *j->recs);

@@ -211,31 +211,65 @@ void meter_batch_free(struct meter_batch *b)
 }
 
 /* One JSON value, whitespace around it, into the batch's arena. */
-static cJSON *parse_into(struct meter_batch *b, const char *text, size_t len)
+static cJSON *parse_into(struct meter_batch *b, const char *text, size_t len,
+                         const char **stop)
 {
     parsing_into = &b->arena;
-    cJSON *json = fm_json_parse(text, len, NULL);
+    cJSON *json = fm_json_parse(text, len, stop);
     parsing_into = NULL;
     return json;
 }
 
+/* How deep in arrays and objects the text is at byte at, strings skipped. */
+static int depth_at(const char *t, size_t at)
+{
+    int depth = 0;
+    for (size_t i = 0; i < at; i++) {
+        if (t[i] == '"')
+            for (i++; i < at && t[i] != '"'; i++)
+                i += t[i] == '\\';
+        else if (t[i] == '[' || t[i] == '{')
+            depth++;
+        else if (t[i] == ']' || t[i] == '}')
+            depth--;
+    }
+    return depth;
+}
+
+/* Why a JSON body whose parse stopped at stop (NULL: it is JSON) is refused. */
+static void refuse_body(const char *body, size_t len, const char *stop, struct fm_err *why)
+{
+    static const char head[] = "the body is not a JSON array of records";
+    size_t at = stop ? (size_t)(stop - body) : len;
+    if (stop == NULL)
+        fm_err_set(why, "%s", head);
+    else if (at >= len)
+        fm_err_set(why, "%s: it ends before its JSON does", head);
+    else if (depth_at(body, at) >= CJSON_NESTING_LIMIT)
+        fm_err_set(why, "%s: nested deeper than %d levels, at byte %zu", head,
+                   CJSON_NESTING_LIMIT, at + 1);
+    else
+        fm_err_set(why, "%s: not JSON at byte %zu", head, at + 1);
+}
+
 int meter_batch_parse(const char *body, size_t len, bool ndjson, struct meter_batch *out,
-                      const char **why)
+                      struct fm_err *why)
 {
     struct meter_batch b = {0};
     if (!ndjson) {
         if (fm_json_has_nul(body, len)) {
-            *why = NUL_ERROR;
+            fm_err_set(why, "%s", NUL_ERROR);
             goto fail;
         }
-        b.array = parse_into(&b, body, len);
+        const char *stop = NULL;
+        b.array = parse_into(&b, body, len, &stop);
         if (b.array == NULL || !cJSON_IsArray(b.array)) {
-            *why = "the body is not a JSON array of records";
+            refuse_body(body, len, b.array == NULL ? stop : NULL, why);
             goto fail;
         }
         b.n = (size_t)cJSON_GetArraySize(b.array);
         if (b.n > METER_BATCH_MAX) {
-            *why = "more than 10000 records in one request";
+            fm_err_set(why, "more than 10000 records in one request");
             goto fail;
         }
         b.items = calloc(b.n ? b.n : 1, sizeof *b.items);
@@ -263,7 +297,7 @@ int meter_batch_parse(const char *body, size_t len, bool ndjson, struct meter_ba
             s++;
         if (s < end) {
             if (b.n == METER_BATCH_MAX) {
-                *why = "more than 10000 records in one request";
+                fm_err_set(why, "more than 10000 records in one request");
                 goto fail;
             }
             if (b.n == cap) {
@@ -280,7 +314,7 @@ int meter_batch_parse(const char *body, size_t len, bool ndjson, struct meter_ba
     *out = b;
     return 0;
 oom:
-    *why = "out of memory";
+    fm_err_set(why, "out of memory");
 fail:
     meter_batch_free(&b);
     return -1;
@@ -294,7 +328,7 @@ const cJSON *meter_batch_record(struct meter_batch *b, size_t i)
         return b->items[i];
     arena_clear(&b->arena);
     const struct meter_batch_line *l = &b->lines[i];
-    return fm_json_has_nul(l->text, l->len) ? NULL : parse_into(b, l->text, l->len);
+    return fm_json_has_nul(l->text, l->len) ? NULL : parse_into(b, l->text, l->len, NULL);
 }
 
 int meter_batch_line_written_int(const char *text, size_t len)

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/err.h"
+
 /* Most records one request may carry. */
 #define METER_BATCH_MAX 10000
 
@@ -35,12 +37,13 @@ struct meter_batch {
  * Split body into records. Not thread-safe on one batch; batches on different threads are
  * independent.
  * @param out  on success, the batch (free with meter_batch_free); untouched on error
- * @param why  on error, why the request as a whole is refused (static text)
+ * @param why  on error, why the request as a whole is refused ("the body is not a JSON
+ *             array of records: not JSON at byte 17")
  * @return 0, or -1 for a JSON body that is not an array of records, text holding a zero
  *         byte or \u0000, more than METER_BATCH_MAX records, or no memory
  */
 int meter_batch_parse(const char *body, size_t len, bool ndjson, struct meter_batch *out,
-                      const char **why);
+                      struct fm_err *why);
 
 /**
  * Record i's tree (borrowed from b), or NULL for a line of NDJSON that is not JSON or holds

@@ -264,12 +264,13 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
     expect_value("SELECT string_agg(invocation_id, ',') FROM records"
                  " WHERE invocation_id ~ $1",
                  "^nd-[1-6]$", "nd-6");
-    /* Nor does a JSON array take what follows it: the body is refused whole. */
+    /* Nor does a JSON array take what follows it: the body is refused whole, and the
+     * answer says where. */
     expect(post(ingest_key, "application/json",
                 "[" STOP("nd-7", "2026-11-06T12:00:00Z", "5") "]"
                 "[" STOP("nd-8", "2026-11-06T12:00:00Z", "5") "]"),
            400, "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of "
-                "records\"}");
+                "records: not JSON at byte 304\"}");
     expect_value("SELECT count(*) FROM records WHERE invocation_id IN ('nd-7', $1)", "nd-8",
                  "0");
     /* An integer written with a fraction or an exponent is refused, in either body: cJSON
@@ -384,7 +385,19 @@ START_TEST(requests_are_checked_before_anything_is_stored)
     expect(post(ingest_key, "application/json", "{\"records\": []}"), 400,
            "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of records\"}");
     expect(post(ingest_key, "application/json", "[{"), 400,
-           "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of records\"}");
+           "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of records: "
+           "not JSON at byte 2\"}");
+    /* A lone surrogate escape is no character. */
+    expect(post(ingest_key, "application/json", "[{\"id\": \"\\ud800\"}]"), 400,
+           "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of records: "
+           "not JSON at byte 10\"}");
+    /* Deeper than the parser goes: said so. */
+    char deep[2001];
+    memset(deep, '[', 2000);
+    deep[2000] = '\0';
+    expect(post(ingest_key, "application/json", deep), 400,
+           "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of records: "
+           "nested deeper than 1000 levels, at byte 1001\"}");
     char *big = malloc(70 * 1024);
     memset(big, ' ', 70 * 1024 - 1);
     big[0] = '[';

@@ -33,9 +33,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (body == NULL)
         return 0;
     struct meter_batch b;
-    const char *why = NULL;
+    struct fm_err why = {""};
     if (meter_batch_parse(body, len, ndjson, &b, &why) != 0) {
-        if (why == NULL || *why == '\0')
+        if (why.msg[0] == '\0')
             abort();
         free(body);
         return 0;
