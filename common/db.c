@@ -78,7 +78,8 @@ bool db_idle_conn_broken(PGconn *conn)
     struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
     if (p.fd < 0)
         return true;
-    if (poll(&p, 1, 0) <= 0)
-        return false;
-    return PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK;
+    /* Anything to read is the server ending the session: its FATAL message, with the end
+     * of the stream close behind. libpq alone would read the message, not yet the end, and
+     * call the connection sound until its next statement failed. */
+    return poll(&p, 1, 0) != 0;
 }

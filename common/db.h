@@ -42,8 +42,9 @@ void db_forget_failure(void);
 
 /**
  * Whether an idle connection's server has gone away. Such a connection looks healthy until
- * it is used, and the request that used it would fail; an idle one has nothing to read, so
- * a socket that reads as ready is closed (libpq is then let read it, marking it bad).
+ * it is used, and the request that used it would fail. An idle connection is sent nothing
+ * unasked but by a server that ends the session, so a socket with anything to read (or an
+ * error) counts as gone, to be made anew.
  */
 bool db_idle_conn_broken(PGconn *conn);
 

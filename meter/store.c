@@ -472,15 +472,6 @@ static void write_group(struct lane *lane, struct pending *list)
         conn = lane_conn(lane, &err);
         if (conn != NULL)
             rc = meter_store_records(conn, recs, total, outcomes, &err);
-        /* A connection the server closed while it was idle (a restart) can look sound
-         * until its first statement fails: try once more on a new one. Should the first
-         * commit have gone through after all, the records' ids make the second attempt
-         * count them as duplicates, never twice. */
-        if (rc != 0 && conn != NULL && PQstatus(conn) != CONNECTION_OK) {
-            conn = lane_conn(lane, &err);
-            if (conn != NULL)
-                rc = meter_store_records(conn, recs, total, outcomes, &err);
-        }
     }
     size_t at = 0;
     for (struct pending *p = list; p; p = next_pending(p)) {
