@@ -270,6 +270,7 @@ static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill
     const char *params[] = {tenant, period};
     PGresult *res = query(conn,
                           "SELECT i.invoice_id, i.period, i.plan, i.usage_total,"
+                          "       i.currency,"
                           "       coalesce((SELECT sum(a.amount)"
                           "                   FROM invoice_adjustments a JOIN invoices c"
                           "                     ON c.tenant = a.tenant"
@@ -294,15 +295,28 @@ static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill
             st = METER_INVOICE_FAILED;
             break;
         }
+        /* The month as billed and as priced now must be in one currency to be compared:
+         * a plan file whose currency changed since cannot say what the month lacked. */
+        const char *id = PQgetvalue(res, i, 0), *billed_in = PQgetvalue(res, i, 4);
+        if (strcmp(billed_in, now->currency) != 0) {
+            fm_err_set(err, "invoice %s (%s) was billed in %s, and its plan now bills in %s: "
+                            "its correction cannot be worked out",
+                       id, old_period, billed_in, now->currency);
+            bill_invoice_free(now);
+            st = METER_INVOICE_BAD_INPUT;
+            break;
+        }
         int64_t own, adjusted;
         if (stored_amount(PQgetvalue(res, i, 3), now->minor_digits, &own) != 0 ||
-            stored_amount(PQgetvalue(res, i, 4), now->minor_digits, &adjusted) != 0) {
-            fm_err_set(err, "invoice %s (%s): stored amounts %s and %s are not in %s's minor "
+            stored_amount(PQgetvalue(res, i, 5), now->minor_digits, &adjusted) != 0) {
+            /* Only an invoice stored before amounts kept their currency's minor unit. */
+            fm_err_set(err, "invoice %s (%s): its amounts %s and %s have more decimals than "
+                            "%s has; it was priced before amounts kept their currency's minor "
                             "unit",
-                       PQgetvalue(res, i, 0), old_period, PQgetvalue(res, i, 3),
-                       PQgetvalue(res, i, 4), now->currency);
+                       id, old_period, PQgetvalue(res, i, 3), PQgetvalue(res, i, 5),
+                       now->currency);
             bill_invoice_free(now);
-            st = METER_INVOICE_FAILED;
+            st = METER_INVOICE_BAD_INPUT;
             break;
         }
         int64_t charged = now->total - own - adjusted;
@@ -313,16 +327,15 @@ static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill
             bill_money_format(charged, now->minor_digits, amount, sizeof amount);
             fm_err_set(err, "invoice %s (%s) was billed in %s, and this one is in %s: its "
                             "correction of %s %s cannot be carried",
-                       PQgetvalue(res, i, 0), old_period, now->currency, inv->currency, amount,
-                       now->currency);
+                       id, old_period, now->currency, inv->currency, amount, now->currency);
             bill_invoice_free(now);
             st = METER_INVOICE_BAD_INPUT;
             break;
         }
         bill_invoice_free(now);
         if (charged != 0 &&
-            bill_invoice_add_adjustment(inv, old_period, strtoll(PQgetvalue(res, i, 0), NULL, 10),
-                                        charged, err) != BILL_OK)
+            bill_invoice_add_adjustment(inv, old_period, strtoll(id, NULL, 10), charged, err) !=
+                BILL_OK)
             st = METER_INVOICE_FAILED;
     }
     PQclear(res);

@@ -256,6 +256,39 @@ START_TEST(adjustments_keep_to_the_minor_unit_of_the_currency)
     ck_assert_str_eq(r.body, want);
     free(r.body);
     free(march);
+
+    /* A month billed in a currency its plan no longer bills in, and one stored with more
+     * decimals than its currency has: neither can be compared, and both say so. */
+    conn = testdb_connect(conninfo);
+    march = testdb_value(conn, "SELECT invoice_id FROM invoices WHERE tenant = 'manama'"
+                               " AND period = '2026-03'", 0, NULL);
+    static const struct {
+        const char *set, *message;
+    } stale[] = {
+        {"currency = 'KWD'", "was billed in KWD, and its plan now bills in BHD: its correction "
+                             "cannot be worked out"},
+        {"usage_total = 0.0115", ": its amounts 0.0115 and 0 have more decimals than BHD has; "
+                                 "it was priced before amounts kept their currency's minor "
+                                 "unit"},
+    };
+    for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
+        char sql[160];
+        snprintf(sql, sizeof sql, "UPDATE invoices SET %s WHERE invoice_id = %s", stale[i].set,
+                 march);
+        testdb_exec(conn, sql);
+        r = call("POST", "/v1/invoices", admin_key,
+                 "{\"tenant\": \"manama\", \"period\": \"2026-05\"}");
+        snprintf(want, sizeof want,
+                 "{\"error\":\"unprocessable\",\"message\":\"invoice %s (2026-03)%s%s\"}",
+                 march, i == 0 ? " " : "", stale[i].message);
+        ck_assert_int_eq(r.status, 422);
+        ck_assert_str_eq(r.body, want);
+        free(r.body);
+        testdb_exec(conn, "UPDATE invoices SET currency = 'BHD', usage_total = 0.011"
+                          " WHERE tenant = 'manama' AND period = '2026-03'");
+    }
+    free(march);
+    PQfinish(conn);
 }
 END_TEST
 
