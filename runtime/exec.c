@@ -397,7 +397,9 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
     /* A child the system would not take into its group is measured as without one. */
     if (!child.joined)
         charged_before = -1;
-    int64_t spawn_peak_kb = charged_before < 0 ? rt_self_peak_kb() : 0;
+    /* Read in any case: should the group's peak not be read after all, ru_maxrss is then
+     * taken only above it. */
+    int64_t spawn_peak_kb = rt_self_peak_kb();
     p.watch_hwm = charged_before < 0;
     /* The parent resumes only once the child exec'd or exited, so its process group (the
      * child's first call) exists and start_errno is final. */
