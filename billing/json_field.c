@@ -154,36 +154,17 @@ int bill_json_currency(const cJSON *item, const char *path, char out[4], struct 
     return 0;
 }
 
-static int cmp_key(const void *a, const void *b)
-{
-    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
-}
-
 /* Refuse a key given twice in any object under item (whose path is path). */
 static int unique_keys(const cJSON *item, const char *path, struct fm_err *err)
 {
     if (!cJSON_IsObject(item) && !cJSON_IsArray(item))
         return 0;
-    size_t n = 0, i = 0;
-    for (const cJSON *c = item->child; c != NULL; c = c->next)
-        n++;
-    if (cJSON_IsObject(item) && n > 1) {
-        /* Sorted, so that an object of many keys costs n log n, not n squared. */
-        const cJSON **keys = malloc(n * sizeof *keys);
-        if (keys == NULL)
-            return fm_err_set(err, "out of memory");
-        for (const cJSON *c = item->child; c != NULL; c = c->next)
-            keys[i++] = c;
-        qsort(keys, n, sizeof *keys, cmp_key);
-        const char *twice = NULL;
-        for (i = 1; i < n && twice == NULL; i++)
-            if (strcmp(keys[i - 1]->string, keys[i]->string) == 0)
-                twice = keys[i]->string;
-        free(keys);
-        if (twice != NULL)
-            return fm_err_set(err, "%s%s%.64s: given twice", path, *path ? "." : "", twice);
-    }
-    i = 0;
+    const char *twice = NULL;
+    if (fm_json_key_twice(item, &twice) != 0)
+        return fm_err_set(err, "out of memory");
+    if (twice != NULL)
+        return fm_err_set(err, "%s%s%.64s: given twice", path, *path ? "." : "", twice);
+    size_t i = 0;
     for (const cJSON *c = item->child; c != NULL; c = c->next, i++) {
         char sub[160];
         if (cJSON_IsArray(item))

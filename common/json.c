@@ -1,6 +1,7 @@
 #include "common/json.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 cJSON *fm_json_parse(const char *text, size_t len, const char **end)
@@ -37,4 +38,30 @@ bool fm_json_has_nul(const char *text, size_t len)
             break;
     }
     return false;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+int fm_json_key_twice(const cJSON *object, const char **twice)
+{
+    *twice = NULL;
+    size_t n = 0, i = 0;
+    for (const cJSON *c = object->child; c != NULL; c = c->next)
+        n++;
+    if (!cJSON_IsObject(object) || n < 2)
+        return 0;
+    const cJSON **keys = malloc(n * sizeof *keys);
+    if (keys == NULL)
+        return -1;
+    for (const cJSON *c = object->child; c != NULL; c = c->next)
+        keys[i++] = c;
+    qsort(keys, n, sizeof *keys, cmp_key);
+    for (i = 1; i < n && *twice == NULL; i++)
+        if (strcmp(keys[i - 1]->string, keys[i]->string) == 0)
+            *twice = keys[i]->string;
+    free(keys);
+    return 0;
 }

@@ -21,4 +21,12 @@ cJSON *fm_json_parse(const char *text, size_t len, const char **end);
  */
 bool fm_json_has_nul(const char *text, size_t len);
 
+/**
+ * A key given twice in object (cJSON keeps both, and a lookup finds the first), found in
+ * n log n however many keys it has. Only object's own keys: nested objects are the caller's.
+ * @param twice  the key, or NULL when every key is given once
+ * @return 0, or -1 when memory ran out
+ */
+int fm_json_key_twice(const cJSON *object, const char **twice);
+
 #endif

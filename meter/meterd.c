@@ -175,8 +175,9 @@ int main(int argc, char **argv)
     struct fm_err err;
     struct bill_catalog *catalog = NULL;
     if (bill_catalog_load(a.catalog_dir, &catalog, &err) != BILL_OK) {
-        fprintf(stderr, "meterd: %s\n", err.msg);
-        return 1;
+        /* A catalog named on the command line is bad usage; the installed one, a failure. */
+        fprintf(stderr, "meterd: %s%s\n", a.catalog_dir ? "--catalog: " : "", err.msg);
+        return a.catalog_dir ? 2 : 1;
     }
     cfg.catalog = catalog;
     register_plans(cfg.conninfo, catalog);

@@ -428,6 +428,13 @@ static enum rt_status check_tree(const cJSON *node, const char *path, bool had_n
     char where[512];
     if (cJSON_IsString(node) && had_nul && strstr(node->valuestring, NUL_STAND_IN_UTF8))
         return bad_top(err, label, path, "expected a string without \\u0000");
+    const char *twice = NULL;
+    if (fm_json_key_twice(node, &twice) != 0)
+        return fm_err_set(err, "out of memory"), RT_ENOMEM;
+    if (twice != NULL && !(had_nul && strstr(twice, NUL_STAND_IN_UTF8))) {
+        snprintf(where, sizeof where, "%s%s%.128s", path, *path ? "." : "", twice);
+        return bad_top(err, label, where, "duplicate key");
+    }
     int i = 0;
     for (const cJSON *c = node->child; c; c = c->next, i++) {
         if (cJSON_IsObject(node)) {
@@ -437,9 +444,6 @@ static enum rt_status check_tree(const cJSON *node, const char *path, bool had_n
             snprintf(where, sizeof where, "%s%s%.*s", path, *path ? "." : "", shown, key);
             if (nul)
                 return bad_top(err, label, where, "expected a key without \\u0000");
-            for (const cJSON *b = node->child; b != c; b = b->next)
-                if (strcmp(b->string, key) == 0)
-                    return bad_top(err, label, where, "duplicate key");
         } else {
             snprintf(where, sizeof where, "%s[%d]", path, i);
         }

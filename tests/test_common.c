@@ -8,6 +8,7 @@
 
 #include "common/buf.h"
 #include "common/cli.h"
+#include "common/json.h"
 #include "common/queue.h"
 #include "common/sha256.h"
 #include "common/timeutil.h"
@@ -250,6 +251,36 @@ START_TEST(queue_takes_in_order_what_fits_and_drains_when_closed)
 }
 END_TEST
 
+START_TEST(json_key_twice_finds_the_repeated_key)
+{
+    const char *twice = NULL;
+    cJSON *o = cJSON_Parse("{\"b\": 1, \"a\": {\"x\": 1, \"x\": 2}, \"c\": 3, \"b\": 4}");
+    ck_assert_int_eq(fm_json_key_twice(o, &twice), 0);
+    ck_assert_str_eq(twice, "b");
+    /* Nested objects are not looked into. */
+    ck_assert_int_eq(fm_json_key_twice(cJSON_GetObjectItem(o, "c"), &twice), 0);
+    ck_assert_ptr_null(twice);
+    cJSON_Delete(o);
+    /* Many keys, one given twice at the far ends. */
+    struct fm_buf b;
+    fm_buf_init(&b, 4u << 20);
+    fm_buf_puts(&b, "{\"k-dup\": 0");
+    for (int i = 0; i < 100000; i++)
+        fm_buf_printf(&b, ", \"k%d\": %d", i, i);
+    fm_buf_puts(&b, ", \"k-dup\": 1}");
+    o = cJSON_Parse(b.data);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_int_eq(fm_json_key_twice(o, &twice), 0);
+    ck_assert_str_eq(twice, "k-dup");
+    cJSON_Delete(o);
+    fm_buf_free(&b);
+    o = cJSON_Parse("[1, 1]");
+    ck_assert_int_eq(fm_json_key_twice(o, &twice), 0);
+    ck_assert_ptr_null(twice);
+    cJSON_Delete(o);
+}
+END_TEST
+
 /* ---- command-line options (common/cli.c) ---- */
 
 /* The values one parse stores. */
@@ -449,6 +480,7 @@ Suite *suite_common(void)
     tcase_add_test(tc, buf_printf_fills_or_fails_whole);
     tcase_add_test(tc, sha256_known_answers);
     tcase_add_test(tc, queue_takes_in_order_what_fits_and_drains_when_closed);
+    tcase_add_test(tc, json_key_twice_finds_the_repeated_key);
     tcase_add_test(tc, cli_takes_each_kind_of_option);
     tcase_add_test(tc, cli_refuses_in_one_line_naming_the_option);
     suite_add_tcase(s, tc);

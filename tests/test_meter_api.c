@@ -1451,6 +1451,8 @@ START_TEST(meterd_options_are_checked)
          "meterd: --log-level: expected error, warn, info or debug, got 'loud'\n"},
         {"--fold-ms", "1e3", "meterd: --fold-ms: expected an integer 0-3600000, got '1e3'\n"},
         {"stray", NULL, "meterd: 'stray': unexpected argument (try meterd --help)\n"},
+        {"--catalog", "/nonexistent",
+         "meterd: --catalog: /nonexistent/plans: No such file or directory\n"},
         {"--threads", NULL, "meterd: --threads: missing its value (try meterd --help)\n"},
         {"--listen", "example.com:8080",
          "meterd: --listen: expected an IPv4 address, an IPv6 address in brackets or"
