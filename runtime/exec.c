@@ -41,6 +41,8 @@ struct pump {
     const struct rt_sampler *sampler;
     struct rt_proc proc; /* the child's /proc files, opened by their first reading */
     bool watch_hwm;      /* read the child's VmHWM at every wake-up (see run_peak_kb) */
+    const struct rt_cgroup *cg; /* the child's memory group, when its peak is measured: */
+    long long charged_before;   /* what the group held before the run (see group_peak_kb) */
     int64_t hwm_kb;      /* the largest VmHWM read so far, by that or by a sample */
 };
 
@@ -178,12 +180,12 @@ void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n)
 }
 
 int64_t rt_sample_take(const struct rt_sampler *sm, struct rt_proc *proc,
-                       const struct rt_usage *base)
+                       const struct rt_usage *base, int64_t peak_kb)
 {
     struct rt_usage now;
     if (rt_proc_usage(proc, &now) != 0)
         return -1;
-    struct rt_usage_sample s = {.max_rss_kb = now.hwm_kb};
+    struct rt_usage_sample s = {.max_rss_kb = peak_kb >= 0 ? peak_kb : now.hwm_kb};
     rt_usage_split(base, &now, &s.cpu_user_us, &s.cpu_sys_us);
     sm->fn(sm->ctx, &s);
     return now.hwm_kb;
@@ -246,6 +248,16 @@ static void feed(struct pump *p)
     close_fd(&p->in);
 }
 
+/* The peak memory charged to cg since the run began, less what the group held before
+ * (charged_before, -1 when its peak is not measured): kB, or -1 when unknown. */
+static int64_t group_peak_kb(const struct rt_cgroup *cg, long long charged_before)
+{
+    long long peak = charged_before >= 0 ? rt_cgroup_peak(cg) : -1;
+    if (peak < 0)
+        return -1;
+    return peak > charged_before ? (peak - charged_before + 1023) / 1024 : 0;
+}
+
 static void note_hwm(struct pump *p, int64_t kb)
 {
     if (kb > p->hwm_kb)
@@ -286,7 +298,8 @@ static int pump_until_exit(struct pump *p, int64_t deadline_us)
         if (fm_mono_us() >= deadline_us)
             return 1;
         if (fm_mono_us() >= next_sample) {
-            note_hwm(p, rt_sample_take(p->sampler, &p->proc, &base));
+            note_hwm(p, rt_sample_take(p->sampler, &p->proc, &base,
+                                       group_peak_kb(p->cg, p->charged_before)));
             next_sample += p->sampler->every_us;
         }
         int n = poll(fds, 4, (int)rt_sample_wait_ms(deadline_us, &next_sample));
@@ -335,9 +348,9 @@ static int64_t tv_us(struct timeval tv)
 static int64_t run_peak_kb(const struct rt_cgroup *cg, long long charged_before,
                            const struct rusage *ru, int64_t spawn_peak_kb, int64_t hwm_kb)
 {
-    long long peak = charged_before >= 0 ? rt_cgroup_peak(cg) : -1;
-    if (peak >= 0)
-        return peak > charged_before ? (peak - charged_before + 1023) / 1024 : 0;
+    int64_t group = group_peak_kb(cg, charged_before);
+    if (group >= 0)
+        return group;
     int64_t own = rt_child_own_peak_kb(ru, spawn_peak_kb);
     return own > hwm_kb ? own : hwm_kb;
 }
@@ -370,7 +383,7 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
     struct rt_exec_result r = {0};
     struct pump p = {.in = -1, .out = -1, .err = -1, .exited = -1,
                      .input = spec->input, .input_len = spec->input_len,
-                     .proc = RT_PROC_NONE};
+                     .proc = RT_PROC_NONE, .charged_before = -1};
     fm_buf_init(&p.output, spec->output_max ? spec->output_max : RT_OUTPUT_MAX);
     p.errlog = malloc(RT_ERRLOG_MAX + 1);
     if (p.errlog == NULL) {
@@ -401,6 +414,8 @@ enum rt_status rt_exec_run(const struct rt_exec_spec *spec, struct rt_exec_resul
      * taken only above it. */
     int64_t spawn_peak_kb = rt_self_peak_kb();
     p.watch_hwm = charged_before < 0;
+    p.cg = &cg;
+    p.charged_before = charged_before;
     /* The parent resumes only once the child exec'd or exited, so its process group (the
      * child's first call) exists and start_errno is final. */
     close_fd(&in[0]);

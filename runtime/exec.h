@@ -148,9 +148,11 @@ int rt_child_confine(int memory_mb, const struct rt_user *user, const struct rt_
 void rt_log_keep_tail(char *log, size_t *len, const char *data, size_t n);
 
 /** Read the usage of proc's process since base and hand it to the sampler; silent when pid
- *  is gone. Returns the peak RSS read (kB), or -1 when nothing was read. */
+ *  is gone. The sample's peak memory is peak_kb when it is not -1 (a memory group's, which
+ *  the stop record will carry too), else the process's VmHWM. Returns the VmHWM read (kB),
+ *  or -1 when nothing was read. */
 int64_t rt_sample_take(const struct rt_sampler *sm, struct rt_proc *proc,
-                       const struct rt_usage *base);
+                       const struct rt_usage *base, int64_t peak_kb);
 
 /** The runtime's own peak RSS so far, in kB. */
 int64_t rt_self_peak_kb(void);

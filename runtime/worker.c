@@ -339,7 +339,7 @@ static enum xchg exchange(struct rt_worker *w, struct outgoing *o, int64_t deadl
         if (fm_mono_us() >= deadline_us)
             return XCHG_TIMEOUT;
         if (fm_mono_us() >= next_sample) {
-            int64_t kb = rt_sample_take(sm, &w->proc, base);
+            int64_t kb = rt_sample_take(sm, &w->proc, base, -1);
             if (kb > w->seen_hwm_kb)
                 w->seen_hwm_kb = kb;
             next_sample += sm->every_us;

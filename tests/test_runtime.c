@@ -485,6 +485,42 @@ START_TEST(exec_peak_memory_is_the_functions_own)
 }
 END_TEST
 
+/* The largest peak memory the samples of one run carried, and how many there were. */
+struct peak_seen {
+    int64_t kb;
+    int samples;
+};
+
+static void see_sample(void *ctx, const struct rt_usage_sample *s)
+{
+    struct peak_seen *seen = ctx;
+    seen->samples++;
+    if (s->max_rss_kb > seen->kb)
+        seen->kb = s->max_rss_kb;
+}
+
+/* Samples carry the peak the stop record will: in a memory group, the group's, not the
+ * process's VmHWM (which counts the shared libraries another process brought in), so that
+ * meterd, which keeps the largest, bills the same whether a sample was taken or not. */
+START_TEST(samples_carry_the_peak_the_stop_carries)
+{
+    struct peak_seen seen = {0};
+    struct rt_sampler sampler = {.every_us = 20 * 1000, .fn = see_sample, .ctx = &seen};
+    char *argv[] = {(char *)bin("fn/sleepy"), "300", NULL};
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    struct rt_exec_spec spec = {.argv = argv, .envp = envp, .memory_mb = 64,
+                                .timeout_ms = 10000, .sampler = &sampler};
+    struct rt_exec_result r;
+    struct fm_err err = {""};
+    ck_assert_msg(rt_exec_run(&spec, &r, &err) == RT_OK, "%s", err.msg);
+    ck_assert_str_eq(rt_run_status_name(r.status), "ok");
+    ck_assert_int_ge(seen.samples, 3);
+    ck_assert_msg(seen.kb <= r.max_rss_kb, "a sample said %lld kB, the stop %lld kB",
+                  (long long)seen.kb, (long long)r.max_rss_kb);
+    rt_exec_result_free(&r);
+}
+END_TEST
+
 /* Only the kernel's OOM killer makes "oom": a function's own exit code 137 is an error like
  * any other, and a SIGKILL that did not come from the OOM killer is a crash. */
 START_TEST(exec_137_and_sigkill_are_not_oom)
@@ -1502,6 +1538,7 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, exec_signal_is_crashed);
     tcase_add_test(tc, exec_137_and_sigkill_are_not_oom);
     tcase_add_test(tc, exec_peak_memory_is_the_functions_own);
+    tcase_add_test(tc, samples_carry_the_peak_the_stop_carries);
     tcase_add_test(tc, exec_output_over_cap_is_error);
     tcase_add_test(tc, exec_missing_program_is_error_127);
     tcase_add_test(tc, proc_readings_reuse_their_files);
