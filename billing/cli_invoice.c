@@ -19,6 +19,7 @@ static void help(const char *cmd)
     (void)cmd;
     fputs("usage: faasbill invoice --tenant T --period YYYY-MM [--plan ID] [--finalize]\n"
           "                        [--format text|json|csv] [--catalog DIR] [--db CONNINFO]\n"
+          "       faasbill invoice --tenant T --period YYYY-MM --close [--db CONNINFO]\n"
           "\n"
           "Builds (or rebuilds, while it is a draft) the tenant's invoice for the period (a\n"
           "calendar month, UTC), stores it and prints it. It prices the finished invocations\n"
@@ -29,14 +30,17 @@ static void help(const char *cmd)
           "arrived for an earlier, final invoice after it was frozen appears as an\n"
           "adjustment line.\n"
           "--finalize freezes the invoice after building it. A final invoice is printed as\n"
-          "it was issued and never rebuilt.\n",
+          "it was issued and never rebuilt.\n"
+          "--close closes a final month to corrections: usage that comes for it later is no\n"
+          "longer carried by the next invoices. It is for a correction no invoice can carry\n"
+          "(the tenant's plan now bills in another currency), once it is settled outside.\n",
           stdout);
 }
 
 struct invoice_args {
     const char *tenant, *period, *plan, *catalog, *db;
     enum bill_format format;
-    bool finalize;
+    bool finalize, close;
 };
 
 static bool check_format(const char *value, void *to)
@@ -50,6 +54,7 @@ static int parse(int argc, char **argv, struct invoice_args *o)
     o->format = BILL_FORMAT_TEXT;
     const struct fm_cli_opt opts[] = {
         FM_OPT_FLAG("--finalize", &o->finalize),
+        FM_OPT_FLAG("--close", &o->close),
         FM_OPT_TEXT("--tenant", &o->tenant),
         FM_OPT_CHECKED("--period", &o->period, fm_cli_check_period, "YYYY-MM"),
         FM_OPT_TEXT("--plan", &o->plan),
@@ -67,7 +72,27 @@ static int parse(int argc, char **argv, struct invoice_args *o)
         cli_error(CMD, "%s: required (try faasbill invoice --help)", missing);
         return 2;
     }
+    if (o->close && (o->finalize || o->plan)) {
+        cli_error(CMD, "--close: a month is closed on its own, without %s",
+                  o->finalize ? "--finalize" : "--plan");
+        return 2;
+    }
     return cli_check_tenant(CMD, o->tenant) != 0 ? 2 : -1;
+}
+
+/* faasbill invoice --close: an exit code. */
+static int close_month(PGconn *conn, const struct invoice_args *o)
+{
+    int64_t id = 0;
+    struct fm_err err;
+    enum meter_invoice_status st = meter_invoice_close(conn, o->tenant, o->period, &id, &err);
+    if (st != METER_INVOICE_OK) {
+        cli_error(CMD, "%s", err.msg);
+        return st == METER_INVOICE_FAILED ? 1 : 2;
+    }
+    printf("invoice %lld (%s %s) closed: usage that comes for %s later is no longer carried\n",
+           (long long)id, o->tenant, o->period, o->period);
+    return 0;
 }
 
 int cli_invoice(int argc, char **argv)
@@ -92,6 +117,10 @@ int cli_invoice(int argc, char **argv)
     conn = db_connect(db_conninfo(o.db), &err);
     if (conn == NULL) {
         cli_error(CMD, "%s", err.msg);
+        goto out;
+    }
+    if (o.close) {
+        rc = close_month(conn, &o);
         goto out;
     }
     enum meter_invoice_status st =

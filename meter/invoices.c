@@ -262,7 +262,11 @@ enum meter_invoice_status meter_invoice_get(PGconn *conn, int64_t id, const char
     return METER_INVOICE_OK;
 }
 
-/* Corrections for earlier finalized periods whose usage changed since they were frozen. */
+/* What to do about a correction no invoice can carry. */
+#define SETTLED "; once it is settled, close the month (faasbill invoice --close)"
+
+/* Corrections for earlier finalized periods whose usage changed since they were frozen,
+ * but for months closed to them (meter_invoice_close). */
 static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill_catalog *cat,
                                                  const char *tenant, const char *period,
                                                  struct bill_invoice *inv, struct fm_err *err)
@@ -280,6 +284,7 @@ static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill
                           "                    AND c.status = 'final'), 0)"
                           "  FROM invoices i"
                           " WHERE i.tenant = $1 AND i.status = 'final' AND i.period < $2"
+                          "   AND i.closed_at IS NULL"
                           " ORDER BY i.period",
                           2, params, "reading finalized invoices", err);
     if (res == NULL)
@@ -300,7 +305,7 @@ static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill
         const char *id = PQgetvalue(res, i, 0), *billed_in = PQgetvalue(res, i, 4);
         if (strcmp(billed_in, now->currency) != 0) {
             fm_err_set(err, "invoice %s (%s) was billed in %s, and its plan now bills in %s: "
-                            "its correction cannot be worked out",
+                            "its correction cannot be worked out" SETTLED,
                        id, old_period, billed_in, now->currency);
             bill_invoice_free(now);
             st = METER_INVOICE_BAD_INPUT;
@@ -312,7 +317,7 @@ static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill
             /* Only an invoice stored before amounts kept their currency's minor unit. */
             fm_err_set(err, "invoice %s (%s): its amounts %s and %s have more decimals than "
                             "%s has; it was priced before amounts kept their currency's minor "
-                            "unit",
+                            "unit" SETTLED,
                        id, old_period, PQgetvalue(res, i, 3), PQgetvalue(res, i, 5),
                        now->currency);
             bill_invoice_free(now);
@@ -326,7 +331,7 @@ static enum meter_invoice_status add_adjustments(PGconn *conn, const struct bill
             char amount[BILL_NUM_BUFSZ];
             bill_money_format(charged, now->minor_digits, amount, sizeof amount);
             fm_err_set(err, "invoice %s (%s) was billed in %s, and this one is in %s: its "
-                            "correction of %s %s cannot be carried",
+                            "correction of %s %s cannot be carried" SETTLED,
                        id, old_period, now->currency, inv->currency, amount, now->currency);
             bill_invoice_free(now);
             st = METER_INVOICE_BAD_INPUT;
@@ -554,4 +559,36 @@ enum meter_invoice_status meter_invoice_finalize(PGconn *conn, const struct bill
     /* Frozen as it is now: rebuilt (late usage, adjustments frozen meanwhile) and finalized
      * in one transaction. */
     return meter_invoice_build(conn, cat, tenant, period, plan, true, out, NULL, err);
+}
+
+enum meter_invoice_status meter_invoice_close(PGconn *conn, const char *tenant,
+                                              const char *period, int64_t *id,
+                                              struct fm_err *err)
+{
+    const char *params[] = {tenant, period};
+    PGresult *res = query(conn,
+                          "UPDATE invoices SET closed_at = coalesce(closed_at, now())"
+                          " WHERE tenant = $1 AND period = $2 AND status = 'final'"
+                          " RETURNING invoice_id",
+                          2, params, "closing the month", err);
+    if (res == NULL)
+        return METER_INVOICE_FAILED;
+    bool closed = PQntuples(res) == 1;
+    if (closed)
+        *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (closed)
+        return METER_INVOICE_OK;
+    res = query(conn, "SELECT invoice_id FROM invoices WHERE tenant = $1 AND period = $2", 2,
+                params, "closing the month", err);
+    if (res == NULL)
+        return METER_INVOICE_FAILED;
+    bool draft = PQntuples(res) == 1;
+    if (draft)
+        fm_err_set(err, "invoice %s for %s %s is a draft: finalize it first",
+                   PQgetvalue(res, 0, 0), tenant, period);
+    else
+        fm_err_set(err, "no invoice for %s %s", tenant, period);
+    PQclear(res);
+    return draft ? METER_INVOICE_BAD_INPUT : METER_INVOICE_NOT_FOUND;
 }

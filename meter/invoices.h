@@ -101,6 +101,18 @@ enum meter_invoice_status meter_invoice_finalize(PGconn *conn, const struct bill
                                                  struct fm_err *err);
 
 /**
+ * Close tenant's final month period to corrections: usage that arrives for it later is no
+ * longer carried by the next invoices (it stays in the rollups). For a correction no
+ * invoice can carry, once it is settled outside. Closing a closed month changes nothing.
+ * @param id  the month's invoice
+ * @return OK, NOT_FOUND (no invoice for the month), BAD_INPUT (a draft: finalize it first),
+ *         FAILED
+ */
+enum meter_invoice_status meter_invoice_close(PGconn *conn, const char *tenant,
+                                              const char *period, int64_t *id,
+                                              struct fm_err *err);
+
+/**
  * Read a stored invoice by id, or by tenant and period when id < 0.
  * @return OK, NOT_FOUND, FAILED
  */

@@ -272,6 +272,14 @@ START_TEST(faasbill_usage_is_checked)
     faasbill_says(2, "", "faasbill key: --tenant: no tenant 'nosuch' (faasbill tenant add)\n",
                   (char *[]){"key", "create", "--role", "tenant", "--tenant", "nosuch", "--db",
                              conninfo, NULL});
+    /* A month is closed only once its invoice is final, and on its own. */
+    faasbill_says(2, "", "faasbill invoice: no invoice for globex 2026-08\n",
+                  (char *[]){"invoice", "--tenant", "globex", "--period", "2026-08", "--close",
+                             "--db", conninfo, NULL});
+    faasbill_says(2, "",
+                  "faasbill invoice: --close: a month is closed on its own, without --finalize\n",
+                  (char *[]){"invoice", "--tenant", "globex", "--period", "2026-08", "--close",
+                             "--finalize", "--db", conninfo, NULL});
     static const char *const by_tenant[] = {"invoice", "compare"};
     for (size_t i = 0; i < 2; i++) {
         char want[160];

@@ -14,6 +14,7 @@
 #include "billing/catalog.h"
 #include "common/apikey.h"
 #include "meter/http.h"
+#include "meter/invoices.h"
 #include "meter/plans.h"
 #include "tests/httpc.h"
 #include "tests/suites.h"
@@ -201,6 +202,8 @@ static long build(const char *period, long want_status, const char *want_total)
     return build_for("acme", period, want_status, want_total);
 }
 
+#define SETTLED "; once it is settled, close the month (faasbill invoice --close)"
+
 /* Amounts stored and read back in the minor unit of their currency: a late invocation's
  * adjustment is what it adds, in yen and in dinars as in dollars. */
 START_TEST(adjustments_keep_to_the_minor_unit_of_the_currency)
@@ -250,11 +253,28 @@ START_TEST(adjustments_keep_to_the_minor_unit_of_the_currency)
     char want[256];
     snprintf(want, sizeof want,
              "{\"error\":\"unprocessable\",\"message\":\"invoice %s (2026-03) was billed in "
-             "JPY, and this one is in USD: its correction of 2 JPY cannot be carried\"}",
+             "JPY, and this one is in USD: its correction of 2 JPY cannot be carried" SETTLED
+             "\"}",
              march);
     ck_assert_int_eq(r.status, 422);
     ck_assert_str_eq(r.body, want);
     free(r.body);
+    /* Settled outside, the month is closed to corrections: the next invoice is built. A
+     * draft cannot be closed, nor a month without an invoice. */
+    conn = testdb_connect(conninfo);
+    int64_t id = 0;
+    struct fm_err err;
+    ck_assert_int_eq(meter_invoice_close(conn, "tokyo", "2026-04", &id, &err),
+                     METER_INVOICE_BAD_INPUT);
+    ck_assert_ptr_nonnull(strstr(err.msg, " for tokyo 2026-04 is a draft: finalize it first"));
+    ck_assert_int_eq(meter_invoice_close(conn, "tokyo", "2026-08", &id, &err),
+                     METER_INVOICE_NOT_FOUND);
+    ck_assert_str_eq(err.msg, "no invoice for tokyo 2026-08");
+    ck_assert_int_eq(meter_invoice_close(conn, "tokyo", "2026-03", &id, &err), METER_INVOICE_OK);
+    ck_assert_int_eq(id, strtoll(march, NULL, 10));
+    ck_assert_int_eq(meter_invoice_close(conn, "tokyo", "2026-03", &id, &err), METER_INVOICE_OK);
+    PQfinish(conn);
+    build_for("tokyo", "2026-05", 201, "0.00");
     free(march);
 
     /* A month billed in a currency its plan no longer bills in, and one stored with more
@@ -266,10 +286,10 @@ START_TEST(adjustments_keep_to_the_minor_unit_of_the_currency)
         const char *set, *message;
     } stale[] = {
         {"currency = 'KWD'", "was billed in KWD, and its plan now bills in BHD: its correction "
-                             "cannot be worked out"},
+                             "cannot be worked out" SETTLED},
         {"usage_total = 0.0115", ": its amounts 0.0115 and 0 have more decimals than BHD has; "
                                  "it was priced before amounts kept their currency's minor "
-                                 "unit"},
+                                 "unit" SETTLED},
     };
     for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
         char sql[160];
