@@ -44,9 +44,11 @@ void rt_proc_close(struct rt_proc *p)
     }
 }
 
-/* utime and stime are fields 14 and 15; the command name before them may hold spaces and
- * parentheses, so counting starts after its last ')'. */
-static int parse_ticks(const char *stat, int64_t *user, int64_t *sys)
+/* utime, stime, cutime and cstime are fields 14 to 17; the command name before them may
+ * hold spaces and parentheses, so counting starts after its last ')'. The process's own
+ * time into user and sys, its waited-for children's into child_user and child_sys. */
+static int parse_ticks(const char *stat, int64_t *user, int64_t *sys, int64_t *child_user,
+                       int64_t *child_sys)
 {
     const char *p = strrchr(stat, ')');
     if (p == NULL)
@@ -57,16 +59,15 @@ static int parse_ticks(const char *stat, int64_t *user, int64_t *sys)
         if (p == NULL)
             return -1;
     }
-    char *end = NULL;
-    long long u = strtoll(p, &end, 10);
-    if (end == p)
-        return -1;
-    const char *q = end;
-    long long s = strtoll(q, &end, 10);
-    if (end == q)
-        return -1;
-    *user = u;
-    *sys = s;
+    int64_t *into[] = {user, sys, child_user, child_sys};
+    for (size_t i = 0; i < sizeof into / sizeof into[0]; i++) {
+        char *end = NULL;
+        long long v = strtoll(p, &end, 10);
+        if (end == p)
+            return -1;
+        *into[i] = v;
+        p = end;
+    }
     return 0;
 }
 
@@ -83,10 +84,19 @@ int rt_proc_cpu(struct rt_proc *p, struct rt_usage *out)
         return -1;
     char text[2048]; /* stat is one line of about 300 bytes */
     struct rt_usage u = {.cpu_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000};
+    int64_t child_user, child_sys;
     if (proc_file(p, "stat", O_RDONLY, &p->stat_fd) != 0 ||
         read_small(p->stat_fd, text, sizeof text) < 0 ||
-        parse_ticks(text, &u.user_ticks, &u.sys_ticks) != 0)
+        parse_ticks(text, &u.user_ticks, &u.sys_ticks, &child_user, &child_sys) != 0)
         return -1;
+    /* The process's clock counts only itself. What its children spent, once it waited for
+     * them, is in clock ticks: a warm worker that runs a program for each request is billed
+     * that program's time too, as exec mode's wait4 bills a function's children. */
+    long hz = sysconf(_SC_CLK_TCK);
+    if (hz > 0)
+        u.cpu_us += (child_user + child_sys) * 1000000 / hz;
+    u.user_ticks += child_user;
+    u.sys_ticks += child_sys;
     *out = u;
     return 0;
 }

@@ -14,8 +14,8 @@
  * precise total is divided in the ratio of the tick counts.
  */
 struct rt_usage {
-    int64_t cpu_us;     /* user + system, precise */
-    int64_t user_ticks; /* utime and stime from /proc/<pid>/stat */
+    int64_t cpu_us;     /* user + system, precise; with the waited-for children's, in ticks */
+    int64_t user_ticks; /* utime and stime from /proc/<pid>/stat, cutime and cstime added */
     int64_t sys_ticks;
     int64_t hwm_kb;     /* VmHWM: peak resident set since start or the last reset */
 };

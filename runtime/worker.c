@@ -243,6 +243,18 @@ static void drain_log(struct rt_worker *w)
     }
 }
 
+/* The exit code of a "DONE <code> <length>" header at text: 0-255, as a process's; -1
+ * when it is not one. */
+static int done_code(const char *text)
+{
+    const char *p = text + 5; /* past "DONE " */
+    char *end = NULL;
+    errno = 0;
+    long code = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : -1;
+    return errno == 0 && end != NULL && *end == ' ' && code >= 0 && code <= 255 ? (int)code
+                                                                              : -1;
+}
+
 /* Whether w->in starts with a whole frame; its length into *len. -1: not a frame. */
 static int frame_ready(const struct rt_worker *w, size_t *len)
 {
@@ -257,7 +269,8 @@ static int frame_ready(const struct rt_worker *w, size_t *len)
     int code;
     unsigned long long payload;
     char extra;
-    if (sscanf(w->in.data, "DONE %d %llu%c", &code, &payload, &extra) != 3 || extra != '\n' ||
+    if (strncmp(w->in.data, "DONE ", 5) != 0 || done_code(w->in.data) < 0 ||
+        sscanf(w->in.data, "DONE %d %llu%c", &code, &payload, &extra) != 3 || extra != '\n' ||
         payload > RT_OUTPUT_MAX)
         return -1;
     if (w->in.len < head + payload)
@@ -457,14 +470,17 @@ static void failed(struct rt_worker *w, enum xchg how, const struct rt_usage *ba
     }
 }
 
+#define LEFTOVER_NOTE                                                                         \
+    "faasrun: the worker replied more than once, or before reading the whole request; it is "  \
+    "stopped\n"
+
 /* Fill r from a DONE frame of frame_len bytes at the start of w->in. */
 static enum rt_status replied(struct rt_worker *w, size_t frame_len, const struct rt_usage *base,
                               struct rt_exec_result *r)
 {
     const char *nl = memchr(w->in.data, '\n', frame_len);
     size_t head = (size_t)(nl - w->in.data) + 1;
-    int code = 0;
-    sscanf(w->in.data, "DONE %d", &code);
+    int code = done_code(w->in.data); /* frame_ready checked it */
     r->output_len = frame_len - head;
     r->output = malloc(r->output_len + 1);
     if (r->output == NULL)
@@ -518,11 +534,13 @@ enum rt_status rt_worker_invoke(struct rt_worker *w, const char *request_id, int
         }
         t0 = fm_mono_us();
     }
-    /* The peak is reset just before: the base's own is not read, the reply's is the one. */
+    /* The peak is reset just before: the base's own is not read, the reply's is the one.
+     * The worker's memory group's too, as the processes the worker starts count in it. */
     if (w->have_proc) {
         rt_proc_reset_peak(&w->proc);
         rt_proc_cpu(&w->proc, &base);
     }
+    bool group_peak = rt_cgroup_peak_reset(&w->cg) >= 0;
     char head[HEADER_MAX];
     int hn = snprintf(head, sizeof head, "INVOKE %.128s %" PRId64 " %zu\n", request_id,
                       (fm_wall_us() + timeout_ms * 1000) / 1000, input_len);
@@ -532,6 +550,17 @@ enum rt_status rt_worker_invoke(struct rt_worker *w, const char *request_id, int
     r.duration_us = fm_mono_us() - t0;
     if (x == XCHG_FRAME && strncmp(w->in.data, "DONE ", 5) == 0) {
         st = replied(w, frame_len, &base, &r);
+        /* The most memory charged to the worker's group meanwhile: the worker and the
+         * programs it ran for this request, which its own VmHWM does not count. */
+        long long peak = group_peak ? rt_cgroup_peak(&w->cg) : -1;
+        if (peak >= 0 && (peak + 1023) / 1024 > r.max_rss_kb)
+            r.max_rss_kb = (peak + 1023) / 1024;
+        /* A worker that replied more than once, or before it read the whole request, would
+         * hand what is left in the pipes to the next caller: it is done for. */
+        if (w->in.len > 0 || o.at < 2) {
+            rt_log_keep_tail(w->log_tail, &w->log_len, LEFTOVER_NOTE, sizeof LEFTOVER_NOTE - 1);
+            reap(w);
+        }
     } else {
         failed(w, x == XCHG_FRAME ? XCHG_PROTOCOL : x, &base, &r);
     }
@@ -570,12 +599,14 @@ bool rt_worker_alive(const struct rt_worker *w)
 {
     if (w->dead || w->reaped || w->pidfd < 0)
         return false;
-    /* A pidfd turns readable when its process exits; it does not reap it. */
-    struct pollfd p = {.fd = w->pidfd, .events = POLLIN};
+    /* A pidfd turns readable when its process exits; it does not reap it. An idle worker
+     * has nothing to say either: a reply nobody asked for (a second answer, written late)
+     * would go to the next caller. */
+    struct pollfd p[2] = {{.fd = w->pidfd, .events = POLLIN}, {.fd = w->rep, .events = POLLIN}};
     int rc;
-    while ((rc = poll(&p, 1, 0)) < 0 && errno == EINTR)
+    while ((rc = poll(p, 2, 0)) < 0 && errno == EINTR)
         ;
-    return rc == 0;
+    return rc == 0 && w->in.len == 0;
 }
 
 pid_t rt_worker_pid(const struct rt_worker *w)

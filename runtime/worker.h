@@ -58,8 +58,9 @@ enum rt_status rt_worker_invoke(struct rt_worker *w, const char *request_id, int
 /** Whether w can take another invocation (it is alive and spoke the protocol). */
 bool rt_worker_usable(const struct rt_worker *w);
 
-/** Whether w's process still runs (it may have been killed while idle). Does not reap it;
- *  rt_worker_stop does. */
+/** Whether w's process still runs (it may have been killed while idle) and has sent
+ *  nothing unasked, which would reach the next caller. Does not reap it; rt_worker_stop
+ *  does. */
 bool rt_worker_alive(const struct rt_worker *w);
 
 /** The worker's process id. */

@@ -354,6 +354,46 @@ START_TEST(failed_warm_invocation_reports_the_workers_peak)
 }
 END_TEST
 
+/* A warm worker that runs a program for a request is billed that program's CPU and, in a
+ * memory group, its memory, as exec mode bills a function's children. */
+START_TEST(programs_a_warm_worker_runs_are_metered)
+{
+    struct rt_invoke_result a = call("probe", "child 150 48");
+    ck_assert_str_eq(rt_run_status_name(a.run.status), "ok");
+    ck_assert_int_ge(a.run.cpu_user_us + a.run.cpu_sys_us, 120000);
+    struct rt_cgroup cg;
+    if (rt_cgroup_open(fn("probe")->memory_mb, &cg) == 0 && rt_cgroup_active(&cg))
+        ck_assert_int_ge(a.run.max_rss_kb, 48 * 1024);
+    else
+        fprintf(stderr, "programs_a_warm_worker_runs_are_metered: no memory cgroup here\n");
+    rt_cgroup_close(&cg);
+    /* The next invocation starts from zero. */
+    struct rt_invoke_result b = call("probe", "pid");
+    ck_assert(!b.cold_start);
+    ck_assert_int_lt(b.run.cpu_user_us + b.run.cpu_sys_us, 50000);
+    ck_assert_int_lt(b.run.max_rss_kb, 48 * 1024);
+    rt_exec_result_free(&a.run);
+    rt_exec_result_free(&b.run);
+}
+END_TEST
+
+/* A worker that answers twice, or before it has read its request, is stopped after its
+ * first answer: what is left in the pipes never reaches the next caller. */
+START_TEST(a_worker_that_answers_twice_is_stopped)
+{
+    struct rt_invoke_result a = call("probe", "twice");
+    ck_assert_str_eq(rt_run_status_name(a.run.status), "ok");
+    ck_assert_str_eq(a.run.output, "A");
+    ck_assert_ptr_nonnull(strstr(a.run.errlog, "replied more than once"));
+    /* A new worker answers the next caller, not the old one's leftover "B". */
+    struct rt_invoke_result b = call("probe", "count");
+    ck_assert_str_eq(b.run.output, "1\n");
+    ck_assert(b.cold_start);
+    rt_exec_result_free(&a.run);
+    rt_exec_result_free(&b.run);
+}
+END_TEST
+
 START_TEST(idle_workers_are_reaped)
 {
     struct rt_invoke_result a = call("probe", "pid");
@@ -596,6 +636,8 @@ Suite *suite_runtime_warm(void)
     tcase_add_test(tc, memory_group_on_a_low_descriptor);
     tcase_add_test(tc, idle_workers_are_reaped);
     tcase_add_test(tc, usage_is_per_invocation);
+    tcase_add_test(tc, programs_a_warm_worker_runs_are_metered);
+    tcase_add_test(tc, a_worker_that_answers_twice_is_stopped);
     tcase_add_test(tc, log_and_framing_are_per_invocation);
     tcase_add_test(tc, concurrency_limit_is_ebusy);
     tcase_add_test(tc, full_spool_refuses_to_run);

@@ -11,11 +11,16 @@
  *   "burn MS"    spins until it has used MS milliseconds of CPU
  *   "hog MB"     allocates and touches MB mebibytes (code 137 when that fails)
  *   "print TEXT" prints TEXT and a newline to its (buffered) stdout, the log
+ *   "child MS MB" runs a child that spins for MS milliseconds of CPU and touches MB
+ *                mebibytes, and waits for it
+ *   "twice"      breaks the protocol: answers "A" and, at once, "B" unasked
  */
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "runtime/functions/warm.h"
 
@@ -33,6 +38,21 @@ static bool starts(const struct warm_request *req, const char *word)
 {
     size_t n = strlen(word);
     return req->len >= n && memcmp(req->payload, word, n) == 0;
+}
+
+/* Spin until this process has used ms milliseconds of CPU. */
+static void burn(long ms)
+{
+    /* CPU time, not wall time: on a busy machine the same wall time holds less CPU, and
+     * what the runtime must account for is the CPU spent. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    volatile unsigned long spin = 0;
+    do {
+        for (int i = 0; i < 100000; i++)
+            spin += (unsigned long)i;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
 }
 
 static int probe(const struct warm_request *req, FILE *out, void *ctx)
@@ -60,17 +80,27 @@ static int probe(const struct warm_request *req, FILE *out, void *ctx)
         fprintf(out, "slept %ld ms\n", ms);
     } else if (starts(req, "burn ")) {
         long ms = arg_of(req, 5);
-        struct timespec t0, t;
-        /* CPU time, not wall time: on a busy machine the same wall time holds less CPU,
-         * and what the runtime must account for is the CPU spent. */
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
-        volatile unsigned long spin = 0;
-        do {
-            for (int i = 0; i < 100000; i++)
-                spin += (unsigned long)i;
-            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+        burn(ms);
         fprintf(out, "burnt %ld ms\n", ms);
+    } else if (starts(req, "child ")) {
+        char *mb_at = memchr(req->payload + 6, ' ', req->len - 6);
+        long ms = arg_of(req, 6), mb = mb_at ? arg_of(req, (size_t)(mb_at - req->payload)) : 0;
+        fflush(out);
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* Touched through a volatile pointer, so that the pages become resident and
+             * the compiler cannot drop stores nobody reads. */
+            volatile char *mem = mb > 0 ? malloc((size_t)mb << 20) : NULL;
+            for (size_t at = 0; mem && at < (size_t)mb << 20; at += 4096)
+                mem[at] = 1;
+            burn(ms);
+            _exit(mem || mb == 0 ? 0 : 1);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0)
+            return 4;
+        fprintf(out, "child done\n");
     } else if (starts(req, "hog ")) {
         long mb = arg_of(req, 4);
         char **chunks = calloc((size_t)(mb > 0 ? mb : 1), sizeof *chunks);
@@ -84,6 +114,12 @@ static int probe(const struct warm_request *req, FILE *out, void *ctx)
         if (got < mb)
             return 137;
         fprintf(out, "allocated %ld MB\n", mb);
+    } else if (starts(req, "twice")) {
+        /* The runtime reads replies on fd 4: two answers go there in one write, the second
+         * nobody asked for (and warm_run's own after them). */
+        static const char both[] = "DONE 0 1\nADONE 0 1\nB";
+        if (warm_write_all(4, both, sizeof both - 1) != 0)
+            return 5;
     } else if (starts(req, "print ")) {
         printf("%.*s\n", (int)(req->len - 6), req->payload + 6);
         fputs("printed\n", out);
