@@ -18,6 +18,7 @@
 
 #include "common/apikey.h"
 #include "common/buf.h"
+#include "common/httpframe.h"
 #include "common/log.h"
 #include "common/netaddr.h"
 #include "common/queue.h"
@@ -425,40 +426,16 @@ static enum MHD_Result send_too_large(struct MHD_Connection *c, const struct met
                       started);
 }
 
-/* Content-Length headers seen, and whether they disagree. */
-struct lengths {
-    const char *first;
-    bool differ;
-};
-
-static enum MHD_Result count_lengths(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
-{
-    (void)kind;
-    struct lengths *l = cls;
-    if (strcasecmp(key, "Content-Length") != 0 || value == NULL)
-        return MHD_YES;
-    if (l->first == NULL)
-        l->first = value;
-    else if (strcmp(l->first, value) != 0)
-        l->differ = true;
-    return MHD_YES;
-}
-
-/* A body meterd would not read as its sender meant, refused before it is read: two
- * Content-Lengths that disagree (a proxy in between may have split the body at the other
- * one), or a compressed body. Status 0 when there is none. */
+/* A body meterd would not read as its sender meant (see common/httpframe.h), refused
+ * before it is read. Status 0 when there is none. */
 static struct reply refuse_framing(struct MHD_Connection *c)
 {
-    struct lengths l = {0};
-    MHD_get_connection_values(c, MHD_HEADER_KIND, count_lengths, &l);
-    if (l.differ)
-        return reply_error(E_BAD_REQUEST, "Content-Length: given twice with different values");
-    const char *coding = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
-    if (coding != NULL && strcasecmp(coding, "identity") != 0)
-        return reply_error(E_MEDIA_TYPE, "Content-Encoding: only identity is taken, got '%s'",
-                           coding);
-    return (struct reply){0};
+    char why[256];
+    unsigned status = fm_http_framing_refused(c, why, sizeof why);
+    if (status == 0)
+        return (struct reply){0};
+    return reply_error(status == MHD_HTTP_BAD_REQUEST ? E_BAD_REQUEST : E_MEDIA_TYPE, "%s",
+                       why);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/httpframe.h"
 #include "common/netaddr.h"
 #include "common/timeutil.h"
 #include "runtime/invoke.h"
@@ -32,6 +33,7 @@ struct rt_server {
 struct request {
     struct fm_buf body;
     bool too_large;
+    bool refused; /* answered before its body was read (fm_http_framing_refused) */
 };
 
 /* What an invocation or pipeline run came to, for the answer. */
@@ -222,12 +224,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         fm_buf_init(&rq->body, BODY_MAX);
         *req_cls = rq;
         atomic_fetch_add(&s->in_flight, 1);
+        char why[256];
+        unsigned refused = fm_http_framing_refused(conn, why, sizeof why);
+        if (refused != 0) {
+            rq->refused = true;
+            return send_error(conn, refused,
+                              refused == MHD_HTTP_BAD_REQUEST ? "bad_request"
+                                                              : "unsupported_media_type",
+                              why, NULL);
+        }
         const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                       MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (len && strtoull(len, NULL, 10) > BODY_MAX)
             rq->too_large = true;
         else
             return MHD_YES;
+    }
+    if (rq->refused) { /* answered before its body was read: the body is not read */
+        *size = 0;
+        return MHD_YES;
     }
     if (*size > 0) {
         if (!rq->too_large && fm_buf_append(&rq->body, data, *size) != 0)

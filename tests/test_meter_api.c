@@ -622,6 +622,9 @@ START_TEST(ambiguous_or_compressed_bodies_are_refused)
         {"Content-Length: 2\r\nContent-Length: 5\r\n", "HTTP/1.1 400 ",
          "{\"error\":\"bad_request\",\"message\":\"Content-Length: given twice with "
          "different values\"}"},
+        {"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", "HTTP/1.1 400 ",
+         "{\"error\":\"bad_request\",\"message\":\"Content-Length and Transfer-Encoding: only "
+         "one may frame the body\"}"},
         {"Content-Length: 2\r\nContent-Encoding: gzip\r\n", "HTTP/1.1 415 ",
          "{\"error\":\"unsupported_media_type\",\"message\":\"Content-Encoding: only "
          "identity is taken, got 'gzip'\"}"},

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -384,6 +385,29 @@ static void *call_slow(void *arg)
     return NULL;
 }
 
+/* Send req on a new connection to s, and read what comes back until s closes it (or 5 s
+ * pass) into buf. */
+static void raw_exchange(const struct server *s, const char *req, char *buf, size_t n)
+{
+    const char *colon = strrchr(s->base, ':');
+    ck_assert_ptr_nonnull(colon);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t got = 0;
+    ssize_t r;
+    while (got < n - 1 && (r = recv(fd, buf + got, n - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    buf[got] = '\0';
+    close(fd);
+}
+
 START_TEST(serve_answers_with_exact_statuses)
 {
     write_manifest();
@@ -435,9 +459,31 @@ START_TEST(serve_answers_with_exact_statuses)
     ck_assert_int_eq(slow.r.status, 200);
     ck_assert_str_eq(slow.r.body, "slept 1500 ms\n");
 
+    /* A body framed two ways is refused before anything runs: a proxy that framed it the
+     * other way would have let the second request through. */
+    static const char *const smuggled[] = {
+        "POST /invoke/acme/hello HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+        "Content-Length: 60\r\n\r\nabcPOST /invoke/acme/fail HTTP/1.1\r\nHost: t\r\n"
+        "Content-Length: 0\r\n\r\n",
+        "POST /invoke/acme/hello HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nPOST /invoke/acme/fail HTTP/1.1\r\n"
+        "Host: t\r\nContent-Length: 0\r\n\r\n",
+    };
+    static const char *const said[] = {
+        "\"message\":\"Content-Length: given twice with different values\"",
+        "\"message\":\"Content-Length and Transfer-Encoding: only one may frame the body\"",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        char buf[4096];
+        raw_exchange(&s, smuggled[i], buf, sizeof buf);
+        ck_assert_msg(strncmp(buf, "HTTP/1.1 400 ", 13) == 0, "%s", buf);
+        ck_assert_msg(strstr(buf, said[i]) != NULL, "%s", buf);
+        ck_assert_msg(strstr(buf, "HTTP/1.1 502") == NULL, "%s", buf);
+    }
+
     ck_assert_int_eq(serve_stop(&s), 0);
-    /* SIGTERM shipped everything: 6 invocations ran (404, 413 and 429 ran nothing), and the
-     * 1.5 s one also left a resource record. */
+    /* SIGTERM shipped everything: 6 invocations ran (404, 413, 429 and the two refused
+     * bodies ran nothing), and the 1.5 s one also left a resource record. */
     ck_assert_uint_eq(meter.nids, 6 * 2 + 1);
     char id[128];
     snprintf(id, sizeof id, "%s:res:0", slow.r.invocation_id);
