@@ -209,6 +209,24 @@ const char *rt_spool_dir(const struct rt_spool *s)
     return s->dir;
 }
 
+/* The first segment number a new segment may take: past what the shipper's cursor has
+ * passed, even where its segments are gone (cleared by hand, restored from elsewhere).
+ * Records in a segment behind the cursor would be taken as shipped and deleted. */
+static uint64_t first_unshipped(const struct rt_spool *s)
+{
+    char path[PATH_MAX], text[64] = "";
+    path_in(s, "cursor", path, sizeof path);
+    FILE *f = fopen(path, "re");
+    uint64_t seq = 0, off = 0;
+    bool ok = f && fgets(text, sizeof text, f) != NULL &&
+              sscanf(text, "%" SCNu64 " %" SCNu64, &seq, &off) == 2;
+    if (f)
+        fclose(f);
+    if (!ok)
+        return 0;
+    return off > 0 ? seq + 1 : seq;
+}
+
 /* Open the newest segment for appending, or create the one after `after` when it is the
  * newest. A crash may have left a record without its newline at the end: terminate it so
  * the next record does not merge into it (the fragment is dead-lettered when shipped). */
@@ -219,6 +237,9 @@ static enum rt_status open_for_append(struct rt_spool *s, uint64_t after, struct
     if (st != RT_OK)
         return st;
     uint64_t seq = hi > after ? hi : after + 1;
+    uint64_t floor = first_unshipped(s);
+    if (seq < floor)
+        seq = floor;
     char path[PATH_MAX];
     seg_path(s, seq, path, sizeof path);
     /* Only a new segment may be created: recreating one the shipper just retired would put

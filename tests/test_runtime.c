@@ -1178,6 +1178,25 @@ START_TEST(ship_resumes_after_crash)
 }
 END_TEST
 
+/* A cursor past every segment there is (segments cleared by hand, or restored from
+ * elsewhere): new records go past it, never behind it where they would count as shipped. */
+START_TEST(records_never_go_behind_the_cursor)
+{
+    ck_assert_int_eq(mkdir(in_tmp("spool"), 0700), 0);
+    static const char *const cursors[] = {"5 0\n", "7 120\n"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/cursor", in_tmp("spool"));
+        write_file(path, cursors[i]);
+        fill_spool(10 * (int)i, 10 * (int)i + 2, 0);
+        meter_start((int[]){200, 0}, NULL);
+        ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, NULL, NULL), RT_OK);
+        expect_received(10 * (int)i, 10 * (int)i + 2);
+        meter_stop();
+    }
+}
+END_TEST
+
 START_TEST(ship_dead_letters_rejected)
 {
     meter_start((int[]){200, 0}, (int[]){1, -1});
@@ -1560,6 +1579,7 @@ Suite *suite_runtime_ship(void)
     tcase_add_test(tc, ship_sends_ndjson_with_key);
     tcase_add_test(tc, ship_retries_5xx_and_429);
     tcase_add_test(tc, ship_resumes_after_crash);
+    tcase_add_test(tc, records_never_go_behind_the_cursor);
     tcase_add_test(tc, ship_dead_letters_rejected);
     tcase_add_test(tc, ship_refused_batch_stays);
     tcase_add_test(tc, spool_rotates_and_survives_a_torn_record);
