@@ -26,7 +26,8 @@ struct rt_server {
     struct MHD_Daemon *daemon;
     char host[FM_HOST_BUFSZ];
     uint16_t port;
-    atomic_int in_flight;
+    atomic_int in_flight; /* requests that run something, until their answer is sent */
+    atomic_bool stopping; /* SIGTERM: no new runs, and connections close after an answer */
 };
 
 /* Per request, in *req_cls: created on the first call, freed in request_done. */
@@ -34,6 +35,7 @@ struct request {
     struct fm_buf body;
     bool too_large;
     bool refused; /* answered before its body was read (fm_http_framing_refused) */
+    bool counted; /* in in_flight: it runs something */
 };
 
 /* What an invocation or pipeline run came to, for the answer. */
@@ -160,7 +162,10 @@ static void run_pipeline(struct rt_server *s, const struct rt_pipeline *pl,
     describe_failure(o, what);
 }
 
-static enum MHD_Result answer_outcome(struct MHD_Connection *conn, const struct outcome *o)
+/* The answer for o; with closing, the connection is closed after it (faasrun is
+ * stopping, and a keep-alive client must not slip more requests into the drain). */
+static enum MHD_Result answer_outcome(struct MHD_Connection *conn, const struct outcome *o,
+                                      bool closing)
 {
     const char *code = NULL;
     unsigned status = http_status(o, &code);
@@ -187,6 +192,10 @@ static enum MHD_Result answer_outcome(struct MHD_Connection *conn, const struct 
     if (status == MHD_HTTP_TOO_MANY_REQUESTS || status == MHD_HTTP_SERVICE_UNAVAILABLE) {
         headers[n++] = MHD_HTTP_HEADER_RETRY_AFTER;
         headers[n++] = "1";
+    }
+    if (closing) {
+        headers[n++] = MHD_HTTP_HEADER_CONNECTION;
+        headers[n++] = "close";
     }
     headers[n] = NULL;
     if (status == MHD_HTTP_OK)
@@ -223,7 +232,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             return MHD_NO;
         fm_buf_init(&rq->body, BODY_MAX);
         *req_cls = rq;
-        atomic_fetch_add(&s->in_flight, 1);
         char why[256];
         unsigned refused = fm_http_framing_refused(conn, why, sizeof why);
         if (refused != 0) {
@@ -270,13 +278,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         snprintf(msg, sizeof msg, "the request is larger than %zu bytes", (size_t)BODY_MAX);
         return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", msg, NULL);
     }
+    /* Stopping: what has not started does not start, and the client is told to go
+     * elsewhere; the answers of what runs are awaited (rt_server_stop). */
+    rq->counted = true;
+    atomic_fetch_add(&s->in_flight, 1);
+    if (atomic_load(&s->stopping)) {
+        const char *headers[] = {MHD_HTTP_HEADER_CONNECTION, "close", MHD_HTTP_HEADER_RETRY_AFTER,
+                                 "1", NULL};
+        return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping",
+                          "faasrun is stopping; retry", headers);
+    }
     struct outcome o = {0};
     char run_id[RT_INVOCATION_ID_LEN + 1];
     if (fn)
         run_function(s, fn, &rq->body, &o);
     else
         run_pipeline(s, pl, &rq->body, &o, run_id);
-    enum MHD_Result ret = answer_outcome(conn, &o);
+    enum MHD_Result ret = answer_outcome(conn, &o, atomic_load(&s->stopping));
     rt_exec_result_free(&o.res.run);
     if (s->cfg.on_recorded)
         s->cfg.on_recorded(s->cfg.ctx);
@@ -291,10 +309,11 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct request *rq = *req_cls;
     if (rq == NULL)
         return;
+    if (rq->counted)
+        atomic_fetch_sub(&s->in_flight, 1);
     fm_buf_free(&rq->body);
     free(rq);
     *req_cls = NULL;
-    atomic_fetch_sub(&s->in_flight, 1);
 }
 
 enum rt_status rt_server_start(const struct rt_server_config *cfg, struct rt_server **out,
@@ -314,6 +333,7 @@ enum rt_status rt_server_start(const struct rt_server_config *cfg, struct rt_ser
     }
     fm_sockaddr_of(s->host, s->port, &addr);
     atomic_init(&s->in_flight, 0);
+    atomic_init(&s->stopping, false);
     /* A thread per connection: an invocation blocks only its own client, so the manifest's
      * concurrency limits (429) decide how many run at once, not a pool's size. */
     errno = 0;
@@ -347,6 +367,7 @@ void rt_server_stop(struct rt_server *s, int64_t deadline_us)
 {
     if (s == NULL)
         return;
+    atomic_store(&s->stopping, true);
     MHD_socket listener = MHD_quiesce_daemon(s->daemon);
     if (listener != MHD_INVALID_SOCKET)
         close(listener);

@@ -492,6 +492,43 @@ START_TEST(serve_answers_with_exact_statuses)
 }
 END_TEST
 
+/* SIGTERM while a keep-alive client is being answered: its answer comes, saying the
+ * connection closes, and it closes, so that no more requests slip into the drain. */
+START_TEST(sigterm_closes_keep_alive_connections)
+{
+    write_manifest();
+    meter_start(false);
+    struct server s = serve_start("1024");
+    const char *colon = strrchr(s.base, ':');
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static const char req[] = "POST /invoke/acme/probe HTTP/1.1\r\nHost: t\r\n"
+                              "Content-Length: 9\r\n\r\nsleep 800";
+    ck_assert_int_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)sizeof req - 1);
+    usleep(300000);
+    kill(s.pid, SIGTERM);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof buf - 1 && (r = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    buf[got] = '\0';
+    ck_assert_msg(r == 0, "the connection stayed open: %s", buf);
+    close(fd);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "%s", buf);
+    ck_assert_msg(strcasestr(buf, "\r\nConnection: close\r\n") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "\r\n\r\nslept 800 ms\n") != NULL, "%s", buf);
+    ck_assert_int_eq(serve_stop(&s), 0);
+    meter_stop();
+}
+END_TEST
+
 START_TEST(serve_runs_pipelines)
 {
     write_manifest();
@@ -961,6 +998,7 @@ Suite *suite_serve(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, serve_answers_with_exact_statuses);
     tcase_add_test(tc, serve_runs_pipelines);
+    tcase_add_test(tc, sigterm_closes_keep_alive_connections);
     tcase_add_test(tc, serve_refuses_when_the_spool_is_full);
     tcase_add_test(tc, sigkill_and_meter_outage_lose_nothing);
     tcase_add_test(tc, sigkill_ends_busy_warm_workers);
