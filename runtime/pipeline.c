@@ -27,6 +27,7 @@ enum rt_status rt_pipeline_run(const struct rt_pipeline *pl, struct rt_spool *sp
         st = rt_invoke(fn, spool, &step_opts, in, in_len, &step, err);
         if (st != RT_OK) {
             fm_err_prefix(err, "pipeline %s, step %zu (%s)", pl->name, i + 1, fn->name);
+            res.failed_step = (int)i;
             break;
         }
         /* The previous step's output was this step's input and is done with now. */
@@ -43,9 +44,10 @@ enum rt_status rt_pipeline_run(const struct rt_pipeline *pl, struct rt_spool *sp
         in_len = res.last.run.output_len;
     }
     if (st != RT_OK) {
+        /* What ran is told all the same: its steps were metered under run_id. */
         rt_exec_result_free(&res.last.run);
-        return st;
+        res.last = (struct rt_invoke_result){0};
     }
     *out = res;
-    return RT_OK;
+    return st;
 }

@@ -25,8 +25,8 @@ struct rt_pipeline_result {
  * keeps the caller's trigger (the caller started it); later steps are triggered by
  * "pipeline". A step that does not succeed stops the run.
  *
- * @param out  on RT_OK the outcome (free out->last.run with rt_exec_result_free); untouched
- *             on error
+ * @param out  on RT_OK the outcome (free out->last.run with rt_exec_result_free); on error,
+ *             run_id, steps_run and failed_step (the step that could not run), last empty
  * @return RT_OK whenever every step that was due ran (see out->failed_step); otherwise what
  *         rt_invoke returned for the step that could not run, with err naming that step
  */

@@ -46,6 +46,7 @@ struct outcome {
     const char *correlation_id;
     int64_t duration_us;
     bool cold_start;
+    bool no_retry; /* a pipeline refused after some of its steps ran */
     char message[600];
 };
 
@@ -148,7 +149,17 @@ static void run_pipeline(struct rt_server *s, const struct rt_pipeline *pl,
     o->st = rt_pipeline_run(pl, s->cfg.spool, &opts, body->data ? body->data : "", body->len,
                             &pr, &err);
     if (o->st != RT_OK) {
-        snprintf(o->message, sizeof o->message, "%s", err.msg);
+        /* Steps before the one that could not run ran and were metered: the answer names
+         * the run and the step, and does not invite a retry that would run them again. */
+        if (pr.steps_run > 0) {
+            memcpy(run_id, pr.run_id, sizeof pr.run_id);
+            o->correlation_id = run_id;
+            o->step = pl->steps[pr.failed_step]->name;
+            o->no_retry = true;
+            snprintf(o->message, sizeof o->message, "%s (steps before it ran)", err.msg);
+        } else {
+            snprintf(o->message, sizeof o->message, "%s", err.msg);
+        }
         return;
     }
     o->res = pr.last;
@@ -189,7 +200,8 @@ static enum MHD_Result answer_outcome(struct MHD_Connection *conn, const struct 
         headers[n++] = "X-Failed-Step";
         headers[n++] = o->step;
     }
-    if (status == MHD_HTTP_TOO_MANY_REQUESTS || status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+    if ((status == MHD_HTTP_TOO_MANY_REQUESTS || status == MHD_HTTP_SERVICE_UNAVAILABLE) &&
+        !o->no_retry) {
         headers[n++] = MHD_HTTP_HEADER_RETRY_AFTER;
         headers[n++] = "1";
     }

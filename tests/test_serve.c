@@ -212,7 +212,8 @@ static void write_manifest(void)
              " \"pipelines\": [{\"tenant\": \"acme\", \"name\": \"greet\","
              " \"steps\": [\"hello\", \"upper\"]},"
              " {\"tenant\": \"acme\", \"name\": \"broken\", \"steps\": [\"hello\", \"fail\","
-             " \"upper\"]}]}",
+             " \"upper\"]},"
+             " {\"tenant\": \"acme\", \"name\": \"busy\", \"steps\": [\"hello\", \"probe\"]}]}",
              proc_bin("fn/hello-warm", b[0], PATH_MAX), proc_bin("fn/hello", b[1], PATH_MAX),
              proc_bin("fn/fail", b[2], PATH_MAX), proc_bin("fn/crash", b[3], PATH_MAX),
              proc_bin("fn/sleepy", b[4], PATH_MAX), proc_bin("fn/probe-warm", b[5], PATH_MAX),
@@ -542,8 +543,22 @@ START_TEST(serve_runs_pipelines)
     assert_error(&r, 502, "function_failed");
     ck_assert_str_eq(r.failed_step, "fail");
     ck_assert_ptr_nonnull(strstr(r.body, "pipeline acme/broken, step fail: status error"));
+    /* A step that cannot run, its function busy: the step before it ran, so the answer
+     * names the run and the step, and does not invite a retry that would run it again. */
+    struct slow_call slow = {.s = &s, .request = "sleep 1500"};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, call_slow, &slow), 0);
+    usleep(500000);
+    r = post_str(&s, "/invoke/acme/busy", "bob");
+    assert_error(&r, 429, "concurrency_limit");
+    ck_assert_str_eq(r.failed_step, "probe");
+    ck_assert_uint_eq(strlen(r.correlation_id), 32);
+    ck_assert_str_eq(r.retry_after, "");
+    pthread_join(t, NULL);
+    ck_assert_int_eq(slow.r.status, 200);
     ck_assert_int_eq(serve_stop(&s), 0);
-    ck_assert_uint_eq(meter.nids, 8); /* greet: 2 steps, broken: 2 of 3 steps */
+    /* greet: 2 steps, broken: 2 of 3 steps, busy: 1 of 2, the slow call with a sample. */
+    ck_assert_uint_eq(meter.nids, 8 + 2 + 3);
     meter_stop();
 }
 END_TEST
