@@ -302,10 +302,12 @@ static enum rt_status build_body(const struct rt_spool_batch *b, struct fm_buf *
     return RT_OK;
 }
 
-/* Ship one batch until it is answered, refused or the deadline passes. */
+/* Ship one batch until it is answered, refused or the deadline passes. A refusal's HTTP
+ * status goes to *refused_code. */
 static enum rt_status ship_batch(struct rt_shipper *sh, struct rt_spool *spool,
                                  const struct rt_spool_batch *b, int64_t deadline_us,
-                                 struct rt_ship_stats *stats, struct fm_err *err)
+                                 struct rt_ship_stats *stats, long *refused_code,
+                                 struct fm_err *err)
 {
     struct fm_buf body;
     fm_buf_init(&body, BODY_MAX);
@@ -322,6 +324,7 @@ static enum rt_status ship_batch(struct rt_shipper *sh, struct rt_spool *spool,
             break;
         }
         if (a == ATTEMPT_REFUSED) {
+            *refused_code = code;
             st = RT_EREMOTE;
             break;
         }
@@ -373,14 +376,31 @@ enum rt_status rt_ship_spool(struct rt_shipper *sh, struct rt_spool *spool, int6
     if (stats == NULL)
         stats = &ignored;
     enum rt_status st = claim(spool, deadline_us, err);
+    /* A batch the service finds too large (413, a --body-limit below this batch) is sent
+     * again in halves, down to one record, which is then dead-lettered: else it would stop
+     * the spool for good, and the spool would fill. */
+    size_t max = RT_SHIP_BATCH;
     while (st == RT_OK) {
         struct rt_spool_batch b = {0};
-        st = rt_spool_next_batch(spool, RT_SHIP_BATCH, &b, err);
+        st = rt_spool_next_batch(spool, max, &b, err);
         if (st != RT_OK || b.nlines == 0) {
             rt_spool_batch_free(&b);
             break;
         }
-        st = ship_batch(sh, spool, &b, deadline_us, stats, err);
+        long refused = 0;
+        st = ship_batch(sh, spool, &b, deadline_us, stats, &refused, err);
+        if (st == RT_EREMOTE && refused == 413 && b.nlines > 1) {
+            max = b.nlines / 2;
+            st = RT_OK;
+        } else if (st == RT_EREMOTE && refused == 413) {
+            st = rt_spool_dead_letter(spool, b.line[0], b.line_len[0],
+                                      "larger than the metering service takes (413)", err);
+            stats->dead_lettered += st == RT_OK;
+            if (st == RT_OK)
+                st = rt_spool_commit(spool, &b, err);
+        } else if (st == RT_OK && max < RT_SHIP_BATCH) {
+            max = 2 * max < RT_SHIP_BATCH ? 2 * max : RT_SHIP_BATCH;
+        }
         rt_spool_batch_free(&b);
     }
     return st;

@@ -51,8 +51,9 @@ void rt_shipper_free(struct rt_shipper *sh);
  *
  * @param stats  optional; counts what happened, also when the call fails
  * @return RT_OK when the spool is empty; RT_ETIMEDOUT when the deadline passed first;
- *         RT_EREMOTE when the service refused a whole batch (401, 400, 413, 415, ...: the
- *         records stay in the spool); RT_EIO, RT_ENOMEM
+ *         RT_EREMOTE when the service refused a whole batch (401, 400, 415, ...: the
+ *         records stay in the spool); RT_EIO, RT_ENOMEM. A batch refused as too large
+ *         (413) is sent again in halves, and a record too large alone is dead-lettered.
  */
 enum rt_status rt_ship_spool(struct rt_shipper *sh, struct rt_spool *spool, int64_t deadline_us,
                              struct rt_ship_stats *stats, struct fm_err *err);

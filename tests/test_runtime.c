@@ -1232,6 +1232,30 @@ START_TEST(ship_refused_batch_stays)
 }
 END_TEST
 
+static size_t dead_letters(void);
+
+/* A batch the service finds too large is sent again in halves; a record alone too large
+ * is dead-lettered, and the spool goes on. */
+START_TEST(ship_halves_a_batch_too_large)
+{
+    meter_start((int[]){413, 413, 200, 0}, NULL);
+    fill_spool(0, 4, 0);
+    struct rt_ship_stats stats = {0};
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, &stats, NULL), RT_OK);
+    /* 4 records refused, then 2, then 1 taken, then the last 3 taken by 2 and 1. */
+    ck_assert_int_eq(meter.requests, 5);
+    expect_received(0, 4);
+    ck_assert_uint_eq(stats.dead_lettered, 0);
+    meter_stop();
+    meter_start((int[]){413, 0}, NULL);
+    fill_spool(4, 6, 0);
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, &stats, NULL), RT_OK);
+    ck_assert_uint_eq(stats.dead_lettered, 2);
+    ck_assert_uint_eq(dead_letters(), 2);
+    meter_stop();
+}
+END_TEST
+
 #define APPENDERS 4
 #define APPENDS 150
 
@@ -1582,6 +1606,7 @@ Suite *suite_runtime_ship(void)
     tcase_add_test(tc, records_never_go_behind_the_cursor);
     tcase_add_test(tc, ship_dead_letters_rejected);
     tcase_add_test(tc, ship_refused_batch_stays);
+    tcase_add_test(tc, ship_halves_a_batch_too_large);
     tcase_add_test(tc, spool_rotates_and_survives_a_torn_record);
     tcase_add_test(tc, group_commit_across_rotations_keeps_every_record);
     tcase_add_test(tc, cli_invoke_ships_to_meter);
