@@ -19,6 +19,9 @@
 #include "runtime/record.h"
 
 #define BODY_MAX RT_OUTPUT_MAX
+/* Request bodies held at once, all connections together: many slow uploads must not take
+ * the runtime's memory (each may hold BODY_MAX). One beyond it is answered 503. */
+#define BODIES_HELD_MAX (8 * (size_t)BODY_MAX)
 #define PREFIX "/invoke/"
 
 struct rt_server {
@@ -28,6 +31,7 @@ struct rt_server {
     uint16_t port;
     atomic_int in_flight; /* requests that run something, until their answer is sent */
     atomic_bool stopping; /* SIGTERM: no new runs, and connections close after an answer */
+    atomic_size_t held;   /* bytes of request bodies held, up to BODIES_HELD_MAX */
 };
 
 /* Per request, in *req_cls: created on the first call, freed in request_done. */
@@ -36,6 +40,8 @@ struct request {
     bool too_large;
     bool refused; /* answered before its body was read (fm_http_framing_refused) */
     bool counted; /* in in_flight: it runs something */
+    size_t held;  /* its part of the server's held bytes */
+    bool crowded; /* its body did not fit under BODIES_HELD_MAX */
 };
 
 /* What an invocation or pipeline run came to, for the answer. */
@@ -265,8 +271,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     if (*size > 0) {
-        if (!rq->too_large && fm_buf_append(&rq->body, data, *size) != 0)
-            rq->too_large = true;
+        if (!rq->too_large && !rq->crowded) {
+            if (atomic_fetch_add(&s->held, *size) + *size > BODIES_HELD_MAX) {
+                atomic_fetch_sub(&s->held, *size);
+                rq->crowded = true;
+            } else {
+                rq->held += *size;
+                if (fm_buf_append(&rq->body, data, *size) != 0)
+                    rq->too_large = true;
+            }
+        }
         *size = 0;
         return MHD_YES;
     }
@@ -289,6 +303,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (rq->too_large) {
         snprintf(msg, sizeof msg, "the request is larger than %zu bytes", (size_t)BODY_MAX);
         return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", msg, NULL);
+    }
+    if (rq->crowded) {
+        const char *headers[] = {MHD_HTTP_HEADER_RETRY_AFTER, "1", NULL};
+        snprintf(msg, sizeof msg, "other requests' bodies take the %zu MiB held at once; retry",
+                 BODIES_HELD_MAX >> 20);
+        return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", msg, headers);
     }
     /* Stopping: what has not started does not start, and the client is told to go
      * elsewhere; the answers of what runs are awaited (rt_server_stop). */
@@ -323,6 +343,7 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     if (rq->counted)
         atomic_fetch_sub(&s->in_flight, 1);
+    atomic_fetch_sub(&s->held, rq->held);
     fm_buf_free(&rq->body);
     free(rq);
     *req_cls = NULL;
@@ -346,6 +367,7 @@ enum rt_status rt_server_start(const struct rt_server_config *cfg, struct rt_ser
     fm_sockaddr_of(s->host, s->port, &addr);
     atomic_init(&s->in_flight, 0);
     atomic_init(&s->stopping, false);
+    atomic_init(&s->held, 0);
     /* A thread per connection: an invocation blocks only its own client, so the manifest's
      * concurrency limits (429) decide how many run at once, not a pool's size. */
     errno = 0;

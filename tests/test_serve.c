@@ -530,6 +530,62 @@ START_TEST(sigterm_closes_keep_alive_connections)
 }
 END_TEST
 
+/* A connection to s's port, on the loopback. */
+static int connect_to(const struct server *s)
+{
+    const char *colon = strrchr(s->base, ':');
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* Many uploads at once hold at most 48 MiB of bodies (8 of the largest): one more is
+ * answered 503 and runs nothing, and once they are gone requests are taken again. */
+START_TEST(bodies_held_at_once_are_bounded)
+{
+    write_manifest();
+    meter_start(false);
+    struct server s = serve_start("1024");
+    enum { SLOW = 8 };
+    size_t len = (size_t)6 << 20;
+    char *body = malloc(len);
+    memset(body, 'x', len);
+    int slow[SLOW];
+    for (int i = 0; i < SLOW; i++) {
+        slow[i] = connect_to(&s);
+        char head[160];
+        int n = snprintf(head, sizeof head,
+                         "POST /invoke/acme/hello HTTP/1.1\r\nHost: t\r\n"
+                         "Content-Length: %zu\r\n\r\n",
+                         len);
+        ck_assert_int_eq(send(slow[i], head, (size_t)n, MSG_NOSIGNAL), n);
+        /* All but its last byte: held, and never finished. */
+        for (size_t at = 0; at < len - 1;) {
+            ssize_t w = send(slow[i], body + at, len - 1 - at, MSG_NOSIGNAL);
+            ck_assert_int_gt(w, 0);
+            at += (size_t)w;
+        }
+    }
+    free(body);
+    sleep(1); /* for serve to have read them */
+    struct reply r = post_str(&s, "/invoke/acme/hello", "0123456789abcdef");
+    assert_error(&r, 503, "busy");
+    ck_assert_str_eq(r.retry_after, "1");
+    for (int i = 0; i < SLOW; i++)
+        close(slow[i]);
+    sleep(1); /* for serve to have dropped them */
+    r = post_str(&s, "/invoke/acme/hello", "bob");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(serve_stop(&s), 0);
+    ck_assert_uint_eq(meter.nids, 2); /* the last request alone ran */
+    meter_stop();
+}
+END_TEST
+
 START_TEST(serve_runs_pipelines)
 {
     write_manifest();
@@ -1014,6 +1070,7 @@ Suite *suite_serve(void)
     tcase_add_test(tc, serve_answers_with_exact_statuses);
     tcase_add_test(tc, serve_runs_pipelines);
     tcase_add_test(tc, sigterm_closes_keep_alive_connections);
+    tcase_add_test(tc, bodies_held_at_once_are_bounded);
     tcase_add_test(tc, serve_refuses_when_the_spool_is_full);
     tcase_add_test(tc, sigkill_and_meter_outage_lose_nothing);
     tcase_add_test(tc, sigkill_ends_busy_warm_workers);
