@@ -386,26 +386,40 @@ static void *call_slow(void *arg)
     return NULL;
 }
 
-/* Send req on a new connection to s, and read what comes back until s closes it (or 5 s
- * pass) into buf. */
-static void raw_exchange(const struct server *s, const char *req, char *buf, size_t n)
+/* A connection to s's port, on the loopback. */
+static int connect_to(const struct server *s)
 {
     const char *colon = strrchr(s->base, ':');
-    ck_assert_ptr_nonnull(colon);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10))};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
-    struct timeval tv = {5, 0};
+    return fd;
+}
+
+/* Read what comes on fd until the peer closes it (or timeout_s pass) into buf; whether it
+ * closed. */
+static bool read_until_closed(int fd, int timeout_s, char *buf, size_t n)
+{
+    struct timeval tv = {timeout_s, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     size_t got = 0;
-    ssize_t r;
+    ssize_t r = 0;
     while (got < n - 1 && (r = recv(fd, buf + got, n - 1 - got, 0)) > 0)
         got += (size_t)r;
     buf[got] = '\0';
+    return r == 0;
+}
+
+/* Send req on a new connection to s, and read what comes back until s closes it (or 5 s
+ * pass) into buf. */
+static void raw_exchange(const struct server *s, const char *req, char *buf, size_t n)
+{
+    int fd = connect_to(s);
+    ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    read_until_closed(fd, 5, buf, n);
     close(fd);
 }
 
@@ -500,27 +514,15 @@ START_TEST(sigterm_closes_keep_alive_connections)
     write_manifest();
     meter_start(false);
     struct server s = serve_start("1024");
-    const char *colon = strrchr(s.base, ':');
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int fd = connect_to(&s);
     static const char req[] = "POST /invoke/acme/probe HTTP/1.1\r\nHost: t\r\n"
                               "Content-Length: 9\r\n\r\nsleep 800";
     ck_assert_int_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)sizeof req - 1);
     usleep(300000);
     kill(s.pid, SIGTERM);
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char buf[4096];
-    size_t got = 0;
-    ssize_t r;
-    while (got < sizeof buf - 1 && (r = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
-        got += (size_t)r;
-    buf[got] = '\0';
-    ck_assert_msg(r == 0, "the connection stayed open: %s", buf);
+    bool closed = read_until_closed(fd, 10, buf, sizeof buf);
+    ck_assert_msg(closed, "the connection stayed open: %s", buf);
     close(fd);
     ck_assert_msg(strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "%s", buf);
     ck_assert_msg(strcasestr(buf, "\r\nConnection: close\r\n") != NULL, "%s", buf);
@@ -529,19 +531,6 @@ START_TEST(sigterm_closes_keep_alive_connections)
     meter_stop();
 }
 END_TEST
-
-/* A connection to s's port, on the loopback. */
-static int connect_to(const struct server *s)
-{
-    const char *colon = strrchr(s->base, ':');
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
 
 /* Many uploads at once hold at most 48 MiB of bodies (8 of the largest): one more is
  * answered 503 and runs nothing, and once they are gone requests are taken again. */
