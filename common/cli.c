@@ -90,6 +90,11 @@ static int take(const struct fm_cli *cli, const struct fm_cli_opt *o, char *valu
         *(const char **)o->to = value;
         break;
     case FM_CLI_SECRET:
+        /* A key or password is one line of printable characters; its value is not echoed. */
+        for (const char *p = value; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                return refuse(cli, false, "%s: expected printable characters on one line",
+                              o->name);
         *(const char **)o->to = take_secret(value);
         break;
     case FM_CLI_INT:

@@ -20,7 +20,7 @@ enum fm_cli_type {
     FM_CLI_TEXT,    /* const char *, borrowed from argv */
     FM_CLI_SECRET,  /* const char *, a copy; the argument itself is overwritten with 'x',
                      * so that other users cannot read it in /proc/PID/cmdline. One secret a
-                     * process: the copy lasts until the next. */
+                     * process: the copy lasts until the next. Printable characters only. */
     FM_CLI_INT,     /* int64_t, a whole integer in min..max */
     FM_CLI_MS,      /* int64_t microseconds, from milliseconds 0..max with at most 3 decimals */
     FM_CLI_LIST,    /* const char *[max], appended to; *count how many so far */

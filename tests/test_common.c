@@ -426,6 +426,9 @@ START_TEST(cli_refuses_in_one_line_naming_the_option)
          "prog cmd: --ms: expected milliseconds 0-900000 with at most 3 decimals,"
          " got '-1'\n"},
         {{"--even", "abc"}, "prog cmd: --even: expected an even length, got 'abc'\n"},
+        /* A secret is not echoed, even when refused. */
+        {{"--secret", "k1\nk2"},
+         "prog cmd: --secret: expected printable characters on one line\n"},
         {{"--item", "1", "--item", "2"}, NULL},
         {{"--text"}, "prog cmd: --text: missing its value (try prog cmd --help)\n"},
         {{"--flag=1"}, "prog cmd: --flag: takes no value (try prog cmd --help)\n"},
