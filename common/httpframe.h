@@ -2,8 +2,10 @@
 #define FM_HTTPFRAME_H
 
 /*
- * What meterd and faasrun serve refuse before they read a request's body: a body they
- * would not read as its sender meant. Two Content-Length headers that disagree, or a
+ * How meterd and faasrun serve read a request's framing.
+ *
+ * What they refuse before they read a request's body: a body they would not read as its
+ * sender meant. Two Content-Length headers that disagree, or a
  * Content-Length beside a Transfer-Encoding, let a proxy in between split the stream
  * elsewhere than the server does and slip a request past it; a compressed body would be
  * read as it came.
@@ -17,5 +19,13 @@
  * read. 400 for its framing, 415 for a Content-Encoding other than identity.
  */
 unsigned fm_http_framing_refused(struct MHD_Connection *c, char *why, size_t n);
+
+/**
+ * libmicrohttpd's unescape callback (MHD_OPTION_UNESCAPE_CALLBACK) for the path and the
+ * query arguments: %XX is decoded, but for %00, which stays as it was written. Decoded, it
+ * would end the C string there, and "/invoke/acme/hello%00junk" would run acme/hello.
+ * Left, it fails every name, id and date it stands in. Returns s's new length.
+ */
+size_t fm_http_unescape(void *cls, struct MHD_Connection *c, char *s);
 
 #endif

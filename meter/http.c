@@ -317,12 +317,15 @@ static const struct route *route_find(const char *method, const char *url,
     return NULL;
 }
 
-/* A query argument's name or value holding a zero byte (%00): its name, kept in *cls. */
+/* A query argument whose name or value holds a zero byte, %00, which fm_http_unescape
+ * leaves as it was written: its name, kept in *cls. */
 static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key,
                                 size_t key_size, const char *value, size_t value_size)
 {
     (void)kind;
-    if (strlen(key) == key_size && (value == NULL || strlen(value) == value_size))
+    bool nul = strlen(key) != key_size || strstr(key, "%00") != NULL ||
+               (value != NULL && (strlen(value) != value_size || strstr(value, "%00") != NULL));
+    if (!nul)
         return MHD_YES;
     *(const char **)cls = key;
     return MHD_NO;
@@ -653,7 +656,8 @@ int meter_server_start(const struct meter_config *cfg, struct meter_server **out
         MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK,
+        fm_http_unescape, NULL, MHD_OPTION_END);
     int why = errno; /* what the socket calls said, when they failed */
     atomic_store(&s->started, s->daemon != NULL);
     if (s->daemon == NULL) {

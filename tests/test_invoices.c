@@ -320,6 +320,12 @@ START_TEST(late_usage_lands_on_the_next_invoice)
     invocation("s3", "store", "2026-09-10T10:00:02.260Z", 260000);
     long sept = build("2026-09", 201, "0.93");
     ck_assert_int_eq(build("2026-09", 200, "0.93"), sept);
+    /* A zero byte in the path does not cut the id short to the invoice's. */
+    char cut[64];
+    snprintf(cut, sizeof cut, "/v1/invoices/%ld%%00x", sept);
+    struct http_reply c = call("GET", cut, admin_key, NULL);
+    ck_assert_int_eq(c.status, 404);
+    free(c.body);
 
     /* The usage API gives the same billed GB-seconds, under the tenant's plan, for a whole
      * month, and for a day or a month cut short that holds the same invocations. */

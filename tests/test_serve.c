@@ -445,6 +445,11 @@ START_TEST(serve_answers_with_exact_statuses)
     assert_error(&r, 404, "not_found");
     r = post_str(&s, "/elsewhere", "");
     assert_error(&r, 404, "not_found");
+    /* A zero byte in the path does not cut the name short to hello's. */
+    r = post_str(&s, "/invoke/acme/hello%00junk", "");
+    assert_error(&r, 404, "not_found");
+    r = post_str(&s, "/invoke/acme/hell%6F", "eve"); /* escapes are decoded */
+    ck_assert_int_eq(r.status, 200);
 
     size_t big = 6 * 1024 * 1024 + 1;
     char *huge = malloc(big);
@@ -497,9 +502,9 @@ START_TEST(serve_answers_with_exact_statuses)
     }
 
     ck_assert_int_eq(serve_stop(&s), 0);
-    /* SIGTERM shipped everything: 6 invocations ran (404, 413, 429 and the two refused
+    /* SIGTERM shipped everything: 7 invocations ran (404, 413, 429 and the two refused
      * bodies ran nothing), and the 1.5 s one also left a resource record. */
-    ck_assert_uint_eq(meter.nids, 6 * 2 + 1);
+    ck_assert_uint_eq(meter.nids, 7 * 2 + 1);
     char id[128];
     snprintf(id, sizeof id, "%s:res:0", slow.r.invocation_id);
     ck_assert(meter_has(id));
