@@ -25,7 +25,8 @@
 static const char usage[] =
     "usage: faasrun serve --manifest FILE --meter URL --spool DIR [--listen ADDR:PORT]\n"
     "                     [--meter-key KEY] [--spool-max-mb N] [--sample-ms N]\n"
-    "                     [--drain-ms N]\n"
+    "                     [--drain-ms N] [--max-connections N] [--per-ip N]\n"
+    "                     [--timeout SECONDS]\n"
     "\n"
     "Serve POST /invoke/{tenant}/{function or pipeline} over HTTP (default " DEFAULT_LISTEN
     ";\n"
@@ -44,11 +45,14 @@ static const char usage[] =
     "\n"
     "  --meter-key KEY   bearer key (default $FAASMETER_KEY); blanked from the command\n"
     "                    line once read\n"
-    "  --sample-ms N     a resource record every N ms of a long run (default 10000)\n";
+    "  --sample-ms N     a resource record every N ms of a long run (default 10000)\n"
+    "  --max-connections N  connections open at once (default 1024); each has a thread\n"
+    "  --per-ip N        connections open at once from one address (0: no limit)\n"
+    "  --timeout SECONDS an idle connection is closed after this (default 60)\n";
 
 struct serve_args {
     const char *manifest, *meter, *key, *spool, *listen;
-    int64_t spool_max_mb, sample_ms, drain_ms;
+    int64_t spool_max_mb, sample_ms, drain_ms, max_connections, per_ip, timeout_s;
 };
 
 /* Returns -1 to go on, else the exit code. */
@@ -63,6 +67,9 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
         FM_OPT_INT("--spool-max-mb", &a->spool_max_mb, NULL, 1, 1 << 20),
         FM_OPT_INT("--sample-ms", &a->sample_ms, NULL, 1, 3600000),
         FM_OPT_INT("--drain-ms", &a->drain_ms, NULL, 1, 3600000),
+        FM_OPT_INT("--max-connections", &a->max_connections, NULL, 1, 100000),
+        FM_OPT_INT("--per-ip", &a->per_ip, NULL, 0, 100000),
+        FM_OPT_INT("--timeout", &a->timeout_s, NULL, 1, 3600),
         FM_OPT_END,
     };
     const struct fm_cli cli = {.prog = "faasrun", .cmd = "serve", .opts = opts, .usage = usage};
@@ -105,7 +112,8 @@ static void wait_for_stop(const sigset_t *stop, struct rt_pool *pool)
 int cli_serve(int argc, char **argv)
 {
     struct serve_args a = {.listen = DEFAULT_LISTEN, .spool_max_mb = DEFAULT_SPOOL_MAX_MB,
-                           .sample_ms = 0, .drain_ms = DEFAULT_DRAIN_MS};
+                           .sample_ms = 0, .drain_ms = DEFAULT_DRAIN_MS,
+                           .max_connections = 1024, .per_ip = 0, .timeout_s = 60};
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0)
         return rc;
@@ -139,6 +147,8 @@ int cli_serve(int argc, char **argv)
     struct rt_server_config cfg = {
         .manifest = m, .spool = spool, .pool = pool, .on_recorded = kick, .ctx = loop,
         .listen = a.listen, .sample_every_ms = a.sample_ms,
+        .connection_limit = (unsigned)a.max_connections, .per_ip_limit = (unsigned)a.per_ip,
+        .timeout_s = (unsigned)a.timeout_s,
     };
     if (rt_server_start(&cfg, &server, &err) != RT_OK) {
         fprintf(stderr, "faasrun serve: %s\n", err.msg);

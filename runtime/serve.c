@@ -376,8 +376,12 @@ enum rt_status rt_server_start(const struct rt_server_config *cfg, struct rt_ser
             MHD_USE_ITC | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        request_done, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_UNESCAPE_CALLBACK,
-        fm_http_unescape, NULL, MHD_OPTION_END);
+        request_done, s, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 60u,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit, MHD_OPTION_UNESCAPE_CALLBACK,
+        fm_http_unescape, NULL,
+        /* Last: without a limit of its own, the list ends here, at libmicrohttpd's. */
+        cfg->connection_limit ? MHD_OPTION_CONNECTION_LIMIT : MHD_OPTION_END,
+        cfg->connection_limit, MHD_OPTION_END);
     int why = errno; /* what the socket calls said, when they failed */
     if (s->daemon == NULL) {
         fm_err_set(err, "cannot listen on %s: %s", cfg->listen,

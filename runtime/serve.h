@@ -26,6 +26,9 @@ struct rt_server_config {
     const char *listen;                 /* "ADDR:PORT" (common/netaddr.h); port 0 picks a
                                            free one */
     int64_t sample_every_ms;            /* resource records of long runs */
+    unsigned connection_limit;          /* connections open at once; 0: libmicrohttpd's */
+    unsigned per_ip_limit;              /* from one address; 0: no limit */
+    unsigned timeout_s;                 /* an idle connection is closed after this; 0: 60 */
 };
 
 /**

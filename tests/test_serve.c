@@ -537,6 +537,33 @@ START_TEST(sigterm_closes_keep_alive_connections)
 }
 END_TEST
 
+/* --per-ip 1: a second connection from the same address is closed at once. */
+START_TEST(serve_limits_connections_per_address)
+{
+    write_manifest();
+    meter_start(false);
+    char faasrun[PATH_MAX], url[64], line[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", meter.port);
+    char *argv[] = {(char *)proc_bin("faasrun", faasrun, sizeof faasrun), "serve", "--manifest",
+                    (char *)in_tmp("manifest.json"), "--meter", url, "--spool",
+                    (char *)in_tmp("spool"), "--listen", "127.0.0.1:0", "--per-ip", "1",
+                    "--timeout", "30", NULL};
+    struct server s = {0};
+    s.pid = proc_start(argv, "faasrun listening on ", line, sizeof line, 20);
+    snprintf(s.base, sizeof s.base, "http://%.40s", line + strlen("faasrun listening on "));
+    int first = connect_to(&s), second = connect_to(&s);
+    char buf[256];
+    ck_assert(read_until_closed(second, 5, buf, sizeof buf));
+    close(second);
+    close(first);
+    usleep(200000);
+    struct reply r = post_str(&s, "/invoke/acme/hello", "bob");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(serve_stop(&s), 0);
+    meter_stop();
+}
+END_TEST
+
 /* Many uploads at once hold at most 48 MiB of bodies (8 of the largest): one more is
  * answered 503 and runs nothing, and once they are gone requests are taken again. */
 START_TEST(bodies_held_at_once_are_bounded)
@@ -1065,6 +1092,7 @@ Suite *suite_serve(void)
     tcase_add_test(tc, serve_runs_pipelines);
     tcase_add_test(tc, sigterm_closes_keep_alive_connections);
     tcase_add_test(tc, bodies_held_at_once_are_bounded);
+    tcase_add_test(tc, serve_limits_connections_per_address);
     tcase_add_test(tc, serve_refuses_when_the_spool_is_full);
     tcase_add_test(tc, sigkill_and_meter_outage_lose_nothing);
     tcase_add_test(tc, sigkill_ends_busy_warm_workers);
