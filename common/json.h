@@ -21,6 +21,9 @@ cJSON *fm_json_parse(const char *text, size_t len, const char **end);
  */
 bool fm_json_has_nul(const char *text, size_t len);
 
+/* What a text that fm_json_has_nul refuses is told. */
+#define FM_JSON_NUL_ERROR "strings may not contain \\u0000 or a zero byte"
+
 /**
  * A key given twice in object (cJSON keeps both, and a lookup finds the first), found in
  * n log n however many keys it has. Only object's own keys: nested objects are the caller's.

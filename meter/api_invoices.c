@@ -79,7 +79,7 @@ struct reply api_post_invoices(const struct api_request *r)
     if (!api_content_type_is(r, "application/json"))
         return reply_error(E_MEDIA_TYPE, "Content-Type must be application/json");
     if (fm_json_has_nul(r->body, r->body_len))
-        return reply_error(E_BAD_REQUEST, "strings may not contain \\u0000 or a zero byte");
+        return reply_error(E_BAD_REQUEST, FM_JSON_NUL_ERROR);
     cJSON *body = fm_json_parse(r->body, r->body_len, NULL);
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(body);

@@ -105,8 +105,6 @@ struct meter_batch_line {
     size_t len;
 };
 
-#define NUL_ERROR "strings may not contain \\u0000 or a zero byte"
-
 /* The integer field a member's name (the text between its quotes) names, or -1. A name
  * with escapes is read back first: \u0064uration_us is duration_us. Any other escape
  * stands for a character no field name holds (a quote, a slash, a control character). */
@@ -258,7 +256,7 @@ int meter_batch_parse(const char *body, size_t len, bool ndjson, struct meter_ba
     struct meter_batch b = {0};
     if (!ndjson) {
         if (fm_json_has_nul(body, len)) {
-            fm_err_set(why, "%s", NUL_ERROR);
+            fm_err_set(why, "%s", FM_JSON_NUL_ERROR);
             goto fail;
         }
         const char *stop = NULL;

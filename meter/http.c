@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -320,12 +319,10 @@ static const struct route *route_find(const char *method, const char *url,
 /* A query argument whose name or value holds a zero byte, %00, which fm_http_unescape
  * leaves as it was written: its name, kept in *cls. */
 static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key,
-                                size_t key_size, const char *value, size_t value_size)
+                                const char *value)
 {
     (void)kind;
-    bool nul = strlen(key) != key_size || strstr(key, "%00") != NULL ||
-               (value != NULL && (strlen(value) != value_size || strstr(value, "%00") != NULL));
-    if (!nul)
+    if (strstr(key, "%00") == NULL && (value == NULL || strstr(value, "%00") == NULL))
         return MHD_YES;
     *(const char **)cls = key;
     return MHD_NO;
@@ -344,7 +341,7 @@ static const struct route *route(struct request *req, struct reply *refusal)
         memcpy(refusal->allow, allow, sizeof allow);
     } else if (rt == NULL) {
         *refusal = reply_error(E_NOT_FOUND, "no such endpoint");
-    } else if (MHD_get_connection_values_n(r->conn_handle, MHD_GET_ARGUMENT_KIND, find_nul,
+    } else if (MHD_get_connection_values(r->conn_handle, MHD_GET_ARGUMENT_KIND, find_nul,
                                            &cut) >= 0 &&
                cut != NULL) {
         *refusal = reply_error(E_BAD_REQUEST, "%s: may not contain a zero byte (%%00)", cut);

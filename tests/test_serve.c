@@ -224,15 +224,23 @@ static void write_manifest(void)
     ck_assert_int_eq(fclose(f), 0);
 }
 
-/* serve_start with the server's stderr going to the file errpath. */
-static struct server serve_start_logged(const char *spool_max_mb, const char *errpath);
+/* serve_start with the server's stderr going to the file errpath (or not, NULL), and more
+ * options (NULL-terminated; or none, NULL). */
+static struct server serve_start_with(const char *spool_max_mb, const char *errpath,
+                                      char *const *more);
 
 static struct server serve_start(const char *spool_max_mb)
 {
-    return serve_start_logged(spool_max_mb, NULL);
+    return serve_start_with(spool_max_mb, NULL, NULL);
 }
 
 static struct server serve_start_logged(const char *spool_max_mb, const char *errpath)
+{
+    return serve_start_with(spool_max_mb, errpath, NULL);
+}
+
+static struct server serve_start_with(const char *spool_max_mb, const char *errpath,
+                                      char *const *more)
 {
     int saved_err = -1;
     if (errpath) {
@@ -248,10 +256,14 @@ static struct server serve_start_logged(const char *spool_max_mb, const char *er
     char *argv[] = {(char *)proc_bin("faasrun", faasrun, sizeof faasrun), "serve", "--manifest",
                     (char *)in_tmp("manifest.json"), "--meter", url, "--spool",
                     (char *)in_tmp("spool"), "--listen", "127.0.0.1:0", "--sample-ms", "1000",
-                    "--drain-ms", "3000", "--spool-max-mb", NULL, NULL};
+                    "--drain-ms", "3000", "--spool-max-mb", NULL, NULL, NULL, NULL, NULL, NULL};
     char cap[16];
     snprintf(cap, sizeof cap, "%s", spool_max_mb);
     argv[15] = cap;
+    for (int i = 0; more && more[i]; i++) {
+        ck_assert_int_lt(16 + i, (int)(sizeof argv / sizeof argv[0]) - 1);
+        argv[16 + i] = more[i];
+    }
     struct server s = {0};
     s.pid = proc_start(argv, "faasrun listening on ", line, sizeof line, 20);
     if (saved_err >= 0) {
@@ -386,6 +398,17 @@ static void *call_slow(void *arg)
     return NULL;
 }
 
+/* probe (one invocation at a time) kept busy by a call of 1.5 s on its own thread, begun
+ * half a second ago; join the thread for slow's answer. */
+static pthread_t hold_probe(const struct server *s, struct slow_call *slow)
+{
+    *slow = (struct slow_call){.s = s, .request = "sleep 1500"};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, call_slow, slow), 0);
+    usleep(500000);
+    return t;
+}
+
 /* A connection to s's port, on the loopback. */
 static int connect_to(const struct server *s)
 {
@@ -468,10 +491,8 @@ START_TEST(serve_answers_with_exact_statuses)
     ck_assert_int_ge(strtol(r.duration_us, NULL, 10), 300000);
 
     /* probe allows one invocation at a time. */
-    struct slow_call slow = {.s = &s, .request = "sleep 1500"};
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, call_slow, &slow), 0);
-    usleep(500000);
+    struct slow_call slow;
+    pthread_t t = hold_probe(&s, &slow);
     r = post_str(&s, "/invoke/acme/probe", "pid");
     assert_error(&r, 429, "concurrency_limit");
     ck_assert_str_eq(r.retry_after, "1");
@@ -542,15 +563,7 @@ START_TEST(serve_limits_connections_per_address)
 {
     write_manifest();
     meter_start(false);
-    char faasrun[PATH_MAX], url[64], line[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u", meter.port);
-    char *argv[] = {(char *)proc_bin("faasrun", faasrun, sizeof faasrun), "serve", "--manifest",
-                    (char *)in_tmp("manifest.json"), "--meter", url, "--spool",
-                    (char *)in_tmp("spool"), "--listen", "127.0.0.1:0", "--per-ip", "1",
-                    "--timeout", "30", NULL};
-    struct server s = {0};
-    s.pid = proc_start(argv, "faasrun listening on ", line, sizeof line, 20);
-    snprintf(s.base, sizeof s.base, "http://%.40s", line + strlen("faasrun listening on "));
+    struct server s = serve_start_with("1024", NULL, (char *[]){"--per-ip", "1", NULL});
     int first = connect_to(&s), second = connect_to(&s);
     char buf[256];
     ck_assert(read_until_closed(second, 5, buf, sizeof buf));
@@ -622,10 +635,8 @@ START_TEST(serve_runs_pipelines)
     ck_assert_ptr_nonnull(strstr(r.body, "pipeline acme/broken, step fail: status error"));
     /* A step that cannot run, its function busy: the step before it ran, so the answer
      * names the run and the step, and does not invite a retry that would run it again. */
-    struct slow_call slow = {.s = &s, .request = "sleep 1500"};
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, call_slow, &slow), 0);
-    usleep(500000);
+    struct slow_call slow;
+    pthread_t t = hold_probe(&s, &slow);
     r = post_str(&s, "/invoke/acme/busy", "bob");
     assert_error(&r, 429, "concurrency_limit");
     ck_assert_str_eq(r.failed_step, "probe");
