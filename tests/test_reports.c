@@ -529,43 +529,32 @@ START_TEST(trace_values_are_bounded)
     cJSON_Delete(root);
     free(out);
 
-    write_trace("3000", "0", "0", "9000000000000000", "256");
-    free(faasbill(2, &err, "simulate", "--trace", dir, "--plan", "aws-lambda-x86", NULL));
-    snprintf(want, sizeof want,
-             "faasbill simulate: --trace: %s/1_run.csv:2: column 14 (percentile_Average_100): "
-             "more than 86400000 ms\n",
-             dir);
-    ck_assert_str_eq(err, want);
-    free(err);
-    write_trace("3000", "0", "0", "86400000.5", "256");
-    free(faasbill(2, &err, "simulate", "--trace", dir, NULL));
-    ck_assert_str_eq(err, want);
-    free(err);
-    write_trace("3000", "0", "1", "1", "10241");
-    free(faasbill(2, &err, "simulate", "--trace", dir, NULL));
-    snprintf(want, sizeof want,
-             "faasbill simulate: --trace: %s/1_mem.csv:2: column 5 (AverageAllocatedMb_pct1): "
-             "more than 10240 MB\n",
-             dir);
-    ck_assert_str_eq(err, want);
-    free(err);
-    /* A count the replay would loop over for days is refused before any is replayed. */
-    write_trace("0", "100000000000000000", "1", "1", "256");
-    free(faasbill(2, &err, "simulate", "--trace", dir, NULL));
-    snprintf(want, sizeof want,
-             "faasbill simulate: --trace: %s/1_inv.csv:2: minute_2: more than 10000000 "
-             "invocations\n",
-             dir);
-    ck_assert_str_eq(err, want);
-    free(err);
-    write_trace("-1", "0", "1", "1", "256");
-    free(faasbill(2, &err, "simulate", "--trace", dir, NULL));
-    snprintf(want, sizeof want,
-             "faasbill simulate: --trace: %s/1_inv.csv:2: minute_1: not a count from 0 to "
-             "10000000 invocations\n",
-             dir);
-    ck_assert_str_eq(err, want);
-    free(err);
+    /* Beyond the bounds, refused by file, line and column: a run of more than a day, more
+     * memory than a function may have, a count the replay would loop over for days (refused
+     * before any is replayed), a count below zero. */
+    static const struct {
+        const char *cells[5], *file, *what;
+    } beyond[] = {
+        {{"3000", "0", "0", "9000000000000000", "256"}, "1_run.csv",
+         "column 14 (percentile_Average_100): more than 86400000 ms"},
+        {{"3000", "0", "0", "86400000.5", "256"}, "1_run.csv",
+         "column 14 (percentile_Average_100): more than 86400000 ms"},
+        {{"3000", "0", "1", "1", "10241"}, "1_mem.csv",
+         "column 5 (AverageAllocatedMb_pct1): more than 10240 MB"},
+        {{"0", "100000000000000000", "1", "1", "256"}, "1_inv.csv",
+         "minute_2: more than 10000000 invocations"},
+        {{"-1", "0", "1", "1", "256"}, "1_inv.csv",
+         "minute_1: not a count from 0 to 10000000 invocations"},
+    };
+    for (size_t i = 0; i < sizeof beyond / sizeof beyond[0]; i++) {
+        const char *const *c = beyond[i].cells;
+        write_trace(c[0], c[1], c[2], c[3], c[4]);
+        free(faasbill(2, &err, "simulate", "--trace", dir, "--plan", "aws-lambda-x86", NULL));
+        snprintf(want, sizeof want, "faasbill simulate: --trace: %s/%s:2: %s\n", dir,
+                 beyond[i].file, beyond[i].what);
+        ck_assert_str_eq(err, want);
+        free(err);
+    }
     free(faasbill(2, &err, "simulate", "--trace", "/nonexistent", NULL));
     ck_assert_str_eq(err, "faasbill simulate: --trace: /nonexistent: no N_run.csv file\n");
     free(err);
