@@ -81,6 +81,19 @@ int fm_buf_append_grow(struct fm_buf *b, const void *p, size_t n)
     return 0;
 }
 
+int fm_buf_put_int(struct fm_buf *b, long long v)
+{
+    char digits[24], *p = digits + sizeof digits;
+    unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    return fm_buf_append(b, p, (size_t)(digits + sizeof digits - p));
+}
+
 int fm_buf_printf(struct fm_buf *b, const char *fmt, ...)
 {
     if (b->failed)

@@ -59,6 +59,9 @@ static inline int fm_buf_puts(struct fm_buf *b, const char *s)
 
 int fm_buf_printf(struct fm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** Append v in decimal, as printf's %lld would. Returns 0 or -1 as fm_buf_append. */
+int fm_buf_put_int(struct fm_buf *b, long long v);
+
 /** Append s as a JSON string literal, quoted and escaped. Returns 0 or -1 as fm_buf_append. */
 int fm_buf_json_string(struct fm_buf *b, const char *s);
 

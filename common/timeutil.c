@@ -54,6 +54,15 @@ int64_t fm_civil_to_us(int year, int month, int day)
     return days_from_civil(year, month, day) * US_PER_DAY;
 }
 
+/* v (0 <= v < 10^width) as exactly width decimal digits, leading zeros kept. */
+static void put_digits(char *p, int v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 int fm_time_format(int64_t us, char *buf, size_t n)
 {
     int64_t days = us / US_PER_DAY;
@@ -65,6 +74,25 @@ int fm_time_format(int64_t us, char *buf, size_t n)
     int y, m, d;
     civil_from_days(days, &y, &m, &d);
     int64_t secs = rem / US_PER_SEC;
+    if (y >= 0 && y <= 9999 && n >= sizeof "2026-01-31T12:00:00.000000Z") {
+        /* The common case, digit by digit: ingestion formats a time for every invocation. */
+        put_digits(buf, y, 4);
+        buf[4] = '-';
+        put_digits(buf + 5, m, 2);
+        buf[7] = '-';
+        put_digits(buf + 8, d, 2);
+        buf[10] = 'T';
+        put_digits(buf + 11, (int)(secs / 3600), 2);
+        buf[13] = ':';
+        put_digits(buf + 14, (int)(secs / 60 % 60), 2);
+        buf[16] = ':';
+        put_digits(buf + 17, (int)(secs % 60), 2);
+        buf[19] = '.';
+        put_digits(buf + 20, (int)(rem % US_PER_SEC), 6);
+        buf[26] = 'Z';
+        buf[27] = '\0';
+        return 0;
+    }
     int len = snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", y, m, d,
                        (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60),
                        (int)(rem % US_PER_SEC));

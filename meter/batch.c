@@ -110,6 +110,10 @@ struct meter_batch_line {
  * stands for a character no field name holds (a quote, a slash, a control character). */
 static int int_field_of(const char *raw, size_t len)
 {
+    if (memchr(raw, '\\', len) == NULL) {
+        enum meter_field f = meter_record_int_field(raw, len);
+        return f == MF_COUNT ? -1 : (int)f;
+    }
     char name[32];
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
@@ -141,6 +145,27 @@ static int int_field_of(const char *raw, size_t len)
     return f == MF_COUNT ? -1 : (int)f;
 }
 
+/* Where the string whose text starts at t[i] ends (its closing quote), or len. */
+static size_t string_end(const char *t, size_t i, size_t len)
+{
+    for (size_t from = i;;) {
+        const char *q = memchr(t + i, '"', len - i);
+        if (q == NULL)
+            return len;
+        size_t at = (size_t)(q - t), escapes = 0;
+        while (at - escapes > from && t[at - escapes - 1] == '\\')
+            escapes++;
+        if (escapes % 2 == 0)
+            return at;
+        i = at + 1; /* an escaped quote: the string goes on */
+    }
+}
+
+static bool in_number(char c)
+{
+    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E';
+}
+
 /*
  * meter_batch_written_int for the records in text, which cJSON parsed already: one record
  * when depth is 1, an array of n records when it is 2 (out[k] for the k-th). Records are
@@ -158,11 +183,7 @@ static void scan_written_ints(const char *t, size_t len, int depth_of_records, i
         bool here = depth == depth_of_records;
         if (c == '"') {
             size_t from = ++i;
-            for (; i < len && t[i] != '"'; i++)
-                if (t[i] == '\\')
-                    i++;
-            if (i > len) /* a backslash at the very end, in text that is not JSON */
-                i = len;
+            i = string_end(t, from, len);
             if (here && expect_name) {
                 expect_name = false;
                 field = int_field_of(t + from, i - from);
@@ -191,7 +212,7 @@ static void scan_written_ints(const char *t, size_t len, int depth_of_records, i
             size_t lead = i + (c == '-');
             bool integer = !(lead + 1 < len && t[lead] == '0' && t[lead + 1] >= '0' &&
                              t[lead + 1] <= '9');
-            for (; i + 1 < len && memchr("0123456789+-.eE", t[i + 1], 15) != NULL; i++)
+            for (; i + 1 < len && in_number(t[i + 1]); i++)
                 integer &= t[i + 1] != '.' && t[i + 1] != 'e' && t[i + 1] != 'E';
             if (field >= 0 && !integer && rec < n && out[rec] < 0)
                 out[rec] = field;

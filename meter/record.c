@@ -435,8 +435,8 @@ void meter_record_put(struct fm_buf *b, const struct meter_record *r, enum meter
 enum meter_field meter_record_int_field(const char *name, size_t len)
 {
     for (size_t k = 0; k < MF_COUNT; k++)
-        if (fields[k].kind == F_INT && strlen(fields[k].name) == len &&
-            memcmp(fields[k].name, name, len) == 0)
+        if (fields[k].kind == F_INT && len > 0 && fields[k].name[0] == name[0] &&
+            strnlen(fields[k].name, len + 1) == len && memcmp(fields[k].name, name, len) == 0)
             return (enum meter_field)k;
     return MF_COUNT;
 }

@@ -368,16 +368,18 @@ static void invocation_rows(const struct meter_direct *d, const struct group *g,
     const struct meter_record *cold = either(d, b, a, MF_COLD_START);
     meter_record_put(dl, any, MF_TENANT);
     put_field(dl, &d->recs[start_first ? a : b], MF_FUNCTION);
-    fm_buf_printf(dl, "\t%s\t1", started);
+    fm_buf_puts(dl, "\t");
+    fm_buf_puts(dl, started);
+    fm_buf_puts(dl, "\t1");
     put_field(dl, either(d, b, a, MF_MEMORY_MB), MF_MEMORY_MB);
     fm_buf_puts(dl, meter_record_is(stop, MF_STATUS, "ok") ? "\tt" : "\tf");
     fm_buf_puts(dl, meter_record_is(cold, MF_COLD_START, "true") ? "\tt" : "\tf");
     put_field(dl, stop, MF_DURATION_US);
     put_field(dl, stop, MF_INIT_US);
     put_field(dl, stop, MF_MAX_RSS_KB);
-    fm_buf_printf(dl, "\t%lld",
-                  (long long)(meter_record_int(stop, MF_CPU_USER_US) +
-                              meter_record_int(stop, MF_CPU_SYS_US)));
+    fm_buf_puts(dl, "\t");
+    fm_buf_put_int(dl, meter_record_int(stop, MF_CPU_USER_US) +
+                           meter_record_int(stop, MF_CPU_SYS_US));
     put_field(dl, stop, MF_BYTES_IN);
     put_field(dl, stop, MF_BYTES_OUT);
     fm_buf_puts(dl, "\n");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -27,6 +28,51 @@ START_TEST(time_round_trip)
     ck_assert_int_eq(fm_time_parse("2024-02-29T23:59:59.5+00:00", &us), 0);
     ck_assert_int_eq(fm_time_format(us, buf, sizeof buf), 0);
     ck_assert_str_eq(buf, "2024-02-29T23:59:59.500000Z");
+}
+END_TEST
+
+/* Every time from 1970 to 9999 is written as gmtime and printf would write it; years past
+ * 9999 get their digits whole. */
+START_TEST(time_format_agrees_with_gmtime)
+{
+    char got[FM_TIME_BUFSZ], want[64];
+    const int64_t last = fm_civil_to_us(10000, 1, 1);
+    for (int64_t us = 0; us < last; us += INT64_C(86399999999) * 37 + 999983) {
+        time_t secs = (time_t)(us / 1000000);
+        struct tm tm;
+        ck_assert_ptr_nonnull(gmtime_r(&secs, &tm));
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(us % 1000000));
+        ck_assert_int_eq(fm_time_format(us, got, sizeof got), 0);
+        ck_assert_str_eq(got, want);
+    }
+    ck_assert_int_eq(fm_time_format(last - 1, got, sizeof got), 0);
+    ck_assert_str_eq(got, "9999-12-31T23:59:59.999999Z");
+    char wide[40];
+    ck_assert_int_eq(fm_time_format(last + 1, wide, sizeof wide), 0);
+    ck_assert_str_eq(wide, "10000-01-01T00:00:00.000001Z");
+    char exact[sizeof "2026-01-31T12:00:00.000000Z"];
+    ck_assert_int_eq(fm_time_format(0, exact, sizeof exact), 0);
+    ck_assert_str_eq(exact, "1970-01-01T00:00:00.000000Z");
+    ck_assert_int_eq(fm_time_format(last, exact, sizeof exact), -1); /* no room for 5 digits */
+    ck_assert_int_eq(fm_time_format(0, exact, sizeof exact - 1), -1);
+}
+END_TEST
+
+START_TEST(buf_put_int_writes_what_printf_writes)
+{
+    static const long long v[] = {0, 7, -7, 10, -10, 1234567890123, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        struct fm_buf b;
+        char want[32];
+        fm_buf_init(&b, 64);
+        fm_buf_puts(&b, "x");
+        ck_assert_int_eq(fm_buf_put_int(&b, v[i]), 0);
+        snprintf(want, sizeof want, "x%lld", v[i]);
+        ck_assert_str_eq(b.data, want);
+        fm_buf_free(&b);
+    }
 }
 END_TEST
 
@@ -475,9 +521,11 @@ Suite *suite_common(void)
     Suite *s = suite_create("common");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, time_round_trip);
+    tcase_add_test(tc, time_format_agrees_with_gmtime);
     tcase_add_test(tc, time_rejects);
     tcase_add_test(tc, period_bounds);
     tcase_add_test(tc, buf_cap_is_an_error);
+    tcase_add_test(tc, buf_put_int_writes_what_printf_writes);
     tcase_add_test(tc, buf_json_string_escapes);
     tcase_add_test(tc, buf_fixed_stays_in_its_memory);
     tcase_add_test(tc, buf_printf_fills_or_fails_whole);

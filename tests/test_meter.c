@@ -283,6 +283,11 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
         {"\"duration_us\":1e3", "duration_us: expected an integer 0-86400000000"},
         {"\"duration_u\\u0073\":2E1", "duration_us: expected an integer 0-86400000000"},
         {"\"cpu_sys_us\":-0.0", "cpu_sys_us: expected an integer 0-1099511627776"},
+        /* Strings before it, with escaped quotes and backslashes, and brackets inside. */
+        {"\"correlation_id\":\"q\\\"{[\\\\\",\"duration_us\":1000.0",
+         "duration_us: expected an integer 0-86400000000"},
+        {"\"correlation_id\":\"\\\\\\\\\",\"exit_code\":1e0",
+         "exit_code: expected an integer -2147483648-2147483647"},
         /* JSON has no leading zeros; cJSON would read 0128 as 128. */
         {"\"memory_mb\":0128", "memory_mb: expected an integer 1-10240"},
         {"\"bytes_in\":-01", "bytes_in: expected an integer 0-1099511627776"},
@@ -319,7 +324,7 @@ START_TEST(bad_records_are_named_and_good_ones_kept)
     }
     expect_value("SELECT string_agg(invocation_id || '=' || duration_us, ',' ORDER BY"
                  " invocation_id) FROM invocations WHERE invocation_id ~ $1",
-                 "^num-", "num-0-9=7,num-1-9=7");
+                 "^num-", "num-0-11=7,num-1-11=7");
     /* A stop alone is dated by its time less its duration: never before 1970. */
     expect(post(ingest_key, "application/json",
                 "[" STOP("e1970", "1970-01-01T00:00:00.5Z", "1000000") ","
