@@ -1,6 +1,7 @@
 #ifndef FM_BILLING_CLI_H
 #define FM_BILLING_CLI_H
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 
 /*
@@ -40,5 +41,13 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
  *         folder, a bad file), 1 when the default catalog cannot be, or memory ran out
  */
 int cli_load_catalog(const char *cmd, const char *dir, struct bill_catalog **out);
+
+/**
+ * Connect to the database (db, from --db, may be NULL for $FAASMETER_DB or libpq's
+ * defaults), printing the error.
+ * @return 0, or the exit code: 2 when the connection string does not parse, 1 when the
+ *         connection fails
+ */
+int cli_connect(const char *cmd, const char *db, PGconn **out);
 
 #endif

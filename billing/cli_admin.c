@@ -53,15 +53,6 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct db_opts *o,
     return fm_cli_parse(&cli, argc, argv);
 }
 
-static PGconn *connect_or_say(const char *cmd, const char *db)
-{
-    struct fm_err err;
-    PGconn *conn = db_connect(db_conninfo(db), &err);
-    if (conn == NULL)
-        fprintf(stderr, "faasbill %s: %s\n", cmd, err.msg);
-    return conn;
-}
-
 static void migrate_help(const char *cmd)
 {
     (void)cmd;
@@ -89,10 +80,10 @@ int cli_migrate(int argc, char **argv)
     struct bill_catalog *cat = NULL;
     if ((rc = cli_load_catalog("migrate", o.catalog, &cat)) != 0)
         return rc;
-    PGconn *conn = connect_or_say("migrate", o.db);
-    if (conn == NULL) {
+    PGconn *conn = NULL;
+    if ((rc = cli_connect("migrate", o.db, &conn)) != 0) {
         bill_catalog_free(cat);
-        return 1;
+        return rc;
     }
     struct fm_err err;
     int applied = 0, changed = 0;
@@ -218,9 +209,9 @@ int cli_tenant(int argc, char **argv)
         if ((rc = check_plan(o.catalog, plan ? plan : DEFAULT_PLAN)) != 0)
             return rc;
     }
-    PGconn *conn = connect_or_say("tenant", o.db);
-    if (conn == NULL)
-        return 1;
+    PGconn *conn = NULL;
+    if ((rc = cli_connect("tenant", o.db, &conn)) != 0)
+        return rc;
     rc = add ? tenant_add(conn, o.words[1], plan) : tenant_list(conn);
     PQfinish(conn);
     return rc;
@@ -271,9 +262,9 @@ int cli_key(int argc, char **argv)
         return 1;
     }
     apikey_hash(key, hash);
-    PGconn *conn = connect_or_say("key", o.db);
-    if (conn == NULL)
-        return 1;
+    PGconn *conn = NULL;
+    if ((rc = cli_connect("key", o.db, &conn)) != 0)
+        return rc;
     const char *params[4] = {id, (const char *)hash, o.role, o.tenant};
     const int lengths[4] = {0, APIKEY_HASH_LEN, 0, 0};
     const int formats[4] = {0, 1, 0, 0};

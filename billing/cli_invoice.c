@@ -114,11 +114,9 @@ int cli_invoice(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    conn = db_connect(db_conninfo(o.db), &err);
-    if (conn == NULL) {
-        cli_error(CMD, "%s", err.msg);
+    if ((rc = cli_connect(CMD, o.db, &conn)) != 0)
         goto out;
-    }
+    rc = 1;
     if (o.close) {
         rc = close_month(conn, &o);
         goto out;

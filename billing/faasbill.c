@@ -6,6 +6,7 @@
 #include "billing/catalog.h"
 #include "billing/cli.h"
 #include "common/cli.h"
+#include "common/db.h"
 
 struct command {
     const char *name;
@@ -73,6 +74,21 @@ int cli_load_catalog(const char *cmd, const char *dir, struct bill_catalog **out
      * installation's, and running out of memory is nobody's input. */
     cli_error(cmd, "%s: %s", dir ? "--catalog" : "catalog", err.msg);
     return dir != NULL && st != BILL_ENOMEM ? 2 : 1;
+}
+
+int cli_connect(const char *cmd, const char *db, PGconn **out)
+{
+    struct fm_err err;
+    const char *conninfo = db_conninfo_checked(db, &err);
+    if (conninfo == NULL) {
+        cli_error(cmd, "%s", err.msg);
+        return 2;
+    }
+    if ((*out = db_connect(conninfo, &err)) == NULL) {
+        cli_error(cmd, "%s", err.msg);
+        return 1;
+    }
+    return 0;
 }
 
 static void usage(FILE *out)

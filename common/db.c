@@ -13,6 +13,21 @@ const char *db_conninfo(const char *explicit_value)
     return env ? env : "";
 }
 
+const char *db_conninfo_checked(const char *explicit_value, struct fm_err *err)
+{
+    const char *conninfo = db_conninfo(explicit_value);
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
+    PQconninfoFree(opts);
+    if (opts != NULL || why == NULL) /* parsed, or out of memory: connecting will say */
+        return conninfo;
+    /* libpq's reason ends with a newline. */
+    fm_err_set(err, "%s: %.*s", explicit_value && *explicit_value ? "--db" : "FAASMETER_DB",
+               (int)strcspn(why, "\n"), why);
+    PQfreemem(why);
+    return NULL;
+}
+
 /* The SQLSTATE of the last error db_err_from reported on this thread. */
 static _Thread_local char last_sqlstate[6];
 

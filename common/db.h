@@ -13,6 +13,14 @@
 const char *db_conninfo(const char *explicit_value);
 
 /**
+ * db_conninfo's string, checked to parse (key=value pairs or a URI, known keys only): a
+ * mistyped one could never connect, so it is bad usage, told at once, rather than a database
+ * that seems unreachable on every try.
+ * @return the string, or NULL with err set to "--db: <libpq's reason>" (or "FAASMETER_DB:")
+ */
+const char *db_conninfo_checked(const char *explicit_value, struct fm_err *err);
+
+/**
  * Connect, with UTC as the session time zone and synchronous commit on.
  * @return the connection (caller closes with PQfinish), or NULL with err set
  */

@@ -168,11 +168,15 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &a, &cfg, addr);
     if (rc >= 0)
         return rc;
-    cfg.conninfo = db_conninfo(a.db);
+    struct fm_err err;
+    /* An unreachable database is waited for; one that no string could reach is not. */
+    if ((cfg.conninfo = db_conninfo_checked(a.db, &err)) == NULL) {
+        fprintf(stderr, "meterd: %s\n", err.msg);
+        return 2;
+    }
 
     /* The invoice endpoints price with the catalog; its plans are registered for rating
      * here too, so a plan file added since the last migrate is rated from now on. */
-    struct fm_err err;
     struct bill_catalog *catalog = NULL;
     if (bill_catalog_load(a.catalog_dir, &catalog, &err) != BILL_OK) {
         /* A catalog named on the command line is bad usage; the installed one, a failure. */

@@ -195,11 +195,9 @@ static int run(const char *cmd, int argc, char **argv)
         goto done;
     if ((rc = cli_pick_servers(cmd, cat, o.servers, o.nservers, servers, &nservers)) != 0)
         goto done;
-    rc = 1;
-    if ((conn = db_connect(db_conninfo(o.db), &err)) == NULL) {
-        cli_error(cmd, "%s", err.msg);
+    if ((rc = cli_connect(cmd, o.db, &conn)) != 0)
         goto done;
-    }
+    rc = 1;
     if (o.tenant) {
         struct bill_stats *st = NULL;
         struct bill_comparison *cmp = NULL;

@@ -296,6 +296,36 @@ START_TEST(faasbill_usage_is_checked)
                   "'BAD'\n",
                   (char *[]){"key", "create", "--role", "tenant", "--tenant", "BAD", "--db",
                              conninfo, NULL});
+    /* A connection string that does not parse is the user's mistake, not a database down:
+     * every command that connects says which string, --db or FAASMETER_DB. */
+    static const char *const connecting[][8] = {
+        {"migrate"},
+        {"tenant", "list"},
+        {"key", "create", "--role", "admin"},
+        {"invoice", "--tenant", "acme", "--period", "2026-11"},
+        {"compare", "--tenant", "acme", "--period", "2026-11"},
+        {"report", "--period", "2026-11", "-o", "unwritten.html"},
+    };
+    for (size_t i = 0; i < sizeof connecting / sizeof connecting[0]; i++) {
+        char want[160];
+        snprintf(want, sizeof want, "faasbill %s: --db: invalid connection option \"bogus\"\n",
+                 connecting[i][0]);
+        char *args[12] = {NULL};
+        size_t n = 0;
+        for (; connecting[i][n]; n++)
+            args[n] = (char *)connecting[i][n];
+        args[n] = "--db";
+        args[n + 1] = "dbname=x bogus=1";
+        faasbill_says(2, "", want, args);
+    }
+    char *env = strdup(getenv("FAASMETER_DB"));
+    setenv("FAASMETER_DB", "host='x", 1);
+    faasbill_says(2, "",
+                  "faasbill tenant: FAASMETER_DB: unterminated quoted string in connection info "
+                  "string\n",
+                  (char *[]){"tenant", "list", NULL});
+    setenv("FAASMETER_DB", env, 1);
+    free(env);
 }
 END_TEST
 

@@ -1469,6 +1469,11 @@ START_TEST(meterd_options_are_checked)
         {"--listen", "[127.0.0.1]:8080",
          "meterd: --listen: expected an IPv4 address, an IPv6 address in brackets or"
          " localhost, got '[127.0.0.1]'\n"},
+        /* A connection string that cannot parse could never connect: meterd does not start
+         * to answer 503 for ever. */
+        {"--db", "dbname=x bogus=1", "meterd: --db: invalid connection option \"bogus\"\n"},
+        {"--db", "host='x", "meterd: --db: unterminated quoted string in connection info"
+                            " string\n"},
     };
     char bin[512];
     proc_bin("meterd", bin, sizeof bin);
