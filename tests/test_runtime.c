@@ -855,6 +855,12 @@ START_TEST(cli_invoke_exit_codes)
     r = faasrun(NULL, (const char *[]){"invoke", "--help", NULL});
     ck_assert_int_eq(r.exit_code, 0);
     ck_assert_ptr_nonnull(strstr(r.output, "usage: faasrun invoke"));
+    /* The help reads in a terminal: no line runs on past the width the others keep. */
+    for (const char *line = r.output; *line;) {
+        size_t n = strcspn(line, "\n");
+        ck_assert_msg(n <= 88, "a help line of %zu columns: %.*s", n, (int)n, line);
+        line += n + (line[n] == '\n');
+    }
     rt_exec_result_free(&r);
 
     char *text = read_segments(spool);
