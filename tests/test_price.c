@@ -133,6 +133,83 @@ START_TEST(published_examples)
 }
 END_TEST
 
+/* The amount of the quote's line for meter ("subscription" too), or NULL. */
+static const char *quote_amount(const cJSON *quote, const char *meter)
+{
+    const cJSON *l = NULL;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItem(quote, "lines"))
+    {
+        const cJSON *m = cJSON_GetObjectItem(l, "meter");
+        if (cJSON_IsString(m) && strcmp(m->valuestring, meter) == 0)
+            return cJSON_GetStringValue(cJSON_GetObjectItem(l, "amount"));
+    }
+    return NULL;
+}
+
+/* The published examples of one workload again, through the binary: faasbill quote --json
+ * with the example's figures as options must print the same amounts line by line. */
+START_TEST(published_examples_through_quote)
+{
+    FILE *f = tb_data("billing_examples.txt");
+    char line[1024], bin[512], name[128] = "", plan[64] = "";
+    char load[6][32], want[8][2][32];
+    int nload = 0, nwant = 0, lineno = 0, cases = 0;
+    bool no_free = false;
+    proc_bin("faasbill", bin, sizeof bin);
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *w[8];
+        int n = strncmp(line, "source ", 7) == 0 ? 0 : tb_split(line, w, 8);
+        if (n == 0)
+            continue;
+        if (strcmp(w[0], "case") == 0) {
+            snprintf(name, sizeof name, "%s", w[1]);
+            snprintf(plan, sizeof plan, "%s", w[2]);
+            no_free = n == 4 && strcmp(w[3], "no-free") == 0;
+            nload = nwant = 0;
+        } else if (strcmp(w[0], "load") == 0) {
+            for (int i = 0; i < 6; i++)
+                snprintf(load[i], sizeof load[i], "%s", w[i + 1]);
+            nload++;
+        } else if (strcmp(w[0], "line") == 0 || strcmp(w[0], "subscription") == 0 ||
+                   strcmp(w[0], "total") == 0) {
+            ck_assert_int_lt(nwant, 8);
+            snprintf(want[nwant][0], sizeof want[nwant][0], "%s",
+                     strcmp(w[0], "line") == 0 ? w[1] : w[0]);
+            snprintf(want[nwant][1], sizeof want[nwant][1], "%s", w[n - 1]);
+            nwant++;
+        } else if (strcmp(w[0], "end") == 0 && nload == 1) {
+            /* load FUNCTION N DURATION_MS MEMORY_MB CPU_MS EGRESS_KB */
+            char *argv[] = {bin, "quote", "--plan", plan, "--invocations", load[1],
+                            "--avg-duration-ms", load[2], "--memory-mb", load[3],
+                            "--cpu-ms-per-invocation", load[4], "--egress-kb-per-invocation",
+                            load[5], "--json", no_free ? "--no-free-tier" : NULL, NULL};
+            struct proc_result r = proc_run(argv, NULL, 30);
+            ck_assert_msg(r.status == 0, "%s (line %d): %s", name, lineno, r.err);
+            cJSON *q = cJSON_Parse(r.out);
+            ck_assert_msg(q != NULL, "%s: not JSON: %s", name, r.out);
+            for (int i = 0; i < nwant; i++) {
+                const char *got = strcmp(want[i][0], "total") == 0
+                                      ? cJSON_GetStringValue(cJSON_GetObjectItem(q, "total"))
+                                      : quote_amount(q, want[i][0]);
+                /* A plan without a subscription prints no subscription line. */
+                if (got == NULL && strcmp(want[i][0], "subscription") == 0)
+                    got = "0.00";
+                ck_assert_msg(got != NULL && strcmp(got, want[i][1]) == 0,
+                              "%s (line %d): %s: got %s, want %s", name, lineno, want[i][0],
+                              got ? got : "nothing", want[i][1]);
+            }
+            cJSON_Delete(q);
+            free(r.out);
+            free(r.err);
+            cases++;
+        }
+    }
+    fclose(f);
+    ck_assert_int_ge(cases, 10);
+}
+END_TEST
+
 /* The per-function split of the mixed-memory example, by largest remainder. */
 /* faasbill quote --json, the binary: AWS's worked example (3 M calls of 1 s at 512 MB) in the
  * shape DESIGN.md gives, every number a decimal string. */
@@ -750,6 +827,7 @@ Suite *suite_price(void)
     Suite *s = suite_create("price");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, published_examples);
+    tcase_add_test(tc, published_examples_through_quote);
     tcase_add_test(tc, quote_json_from_the_command_line);
     tcase_add_test(tc, every_command_has_help_and_the_catalogs_list);
     tcase_add_test(tc, quote_and_simulate_input_errors_exit_2);
