@@ -107,6 +107,10 @@ bool api_authenticate(const struct api_request *r, struct meter_key *key,
  *  it up again). */
 bool api_key_cached(struct api_request *r);
 
+/** The tenant the query names (tenant=), else a tenant key's own; NULL when an admin key
+ *  names none. */
+const char *api_tenant(const struct api_request *r, const struct meter_key *key);
+
 /** May this key read tenant's data? Admin keys read every tenant, tenant keys their own. */
 bool api_may_read(const struct meter_key *key, const char *tenant);
 

@@ -54,7 +54,7 @@ struct reply api_get_compare(const struct api_request *r)
         return refusal;
     if (strcmp(key.role, "ingest") == 0)
         return reply_error(E_FORBIDDEN, "this needs an admin or tenant key");
-    const char *tenant = api_query(r, "tenant");
+    const char *tenant = api_tenant(r, &key);
     const char *period = api_query(r, "period");
     int64_t from, to;
     if (tenant == NULL)

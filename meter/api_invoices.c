@@ -176,19 +176,15 @@ struct reply api_list_invoices(const struct api_request *r)
     struct reply refusal;
     if (!open_as(r, false, &conn, &key, &refusal))
         return refusal;
-    const char *tenant = api_query(r, "tenant");
+    const char *tenant = api_tenant(r, &key);
     const char *period = api_query(r, "period");
     int64_t from, to;
     if (period && fm_period_parse(period, &from, &to) != 0)
         return reply_error(E_BAD_REQUEST, "period: expected YYYY-MM, got '%s'", period);
     if (tenant && !meter_name_ok(tenant, false))
         return reply_error(E_BAD_REQUEST, "tenant: expected " METER_TENANT_RULE);
-    if (strcmp(key.role, "tenant") == 0) {
-        if (tenant == NULL)
-            tenant = key.tenant;
-        else if (!api_may_read(&key, tenant))
-            return reply_error(E_FORBIDDEN, "this key may not read tenant %s", tenant);
-    }
+    if (tenant && !api_may_read(&key, tenant))
+        return reply_error(E_FORBIDDEN, "this key may not read tenant %s", tenant);
     const char *params[] = {tenant, period};
     PGresult *res = PQexecParams(
         conn,

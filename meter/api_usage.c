@@ -107,10 +107,10 @@ struct usage_query {
 
 /* The query's parameters, checked; false with *refusal set to a 400 naming the first
  * parameter that is wrong. */
-static bool query_parse(const struct api_request *req, struct usage_query *q,
-                        struct reply *refusal)
+static bool query_parse(const struct api_request *req, const struct meter_key *key,
+                        struct usage_query *q, struct reply *refusal)
 {
-    const char *tenant = api_query(req, "tenant");
+    const char *tenant = api_tenant(req, key);
     const char *from = api_query(req, "from");
     const char *to = api_query(req, "to");
     const char *window = api_query(req, "window");
@@ -251,7 +251,7 @@ struct reply api_get_usage(const struct api_request *req)
         goto out;
     }
     struct usage_query q;
-    if (!query_parse(req, &q, &r))
+    if (!query_parse(req, &key, &q, &r))
         goto out;
     if (!api_may_read(&key, q.tenant)) {
         r = reply_error(E_FORBIDDEN, "this key may not read tenant %s", q.tenant);

@@ -210,6 +210,14 @@ bool api_authenticate(const struct api_request *r, struct meter_key *key, struct
     return true;
 }
 
+const char *api_tenant(const struct api_request *r, const struct meter_key *key)
+{
+    const char *named = api_query(r, "tenant");
+    if (named == NULL && strcmp(key->role, "tenant") == 0)
+        return key->tenant;
+    return named;
+}
+
 bool api_may_read(const struct meter_key *key, const char *tenant)
 {
     return strcmp(key->role, "admin") == 0 ||

@@ -475,6 +475,11 @@ START_TEST(compare_serves_the_same_bill)
                           "\"currency\":\"JPY\"},{\"kind\":\"server\",\"id\":\"eur-box\","
                           "\"currency\":\"EUR\"}]");
     ck_assert_ptr_null(strstr(r.body, "\"server\":\"eur-box\""));
+    /* A tenant key that names no tenant is answered for its own, as the invoice list is. */
+    struct http_reply own = call("GET", "/v1/compare?period=2026-09", acme_key, NULL);
+    ck_assert_msg(own.status == 200, "%ld %s", own.status, own.body);
+    ck_assert_str_eq(own.body, r.body);
+    free(own.body);
     free(r.body);
     static const struct {
         const char *path, *key_name;
@@ -485,6 +490,8 @@ START_TEST(compare_serves_the_same_bill)
          "{\"error\":\"forbidden\",\"message\":\"this key may not read tenant acme\"}"},
         {"/v1/compare?tenant=acme&period=2026-09", "ingest", 403,
          "{\"error\":\"forbidden\",\"message\":\"this needs an admin or tenant key\"}"},
+        {"/v1/compare?period=2026-09", "admin", 400,
+         "{\"error\":\"bad_request\",\"message\":\"tenant: required\"}"},
         {"/v1/compare?tenant=acme", "admin", 400,
          "{\"error\":\"bad_request\",\"message\":\"period: required, YYYY-MM\"}"},
         {"/v1/compare?tenant=Acme&period=2026-09", "admin", 400,

@@ -323,6 +323,8 @@ START_TEST(tenants_see_only_their_own_usage)
     expect(get(ingest_key, ACME_NOV), 403,
            "{\"error\":\"forbidden\",\"message\":\"usage needs a tenant or admin key\"}");
     expect(get(acme_key, ACME_NOV), 200, ACME_NOV_EMPTY);
+    /* A tenant key that names no tenant reads its own; an admin key must name one. */
+    expect(get(acme_key, "/v1/usage?from=2026-11-01&to=2026-11-02"), 200, ACME_NOV_EMPTY);
     expect(get(admin_key, ACME_NOV), 200, ACME_NOV_EMPTY);
     expect(get(globex_key, "/v1/usage?tenant=globex&from=2026-11-03&to=2026-11-04"), 200,
            HEAD("globex", "day", "2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z", "null", PLAN)
