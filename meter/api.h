@@ -86,7 +86,7 @@ const char *api_header(const struct api_request *r, const char *name);
 /** A query-string argument's value, or NULL. */
 const char *api_query(const struct api_request *r, const char *name);
 
-/** True when the Content-Type is want (parameters such as charset ignored). */
+/** True when the Content-Type is want, with no charset parameter or utf-8. */
 bool api_content_type_is(const struct api_request *r, const char *want);
 
 /**

@@ -77,13 +77,33 @@ struct reply api_post_invoices(const struct api_request *r)
     if (!open_as(r, true, &conn, &key, &refusal))
         return refusal;
     if (!api_content_type_is(r, "application/json"))
-        return reply_error(E_MEDIA_TYPE, "Content-Type must be application/json");
+        return reply_error(E_MEDIA_TYPE, "Content-Type must be application/json, in UTF-8");
     if (fm_json_has_nul(r->body, r->body_len))
         return reply_error(E_BAD_REQUEST, FM_JSON_NUL_ERROR);
     cJSON *body = fm_json_parse(r->body, r->body_len, NULL);
     if (!cJSON_IsObject(body)) {
         cJSON_Delete(body);
         return reply_error(E_BAD_REQUEST, "the body is not a JSON object");
+    }
+    /* As in plan files and manifests: a member given twice, or one misspelt, would
+     * otherwise be dropped unseen ("plna" would build the invoice under the tenant's plan). */
+    const char *twice = NULL, *unknown = NULL;
+    int rc = fm_json_key_twice(body, &twice);
+    for (const cJSON *m = body->child; m != NULL && unknown == NULL; m = m->next)
+        if (strcmp(m->string, "tenant") != 0 && strcmp(m->string, "period") != 0 &&
+            strcmp(m->string, "plan") != 0)
+            unknown = m->string;
+    struct reply early = {0};
+    if (rc != 0)
+        early = reply_error(E_INTERNAL, "out of memory");
+    else if (twice != NULL)
+        early = reply_error(E_BAD_REQUEST, "%.64s: given twice", twice);
+    else if (unknown != NULL)
+        early = reply_error(E_BAD_REQUEST,
+                            "%.64s: unknown member (expected tenant, period and plan)", unknown);
+    if (early.status != 0) {
+        cJSON_Delete(body);
+        return early;
     }
     const char *tenant = member(body, "tenant");
     const char *period = member(body, "period");

@@ -91,7 +91,7 @@ struct reply api_post_records(const struct api_request *req)
     bool ndjson = api_content_type_is(req, "application/x-ndjson");
     if (!ndjson && !api_content_type_is(req, "application/json"))
         return reply_error(E_MEDIA_TYPE, "Content-Type must be application/json (an array of "
-                                         "records) or application/x-ndjson");
+                                         "records) or application/x-ndjson, in UTF-8");
 
     struct records_job *j = calloc(1, sizeof *j);
     if (j == NULL)

@@ -230,7 +230,21 @@ bool api_content_type_is(const struct api_request *r, const char *want)
     if (ct == NULL)
         return false;
     size_t n = strlen(want);
-    return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+    if (strncasecmp(ct, want, n) != 0 || (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' '))
+        return false;
+    /* Bodies are read as UTF-8: a charset parameter saying otherwise is refused. */
+    for (const char *p = strchr(ct + n, ';'); p != NULL; p = strchr(p + 1, ';')) {
+        const char *name = p + 1 + strspn(p + 1, " \t");
+        if (strncasecmp(name, "charset=", 8) != 0)
+            continue;
+        const char *v = name + 8;
+        bool quoted = *v == '"';
+        v += quoted;
+        size_t len = strcspn(v, quoted ? "\"" : "; \t");
+        if (len != 5 || strncasecmp(v, "utf-8", 5) != 0)
+            return false;
+    }
+    return true;
 }
 
 static struct reply get_healthz(const struct api_request *r)

@@ -534,6 +534,13 @@ START_TEST(bad_invoice_requests)
         {"POST", "/v1/invoices", "{\"tenant\": \"acme\", \"period\": \"2026-13\"}", 400,
          "{\"error\":\"bad_request\",\"message\":\"period: expected YYYY-MM, got "
          "'2026-13'\"}"},
+        {"POST", "/v1/invoices",
+         "{\"tenant\": \"acme\", \"period\": \"2026-09\", \"plna\": \"test-100ms\"}", 400,
+         "{\"error\":\"bad_request\",\"message\":\"plna: unknown member (expected tenant, "
+         "period and plan)\"}"},
+        {"POST", "/v1/invoices",
+         "{\"tenant\": \"acme\", \"tenant\": \"globex\", \"period\": \"2026-09\"}", 400,
+         "{\"error\":\"bad_request\",\"message\":\"tenant: given twice\"}"},
         {"POST", "/v1/invoices", "{\"tenant\": \"acme\"}", 400,
          "{\"error\":\"bad_request\",\"message\":\"period: required, YYYY-MM\"}"},
         /* cJSON would read "acme\u0000x" as "acme", and make acme's draft. */
@@ -604,12 +611,16 @@ START_TEST(bad_invoice_requests)
     char url[256], auth[128];
     snprintf(url, sizeof url, "%s/v1/invoices", base);
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin_key);
-    const char *text[] = {auth, "Content-Type: text/plain", NULL};
-    r = http_call("POST", url, text, "{\"tenant\": \"acme\", \"period\": \"2026-02\"}");
-    ck_assert_int_eq(r.status, 415);
-    ck_assert_str_eq(r.body, "{\"error\":\"unsupported_media_type\",\"message\":"
-                             "\"Content-Type must be application/json\"}");
-    free(r.body);
+    const char *types[] = {"Content-Type: text/plain",
+                           "Content-Type: application/json; charset=latin1"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        const char *headers[] = {auth, types[i], NULL};
+        r = http_call("POST", url, headers, "{\"tenant\": \"acme\", \"period\": \"2026-02\"}");
+        ck_assert_int_eq(r.status, 415);
+        ck_assert_str_eq(r.body, "{\"error\":\"unsupported_media_type\",\"message\":"
+                                 "\"Content-Type must be application/json, in UTF-8\"}");
+        free(r.body);
+    }
 }
 END_TEST
 

@@ -384,9 +384,17 @@ START_TEST(requests_are_checked_before_anything_is_stored)
            "{\"error\":\"unauthorized\",\"message\":\"the API key is not valid\"}");
     expect(post(tenant_key, "application/json", body), 403,
            "{\"error\":\"forbidden\",\"message\":\"records need an ingest or admin key\"}");
-    expect(post(ingest_key, "text/plain", body), 415,
-           "{\"error\":\"unsupported_media_type\",\"message\":\"Content-Type must be "
-           "application/json (an array of records) or application/x-ndjson\"}");
+    /* Bodies are read as UTF-8; a charset saying otherwise is refused, whatever its case or
+     * quotes. */
+    static const char *const refused_types[] = {
+        "text/plain", "application/json; charset=latin1",
+        "application/x-ndjson;charset=\"ISO-8859-1\"", "application/json; charset=utf-16"};
+    for (size_t i = 0; i < sizeof refused_types / sizeof refused_types[0]; i++)
+        expect(post(ingest_key, refused_types[i], body), 415,
+               "{\"error\":\"unsupported_media_type\",\"message\":\"Content-Type must be "
+               "application/json (an array of records) or application/x-ndjson, in UTF-8\"}");
+    expect(post(ingest_key, "application/json; Charset=\"UTF-8\"", "[]"), 200,
+           "{\"accepted\":0,\"duplicates\":0,\"rejected\":[]}");
     expect(post(ingest_key, "application/json", "{\"records\": []}"), 400,
            "{\"error\":\"bad_request\",\"message\":\"the body is not a JSON array of records\"}");
     expect(post(ingest_key, "application/json", "[{"), 400,
