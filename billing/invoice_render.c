@@ -222,14 +222,15 @@ static int render_csv(const struct bill_invoice *inv, struct fm_buf *out)
     /* As in text and JSON: a plan without a subscription has no such line. */
     if (inv->subscription != 0) {
         money(inv, inv->subscription, amount);
-        const char *sub[] = {"Subscription", NULL, NULL, NULL, NULL, amount};
+        const char *sub[] = {"Subscription", "subscription", NULL, "1", amount, amount};
         csv_row(out, sub);
     }
+    /* A fixed line reads as in JSON: its kind as the meter, a quantity of 1 at its amount. */
     for (size_t i = 0; i < inv->nadjustments; i++) {
         char label[128];
         adjustment_label(&inv->adjustments[i], label, sizeof label);
         money(inv, inv->adjustments[i].amount, amount);
-        const char *row[] = {label, NULL, NULL, NULL, NULL, amount};
+        const char *row[] = {label, "adjustment", NULL, "1", amount, amount};
         csv_row(out, row);
     }
     money(inv, inv->total, amount);

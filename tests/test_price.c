@@ -760,8 +760,19 @@ START_TEST(render_csv_and_text)
                              "CPU time (ms),cpu_ms,,75000000,0.00000002,1.50\r\n"
                              "CPU time (ms),cpu_ms,api,,,0.79\r\n"
                              "CPU time (ms),cpu_ms,\"resize,thumb\",,,0.71\r\n"
-                             "Subscription,,,,,5.00\r\n"
+                             "Subscription,subscription,,1,5.00,5.00\r\n"
                              "Total,,,,,8.00\r\n");
+    /* An adjustment reads as in JSON too: its kind as the meter, 1 at its amount. */
+    struct bill_catalog *late_cat = NULL;
+    struct bill_invoice *late = sample_invoice(&late_cat);
+    ck_assert_int_eq(bill_invoice_add_adjustment(late, "2026-10", 7, -25, NULL), BILL_OK);
+    fm_buf_reset(&b);
+    ck_assert_int_eq(bill_invoice_render(late, BILL_FORMAT_CSV, NULL, NULL, &b), 0);
+    ck_assert_ptr_nonnull(strstr(b.data, "\r\nSubscription,subscription,,1,5.00,5.00\r\n"
+                                         "Adjustment for 2026-10 (invoice 7),adjustment,,1,-0.25,"
+                                         "-0.25\r\nTotal,,,,,7.75\r\n"));
+    bill_invoice_free(late);
+    bill_catalog_free(late_cat);
     fm_buf_reset(&b);
     ck_assert_int_eq(bill_invoice_render(inv, BILL_FORMAT_TEXT, "acme", "2026-11", &b), 0);
     ck_assert_str_eq(
