@@ -620,8 +620,13 @@ static void fit_server(struct bill_server_fit *fit, const struct bill_server *s,
 {
     int64_t by_mem = ceil_div(st->peak_memory_mb, s->memory_mb);
     int64_t by_cpu = ceil_div(st->peak_concurrency, s->vcpus);
+    /* An execution on several threads keeps more than its one vCPU busy: the CPU time
+     * sizes the fleet as well. */
+    int64_t by_cores = ceil_div(st->peak_cpu_millicores, (int64_t)s->vcpus * 1000);
     fit->server = s;
     fit->count = by_mem > by_cpu ? by_mem : by_cpu;
+    if (by_cores > fit->count)
+        fit->count = by_cores;
     if (fit->count < 1)
         fit->count = 1; /* running anything at all takes one */
     percent(busy_us, (__int128)fit->count * s->vcpus * period_us, fit->utilisation);
@@ -996,9 +1001,10 @@ int bill_compare_json(const struct bill_comparison *cmp, struct fm_buf *out)
     cJSON_AddStringToObject(root, "assumptions",
                             "servers sized for the busiest hour's mean load (execution "
                             "time, memory x time and CPU time over the hour, each its own "
-                            "maximum), not the momentary peak, by memory and by one "
-                            "concurrent execution per vCPU (CPU-bound); 730 hours a month; "
-                            "utilisation is busy time over capacity; break-even at the mean "
+                            "maximum), not the momentary peak, by memory, by one "
+                            "concurrent execution per vCPU (CPU-bound) and by CPU time; "
+                            "730 hours a month; utilisation is busy time over capacity; "
+                            "break-even at the mean "
                             "invocation with the server fee fixed");
     json_usage(root, cmp, &big);
     json_plans_servers(root, cmp, &big);

@@ -24,7 +24,9 @@
  *    the momentary peak would also need every invocation row, which a month-long report
  *    for every tenant cannot afford to read.
  *  - Servers are sized by memory and by CPU with one concurrent execution per vCPU:
- *    functions are assumed CPU-bound, so a vCPU never serves two executions at once.
+ *    functions are assumed CPU-bound, so a vCPU never serves two executions at once; and
+ *    by the CPU time, so that executions on several threads get a vCPU for each core
+ *    they keep busy.
  *  - A month of server time is 730 hours (BILL_HOURS_PER_MONTH), whatever the period.
  *  - Utilisation is busy time (sum of execution durations) over capacity (servers × vCPUs ×
  *    the period's length): the fleet's mean load over the period, at most the busiest

@@ -34,9 +34,10 @@ static void help(const char *cmd)
           "                        [--catalog DIR] [--db CONNINFO]\n\n"
           "Prices the tenant's month under its plan and every other catalog plan, sizes the\n"
           "servers (all, or each --server) for the busiest hour's mean concurrency (its\n"
-          "execution time over the hour) by memory and by one concurrent execution per\n"
-          "vCPU, and finds the monthly volume where the pay-per-use bill meets the cheapest\n"
-          "server's fee. Reads the usage rollups only. HTML is a self-contained page.\n",
+          "execution time over the hour) by memory, by one concurrent execution per vCPU\n"
+          "and by CPU time (a vCPU for each core kept busy), and finds the monthly volume\n"
+          "where the pay-per-use bill meets the cheapest server's fee. Reads the usage\n"
+          "rollups only. HTML is a self-contained page.\n",
           stdout);
 }
 

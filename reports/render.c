@@ -51,9 +51,9 @@ static const char *assumptions =
     "overlapping executions: concurrency is the hour's execution time over the hour, memory "
     "the configured memory times execution time over the hour, CPU the CPU time over the "
     "hour, each rounded up and each the maximum over the period's hours (an execution counts "
-    "in every hour it runs in, for its time there). Servers need enough memory and one vCPU "
-    "per concurrent "
-    "execution (functions assumed CPU-bound). A server month is 730 hours. Utilisation is "
+    "in every hour it runs in, for its time there). Servers need enough memory, one vCPU "
+    "per concurrent execution (functions assumed CPU-bound) and a vCPU for each core of "
+    "CPU time. A server month is 730 hours. Utilisation is "
     "busy time over capacity (servers x vCPUs x period). The break-even volume prices "
     "identical mean invocations against the best server's fee, which stays fixed at the "
     "busiest-hour sizing.";

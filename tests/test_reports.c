@@ -206,6 +206,32 @@ START_TEST(a_long_run_counts_in_each_hour_it_lasts)
 }
 END_TEST
 
+/* A function that keeps four cores busy for its hour needs four vCPUs, however few
+ * executions run at once: the CPU load sizes the servers beside concurrency and memory. */
+START_TEST(cpu_time_beyond_one_core_sizes_the_servers)
+{
+    PGconn *db = testdb_connect(conninfo);
+    testdb_exec(db, "INSERT INTO tenants (tenant, plan) VALUES ('threads', 'aws-lambda-x86')");
+    testdb_exec(db,
+                "INSERT INTO invocations (tenant, invocation_id, started_at, function, has_start,"
+                " has_stop, memory_mb, cold_start, duration_us, init_us, status, cpu_user_us,"
+                " cpu_sys_us, max_rss_kb, bytes_in, bytes_out) VALUES"
+                " ('threads', 't1', '2026-11-05T10:00:00Z', 'render', true, true, 1024, false,"
+                "  3600000000, 0, 'ok', 12600000000, 1800000000, 100000, 0, 0)");
+    testdb_exec(db, "SELECT usage_apply(i, 1) FROM invocations i WHERE tenant = 'threads'");
+    PQfinish(db);
+    /* The hour at 10:00 holds one execution at once, 1024 MB, and 4 h of CPU: 4 cores.
+     * t3.micro (2 vCPUs, 1024 MB): 2 for the CPU, 1 for memory or concurrency, so 2 at
+     * 7.59 = 15.18; m5.large (2 vCPUs): 2 as well, 140.16. */
+    char *out = faasbill(0, NULL, "compare", "--tenant", "threads", "--period", "2026-11",
+                         "--server", "aws-t3.micro", "--server", "aws-m5.large", "--format",
+                         "csv", "--db", conninfo, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "\r\nserver,aws-t3.micro,,2,15.18,,"));
+    ck_assert_ptr_nonnull(strstr(out, "\r\nserver,aws-m5.large,,2,140.16,,"));
+    free(out);
+}
+END_TEST
+
 /* Every tenant at once gives each the figures it gets alone, and a plan the database does
  * not rate is rounded from the rows to the same bill. */
 START_TEST(every_tenant_and_unrated_plan)
@@ -793,6 +819,7 @@ Suite *suite_reports(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, load_and_totals_from_rollups);
     tcase_add_test(tc, a_long_run_counts_in_each_hour_it_lasts);
+    tcase_add_test(tc, cpu_time_beyond_one_core_sizes_the_servers);
     tcase_add_test(tc, every_tenant_and_unrated_plan);
     tcase_add_test(tc, retraction_from_report_rollups);
     tcase_add_test(tc, compare_json_and_csv);
