@@ -24,6 +24,17 @@ int bill_json_string(const cJSON *item, const char *path, size_t max_len, const 
     return 0;
 }
 
+bool bill_json_id_ok(const char *s)
+{
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '_' || *p == '.'))
+            return false;
+    return true;
+}
+
 /* Whole-string base-10 integer; 0 or -1. */
 static int parse_int(const char *s, int64_t *out)
 {

@@ -38,6 +38,12 @@ int bill_json_int_text(const char *text, const char *path, int64_t min, int64_t 
 int bill_json_known(const cJSON *obj, const char *path, const char *const *known,
                     struct fm_err *err);
 
+/**
+ * Whether s is a catalog id: lower-case letters, digits, '.', '-' and '_', starting with a
+ * letter or digit. Ids are printed bare in CSV, text tables and command lines.
+ */
+bool bill_json_id_ok(const char *s);
+
 /** A non-negative decimal written as a string ("0.0000166667"). */
 int bill_json_dec(const cJSON *item, const char *path, struct bill_dec *out, struct fm_err *err);
 

@@ -72,17 +72,6 @@ void bill_plan_free(struct bill_plan *plan)
     free(plan);
 }
 
-static bool valid_id(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-              *p == '_' || *p == '.'))
-            return false;
-    return true;
-}
-
 /* Copy a string field into *dst (heap). Optional fields left out become "". */
 static enum bill_status take_string(const cJSON *obj, const char *key, size_t max_len,
                                     bool required, char **dst, struct fm_err *err)
@@ -360,7 +349,7 @@ static enum bill_status build_plan(const cJSON *root, struct bill_plan *plan, st
         return BILL_EINVAL;
     if ((st = take_string(root, "id", ID_MAX, true, &plan->id, err)) != BILL_OK)
         return st;
-    if (!valid_id(plan->id))
+    if (!bill_json_id_ok(plan->id))
         return fm_err_set(err, "id: \"%s\" is not lower-case letters, digits, '.', '-' and '_'",
                           plan->id),
                BILL_EINVAL;

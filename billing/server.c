@@ -58,8 +58,14 @@ static int parse_one(const cJSON *o, const char *prefix, struct bill_server *s,
     snprintf(self, sizeof self, "%.*s", (int)(strlen(prefix) ? strlen(prefix) - 1 : 0), prefix);
     if (bill_json_known(o, self, known, err) != 0)
         return -1;
-    if (copy_field(o, prefix, "id", 64, &s->id, err) != 0 ||
-        copy_field(o, prefix, "name", 200, &s->name, err) != 0 ||
+    if (copy_field(o, prefix, "id", 64, &s->id, err) != 0)
+        return -1;
+    /* As a plan's: an id is printed bare in CSV, text tables and command lines. */
+    if (!bill_json_id_ok(s->id))
+        return fm_err_set(err,
+                          "%sid: \"%s\" is not lower-case letters, digits, '.', '-' and '_'",
+                          prefix, s->id);
+    if (copy_field(o, prefix, "name", 200, &s->name, err) != 0 ||
         copy_field(o, prefix, "provider", 64, &s->provider, err) != 0 ||
         copy_field(o, prefix, "source", 500, &s->source, err) != 0)
         return -1;

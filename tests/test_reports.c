@@ -721,6 +721,26 @@ START_TEST(compare_keeps_to_one_currency)
 }
 END_TEST
 
+/* A server's id is held to a plan's rule (lower-case letters, digits, '.', '-', '_'): ids are
+ * printed bare in CSV rows, text tables and command lines, so one holding a comma or a quote
+ * would split a CSV row. Such a catalog is refused, naming the file and the id. */
+START_TEST(server_ids_follow_the_plan_id_rule)
+{
+    euro_catalog();
+    write_file("catalog/servers/odd.json",
+               "[{\"id\": \"box,\\\"2\\\"\", \"name\": \"box\", \"provider\": \"t\","
+               " \"vcpus\": 2, \"memory_mb\": 4096, \"hourly_price\": \"0.002\","
+               " \"currency\": \"EUR\", \"source\": \"t\", \"as_of\": \"2024-01-01\"}]");
+    char cat[256], *err = NULL;
+    snprintf(cat, sizeof cat, "%s/catalog", dir);
+    free(faasbill(2, &err, "compare", "--tenant", "euro", "--period", "2026-11", "--catalog",
+                  cat, "--format", "csv", "--db", conninfo, NULL));
+    ck_assert_str_eq(err, "faasbill compare: --catalog: servers/odd.json: [0].id: \"box,\"2\"\" "
+                          "is not lower-case letters, digits, '.', '-' and '_'\n");
+    free(err);
+}
+END_TEST
+
 /* A tenant whose plan has left the catalog does not keep the others out of the report: the
  * page is written with every other tenant priced as before, that one shown as not priced
  * with the reason, and the exit code and stderr say that the report is incomplete. */
@@ -828,6 +848,7 @@ Suite *suite_reports(void)
     tcase_add_test(tc, trace_values_are_bounded);
     tcase_add_test(tc, trace_day_is_bounded);
     tcase_add_test(tc, compare_keeps_to_one_currency);
+    tcase_add_test(tc, server_ids_follow_the_plan_id_rule);
     tcase_add_test(tc, report_with_a_plan_gone_from_the_catalog);
     tcase_add_test(tc, html_in_headless_chromium);
     suite_add_tcase(s, tc);
