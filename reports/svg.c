@@ -61,7 +61,17 @@ static void open_chart(struct fm_buf *out, const struct svg_axes *ax)
                   LEFT, TOP, PW, PH);
 }
 
-/* Grid lines and labels: 5 steps on each axis that has a formatter. */
+/* The y axis's top: max rounded up to a multiple of the grid's 4 steps, so that every grid
+ * line falls on a whole value and is labelled with it (a top of 3 labelled its lines 0, 0,
+ * 1, 2, 3). Near INT64_MAX, rounded down instead: the largest values then clip at the edge. */
+static int64_t grid_max(int64_t max)
+{
+    if (max < 4)
+        return 4;
+    return max > INT64_MAX - 3 ? INT64_MAX - INT64_MAX % 4 : max + (4 - max % 4) % 4;
+}
+
+/* Grid lines and labels: 5 steps on the y axis, and on the x axis when it has a formatter. */
 static void axes(struct fm_buf *out, const struct svg_axes *ax)
 {
     char label[64];
@@ -115,18 +125,21 @@ static void legend(struct fm_buf *out, const struct svg_series *s, size_t nserie
 int svg_lines(struct fm_buf *out, const struct svg_axes *ax, const struct svg_series *s,
               size_t nseries, int64_t mark_x, int64_t mark_y, const char *mark_label)
 {
+    int64_t y_max = grid_max(ax->y_max);
+    struct svg_axes grid = *ax;
+    grid.y_max = y_max;
     open_chart(out, ax);
-    axes(out, ax);
+    axes(out, &grid);
     for (size_t k = 0; k < nseries; k++) {
         fm_buf_printf(out, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s d=\"",
                       s[k].color, s[k].dashed ? " stroke-dasharray=\"6 4\"" : "");
         for (size_t i = 0; i < s[k].n && i < SVG_MAX_POINTS; i++)
             fm_buf_printf(out, "%s%d %d", i ? " L" : "M", LEFT + scale(s[k].x[i], ax->x_max, PW),
-                          TOP + PH - scale(s[k].y[i], ax->y_max, PH));
+                          TOP + PH - scale(s[k].y[i], y_max, PH));
         fm_buf_puts(out, "\"/>\n");
     }
     if (mark_label) {
-        int x = LEFT + scale(mark_x, ax->x_max, PW), y = TOP + PH - scale(mark_y, ax->y_max, PH);
+        int x = LEFT + scale(mark_x, ax->x_max, PW), y = TOP + PH - scale(mark_y, y_max, PH);
         fm_buf_printf(out,
                       "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"mark\"/>"
                       "<circle cx=\"%d\" cy=\"%d\" r=\"6\" class=\"mark\"/>"
@@ -176,15 +189,20 @@ int svg_hbars(struct fm_buf *out, const char *title, const char *const *labels,
 int svg_columns(struct fm_buf *out, const struct svg_axes *ax, const struct svg_series *s,
                 size_t nseries, size_t n, size_t step)
 {
+    /* x_label names slots here, labelled under their columns below: the grid's quarter
+     * marks would give slot 0's name to every one of them. */
+    struct svg_axes grid = *ax;
+    grid.x_label = NULL;
+    grid.y_max = grid_max(ax->y_max);
     open_chart(out, ax);
-    axes(out, ax);
+    axes(out, &grid);
     char label[64];
     for (size_t i = 0; i < n; i++) {
         /* Slot edges from integer division, so the columns tile the plot exactly. */
         int x0 = LEFT + (int)((size_t)PW * i / n), x1 = LEFT + (int)((size_t)PW * (i + 1) / n);
         int w = (x1 - x0) / (int)(nseries ? nseries : 1);
         for (size_t k = 0; k < nseries; k++) {
-            int hgt = scale(s[k].y[i], ax->y_max, PH);
+            int hgt = scale(s[k].y[i], grid.y_max, PH);
             if (hgt == 0)
                 continue;
             fm_buf_printf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n",

@@ -29,7 +29,8 @@ typedef void (*svg_label_fn)(int64_t v, char *buf, size_t n, const void *ctx);
 struct svg_axes {
     const char *title;
     const char *x_title, *y_title;
-    int64_t x_max, y_max; /* axes start at 0; larger values are clipped at the edge */
+    int64_t x_max, y_max; /* axes start at 0; larger values are clipped at the edge; y_max
+                             is drawn rounded up to a multiple of the grid's 4 steps */
     svg_label_fn x_label, y_label;
     const void *ctx;
 };

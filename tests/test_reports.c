@@ -782,6 +782,44 @@ START_TEST(report_with_a_plan_gone_from_the_catalog)
 }
 END_TEST
 
+/* The y-axis labels of the chart titled title in page, in order (its grid, bottom up). */
+static void axis_labels(const char *page, const char *title, char *out, size_t n)
+{
+    const char *at = strstr(page, title), *end = at ? strstr(at, "</svg>") : NULL;
+    ck_assert_msg(end != NULL, "no chart %s", title);
+    const char *tag = "class=\"axis\" text-anchor=\"end\">";
+    out[0] = '\0';
+    for (const char *p = at; (p = strstr(p, tag)) != NULL && p < end; p++) {
+        p += strlen(tag);
+        snprintf(out + strlen(out), n - strlen(out), "%s%.*s", out[0] ? " " : "",
+                 (int)strcspn(p, "<"), p);
+    }
+}
+
+/* The usage-over-time charts label their columns by the hour each starts, once each, and
+ * every grid line of every chart is labelled with its own value: at most 3 invocations an
+ * hour, and 1 error or cold start, still make a scale of whole steps. */
+START_TEST(html_axes_label_what_they_show)
+{
+    char html[256], labels[512];
+    snprintf(html, sizeof html, "%s/acme.html", dir);
+    free(faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-11", "--server",
+                  "aws-t3.micro", "--format", "html", "-o", html, "--db", conninfo, NULL));
+    char *page = slurp(html);
+    ck_assert_int_eq(occurrences(page, ">11-01T00</text>"), 2);
+    ck_assert_int_eq(occurrences(page, ">11-04T18</text>"), 2);
+    axis_labels(page, "Invocations per hour", labels, sizeof labels);
+    ck_assert_str_eq(labels, "0 1 2 3 4");
+    axis_labels(page, "Cold starts and errors per hour", labels, sizeof labels);
+    ck_assert_str_eq(labels, "0 1 2 3 4");
+    /* Money in whole cents: the top, the own plan's bill at twice the break-even volume,
+     * rounded up to a multiple of 4 cents. */
+    axis_labels(page, "Monthly cost (USD) against monthly volume", labels, sizeof labels);
+    ck_assert_str_eq(labels, "0.00 5.46 10.92 16.38 21.84");
+    free(page);
+}
+END_TEST
+
 START_TEST(html_in_headless_chromium)
 {
     char html[256], png[256], profile[256], url[300], shot[300], prof[300];
@@ -850,6 +888,7 @@ Suite *suite_reports(void)
     tcase_add_test(tc, compare_keeps_to_one_currency);
     tcase_add_test(tc, server_ids_follow_the_plan_id_rule);
     tcase_add_test(tc, report_with_a_plan_gone_from_the_catalog);
+    tcase_add_test(tc, html_axes_label_what_they_show);
     tcase_add_test(tc, html_in_headless_chromium);
     suite_add_tcase(s, tc);
     return s;
