@@ -268,6 +268,11 @@ static void bucket_label(int64_t i, char *buf, size_t n, const void *ctx)
     snprintf(buf, n, "%.*s", bill_compare_bucket_us(cmp) == BILL_DAY_US ? 5 : 8, t + 5);
 }
 
+static int64_t twice(int64_t v)
+{
+    return v > INT64_MAX / 2 ? INT64_MAX : v * 2;
+}
+
 static int html_cost_curves(const struct bill_comparison *cmp, struct fm_buf *out)
 {
     size_t np = cmp->nplans < 8 ? cmp->nplans : 8;
@@ -275,12 +280,13 @@ static int html_cost_curves(const struct bill_comparison *cmp, struct fm_buf *ou
     struct svg_series s[9];
     int64_t fee = cmp->best >= 0 ? cmp->servers[cmp->best].fee : 0;
     int64_t own_be = cmp->plans[cmp->own].breakeven;
-    int64_t xmax = cmp->invocations * 2;
-    if (own_be > 0 && own_be * 2 > xmax && own_be < INT64_MAX / 2)
-        xmax = own_be * 2;
+    /* Twice the volume and the fee, saturated: a fee from a catalog may come near 2^63. */
+    int64_t xmax = twice(cmp->invocations);
+    if (own_be > 0 && twice(own_be) > xmax)
+        xmax = twice(own_be);
     if (xmax < 1000)
         xmax = 1000;
-    int64_t ymax = fee * 2;
+    int64_t ymax = twice(fee);
     for (int i = 0; i < CURVE_POINTS; i++)
         xs[i] = (int64_t)((__int128)xmax * i / (CURVE_POINTS - 1));
     for (size_t k = 0; k < np; k++) {

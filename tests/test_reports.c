@@ -782,6 +782,27 @@ START_TEST(report_with_a_plan_gone_from_the_catalog)
 }
 END_TEST
 
+/* A server fee near the top of 64 bits (an hourly price of 10^14 dollars, 7.3 x 10^18
+ * cents a month) still draws: the cost chart's axes saturate instead of overflowing. */
+START_TEST(html_with_a_fee_near_64_bits)
+{
+    euro_catalog();
+    write_file("catalog/servers/huge.json",
+               "{\"id\": \"huge\", \"name\": \"huge\", \"provider\": \"t\", \"vcpus\": 4096,"
+               " \"memory_mb\": 1000000000, \"hourly_price\": \"100000000000000\","
+               " \"currency\": \"USD\", \"source\": \"t\", \"as_of\": \"2024-01-01\"}");
+    char cat[256];
+    snprintf(cat, sizeof cat, "%s/catalog", dir);
+    char *out = faasbill(0, NULL, "simulate", "--invocations", "1000", "--avg-duration-ms", "1",
+                         "--memory-mb", "128", "--plan", "aws-lambda-x86", "--server", "huge",
+                         "--format", "html", "--catalog", cat, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "Best server: 1 x huge at 73000000000000000.00 USD"));
+    ck_assert_int_eq(occurrences(out, "<svg class=\"chart\""), 4);
+    ck_assert_ptr_nonnull(strstr(out, "</body></html>"));
+    free(out);
+}
+END_TEST
+
 /* The y-axis labels of the chart titled title in page, in order (its grid, bottom up). */
 static void axis_labels(const char *page, const char *title, char *out, size_t n)
 {
@@ -888,6 +909,7 @@ Suite *suite_reports(void)
     tcase_add_test(tc, compare_keeps_to_one_currency);
     tcase_add_test(tc, server_ids_follow_the_plan_id_rule);
     tcase_add_test(tc, report_with_a_plan_gone_from_the_catalog);
+    tcase_add_test(tc, html_with_a_fee_near_64_bits);
     tcase_add_test(tc, html_axes_label_what_they_show);
     tcase_add_test(tc, html_in_headless_chromium);
     suite_add_tcase(s, tc);
