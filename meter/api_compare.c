@@ -17,6 +17,7 @@ struct server_pick {
     const struct bill_server *chosen[COMPARE_SERVERS_MAX];
     size_t n;
     const char *unknown; /* the first id not in the catalog */
+    const char *twice;   /* the first id given twice */
     bool too_many;
     bool named; /* chosen by server=ID, not the whole catalog */
 };
@@ -36,6 +37,9 @@ static enum MHD_Result pick_server(void *cls, enum MHD_ValueKind kind, const cha
     } else if (p->n == COMPARE_SERVERS_MAX) {
         p->too_many = true;
     } else {
+        for (size_t i = 0; i < p->n && p->twice == NULL; i++)
+            if (p->chosen[i] == s)
+                p->twice = value; /* it would be sized and listed twice */
         p->chosen[p->n++] = s;
     }
     return MHD_YES;
@@ -73,6 +77,8 @@ struct reply api_get_compare(const struct api_request *r)
     if (pick.unknown)
         return reply_error(E_BAD_REQUEST, "server: no server '%s' in the catalog",
                            pick.unknown);
+    if (pick.twice)
+        return reply_error(E_BAD_REQUEST, "server: '%s' given twice", pick.twice);
     if (pick.too_many)
         return reply_error(E_BAD_REQUEST, "server: at most %d", COMPARE_SERVERS_MAX);
     pick.named = pick.n > 0;

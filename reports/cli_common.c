@@ -19,6 +19,12 @@ int cli_pick_servers(const char *cmd, const struct bill_catalog *cat, const char
                       ids[i]);
             return 2;
         }
+        /* Named twice, it would be sized, listed and charted twice. */
+        for (size_t j = 0; j + 1 < k; j++)
+            if (out[j] == out[k - 1]) {
+                cli_error(cmd, "--server: '%s' given twice", ids[i]);
+                return 2;
+            }
     }
     *n = k;
     return 0;

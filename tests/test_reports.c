@@ -401,6 +401,16 @@ START_TEST(cli_usage_errors)
                   "nope", "--db", conninfo, NULL));
     ck_assert_ptr_nonnull(strstr(err, "--server: no server 'nope'"));
     free(err);
+    /* A server named twice would be sized, listed and charted twice. */
+    free(faasbill(2, &err, "compare", "--tenant", "acme", "--period", "2026-11", "--server",
+                  "aws-t3.micro", "--server", "azure-b1s", "--server", "aws-t3.micro", "--db",
+                  conninfo, NULL));
+    ck_assert_str_eq(err, "faasbill compare: --server: 'aws-t3.micro' given twice\n");
+    free(err);
+    free(faasbill(2, &err, "simulate", "--invocations", "10", "--avg-duration-ms", "1",
+                  "--memory-mb", "128", "--server", "azure-b1s", "--server", "azure-b1s", NULL));
+    ck_assert_str_eq(err, "faasbill simulate: --server: 'azure-b1s' given twice\n");
+    free(err);
     free(faasbill(2, &err, "compare", "--tenant", "nobody", "--period", "2026-11", "--db",
                   conninfo, NULL));
     ck_assert_str_eq(err, "faasbill compare: --tenant: no tenant 'nobody' (faasbill tenant "
