@@ -797,7 +797,7 @@ enum bill_status bill_compare(const struct bill_stats *st, const char *own_plan,
             cmp->best = (long)cmp->nservers;
         cmp->nservers++;
     }
-    for (size_t i = 0; cmp->best >= 0 && i < cmp->nplans; i++)
+    for (size_t i = 0; bill_compare_has_breakeven(cmp) && i < cmp->nplans; i++)
         if ((rc = breakeven(cmp, i, cmp->servers[cmp->best].fee, &cmp->plans[i].breakeven,
                             err)) != BILL_OK)
             goto fail;
@@ -837,6 +837,11 @@ void bill_compare_money(const struct bill_comparison *cmp, int64_t minor,
 {
     /* Cannot fail: an int64 amount fits the buffer. */
     bill_money_format(minor, cmp->minor_digits, buf, BILL_NUM_BUFSZ);
+}
+
+bool bill_compare_has_breakeven(const struct bill_comparison *cmp)
+{
+    return cmp->best >= 0 && cmp->invocations > 0;
 }
 
 const char *bill_compare_verdict(const struct bill_comparison *cmp)

@@ -169,7 +169,8 @@ struct bill_plan_cost {
     bool own;                     /* the tenant's plan */
     struct bill_invoice *invoice; /* the observed usage priced under the plan */
     int64_t breakeven;            /* monthly volume where it meets the best server's fee;
-                                     -1 when it never does below BILL_COMPARE_MAX_VOLUME */
+                                     -1 when it never does below BILL_COMPARE_MAX_VOLUME,
+                                     or when none is sought (bill_compare_has_breakeven) */
 };
 
 struct bill_server_fit {
@@ -289,6 +290,13 @@ void bill_compare_money(const struct bill_comparison *cmp, int64_t minor,
  * @return 0, or -1 when out reached its cap or memory ran out
  */
 int bill_compare_json(const struct bill_comparison *cmp, struct fm_buf *out);
+
+/**
+ * Whether cmp sought break-even volumes: it needs a server to meet and a mean invocation to
+ * price, so at least one invocation (an empty period has no mean). Without, every plan's
+ * breakeven is -1, shown as "-" rather than "never".
+ */
+bool bill_compare_has_breakeven(const struct bill_comparison *cmp);
 
 /** "functions" when the own plan's bill is at most the best server's fee, else "servers";
  *  "functions" without servers. Static string. */

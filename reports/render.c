@@ -89,7 +89,7 @@ static int plans_table(const struct bill_comparison *cmp, struct fm_buf *out)
         snprintf(name, sizeof name, "%s%s", bill_plan_id(p->plan), p->own ? " (own)" : "");
         bill_compare_money(cmp, p->invoice->total, amount);
         breakeven_text(p->breakeven, be);
-        const char *row[] = {name, amount, cmp->best >= 0 ? be : "-"};
+        const char *row[] = {name, amount, bill_compare_has_breakeven(cmp) ? be : "-"};
         if (bill_table_row(t, row) != 0)
             goto done;
     }
@@ -429,7 +429,7 @@ static void html_tables(const struct bill_comparison *cmp, struct fm_buf *out)
         bill_compare_money(cmp, p->invoice->total, a);
         breakeven_text(p->breakeven, b);
         const char *row[] = {bill_plan_id(p->plan), bill_plan_name(p->plan), a,
-                             cmp->best >= 0 ? b : "-"};
+                             bill_compare_has_breakeven(cmp) ? b : "-"};
         html_row(out, "td", row, 4, p->own ? "own" : NULL);
     }
     fm_buf_puts(out, "</table>\n<h2>Servers sized for the busiest hour</h2><table>\n");
@@ -729,8 +729,9 @@ int report_tenants_html(const char *period, const struct bill_comparison *const 
             bill_compare_money(m, m->servers[m->best].fee, d);
             snprintf(c, sizeof c, "%" PRId64 " x %s", m->servers[m->best].count,
                      m->servers[m->best].server->id);
-            breakeven_text(m->plans[m->own].breakeven, be);
         }
+        if (bill_compare_has_breakeven(m))
+            breakeven_text(m->plans[m->own].breakeven, be);
         const char *row[] = {m->tenant, bill_plan_id(m->plans[m->own].plan), m->currency, a, b,
                              c, d, be, bill_compare_verdict(m)};
         html_row(out, "td", row, 9, NULL);

@@ -383,6 +383,35 @@ START_TEST(compare_json_and_csv)
 }
 END_TEST
 
+/* A month without an invocation has no mean invocation to price at volume: no break-even
+ * is given (JSON null, "-" in text and the report, empty in CSV), where one was once worked
+ * out for an invocation of 0 ms at 0 MB. */
+START_TEST(an_empty_month_has_no_breakeven)
+{
+    char *out = faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-10",
+                         "--server", "aws-t3.micro", "--format", "csv", "--db", conninfo, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "\r\nplan,aws-lambda-x86,0,,0.00,,,,own\r\n"));
+    free(out);
+    out = faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-10", "--server",
+                   "aws-t3.micro", "--db", conninfo, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "\naws-lambda-x86 (own)         0.00"
+                                      "                             -\n"));
+    free(out);
+    out = faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-10", "--server",
+                   "aws-t3.micro", "--format", "json", "--db", conninfo, NULL);
+    cJSON *root = cJSON_Parse(out);
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(root, "plans"))
+        ck_assert(cJSON_IsNull(cJSON_GetObjectItem(p, "breakeven_invocations")));
+    cJSON_Delete(root);
+    free(out);
+    out = faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-10", "--server",
+                   "aws-t3.micro", "--format", "html", "--db", conninfo, NULL);
+    ck_assert_ptr_null(strstr(out, "break-even:"));
+    free(out);
+}
+END_TEST
+
 START_TEST(cli_usage_errors)
 {
     char *err = NULL;
@@ -912,6 +941,7 @@ Suite *suite_reports(void)
     tcase_add_test(tc, every_tenant_and_unrated_plan);
     tcase_add_test(tc, retraction_from_report_rollups);
     tcase_add_test(tc, compare_json_and_csv);
+    tcase_add_test(tc, an_empty_month_has_no_breakeven);
     tcase_add_test(tc, cli_usage_errors);
     tcase_add_test(tc, trace_replay_tiny);
     tcase_add_test(tc, trace_values_are_bounded);
