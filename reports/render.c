@@ -275,7 +275,13 @@ static int64_t twice(int64_t v)
 
 static int html_cost_curves(const struct bill_comparison *cmp, struct fm_buf *out)
 {
-    size_t np = cmp->nplans < 8 ? cmp->nplans : 8;
+    /* The first plans, as many as there are colours, and the tenant's own among them: it
+     * sets the chart's height and its break-even is the one marked. */
+    size_t np = cmp->nplans < 8 ? cmp->nplans : 8, plan[8];
+    for (size_t k = 0; k < np; k++)
+        plan[k] = k;
+    if (cmp->own >= np)
+        plan[np - 1] = cmp->own;
     int64_t xs[CURVE_POINTS], ys[8][CURVE_POINTS], fee_y[2], fee_x[2];
     struct svg_series s[9];
     int64_t fee = cmp->best >= 0 ? cmp->servers[cmp->best].fee : 0;
@@ -291,13 +297,13 @@ static int html_cost_curves(const struct bill_comparison *cmp, struct fm_buf *ou
         xs[i] = (int64_t)((__int128)xmax * i / (CURVE_POINTS - 1));
     for (size_t k = 0; k < np; k++) {
         for (int i = 0; i < CURVE_POINTS; i++) {
-            if (bill_compare_cost_at(cmp, k, xs[i], &ys[k][i], NULL) != BILL_OK)
+            if (bill_compare_cost_at(cmp, plan[k], xs[i], &ys[k][i], NULL) != BILL_OK)
                 ys[k][i] = INT64_MAX;
-            if (k == cmp->own && ys[k][i] > ymax && ys[k][i] != INT64_MAX)
+            if (plan[k] == cmp->own && ys[k][i] > ymax && ys[k][i] != INT64_MAX)
                 ymax = ys[k][i];
         }
-        s[k] = (struct svg_series){bill_plan_id(cmp->plans[k].plan), palette[k], CURVE_POINTS,
-                                   xs, ys[k], 0};
+        s[k] = (struct svg_series){bill_plan_id(cmp->plans[plan[k]].plan), palette[k],
+                                   CURVE_POINTS, xs, ys[k], 0};
     }
     size_t ns = np;
     char fee_name[160];

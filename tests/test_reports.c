@@ -842,6 +842,37 @@ START_TEST(html_with_a_fee_near_64_bits)
 }
 END_TEST
 
+/* The cost chart draws at most 8 plans' curves, and the tenant's own is always among them:
+ * with three plans more in the catalog, zeta's gcf-gen1-tier1 is the ninth by id. */
+START_TEST(cost_chart_draws_the_own_plan_among_many)
+{
+    euro_catalog();
+    static const char *const extra[] = {"a1", "a2", "a3"};
+    for (size_t i = 0; i < 3; i++) {
+        char name[64], text[512];
+        snprintf(name, sizeof name, "catalog/plans/%s.json", extra[i]);
+        snprintf(text, sizeof text,
+                 "{\"id\": \"%s\", \"name\": \"%s\", \"currency\": \"USD\","
+                 " \"duration\": {\"step_ms\": 1, \"min_ms\": 0, \"include_init\": false},"
+                 " \"memory\": {\"basis\": \"configured\", \"step_mb\": 1, \"min_mb\": 128,"
+                 " \"max_mb\": 10240}, \"charges\": [{\"meter\": \"requests\","
+                 " \"tiers\": [{\"up_to\": null, \"unit_price\": \"0.001\"}]}]}",
+                 extra[i], extra[i]);
+        write_file(name, text);
+    }
+    char cat[256];
+    snprintf(cat, sizeof cat, "%s/catalog", dir);
+    char *out = faasbill(0, NULL, "compare", "--tenant", "zeta", "--period", "2026-11",
+                         "--server", "aws-t3.micro", "--format", "html", "--catalog", cat,
+                         "--db", conninfo, NULL);
+    ck_assert_int_eq(occurrences(out, "class=\"legend\">gcf-gen1-tier1</text>"), 1);
+    ck_assert_int_eq(occurrences(out, "class=\"legend\">a1</text>"), 1);
+    /* The eighth in dollars gives its place to it. */
+    ck_assert_int_eq(occurrences(out, "class=\"legend\">cloudflare-workers-standard</text>"), 0);
+    free(out);
+}
+END_TEST
+
 /* The y-axis labels of the chart titled title in page, in order (its grid, bottom up). */
 static void axis_labels(const char *page, const char *title, char *out, size_t n)
 {
@@ -950,6 +981,7 @@ Suite *suite_reports(void)
     tcase_add_test(tc, server_ids_follow_the_plan_id_rule);
     tcase_add_test(tc, report_with_a_plan_gone_from_the_catalog);
     tcase_add_test(tc, html_with_a_fee_near_64_bits);
+    tcase_add_test(tc, cost_chart_draws_the_own_plan_among_many);
     tcase_add_test(tc, html_axes_label_what_they_show);
     tcase_add_test(tc, html_in_headless_chromium);
     suite_add_tcase(s, tc);
