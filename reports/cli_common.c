@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "billing/cli.h"
 
@@ -83,6 +84,18 @@ int cli_write_comparison(const char *cmd, const struct bill_comparison *cmp,
         rc = cli_write_output(cmd, &out, path);
     fm_buf_free(&out);
     return rc;
+}
+
+bool cli_check_output(const char *value, void *to)
+{
+    /* Told with the other usage errors, before the database is read, rather than as a
+     * failed write after the work. */
+    struct stat sb;
+    if (value[0] == '\0' ||
+        (strcmp(value, "-") != 0 && stat(value, &sb) == 0 && S_ISDIR(sb.st_mode)))
+        return false;
+    *(const char **)to = value;
+    return true;
 }
 
 bool cli_check_report_format(const char *value, void *to)

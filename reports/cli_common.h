@@ -19,6 +19,12 @@ bool cli_check_report_format(const char *value, void *to);
 
 #define CLI_REPORT_FORMATS "text, json, csv or html"
 
+/** A CLI_CHECKED check of -o: a path that can be a file (not empty, not a folder), or "-";
+ *  stored as the const char * it is. */
+bool cli_check_output(const char *value, void *to);
+
+#define CLI_OUTPUT "a file to write, or - for standard output"
+
 /**
  * The servers to compare with: the catalog's --server ids, or every catalog server when
  * none was given. Prints the error for an unknown id.

@@ -48,7 +48,7 @@ static int parse(int argc, char **argv, struct compare_args *o)
     const struct fm_cli_opt opts[] = {
         FM_OPT_CHECKED("--period", &o->period, fm_cli_check_period, "YYYY-MM"),
         FM_OPT_LIST("--server", o->servers, &o->nservers, CLI_MAX_SERVERS),
-        FM_OPT_TEXT("-o", &o->output),
+        FM_OPT_CHECKED("-o", &o->output, cli_check_output, CLI_OUTPUT),
         FM_OPT_TEXT("--catalog", &o->catalog),
         FM_OPT_TEXT("--db", &o->db),
         /* The table ends here for report, which covers every tenant, in HTML. */

@@ -53,7 +53,7 @@ static int parse(int argc, char **argv, struct sim_args *o)
         FM_OPT_TEXT("--plan", &o->plan),
         FM_OPT_LIST("--server", o->servers, &o->nservers, CLI_MAX_SERVERS),
         FM_OPT_CHECKED("--format", &o->format, cli_check_report_format, CLI_REPORT_FORMATS),
-        FM_OPT_TEXT("-o", &o->output),
+        FM_OPT_CHECKED("-o", &o->output, cli_check_output, CLI_OUTPUT),
         FM_OPT_TEXT("--catalog", &o->catalog),
         FM_OPT_END,
     };

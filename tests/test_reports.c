@@ -448,6 +448,25 @@ START_TEST(cli_usage_errors)
     free(faasbill(2, &err, "report", "--period", "2026-11", NULL));
     ck_assert_str_eq(err, "faasbill report: -o: required (try faasbill report --help)\n");
     free(err);
+    /* An output that can be no file is the command line's fault, told before any work. */
+    free(faasbill(2, &err, "report", "--period", "2026-11", "-o", dir, "--db", conninfo, NULL));
+    char want[256];
+    snprintf(want, sizeof want,
+             "faasbill report: -o: expected a file to write, or - for standard output, got "
+             "'%s'\n",
+             dir);
+    ck_assert_str_eq(err, want);
+    free(err);
+    free(faasbill(2, &err, "compare", "--tenant", "acme", "--period", "2026-11", "-o", "",
+                  "--db", conninfo, NULL));
+    ck_assert_str_eq(err, "faasbill compare: -o: expected a file to write, or - for standard "
+                          "output, got ''\n");
+    free(err);
+    free(faasbill(2, &err, "simulate", "--invocations", "10", "--avg-duration-ms", "1",
+                  "--memory-mb", "128", "-o", "", NULL));
+    ck_assert_str_eq(err, "faasbill simulate: -o: expected a file to write, or - for standard "
+                          "output, got ''\n");
+    free(err);
     free(faasbill(2, &err, "simulate", "--invocations", "10", NULL));
     ck_assert_str_eq(err, "faasbill simulate: --avg-duration-ms: required (try faasbill "
                           "simulate --help)\n");
