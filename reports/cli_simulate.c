@@ -25,7 +25,8 @@ static void help(const char *cmd)
           "                         [--format text|json|csv|html] [-o FILE] [--catalog DIR]\n\n"
           "Prices a workload under every catalog plan and against the servers, storing\n"
           "nothing. A described workload is N identical invocations a month (30 days),\n"
-          "spread evenly, so its peak is its mean concurrency rounded up. --trace replays\n"
+          "spread evenly, so its busiest hour is its mean: concurrency, memory x time and\n"
+          "CPU time over the hour, each rounded up, as for stored usage. --trace replays\n"
           "one day in the Azure Functions 2019 layout (N_inv.csv, N_run.csv, N_mem.csv):\n"
           "minute counts spread evenly, durations and memory drawn reproducibly from each\n"
           "row's percentiles, the day multiplied by 30. --plan names the plan the verdict\n"
@@ -129,10 +130,15 @@ static enum bill_status described(const struct sim_args *o,
                                   .memory_mb = (int32_t)o->memory_mb,
                                   .max_rss_kb = o->memory_mb * 1024,
                                   .cpu_user_us = o->duration_us};
+    /* Sized as stored usage is (billing/compare.h): spread evenly, every hour holds the
+     * month's mean of execution time, of MB x time and of CPU time (CPU-bound: its
+     * execution time), each rounded up; not a whole execution's memory for each one. */
     __int128 busy = (__int128)o->invocations * o->duration_us;
     int64_t peak = o->invocations ? (int64_t)((busy + MONTH_US - 1) / MONTH_US) : 0;
     if (peak < 1 && o->invocations)
         peak = 1;
+    int64_t peak_mb = (int64_t)((busy * o->memory_mb + MONTH_US - 1) / MONTH_US);
+    int64_t peak_cpu = (int64_t)((busy * 1000 + MONTH_US - 1) / MONTH_US);
     int64_t per_day = o->invocations / TRACE_DAYS_PER_MONTH;
     for (int d = 0; d < TRACE_DAYS_PER_MONTH; d++)
         bill_stats_add_timeline(st, from + d * BILL_DAY_US,
@@ -144,7 +150,7 @@ static enum bill_status described(const struct sim_args *o,
         bill_stats_free(st);
         return rc;
     }
-    bill_stats_set_peak(st, peak, peak * o->memory_mb, peak * 1000);
+    bill_stats_set_peak(st, peak, peak_mb, peak_cpu);
     *out = st;
     return BILL_OK;
 }

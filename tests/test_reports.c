@@ -412,6 +412,30 @@ START_TEST(an_empty_month_has_no_breakeven)
 }
 END_TEST
 
+/* A described workload is sized as stored usage is (billing/compare.h): the busiest hour's
+ * memory is configured MB x execution time over the hour, not a whole execution's memory
+ * for every execution running at once rounded up. 1,000,000 runs of 100 ms at 10240 MB
+ * over 30 days: 100,000 s x 10240 MB / 2,592,000 s = 395.06, 396 MB, so one t3.micro
+ * (1024 MB) and not ten; CPU 100,000 s / 2,592,000 s = 0.0386, 0.039 cores. */
+START_TEST(a_described_workload_is_sized_as_stored_usage)
+{
+    char *out = faasbill(0, NULL, "simulate", "--invocations", "1000000", "--avg-duration-ms",
+                         "100", "--memory-mb", "10240", "--server", "aws-t3.micro", "--format",
+                         "json", NULL);
+    cJSON *root = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(root);
+    const cJSON *u = cJSON_GetObjectItem(root, "usage");
+    ck_assert_int_eq(cJSON_GetObjectItem(u, "peak_concurrency")->valueint, 1);
+    ck_assert_int_eq(cJSON_GetObjectItem(u, "peak_memory_mb")->valueint, 396);
+    ck_assert_str_eq(cJSON_GetObjectItem(u, "peak_cpu_cores")->valuestring, "0.039");
+    const cJSON *s = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "servers"), 0);
+    ck_assert_int_eq(cJSON_GetObjectItem(s, "count")->valueint, 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(s, "monthly_fee")->valuestring, "7.59");
+    cJSON_Delete(root);
+    free(out);
+}
+END_TEST
+
 START_TEST(cli_usage_errors)
 {
     char *err = NULL;
@@ -992,6 +1016,7 @@ Suite *suite_reports(void)
     tcase_add_test(tc, retraction_from_report_rollups);
     tcase_add_test(tc, compare_json_and_csv);
     tcase_add_test(tc, an_empty_month_has_no_breakeven);
+    tcase_add_test(tc, a_described_workload_is_sized_as_stored_usage);
     tcase_add_test(tc, cli_usage_errors);
     tcase_add_test(tc, trace_replay_tiny);
     tcase_add_test(tc, trace_values_are_bounded);
