@@ -245,10 +245,10 @@ static void money_label(int64_t v, char *buf, size_t n, const void *ctx)
 static void volume_label(int64_t v, char *buf, size_t n, const void *ctx)
 {
     (void)ctx;
-    /* Whole thousands or millions keep the axis short; the exact figure is in the tables. */
-    if (v >= 10000000)
+    /* Whole thousands or millions keep the axis short, written so only when exact. */
+    if (v >= 10000000 && v % 1000000 == 0)
         snprintf(buf, n, "%" PRId64 "M", v / 1000000);
-    else if (v >= 10000)
+    else if (v >= 10000 && v % 1000 == 0)
         snprintf(buf, n, "%" PRId64 "k", v / 1000);
     else
         snprintf(buf, n, "%" PRId64, v);
@@ -266,6 +266,14 @@ static void bucket_label(int64_t i, char *buf, size_t n, const void *ctx)
     fm_time_format(bill_compare_from_us(cmp) + i * bill_compare_bucket_us(cmp), t, sizeof t);
     /* "MM-DD" for days, "MM-DDTHH" for hours. */
     snprintf(buf, n, "%.*s", bill_compare_bucket_us(cmp) == BILL_DAY_US ? 5 : 8, t + 5);
+}
+
+/* The volume axis's end: v rounded up to 4 of its labels' unit (one, a thousand, a
+ * million), so that each quarter is a whole number of them and is labelled short and exact. */
+static int64_t volume_axis(int64_t v)
+{
+    int64_t step = 4 * (v >= 40000000 ? 1000000 : v >= 40000 ? 1000 : 1);
+    return v > INT64_MAX - step ? v : (v + step - 1) / step * step;
 }
 
 static int64_t twice(int64_t v)
@@ -290,8 +298,7 @@ static int html_cost_curves(const struct bill_comparison *cmp, struct fm_buf *ou
     int64_t xmax = twice(cmp->invocations);
     if (own_be > 0 && twice(own_be) > xmax)
         xmax = twice(own_be);
-    if (xmax < 1000)
-        xmax = 1000;
+    xmax = volume_axis(xmax < 1000 ? 1000 : xmax);
     int64_t ymax = twice(fee);
     for (int i = 0; i < CURVE_POINTS; i++)
         xs[i] = (int64_t)((__int128)xmax * i / (CURVE_POINTS - 1));

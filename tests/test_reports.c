@@ -946,10 +946,23 @@ START_TEST(html_axes_label_what_they_show)
     ck_assert_str_eq(labels, "0 1 2 3 4");
     axis_labels(page, "Cold starts and errors per hour", labels, sizeof labels);
     ck_assert_str_eq(labels, "0 1 2 3 4");
-    /* Money in whole cents: the top, the own plan's bill at twice the break-even volume,
-     * rounded up to a multiple of 4 cents. */
+    /* The volume axis, to twice the break-even volume (228,027), ends on a round figure in
+     * the unit of its labels, so that each quarter is labelled exactly: it ended at 456,054
+     * and labelled 114,013 "114k". */
+    const char *at = strstr(page, "Monthly cost (USD) against monthly volume");
+    ck_assert_ptr_nonnull(at);
+    char xs[256] = "";
+    const char *tag = "class=\"axis\" text-anchor=\"middle\">", *end = strstr(at, "</svg>");
+    for (const char *p = at; (p = strstr(p, tag)) != NULL && p < end; p++) {
+        p += strlen(tag);
+        snprintf(xs + strlen(xs), sizeof xs - strlen(xs), "%.*s|", (int)strcspn(p, "<"), p);
+    }
+    ck_assert_str_eq(xs, "0|115k|230k|345k|460k|invocations per month (at the mean "
+                         "invocation)|");
+    /* Money in whole cents: the top, the own plan's bill at the volume axis's end, rounded
+     * up to a multiple of 4 cents. */
     axis_labels(page, "Monthly cost (USD) against monthly volume", labels, sizeof labels);
-    ck_assert_str_eq(labels, "0.00 5.46 10.92 16.38 21.84");
+    ck_assert_str_eq(labels, "0.00 5.52 11.04 16.56 22.08");
     free(page);
 }
 END_TEST
