@@ -641,7 +641,8 @@ static int by_cost_desc(const void *a, const void *b)
 }
 
 /* The cheapest server whose memory holds f's mean invocation, enough of them to carry its
- * busy time over the period; leaves c->server NULL when none fits. */
+ * busy time and its CPU time over the period (a vCPU for each execution or core kept busy,
+ * as the fleet is sized); leaves c->server NULL when none fits. */
 static void fn_server(struct bill_fn_cost *c, const struct bill_comparison *cmp)
 {
     const struct bill_fn_stats *f = c->stats;
@@ -651,7 +652,9 @@ static void fn_server(struct bill_fn_cost *c, const struct bill_comparison *cmp)
         if (s->memory_mb < mean_mb)
             continue;
         __int128 cap = (__int128)s->vcpus * cmp->period_us;
-        __int128 n = (f->duration_us + cap - 1) / cap;
+        __int128 n = (f->duration_us + cap - 1) / cap, by_cpu = (f->cpu_us + cap - 1) / cap;
+        if (by_cpu > n)
+            n = by_cpu;
         if (n < 1)
             n = 1;
         __int128 fee = n * cmp->servers[k].unit_fee;

@@ -232,6 +232,36 @@ START_TEST(cpu_time_beyond_one_core_sizes_the_servers)
 }
 END_TEST
 
+/* A function's own server, in the functions table, is sized by its CPU time as the fleet is:
+ * 30 runs of a day on 8 cores are 240 core-days, 4 t3.micro over the 30 days of November
+ * (2 vCPUs each), 30.36 a month, where its execution time alone asked for one. */
+START_TEST(a_function_s_server_counts_its_cpu_time)
+{
+    PGconn *db = testdb_connect(conninfo);
+    testdb_exec(db, "INSERT INTO tenants (tenant, plan) VALUES ('cores', 'aws-lambda-x86')");
+    testdb_exec(db,
+                "INSERT INTO invocations (tenant, invocation_id, started_at, function, has_start,"
+                " has_stop, memory_mb, cold_start, duration_us, init_us, status, cpu_user_us,"
+                " cpu_sys_us, max_rss_kb, bytes_in, bytes_out)"
+                " SELECT 'cores', 'c' || d, timestamptz '2026-11-01Z' + d * interval '1 day',"
+                " 'crunch', true, true, 1024, false, 86400000000, 0, 'ok', 691200000000, 0,"
+                " 100000, 0, 0 FROM generate_series(0, 29) d");
+    testdb_exec(db, "SELECT usage_apply(i, 1) FROM invocations i WHERE tenant = 'cores'");
+    PQfinish(db);
+    char *out = faasbill(0, NULL, "compare", "--tenant", "cores", "--period", "2026-11",
+                         "--server", "aws-t3.micro", "--format", "json", "--db", conninfo, NULL);
+    cJSON *root = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(root);
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "functions"), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(f, "server")->valuestring, "aws-t3.micro");
+    ck_assert_str_eq(cJSON_GetObjectItem(f, "server_monthly_fee")->valuestring, "30.36");
+    const cJSON *s = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "servers"), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(s, "monthly_fee")->valuestring, "30.36");
+    cJSON_Delete(root);
+    free(out);
+}
+END_TEST
+
 /* Every tenant at once gives each the figures it gets alone, and a plan the database does
  * not rate is rounded from the rows to the same bill. */
 START_TEST(every_tenant_and_unrated_plan)
@@ -1025,6 +1055,7 @@ Suite *suite_reports(void)
     tcase_add_test(tc, load_and_totals_from_rollups);
     tcase_add_test(tc, a_long_run_counts_in_each_hour_it_lasts);
     tcase_add_test(tc, cpu_time_beyond_one_core_sizes_the_servers);
+    tcase_add_test(tc, a_function_s_server_counts_its_cpu_time);
     tcase_add_test(tc, every_tenant_and_unrated_plan);
     tcase_add_test(tc, retraction_from_report_rollups);
     tcase_add_test(tc, compare_json_and_csv);
