@@ -338,35 +338,56 @@ static const struct route *route_find(const char *method, const char *url,
     return NULL;
 }
 
-/* A query argument whose name or value holds a zero byte, %00, which fm_http_unescape
- * leaves as it was written: its name, kept in *cls. */
-static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
+/* What route() finds wrong in a query's arguments: the first argument refused, and why. */
+struct query_check {
+    const char *bad, *why;
+    const char *seen[64]; /* the names met so far (the first 64) */
+    size_t nseen;
+};
+
+/* An argument whose name or value holds a zero byte, %00, which fm_http_unescape leaves as
+ * it was written; or one given twice, which api_query would read as its first. server=
+ * alone names a list. */
+static enum MHD_Result check_argument(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
 {
+    struct query_check *q = cls;
     (void)kind;
-    if (strstr(key, "%00") == NULL && (value == NULL || strstr(value, "%00") == NULL))
+    if (strstr(key, "%00") != NULL || (value != NULL && strstr(value, "%00") != NULL)) {
+        q->bad = key;
+        q->why = "may not contain a zero byte (%00)";
+        return MHD_NO;
+    }
+    if (strcmp(key, "server") == 0)
         return MHD_YES;
-    *(const char **)cls = key;
-    return MHD_NO;
+    for (size_t i = 0; i < q->nseen; i++)
+        if (strcmp(q->seen[i], key) == 0) {
+            q->bad = key;
+            q->why = "given twice";
+            return MHD_NO;
+        }
+    if (q->nseen < sizeof q->seen / sizeof q->seen[0])
+        q->seen[q->nseen++] = key;
+    return MHD_YES;
 }
 
 /* The route of req, its params filled; NULL with *refusal (404, 405, or 400 for a query
- * argument that a zero byte would cut short) when none. */
+ * argument that a zero byte would cut short or that is given twice) when none. */
 static const struct route *route(struct request *req, struct reply *refusal)
 {
     struct api_request *r = &req->api;
     char allow[API_ALLOW_LEN];
     const struct route *rt = route_find(r->method, r->url, r->params, req->params, allow);
-    const char *cut = NULL;
+    struct query_check q = {0};
     if (rt == NULL && allow[0] != '\0') {
         *refusal = reply_error(E_METHOD, "%s is not allowed on %s", r->method, r->url);
         memcpy(refusal->allow, allow, sizeof allow);
     } else if (rt == NULL) {
         *refusal = reply_error(E_NOT_FOUND, "no such endpoint");
-    } else if (MHD_get_connection_values(r->conn_handle, MHD_GET_ARGUMENT_KIND, find_nul,
-                                           &cut) >= 0 &&
-               cut != NULL) {
-        *refusal = reply_error(E_BAD_REQUEST, "%s: may not contain a zero byte (%%00)", cut);
+    } else if (MHD_get_connection_values(r->conn_handle, MHD_GET_ARGUMENT_KIND,
+                                           check_argument, &q) >= 0 &&
+               q.bad != NULL) {
+        *refusal = reply_error(E_BAD_REQUEST, "%s: %s", q.bad, q.why);
         rt = NULL;
     }
     return rt;

@@ -509,6 +509,8 @@ START_TEST(compare_serves_the_same_bill)
         {"/v1/compare?tenant=acme&period=2026-09&server=usd-box&server=eur-box", "admin", 400,
          "{\"error\":\"bad_request\",\"message\":\"server: 'eur-box' is priced in EUR, the "
          "tenant's plan in USD\"}"},
+        {"/v1/compare?tenant=acme&period=2026-09&period=2026-10", "admin", 400,
+         "{\"error\":\"bad_request\",\"message\":\"period: given twice\"}"},
         {"/v1/compare?tenant=acme&period=2026-09&server=usd-box&server=usd-box", "admin", 400,
          "{\"error\":\"bad_request\",\"message\":\"server: 'usd-box' given twice\"}"},
         {"/v1/compare?tenant=nobody&period=2026-09", "admin", 404,

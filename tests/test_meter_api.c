@@ -289,6 +289,10 @@ START_TEST(usage_parameters_are_checked)
          "function: may not contain a zero byte (%00)"},
         {"tenant=acme%00&from=2026-11-01&to=2026-12-01",
          "tenant: may not contain a zero byte (%00)"},
+        /* An argument given twice would be read as its first. */
+        {"tenant=acme&from=2026-11-01&to=2026-12-01&tenant=globex", "tenant: given twice"},
+        {"tenant=acme&from=2026-11-01&to=2026-12-01&window=day&window=hour",
+         "window: given twice"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[512], want[512];
