@@ -226,6 +226,11 @@ static enum bill_status load_servers(const char *dir, struct bill_catalog *cat,
         free(text);
         if (st != BILL_OK)
             break;
+        if (st == BILL_OK && cat->nservers + got > BILL_CATALOG_SERVERS_MAX) {
+            fm_err_set(err, "%s: more than %d servers in the catalog", origin,
+                       BILL_CATALOG_SERVERS_MAX);
+            st = BILL_EINVAL;
+        }
         for (size_t j = 0; j < got && st == BILL_OK; j++)
             if (bill_catalog_server(cat, servers[j].id) != NULL) {
                 fm_err_set(err, "%s: id: \"%s\" is defined twice", origin, servers[j].id);

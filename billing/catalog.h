@@ -15,6 +15,9 @@
 #include "common/err.h"
 
 #define BILL_FILE_MAX (1024 * 1024) /* a catalog file larger than this is refused */
+/* The most servers a catalog holds: a comparison with none named sets them all side by
+ * side, so a catalog with more is refused rather than some left out unsaid. */
+#define BILL_CATALOG_SERVERS_MAX 64
 
 struct bill_catalog;
 

@@ -2,6 +2,7 @@
 #include <microhttpd.h>
 #include <string.h>
 
+#include "billing/catalog.h"
 #include "billing/compare.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -9,7 +10,7 @@
 #include "meter/compare_stats.h"
 #include "meter/record.h"
 
-#define COMPARE_SERVERS_MAX 32
+#define COMPARE_SERVERS_MAX BILL_CATALOG_SERVERS_MAX
 #define COMPARE_REPLY_MAX (4u << 20)
 
 struct server_pick {

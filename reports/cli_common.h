@@ -11,7 +11,7 @@
 #include "common/buf.h"
 #include "reports/render.h"
 
-#define CLI_MAX_SERVERS 64
+#define CLI_MAX_SERVERS BILL_CATALOG_SERVERS_MAX
 #define CLI_OUTPUT_MAX (64u << 20)
 
 /** A CLI_CHECKED check: a report format's name into enum report_format. */

@@ -6,6 +6,7 @@
 
 #include "billing/catalog.h"
 #include "billing/usage.h"
+#include "common/buf.h"
 #include "tests/suites.h"
 #include "tests/test_billing_util.h"
 
@@ -286,6 +287,28 @@ START_TEST(catalog_errors_name_the_file)
         write_file("servers/s.json", bad_servers[i].json);
         ck_assert_int_eq(bill_catalog_load(tmp_root, &cat, &err), BILL_EINVAL);
         ck_assert_str_eq(err.msg, bad_servers[i].error);
+    }
+    /* A comparison sets every server side by side: a catalog holds at most 64. */
+    for (int many = 64; many <= 65; many++) {
+        struct fm_buf list;
+        fm_buf_init(&list, 1 << 20);
+        for (int k = 0; k < many; k++)
+            fm_buf_printf(&list,
+                          "%s{\"id\":\"s%d\",\"name\":\"S\",\"provider\":\"p\",\"vcpus\":2,"
+                          "\"memory_mb\":1024,\"hourly_price\":\"0.01\",\"currency\":\"USD\","
+                          "\"source\":\"here\",\"as_of\":\"2024-01-01\"}",
+                          k ? "," : "[", k);
+        fm_buf_puts(&list, "]");
+        write_file("servers/s.json", list.data);
+        fm_buf_free(&list);
+        if (many == 64) {
+            ck_assert_int_eq(bill_catalog_load(tmp_root, &cat, &err), BILL_OK);
+            ck_assert_uint_eq(bill_catalog_server_count(cat), 64);
+            bill_catalog_free(cat);
+        } else {
+            ck_assert_int_eq(bill_catalog_load(tmp_root, &cat, &err), BILL_EINVAL);
+            ck_assert_str_eq(err.msg, "servers/s.json: more than 64 servers in the catalog");
+        }
     }
     write_file("servers/s.json", "{\"id\":\"s1\",\"name\":\"S\",\"provider\":\"p\",\"vcpus\":2,"
                                  "\"memory_mb\":1024,\"hourly_price\":\"0.01\",\"currency\":\"USD\","
