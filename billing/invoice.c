@@ -43,17 +43,10 @@ static enum bill_status overflow(const struct bill_charge *c, struct fm_err *err
 static enum bill_status price_charge(const struct bill_charge *c, int64_t usage, bool no_free,
                                      int digits, struct bill_line *line, struct fm_err *err)
 {
-    int k = no_free ? 0 : c->free.scale, pk = 0;
-    for (size_t i = 0; i < c->ntiers; i++) {
-        if (!c->tiers[i].unbounded && c->tiers[i].up_to.scale > k)
-            k = c->tiers[i].up_to.scale;
-        if (c->tiers[i].unit_price.scale > pk)
-            pk = c->tiers[i].unit_price.scale;
-    }
+    int k, pk;
     __int128 per = bill_meter_info(c->meter)->base_per_unit;
-    __int128 s10, p10, unit, den, x, f = 0, num = 0, lower = 0;
-    if (bill_pow10(k, &s10) != 0 || bill_pow10(pk, &p10) != 0 ||
-        __builtin_mul_overflow(per, s10, &unit) || __builtin_mul_overflow(unit, p10, &den) ||
+    __int128 s10, unit, den, x, f = 0, num = 0, lower = 0;
+    if (bill_charge_unit(c, no_free, &k, &pk, &unit, &den) != 0 || bill_pow10(k, &s10) != 0 ||
         __builtin_mul_overflow((__int128)usage, s10, &x))
         return overflow(c, err);
     if (!no_free &&

@@ -253,8 +253,45 @@ static int parse_charges(const cJSON *root, struct bill_plan *plan, struct fm_er
             return -1;
         if (parse_tiers(cJSON_GetObjectItemCaseSensitive(c, "tiers"), cpath, ch, err) != 0)
             return -1;
+        /* Refused here rather than on every invoice: no usage, not even none, could be
+         * priced under it. */
+        int k, pk;
+        __int128 unit, den;
+        if (bill_charge_unit(ch, false, &k, &pk, &unit, &den) != 0)
+            return fm_err_set(err,
+                              "%s: free, up_to and unit_price carry too many digits to price "
+                              "in 128-bit arithmetic",
+                              cpath);
         i++;
     }
+    return 0;
+}
+
+int bill_charge_unit(const struct bill_charge *c, bool no_free, int *k, int *pk,
+                     __int128 *unit, __int128 *den)
+{
+    int kk = no_free ? 0 : c->free.scale, pp = 0;
+    for (size_t i = 0; i < c->ntiers; i++) {
+        if (!c->tiers[i].unbounded && c->tiers[i].up_to.scale > kk)
+            kk = c->tiers[i].up_to.scale;
+        if (c->tiers[i].unit_price.scale > pp)
+            pp = c->tiers[i].unit_price.scale;
+    }
+    __int128 per = meters[c->meter].base_per_unit, s10, p10, u, d, v;
+    if (bill_pow10(kk, &s10) != 0 || bill_pow10(pp, &p10) != 0 ||
+        __builtin_mul_overflow(per, s10, &u) || __builtin_mul_overflow(u, p10, &d))
+        return -1;
+    if (!no_free &&
+        (bill_dec_units_at(c->free, kk, &v) != 0 || __builtin_mul_overflow(v, per, &v)))
+        return -1;
+    for (size_t i = 0; i < c->ntiers; i++)
+        if (!c->tiers[i].unbounded && (bill_dec_units_at(c->tiers[i].up_to, kk, &v) != 0 ||
+                                       __builtin_mul_overflow(v, per, &v)))
+            return -1;
+    *k = kk;
+    *pk = pp;
+    *unit = u;
+    *den = d;
     return 0;
 }
 

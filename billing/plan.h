@@ -84,6 +84,18 @@ struct bill_charge {
     struct bill_tier *tiers; /* increasing up_to; the last is unbounded */
 };
 
+/**
+ * The exact unit a charge's quantities are priced in: 1 / unit of the display unit, with
+ * unit = base_per_unit × 10^k and k the most decimals of the free allowance (unless
+ * no_free) and the tier bounds; prices are counted in 1 / 10^pk, pk their most decimals.
+ * @param unit  base_per_unit × 10^k
+ * @param den   unit × 10^pk: an amount is an integer over den
+ * @return 0, or -1 when den, the allowance or a tier bound does not fit in 128 bits in
+ *         that unit (the plan cannot be priced at all)
+ */
+int bill_charge_unit(const struct bill_charge *c, bool no_free, int *k, int *pk,
+                     __int128 *unit, __int128 *den);
+
 struct bill_plan;
 
 /**
