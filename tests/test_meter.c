@@ -190,6 +190,46 @@ START_TEST(stop_before_start)
 }
 END_TEST
 
+#define SAMPLE(inv, n, time)                                                                  \
+    "{\"id\":\"" inv ":res:" n "\",\"type\":\"resource\",\"invocation_id\":\"" inv "\","      \
+    "\"tenant\":\"acme\",\"function\":\"thumbnail\",\"time\":\"" time "\","                   \
+    "\"cpu_user_us\":7,\"cpu_sys_us\":1,\"max_rss_kb\":30000}"
+
+/*
+ * A resource sample that comes before anything else of its invocation stores the row at the
+ * sample's time, as it knows no other. The stop, still without a start, dates it by its
+ * time less its duration as it would have alone: the run began on 31 January and January
+ * bills it, whether the stop came alone (the direct path's lone stop) or beside a repeat
+ * that sends its batch down the staged path.
+ */
+START_TEST(a_stop_dates_an_invocation_its_samples_came_before)
+{
+    const char *q = "SELECT concat_ws('|', started_at, tableoid::regclass, has_stop, max_rss_kb,"
+                    " (SELECT sum(invocations) FROM usage_monthly"
+                    "   WHERE month = '2026-01-01T00:00:00Z' AND function = 'thumbnail'))"
+                    " FROM invocations WHERE invocation_id = $1";
+    expect(post(ingest_key, "application/json",
+                "[" SAMPLE("early-a", "1", "2026-02-01T00:00:05Z") "," SAMPLE(
+                    "early-b", "1", "2026-02-01T00:00:05Z") "]"),
+           200, "{\"accepted\":2,\"duplicates\":0,\"rejected\":[]}");
+    expect_value("SELECT count(*) FROM invocations WHERE started_at = $1::timestamptz"
+                 " AND invocation_id LIKE 'early-%'",
+                 "2026-02-01T00:00:05Z", "2");
+    expect(post(ingest_key, "application/json",
+                "[" STOP("early-a", "2026-02-01T00:00:10Z", "20000000") "]"),
+           200, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
+    expect_value(q, "early-a", "2026-01-31 23:59:50+00|invocations_2026_01|t|30000|1");
+    expect(post(ingest_key, "application/json",
+                "[" STOP("early-b", "2026-02-01T00:00:10Z", "20000000") "," SAMPLE(
+                    "early-b", "1", "2026-02-01T00:00:05Z") "]"),
+           200, "{\"accepted\":1,\"duplicates\":1,\"rejected\":[]}");
+    expect_value(q, "early-b", "2026-01-31 23:59:50+00|invocations_2026_01|t|30000|2");
+    expect_value("SELECT count(*) FROM invocations WHERE started_at >= $1::timestamptz"
+                 " AND invocation_id LIKE 'early-%'",
+                 "2026-02-01T00:00:00Z", "0");
+}
+END_TEST
+
 START_TEST(bad_records_are_named_and_good_ones_kept)
 {
     expect(post(ingest_key, "application/json",
@@ -1632,6 +1672,7 @@ Suite *suite_meter(void)
     tcase_add_test(tc, start_and_stop_make_one_invocation);
     tcase_add_test(tc, repeats_are_duplicates_and_changes_are_conflicts);
     tcase_add_test(tc, stop_before_start);
+    tcase_add_test(tc, a_stop_dates_an_invocation_its_samples_came_before);
     tcase_add_test(tc, bad_records_are_named_and_good_ones_kept);
     tcase_add_test(tc, requests_are_checked_before_anything_is_stored);
     tcase_add_test(tc, health_and_unknown_paths);
