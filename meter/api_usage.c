@@ -50,7 +50,7 @@ static bool two_digits(const char *s, int *v)
     return true;
 }
 
-/* "YYYY-MM-DD" as 00:00 UTC of that day. */
+/* "YYYY-MM-DD", from 1970 on, as 00:00 UTC of that day. */
 static int date_parse(const char *s, int64_t *out)
 {
     int c1, c2, m, d;
@@ -58,7 +58,8 @@ static int date_parse(const char *s, int64_t *out)
         !two_digits(s + 2, &c2) || !two_digits(s + 5, &m) || !two_digits(s + 8, &d))
         return -1;
     int y = c1 * 100 + c2;
-    if (m < 1 || m > 12 || d < 1)
+    /* From 1970 on, as times are: PostgreSQL has no year 0, and no usage precedes 1970. */
+    if (y < 1970 || m < 1 || m > 12 || d < 1)
         return -1;
     int64_t first = fm_civil_to_us(y, m, 1);
     int64_t next = m == 12 ? fm_civil_to_us(y + 1, 1, 1) : fm_civil_to_us(y, m + 1, 1);
@@ -75,8 +76,8 @@ static int instant_parse(const char *s, int64_t *out, const char **why)
 {
     int64_t us;
     if (date_parse(s, &us) != 0 && fm_time_parse(s, &us) != 0) {
-        *why = "expected an RFC 3339 UTC time such as 2026-11-03T10:00:00Z or a date "
-               "YYYY-MM-DD";
+        *why = "expected an RFC 3339 UTC time from 1970 on, such as 2026-11-03T10:00:00Z, "
+               "or a date YYYY-MM-DD";
         return -1;
     }
     if (us % US_PER_HOUR != 0) {

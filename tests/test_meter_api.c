@@ -258,6 +258,11 @@ START_TEST(usage_of_ingested_records)
 }
 END_TEST
 
+/* What from and to take; a date before 1970 was taken, and the year 0 failed as 503. */
+#define WHEN_EXPECTED                                                                         \
+    "expected an RFC 3339 UTC time from 1970 on, such as 2026-11-03T10:00:00Z, or a date "    \
+    "YYYY-MM-DD"
+
 START_TEST(usage_parameters_are_checked)
 {
     static const struct {
@@ -268,14 +273,15 @@ START_TEST(usage_parameters_are_checked)
          "tenant: expected [a-z0-9][a-z0-9_-]{0,63}"},
         {"tenant=acme&to=2026-12-01", "from: required"},
         {"tenant=acme&from=yesterday&to=2026-12-01",
-         "from: expected an RFC 3339 UTC time such as 2026-11-03T10:00:00Z or a date "
-         "YYYY-MM-DD"},
+         "from: " WHEN_EXPECTED},
         {"tenant=acme&from=2026-02-29&to=2026-12-01",
-         "from: expected an RFC 3339 UTC time such as 2026-11-03T10:00:00Z or a date "
-         "YYYY-MM-DD"},
+         "from: " WHEN_EXPECTED},
         {"tenant=acme&from=2026-11-03T10:00:00%2B02:00&to=2026-12-01",
-         "from: expected an RFC 3339 UTC time such as 2026-11-03T10:00:00Z or a date "
-         "YYYY-MM-DD"},
+         "from: " WHEN_EXPECTED},
+        {"tenant=acme&from=1969-12-31&to=2026-12-01", "from: " WHEN_EXPECTED},
+        {"tenant=acme&from=0000-01-01&to=2026-12-01", "from: " WHEN_EXPECTED},
+        {"tenant=acme&from=1969-12-31T00:00:00Z&to=2026-12-01", "from: " WHEN_EXPECTED},
+        {"tenant=acme&from=2026-11-01&to=0000-01-01", "to: " WHEN_EXPECTED},
         {"tenant=acme&from=2026-11-03T10:30:00Z&to=2026-12-01",
          "from: expected a whole hour (usage is kept per hour)"},
         {"tenant=acme&from=2026-11-01", "to: required"},
