@@ -22,6 +22,7 @@ struct bill_stats {
     size_t nbuckets;
     struct bill_bucket *buckets;
     int64_t peak_concurrency, peak_memory_mb, peak_cpu_millicores;
+    int64_t max_memory_mb; /* of one invocation: servers with less cannot run it */
 };
 
 void bill_stats_free(struct bill_stats *st)
@@ -152,6 +153,7 @@ enum bill_status bill_stats_add(struct bill_stats *st, const char *function,
         if (__builtin_add_overflow(*s[i], *a[i], s[i]))
             return fm_err_set(err, "function totals overflow 64 bits"), BILL_EOVERFLOW;
     *f = sum;
+    bill_stats_note_memory(st, inv->memory_mb);
     return BILL_OK;
 }
 
@@ -215,6 +217,12 @@ void bill_stats_set_peak(struct bill_stats *st, int64_t concurrency, int64_t mem
     st->peak_concurrency = concurrency > 0 ? concurrency : 0;
     st->peak_memory_mb = memory_mb > 0 ? memory_mb : 0;
     st->peak_cpu_millicores = cpu_millicores > 0 ? cpu_millicores : 0;
+}
+
+void bill_stats_note_memory(struct bill_stats *st, int64_t memory_mb)
+{
+    if (memory_mb > st->max_memory_mb)
+        st->max_memory_mb = memory_mb;
 }
 
 enum bill_status bill_stats_scale(struct bill_stats *st, int64_t factor, int64_t period_us,
@@ -618,12 +626,19 @@ done:
 static void fit_server(struct bill_server_fit *fit, const struct bill_server *s,
                        const struct bill_stats *st, int64_t busy_us, int64_t period_us)
 {
+    /* The busiest hour's mean memory may be far below one invocation's: a function of
+     * 10 GB run now and then averages a few MB, yet no number of 1 GB servers runs it. */
+    fit->server = s;
+    fit->fits = s->memory_mb >= st->max_memory_mb;
+    if (!fit->fits) {
+        snprintf(fit->utilisation, sizeof fit->utilisation, "0");
+        return;
+    }
     int64_t by_mem = ceil_div(st->peak_memory_mb, s->memory_mb);
     int64_t by_cpu = ceil_div(st->peak_concurrency, s->vcpus);
     /* An execution on several threads keeps more than its one vCPU busy: the CPU time
      * sizes the fleet as well. */
     int64_t by_cores = ceil_div(st->peak_cpu_millicores, (int64_t)s->vcpus * 1000);
-    fit->server = s;
     fit->count = by_mem > by_cpu ? by_mem : by_cpu;
     if (by_cores > fit->count)
         fit->count = by_cores;
@@ -755,6 +770,7 @@ enum bill_status bill_compare(const struct bill_stats *st, const char *own_plan,
     cmp->peak_concurrency = st->peak_concurrency;
     cmp->peak_memory_mb = st->peak_memory_mb;
     cmp->peak_cpu_millicores = st->peak_cpu_millicores;
+    cmp->max_memory_mb = st->max_memory_mb;
 
     cmp->plans = calloc(st->nplans ? st->nplans : 1, sizeof *cmp->plans);
     cmp->servers = calloc(nservers ? nservers : 1, sizeof *cmp->servers);
@@ -796,7 +812,7 @@ enum bill_status bill_compare(const struct bill_stats *st, const char *own_plan,
             fm_err_set(err, "server %s: monthly fee overflows", fit->server->id);
             goto fail;
         }
-        if (cmp->best < 0 || fit->fee < cmp->servers[cmp->best].fee)
+        if (fit->fits && (cmp->best < 0 || fit->fee < cmp->servers[cmp->best].fee))
             cmp->best = (long)cmp->nservers;
         cmp->nservers++;
     }
@@ -840,6 +856,30 @@ void bill_compare_money(const struct bill_comparison *cmp, int64_t minor,
 {
     /* Cannot fail: an int64 amount fits the buffer. */
     bill_money_format(minor, cmp->minor_digits, buf, BILL_NUM_BUFSZ);
+}
+
+void bill_compare_fit_text(const struct bill_comparison *cmp, const struct bill_server_fit *f,
+                           char buf[BILL_FIT_BUFSZ])
+{
+    if (f->fits)
+        buf[0] = '\0';
+    else
+        snprintf(buf, BILL_FIT_BUFSZ, "too small: a function is configured with %" PRId64 " MB",
+                 cmp->max_memory_mb);
+}
+
+int bill_compare_no_fit_text(const struct bill_comparison *cmp, struct fm_buf *out)
+{
+    if (cmp->nservers == 0 || cmp->best >= 0)
+        return 0;
+    char bill[BILL_NUM_BUFSZ];
+    bill_compare_money(cmp, cmp->plans[cmp->own].invoice->total, bill);
+    fm_buf_printf(out,
+                  "No server compared can run the workload: a function is configured with "
+                  "%" PRId64 " MB, more memory than any of them has. Pay-per-use: %s %s. "
+                  "Cheaper on %s.\n",
+                  cmp->max_memory_mb, bill, cmp->currency, bill_compare_verdict(cmp));
+    return out->failed ? -1 : 0;
 }
 
 bool bill_compare_has_breakeven(const struct bill_comparison *cmp)
@@ -889,6 +929,7 @@ static void json_usage(cJSON *root, const struct bill_comparison *cmp, bool *big
     add_ratio(u, "busy_seconds", cmp->busy_us, 1000000, 6);
     add_ratio(u, "mean_duration_ms", cmp->mean.duration_us, 1000, 3);
     add_count(u, "mean_memory_mb", cmp->mean.memory_mb, big);
+    add_count(u, "max_memory_mb", cmp->max_memory_mb, big);
     add_count(u, "peak_concurrency", cmp->peak_concurrency, big);
     add_count(u, "peak_memory_mb", cmp->peak_memory_mb, big);
     add_ratio(u, "peak_cpu_cores", cmp->peak_cpu_millicores, 1000, 3);
@@ -919,10 +960,23 @@ static void json_plans_servers(cJSON *root, const struct bill_comparison *cmp, b
         cJSON_AddStringToObject(o, "name", f->server->name);
         add_count(o, "vcpus", f->server->vcpus, big);
         add_count(o, "memory_mb", f->server->memory_mb, big);
-        add_count(o, "count", f->count, big);
-        add_money(o, cmp, "unit_monthly_fee", f->unit_fee);
-        add_money(o, cmp, "monthly_fee", f->fee);
-        cJSON_AddStringToObject(o, "utilisation_percent", f->utilisation);
+        cJSON_AddBoolToObject(o, "fits", f->fits);
+        if (f->fits) {
+            cJSON_AddNullToObject(o, "reason");
+            add_count(o, "count", f->count, big);
+            add_money(o, cmp, "unit_monthly_fee", f->unit_fee);
+            add_money(o, cmp, "monthly_fee", f->fee);
+            cJSON_AddStringToObject(o, "utilisation_percent", f->utilisation);
+        } else {
+            /* Not sized: a count or fee would read as an offer it cannot keep. */
+            char why[BILL_FIT_BUFSZ];
+            bill_compare_fit_text(cmp, f, why);
+            cJSON_AddStringToObject(o, "reason", why);
+            cJSON_AddNullToObject(o, "count");
+            add_money(o, cmp, "unit_monthly_fee", f->unit_fee);
+            cJSON_AddNullToObject(o, "monthly_fee");
+            cJSON_AddNullToObject(o, "utilisation_percent");
+        }
     }
     if (cmp->best >= 0)
         cJSON_AddStringToObject(root, "best_server", cmp->servers[cmp->best].server->id);
@@ -1011,6 +1065,8 @@ int bill_compare_json(const struct bill_comparison *cmp, struct fm_buf *out)
                             "time, memory x time and CPU time over the hour, each its own "
                             "maximum), not the momentary peak, by memory, by one "
                             "concurrent execution per vCPU (CPU-bound) and by CPU time; "
+                            "a server with less memory than one invocation's configured "
+                            "memory cannot run it and is left unsized; "
                             "730 hours a month; utilisation is busy time over capacity; "
                             "break-even at the mean "
                             "invocation with the server fee fixed");

@@ -27,6 +27,10 @@
  *    functions are assumed CPU-bound, so a vCPU never serves two executions at once; and
  *    by the CPU time, so that executions on several threads get a vCPU for each core
  *    they keep busy.
+ *  - A server type with less memory than the largest configured memory of any one invocation
+ *    in the period cannot run that invocation at all, however many of it there are: it is
+ *    not sized, never the best server, and reported too small. When no server fits, the
+ *    verdict is functions.
  *  - A month of server time is 730 hours (BILL_HOURS_PER_MONTH), whatever the period.
  *  - Utilisation is busy time (sum of execution durations) over capacity (servers × vCPUs ×
  *    the period's length): the fleet's mean load over the period, at most the busiest
@@ -151,6 +155,13 @@ void bill_stats_set_peak(struct bill_stats *st, int64_t concurrency, int64_t mem
                          int64_t cpu_millicores);
 
 /**
+ * Raise the largest configured memory of one invocation in the period to memory_mb when it is
+ * larger: the smallest server memory that can run the workload. bill_stats_add does this for
+ * each invocation it adds; a producer reading rollups calls it with what they keep.
+ */
+void bill_stats_note_memory(struct bill_stats *st, int64_t memory_mb);
+
+/**
  * Multiply every count and quantity by factor (a one-day replay made a month). The load and
  * the usage-over-time buckets are left as observed; the period becomes period_us long.
  * @return BILL_OK, BILL_EINVAL (factor < 1), BILL_EOVERFLOW (stats unchanged)
@@ -175,11 +186,15 @@ struct bill_plan_cost {
 
 struct bill_server_fit {
     const struct bill_server *server; /* borrowed from the catalog */
+    bool fits;                        /* its memory holds the largest invocation; when not,
+                                         count, fee and utilisation are 0 and unshown */
     int64_t count;                    /* servers of this type the busiest hour needs */
     int64_t unit_fee;                 /* monthly fee of one, minor units */
     int64_t fee;                      /* count × unit_fee */
     char utilisation[BILL_NUM_BUFSZ]; /* percent, 2 decimals ("12.5") */
 };
+
+#define BILL_FIT_BUFSZ 96
 
 struct bill_fn_cost {
     const struct bill_fn_stats *stats;     /* borrowed from the stats */
@@ -211,13 +226,14 @@ struct bill_comparison {
     struct bill_server_fit *servers; /* in the order given, those in currency */
     size_t nleft_out;
     struct bill_left_out *left_out;  /* plans, then servers, in another currency */
-    long best;                      /* index of the cheapest server fit, -1 without servers */
+    long best;                      /* index of the cheapest server that fits, -1 without */
     size_t nfunctions;
     struct bill_fn_cost *functions; /* by cost, highest first */
     struct bill_invocation mean;    /* the mean invocation */
     int64_t invocations, errors, cold_starts, busy_us, period_us;
     /* the load servers are sized for: each the busiest hour's mean (see above) */
     int64_t peak_concurrency, peak_memory_mb, peak_cpu_millicores;
+    int64_t max_memory_mb; /* the largest configured memory of one invocation */
 };
 
 /**
@@ -268,6 +284,21 @@ const struct bill_bucket *bill_compare_bucket(const struct bill_comparison *cmp,
 /** Start of the period, microseconds since the epoch. */
 int64_t bill_compare_from_us(const struct bill_comparison *cmp);
 
+/**
+ * Why server fit f of cmp cannot carry the workload, one line without commas or quotes
+ * ("too small: a function is configured with 10240 MB"), into buf; "" when it fits. Every
+ * output says it in these words.
+ */
+void bill_compare_fit_text(const struct bill_comparison *cmp, const struct bill_server_fit *f,
+                           char buf[BILL_FIT_BUFSZ]);
+
+/**
+ * Append what the verdict rests on when cmp has servers but none fits ("No server compared
+ * can run the workload: ..."), one sentence and a newline; nothing otherwise.
+ * @return 0, or -1 when out reached its cap
+ */
+int bill_compare_no_fit_text(const struct bill_comparison *cmp, struct fm_buf *out);
+
 /** Format minor units of cmp's currency as a decimal ("12.34") into buf. */
 void bill_compare_money(const struct bill_comparison *cmp, int64_t minor,
                         char buf[BILL_NUM_BUFSZ]);
@@ -277,11 +308,15 @@ void bill_compare_money(const struct bill_comparison *cmp, int64_t minor,
  * below 2^53 (see DESIGN.md):
  * {"tenant","period","currency","plan","assumptions",
  *  "usage":{"invocations","errors","cold_starts","busy_seconds","mean_duration_ms",
- *           "mean_memory_mb","peak_concurrency","peak_memory_mb","peak_cpu_cores"},
- *   (the peak_* fields are the busiest hour's means, the load servers are sized for)
+ *           "mean_memory_mb","max_memory_mb","peak_concurrency","peak_memory_mb",
+ *           "peak_cpu_cores"},
+ *   (the peak_* fields are the busiest hour's means, the load servers are sized for;
+ *    max_memory_mb the largest configured memory of one invocation)
  *  "plans":[{"plan","name","own","total","breakeven_invocations"}],
- *  "servers":[{"server","name","vcpus","memory_mb","count","unit_monthly_fee",
- *              "monthly_fee","utilisation_percent"}],
+ *  "servers":[{"server","name","vcpus","memory_mb","fits","reason","count",
+ *              "unit_monthly_fee","monthly_fee","utilisation_percent"}],
+ *   (a server that does not fit has "fits":false, the reason, and null count,
+ *    monthly_fee and utilisation_percent; one that fits a null reason)
  *  "best_server","verdict","left_out":[{"kind":"plan"|"server","id","currency"}],
  *  "functions":[{"function","invocations","errors","cold_starts","mean_duration_ms",
  *                "mean_memory_mb","cost","share_percent","driver","server",
@@ -299,7 +334,7 @@ int bill_compare_json(const struct bill_comparison *cmp, struct fm_buf *out);
 bool bill_compare_has_breakeven(const struct bill_comparison *cmp);
 
 /** "functions" when the own plan's bill is at most the best server's fee, else "servers";
- *  "functions" without servers. Static string. */
+ *  "functions" without a server that fits. Static string. */
 const char *bill_compare_verdict(const struct bill_comparison *cmp);
 
 #endif

@@ -27,6 +27,11 @@
  * execution counts in every hour it runs in, for its time there (the busy_* columns,
  * schema 013): a run of a day is one execution at once through the hours it touches, not
  * 24 in its first.
+ *
+ * A server with less memory than one invocation's configured memory cannot run it, so the
+ * largest configured memory of an invocation started in the period is read as well. Only
+ * usage_hourly keeps memory sizes; one aggregate row a tenant comes back, and a size whose
+ * invocations were all taken back (a row at 0) does not count.
  */
 
 #define TENANTS_MAX 1000000 /* tenants in one report; more is refused */
@@ -98,6 +103,13 @@ static void set_load(struct bill_stats *st, const struct hour_load *max)
                         ceil_pos(max->mb_us, BILL_HOUR_US),
                         ceil_pos(max->cpu_us, BILL_HOUR_US / 1000));
 }
+
+/* The largest configured memory of the period's invocations, per tenant; $1 and $2 the
+ * period's bounds, $3 the tenant (or NULL for every tenant). */
+#define MAX_MEMORY_SQL                                                                     \
+    "SELECT tenant, max(memory_mb) FROM usage_hourly"                                     \
+    " WHERE hour >= $1 AND hour < $2 AND invocations > 0"                                 \
+    "   AND ($3::text IS NULL OR tenant = $3) GROUP BY tenant"
 
 /* Per-function totals from usage_monthly: the select list both readers share. Mean memory
  * is mb_invocations / invocations. The rollup keeps no memory footprint, so the configured
@@ -269,6 +281,17 @@ static int read_tenant(PGconn *conn, const struct bill_catalog *cat, const bool 
     if (res == NULL)
         goto done;
     set_load(st, &max);
+    PQclear(res);
+    res = rows(conn, MAX_MEMORY_SQL, 3, (const char *[]){from, to, tenant},
+               "reading memory sizes", err);
+    for (int i = 0; res && i < PQntuples(res); i++) {
+        int64_t mb;
+        if (get_row(res, i, 1, 1, &mb, err) != 0)
+            goto done;
+        bill_stats_note_memory(st, mb);
+    }
+    if (res == NULL)
+        goto done;
     rc = 0;
 done:
     PQclear(res);
@@ -397,6 +420,19 @@ static int read_all(PGconn *conn, const struct bill_catalog *cat, const bool *ra
             goto done;
         if (st)
             set_load(st, &(struct hour_load){v[0], v[1], v[2]});
+    }
+    if (res == NULL)
+        goto done;
+    PQclear(res);
+    res = rows(conn, MAX_MEMORY_SQL, 3, (const char *[]){from, to, NULL},
+               "reading memory sizes", err);
+    for (int i = 0; res && i < PQntuples(res); i++) {
+        struct bill_stats *st = stats_of(idx, n, ts, res, i, 0);
+        int64_t mb;
+        if (get_row(res, i, 1, 1, &mb, err) != 0)
+            goto done;
+        if (st)
+            bill_stats_note_memory(st, mb);
     }
     if (res != NULL)
         rc = 0;

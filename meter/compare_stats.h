@@ -18,7 +18,8 @@
  * invocation under every catalog plan from usage_rated (a plan the database does not rate
  * is rounded here from the invocation rows instead); the usage by hour and the load to
  * size servers for, the busiest hour's mean (billing/compare.h, assumptions), from
- * usage_tenant_hourly.
+ * usage_tenant_hourly; the largest configured memory of one invocation, below which a
+ * server cannot run the workload, from usage_hourly's memory sizes (one aggregate row).
  *
  * @param cat       borrowed; the stats borrow its plans, so it must outlive them
  * @param own_plan  on METER_INVOICE_OK, the tenant's plan id (n bytes, at most 255 used)

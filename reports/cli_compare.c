@@ -36,8 +36,9 @@ static void help(const char *cmd)
           "servers (all, or each --server) for the busiest hour's mean concurrency (its\n"
           "execution time over the hour) by memory, by one concurrent execution per vCPU\n"
           "and by CPU time (a vCPU for each core kept busy), and finds the monthly volume\n"
-          "where the pay-per-use bill meets the cheapest server's fee. Reads the usage\n"
-          "rollups only. HTML is a self-contained page.\n",
+          "where the pay-per-use bill meets the cheapest server's fee. A server with less\n"
+          "memory than an invocation's configured memory is too small: it is not sized.\n"
+          "Reads the usage rollups only. HTML is a self-contained page.\n",
           stdout);
 }
 

@@ -29,8 +29,9 @@ static void help(const char *cmd)
           "CPU time over the hour, each rounded up, as for stored usage. --trace replays\n"
           "one day in the Azure Functions 2019 layout (N_inv.csv, N_run.csv, N_mem.csv):\n"
           "minute counts spread evenly, durations and memory drawn reproducibly from each\n"
-          "row's percentiles, the day multiplied by 30. --plan names the plan the verdict\n"
-          "uses (default: the first catalog plan).\n",
+          "row's percentiles, the day multiplied by 30. A server with less memory than\n"
+          "--memory-mb (or the trace's largest) is too small: it is not sized. --plan\n"
+          "names the plan the verdict uses (default: the first catalog plan).\n",
           stdout);
 }
 

@@ -53,7 +53,9 @@ static const char *assumptions =
     "hour, each rounded up and each the maximum over the period's hours (an execution counts "
     "in every hour it runs in, for its time there). Servers need enough memory, one vCPU "
     "per concurrent execution (functions assumed CPU-bound) and a vCPU for each core of "
-    "CPU time. A server month is 730 hours. Utilisation is "
+    "CPU time. A server with less memory than the largest configured memory of one "
+    "invocation cannot run it, however many there are: it is reported too small, not sized "
+    "and never the best server. A server month is 730 hours. Utilisation is "
     "busy time over capacity (servers x vCPUs x period). The break-even volume prices "
     "identical mean invocations against the best server's fee, which stays fixed at the "
     "busiest-hour sizing.";
@@ -99,22 +101,41 @@ done:
     return rc;
 }
 
+/* A server's count, fee and utilisation as shown, "-" for each when it does not fit, and
+ * why in note. */
+static void server_cells(const struct bill_comparison *cmp, const struct bill_server_fit *f,
+                         char n[BILL_NUM_BUFSZ], char fee[BILL_NUM_BUFSZ],
+                         const char **utilisation, char note[BILL_FIT_BUFSZ])
+{
+    bill_compare_fit_text(cmp, f, note);
+    if (!f->fits) {
+        snprintf(n, BILL_NUM_BUFSZ, "-");
+        snprintf(fee, BILL_NUM_BUFSZ, "-");
+        *utilisation = "-";
+        return;
+    }
+    count(f->count, n);
+    bill_compare_money(cmp, f->fee, fee);
+    *utilisation = f->utilisation;
+}
+
 static int servers_table(const struct bill_comparison *cmp, struct fm_buf *out)
 {
-    struct bill_table *t = bill_table_new(6, "lrrrrr");
+    struct bill_table *t = bill_table_new(7, "lrrrrrl");
     int rc = -1;
     char n[BILL_NUM_BUFSZ], cpu[BILL_NUM_BUFSZ], mem[BILL_NUM_BUFSZ], fee[BILL_NUM_BUFSZ];
+    char note[BILL_FIT_BUFSZ];
+    const char *util;
     const char *head[] = {"Server", "Count", "vCPUs", "Memory MB", "Monthly fee",
-                          "Utilisation %"};
+                          "Utilisation %", "Note"};
     if (t == NULL || bill_table_row(t, head) != 0 || bill_table_rule(t) != 0)
         goto done;
     for (size_t i = 0; i < cmp->nservers; i++) {
         const struct bill_server_fit *f = &cmp->servers[i];
-        count(f->count, n);
+        server_cells(cmp, f, n, fee, &util, note);
         count(f->server->vcpus, cpu);
         count(f->server->memory_mb, mem);
-        bill_compare_money(cmp, f->fee, fee);
-        const char *row[] = {f->server->id, n, cpu, mem, fee, f->utilisation};
+        const char *row[] = {f->server->id, n, cpu, mem, fee, util, note};
         if (bill_table_row(t, row) != 0)
             goto done;
     }
@@ -164,6 +185,10 @@ static void verdict_text(const struct bill_comparison *cmp, struct fm_buf *out)
 {
     char bill[BILL_NUM_BUFSZ], fee[BILL_NUM_BUFSZ];
     bill_compare_money(cmp, cmp->plans[cmp->own].invoice->total, bill);
+    if (cmp->best < 0 && cmp->nservers > 0) {
+        bill_compare_no_fit_text(cmp, out);
+        return;
+    }
     if (cmp->best < 0) {
         fm_buf_printf(out, "No servers to compare with; the bill is %s %s.\n", bill,
                       cmp->currency);
@@ -213,9 +238,14 @@ static int render_csv(const struct bill_comparison *cmp, struct fm_buf *out)
     }
     for (size_t i = 0; i < cmp->nservers; i++) {
         const struct bill_server_fit *f = &cmp->servers[i];
+        char why[BILL_FIT_BUFSZ];
+        bill_compare_fit_text(cmp, f, why);
         bill_compare_money(cmp, f->fee, a);
-        fm_buf_printf(out, "server,%s,,%" PRId64 ",%s,,%s,,%s\r\n", f->server->id, f->count, a,
-                      f->utilisation, (long)i == cmp->best ? "best" : "");
+        count(f->count, b);
+        /* One that does not fit has no count, fee or utilisation: the note says why. */
+        fm_buf_printf(out, "server,%s,,%s,%s,,%s,,%s\r\n", f->server->id, f->fits ? b : "",
+                      f->fits ? a : "", f->fits ? f->utilisation : "",
+                      (long)i == cmp->best ? "best" : why);
     }
     for (size_t i = 0; i < cmp->nleft_out; i++) {
         const struct bill_left_out *l = &cmp->left_out[i];
@@ -447,16 +477,17 @@ static void html_tables(const struct bill_comparison *cmp, struct fm_buf *out)
     }
     fm_buf_puts(out, "</table>\n<h2>Servers sized for the busiest hour</h2><table>\n");
     const char *sh[] = {"Server", "Name", "Count", "vCPUs", "Memory MB", "Monthly fee",
-                        "Utilisation %"};
-    html_row(out, "th", sh, 7, NULL);
+                        "Utilisation %", "Note"};
+    html_row(out, "th", sh, 8, NULL);
     for (size_t i = 0; i < cmp->nservers; i++) {
         const struct bill_server_fit *f = &cmp->servers[i];
-        count(f->count, a);
+        char note[BILL_FIT_BUFSZ];
+        const char *util;
+        server_cells(cmp, f, a, d, &util, note);
         count(f->server->vcpus, b);
         count(f->server->memory_mb, c);
-        bill_compare_money(cmp, f->fee, d);
-        const char *row[] = {f->server->id, f->server->name, a, b, c, d, f->utilisation};
-        html_row(out, "td", row, 7, (long)i == cmp->best ? "own" : NULL);
+        const char *row[] = {f->server->id, f->server->name, a, b, c, d, util, note};
+        html_row(out, "td", row, 8, (long)i == cmp->best ? "own" : NULL);
     }
     fm_buf_puts(out, "</table>\n");
 }

@@ -393,6 +393,15 @@ START_TEST(breakeven_agrees_with_invoices)
                 ck_assert_msg(bill_compare(st, "aws-lambda-x86", sv, ns + (size_t)with_tiny,
                                            "t", "2026-11", &cmp, &err) == BILL_OK,
                               "%s", err.msg);
+                /* A workload of 10240 MB fits none of the catalog's servers, only tiny. */
+                if (cmp->best < 0) {
+                    ck_assert_int_gt(workloads[w].memory_mb, 8192);
+                    ck_assert_int_eq(with_tiny, 0);
+                    ck_assert(!bill_compare_has_breakeven(cmp));
+                    bill_comparison_free(cmp);
+                    bill_stats_free(st);
+                    continue;
+                }
                 int64_t fee = cmp->servers[cmp->best].fee;
                 for (size_t i = 0; i < cmp->nplans; i++) {
                     int64_t n = cmp->plans[i].breakeven;
@@ -546,6 +555,95 @@ START_TEST(errors_are_reported)
 }
 END_TEST
 
+/* Servers are sized for the busiest hour's mean memory, a few MB for a function of 10240 MB
+ * called three times; yet one invocation needs its 10240 MB, so no number of catalog
+ * servers (8192 MB at most) runs it: each is too small, none is the best, and the verdict is
+ * functions. Beside a server of 16384 MB, that one is sized and the best. */
+START_TEST(a_server_smaller_than_one_invocation_is_too_small)
+{
+    struct fixture f = {0};
+    build(&f);
+    struct bill_catalog *cat = tb_catalog();
+    struct fm_err err = {{0}};
+    int64_t from, to;
+    ck_assert_int_eq(fm_period_parse("2026-11", &from, &to), 0);
+    struct bill_stats *st = NULL;
+    const struct bill_plan *plans[] = {f.flat};
+    ck_assert_int_eq(bill_stats_new(plans, 1, from, to, BILL_HOUR_US, &st, &err), BILL_OK);
+    struct bill_invocation big = {.duration_us = 2000000, .memory_mb = 10240,
+                                  .cpu_user_us = 2000000};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(bill_stats_add(st, "render", &big, 0, &err), BILL_OK);
+    /* In one hour: 6 s, 6 s x 10240 MB / 3600 s = 17.07 -> 18 MB, 1.67 -> 2 millicores. */
+    bill_stats_set_peak(st, 1, 18, 2);
+    const struct bill_server *sv[17];
+    size_t ns = bill_catalog_server_count(cat);
+    ck_assert_uint_le(ns, 16);
+    for (size_t i = 0; i < ns; i++)
+        sv[i] = bill_catalog_server_at(cat, i);
+    struct bill_comparison *cmp = NULL;
+    ck_assert_msg(bill_compare(st, "flat", sv, ns, "t", "2026-11", &cmp, &err) == BILL_OK,
+                  "%s", err.msg);
+    ck_assert_int_eq(cmp->max_memory_mb, 10240);
+    ck_assert_int_eq(cmp->best, -1);
+    ck_assert_str_eq(bill_compare_verdict(cmp), "functions");
+    ck_assert(!bill_compare_has_breakeven(cmp));
+    char why[BILL_FIT_BUFSZ];
+    for (size_t i = 0; i < cmp->nservers; i++) {
+        ck_assert_msg(!cmp->servers[i].fits, "%s fits", cmp->servers[i].server->id);
+        ck_assert_int_eq(cmp->servers[i].count, 0);
+        ck_assert_int_eq(cmp->servers[i].fee, 0);
+        bill_compare_fit_text(cmp, &cmp->servers[i], why);
+        ck_assert_str_eq(why, "too small: a function is configured with 10240 MB");
+    }
+    ck_assert_ptr_null(cmp->functions[0].server);
+    struct fm_buf b;
+    fm_buf_init(&b, 4096);
+    ck_assert_int_eq(bill_compare_no_fit_text(cmp, &b), 0);
+    /* 3 requests x 0.01 + 3 x 2 s x 10 GB x 0.0001 = 0.03 + 0.006 = 0.036 -> 0.04. */
+    ck_assert_str_eq(b.data, "No server compared can run the workload: a function is "
+                             "configured with 10240 MB, more memory than any of them has. "
+                             "Pay-per-use: 0.04 USD. Cheaper on functions.\n");
+    fm_buf_free(&b);
+    cJSON *root = to_json(cmp);
+    ck_assert_int_eq(num(field(root, "usage"), "max_memory_mb"), 10240);
+    ck_assert(cJSON_IsNull(field(root, "best_server")));
+    ck_assert_str_eq(str(root, "verdict"), "functions");
+    const cJSON *s0 = cJSON_GetArrayItem(field(root, "servers"), 0);
+    ck_assert(cJSON_IsFalse(field(s0, "fits")));
+    ck_assert_str_eq(str(s0, "reason"), "too small: a function is configured with 10240 MB");
+    ck_assert(cJSON_IsNull(field(s0, "count")));
+    ck_assert(cJSON_IsNull(field(s0, "monthly_fee")));
+    ck_assert(cJSON_IsNull(field(s0, "utilisation_percent")));
+    cJSON_Delete(root);
+    bill_comparison_free(cmp);
+
+    /* With s2 (2048 MB) and s8 (16384 MB) beside them: s8 alone fits, one of it. */
+    sv[ns] = &f.servers[0];
+    sv[ns + 1] = &f.servers[1];
+    ck_assert_msg(bill_compare(st, "flat", sv, ns + 2, "t", "2026-11", &cmp, &err) == BILL_OK,
+                  "%s", err.msg);
+    ck_assert_int_eq(cmp->best, (long)ns + 1);
+    ck_assert_str_eq(cmp->servers[cmp->best].server->id, "s8");
+    ck_assert(!cmp->servers[ns].fits);
+    ck_assert_int_eq(cmp->servers[cmp->best].count, 1);
+    ck_assert_int_eq(cmp->servers[cmp->best].fee, 3650); /* 0.05 x 730 */
+    ck_assert_str_eq(cmp->functions[0].server->id, "s8");
+    root = to_json(cmp);
+    ck_assert_str_eq(str(root, "best_server"), "s8");
+    const cJSON *s8 = cJSON_GetArrayItem(field(root, "servers"), (int)ns + 1);
+    ck_assert(cJSON_IsTrue(field(s8, "fits")));
+    ck_assert(cJSON_IsNull(field(s8, "reason")));
+    ck_assert_int_eq(num(s8, "count"), 1);
+    ck_assert_str_eq(str(s8, "monthly_fee"), "36.50");
+    cJSON_Delete(root);
+    bill_comparison_free(cmp);
+    bill_stats_free(st);
+    bill_catalog_free(cat);
+    release(&f);
+}
+END_TEST
+
 Suite *suite_compare(void)
 {
     Suite *s = suite_create("compare");
@@ -557,6 +655,7 @@ Suite *suite_compare(void)
     tcase_add_test(tc, breakeven_agrees_with_invoices);
     tcase_add_test(tc, errors_are_reported);
     tcase_add_test(tc, other_currencies_are_left_out);
+    tcase_add_test(tc, a_server_smaller_than_one_invocation_is_too_small);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -84,12 +84,16 @@ static void setup(void)
     put_file("plans/yen.json", yen_plan);
     put_file("plans/dinar.json", dinar_plan);
     FILE *f;
-    /* A server in the plan's currency and one in another, which comparisons leave out. */
+    /* A server in the plan's currency and one in another, which comparisons leave out;
+     * and a large one in the plan's, dearer than the first. */
     snprintf(path, sizeof path, "%s/servers/s.json", catalog_dir);
     f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
     fputs("[{\"id\": \"usd-box\", \"name\": \"usd\", \"provider\": \"t\", \"vcpus\": 2,"
           " \"memory_mb\": 4096, \"hourly_price\": \"0.01\", \"currency\": \"USD\","
+          " \"source\": \"t\", \"as_of\": \"2024-01-01\"},"
+          " {\"id\": \"big-box\", \"name\": \"big\", \"provider\": \"t\", \"vcpus\": 2,"
+          " \"memory_mb\": 16384, \"hourly_price\": \"0.1\", \"currency\": \"USD\","
           " \"source\": \"t\", \"as_of\": \"2024-01-01\"},"
           " {\"id\": \"eur-box\", \"name\": \"eur\", \"provider\": \"t\", \"vcpus\": 2,"
           " \"memory_mb\": 4096, \"hourly_price\": \"0.001\", \"currency\": \"EUR\","
@@ -148,22 +152,29 @@ static struct http_reply call(const char *method, const char *path, const char *
     return http_call(method, url, headers, body);
 }
 
-/* One finished invocation of tenant, function fn, 1024 MB, stopped at time. */
-static void invocation_of(const char *tenant, const char *id, const char *fn, const char *time,
-                          long duration_us)
+/* One finished invocation of tenant, function fn configured with mb, stopped at time. */
+static void invocation_mb(const char *tenant, const char *id, const char *fn, int mb,
+                          const char *time, long duration_us)
 {
     char body[1024];
     snprintf(body, sizeof body,
              "[{\"id\":\"%s:stop\",\"type\":\"stop\",\"invocation_id\":\"%s\","
-             "\"tenant\":\"%s\",\"function\":\"%s\",\"time\":\"%s\",\"memory_mb\":1024,"
+             "\"tenant\":\"%s\",\"function\":\"%s\",\"time\":\"%s\",\"memory_mb\":%d,"
              "\"cold_start\":false,\"duration_us\":%ld,\"init_us\":0,\"status\":\"ok\","
              "\"exit_code\":0,\"cpu_user_us\":1,\"cpu_sys_us\":1,\"max_rss_kb\":1,"
              "\"bytes_in\":0,\"bytes_out\":0}]",
-             id, id, tenant, fn, time, duration_us);
+             id, id, tenant, fn, time, mb, duration_us);
     struct http_reply r = call("POST", "/v1/records", ingest_key, body);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "{\"accepted\":1,\"duplicates\":0,\"rejected\":[]}");
     free(r.body);
+}
+
+/* One finished invocation of tenant, function fn, 1024 MB, stopped at time. */
+static void invocation_of(const char *tenant, const char *id, const char *fn, const char *time,
+                          long duration_us)
+{
+    invocation_mb(tenant, id, fn, 1024, time, duration_us);
 }
 
 static void invocation(const char *id, const char *fn, const char *time, long duration_us)
@@ -630,6 +641,37 @@ END_TEST
 
 /* An invoice stored in the earlier JSON shape is made over by schema 014: its subscription
  * and adjustments become lines, in order, and a document in the new shape stays as it is. */
+/* A function of 10240 MB called three times holds a few MB an hour, yet usd-box (4096 MB)
+ * cannot run one invocation of it: meterd reports it too small, unsized, and the best
+ * server is big-box (16384 MB), dearer as it is. Named alone, usd-box leaves no server
+ * and the verdict functions. */
+START_TEST(compare_leaves_out_a_server_too_small)
+{
+    invocation_mb("globex", "g1", "render", 10240, "2026-09-10T10:00:02Z", 2000000);
+    invocation_mb("globex", "g2", "render", 10240, "2026-09-10T10:00:12Z", 2000000);
+    invocation_mb("globex", "g3", "thumb", 256, "2026-09-10T10:00:22Z", 2000000);
+    struct http_reply r = call("GET", "/v1/compare?tenant=globex&period=2026-09", admin_key,
+                               NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    expect_member(r.body, "\"max_memory_mb\":10240,");
+    expect_member(r.body, "{\"server\":\"usd-box\",\"name\":\"usd\",\"vcpus\":2,"
+                          "\"memory_mb\":4096,\"fits\":false,\"reason\":\"too small: a "
+                          "function is configured with 10240 MB\",\"count\":null,"
+                          "\"unit_monthly_fee\":\"7.30\",\"monthly_fee\":null,"
+                          "\"utilisation_percent\":null}");
+    expect_member(r.body, "{\"server\":\"big-box\",\"name\":\"big\",\"vcpus\":2,"
+                          "\"memory_mb\":16384,\"fits\":true,\"reason\":null,\"count\":1,"
+                          "\"unit_monthly_fee\":\"73.00\",\"monthly_fee\":\"73.00\",");
+    expect_member(r.body, "\"best_server\":\"big-box\",\"verdict\":\"functions\"");
+    free(r.body);
+    r = call("GET", "/v1/compare?tenant=globex&period=2026-09&server=usd-box", admin_key, NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    expect_member(r.body, "\"fits\":false");
+    expect_member(r.body, "\"best_server\":null,\"verdict\":\"functions\"");
+    free(r.body);
+}
+END_TEST
+
 START_TEST(stored_documents_take_the_lines_shape)
 {
     PGconn *conn = testdb_connect(conninfo);
@@ -676,6 +718,7 @@ Suite *suite_invoices(void)
     tcase_add_test(tc, adjustments_keep_to_the_minor_unit_of_the_currency);
     tcase_add_test(tc, bad_invoice_requests);
     tcase_add_test(tc, compare_serves_the_same_bill);
+    tcase_add_test(tc, compare_leaves_out_a_server_too_small);
     tcase_add_test(tc, stored_documents_take_the_lines_shape);
     suite_add_tcase(s, tc);
     return s;

@@ -383,18 +383,21 @@ END_TEST
 START_TEST(compare_json_and_csv)
 {
     char *out = faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-11",
-                         "--server", "aws-t3.micro", "--format", "json", "--db", conninfo, NULL);
+                         "--server", "aws-t3.small", "--format", "json", "--db", conninfo, NULL);
     cJSON *root = cJSON_Parse(out);
     ck_assert_ptr_nonnull(root);
     const cJSON *servers = cJSON_GetObjectItem(root, "servers");
     ck_assert_int_eq(cJSON_GetArraySize(servers), 1);
-    /* The busiest hour holds 6 MB and 1 execution on average: one server (1024 MB,
-     * 2 vCPUs) at 0.0104 x 730 = 7.59. */
+    /* The busiest hour holds 6 MB and 1 execution on average, batch is configured with
+     * 2048 MB: one server (2048 MB, 2 vCPUs) at 0.0208 x 730 = 15.18. */
     const cJSON *s = cJSON_GetArrayItem(servers, 0);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(s, "fits")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(s, "reason")));
     ck_assert_int_eq(cJSON_GetObjectItem(s, "count")->valueint, 1);
-    ck_assert_str_eq(cJSON_GetObjectItem(s, "monthly_fee")->valuestring, "7.59");
+    ck_assert_str_eq(cJSON_GetObjectItem(s, "monthly_fee")->valuestring, "15.18");
     const cJSON *u = cJSON_GetObjectItem(root, "usage");
     ck_assert_int_eq(cJSON_GetObjectItem(u, "peak_memory_mb")->valueint, 6);
+    ck_assert_int_eq(cJSON_GetObjectItem(u, "max_memory_mb")->valueint, 2048);
     ck_assert_str_eq(cJSON_GetObjectItem(u, "peak_cpu_cores")->valuestring, "0.003");
     /* Within the free tier: nothing to pay under the tenant's plan. */
     const cJSON *p0 = NULL, *p;
@@ -445,12 +448,14 @@ END_TEST
 /* A described workload is sized as stored usage is (billing/compare.h): the busiest hour's
  * memory is configured MB x execution time over the hour, not a whole execution's memory
  * for every execution running at once rounded up. 1,000,000 runs of 100 ms at 10240 MB
- * over 30 days: 100,000 s x 10240 MB / 2,592,000 s = 395.06, 396 MB, so one t3.micro
- * (1024 MB) and not ten; CPU 100,000 s / 2,592,000 s = 0.0386, 0.039 cores. */
+ * over 30 days: 100,000 s x 10240 MB / 2,592,000 s = 395.06, 396 MB, not 10240 MB for the
+ * one execution running at once; CPU 100,000 s / 2,592,000 s = 0.0386, 0.039 cores. Yet
+ * one invocation needs 10240 MB, more than an m5.large has (8192 MB): it is too small. At
+ * 1024 MB the same runs hold 39.5, 40 MB an hour: one t3.micro (1024 MB) carries them. */
 START_TEST(a_described_workload_is_sized_as_stored_usage)
 {
     char *out = faasbill(0, NULL, "simulate", "--invocations", "1000000", "--avg-duration-ms",
-                         "100", "--memory-mb", "10240", "--server", "aws-t3.micro", "--format",
+                         "100", "--memory-mb", "10240", "--server", "aws-m5.large", "--format",
                          "json", NULL);
     cJSON *root = cJSON_Parse(out);
     ck_assert_ptr_nonnull(root);
@@ -459,6 +464,18 @@ START_TEST(a_described_workload_is_sized_as_stored_usage)
     ck_assert_int_eq(cJSON_GetObjectItem(u, "peak_memory_mb")->valueint, 396);
     ck_assert_str_eq(cJSON_GetObjectItem(u, "peak_cpu_cores")->valuestring, "0.039");
     const cJSON *s = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "servers"), 0);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(s, "fits")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(s, "count")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(root, "best_server")));
+    cJSON_Delete(root);
+    free(out);
+    out = faasbill(0, NULL, "simulate", "--invocations", "1000000", "--avg-duration-ms", "100",
+                   "--memory-mb", "1024", "--server", "aws-t3.micro", "--format", "json", NULL);
+    root = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(root);
+    u = cJSON_GetObjectItem(root, "usage");
+    ck_assert_int_eq(cJSON_GetObjectItem(u, "peak_memory_mb")->valueint, 40);
+    s = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "servers"), 0);
     ck_assert_int_eq(cJSON_GetObjectItem(s, "count")->valueint, 1);
     ck_assert_str_eq(cJSON_GetObjectItem(s, "monthly_fee")->valuestring, "7.59");
     cJSON_Delete(root);
@@ -795,7 +812,8 @@ START_TEST(compare_keeps_to_one_currency)
     snprintf(cat, sizeof cat, "%s/catalog", dir);
     char *out = faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-11",
                          "--catalog", cat, "--db", conninfo, NULL);
-    ck_assert_ptr_nonnull(strstr(out, "Best server: 1 x aws-t3.micro at 7.59 USD a month"));
+    /* acme's batch is configured with 2048 MB: the cheapest server with as much. */
+    ck_assert_ptr_nonnull(strstr(out, "Best server: 1 x gce-e2-small at 12.23 USD a month"));
     ck_assert_ptr_nonnull(strstr(out, "Left out, priced in another currency than USD: plan "
                                       "euro-flat (EUR), server eur-box (EUR).\n"));
     ck_assert_ptr_null(strstr(out, "eur-box  "));
@@ -825,7 +843,7 @@ START_TEST(compare_keeps_to_one_currency)
                   "--db", conninfo, NULL));
     char *page = slurp(report);
     ck_assert_ptr_nonnull(strstr(page, "3 tenants, 6 invocations. Pay-per-use total: 0.00 USD "
-                                       "and 0.50 EUR; best servers total: 15.18 USD and 0.73 "
+                                       "and 0.50 EUR; best servers total: 19.82 USD and 0.73 "
                                        "EUR."));
     ck_assert_ptr_nonnull(strstr(page, "<td>euro</td><td>euro-flat</td><td>EUR</td>"));
     ck_assert_ptr_nonnull(strstr(page, "Largest pay-per-use bills, EUR"));
@@ -878,9 +896,10 @@ START_TEST(report_with_a_plan_gone_from_the_catalog)
     ck_assert_ptr_nonnull(
         strstr(page, "<tr><td>gone</td><td>retired-plan</td><td>its plan is not in the "
                      "catalog</td></tr>"));
-    /* The others as they are without it: acme and zeta, a server each (7.59). */
+    /* The others as they are without it: zeta on a t3.micro (7.59); acme on none, its
+     * batch configured with 2048 MB, more than a t3.micro's 1024. */
     ck_assert_ptr_nonnull(strstr(page, "2 tenants, 5 invocations. Pay-per-use total: 0.00 USD; "
-                                       "best servers total: 15.18 USD."));
+                                       "best servers total: 7.59 USD."));
     ck_assert_ptr_nonnull(strstr(page, "<td>acme</td><td>aws-lambda-x86</td><td>USD</td><td>4"
                                        "</td>"));
     ck_assert_ptr_nonnull(strstr(page, "<td>zeta</td><td>gcf-gen1-tier1</td>"));
@@ -968,7 +987,7 @@ START_TEST(html_axes_label_what_they_show)
     char html[256], labels[512];
     snprintf(html, sizeof html, "%s/acme.html", dir);
     free(faasbill(0, NULL, "compare", "--tenant", "acme", "--period", "2026-11", "--server",
-                  "aws-t3.micro", "--format", "html", "-o", html, "--db", conninfo, NULL));
+                  "aws-t3.small", "--format", "html", "-o", html, "--db", conninfo, NULL));
     char *page = slurp(html);
     ck_assert_int_eq(occurrences(page, ">11-01T00</text>"), 2);
     ck_assert_int_eq(occurrences(page, ">11-04T18</text>"), 2);
@@ -976,9 +995,10 @@ START_TEST(html_axes_label_what_they_show)
     ck_assert_str_eq(labels, "0 1 2 3 4");
     axis_labels(page, "Cold starts and errors per hour", labels, sizeof labels);
     ck_assert_str_eq(labels, "0 1 2 3 4");
-    /* The volume axis, to twice the break-even volume (228,027), ends on a round figure in
-     * the unit of its labels, so that each quarter is labelled exactly: it ended at 456,054
-     * and labelled 114,013 "114k". */
+    /* The volume axis, to twice the break-even volume (349,467 against a t3.small, the
+     * smallest server with batch's 2048 MB), ends on a round figure in the unit of its
+     * labels, so that each quarter is labelled exactly: against a t3.micro it ended at
+     * 456,054 and labelled 114,013 "114k". */
     const char *at = strstr(page, "Monthly cost (USD) against monthly volume");
     ck_assert_ptr_nonnull(at);
     char xs[256] = "";
@@ -987,13 +1007,170 @@ START_TEST(html_axes_label_what_they_show)
         p += strlen(tag);
         snprintf(xs + strlen(xs), sizeof xs - strlen(xs), "%.*s|", (int)strcspn(p, "<"), p);
     }
-    ck_assert_str_eq(xs, "0|115k|230k|345k|460k|invocations per month (at the mean "
+    ck_assert_str_eq(xs, "0|175k|350k|525k|700k|invocations per month (at the mean "
                          "invocation)|");
     /* Money in whole cents: the top, the own plan's bill at the volume axis's end, rounded
      * up to a multiple of 4 cents. */
     axis_labels(page, "Monthly cost (USD) against monthly volume", labels, sizeof labels);
-    ck_assert_str_eq(labels, "0.00 5.52 11.04 16.56 22.08");
+    ck_assert_str_eq(labels, "0.00 9.27 18.54 27.81 37.08");
     free(page);
+}
+END_TEST
+
+/* The server named id in a comparison's JSON, or NULL. */
+static const cJSON *json_server(const cJSON *root, const char *id)
+{
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(root, "servers")) if (
+        strcmp(cJSON_GetObjectItem(s, "server")->valuestring, id) == 0) return s;
+    return NULL;
+}
+
+/* A function configured with 10240 MB and called three times averages 18 MB in its busiest
+ * hour, yet no catalog server (8192 MB at most) can run one invocation of it: every server
+ * is too small, whichever reader and output, and the verdict is functions. Once those
+ * invocations are taken back, the 512 MB left fit a t3.micro again. */
+START_TEST(a_server_smaller_than_one_invocation_is_too_small)
+{
+    PGconn *db = testdb_connect(conninfo);
+    testdb_exec(db, "INSERT INTO tenants (tenant, plan) VALUES ('bigmem', 'aws-lambda-x86')");
+    testdb_exec(db,
+                "INSERT INTO invocations (tenant, invocation_id, started_at, function, has_start,"
+                " has_stop, memory_mb, cold_start, duration_us, init_us, status, cpu_user_us,"
+                " cpu_sys_us, max_rss_kb, bytes_in, bytes_out) VALUES"
+                " ('bigmem', 'b1', '2026-11-05T10:00:00Z', 'render', true, true, 10240, false,"
+                "  2000000, 0, 'ok', 2000000, 0, 100000, 0, 0),"
+                " ('bigmem', 'b2', '2026-11-05T10:00:10Z', 'render', true, true, 10240, false,"
+                "  2000000, 0, 'ok', 2000000, 0, 100000, 0, 0),"
+                " ('bigmem', 'b3', '2026-11-05T10:00:20Z', 'render', true, true, 10240, false,"
+                "  2000000, 0, 'ok', 2000000, 0, 100000, 0, 0),"
+                " ('bigmem', 'b4', '2026-11-06T10:00:00Z', 'thumb', true, true, 512, false,"
+                "  1000000, 0, 'ok', 1000000, 0, 100000, 0, 0)");
+    testdb_exec(db, "SELECT usage_apply(i, 1) FROM invocations i WHERE tenant = 'bigmem'");
+    struct bill_catalog *cat = tb_catalog();
+    const struct bill_server *sv[64];
+    size_t ns = bill_catalog_server_count(cat);
+    for (size_t i = 0; i < ns; i++)
+        sv[i] = bill_catalog_server_at(cat, i);
+    struct bill_stats *st = NULL;
+    struct bill_comparison *cmp = NULL;
+    struct fm_err err = {{0}};
+    char plan[64];
+    /* One tenant, then every tenant at once. */
+    ck_assert_msg(meter_compare_stats(db, cat, "bigmem", "2026-11", plan, sizeof plan, &st,
+                                      &err) == METER_INVOICE_OK,
+                  "%s", err.msg);
+    ck_assert_int_eq(bill_compare(st, plan, sv, ns, "bigmem", "2026-11", &cmp, &err), BILL_OK);
+    /* 6 s x 10240 MB / 3600 s = 17.07 -> 18 MB an hour; one invocation needs 10240. */
+    ck_assert_int_eq(cmp->peak_memory_mb, 18);
+    ck_assert_int_eq(cmp->max_memory_mb, 10240);
+    ck_assert_int_eq(cmp->best, -1);
+    for (size_t i = 0; i < cmp->nservers; i++)
+        ck_assert_msg(!cmp->servers[i].fits, "%s fits", cmp->servers[i].server->id);
+    ck_assert_str_eq(bill_compare_verdict(cmp), "functions");
+    bill_comparison_free(cmp);
+    bill_stats_free(st);
+    struct meter_tenant_stats *all = NULL;
+    size_t n = 0;
+    ck_assert_msg(meter_compare_stats_all(db, cat, "2026-11", &all, &n, &err) ==
+                      METER_INVOICE_OK,
+                  "%s", err.msg);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(all[1].tenant, "bigmem");
+    ck_assert_int_eq(bill_compare(all[1].stats, all[1].plan, sv, ns, "bigmem", "2026-11", &cmp,
+                                  &err),
+                     BILL_OK);
+    ck_assert_int_eq(cmp->max_memory_mb, 10240);
+    ck_assert_int_eq(cmp->best, -1);
+    bill_comparison_free(cmp);
+    /* acme's largest is batch's 2048 MB. */
+    ck_assert_int_eq(bill_compare(all[0].stats, all[0].plan, sv, ns, "acme", "2026-11", &cmp,
+                                  &err),
+                     BILL_OK);
+    ck_assert_int_eq(cmp->max_memory_mb, 2048);
+    bill_comparison_free(cmp);
+    meter_tenant_stats_free(all, n);
+
+    char *out = faasbill(0, NULL, "compare", "--tenant", "bigmem", "--period", "2026-11",
+                         "--format", "json", "--db", conninfo, NULL);
+    cJSON *root = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "servers")), (int)ns);
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(root, "servers"))
+    {
+        ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(s, "fits")));
+        ck_assert_str_eq(cJSON_GetObjectItem(s, "reason")->valuestring,
+                         "too small: a function is configured with 10240 MB");
+        ck_assert(cJSON_IsNull(cJSON_GetObjectItem(s, "monthly_fee")));
+    }
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(root, "best_server")));
+    ck_assert_str_eq(cJSON_GetObjectItem(root, "verdict")->valuestring, "functions");
+    ck_assert_int_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(root, "usage"), "max_memory_mb")->valueint,
+        10240);
+    cJSON_Delete(root);
+    free(out);
+    out = faasbill(0, NULL, "compare", "--tenant", "bigmem", "--period", "2026-11", "--format",
+                   "csv", "--db", conninfo, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "\r\nserver,aws-t3.micro,,,,,,,too small: a function is "
+                                      "configured with 10240 MB\r\n"));
+    ck_assert_ptr_nonnull(strstr(out, "\r\nserver,aws-m5.large,,,,,,,too small: a function is "
+                                      "configured with 10240 MB\r\n"));
+    ck_assert_ptr_null(strstr(out, ",best\r\n"));
+    free(out);
+    out = faasbill(0, NULL, "compare", "--tenant", "bigmem", "--period", "2026-11", "--db",
+                   conninfo, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "\naws-m5.large       -      2       8192            -"
+                                      "              -  too small: a function is configured "
+                                      "with 10240 MB\n"));
+    ck_assert_ptr_nonnull(strstr(out, "\nNo server compared can run the workload: a function "
+                                      "is configured with 10240 MB, more memory than any of "
+                                      "them has. Pay-per-use: "));
+    ck_assert_ptr_nonnull(strstr(out, ". Cheaper on functions.\n"));
+    ck_assert_ptr_null(strstr(out, "Best server"));
+    free(out);
+    out = faasbill(0, NULL, "compare", "--tenant", "bigmem", "--period", "2026-11", "--format",
+                   "html", "--db", conninfo, NULL);
+    ck_assert_int_eq(occurrences(out, "too small: a function is configured with 10240 MB"),
+                     (int)ns);
+    ck_assert_ptr_nonnull(strstr(out, "<p class=\"verdict\">No server compared can run the "
+                                      "workload: a function is configured with 10240 MB"));
+    ck_assert_ptr_null(strstr(out, "class=\"legend\">1 x "));
+    free(out);
+
+    /* The 10240 MB invocations taken back: 512 MB is the largest left. */
+    testdb_exec(db, "SELECT usage_apply(i, -1) FROM invocations i WHERE function = 'render'");
+    out = faasbill(0, NULL, "compare", "--tenant", "bigmem", "--period", "2026-11", "--server",
+                   "aws-t3.micro", "--format", "csv", "--db", conninfo, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "\r\nserver,aws-t3.micro,,1,7.59,,"));
+    ck_assert_ptr_nonnull(strstr(out, ",best\r\n"));
+    free(out);
+
+    /* A described workload of 10240 MB, and one of 8192 MB that an m5.large carries. */
+    out = faasbill(0, NULL, "simulate", "--invocations", "3", "--avg-duration-ms", "2000",
+                   "--memory-mb", "10240", NULL);
+    ck_assert_ptr_nonnull(strstr(out, "\nNo server compared can run the workload: a function "
+                                      "is configured with 10240 MB"));
+    free(out);
+    out = faasbill(0, NULL, "simulate", "--invocations", "3", "--avg-duration-ms", "2000",
+                   "--memory-mb", "10240", "--format", "json", NULL);
+    root = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(root);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(root, "best_server")));
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(json_server(root, "aws-m5.large"), "fits")));
+    cJSON_Delete(root);
+    free(out);
+    out = faasbill(0, NULL, "simulate", "--invocations", "3", "--avg-duration-ms", "2000",
+                   "--memory-mb", "8192", "--format", "json", NULL);
+    root = cJSON_Parse(out);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_str_eq(cJSON_GetObjectItem(root, "best_server")->valuestring, "aws-m5.large");
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(json_server(root, "gce-e2-medium"), "fits")));
+    cJSON_Delete(root);
+    free(out);
+    bill_catalog_free(cat);
+    PQfinish(db);
 }
 END_TEST
 
@@ -1071,6 +1248,7 @@ Suite *suite_reports(void)
     tcase_add_test(tc, html_with_a_fee_near_64_bits);
     tcase_add_test(tc, cost_chart_draws_the_own_plan_among_many);
     tcase_add_test(tc, html_axes_label_what_they_show);
+    tcase_add_test(tc, a_server_smaller_than_one_invocation_is_too_small);
     tcase_add_test(tc, html_in_headless_chromium);
     suite_add_tcase(s, tc);
     return s;
