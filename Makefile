@@ -134,7 +134,8 @@ test-build: deps
 	@$(MAKE) --no-print-directory MODE=test build/test/bin/faasmeter-tests \
 		build/test/bin/meterd build/test/bin/faasrun build/test/bin/faasbill \
 		$(patsubst runtime/functions/%.c,build/test/bin/fn/%,$(FNS_SRC))
-	@$(MAKE) --no-print-directory all
+	@# The benchmarks are built too, so that a change of an interface they use shows here.
+	@$(MAKE) --no-print-directory all $(BENCHES)
 
 fuzz-build: deps
 	@$(MAKE) --no-print-directory MODE=fuzz \

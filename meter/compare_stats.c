@@ -29,9 +29,9 @@
  * 24 in its first.
  *
  * A server with less memory than one invocation's configured memory cannot run it, so the
- * largest configured memory of an invocation started in the period is read as well. Only
- * usage_hourly keeps memory sizes; one aggregate row a tenant comes back, and a size whose
- * invocations were all taken back (a row at 0) does not count.
+ * largest configured memory of an invocation in the period's months is read as well, from
+ * usage_monthly (schema 020), one row a tenant. A function whose month has no invocation
+ * left does not count.
  */
 
 #define TENANTS_MAX 1000000 /* tenants in one report; more is refused */
@@ -107,9 +107,9 @@ static void set_load(struct bill_stats *st, const struct hour_load *max)
 /* The largest configured memory of the period's invocations, per tenant; $1 and $2 the
  * period's bounds, $3 the tenant (or NULL for every tenant). */
 #define MAX_MEMORY_SQL                                                                     \
-    "SELECT tenant, max(memory_mb) FROM usage_hourly"                                     \
-    " WHERE hour >= $1 AND hour < $2 AND invocations > 0"                                 \
-    "   AND ($3::text IS NULL OR tenant = $3) GROUP BY tenant"
+    "SELECT tenant, max(max_memory_mb) FROM usage_monthly"                                \
+    " WHERE month >= date_trunc('month', $1::timestamptz, 'UTC') AND month < $2"          \
+    "   AND invocations > 0 AND ($3::text IS NULL OR tenant = $3) GROUP BY tenant"
 
 /* Per-function totals from usage_monthly: the select list both readers share. Mean memory
  * is mb_invocations / invocations. The rollup keeps no memory footprint, so the configured

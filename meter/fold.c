@@ -25,7 +25,7 @@
 #define HOUR_US (INT64_C(3600) * 1000000)
 /* PostgreSQL's timestamps count microseconds from 2000-01-01 00:00 UTC. */
 #define PG_EPOCH_US (INT64_C(946684800) * 1000000)
-#define MAX_SUMS 9
+#define MAX_SUMS 10
 /* The most hours a run touches: a day's run (meter/record.c's bound) that starts mid-hour. */
 #define RUN_HOURS_MAX 25
 
@@ -442,7 +442,15 @@ static int add_delta(struct fold *f, const struct delta *d, struct fm_err *err)
         struct group k = {.tenant = d->tenant, .function = d->function, .at = month};
         int64_t v[] = {s, errors, cold, s * d->duration_us, s * d->init_us, s * d->memory_mb,
                        s * d->cpu_us, s * d->bytes_in, s * d->bytes_out};
-        rc |= add(&f->monthly, &k, v, 9);
+        struct group *g = group_of(&f->monthly, &k);
+        if (g != NULL) {
+            add_sums(g, v, 9);
+            /* The largest configured memory, raised by an invocation, never lowered by its
+             * retraction (schema 020). */
+            if (s > 0 && d->memory_mb > g->sum[9])
+                g->sum[9] = d->memory_mb;
+        }
+        rc |= g == NULL ? -1 : 0;
     }
     size_t near_rated = SIZE_MAX, near_hourly = SIZE_MAX;
     for (size_t i = 0; i < f->nplans && rc == 0; i++) {
@@ -667,7 +675,7 @@ static const struct rollup rollups[] = {
      false, false, false, true, 7},
     {"usage_monthly", "fold_monthly",
      "tenant, function, month, invocations, errors, cold_starts, duration_us, init_us,"
-     " mb_invocations, cpu_us, bytes_in, bytes_out",
+     " mb_invocations, cpu_us, bytes_in, bytes_out, max_memory_mb",
      "tenant, month, function",
      "invocations = u.invocations + excluded.invocations,"
      " errors = u.errors + excluded.errors,"
@@ -676,8 +684,9 @@ static const struct rollup rollups[] = {
      " init_us = u.init_us + excluded.init_us,"
      " mb_invocations = u.mb_invocations + excluded.mb_invocations,"
      " cpu_us = u.cpu_us + excluded.cpu_us, bytes_in = u.bytes_in + excluded.bytes_in,"
-     " bytes_out = u.bytes_out + excluded.bytes_out",
-     true, false, false, false, 9},
+     " bytes_out = u.bytes_out + excluded.bytes_out,"
+     " max_memory_mb = greatest(u.max_memory_mb, excluded.max_memory_mb)",
+     true, false, false, false, 10},
     {"usage_rated", "fold_rated",
      "tenant, function, plan, month, invocations, billed_ms, mb_ms, mhz_ms, cpu_us,"
      " egress_bytes",
@@ -804,7 +813,7 @@ static const char fold_begin_sql[] =
     " SET LOCAL client_min_messages = warning;"
     /* The rollups this fold keeps (schema 015 refuses a writer of usage_rated that does
      * not say, or keeps fewer). */
-    " SET LOCAL faasmeter.rollups = '015';"
+    " SET LOCAL faasmeter.rollups = '020';"
     " CREATE TEMP TABLE IF NOT EXISTS fold_hourly (LIKE usage_hourly) ON COMMIT DELETE ROWS;"
     " CREATE TEMP TABLE IF NOT EXISTS fold_tenant_hourly (LIKE usage_tenant_hourly)"
     " ON COMMIT DELETE ROWS;"

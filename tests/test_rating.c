@@ -339,7 +339,8 @@ static const char *const fold_reference[][2] = {
      " coalesce(sum(sign) FILTER (WHERE NOT ok), 0),"
      " coalesce(sum(sign) FILTER (WHERE cold_start), 0),"
      " sum(sign * duration_us), sum(sign * init_us), sum(sign * memory_mb),"
-     " sum(sign * cpu_us), sum(sign * bytes_in), sum(sign * bytes_out)"
+     " sum(sign * cpu_us), sum(sign * bytes_in), sum(sign * bytes_out),"
+     " coalesce(max(memory_mb) FILTER (WHERE sign > 0), 0)"
      " FROM fold_input GROUP BY 1, 2, 3"},
     {"usage_rated",
      "SELECT d.tenant, date_trunc('month', d.started_at, 'UTC'), p.plan, d.function,"
@@ -521,9 +522,10 @@ START_TEST(a_plan_is_rated_anew_only_once_pending_usage_is_folded)
 }
 END_TEST
 
-/* A fold of a build before schema 015 wrote usage_rated but not usage_rated_hourly, which
- * would then stay short. Such a writer is refused, and the deltas wait for a fold of this
- * build; the fold and plan_register of this build pass. */
+/* A fold of a build before schema 015 wrote usage_rated but not usage_rated_hourly, and one
+ * before schema 020 not usage_monthly's largest memory, which would then stay short. Such a
+ * writer is refused, and the deltas wait for a fold of this build; the fold and
+ * plan_register of this build pass. */
 START_TEST(a_fold_of_an_earlier_build_is_refused)
 {
     struct fm_err err;
@@ -538,19 +540,24 @@ START_TEST(a_fold_of_an_earlier_build_is_refused)
         " AND plan = 'aws-lambda-x86' AND hour = '2026-11-04T00:00:00Z'), 0)";
     char *before = testdb_value(conn, rated_sql, 0, NULL);
     /* What 007's SQL fold did with usage_rated, as an earlier meterd would. */
-    testdb_exec(conn, "BEGIN");
-    PGresult *res = PQexec(conn,
-                           "WITH d AS (DELETE FROM usage_delta RETURNING *)"
-                           " INSERT INTO usage_rated (tenant, month, plan, function,"
-                           "  invocations) SELECT tenant, date_trunc('month', started_at,"
-                           "  'UTC'), 'aws-lambda-x86', function, count(*) FROM d"
-                           " GROUP BY 1, 2, 3, 4");
-    ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
-    ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-                     "usage_rated: written by a fold older than schema 015, which would leave"
-                     " usage_rated_hourly short");
-    PQclear(res);
-    testdb_exec(conn, "ROLLBACK");
+    static const char *const claims[] = {"", "SET LOCAL faasmeter.rollups = '015'"};
+    for (size_t i = 0; i < sizeof claims / sizeof claims[0]; i++) {
+        testdb_exec(conn, "BEGIN");
+        if (*claims[i])
+            testdb_exec(conn, claims[i]);
+        PGresult *res = PQexec(conn,
+                               "WITH d AS (DELETE FROM usage_delta RETURNING *)"
+                               " INSERT INTO usage_rated (tenant, month, plan, function,"
+                               "  invocations) SELECT tenant, date_trunc('month', started_at,"
+                               "  'UTC'), 'aws-lambda-x86', function, count(*) FROM d"
+                               " GROUP BY 1, 2, 3, 4");
+        ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+        ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+                         "usage_rated: written by a fold older than schema 020, which would"
+                         " leave usage_monthly's largest memory short");
+        PQclear(res);
+        testdb_exec(conn, "ROLLBACK");
+    }
     char *left = testdb_value(conn, rated_sql, 0, NULL);
     ck_assert_str_eq(left, before); /* nothing taken out, nothing added */
     free(left);

@@ -254,10 +254,11 @@ static const char *tenant_hourly_sql =
 static const char *monthly_sql =
     "INSERT INTO usage_monthly (tenant, month, function, invocations, errors, cold_starts,"
     "                           duration_us, init_us, mb_invocations, cpu_us, bytes_in,"
-    "                           bytes_out)"
+    "                           bytes_out, max_memory_mb)"
     " SELECT tenant, date_trunc('month', hour, 'UTC'), function, sum(invocations),"
     "        sum(errors), sum(cold_starts), sum(duration_us), sum(init_us),"
-    "        sum(memory_mb::bigint * invocations), sum(cpu_us), sum(bytes_in), sum(bytes_out)"
+    "        sum(memory_mb::bigint * invocations), sum(cpu_us), sum(bytes_in), sum(bytes_out),"
+    "        coalesce(max(memory_mb) FILTER (WHERE invocations > 0), 0)"
     "   FROM usage_hourly WHERE tenant >= $1 AND tenant < $2"
     "  GROUP BY 1, 2, 3";
 
@@ -626,7 +627,8 @@ static void report_run(PGconn *conn, const struct bill_catalog *cat, const char 
     t1 = fm_mono_us();
     struct fm_buf out;
     fm_buf_init(&out, REPORT_MAX);
-    if (report_tenants_html(PERIOD, (const struct bill_comparison *const *)cmps, n, &out) != 0 ||
+    if (report_tenants_html(PERIOD, (const struct bill_comparison *const *)cmps, n, NULL, 0,
+                            &out) != 0 ||
         out.failed)
         die("report", "the page could not be rendered");
     FILE *f = fopen(path, "wb");
