@@ -632,10 +632,11 @@ static enum rt_status split_lines(struct rt_spool_batch *b, size_t n, size_t max
     return RT_OK;
 }
 
-/* Read from the cursor's segment. *retire is set when it is fully shipped and a newer
- * segment exists, so the caller moves on. */
+/* Read from the cursor's segment. When it is fully shipped and a newer segment exists, it
+ * is retired (the cursor moves to the next one and it is deleted) and *retired is set, so
+ * the caller moves on. */
 static enum rt_status read_segment(struct rt_spool *s, uint64_t newest, size_t max_records,
-                                   struct rt_spool_batch *b, bool *retire, struct fm_err *err)
+                                   struct rt_spool_batch *b, bool *retired, struct fm_err *err)
 {
     char path[PATH_MAX];
     seg_path(s, s->cur_seq, path, sizeof path);
@@ -643,11 +644,17 @@ static enum rt_status read_segment(struct rt_spool *s, uint64_t newest, size_t m
     if (fd < 0)
         return sys_err(err, "cannot open", path);
     bool final = s->cur_seq < newest;
-    /* Writers only move on after seeing the segment full under their lock, so once a newer
-     * segment exists an exclusive lock waits out the last appends to this one. */
-    if (final) {
-        flock(fd, LOCK_EX);
-        flock(fd, LOCK_UN);
+    /*
+     * A newer segment does not mean that nobody appends to this one: a writer that opened it
+     * before may go on until it sees it full or deleted, both under its shared lock. So the
+     * exclusive lock is held from the size read here to the deletion (close lets it go): an
+     * append either ends before it, and is read, or starts after, and sees the segment
+     * deleted and moves on. It also keeps a record being written out of what is read.
+     */
+    if (final && flock(fd, LOCK_EX) != 0) {
+        enum rt_status st = sys_err(err, "cannot lock", path);
+        close(fd);
+        return st;
     }
     enum rt_status st = RT_OK;
     struct stat sb;
@@ -657,7 +664,12 @@ static enum rt_status read_segment(struct rt_spool *s, uint64_t newest, size_t m
     }
     uint64_t size = (uint64_t)sb.st_size;
     if (s->cur_off >= size) {
-        *retire = final;
+        if (!final)
+            goto out;
+        st = write_cursor(s, s->cur_seq + 1, 0, err);
+        if (st == RT_OK && unlink(path) != 0 && errno != ENOENT)
+            st = sys_err(err, "cannot remove", path);
+        *retired = st == RT_OK;
         goto out;
     }
     size_t want = size - s->cur_off < BATCH_BYTES ? (size_t)(size - s->cur_off) : BATCH_BYTES;
@@ -701,9 +713,9 @@ enum rt_status rt_spool_next_batch(struct rt_spool *s, size_t max_records,
             s->cur_off = 0;
         }
         struct rt_spool_batch b = {0};
-        bool retire = false;
-        st = read_segment(s, hi, max_records, &b, &retire, err);
-        if (st != RT_OK || b.nlines > 0 || !retire) {
+        bool retired = false;
+        st = read_segment(s, hi, max_records, &b, &retired, err);
+        if (st != RT_OK || !retired) {
             if (st == RT_OK)
                 *out = b;
             else
@@ -712,15 +724,6 @@ enum rt_status rt_spool_next_batch(struct rt_spool *s, size_t max_records,
                 fm_err_set(err, "out of memory");
             return st;
         }
-        rt_spool_batch_free(&b);
-        char path[PATH_MAX];
-        seg_path(s, lo, path, sizeof path);
-        uint64_t next = lo + 1;
-        st = write_cursor(s, next, 0, err);
-        if (st != RT_OK)
-            return st;
-        if (unlink(path) != 0 && errno != ENOENT)
-            return sys_err(err, "cannot remove", path);
     }
 }
 

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1327,6 +1328,99 @@ START_TEST(group_commit_across_rotations_keeps_every_record)
 }
 END_TEST
 
+/* A writer that keeps its segment open (faasrun serve) while others start the next one
+ * before it is full (a new process appends after the cursor moved into it). */
+struct keeper {
+    struct rt_spool *spool;
+    atomic_bool stop;
+    int written, failed;
+};
+
+static void *keep_appending(void *arg)
+{
+    struct keeper *k = arg;
+    while (!atomic_load(&k->stop)) {
+        char rec[64];
+        int n = snprintf(rec, sizeof rec, "{\"k\":%d}", k->written);
+        if (rt_spool_write(k->spool, rec, (size_t)n, NULL, NULL) == RT_OK)
+            k->written++;
+        else
+            k->failed++;
+        struct timespec ts = {0, 200000}; /* an invocation's pace, not a flood */
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* Read everything the cursor has not passed, counting each writer's records by number. */
+static void drain(struct rt_spool *s, int *keeper_seen, int nkeeper, int *other_seen,
+                  int nother)
+{
+    for (;;) {
+        struct rt_spool_batch b;
+        ck_assert_int_eq(rt_spool_next_batch(s, 1000, &b, NULL), RT_OK);
+        if (b.nlines == 0)
+            break;
+        for (size_t i = 0; i < b.nlines; i++) {
+            int n = -1;
+            if (sscanf(b.line[i], "{\"k\":%d}", &n) == 1 && n >= 0 && n < nkeeper)
+                keeper_seen[n]++;
+            else if (sscanf(b.line[i], "{\"o\":%d}", &n) == 1 && n >= 0 && n < nother)
+                other_seen[n]++;
+            else
+                ck_abort_msg("unexpected line %.*s", (int)b.line_len[i], b.line[i]);
+        }
+        ck_assert_int_eq(rt_spool_commit(s, &b, NULL), RT_OK);
+        rt_spool_batch_free(&b);
+    }
+}
+
+#define KEEPER_MAX 1000000
+#define OTHER_ROUNDS 15
+
+/* The shipper retires a segment that has a newer one while a writer still appends to it:
+ * every record is read once, none goes down with the segment. */
+START_TEST(retiring_a_segment_loses_no_late_append)
+{
+    struct rt_spool *shipper = NULL;
+    struct keeper k = {.stop = false};
+    ck_assert_int_eq(rt_spool_open(in_tmp("spool"), 0, &k.spool, NULL), RT_OK);
+    ck_assert_int_eq(rt_spool_open(in_tmp("spool"), 0, &shipper, NULL), RT_OK);
+    ck_assert_int_eq(rt_spool_claim(shipper, NULL), RT_OK);
+    int *keeper_seen = calloc(KEEPER_MAX, sizeof *keeper_seen);
+    int other_seen[OTHER_ROUNDS] = {0};
+    ck_assert_ptr_nonnull(keeper_seen);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, keep_appending, &k), 0);
+    for (int round = 0; round < OTHER_ROUNDS; round++) {
+        struct rt_spool *other = NULL;
+        char rec[64];
+        int n = snprintf(rec, sizeof rec, "{\"o\":%d}", round);
+        ck_assert_int_eq(rt_spool_open(in_tmp("spool"), 0, &other, NULL), RT_OK);
+        ck_assert_int_eq(rt_spool_append(other, rec, (size_t)n, NULL), RT_OK);
+        rt_spool_close(other);
+        drain(shipper, keeper_seen, KEEPER_MAX, other_seen, OTHER_ROUNDS);
+    }
+    atomic_store(&k.stop, true);
+    pthread_join(t, NULL);
+    drain(shipper, keeper_seen, KEEPER_MAX, other_seen, OTHER_ROUNDS);
+    rt_spool_close(shipper);
+    rt_spool_close(k.spool);
+    ck_assert_int_eq(k.failed, 0);
+    ck_assert_int_lt(k.written, KEEPER_MAX);
+    int lost = 0, twice = 0;
+    for (int i = 0; i < k.written; i++) {
+        lost += keeper_seen[i] == 0;
+        twice += keeper_seen[i] > 1;
+    }
+    for (int i = 0; i < OTHER_ROUNDS; i++)
+        ck_assert_int_eq(other_seen[i], 1);
+    free(keeper_seen);
+    ck_assert_msg(lost == 0 && twice == 0, "%d of %d records lost, %d read twice", lost,
+                  k.written, twice);
+}
+END_TEST
+
 START_TEST(spool_rotates_and_survives_a_torn_record)
 {
     fill_spool(0, 3, 100);
@@ -1619,6 +1713,7 @@ Suite *suite_runtime_ship(void)
     tcase_add_test(tc, ship_halves_a_batch_too_large);
     tcase_add_test(tc, spool_rotates_and_survives_a_torn_record);
     tcase_add_test(tc, group_commit_across_rotations_keeps_every_record);
+    tcase_add_test(tc, retiring_a_segment_loses_no_late_append);
     tcase_add_test(tc, cli_invoke_ships_to_meter);
     tcase_add_test(tc, cli_ship_refuses_a_missing_spool);
     tcase_add_test(tc, spool_cap_counts_only_unshipped_records);
