@@ -228,8 +228,7 @@ static uint64_t first_unshipped(const struct rt_spool *s)
 }
 
 /* Open the newest segment for appending, or create the one after `after` when it is the
- * newest. A crash may have left a record without its newline at the end: terminate it so
- * the next record does not merge into it (the fragment is dead-lettered when shipped). */
+ * newest. */
 static enum rt_status open_for_append(struct rt_spool *s, uint64_t after, struct fm_err *err)
 {
     uint64_t lo, hi;
@@ -243,25 +242,12 @@ static enum rt_status open_for_append(struct rt_spool *s, uint64_t after, struct
     char path[PATH_MAX];
     seg_path(s, seq, path, sizeof path);
     /* Only a new segment may be created: recreating one the shipper just retired would put
-     * records behind its cursor. */
-    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | (seq > hi ? O_CREAT : 0), 0600);
+     * records behind its cursor. Readable, to see how the segment ends before each append. */
+    int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | (seq > hi ? O_CREAT : 0), 0600);
     if (fd < 0 && errno == ENOENT && seq <= hi)
         return RT_EBUSY;
     if (fd < 0)
         return sys_err(err, "cannot open", path);
-    struct stat sb;
-    char last = '\n';
-    if (flock(fd, LOCK_EX) != 0 || fstat(fd, &sb) != 0)
-        goto fail;
-    int rfd = sb.st_size > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    if (rfd >= 0) {
-        if (pread(rfd, &last, 1, sb.st_size - 1) != 1)
-            last = '\n';
-        close(rfd);
-    }
-    if (last != '\n' && write(fd, "\n", 1) != 1)
-        goto fail;
-    flock(fd, LOCK_UN);
     /* The creator may have been killed between creating the segment and syncing the
      * folder: whoever answers from a segment first makes sure its entry is durable. */
     if ((st = sync_dir(s, err)) != RT_OK) {
@@ -271,10 +257,6 @@ static enum rt_status open_for_append(struct rt_spool *s, uint64_t after, struct
     s->append_fd = fd;
     s->append_seq = seq;
     return RT_OK;
-fail:
-    st = sys_err(err, "cannot prepare", path);
-    close(fd);
-    return st;
 }
 
 /* Before the append segment is closed (rotation), what was written to it must be synced:
@@ -307,26 +289,22 @@ static void retire_append_fd(struct rt_spool *s, uint64_t seq)
 static void drop_fragment(struct rt_spool *s, const char *rec, size_t n)
 {
     struct stat sb;
-    char path[PATH_MAX], tail[256];
+    char tail[256];
     bool cut = false;
-    seg_path(s, s->append_seq, path, sizeof path);
-    int rfd = open(path, O_RDONLY | O_CLOEXEC); /* the append descriptor cannot read */
-    if (rfd >= 0 && flock(s->append_fd, LOCK_EX) == 0 && fstat(s->append_fd, &sb) == 0 &&
+    if (flock(s->append_fd, LOCK_EX) == 0 && fstat(s->append_fd, &sb) == 0 &&
         (uint64_t)sb.st_size >= n) {
         /* Only our own bytes may go: another process may have appended after them. */
         off_t at = sb.st_size - (off_t)n;
         bool ours = true;
         for (size_t done = 0; ours && done < n;) {
             size_t want = n - done < sizeof tail ? n - done : sizeof tail;
-            ours = pread(rfd, tail, want, at + (off_t)done) == (ssize_t)want &&
+            ours = pread(s->append_fd, tail, want, at + (off_t)done) == (ssize_t)want &&
                    memcmp(tail, rec + done, want) == 0;
             done += want;
         }
         cut = ours && ftruncate(s->append_fd, at) == 0;
     }
     flock(s->append_fd, LOCK_UN);
-    if (rfd >= 0)
-        close(rfd);
     if (!cut)
         s->broken = true;
 }
@@ -353,17 +331,26 @@ static enum rt_status write_record(struct rt_spool *s, const char *rec, size_t l
             retire_append_fd(s, s->append_seq);
             continue;
         }
-        struct iovec iov[2] = {{(void *)rec, len}, {"\n", 1}};
-        ssize_t w = writev(s->append_fd, iov, 2);
+        /* A writer killed in the middle of its write (SIGKILL between two pages of it)
+         * leaves a record without its newline, maybe in a segment this process holds open:
+         * start on a line of its own, or the record would be glued to the fragment and
+         * dead-lettered with it. (A writer seen in the middle of its write only leaves an
+         * empty line, which the shipper skips.) */
+        char last = '\n';
+        if (sb.st_size > 0 && pread(s->append_fd, &last, 1, sb.st_size - 1) != 1)
+            last = '\n';
+        size_t lead = last != '\n';
+        struct iovec iov[3] = {{"\n", lead}, {(void *)rec, len}, {"\n", 1}};
+        ssize_t w = writev(s->append_fd, iov, 3);
         flock(s->append_fd, LOCK_UN);
-        if (w != (ssize_t)(len + 1)) {
+        if (w != (ssize_t)(lead + len + 1)) {
             enum rt_status st = sys_err(err, "cannot append to a segment in", s->dir);
-            if (w > 0)
-                drop_fragment(s, rec, (size_t)w);
+            if (w > (ssize_t)lead)
+                drop_fragment(s, rec, (size_t)w - lead);
             return st;
         }
         *seq = ++s->written;
-        s->usage_bytes += len + 1;
+        s->usage_bytes += lead + len + 1;
         return RT_OK;
     }
     fm_err_set(err, "cannot find a segment to append to in %s", s->dir);

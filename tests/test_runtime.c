@@ -1441,6 +1441,29 @@ START_TEST(spool_rotates_and_survives_a_torn_record)
 }
 END_TEST
 
+/* Another process killed in the middle of its write (SIGKILL between two pages of it) left
+ * half a record at the end of the segment that a running writer (faasrun serve) has open:
+ * the writer's next record starts on a line of its own instead of being glued to it. */
+START_TEST(a_torn_record_of_another_writer_takes_nothing_with_it)
+{
+    struct rt_spool *s = NULL;
+    ck_assert_int_eq(rt_spool_open(in_tmp("spool"), 0, &s, NULL), RT_OK);
+    append_records(s, 0, 1);
+    FILE *f = fopen(in_tmp("spool/seg-0000000000000001.ndjson"), "a");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"id\": \"to", f);
+    fclose(f);
+    append_records(s, 1, 3);
+    rt_spool_close(s);
+    meter_start((int[]){200, 0}, NULL);
+    struct rt_ship_stats stats = {0};
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, &stats, NULL), RT_OK);
+    expect_received(0, 3);
+    ck_assert_uint_eq(stats.dead_lettered, 1);
+    meter_stop();
+}
+END_TEST
+
 START_TEST(cli_invoke_ships_to_meter)
 {
     write_manifest();
@@ -1712,6 +1735,7 @@ Suite *suite_runtime_ship(void)
     tcase_add_test(tc, ship_refused_batch_stays);
     tcase_add_test(tc, ship_halves_a_batch_too_large);
     tcase_add_test(tc, spool_rotates_and_survives_a_torn_record);
+    tcase_add_test(tc, a_torn_record_of_another_writer_takes_nothing_with_it);
     tcase_add_test(tc, group_commit_across_rotations_keeps_every_record);
     tcase_add_test(tc, retiring_a_segment_loses_no_late_append);
     tcase_add_test(tc, cli_invoke_ships_to_meter);
