@@ -344,7 +344,14 @@ static enum rt_status write_record(struct rt_spool *s, const char *rec, size_t l
         ssize_t w = writev(s->append_fd, iov, 3);
         flock(s->append_fd, LOCK_UN);
         if (w != (ssize_t)(lead + len + 1)) {
-            enum rt_status st = sys_err(err, "cannot append to a segment in", s->dir);
+            /* A short write sets no errno: the next write would have failed with it. */
+            enum rt_status st = RT_EIO;
+            if (w < 0)
+                st = sys_err(err, "cannot append to a segment in", s->dir);
+            else
+                fm_err_set(err, "cannot append to a segment in %s: only %zd of %zu bytes "
+                                "written (no space left, or a file size limit)",
+                           s->dir, w, lead + len + 1);
             if (w > (ssize_t)lead)
                 drop_fragment(s, rec, (size_t)w - lead);
             return st;

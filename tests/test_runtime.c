@@ -1619,8 +1619,17 @@ static int short_write_child(void)
     lim.rlim_cur = (rlim_t)sb.st_size + 40;
     if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
         return 13;
-    if (rt_spool_append(s, b, (size_t)n, NULL) == RT_OK)
+    struct fm_err err = {""};
+    if (rt_spool_append(s, b, (size_t)n, &err) == RT_OK)
         return 14; /* it cannot have fit */
+    /* A short write sets no errno: the message says what happened, not a stale error. */
+    char want[PATH_MAX + 200];
+    snprintf(want, sizeof want,
+             "cannot append to a segment in %s: only 40 of %d bytes written (no space left, "
+             "or a file size limit)",
+             in_tmp("spool"), n + 1);
+    if (strcmp(err.msg, want) != 0)
+        return 17;
     if (setrlimit(RLIMIT_FSIZE, &old) != 0)
         return 15;
     enum rt_status st = rt_spool_append(s, c, strlen(c), NULL);
