@@ -709,6 +709,15 @@ enum rt_status rt_spool_next_batch(struct rt_spool *s, size_t max_records,
         struct rt_spool_batch b = {0};
         bool retired = false;
         st = read_segment(s, hi, max_records, &b, &retired, err);
+        if (st == RT_OK && b.nlines == 0 && b.end > s->cur_off) {
+            /* Only empty lines: step over them, or an empty batch would say that nothing
+             * is left, and the segments after them would never be read. */
+            st = write_cursor(s, b.seq, b.end, err);
+            rt_spool_batch_free(&b);
+            if (st != RT_OK)
+                return st;
+            continue;
+        }
         if (st != RT_OK || !retired) {
             if (st == RT_OK)
                 *out = b;

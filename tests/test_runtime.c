@@ -1464,6 +1464,28 @@ START_TEST(a_torn_record_of_another_writer_takes_nothing_with_it)
 }
 END_TEST
 
+/* Empty lines where the cursor stands (a writer cut short right after the newline it put
+ * before its record) are stepped over: the segments after them are still shipped. */
+START_TEST(empty_lines_at_the_cursor_do_not_end_the_spool)
+{
+    fill_spool(0, 2, 0);
+    meter_start((int[]){200, 0}, NULL);
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, NULL, NULL), RT_OK);
+    FILE *f = fopen(in_tmp("spool/seg-0000000000000001.ndjson"), "a");
+    ck_assert_ptr_nonnull(f);
+    fputs("\n\n", f);
+    fclose(f);
+    f = fopen(in_tmp("spool/seg-0000000000000002.ndjson"), "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"id\": \"r2\", \"n\": 2}\n", f);
+    fclose(f);
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, NULL, NULL), RT_OK);
+    expect_received(0, 3);
+    ck_assert_int_ne(access(in_tmp("spool/seg-0000000000000001.ndjson"), F_OK), 0);
+    meter_stop();
+}
+END_TEST
+
 START_TEST(cli_invoke_ships_to_meter)
 {
     write_manifest();
@@ -1745,6 +1767,7 @@ Suite *suite_runtime_ship(void)
     tcase_add_test(tc, ship_halves_a_batch_too_large);
     tcase_add_test(tc, spool_rotates_and_survives_a_torn_record);
     tcase_add_test(tc, a_torn_record_of_another_writer_takes_nothing_with_it);
+    tcase_add_test(tc, empty_lines_at_the_cursor_do_not_end_the_spool);
     tcase_add_test(tc, group_commit_across_rotations_keeps_every_record);
     tcase_add_test(tc, retiring_a_segment_loses_no_late_append);
     tcase_add_test(tc, cli_invoke_ships_to_meter);
