@@ -251,18 +251,50 @@ static enum rt_status apply_reply(struct rt_shipper *sh, struct rt_spool *spool,
     const cJSON *acc = cJSON_GetObjectItemCaseSensitive(reply, "accepted");
     const cJSON *dup = cJSON_GetObjectItemCaseSensitive(reply, "duplicates");
     const cJSON *rej = cJSON_GetObjectItemCaseSensitive(reply, "rejected");
+    bool *named = calloc(nsent ? nsent : 1, sizeof *named);
+    if (named == NULL) {
+        st = RT_ENOMEM;
+        fm_err_set(err, "out of memory");
+        goto out;
+    }
     if (!cJSON_IsNumber(acc) || !cJSON_IsNumber(dup) || (rej && !cJSON_IsArray(rej))) {
         fm_err_set(err, "metering service answered 200 without accepted/duplicates counts");
         st = RT_EREMOTE;
         goto out;
     }
-    stats->accepted += (size_t)acc->valuedouble;
-    stats->duplicates += (size_t)dup->valuedouble;
+    /*
+     * The cursor moves past the batch only when the answer accounts for every record sent,
+     * each once: accepted, a duplicate, or rejected by its own index. An answer that does
+     * not (a proxy's, a service's fault) keeps the batch, to be sent again; what was stored
+     * comes back as duplicates.
+     */
+    double n_acc = acc->valuedouble, n_dup = dup->valuedouble, n_rej = 0;
+    bool whole = n_acc >= 0 && n_dup >= 0 && n_acc <= (double)nsent &&
+                 n_dup <= (double)nsent && n_acc == (double)(size_t)n_acc &&
+                 n_dup == (double)(size_t)n_dup;
+    for (const cJSON *r = rej ? rej->child : NULL; whole && r; r = r->next, n_rej++) {
+        const cJSON *idx = cJSON_GetObjectItemCaseSensitive(r, "index");
+        whole = cJSON_IsNumber(idx) && idx->valuedouble >= 0 &&
+                idx->valuedouble < (double)nsent &&
+                idx->valuedouble == (double)(size_t)idx->valuedouble &&
+                !named[(size_t)idx->valuedouble];
+        if (whole)
+            named[(size_t)idx->valuedouble] = true;
+    }
+    if (!whole || n_acc + n_dup + n_rej != (double)nsent) {
+        fm_err_set(err,
+                   "metering service answered 200 for %zu records without accounting for each"
+                   " once (accepted %.0f, duplicates %.0f, rejected %.0f); they stay in the"
+                   " spool",
+                   nsent, n_acc, n_dup, n_rej);
+        st = RT_EREMOTE;
+        goto out;
+    }
+    stats->accepted += (size_t)n_acc;
+    stats->duplicates += (size_t)n_dup;
     for (const cJSON *r = rej ? rej->child : NULL; r; r = r->next) {
         const cJSON *idx = cJSON_GetObjectItemCaseSensitive(r, "index");
         const cJSON *why = cJSON_GetObjectItemCaseSensitive(r, "error");
-        if (!cJSON_IsNumber(idx) || idx->valuedouble < 0 || idx->valuedouble >= (double)nsent)
-            continue;
         size_t line = sent[(size_t)idx->valuedouble];
         st = rt_spool_dead_letter(spool, b->line[line], b->line_len[line],
                                   cJSON_IsString(why) ? why->valuestring : "rejected", err);
@@ -271,6 +303,7 @@ static enum rt_status apply_reply(struct rt_shipper *sh, struct rt_spool *spool,
         stats->dead_lettered++;
     }
 out:
+    free(named);
     cJSON_Delete(reply);
     return st;
 }

@@ -953,7 +953,8 @@ struct fake_meter {
     unsigned port;
     pthread_mutex_t lock;
     int script_status[MAX_SCRIPT]; /* answers in turn; the last one repeats */
-    int script_reject[MAX_SCRIPT]; /* with 200: reject this index, -1 for none */
+    int script_reject[MAX_SCRIPT]; /* with 200: reject this index, -1 for none; -2: count
+                                    * one record short; -3: reject index 0 twice */
     int nscript;
     int requests;
     struct fm_buf received;        /* bodies answered with 200, concatenated */
@@ -994,7 +995,15 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     if (status == 200) {
         fm_buf_append(&meter.received, body->data ? body->data : "", body->len);
         size_t n = body->data ? count_lines(body->data) : 0;
-        if (reject >= 0)
+        if (reject == -2)
+            snprintf(reply, sizeof reply,
+                     "{\"accepted\": %zu, \"duplicates\": 0, \"rejected\": []}", n - 1);
+        else if (reject == -3)
+            snprintf(reply, sizeof reply,
+                     "{\"accepted\": %zu, \"duplicates\": 0, \"rejected\": [{\"index\": 0,"
+                     " \"error\": \"x\"}, {\"index\": 0, \"error\": \"x\"}]}",
+                     n - 2);
+        else if (reject >= 0)
             snprintf(reply, sizeof reply,
                      "{\"accepted\": %zu, \"duplicates\": 0, \"rejected\": [{\"index\": %d,"
                      " \"error\": \"bad tenant\"}]}",
@@ -1229,6 +1238,32 @@ START_TEST(ship_dead_letters_rejected)
 }
 END_TEST
 
+static size_t dead_letters(void);
+
+/* A 200 that does not account for every record sent, each once, keeps the batch: the
+ * records are sent again, and what was stored comes back as duplicates. */
+START_TEST(ship_keeps_a_batch_a_200_does_not_account_for)
+{
+    meter_start((int[]){200, 200, 200, 0}, (int[]){-2, -3, -1});
+    fill_spool(0, 3, 0);
+    struct fm_err err = {""};
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, NULL, &err), RT_EREMOTE);
+    ck_assert_str_eq(err.msg, "metering service answered 200 for 3 records without accounting"
+                              " for each once (accepted 2, duplicates 0, rejected 0); they"
+                              " stay in the spool");
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, NULL, &err), RT_EREMOTE);
+    ck_assert_str_eq(err.msg, "metering service answered 200 for 3 records without accounting"
+                              " for each once (accepted 1, duplicates 0, rejected 2); they"
+                              " stay in the spool");
+    ck_assert_uint_eq(dead_letters(), 0);
+    struct rt_ship_stats stats = {0};
+    ck_assert_int_eq(ship(in_tmp("spool"), NULL, 5000, &stats, NULL), RT_OK);
+    ck_assert_uint_eq(stats.accepted, 3);
+    ck_assert_int_eq(meter.requests, 3);
+    meter_stop();
+}
+END_TEST
+
 START_TEST(ship_refused_batch_stays)
 {
     meter_start((int[]){401, 200, 0}, NULL);
@@ -1242,8 +1277,6 @@ START_TEST(ship_refused_batch_stays)
     meter_stop();
 }
 END_TEST
-
-static size_t dead_letters(void);
 
 /* A batch the service finds too large is sent again in halves; a record alone too large
  * is dead-lettered, and the spool goes on. */
@@ -1763,6 +1796,7 @@ Suite *suite_runtime_ship(void)
     tcase_add_test(tc, ship_resumes_after_crash);
     tcase_add_test(tc, records_never_go_behind_the_cursor);
     tcase_add_test(tc, ship_dead_letters_rejected);
+    tcase_add_test(tc, ship_keeps_a_batch_a_200_does_not_account_for);
     tcase_add_test(tc, ship_refused_batch_stays);
     tcase_add_test(tc, ship_halves_a_batch_too_large);
     tcase_add_test(tc, spool_rotates_and_survives_a_torn_record);
