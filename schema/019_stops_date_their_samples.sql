@@ -20,6 +20,7 @@ DECLARE
     v_inv_id text := r->>'invocation_id';
     v_estimate timestamptz;
     v_at timestamptz;
+    v_date timestamptz;
     inv invocations;
 BEGIN
     v_estimate := CASE p_type
@@ -49,6 +50,21 @@ BEGIN
         PERFORM usage_apply(inv, -1);
     END IF;
 
+    -- The row moves to the run's date when it is better known: the start's own time is the
+    -- truth; without its start, a stop dates the run by its time less its duration, as it
+    -- does alone (a resource sample that came first stored the row at its own time).
+    v_date := CASE WHEN p_type = 'start' OR (p_type = 'stop' AND NOT inv.has_start)
+                   THEN v_estimate END;
+    IF v_date IS NOT NULL AND inv.started_at <> v_date THEN
+        PERFORM ensure_month_partition('invocations', v_date);
+        UPDATE invocation_ids SET started_at = v_date
+         WHERE tenant = p_tenant AND invocation_id = v_inv_id;
+        UPDATE invocations SET started_at = v_date
+         WHERE tenant = p_tenant AND invocation_id = v_inv_id AND started_at = v_at;
+        inv.started_at := v_date;
+        v_at := v_date;
+    END IF;
+
     IF p_type = 'start' THEN
         inv.has_start := true;
         inv.timeout_ms := (r->>'timeout_ms')::bigint;
@@ -58,28 +74,7 @@ BEGIN
             inv.memory_mb := (r->>'memory_mb')::integer;
             inv.cold_start := (r->>'cold_start')::boolean;
         END IF;
-        -- The start's own time is the truth; the stop only estimated it.
-        IF inv.started_at <> p_time THEN
-            PERFORM ensure_month_partition('invocations', p_time);
-            UPDATE invocation_ids SET started_at = p_time
-             WHERE tenant = p_tenant AND invocation_id = v_inv_id;
-            UPDATE invocations SET started_at = p_time
-             WHERE tenant = p_tenant AND invocation_id = v_inv_id AND started_at = v_at;
-            inv.started_at := p_time;
-            v_at := p_time;
-        END IF;
     ELSIF p_type = 'stop' THEN
-        -- Without its start, the stop dates the run by its time less its duration, as it
-        -- does alone: a resource sample that came first stored the row at its own time.
-        IF NOT inv.has_start AND inv.started_at <> v_estimate THEN
-            PERFORM ensure_month_partition('invocations', v_estimate);
-            UPDATE invocation_ids SET started_at = v_estimate
-             WHERE tenant = p_tenant AND invocation_id = v_inv_id;
-            UPDATE invocations SET started_at = v_estimate
-             WHERE tenant = p_tenant AND invocation_id = v_inv_id AND started_at = v_at;
-            inv.started_at := v_estimate;
-            v_at := v_estimate;
-        END IF;
         inv.has_stop := true;
         inv.memory_mb := (r->>'memory_mb')::integer;
         inv.cold_start := (r->>'cold_start')::boolean;
