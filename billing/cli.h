@@ -23,9 +23,6 @@ int cli_simulate(int argc, char **argv);
 /* What the subcommands share beyond their options, which common/cli.h parses. */
 struct bill_catalog;
 
-/** Whether name is a tenant name, [a-z0-9][a-z0-9_-]{0,63} (DESIGN.md, usage records). */
-bool cli_tenant_name_ok(const char *name);
-
 /**
  * Check the --tenant option's value as a tenant name, printing the error.
  * @return 0, or 2 (bad usage)

@@ -7,6 +7,7 @@
 #include "common/apikey.h"
 #include "common/cli.h"
 #include "common/db.h"
+#include "common/names.h"
 #include "meter/plans.h"
 #include "meter/upkeep.h"
 #include "schema/migrate.h"
@@ -200,8 +201,8 @@ int cli_tenant(int argc, char **argv)
     }
     const char *plan = o.plan; /* NULL: the default for a new tenant, else unchanged */
     if (add) {
-        if (!cli_tenant_name_ok(o.words[1])) {
-            fprintf(stderr, "faasbill tenant: NAME: expected [a-z0-9][a-z0-9_-]{0,63}, got "
+        if (!fm_name_ok(o.words[1], false)) {
+            fprintf(stderr, "faasbill tenant: NAME: expected " FM_TENANT_RULE ", got "
                             "'%s'\n",
                     o.words[1]);
             return 2;

@@ -7,6 +7,7 @@
 #include "billing/cli.h"
 #include "common/cli.h"
 #include "common/db.h"
+#include "common/names.h"
 
 struct command {
     const char *name;
@@ -37,26 +38,11 @@ void cli_error(const char *cmd, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-bool cli_tenant_name_ok(const char *name)
-{
-    size_t len = strlen(name);
-    if (len == 0 || len > 64)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  (i > 0 && (c == '_' || c == '-'));
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 int cli_check_tenant(const char *cmd, const char *name)
 {
-    if (cli_tenant_name_ok(name))
+    if (fm_name_ok(name, false))
         return 0;
-    cli_error(cmd, "--tenant: expected a tenant name [a-z0-9][a-z0-9_-]{0,63}, got '%s'", name);
+    cli_error(cmd, "--tenant: expected a tenant name " FM_TENANT_RULE ", got '%s'", name);
     return 2;
 }
 

@@ -5,6 +5,7 @@
 #include "billing/catalog.h"
 #include "billing/compare.h"
 #include "common/log.h"
+#include "common/names.h"
 #include "common/timeutil.h"
 #include "meter/api.h"
 #include "meter/compare_stats.h"
@@ -64,8 +65,8 @@ struct reply api_get_compare(const struct api_request *r)
     int64_t from, to;
     if (tenant == NULL)
         return reply_error(E_BAD_REQUEST, "tenant: required");
-    if (!meter_name_ok(tenant, false))
-        return reply_error(E_BAD_REQUEST, "tenant: expected " METER_TENANT_RULE);
+    if (!fm_name_ok(tenant, false))
+        return reply_error(E_BAD_REQUEST, "tenant: expected " FM_TENANT_RULE);
     if (period == NULL)
         return reply_error(E_BAD_REQUEST, "period: required, YYYY-MM");
     if (fm_period_parse(period, &from, &to) != 0)

@@ -7,6 +7,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/names.h"
 #include "common/timeutil.h"
 #include "meter/api.h"
 #include "meter/invoices.h"
@@ -113,8 +114,8 @@ struct reply api_post_invoices(const struct api_request *r)
     int64_t from, to;
     if (tenant == NULL) {
         out = reply_error(E_BAD_REQUEST, "tenant: required, a string");
-    } else if (!meter_name_ok(tenant, false)) {
-        out = reply_error(E_BAD_REQUEST, "tenant: expected " METER_TENANT_RULE);
+    } else if (!fm_name_ok(tenant, false)) {
+        out = reply_error(E_BAD_REQUEST, "tenant: expected " FM_TENANT_RULE);
     } else if (period == NULL) {
         out = reply_error(E_BAD_REQUEST, "period: required, YYYY-MM");
     } else if (fm_period_parse(period, &from, &to) != 0) {
@@ -201,8 +202,8 @@ struct reply api_list_invoices(const struct api_request *r)
     int64_t from, to;
     if (period && fm_period_parse(period, &from, &to) != 0)
         return reply_error(E_BAD_REQUEST, "period: expected YYYY-MM, got '%s'", period);
-    if (tenant && !meter_name_ok(tenant, false))
-        return reply_error(E_BAD_REQUEST, "tenant: expected " METER_TENANT_RULE);
+    if (tenant && !fm_name_ok(tenant, false))
+        return reply_error(E_BAD_REQUEST, "tenant: expected " FM_TENANT_RULE);
     if (tenant && !api_may_read(&key, tenant))
         return reply_error(E_FORBIDDEN, "this key may not read tenant %s", tenant);
     const char *params[] = {tenant, period};

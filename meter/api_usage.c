@@ -25,6 +25,7 @@
 
 #include "billing/money.h"
 #include "common/log.h"
+#include "common/names.h"
 #include "common/timeutil.h"
 #include "meter/api.h"
 #include "meter/fold.h"
@@ -118,9 +119,9 @@ static bool query_parse(const struct api_request *req, const struct meter_key *k
     const char *function = api_query(req, "function");
     const char *why = NULL;
     int64_t from_us = 0, to_us = 0;
-    if (tenant == NULL || !meter_name_ok(tenant, false)) {
+    if (tenant == NULL || !fm_name_ok(tenant, false)) {
         *refusal = reply_error(E_BAD_REQUEST, "tenant: %s",
-                               tenant ? "expected " METER_TENANT_RULE : "required");
+                               tenant ? "expected " FM_TENANT_RULE : "required");
         return false;
     }
     if (from == NULL || instant_parse(from, &from_us, &why) != 0) {
@@ -142,8 +143,8 @@ static bool query_parse(const struct api_request *req, const struct meter_key *k
         *refusal = reply_error(E_BAD_REQUEST, "window: expected hour, day or month");
         return false;
     }
-    if (function != NULL && !meter_name_ok(function, true)) {
-        *refusal = reply_error(E_BAD_REQUEST, "function: expected " METER_FUNCTION_RULE);
+    if (function != NULL && !fm_name_ok(function, true)) {
+        *refusal = reply_error(E_BAD_REQUEST, "function: expected " FM_FUNCTION_RULE);
         return false;
     }
     q->tenant = tenant;

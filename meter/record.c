@@ -1,3 +1,4 @@
+#include "common/names.h"
 #include "meter/record.h"
 
 #include <inttypes.h>
@@ -91,23 +92,6 @@ static bool utf8_ok(const char *s)
             (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
             return false;
         p += n + 1;
-    }
-    return true;
-}
-
-bool meter_name_ok(const char *s, bool function)
-{
-    size_t len = strlen(s);
-    size_t max = function ? 128 : 64;
-    if (len == 0 || len > max)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-                     (function && c >= 'A' && c <= 'Z');
-        bool punct = i > 0 && (c == '_' || c == '-' || (function && c == '.'));
-        if (!alnum && !punct)
-            return false;
     }
     return true;
 }
@@ -213,12 +197,12 @@ static int check_field(const struct field *f, const cJSON *v, struct meter_recor
             return fm_err_set(err, "%s: not valid UTF-8", f->name);
         break;
     case F_TENANT:
-        if (!cJSON_IsString(v) || !meter_name_ok(v->valuestring, false))
-            return fm_err_set(err, "%s: expected " METER_TENANT_RULE, f->name);
+        if (!cJSON_IsString(v) || !fm_name_ok(v->valuestring, false))
+            return fm_err_set(err, "%s: expected " FM_TENANT_RULE, f->name);
         break;
     case F_FUNCTION:
-        if (!cJSON_IsString(v) || !meter_name_ok(v->valuestring, true))
-            return fm_err_set(err, "%s: expected " METER_FUNCTION_RULE, f->name);
+        if (!cJSON_IsString(v) || !fm_name_ok(v->valuestring, true))
+            return fm_err_set(err, "%s: expected " FM_FUNCTION_RULE, f->name);
         break;
     case F_TIME:
         if (!cJSON_IsString(v) || fm_time_parse(v->valuestring, &r->time_us) != 0)

@@ -39,13 +39,6 @@ const char *meter_record_columns(void);
 /** Append s escaped for COPY's text format (backslash, tab, newline, carriage return). */
 void meter_copy_text(struct fm_buf *b, const char *s);
 
-/* What tenant and function names are, as the errors that refuse them say it. */
-#define METER_TENANT_RULE "[a-z0-9][a-z0-9_-]{0,63}"
-#define METER_FUNCTION_RULE "[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
-
-/** Whether s is a tenant name (METER_TENANT_RULE), or with function, a function name. */
-bool meter_name_ok(const char *s, bool function);
-
 /**
  * Check one record against the contract and build its canonical form: the listed fields
  * only (unknown ones are dropped), in a fixed order, integers printed exactly; and the same

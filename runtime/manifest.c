@@ -1,3 +1,4 @@
+#include "common/names.h"
 #include "runtime/manifest.h"
 
 #include <cjson/cJSON.h>
@@ -37,23 +38,6 @@ static enum rt_status bad(struct fm_err *err, const struct where *w, const char 
 {
     fm_err_set(err, "%s: %s.%s: %s", w->label, w->entry, field, msg);
     return RT_EINVAL;
-}
-
-bool rt_name_valid(const char *s, bool is_function)
-{
-    size_t max = is_function ? RT_FUNCTION_MAX : RT_TENANT_MAX;
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-                     (is_function && c >= 'A' && c <= 'Z');
-        bool punct = c == '_' || c == '-' || (is_function && c == '.');
-        if (!alnum && !(i > 0 && punct))
-            return false;
-    }
-    return true;
 }
 
 static bool env_key_valid(const char *s)
@@ -110,10 +94,10 @@ static enum rt_status name_field(const cJSON *obj, const char *field, bool is_fu
                                  char *dst, size_t n, const struct where *w, struct fm_err *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
-    if (!cJSON_IsString(v) || !rt_name_valid(v->valuestring, is_function))
+    if (!cJSON_IsString(v) || !fm_name_ok(v->valuestring, is_function))
         return bad(err, w, field,
-                   is_function ? "expected a name matching [A-Za-z0-9][A-Za-z0-9._-]{0,127}"
-                               : "expected a name matching [a-z0-9][a-z0-9_-]{0,63}");
+                   is_function ? "expected a name matching " FM_FUNCTION_RULE
+                               : "expected a name matching " FM_TENANT_RULE);
     snprintf(dst, n, "%s", v->valuestring);
     return RT_OK;
 }
@@ -241,16 +225,16 @@ static enum rt_status int_with_default(const cJSON *obj, const char *field, int6
 
 /* What functions and pipelines share: an object of known fields, a tenant and a name. */
 static enum rt_status parse_entry(const cJSON *obj, const char *const *known,
-                                  char tenant[RT_TENANT_MAX + 1], char name[RT_FUNCTION_MAX + 1],
+                                  char tenant[FM_TENANT_MAX + 1], char name[FM_FUNCTION_MAX + 1],
                                   const struct where *w, struct fm_err *err)
 {
     if (!cJSON_IsObject(obj))
         return bad_top(err, w->label, w->entry, "expected an object");
     enum rt_status st = check_fields(obj, known, w, err);
     if (st == RT_OK)
-        st = name_field(obj, "tenant", false, tenant, RT_TENANT_MAX + 1, w, err);
+        st = name_field(obj, "tenant", false, tenant, FM_TENANT_MAX + 1, w, err);
     if (st == RT_OK)
-        st = name_field(obj, "name", true, name, RT_FUNCTION_MAX + 1, w, err);
+        st = name_field(obj, "name", true, name, FM_FUNCTION_MAX + 1, w, err);
     return st;
 }
 

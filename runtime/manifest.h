@@ -6,18 +6,17 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/names.h"
 #include "runtime/exec.h"
 #include "runtime/status.h"
 
-#define RT_TENANT_MAX 64
-#define RT_FUNCTION_MAX 128
 
 enum rt_mode { RT_MODE_EXEC, RT_MODE_WARM };
 
 /* One function of the manifest. Plain data, owned by its manifest. */
 struct rt_function {
-    char tenant[RT_TENANT_MAX + 1];
-    char name[RT_FUNCTION_MAX + 1];
+    char tenant[FM_TENANT_MAX + 1];
+    char name[FM_FUNCTION_MAX + 1];
     char **argv;       /* NULL-terminated; argv[0] is an absolute or cwd-relative path */
     enum rt_mode mode; /* default exec */
     int memory_mb;     /* 1-10240, default 128 */
@@ -29,8 +28,8 @@ struct rt_function {
 };
 
 struct rt_pipeline {
-    char tenant[RT_TENANT_MAX + 1];
-    char name[RT_FUNCTION_MAX + 1];
+    char tenant[FM_TENANT_MAX + 1];
+    char name[FM_FUNCTION_MAX + 1];
     const struct rt_function **steps; /* borrowed from the same manifest */
     size_t nsteps;
 };
@@ -68,9 +67,6 @@ const struct rt_function *rt_manifest_find(const struct rt_manifest *m, const ch
 /** The pipeline tenant/name, or NULL. The result is borrowed from m. */
 const struct rt_pipeline *rt_manifest_find_pipeline(const struct rt_manifest *m,
                                                     const char *tenant, const char *name);
-
-/** True when s is a valid tenant name (also a valid function name when is_function). */
-bool rt_name_valid(const char *s, bool is_function);
 
 /** Free a manifest; NULL is a no-op. */
 void rt_manifest_free(struct rt_manifest *m);

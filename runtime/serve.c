@@ -1,3 +1,4 @@
+#include "common/names.h"
 #include "runtime/serve.h"
 
 #include <errno.h>
@@ -229,12 +230,12 @@ static bool parse_path(const char *url, char *tenant, char *name)
         return false;
     const char *t = url + strlen(PREFIX);
     const char *slash = strchr(t, '/');
-    if (slash == NULL || (size_t)(slash - t) > RT_TENANT_MAX || strlen(slash + 1) > RT_FUNCTION_MAX)
+    if (slash == NULL || (size_t)(slash - t) > FM_TENANT_MAX || strlen(slash + 1) > FM_FUNCTION_MAX)
         return false;
     memcpy(tenant, t, (size_t)(slash - t));
     tenant[slash - t] = '\0';
-    snprintf(name, RT_FUNCTION_MAX + 1, "%s", slash + 1);
-    return rt_name_valid(tenant, false) && rt_name_valid(name, true);
+    snprintf(name, FM_FUNCTION_MAX + 1, "%s", slash + 1);
+    return fm_name_ok(tenant, false) && fm_name_ok(name, true);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -284,7 +285,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *size = 0;
         return MHD_YES;
     }
-    char tenant[RT_TENANT_MAX + 1], name[RT_FUNCTION_MAX + 1], msg[512];
+    char tenant[FM_TENANT_MAX + 1], name[FM_FUNCTION_MAX + 1], msg[512];
     if (!parse_path(url, tenant, name)) {
         snprintf(msg, sizeof msg, "no such path; invoke with POST " PREFIX "{tenant}/{function}");
         return send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", msg, NULL);
