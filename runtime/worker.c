@@ -421,9 +421,10 @@ static int64_t tv_us(struct timeval tv)
  * The outcome of an exchange that ended without a reply: the worker is done for.
  *
  * Its peak RSS since the invocation began: VmHWM (reset before the invocation), read before
- * the kill while it still runs. A worker that exited leaves only wait4's ru_maxrss, which
- * counts when above the runtime's own peak at its spawn (rt_child_own_peak_kb); else the
- * samples' largest reading is all there is, a lower bound.
+ * the kill while it still runs, or the samples' largest reading. Only when nothing of this
+ * invocation was read does wait4's ru_maxrss stand in, when above the runtime's own peak at
+ * its spawn (rt_child_own_peak_kb): it is the worker's peak over its whole life, earlier
+ * invocations included.
  */
 static void failed(struct rt_worker *w, enum xchg how, const struct rt_usage *base,
                    struct rt_exec_result *r)
@@ -434,7 +435,7 @@ static void failed(struct rt_worker *w, enum xchg how, const struct rt_usage *ba
         peak = kb;
     reap(w);
     int64_t own = rt_child_own_peak_kb(&w->ru, w->spawn_peak_kb);
-    r->max_rss_kb = own > peak ? own : peak;
+    r->max_rss_kb = peak > 0 ? peak : own > 0 ? own : 0;
     int64_t user = tv_us(w->ru.ru_utime), sys = tv_us(w->ru.ru_stime);
     int64_t spent = user + sys - base->cpu_us;
     if (spent < 0)
