@@ -165,3 +165,13 @@ BEGIN
                   HINT = 'meterd stores such a batch on the staged path';
     END IF;
 END $$;
+
+-- 016 as first shipped also turned hash and merge joins off in invocations_stop_locked; the
+-- later text of 016 does not, and neither does invocations_stop above. A database migrated
+-- with the first text is brought to the same settings.
+ALTER FUNCTION invocations_stop_locked(jsonb, bigint[], oid[], tid[], timestamptz[],
+                                       boolean[], bigint[])
+    RESET enable_hashjoin;
+ALTER FUNCTION invocations_stop_locked(jsonb, bigint[], oid[], tid[], timestamptz[],
+                                       boolean[], bigint[])
+    RESET enable_mergejoin;
