@@ -153,6 +153,8 @@ enum bill_status bill_stats_add(struct bill_stats *st, const char *function,
         if (__builtin_add_overflow(*s[i], *a[i], s[i]))
             return fm_err_set(err, "function totals overflow 64 bits"), BILL_EOVERFLOW;
     *f = sum;
+    if (inv->memory_mb > f->max_memory_mb)
+        f->max_memory_mb = inv->memory_mb;
     bill_stats_note_memory(st, inv->memory_mb);
     return BILL_OK;
 }
@@ -189,7 +191,11 @@ enum bill_status bill_stats_add_function(struct bill_stats *st, const struct bil
     for (int k = 0; k < FN_FIELDS; k++)
         if (__builtin_add_overflow(*s[k], *p[k], s[k]))
             return fm_err_set(err, "function totals overflow 64 bits"), BILL_EOVERFLOW;
+    if (add->invocations > 0 && add->max_memory_mb > sum.max_memory_mb)
+        sum.max_memory_mb = add->max_memory_mb;
     *f = sum;
+    if (add->invocations > 0)
+        bill_stats_note_memory(st, add->max_memory_mb);
     return BILL_OK;
 }
 
@@ -661,10 +667,11 @@ static int by_cost_desc(const void *a, const void *b)
 static void fn_server(struct bill_fn_cost *c, const struct bill_comparison *cmp)
 {
     const struct bill_fn_stats *f = c->stats;
-    int64_t mean_mb = mean_of(f->memory_mb, f->invocations);
+    /* As for the fleet: a server with less memory than one of its invocations cannot run
+     * it. */
     for (size_t k = 0; k < cmp->nservers; k++) {
         const struct bill_server *s = cmp->servers[k].server;
-        if (s->memory_mb < mean_mb)
+        if (s->memory_mb < f->max_memory_mb)
             continue;
         __int128 cap = (__int128)s->vcpus * cmp->period_us;
         __int128 n = (f->duration_us + cap - 1) / cap, by_cpu = (f->cpu_us + cap - 1) / cap;

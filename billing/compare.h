@@ -77,6 +77,7 @@ struct bill_fn_stats {
     int64_t max_rss_kb;
     int64_t cpu_us;
     int64_t bytes_out;
+    int64_t max_memory_mb; /* the largest configured memory of one invocation, not a sum */
 };
 
 /* Usage over time: one bucket per hour or day from the period's start. */
@@ -201,7 +202,8 @@ struct bill_fn_cost {
     int64_t cost;                          /* its share of the own plan's bill, minor units */
     char share[BILL_NUM_BUFSZ];            /* percent of the bill, 2 decimals */
     bool driver;                           /* among the functions making 80% of the bill */
-    const struct bill_server *server;      /* cheapest server able to carry it alone, or NULL */
+    const struct bill_server *server;      /* cheapest server able to carry it alone (with
+                                            * its largest invocation's memory), or NULL */
     int64_t server_fee;                    /* that server's monthly fee × count needed */
     bool cheaper_on_server;                /* server_fee < cost */
 };

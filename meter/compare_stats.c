@@ -28,9 +28,9 @@
  * schema 013): a run of a day is one execution at once through the hours it touches, not
  * 24 in its first.
  *
- * A server with less memory than one invocation's configured memory cannot run it, so the
- * largest configured memory of an invocation in the period's months is read as well, from
- * usage_monthly (schema 020), one row a tenant. A function whose month has no invocation
+ * A server with less memory than one invocation's configured memory cannot run it: each
+ * function's largest configured memory comes with its totals from usage_monthly (schema
+ * 020), and the tenant's is the largest of them. A function whose month has no invocation
  * left does not count.
  */
 
@@ -104,21 +104,14 @@ static void set_load(struct bill_stats *st, const struct hour_load *max)
                         ceil_pos(max->cpu_us, BILL_HOUR_US / 1000));
 }
 
-/* The largest configured memory of the period's invocations, per tenant; $1 and $2 the
- * period's bounds, $3 the tenant (or NULL for every tenant). */
-#define MAX_MEMORY_SQL                                                                     \
-    "SELECT tenant, max(max_memory_mb) FROM usage_monthly"                                \
-    " WHERE month >= date_trunc('month', $1::timestamptz, 'UTC') AND month < $2"          \
-    "   AND invocations > 0 AND ($3::text IS NULL OR tenant = $3) GROUP BY tenant"
-
 /* Per-function totals from usage_monthly: the select list both readers share. Mean memory
  * is mb_invocations / invocations. The rollup keeps no memory footprint, so the configured
  * memory stands in for it (it only matters to the break-even under a plan that bills
  * observed memory; the bills themselves come from usage_rated). */
 #define FN_COLUMNS                                                                         \
     "function, invocations, errors, cold_starts, duration_us, init_us, mb_invocations,"   \
-    " cpu_us, bytes_out"
-#define FN_NCOLS 8
+    " cpu_us, bytes_out, max_memory_mb"
+#define FN_NCOLS 9
 
 static int add_function_row(struct bill_stats *st, const PGresult *res, int row, int first,
                             struct fm_err *err)
@@ -136,6 +129,7 @@ static int add_function_row(struct bill_stats *st, const PGresult *res, int row,
         .memory_mb = v[5],
         .cpu_us = v[6],
         .bytes_out = v[7],
+        .max_memory_mb = v[8],
     };
     if (__builtin_mul_overflow(v[5], INT64_C(1024), &f.max_rss_kb)) {
         fm_err_set(err, "function %s: memory total overflows", f.function);
@@ -281,17 +275,6 @@ static int read_tenant(PGconn *conn, const struct bill_catalog *cat, const bool 
     if (res == NULL)
         goto done;
     set_load(st, &max);
-    PQclear(res);
-    res = rows(conn, MAX_MEMORY_SQL, 3, (const char *[]){from, to, tenant},
-               "reading memory sizes", err);
-    for (int i = 0; res && i < PQntuples(res); i++) {
-        int64_t mb;
-        if (get_row(res, i, 1, 1, &mb, err) != 0)
-            goto done;
-        bill_stats_note_memory(st, mb);
-    }
-    if (res == NULL)
-        goto done;
     rc = 0;
 done:
     PQclear(res);
@@ -420,19 +403,6 @@ static int read_all(PGconn *conn, const struct bill_catalog *cat, const bool *ra
             goto done;
         if (st)
             set_load(st, &(struct hour_load){v[0], v[1], v[2]});
-    }
-    if (res == NULL)
-        goto done;
-    PQclear(res);
-    res = rows(conn, MAX_MEMORY_SQL, 3, (const char *[]){from, to, NULL},
-               "reading memory sizes", err);
-    for (int i = 0; res && i < PQntuples(res); i++) {
-        struct bill_stats *st = stats_of(idx, n, ts, res, i, 0);
-        int64_t mb;
-        if (get_row(res, i, 1, 1, &mb, err) != 0)
-            goto done;
-        if (st)
-            bill_stats_note_memory(st, mb);
     }
     if (res != NULL)
         rc = 0;

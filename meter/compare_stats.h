@@ -14,12 +14,13 @@
 
 /**
  * Read a tenant's month into statistics for bill_compare, from the rollups only (folded
- * first): per function totals and mean memory from usage_monthly; quantities rounded per
- * invocation under every catalog plan from usage_rated (a plan the database does not rate
- * is rounded here from the invocation rows instead); the usage by hour and the load to
+ * first): per function totals, mean memory and largest configured memory from
+ * usage_monthly (a server with less than the largest cannot run the workload); quantities
+ * rounded per invocation under every catalog plan from usage_rated (a plan the database
+ * does not rate is rounded here from the invocation rows instead); the usage by hour and the
+ * load to
  * size servers for, the busiest hour's mean (billing/compare.h, assumptions), from
- * usage_tenant_hourly; the largest configured memory of one invocation, below which a
- * server cannot run the workload, from usage_hourly's memory sizes (one aggregate row).
+ * usage_tenant_hourly.
  *
  * @param cat       borrowed; the stats borrow its plans, so it must outlive them
  * @param own_plan  on METER_INVOICE_OK, the tenant's plan id (n bytes, at most 255 used)

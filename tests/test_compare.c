@@ -639,6 +639,24 @@ START_TEST(a_server_smaller_than_one_invocation_is_too_small)
     cJSON_Delete(root);
     bill_comparison_free(cmp);
     bill_stats_free(st);
+
+    /* A function's own server too: 99 invocations of 128 MB and one of 10240 MB average 229
+     * MB, yet only s8 can run them all. */
+    ck_assert_int_eq(bill_stats_new(plans, 1, from, to, BILL_HOUR_US, &st, &err), BILL_OK);
+    struct bill_invocation small = {.duration_us = 1000, .memory_mb = 128, .cpu_user_us = 1000};
+    for (int i = 0; i < 99; i++)
+        ck_assert_int_eq(bill_stats_add(st, "mixed", &small, 0, &err), BILL_OK);
+    ck_assert_int_eq(bill_stats_add(st, "mixed", &big, 0, &err), BILL_OK);
+    bill_stats_set_peak(st, 1, 6, 1);
+    ck_assert_msg(bill_compare(st, "flat", sv, ns + 2, "t", "2026-11", &cmp, &err) == BILL_OK,
+                  "%s", err.msg);
+    ck_assert_str_eq(cmp->functions[0].server->id, "s8");
+    bill_comparison_free(cmp);
+    ck_assert_msg(bill_compare(st, "flat", sv, ns, "t", "2026-11", &cmp, &err) == BILL_OK,
+                  "%s", err.msg);
+    ck_assert_ptr_null(cmp->functions[0].server);
+    bill_comparison_free(cmp);
+    bill_stats_free(st);
     bill_catalog_free(cat);
     release(&f);
 }
