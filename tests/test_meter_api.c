@@ -659,6 +659,7 @@ START_TEST(ambiguous_or_compressed_bodies_are_refused)
         wait_closed(fd, 5000, buf, sizeof buf);
         close(fd);
         ck_assert_msg(strncmp(buf, cases[i].status, strlen(cases[i].status)) == 0, "%s", buf);
+        ck_assert_msg(strstr(buf, "\r\nConnection: close\r\n") != NULL, "%s", buf);
         const char *body = strstr(buf, "\r\n\r\n");
         ck_assert_ptr_nonnull(body);
         ck_assert_str_eq(body + 4, cases[i].body);

@@ -519,6 +519,7 @@ START_TEST(serve_answers_with_exact_statuses)
         raw_exchange(&s, smuggled[i], buf, sizeof buf);
         ck_assert_msg(strncmp(buf, "HTTP/1.1 400 ", 13) == 0, "%s", buf);
         ck_assert_msg(strstr(buf, said[i]) != NULL, "%s", buf);
+        ck_assert_msg(strstr(buf, "\r\nConnection: close\r\n") != NULL, "%s", buf);
         ck_assert_msg(strstr(buf, "HTTP/1.1 502") == NULL, "%s", buf);
     }
 
