@@ -15,7 +15,9 @@ static const char usage[] =
     "Send every unsent record of the spool (the folder DIR, which must exist) to the\n"
     "metering service and print what it answered. Records it rejects go to\n"
     "DIR/dead-letter.ndjson with the reason. While it is unreachable the shipper retries\n"
-    "until the deadline (default 30000 ms); the records stay in the spool when it gives up.\n"
+    "until the deadline (default 30000 ms); the records stay in the spool when it gives up,\n"
+    "or when an answer does not account for each record sent. Exit code 0 when all was\n"
+    "sent, 1 when records stay, 2 for bad usage (a spool folder that does not exist).\n"
     "\n"
     "  --meter-key KEY   bearer key (default $FAASMETER_KEY)\n";
 
