@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing/json_field.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -88,20 +89,16 @@ struct reply api_post_invoices(const struct api_request *r)
     }
     /* As in plan files and manifests: a member given twice, or one misspelt, would
      * otherwise be dropped unseen ("plna" would build the invoice under the tenant's plan). */
-    const char *twice = NULL, *unknown = NULL;
-    int rc = fm_json_key_twice(body, &twice);
-    for (const cJSON *m = body->child; m != NULL && unknown == NULL; m = m->next)
-        if (strcmp(m->string, "tenant") != 0 && strcmp(m->string, "period") != 0 &&
-            strcmp(m->string, "plan") != 0)
-            unknown = m->string;
+    static const char *const known[] = {"tenant", "period", "plan", NULL};
+    const char *twice = NULL;
+    struct fm_err why;
     struct reply early = {0};
-    if (rc != 0)
+    if (fm_json_key_twice(body, &twice) != 0)
         early = reply_error(E_INTERNAL, "out of memory");
     else if (twice != NULL)
         early = reply_error(E_BAD_REQUEST, "%.64s: given twice", twice);
-    else if (unknown != NULL)
-        early = reply_error(E_BAD_REQUEST,
-                            "%.64s: unknown member (expected tenant, period and plan)", unknown);
+    else if (bill_json_known(body, "", known, &why) != 0)
+        early = reply_error(E_BAD_REQUEST, "%s", why.msg);
     if (early.status != 0) {
         cJSON_Delete(body);
         return early;

@@ -551,8 +551,8 @@ START_TEST(bad_invoice_requests)
          "'2026-13'\"}"},
         {"POST", "/v1/invoices",
          "{\"tenant\": \"acme\", \"period\": \"2026-09\", \"plna\": \"test-100ms\"}", 400,
-         "{\"error\":\"bad_request\",\"message\":\"plna: unknown member (expected tenant, "
-         "period and plan)\"}"},
+         "{\"error\":\"bad_request\",\"message\":\"plna: unknown field (expected tenant, "
+         "period or plan)\"}"},
         {"POST", "/v1/invoices",
          "{\"tenant\": \"acme\", \"tenant\": \"globex\", \"period\": \"2026-09\"}", 400,
          "{\"error\":\"bad_request\",\"message\":\"tenant: given twice\"}"},
