@@ -245,8 +245,7 @@ static int depth_at(const char *t, size_t at)
     int depth = 0;
     for (size_t i = 0; i < at; i++) {
         if (t[i] == '"')
-            for (i++; i < at && t[i] != '"'; i++)
-                i += t[i] == '\\';
+            i = string_end(t, i + 1, at);
         else if (t[i] == '[' || t[i] == '{')
             depth++;
         else if (t[i] == ']' || t[i] == '}')
