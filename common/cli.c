@@ -1,5 +1,6 @@
 #include "common/cli.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -183,7 +184,8 @@ int fm_cli_parse(const struct fm_cli *cli, int argc, char **argv)
         if (o == NULL)
             return unknown(cli, arg, n);
         /* A second value would silently replace the first: only lists take several. */
-        uint64_t bit = UINT64_C(1) << ((o - cli->opts) % 64);
+        assert(o - cli->opts < 64); /* a table of at most 64 options: one bit each */
+        uint64_t bit = UINT64_C(1) << (o - cli->opts);
         if (o->type != FM_CLI_LIST && (given & bit))
             return refuse(cli, true, "%s: given twice", o->name);
         given |= bit;
